@@ -1,0 +1,1 @@
+//! Cluster address planning (filled in by the cluster issue).

@@ -1,0 +1,317 @@
+//! Node configuration and sandbox specifications, and the validation every input passes
+//! before the first syscall.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ipnetwork::IpNetwork;
+
+use crate::ipam::PoolConfig;
+use crate::{Error, Result};
+
+/// Longest sandbox id accepted (it becomes part of file and netns names).
+pub const MAX_ID_LEN: usize = 128;
+/// Linux IFNAMSIZ - 1.
+pub const MAX_IFNAME_LEN: usize = 15;
+
+/// How pods attach to the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PodMode {
+    /// Host ends join a Linux bridge that holds the gateway address (CNI `bridge` plugin style).
+    #[default]
+    Bridge,
+    /// No bridge: /32 (/128) pod addresses, a host route per pod, link-local gateway
+    /// 169.254.1.1 / fe80::1 answered by the host veth (Calico style).
+    Routed,
+}
+
+impl std::str::FromStr for PodMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<PodMode> {
+        match s {
+            "bridge" => Ok(PodMode::Bridge),
+            "routed" => Ok(PodMode::Routed),
+            _ => Err(Error::invalid("parse pod mode", format!("unknown pod mode {s:?} (expected bridge or routed)"))),
+        }
+    }
+}
+
+/// Configuration of one node (one network namespace).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeConfig {
+    /// Node name: names the default state dir and the pause-netns pins.
+    pub name: String,
+    /// The node's netns (a file such as `/run/netns/node1`); `None` = the caller's current one.
+    pub netns: Option<PathBuf>,
+    /// Where state lives (default `/run/podnet/<name>`; keep it on tmpfs).
+    pub state_dir: Option<PathBuf>,
+    /// Where pause netns are pinned (default `/run/netns`, so `ip netns` lists them).
+    pub netns_dir: PathBuf,
+    /// The node's pod CIDRs with their IPAM options: at most one IPv4 and one IPv6.
+    pub pools: Vec<PoolConfig>,
+    /// Bridge or routed.
+    pub mode: PodMode,
+    /// Bridge name in bridge mode.
+    pub bridge_name: String,
+    /// MTU of the bridge and every veth.
+    pub mtu: u32,
+}
+
+impl NodeConfig {
+    /// A bridge-mode config with defaults; add pod CIDRs with [`NodeConfig::pod_cidr`].
+    pub fn new(name: impl Into<String>) -> NodeConfig {
+        NodeConfig {
+            name: name.into(),
+            netns: None,
+            state_dir: None,
+            netns_dir: PathBuf::from("/run/netns"),
+            pools: vec![],
+            mode: PodMode::Bridge,
+            bridge_name: "podnet0".into(),
+            mtu: 1500,
+        }
+    }
+
+    /// Add a pod CIDR (parsed and validated by [`NodeConfig::validate`]).
+    pub fn pod_cidr(mut self, cidr: IpNetwork) -> NodeConfig {
+        self.pools.push(PoolConfig::new(cidr));
+        self
+    }
+
+    /// Set the node netns path.
+    pub fn netns(mut self, path: impl Into<PathBuf>) -> NodeConfig {
+        self.netns = Some(path.into());
+        self
+    }
+
+    /// Set the state dir.
+    pub fn state_dir(mut self, path: impl Into<PathBuf>) -> NodeConfig {
+        self.state_dir = Some(path.into());
+        self
+    }
+
+    /// Set the netns pin dir.
+    pub fn netns_dir(mut self, path: impl Into<PathBuf>) -> NodeConfig {
+        self.netns_dir = path.into();
+        self
+    }
+
+    /// Set the pod mode.
+    pub fn mode(mut self, mode: PodMode) -> NodeConfig {
+        self.mode = mode;
+        self
+    }
+
+    /// The effective state dir.
+    pub fn effective_state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(|| Path::new("/run/podnet").join(&self.name))
+    }
+
+    /// Check everything before anything touches the kernel or the disk.
+    pub fn validate(&self) -> Result<()> {
+        let op = "validate node config";
+        validate_name(&self.name, "node name").map_err(|m| Error::invalid(op, m))?;
+        validate_ifname(&self.bridge_name).map_err(|m| Error::invalid(op, format!("bridge name: {m}")))?;
+        if self.pools.is_empty() {
+            return Err(Error::invalid(op, "at least one pod CIDR is required"));
+        }
+        let v4 = self.pools.iter().filter(|p| p.cidr.is_ipv4()).count();
+        let v6 = self.pools.iter().filter(|p| p.cidr.is_ipv6()).count();
+        if v4 > 1 || v6 > 1 {
+            return Err(Error::invalid(op, "at most one IPv4 and one IPv6 pod CIDR"));
+        }
+        for p in &self.pools {
+            if p.cidr.ip() != p.cidr.network() {
+                return Err(Error::invalid(op, format!("pod CIDR {} has host bits set (did you mean {}/{}?)", p.cidr, p.cidr.network(), p.cidr.prefix())));
+            }
+            crate::ipam::layout(p.cidr).map_err(|e| e.into_error(op))?;
+        }
+        if !(576..=65535).contains(&self.mtu) {
+            return Err(Error::invalid(op, format!("MTU {} out of range 576..65535", self.mtu)));
+        }
+        if !self.netns_dir.is_absolute() {
+            return Err(Error::invalid(op, "netns dir must be an absolute path"));
+        }
+        Ok(())
+    }
+}
+
+/// Where a sandbox's network namespace comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetnsSpec {
+    /// podnet creates and pins a new netns (and removes it on delete).
+    #[default]
+    Create,
+    /// The runtime made the netns; podnet only attaches to it and never removes it.
+    Path(PathBuf),
+}
+
+/// A host port mapping (hostPort in a pod spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PortMapping {
+    /// Transport protocol.
+    pub protocol: Protocol,
+    /// Only traffic to this host address (None = every node address).
+    pub host_ip: Option<IpAddr>,
+    /// Port on the node.
+    pub host_port: u16,
+    /// Port in the pod.
+    pub container_port: u16,
+}
+
+/// Transport protocol of a port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            "sctp" => Ok(Protocol::Sctp),
+            _ => Err(Error::invalid("parse protocol", format!("unknown protocol {s:?} (tcp, udp or sctp)"))),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        })
+    }
+}
+
+/// What the runtime asks for one pod.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SandboxSpec {
+    /// Sandbox id (`[A-Za-z0-9_.-]`, 1..=128 bytes, not `.` or `..`).
+    pub id: String,
+    /// Interface name inside the pod (default `eth0`).
+    pub ifname: String,
+    /// Netns to create or adopt.
+    pub netns: NetnsSpec,
+    /// Specific addresses wanted (at most one per family).
+    pub ips: Vec<IpAddr>,
+    /// Host ports.
+    pub ports: Vec<PortMapping>,
+}
+
+impl SandboxSpec {
+    /// A spec with defaults: new netns, `eth0`, dynamic addresses, no ports.
+    pub fn new(id: impl Into<String>) -> SandboxSpec {
+        SandboxSpec { id: id.into(), ifname: "eth0".into(), netns: NetnsSpec::Create, ips: vec![], ports: vec![] }
+    }
+
+    /// Validate against the node's config.
+    pub fn validate(&self, cfg: &NodeConfig) -> Result<()> {
+        let op = format!("validate sandbox {:?}", truncate(&self.id));
+        validate_name(&self.id, "sandbox id").map_err(|m| Error::invalid(&op, m))?;
+        validate_ifname(&self.ifname).map_err(|m| Error::invalid(&op, format!("interface name: {m}")))?;
+        if let NetnsSpec::Path(p) = &self.netns {
+            if !p.is_absolute() {
+                return Err(Error::invalid(&op, format!("netns path {} is not absolute", p.display())));
+            }
+        }
+        for (i, ip) in self.ips.iter().enumerate() {
+            if self.ips[..i].iter().any(|o| o.is_ipv4() == ip.is_ipv4()) {
+                return Err(Error::invalid(&op, "at most one requested address per family"));
+            }
+            if !cfg.pools.iter().any(|p| p.cidr.is_ipv4() == ip.is_ipv4()) {
+                return Err(Error::invalid(&op, format!("requested {ip} but the node has no pod CIDR of that family")));
+            }
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.host_port == 0 || p.container_port == 0 {
+                return Err(Error::invalid(&op, "port 0 is not a valid host or container port"));
+            }
+            if self.ports[..i].iter().any(|o| o.protocol == p.protocol && o.host_port == p.host_port && o.host_ip == p.host_ip) {
+                return Err(Error::invalid(&op, format!("host port {}/{} listed twice", p.host_port, p.protocol)));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Names that become file or netns names: `[A-Za-z0-9_.-]`, bounded, never `.`/`..`.
+pub fn validate_name(s: &str, what: &str) -> std::result::Result<(), String> {
+    if s.is_empty() {
+        return Err(format!("{what} is empty"));
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(format!("{what} is {} bytes long (at most {MAX_ID_LEN})", s.len()));
+    }
+    if s == "." || s == ".." || s.contains("..") {
+        return Err(format!("{what} {s:?} contains \"..\""));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(format!("{what} {:?} contains {c:?} (allowed: letters, digits, '_', '.', '-')", truncate(s)));
+    }
+    Ok(())
+}
+
+/// Interface names: 1..=15 bytes of `[A-Za-z0-9_.-]`.
+pub fn validate_ifname(s: &str) -> std::result::Result<(), String> {
+    if s.is_empty() {
+        return Err("empty".into());
+    }
+    if s.len() > MAX_IFNAME_LEN {
+        return Err(format!("{s:?} is {} bytes long (Linux allows at most {MAX_IFNAME_LEN})", s.len()));
+    }
+    if s == "." || s == ".." {
+        return Err(format!("{s:?} is not a valid interface name"));
+    }
+    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(format!("{s:?} contains {c:?}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("web-1_a.b", "id").is_ok());
+        for bad in ["", ".", "..", "a/b", "a..b", "../x", "a b", "ä", &"x".repeat(129)] {
+            assert!(validate_name(bad, "id").is_err(), "{bad:?}");
+        }
+        assert!(validate_ifname("eth0").is_ok());
+        assert!(validate_ifname("abcdefghijklmnop").is_err());
+        assert!(validate_ifname("a/b").is_err());
+    }
+
+    #[test]
+    fn config_validation() {
+        let ok = NodeConfig::new("n1").pod_cidr("10.1.0.0/24".parse().unwrap());
+        ok.validate().unwrap();
+        let e = NodeConfig::new("n1").pod_cidr("10.1.0.5/24".parse().unwrap()).validate().unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert!(e.to_string().contains("host bits"), "{e}");
+        assert!(NodeConfig::new("n1").validate().is_err());
+        assert!(NodeConfig::new("a/b").pod_cidr("10.1.0.0/24".parse().unwrap()).validate().is_err());
+        let two = NodeConfig::new("n").pod_cidr("10.1.0.0/24".parse().unwrap()).pod_cidr("10.2.0.0/24".parse().unwrap());
+        assert!(two.validate().is_err());
+        let mut spec = SandboxSpec::new("x");
+        spec.ips = vec!["fd00::5".parse().unwrap()];
+        assert!(spec.validate(&ok).is_err(), "no v6 pool");
+    }
+}

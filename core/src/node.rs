@@ -1,0 +1,198 @@
+//! The node: one network namespace, its configuration, its netlink connection, its IPAM pools
+//! and its sandbox records. The sandbox lifecycle (create, delete, check, list, gc) lives in
+//! `sandbox.rs`; this file opens and initializes the node.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use rtnetlink::sys::protocols::NETLINK_ROUTE;
+use tracing::Instrument;
+
+use crate::config::{NodeConfig, PodMode};
+use crate::ipam::Pool;
+use crate::netlink::Netlink;
+use crate::state::Store;
+use crate::{netns, Error, ErrorKind, Result};
+
+/// A step of sandbox creation at which a test can inject a failure to exercise rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailPoint {
+    /// After the addresses were allocated.
+    AfterIpam,
+    /// After the netns was created.
+    AfterNetns,
+    /// After the veth pair was created.
+    AfterVeth,
+    /// After the host side was configured.
+    AfterHost,
+    /// After the pod side was configured.
+    AfterPod,
+    /// After the host ports were mapped.
+    AfterPorts,
+}
+
+/// A node: every operation happens in its netns, from whichever thread calls, without ever
+/// changing the calling thread's namespaces. Safe to share across tasks and threads (`Arc`);
+/// calls for the same sandbox id serialize, different ids run in parallel.
+#[derive(Debug)]
+pub struct Node {
+    pub(crate) cfg: NodeConfig,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) netns_file: File,
+    pub(crate) nl: Netlink,
+    pub(crate) pools: Vec<Pool>,
+    pub(crate) store: Store,
+    pub(crate) bridge_index: Option<u32>,
+    pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) fail_point: Mutex<Option<FailPoint>>,
+}
+
+impl Node {
+    /// Open a node: validate the config, bind to its netns and initialize it (idempotent):
+    /// forwarding on, and in bridge mode the bridge with the gateway addresses and MTU.
+    ///
+    /// Must be called from within a tokio runtime (the netlink connection is spawned on it);
+    /// the blocking facade [`crate::blocking::Node`] owns one for you.
+    pub async fn open(cfg: NodeConfig) -> Result<Node> {
+        let span = tracing::info_span!("node_open", node = %cfg.name);
+        async move {
+            cfg.validate()?;
+            let netns_file = match &cfg.netns {
+                Some(p) => netns::open(p).map_err(|e| e.into_error(format!("open node netns {}", p.display())))?,
+                None => netns::current().map_err(|e| e.into_error("open current netns"))?,
+            };
+            let state_dir = cfg.effective_state_dir();
+            let store = Store::open(&state_dir)?;
+            let mut pools = vec![];
+            for p in &cfg.pools {
+                let dir = state_dir.join("ipam").join(p.cidr.to_string().replace('/', "_"));
+                pools.push(Pool::open(p, &dir).map_err(|e| e.into_error(format!("open pool {}", p.cidr)))?);
+            }
+            let sock = netns::netlink_socket_in(&netns_file, NETLINK_ROUTE)
+                .map_err(|e| e.into_error("open netlink socket in node netns"))?;
+            let nl = Netlink::from_socket(sock);
+            let mut node = Node {
+                cfg,
+                state_dir,
+                netns_file,
+                nl,
+                pools,
+                store,
+                bridge_index: None,
+                locks: Mutex::new(HashMap::new()),
+                fail_point: Mutex::new(None),
+            };
+            node.init().await?;
+            Ok(node)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn init(&mut self) -> Result<()> {
+        let has_v6 = self.pools.iter().any(|p| p.cidr().is_ipv6());
+        let f = &self.netns_file;
+        netns::write_sysctl(f, "net/ipv4/ip_forward", "1").map_err(|e| e.into_error("enable net.ipv4.ip_forward"))?;
+        if has_v6 {
+            netns::write_sysctl(f, "net/ipv6/conf/all/forwarding", "1")
+                .map_err(|e| e.into_error("enable net.ipv6.conf.all.forwarding"))?;
+        }
+        self.nl.set_up_by_name("lo").await.map_err(|e| e.into_error("set lo up in node netns"))?;
+        if self.cfg.mode == PodMode::Bridge {
+            let name = self.cfg.bridge_name.clone();
+            let op = || format!("ensure bridge {name}");
+            let idx = self.nl.ensure_bridge(&name, self.cfg.mtu).await.map_err(|e| e.into_error(op()))?;
+            // A bridge without an explicit MAC takes the lowest port MAC, so the gateway's MAC
+            // would change as pods come and go and every pod's ARP entry would go stale.
+            let mac = stable_mac(0x02, &format!("bridge/{}", self.cfg.name));
+            self.nl
+                .handle()
+                .link()
+                .set(rtnetlink::LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
+                .execute()
+                .await
+                .map_err(|e| crate::netlink::NetlinkError::from(e).into_error(op()))?;
+            for p in &self.pools {
+                self.nl
+                    .add_address(idx, p.gateway(), p.cidr().prefix())
+                    .await
+                    .map_err(|e| e.into_error(format!("add gateway {} to bridge {name}", p.gateway())))?;
+            }
+            self.bridge_index = Some(idx);
+        }
+        Ok(())
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.cfg
+    }
+
+    /// The node's state directory.
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
+    }
+
+    /// The node's netns (an open fd on it).
+    pub fn netns(&self) -> &File {
+        &self.netns_file
+    }
+
+    /// The node's netlink connection (for tests and advanced callers).
+    pub fn netlink(&self) -> &Netlink {
+        &self.nl
+    }
+
+    /// The gateway addresses pods use (bridge addresses in bridge mode).
+    pub fn gateways(&self) -> Vec<IpAddr> {
+        self.pools.iter().map(|p| p.gateway()).collect()
+    }
+
+    /// Inject a failure at `point` in the next sandbox creations (None clears). For tests of
+    /// rollback; a production caller never needs it.
+    #[doc(hidden)]
+    pub fn set_fail_point(&self, point: Option<FailPoint>) {
+        *self.fail_point.lock().unwrap_or_else(|p| p.into_inner()) = point;
+    }
+
+    pub(crate) fn check_fail_point(&self, point: FailPoint) -> Result<()> {
+        if *self.fail_point.lock().unwrap_or_else(|p| p.into_inner()) == Some(point) {
+            return Err(Error::new(ErrorKind::Internal, format!("injected failure at {point:?}"), "fail point"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn id_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(id.to_string()).or_default().clone()
+    }
+
+    pub(crate) fn id_unlock(&self, id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and `lock` hold it: no one else waits, drop the entry so the map does
+        // not grow with every sandbox ever seen.
+        if Arc::strong_count(&lock) == 2 {
+            m.remove(id);
+        }
+    }
+}
+
+/// FNV-1a, 64 bit: stable across runs and versions (std's hasher is not).
+pub(crate) fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A locally administered unicast MAC whose first byte is `first`, derived from `seed`.
+pub(crate) fn stable_mac(first: u8, seed: &str) -> [u8; 6] {
+    let h = fnv1a(seed.as_bytes()).to_be_bytes();
+    [first, h[0], h[1], h[2], h[3], h[4]]
+}

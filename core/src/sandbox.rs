@@ -1,0 +1,546 @@
+//! The sandbox lifecycle on one node: validate -> ipam -> netns -> veth -> host side -> pod
+//! side -> record. Each step registers its undo; a failure runs the undos newest first and
+//! returns the original error. Teardown is best-effort and idempotent.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::link::InetDevConf;
+use rtnetlink::sys::protocols::NETLINK_ROUTE;
+use tracing::Instrument;
+
+use crate::config::{NetnsSpec, PodMode, SandboxSpec};
+use crate::ipam::Key;
+use crate::netlink::Netlink;
+use crate::node::{fnv1a, FailPoint, Node};
+use crate::state::Sandbox;
+use crate::{netns, Error, ErrorKind, Result};
+
+/// Link-local gateway of routed pods (Calico's convention).
+pub const ROUTED_GW_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// IPv6 link-local gateway of routed pods.
+pub const ROUTED_GW_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+/// MAC of every routed-mode host veth: pods resolve the link-local gateway to it.
+pub const ROUTED_HOST_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
+/// Prefix of host-side veth names podnet creates.
+pub const HOST_VETH_PREFIX: &str = "pn";
+
+/// What `check` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckReport {
+    /// The sandbox id.
+    pub id: String,
+    /// One line per difference between the record and the kernel; empty when healthy.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// True when the kernel matches the record.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GcReport {
+    /// Sandboxes deleted because they were not in the live list.
+    pub sandboxes: Vec<String>,
+    /// Orphaned address reservations released.
+    pub ips: Vec<IpAddr>,
+    /// Orphaned netns pins removed.
+    pub netns: Vec<PathBuf>,
+    /// Orphaned host veths deleted.
+    pub links: Vec<String>,
+    /// Errors met on the way (gc keeps going).
+    pub errors: Vec<String>,
+}
+
+/// Host veth name: deterministic from (id, ifname), IFNAMSIZ-safe (14 bytes).
+pub fn host_veth_name(id: &str, ifname: &str) -> String {
+    let h = fnv1a(format!("{id}\0{ifname}").as_bytes());
+    format!("{HOST_VETH_PREFIX}{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// MAC of the pod interface: `0a:58:<IPv4>` as the CNI bridge plugin does (stable for the
+/// address), or derived from the id for IPv6-only pods.
+fn pod_mac(id: &str, ifname: &str, ips: &[IpAddr]) -> [u8; 6] {
+    if let Some(IpAddr::V4(a)) = ips.iter().find(|i| i.is_ipv4()) {
+        let o = a.octets();
+        return [0x0a, 0x58, o[0], o[1], o[2], o[3]];
+    }
+    crate::node::stable_mac(0x0a, &format!("pod/{id}/{ifname}"))
+}
+
+fn mac_str(m: &[u8]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+enum Undo {
+    ReleaseIps(Key),
+    RemoveNetns(PathBuf),
+    DeleteLink(String),
+    RemovePorts(String),
+}
+
+impl Node {
+    fn pin_path(&self, id: &str) -> PathBuf {
+        self.cfg.netns_dir.join(format!("pn-{}-{id}", self.cfg.name))
+    }
+
+    /// Create a sandbox (idempotent: the same spec again returns the same sandbox).
+    pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox> {
+        let span = tracing::info_span!("create_sandbox", node = %self.cfg.name, id = %spec.id);
+        async {
+            spec.validate(&self.cfg)?;
+            let lock = self.id_lock(&spec.id);
+            let res = {
+                let _g = lock.lock().await;
+                self.create_locked(spec).await
+            };
+            self.id_unlock(&spec.id, lock);
+            res
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn create_locked(&self, spec: &SandboxSpec) -> Result<Sandbox> {
+        let op = format!("create sandbox {}", spec.id);
+        if let Some(existing) = self.store.load(&spec.id)? {
+            let same_ns = match &spec.netns {
+                NetnsSpec::Create => existing.owns_netns,
+                NetnsSpec::Path(p) => !existing.owns_netns && &existing.netns_path == p,
+            };
+            let same_ips = spec.ips.iter().all(|ip| existing.ips.iter().any(|n| n.ip() == *ip));
+            let same_ports = spec.ports.iter().all(|p| existing.ports.contains(p)) && spec.ports.len() == existing.ports.len();
+            if existing.ifname == spec.ifname && same_ns && same_ips && same_ports {
+                tracing::debug!("sandbox exists with the same spec; returning it");
+                return Ok(existing);
+            }
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                op,
+                format!("sandbox {} exists with a different spec (delete it first)", spec.id),
+            ));
+        }
+        let mut undo: Vec<Undo> = vec![];
+        match self.create_steps(spec, &mut undo).await {
+            Ok(sb) => Ok(sb),
+            Err(e) => {
+                tracing::warn!(error = %e, "create failed; rolling back");
+                self.rollback(undo).await;
+                Err(e.context(op))
+            }
+        }
+    }
+
+    async fn rollback(&self, undo: Vec<Undo>) {
+        for u in undo.into_iter().rev() {
+            let r = match u {
+                Undo::ReleaseIps(key) => self.release_all(&key),
+                Undo::RemoveNetns(p) => netns::remove(&p).map_err(|e| e.into_error("remove netns")),
+                Undo::DeleteLink(name) => self.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}"))),
+                Undo::RemovePorts(id) => self.unmap_ports_of(&id).await,
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, "rollback step failed");
+            }
+        }
+    }
+
+    fn release_all(&self, key: &Key) -> Result<()> {
+        let mut first_err = None;
+        for p in &self.pools {
+            if let Err(e) = p.release(key) {
+                first_err.get_or_insert(e.into_error(format!("release address of {key}")));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn create_steps(&self, spec: &SandboxSpec, undo: &mut Vec<Undo>) -> Result<Sandbox> {
+        let key = Key::new(&spec.id, &spec.ifname);
+        let routed = self.cfg.mode == PodMode::Routed;
+
+        // 1. addresses, one per pool
+        undo.push(Undo::ReleaseIps(key.clone()));
+        let mut ips: Vec<IpAddr> = vec![];
+        for p in &self.pools {
+            let req = spec.ips.iter().copied().find(|ip| ip.is_ipv4() == p.cidr().is_ipv4());
+            let ip = p.allocate(&key, req).map_err(|e| e.into_error(format!("allocate address from {}", p.cidr())))?;
+            ips.push(ip);
+        }
+        self.check_fail_point(FailPoint::AfterIpam)?;
+
+        // 2. netns: create + pin (the pod's netlink socket is born inside), or adopt
+        let (netns_path, ns_file, sock, owns) = match &spec.netns {
+            NetnsSpec::Create => {
+                netns::ensure_dir(&self.cfg.netns_dir).map_err(|e| e.into_error("prepare netns dir"))?;
+                let pin = self.pin_path(&spec.id);
+                let created = match netns::create(&pin, || rtnetlink::sys::Socket::new(NETLINK_ROUTE)) {
+                    Ok(c) => c,
+                    Err(netns::NetnsError::Exists(_)) => {
+                        // A pin without a record: left by a crash or a failed delete. It is ours
+                        // by name; replace it.
+                        netns::remove(&pin).map_err(|e| e.into_error("remove stale netns pin"))?;
+                        netns::create(&pin, || rtnetlink::sys::Socket::new(NETLINK_ROUTE))
+                            .map_err(|e| e.into_error(format!("create netns {}", pin.display())))?
+                    }
+                    Err(e) => return Err(e.into_error(format!("create netns {}", pin.display()))),
+                };
+                undo.push(Undo::RemoveNetns(pin.clone()));
+                let sock = created.value.map_err(|e| Error::new(ErrorKind::Io, "open netlink socket in pod netns", e))?;
+                (pin, created.file, sock, true)
+            }
+            NetnsSpec::Path(p) => {
+                let f = netns::open(p).map_err(|e| e.into_error(format!("open netns {}", p.display())))?;
+                let sock = netns::netlink_socket_in(&f, NETLINK_ROUTE).map_err(|e| e.into_error("open netlink socket in pod netns"))?;
+                (p.clone(), f, sock, false)
+            }
+        };
+        let pod_nl = Netlink::from_socket(sock);
+        self.check_fail_point(FailPoint::AfterNetns)?;
+
+        // 3. veth, pod end born in the pod netns
+        let host = host_veth_name(&spec.id, &spec.ifname);
+        let mac = pod_mac(&spec.id, &spec.ifname, &ips);
+        let host_mac = routed.then_some(ROUTED_HOST_MAC);
+        let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
+        let mut r = self
+            .nl
+            .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.cfg.mtu, self.bridge_index)
+            .await;
+        if matches!(&r, Err(e) if e.is_exists()) {
+            // The name is deterministic. If no live record uses it, it is the previous
+            // incarnation's veth still being destroyed with its netns: delete it now.
+            if self.store.list()?.iter().any(|s| s.host_ifname == host) {
+                return Err(Error::new(ErrorKind::Conflict, veth_op(), format!("{host} belongs to another sandbox")));
+            }
+            self.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
+            r = self
+                .nl
+                .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.cfg.mtu, self.bridge_index)
+                .await;
+        }
+        r.map_err(|e| e.into_error(veth_op()))?;
+        undo.push(Undo::DeleteLink(host.clone()));
+        drop(ns_file);
+        self.check_fail_point(FailPoint::AfterVeth)?;
+
+        // 4. host side
+        let host_link = self
+            .nl
+            .link_by_name(&host)
+            .await
+            .map_err(|e| e.into_error(format!("read back {host}")))?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("read back {host}"), "veth vanished"))?;
+        let mut prefixed: Vec<IpNetwork> = vec![];
+        let mut gateways: Vec<IpAddr> = vec![];
+        if routed {
+            let mut conf = InetDevConf::default();
+            conf.proxy_arp = 1;
+            self.nl
+                .set_inet_devconf(host_link.index, conf)
+                .await
+                .map_err(|e| e.into_error(format!("enable proxy_arp on {host}")))?;
+            for ip in &ips {
+                let plen = if ip.is_ipv4() { 32 } else { 128 };
+                self.nl
+                    .replace_link_route(host_link.index, *ip, plen)
+                    .await
+                    .map_err(|e| e.into_error(format!("route {ip} via {host}")))?;
+                // Static neighbour: the host never waits for ARP/NDP to reach the pod.
+                self.nl
+                    .replace_neighbour(host_link.index, *ip, &mac)
+                    .await
+                    .map_err(|e| e.into_error(format!("neighbour {ip} on {host}")))?;
+                prefixed.push(IpNetwork::new(*ip, plen).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
+                gateways.push(if ip.is_ipv4() { IpAddr::V4(ROUTED_GW_V4) } else { IpAddr::V6(ROUTED_GW_V6) });
+            }
+        } else {
+            self.nl.set_hairpin(host_link.index).await.map_err(|e| e.into_error(format!("enable hairpin on {host}")))?;
+            for (ip, p) in ips.iter().zip(&self.pools) {
+                prefixed.push(IpNetwork::new(*ip, p.cidr().prefix()).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
+                gateways.push(p.gateway());
+            }
+        }
+        self.check_fail_point(FailPoint::AfterHost)?;
+
+        // 5. pod side, from the socket inside the pod netns
+        let pod_op = |what: &str| format!("{what} in sandbox {}", spec.id);
+        pod_nl.set_up_by_name("lo").await.map_err(|e| e.into_error(pod_op("set lo up")))?;
+        let pod_link = pod_nl
+            .link_by_name(&spec.ifname)
+            .await
+            .map_err(|e| e.into_error(pod_op("read back pod interface")))?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, pod_op("read back pod interface"), "missing"))?;
+        pod_nl.set_up(pod_link.index).await.map_err(|e| e.into_error(pod_op("set interface up")))?;
+        for (net, gw) in prefixed.iter().zip(&gateways) {
+            pod_nl
+                .add_address(pod_link.index, net.ip(), net.prefix())
+                .await
+                .map_err(|e| e.into_error(pod_op(&format!("add address {net}"))))?;
+            if routed {
+                pod_nl
+                    .replace_neighbour(pod_link.index, *gw, &ROUTED_HOST_MAC)
+                    .await
+                    .map_err(|e| e.into_error(pod_op(&format!("neighbour {gw}"))))?;
+            }
+            pod_nl
+                .replace_default_route(pod_link.index, *gw)
+                .await
+                .map_err(|e| e.into_error(pod_op(&format!("default route via {gw}"))))?;
+        }
+        // Close the pod socket now: an open socket would keep the netns alive after delete.
+        drop(pod_nl);
+        self.check_fail_point(FailPoint::AfterPod)?;
+
+        let sb = Sandbox {
+            id: spec.id.clone(),
+            ifname: spec.ifname.clone(),
+            netns_path,
+            owns_netns: owns,
+            host_ifname: host,
+            mac: mac_str(&pod_link.mac),
+            ips: prefixed,
+            gateways,
+            mode: self.cfg.mode,
+            ports: spec.ports.clone(),
+        };
+
+        // 6. host ports
+        if !sb.ports.is_empty() {
+            undo.push(Undo::RemovePorts(sb.id.clone()));
+            self.map_ports(&sb).await?;
+        }
+        self.check_fail_point(FailPoint::AfterPorts)?;
+
+        // 7. the record: from here on delete/check/gc know the sandbox
+        self.store.save(&sb)?;
+        Ok(sb)
+    }
+
+    /// Delete a sandbox: unmap ports, release addresses, remove the netns (the kernel then
+    /// destroys the veth pair with it), remove the record. Idempotent: already-gone parts are
+    /// success; every step runs even if one fails, and the errors are returned together.
+    ///
+    /// When it returns Ok the addresses are free, the state is gone and a create with the same
+    /// id succeeds, even though the kernel may still be finishing the veth's destruction.
+    pub async fn delete_sandbox(&self, id: &str) -> Result<()> {
+        let span = tracing::info_span!("delete_sandbox", node = %self.cfg.name, id = %id);
+        async {
+            crate::config::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("delete sandbox {id:?}"), m))?;
+            let lock = self.id_lock(id);
+            let res = {
+                let _g = lock.lock().await;
+                self.delete_locked(id).await
+            };
+            self.id_unlock(id, lock);
+            res
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn delete_locked(&self, id: &str) -> Result<()> {
+        let rec = self.store.load(id)?;
+        let mut errors: Vec<Error> = vec![];
+        if rec.as_ref().is_some_and(|r| !r.ports.is_empty()) {
+            if let Err(e) = self.unmap_ports_of(id).await {
+                errors.push(e);
+            }
+        }
+        let ifname = rec.as_ref().map(|r| r.ifname.clone()).unwrap_or_else(|| "eth0".into());
+        if let Err(e) = self.release_all(&Key::new(id, &ifname)) {
+            errors.push(e);
+        }
+        match &rec {
+            Some(r) if !r.owns_netns => {
+                // Not our netns: remove our veth explicitly (gone already is fine).
+                if let Err(e) = self.nl.delete_link(&r.host_ifname).await {
+                    errors.push(e.into_error(format!("delete {}", r.host_ifname)));
+                }
+            }
+            _ => {
+                let pin = rec.as_ref().map(|r| r.netns_path.clone()).unwrap_or_else(|| self.pin_path(id));
+                if let Err(e) = netns::remove(&pin) {
+                    errors.push(e.into_error(format!("remove netns {}", pin.display())));
+                }
+            }
+        }
+        if errors.is_empty() {
+            self.store.remove(id)?;
+            return Ok(());
+        }
+        let msg = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+        let kind = errors[0].kind();
+        Err(Error::new(kind, format!("delete sandbox {id}"), msg))
+    }
+
+    /// The record of one sandbox.
+    pub async fn get_sandbox(&self, id: &str) -> Result<Sandbox> {
+        crate::config::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("get sandbox {id:?}"), m))?;
+        self.store
+            .load(id)?
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("get sandbox {id}"), "no such sandbox"))
+    }
+
+    /// All sandboxes of this node, sorted by id.
+    pub async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
+        self.store.list()
+    }
+
+    /// Compare one sandbox's kernel state with its record and say what differs.
+    pub async fn check_sandbox(&self, id: &str) -> Result<CheckReport> {
+        let span = tracing::info_span!("check_sandbox", node = %self.cfg.name, id = %id);
+        async {
+            let sb = self.get_sandbox(id).await?;
+            let mut problems = vec![];
+            let key = Key::new(&sb.id, &sb.ifname);
+            for net in &sb.ips {
+                let held = self.pools.iter().find(|p| p.cidr().is_ipv4() == net.is_ipv4()).and_then(|p| p.get(&key));
+                if held != Some(net.ip()) {
+                    problems.push(format!("address {} is not reserved for {key}", net.ip()));
+                }
+            }
+            match self.nl.link_by_name(&sb.host_ifname).await {
+                Ok(Some(l)) => {
+                    if !l.up {
+                        problems.push(format!("host veth {} is down", sb.host_ifname));
+                    }
+                    if let (PodMode::Bridge, Some(b)) = (sb.mode, self.bridge_index) {
+                        if l.controller != Some(b) {
+                            problems.push(format!("host veth {} is not attached to {}", sb.host_ifname, self.cfg.bridge_name));
+                        }
+                    }
+                    if sb.mode == PodMode::Routed {
+                        let routes = self.nl.routes(false).await.unwrap_or_default();
+                        let routes6 = self.nl.routes(true).await.unwrap_or_default();
+                        for net in &sb.ips {
+                            let found = routes.iter().chain(routes6.iter()).any(|r| {
+                                crate::netlink::route_destination(r) == Some((net.ip(), net.prefix()))
+                                    && crate::netlink::route_oif(r) == Some(l.index)
+                            });
+                            if !found {
+                                problems.push(format!("host route to {net} via {} is missing", sb.host_ifname));
+                            }
+                        }
+                    }
+                }
+                Ok(None) => problems.push(format!("host veth {} is missing", sb.host_ifname)),
+                Err(e) => problems.push(format!("read host veth {}: {e}", sb.host_ifname)),
+            }
+            match netns::open(&sb.netns_path) {
+                Err(e) => problems.push(format!("netns {}: {e}", sb.netns_path.display())),
+                Ok(f) => match netns::netlink_socket_in(&f, NETLINK_ROUTE) {
+                    Err(e) => problems.push(format!("open netlink in netns: {e}")),
+                    Ok(sock) => {
+                        let pod = Netlink::from_socket(sock);
+                        match pod.link_by_name(&sb.ifname).await {
+                            Ok(Some(l)) => {
+                                if !l.up {
+                                    problems.push(format!("{} is down in the pod", sb.ifname));
+                                }
+                                let addrs = pod.addresses(l.index).await.unwrap_or_default();
+                                for net in &sb.ips {
+                                    if !addrs.contains(&(net.ip(), net.prefix())) {
+                                        problems.push(format!("address {net} missing on {} in the pod", sb.ifname));
+                                    }
+                                }
+                                for (gw, v6) in sb.gateways.iter().map(|g| (g, g.is_ipv6())) {
+                                    let routes = pod.routes(v6).await.unwrap_or_default();
+                                    let ok = routes.iter().any(|r| {
+                                        crate::netlink::route_destination(r).is_none()
+                                            && r.header.destination_prefix_length == 0
+                                            && crate::netlink::route_gateway(r) == Some(*gw)
+                                    });
+                                    if !ok {
+                                        problems.push(format!("default route via {gw} missing in the pod"));
+                                    }
+                                }
+                            }
+                            Ok(None) => problems.push(format!("{} is missing in the pod", sb.ifname)),
+                            Err(e) => problems.push(format!("read {} in the pod: {e}", sb.ifname)),
+                        }
+                    }
+                },
+            }
+            if !sb.ports.is_empty() {
+                problems.extend(self.check_ports(&sb).await);
+            }
+            Ok(CheckReport { id: sb.id, problems })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Remove every sandbox whose id is not in `live`, and every orphan podnet left behind
+    /// (address reservations, netns pins and host veths without a record).
+    pub async fn gc(&self, live: &[&str]) -> Result<GcReport> {
+        let span = tracing::info_span!("gc", node = %self.cfg.name, live = live.len());
+        async {
+            let live: HashSet<&str> = live.iter().copied().collect();
+            let mut rep = GcReport::default();
+            for sb in self.store.list()? {
+                if !live.contains(sb.id.as_str()) {
+                    match self.delete_sandbox(&sb.id).await {
+                        Ok(()) => rep.sandboxes.push(sb.id),
+                        Err(e) => rep.errors.push(e.to_string()),
+                    }
+                }
+            }
+            let records = self.store.list()?;
+            let known: HashSet<&str> = records.iter().map(|s| s.id.as_str()).collect();
+            for p in &self.pools {
+                for (ip, holder) in p.list().map_err(|e| e.into_error("list addresses"))? {
+                    let orphan = match &holder {
+                        Some(k) => !known.contains(k.id.as_str()) && !live.contains(k.id.as_str()),
+                        None => true,
+                    };
+                    if orphan {
+                        match p.release_ip(ip) {
+                            Ok(()) => rep.ips.push(ip),
+                            Err(e) => rep.errors.push(e.to_string()),
+                        }
+                    }
+                }
+            }
+            let prefix = format!("pn-{}-", self.cfg.name);
+            if let Ok(rd) = std::fs::read_dir(&self.cfg.netns_dir) {
+                for e in rd.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if let Some(id) = name.strip_prefix(&prefix) {
+                        if !known.contains(id) && !live.contains(id) {
+                            match netns::remove(&e.path()) {
+                                Ok(()) => rep.netns.push(e.path()),
+                                Err(err) => rep.errors.push(err.to_string()),
+                            }
+                        }
+                    }
+                }
+            }
+            let owned: HashSet<&str> = records.iter().map(|s| s.host_ifname.as_str()).collect();
+            let live_hosts: HashSet<String> = live.iter().map(|id| host_veth_name(id, "eth0")).collect();
+            for l in self.nl.links().await.map_err(|e| e.into_error("list links"))? {
+                if l.kind.as_deref() == Some("veth")
+                    && l.name.len() == HOST_VETH_PREFIX.len() + 12
+                    && l.name.starts_with(HOST_VETH_PREFIX)
+                    && !owned.contains(l.name.as_str())
+                    && !live_hosts.contains(&l.name)
+                {
+                    match self.nl.delete_link(&l.name).await {
+                        Ok(()) => rep.links.push(l.name),
+                        Err(e) => rep.errors.push(e.into_error(format!("delete {}", l.name)).to_string()),
+                    }
+                }
+            }
+            Ok(rep)
+        }
+        .instrument(span)
+        .await
+    }
+}
