@@ -123,7 +123,15 @@ impl NodeConfig {
         }
         for p in &self.pools {
             if p.cidr.ip() != p.cidr.network() {
-                return Err(Error::invalid(op, format!("pod CIDR {} has host bits set (did you mean {}/{}?)", p.cidr, p.cidr.network(), p.cidr.prefix())));
+                return Err(Error::invalid(
+                    op,
+                    format!(
+                        "pod CIDR {} has host bits set (did you mean {}/{}?)",
+                        p.cidr,
+                        p.cidr.network(),
+                        p.cidr.prefix()
+                    ),
+                ));
             }
             crate::ipam::layout(p.cidr).map_err(|e| e.into_error(op))?;
         }
@@ -238,7 +246,10 @@ impl SandboxSpec {
             if p.host_port == 0 || p.container_port == 0 {
                 return Err(Error::invalid(&op, "port 0 is not a valid host or container port"));
             }
-            if self.ports[..i].iter().any(|o| o.protocol == p.protocol && o.host_port == p.host_port && o.host_ip == p.host_ip) {
+            if self.ports[..i]
+                .iter()
+                .any(|o| o.protocol == p.protocol && o.host_port == p.host_port && o.host_ip == p.host_ip)
+            {
                 return Err(Error::invalid(&op, format!("host port {}/{} listed twice", p.host_port, p.protocol)));
             }
         }
@@ -308,7 +319,8 @@ mod tests {
         assert!(e.to_string().contains("host bits"), "{e}");
         assert!(NodeConfig::new("n1").validate().is_err());
         assert!(NodeConfig::new("a/b").pod_cidr("10.1.0.0/24".parse().unwrap()).validate().is_err());
-        let two = NodeConfig::new("n").pod_cidr("10.1.0.0/24".parse().unwrap()).pod_cidr("10.2.0.0/24".parse().unwrap());
+        let two =
+            NodeConfig::new("n").pod_cidr("10.1.0.0/24".parse().unwrap()).pod_cidr("10.2.0.0/24".parse().unwrap());
         assert!(two.validate().is_err());
         let mut spec = SandboxSpec::new("x");
         spec.ips = vec!["fd00::5".parse().unwrap()];

@@ -6,14 +6,14 @@
 //! `docs/threading.md` for the namespace and threading contract: the library never changes the
 //! calling thread's namespaces and never forks or execs.
 
+pub mod blocking;
 #[cfg(not(podnet_wip))]
 pub mod cluster;
-pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod ipam;
-pub mod netns;
 pub mod netlink;
+pub mod netns;
 pub mod nft;
 pub mod node;
 mod ports;

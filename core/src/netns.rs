@@ -11,8 +11,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-#[expect(clippy::disallowed_methods, reason = "this module is the one place allowed to switch namespaces")]
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::sched::CloneFlags;
 
 /// Errors of the netns module.
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +89,7 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 
 /// Open a netns file and verify it really is a network namespace.
 pub fn open(path: &Path) -> Result<File, NetnsError> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io_err("open netns"))?;
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(path).map_err(io_err("open netns"))?;
     let st = nix::sys::statfs::fstatfs(&f).map_err(sys("statfs netns"))?;
     if st.filesystem_type().0 as i64 != NSFS_MAGIC {
         return Err(NetnsError::NotNetns(path.to_path_buf()));
@@ -126,7 +121,8 @@ where
     let fd = ns.as_fd();
     std::thread::scope(|s| {
         s.spawn(|| -> Result<T, NetnsError> {
-            setns(fd, CloneFlags::CLONE_NEWNET).map_err(sys("setns"))?;
+            #[expect(clippy::disallowed_methods, reason = "netns.rs is the one place allowed to switch namespaces")]
+            nix::sched::setns(fd, CloneFlags::CLONE_NEWNET).map_err(sys("setns"))?;
             Ok(f())
         })
         .join()
@@ -147,8 +143,7 @@ pub fn ensure_dir(dir: &Path) -> Result<(), NetnsError> {
     if mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none).is_err() {
         mount(Some(dir), dir, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, none)
             .map_err(sys("bind netns dir onto itself"))?;
-        mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
-            .map_err(sys("make netns dir shared"))?;
+        mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none).map_err(sys("make netns dir shared"))?;
     }
     Ok(())
 }
@@ -174,16 +169,15 @@ where
     F: FnOnce() -> T + Send,
 {
     // O_EXCL: an existing name is "taken", never silently reused.
-    match OpenOptions::new().write(true).create_new(true).mode(0).open(path) {
+    match OpenOptions::new().write(true).create_new(true).mode(0o000).open(path) {
         Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(NetnsError::Exists(path.to_path_buf()))
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(NetnsError::Exists(path.to_path_buf())),
         Err(e) => return Err(NetnsError::Io { what: "create netns pin file", source: e }),
     }
     let res = std::thread::scope(|s| {
         s.spawn(|| -> Result<(T, File), NetnsError> {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare netns"))?;
+            #[expect(clippy::disallowed_methods, reason = "netns.rs is the one place allowed to switch namespaces")]
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(sys("unshare netns"))?;
             let value = inside();
             // /proc/self/ns/net would be the thread-group leader's netns, not this thread's.
             let none: Option<&str> = None;
@@ -238,9 +232,7 @@ pub fn write_sysctl(ns: &impl AsFd, key: &str, value: &str) -> Result<(), NetnsE
 /// Read a sysctl inside `ns`.
 pub fn read_sysctl(ns: &impl AsFd, key: &str) -> Result<String, NetnsError> {
     let path = format!("/proc/sys/{key}");
-    run_in(ns, || std::fs::read_to_string(&path))?
-        .map(|s| s.trim().to_string())
-        .map_err(io_err("read sysctl"))
+    run_in(ns, || std::fs::read_to_string(&path))?.map(|s| s.trim().to_string()).map_err(io_err("read sysctl"))
 }
 
 /// Owned fd wrapper for callers that only need `AsFd`.

@@ -49,6 +49,7 @@ pub struct Node {
     pub(crate) bridge_index: Option<u32>,
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) fail_point: Mutex<Option<FailPoint>>,
+    pub(crate) netns_dir_ready: std::sync::OnceLock<()>,
 }
 
 impl Node {
@@ -85,6 +86,7 @@ impl Node {
                 bridge_index: None,
                 locks: Mutex::new(HashMap::new()),
                 fail_point: Mutex::new(None),
+                netns_dir_ready: std::sync::OnceLock::new(),
             };
             node.init().await?;
             Ok(node)
@@ -163,6 +165,17 @@ impl Node {
         if *self.fail_point.lock().unwrap_or_else(|p| p.into_inner()) == Some(point) {
             return Err(Error::new(ErrorKind::Internal, format!("injected failure at {point:?}"), "fail point"));
         }
+        Ok(())
+    }
+
+    /// Make the pin dir a shared mount point, once per node: the recursive propagation change
+    /// walks every pin under it, so doing it per create would cost O(pods).
+    pub(crate) fn ensure_netns_dir(&self) -> Result<()> {
+        if self.netns_dir_ready.get().is_some() {
+            return Ok(());
+        }
+        netns::ensure_dir(&self.cfg.netns_dir).map_err(|e| e.into_error("prepare netns dir"))?;
+        let _ = self.netns_dir_ready.set(());
         Ok(())
     }
 

@@ -6,7 +6,11 @@ use crate::{Error, ErrorKind, Node, Result};
 
 impl Node {
     pub(crate) async fn map_ports(&self, sb: &Sandbox) -> Result<()> {
-        Err(Error::new(ErrorKind::InvalidArgument, format!("map host ports of {}", sb.id), "host ports are not supported yet"))
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("map host ports of {}", sb.id),
+            "host ports are not supported yet",
+        ))
     }
 
     pub(crate) async fn unmap_ports_of(&self, _id: &str) -> Result<()> {

@@ -116,7 +116,8 @@ impl Node {
                 NetnsSpec::Path(p) => !existing.owns_netns && &existing.netns_path == p,
             };
             let same_ips = spec.ips.iter().all(|ip| existing.ips.iter().any(|n| n.ip() == *ip));
-            let same_ports = spec.ports.iter().all(|p| existing.ports.contains(p)) && spec.ports.len() == existing.ports.len();
+            let same_ports =
+                spec.ports.iter().all(|p| existing.ports.contains(p)) && spec.ports.len() == existing.ports.len();
             if existing.ifname == spec.ifname && same_ns && same_ips && same_ports {
                 tracing::debug!("sandbox exists with the same spec; returning it");
                 return Ok(existing);
@@ -143,7 +144,9 @@ impl Node {
             let r = match u {
                 Undo::ReleaseIps(key) => self.release_all(&key),
                 Undo::RemoveNetns(p) => netns::remove(&p).map_err(|e| e.into_error("remove netns")),
-                Undo::DeleteLink(name) => self.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}"))),
+                Undo::DeleteLink(name) => {
+                    self.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}")))
+                }
                 Undo::RemovePorts(id) => self.unmap_ports_of(&id).await,
             };
             if let Err(e) = r {
@@ -179,7 +182,7 @@ impl Node {
         // 2. netns: create + pin (the pod's netlink socket is born inside), or adopt
         let (netns_path, ns_file, sock, owns) = match &spec.netns {
             NetnsSpec::Create => {
-                netns::ensure_dir(&self.cfg.netns_dir).map_err(|e| e.into_error("prepare netns dir"))?;
+                self.ensure_netns_dir()?;
                 let pin = self.pin_path(&spec.id);
                 let created = match netns::create(&pin, || rtnetlink::sys::Socket::new(NETLINK_ROUTE)) {
                     Ok(c) => c,
@@ -193,12 +196,14 @@ impl Node {
                     Err(e) => return Err(e.into_error(format!("create netns {}", pin.display()))),
                 };
                 undo.push(Undo::RemoveNetns(pin.clone()));
-                let sock = created.value.map_err(|e| Error::new(ErrorKind::Io, "open netlink socket in pod netns", e))?;
+                let sock =
+                    created.value.map_err(|e| Error::new(ErrorKind::Io, "open netlink socket in pod netns", e))?;
                 (pin, created.file, sock, true)
             }
             NetnsSpec::Path(p) => {
                 let f = netns::open(p).map_err(|e| e.into_error(format!("open netns {}", p.display())))?;
-                let sock = netns::netlink_socket_in(&f, NETLINK_ROUTE).map_err(|e| e.into_error("open netlink socket in pod netns"))?;
+                let sock = netns::netlink_socket_in(&f, NETLINK_ROUTE)
+                    .map_err(|e| e.into_error("open netlink socket in pod netns"))?;
                 (p.clone(), f, sock, false)
             }
         };
@@ -262,9 +267,14 @@ impl Node {
                 gateways.push(if ip.is_ipv4() { IpAddr::V4(ROUTED_GW_V4) } else { IpAddr::V6(ROUTED_GW_V6) });
             }
         } else {
-            self.nl.set_hairpin(host_link.index).await.map_err(|e| e.into_error(format!("enable hairpin on {host}")))?;
+            self.nl
+                .set_hairpin(host_link.index)
+                .await
+                .map_err(|e| e.into_error(format!("enable hairpin on {host}")))?;
             for (ip, p) in ips.iter().zip(&self.pools) {
-                prefixed.push(IpNetwork::new(*ip, p.cidr().prefix()).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
+                prefixed.push(
+                    IpNetwork::new(*ip, p.cidr().prefix()).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?,
+                );
                 gateways.push(p.gateway());
             }
         }
@@ -333,7 +343,8 @@ impl Node {
     pub async fn delete_sandbox(&self, id: &str) -> Result<()> {
         let span = tracing::info_span!("delete_sandbox", node = %self.cfg.name, id = %id);
         async {
-            crate::config::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("delete sandbox {id:?}"), m))?;
+            crate::config::validate_name(id, "sandbox id")
+                .map_err(|m| Error::invalid(format!("delete sandbox {id:?}"), m))?;
             let lock = self.id_lock(id);
             let res = {
                 let _g = lock.lock().await;
@@ -414,7 +425,10 @@ impl Node {
                     }
                     if let (PodMode::Bridge, Some(b)) = (sb.mode, self.bridge_index) {
                         if l.controller != Some(b) {
-                            problems.push(format!("host veth {} is not attached to {}", sb.host_ifname, self.cfg.bridge_name));
+                            problems.push(format!(
+                                "host veth {} is not attached to {}",
+                                sb.host_ifname, self.cfg.bridge_name
+                            ));
                         }
                     }
                     if sb.mode == PodMode::Routed {

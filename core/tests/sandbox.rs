@@ -11,11 +11,7 @@ use podnet::{ErrorKind, FailPoint, NodeConfig, PodMode, SandboxSpec};
 
 fn node(w: &mut World, name: &str, mode: PodMode, cidrs: &[&str]) -> (Node, std::path::PathBuf) {
     let ns = w.netns(name);
-    let mut cfg = NodeConfig::new(name)
-        .netns(&ns)
-        .state_dir(w.state_dir(name))
-        .netns_dir(w.netns_dir())
-        .mode(mode);
+    let mut cfg = NodeConfig::new(name).netns(&ns).state_dir(w.state_dir(name)).netns_dir(w.netns_dir()).mode(mode);
     for c in cidrs {
         cfg = cfg.pod_cidr(c.parse().unwrap());
     }
@@ -213,7 +209,14 @@ fn rollback_at_every_step() {
     for mode in [PodMode::Bridge, PodMode::Routed] {
         let name = format!("n{mode:?}");
         let (n, ns) = node(&mut w, &name, mode, &["10.25.0.0/24", "fd00:25::/64"]);
-        for fp in [FailPoint::AfterIpam, FailPoint::AfterNetns, FailPoint::AfterVeth, FailPoint::AfterHost, FailPoint::AfterPod, FailPoint::AfterPorts] {
+        for fp in [
+            FailPoint::AfterIpam,
+            FailPoint::AfterNetns,
+            FailPoint::AfterVeth,
+            FailPoint::AfterHost,
+            FailPoint::AfterPod,
+            FailPoint::AfterPorts,
+        ] {
             n.inner().set_fail_point(Some(fp));
             let e = n.create_sandbox(&SandboxSpec::new("rb")).unwrap_err();
             assert!(e.to_string().contains("injected"), "{e}");
@@ -278,7 +281,9 @@ fn concurrent_creates_from_many_threads() {
     for t in 0..8 {
         let n = n.clone();
         hs.push(std::thread::spawn(move || {
-            (0..10).map(|i| n.create_sandbox(&SandboxSpec::new(format!("c{t}-{i}"))).unwrap().ips[0].ip()).collect::<Vec<_>>()
+            (0..10)
+                .map(|i| n.create_sandbox(&SandboxSpec::new(format!("c{t}-{i}"))).unwrap().ips[0].ip())
+                .collect::<Vec<_>>()
         }));
     }
     let mut all = std::collections::HashSet::new();

@@ -83,9 +83,11 @@ impl IpamError {
             IpamError::InvalidPool { .. } | IpamError::NotInPool { .. } => K::InvalidArgument,
             IpamError::Taken { .. } | IpamError::KeyHoldsOther { .. } => K::Conflict,
             IpamError::Exhausted { .. } => K::Exhausted,
-            IpamError::Io { source, .. } => {
-                source.raw_os_error().map(crate::ErrorKind::from_errno).map(|k| if k == K::Kernel { K::Io } else { k }).unwrap_or(K::Io)
-            }
+            IpamError::Io { source, .. } => source
+                .raw_os_error()
+                .map(crate::ErrorKind::from_errno)
+                .map(|k| if k == K::Kernel { K::Io } else { k })
+                .unwrap_or(K::Io),
         }
     }
 
@@ -250,7 +252,10 @@ impl Pool {
             last = last.min(check(e, "range end outside the CIDR")?);
         }
         if first > last {
-            return Err(IpamError::InvalidPool { cidr: cfg.cidr.to_string(), reason: "range start is after range end".into() });
+            return Err(IpamError::InvalidPool {
+                cidr: cfg.cidr.to_string(),
+                reason: "range start is after range end".into(),
+            });
         }
         let mut reserved = HashSet::new();
         for r in &cfg.reserved {
@@ -268,7 +273,16 @@ impl Pool {
             .write(true)
             .open(&lock_path)
             .map_err(io("open", &lock_path))?;
-        Ok(Pool { cidr: cfg.cidr, v6, gateway: lay.gateway, first, last, reserved, dir: dir.to_path_buf(), lock: Mutex::new(lock) })
+        Ok(Pool {
+            cidr: cfg.cidr,
+            v6,
+            gateway: lay.gateway,
+            first,
+            last,
+            reserved,
+            dir: dir.to_path_buf(),
+            lock: Mutex::new(lock),
+        })
     }
 
     /// The pool's CIDR.
@@ -292,7 +306,11 @@ impl Pool {
         // The mutex orders threads of this process (flock is per open file description, so it
         // would not); flock orders processes sharing the state dir. Released when the guard
         // (and with it the fd's lock) drops: see Drop below.
-        flock(&guard, libc::LOCK_EX).map_err(|source| IpamError::Io { what: "lock", path: self.dir.join("lock"), source })?;
+        flock(&guard, libc::LOCK_EX).map_err(|source| IpamError::Io {
+            what: "lock",
+            path: self.dir.join("lock"),
+            source,
+        })?;
         Ok(Locked { _guard: guard })
     }
 
@@ -333,7 +351,11 @@ impl Pool {
         let p = self.ip_path(n);
         match OpenOptions::new().write(true).create_new(true).open(&p) {
             Ok(mut f) => {
-                f.write_all(key.file_name().as_bytes()).map_err(|source| IpamError::Io { what: "write", path: p.clone(), source })?;
+                f.write_all(key.file_name().as_bytes()).map_err(|source| IpamError::Io {
+                    what: "write",
+                    path: p.clone(),
+                    source,
+                })?;
                 Ok(true)
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
@@ -357,8 +379,11 @@ impl Pool {
 
     fn write_key(&self, key: &Key, n: u128) -> IpamResult<()> {
         let p = self.key_path(key);
-        write_atomic(&p, from_u128(self.v6, n).to_string().as_bytes())
-            .map_err(|source| IpamError::Io { what: "write", path: p, source })
+        write_atomic(&p, from_u128(self.v6, n).to_string().as_bytes()).map_err(|source| IpamError::Io {
+            what: "write",
+            path: p,
+            source,
+        })
     }
 
     /// Allocate an address for `key`, or return the one it already holds (idempotent).
@@ -379,11 +404,9 @@ impl Pool {
             return Ok(from_u128(self.v6, held));
         }
         if let Some(n) = req {
-            if !self.try_take(n, key)? {
-                if self.holder(n).as_ref() != Some(key) {
-                    let holder = self.holder(n).map(|k| k.to_string()).unwrap_or_else(|| "an unknown holder".into());
-                    return Err(IpamError::Taken { ip: from_u128(self.v6, n), holder });
-                }
+            if !self.try_take(n, key)? && self.holder(n).as_ref() != Some(key) {
+                let holder = self.holder(n).map(|k| k.to_string()).unwrap_or_else(|| "an unknown holder".into());
+                return Err(IpamError::Taken { ip: from_u128(self.v6, n), holder });
             }
             self.write_key(key, n)?;
             return Ok(from_u128(self.v6, n));
@@ -391,7 +414,11 @@ impl Pool {
         // Round-robin from the address after the last one handed out, so a just-freed address
         // is not reused at once (a stale peer might still have it in its ARP cache).
         let span = self.last - self.first + 1;
-        let start = self.read_cursor().map(|c| c.wrapping_add(1)).filter(|c| *c >= self.first && *c <= self.last).unwrap_or(self.first);
+        let start = self
+            .read_cursor()
+            .map(|c| c.wrapping_add(1))
+            .filter(|c| *c >= self.first && *c <= self.last)
+            .unwrap_or(self.first);
         let mut n = start;
         for _ in 0..span {
             if !self.reserved.contains(&n) && self.try_take(n, key)? {
@@ -494,7 +521,9 @@ impl Drop for Locked<'_> {
 
 /// Write a file atomically: temp file in the same dir, then rename over the target.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
+    let tmp = path.with_extension(
+        format!("tmp.{}.{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""),
+    );
     {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
@@ -509,7 +538,10 @@ mod tests {
     use super::*;
 
     fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("podnet-ipam-{tag}-{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], ""));
+        let d = std::env::temp_dir().join(
+            format!("podnet-ipam-{tag}-{}-{:?}", std::process::id(), std::thread::current().id())
+                .replace(['(', ')'], ""),
+        );
         let _ = fs::remove_dir_all(&d);
         d
     }
@@ -655,7 +687,9 @@ mod tests {
         let mut hs = vec![];
         for t in 0..8 {
             let p = p.clone();
-            hs.push(std::thread::spawn(move || (0..100).map(|i| p.allocate(&k(t * 1000 + i), None).unwrap()).collect::<Vec<_>>()));
+            hs.push(std::thread::spawn(move || {
+                (0..100).map(|i| p.allocate(&k(t * 1000 + i), None).unwrap()).collect::<Vec<_>>()
+            }));
         }
         let mut all = HashSet::new();
         for h in hs {

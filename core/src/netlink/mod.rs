@@ -13,7 +13,9 @@ use rtnetlink::packet_route::link::{
     AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
     LinkMessage,
 };
-use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::sys::{Socket, TokioSocket};
@@ -218,11 +220,8 @@ impl Netlink {
         mtu: u32,
         controller: Option<u32>,
     ) -> NlResult<()> {
-        let peer_msg = LinkUnspec::new_with_name(peer)
-            .setns_by_fd(peer_ns_fd)
-            .address(peer_mac.to_vec())
-            .mtu(mtu)
-            .build();
+        let peer_msg =
+            LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns_fd).address(peer_mac.to_vec()).mtu(mtu).build();
         let mut b = LinkVeth::new(host, peer).mtu(mtu).up();
         if let Some(mac) = host_mac {
             b = b.address(mac.to_vec());
@@ -320,8 +319,7 @@ impl Netlink {
 
     /// Addresses on a link, with their prefix lengths.
     pub async fn addresses(&self, index: u32) -> NlResult<Vec<(IpAddr, u8)>> {
-        let msgs: Vec<_> =
-            self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
+        let msgs: Vec<_> = self.handle.address().get().set_link_index_filter(index).execute().try_collect().await?;
         let mut out = vec![];
         for m in msgs {
             if m.header.index != index {
@@ -471,14 +469,8 @@ impl Netlink {
 
     /// Neighbour entries of a family (`AF_INET`, `AF_INET6`, `AF_BRIDGE` for the FDB) on a link.
     pub async fn neighbours(&self, index: u32, family: AddressFamily) -> NlResult<Vec<NeighbourMessage>> {
-        let msgs: Vec<NeighbourMessage> = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(family)
-            .execute()
-            .try_collect()
-            .await?;
+        let msgs: Vec<NeighbourMessage> =
+            self.handle.neighbours().get().set_address_family(family).execute().try_collect().await?;
         Ok(msgs.into_iter().filter(|m| m.header.ifindex == index).collect())
     }
 

@@ -25,6 +25,10 @@ impl World {
         let dir = PathBuf::from(format!("/tmp/podnet-test-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        // Production state lives on tmpfs (/run); so does the test's, and one lazy unmount
+        // then takes everything away.
+        let none: Option<&str> = None;
+        nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), nix::mount::MsFlags::empty(), none).unwrap();
         World { dir, pins: vec![] }
     }
 
@@ -84,6 +88,7 @@ impl Drop for World {
         for p in self.pins.drain(..) {
             let _ = netns::remove(&p);
         }
+        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

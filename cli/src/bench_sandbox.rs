@@ -1,0 +1,335 @@
+//! `podnet bench sandbox`: create then delete N sandboxes on a throwaway node, against the
+//! bare kernel requests (the floor) and, with `--vs-cni`, the exec'd CNI reference chain.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use podnet::blocking::Node;
+use podnet::netlink::Netlink;
+use podnet::{netns, NodeConfig, PodMode, SandboxSpec};
+use serde_json::{json, Value};
+
+use crate::stats::Stats;
+
+/// Arguments of `podnet bench sandbox`.
+#[derive(clap::Args, Debug)]
+pub struct BenchSandboxArgs {
+    /// Number of sandboxes.
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Also measure the CNI reference chain (loopback + bridge + host-local), exec'd per pod.
+    #[arg(long)]
+    pub vs_cni: bool,
+    /// Pod attachment mode.
+    #[arg(long, default_value = "bridge")]
+    pub mode: String,
+    /// CNI plugin directory.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub cni_path: PathBuf,
+}
+
+/// A throwaway node world in a temp dir, removed on drop.
+pub struct BenchWorld {
+    pub dir: PathBuf,
+    pub node_ns: PathBuf,
+}
+
+impl BenchWorld {
+    pub fn new(tag: &str) -> Result<BenchWorld, String> {
+        let dir = PathBuf::from(format!("/tmp/podnet-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // State lives on tmpfs in production (/run); measure it there, not on a disk.
+        let none: Option<&str> = None;
+        nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), nix::mount::MsFlags::empty(), none)
+            .map_err(|e| format!("mount tmpfs on {}: {e}", dir.display()))?;
+        let node_ns = dir.join("node");
+        netns::create(&node_ns, || ()).map_err(|e| format!("create node netns: {e}"))?;
+        Ok(BenchWorld { dir, node_ns })
+    }
+
+    pub fn netns_dir(&self) -> PathBuf {
+        self.dir.join("netns")
+    }
+
+    pub fn config(&self, name: &str, mode: PodMode, cidr: &str) -> NodeConfig {
+        NodeConfig::new(name)
+            .netns(&self.node_ns)
+            .state_dir(self.dir.join("state"))
+            .netns_dir(self.netns_dir())
+            .mode(mode)
+            .pod_cidr(cidr.parse().expect("static cidr"))
+    }
+}
+
+impl Drop for BenchWorld {
+    fn drop(&mut self) {
+        if let Ok(rd) = std::fs::read_dir(self.netns_dir()) {
+            for e in rd.flatten() {
+                let _ = netns::remove(&e.path());
+            }
+        }
+        let _ = nix::mount::umount2(&self.netns_dir(), nix::mount::MntFlags::MNT_DETACH);
+        let _ = netns::remove(&self.node_ns);
+        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn us(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+/// podnet through its public Rust API.
+pub fn run_podnet(count: usize, mode: PodMode) -> Result<(Stats, Stats), String> {
+    let w = BenchWorld::new("podnet")?;
+    let node = Node::open(w.config("bench", mode, "10.99.0.0/16")).map_err(|e| e.to_string())?;
+    let mut create = Stats::default();
+    for i in 0..count {
+        let t = Instant::now();
+        node.create_sandbox(&SandboxSpec::new(format!("p{i}"))).map_err(|e| e.to_string())?;
+        create.push(us(t));
+    }
+    let mut delete = Stats::default();
+    for i in 0..count {
+        let t = Instant::now();
+        node.delete_sandbox(&format!("p{i}")).map_err(|e| e.to_string())?;
+        delete.push(us(t));
+    }
+    drop(node);
+    Ok((create, delete))
+}
+
+/// The floor: the same kernel requests as a bridge-mode create, issued bare (no validation,
+/// IPAM, records or locks), on the same kind of throwaway node.
+pub fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
+    let w = BenchWorld::new("floor")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let node_f = File::open(&w.node_ns).map_err(|e| e.to_string())?;
+        let nl = Netlink::from_socket(netns::netlink_socket_in(&node_f, 0).map_err(|e| e.to_string())?);
+        let br = nl.ensure_bridge("floor0", 1500).await.map_err(|e| e.to_string())?;
+        nl.add_address(br, "10.98.0.1".parse().unwrap(), 16).await.map_err(|e| e.to_string())?;
+        netns::ensure_dir(&w.netns_dir()).map_err(|e| e.to_string())?;
+        let mut create = Stats::default();
+        let mut pins = vec![];
+        for i in 0..count {
+            let t = Instant::now();
+            let pin = w.netns_dir().join(format!("f{i}"));
+            let c =
+                netns::create(&pin, || podnet::netns::netlink_sys_socket::Socket::new(0)).map_err(|e| e.to_string())?;
+            let pod = Netlink::from_socket(c.value.map_err(|e| e.to_string())?);
+            let host = format!("fl{i}");
+            let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 98, 0, 2)) + i as u32);
+            let o = ip.octets();
+            nl.create_veth(
+                &host,
+                None,
+                "eth0",
+                [0x0a, 0x58, o[0], o[1], o[2], o[3]],
+                c.file.as_raw_fd(),
+                1500,
+                Some(br),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let hl = nl.link_by_name(&host).await.map_err(|e| e.to_string())?.ok_or("no veth")?;
+            nl.set_hairpin(hl.index).await.map_err(|e| e.to_string())?;
+            pod.set_up_by_name("lo").await.map_err(|e| e.to_string())?;
+            let pl = pod.link_by_name("eth0").await.map_err(|e| e.to_string())?.ok_or("no eth0")?;
+            pod.set_up(pl.index).await.map_err(|e| e.to_string())?;
+            pod.add_address(pl.index, ip.into(), 16).await.map_err(|e| e.to_string())?;
+            pod.replace_default_route(pl.index, "10.98.0.1".parse().unwrap()).await.map_err(|e| e.to_string())?;
+            drop(pod);
+            create.push(us(t));
+            pins.push(pin);
+        }
+        let mut delete = Stats::default();
+        for p in &pins {
+            let t = Instant::now();
+            netns::remove(p).map_err(|e| e.to_string())?;
+            delete.push(us(t));
+        }
+        Ok::<_, String>((create, delete))
+    })
+}
+
+/// The CNI chain, measured by a child `podnet bench cni-worker` in its own net + mount
+/// namespace (so `ip netns add` and host-local's files stay private).
+pub fn run_cni(count: usize, cni_path: &Path) -> Result<(Stats, Stats), String> {
+    for p in ["loopback", "bridge", "host-local"] {
+        if !cni_path.join(p).exists() {
+            return Err(format!(
+                "{} not found: install Debian's containernetworking-plugins",
+                cni_path.join(p).display()
+            ));
+        }
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("unshare")
+        .args(["--net", "--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(["bench", "cni-worker", "--count", &count.to_string(), "--cni-path"])
+        .arg(cni_path)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("run unshare: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cni worker failed: {}", String::from_utf8_lossy(&out.stdout)));
+    }
+    let v: Value = serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("cni worker output: {e}"))?;
+    let get = |k: &str| -> Stats {
+        Stats::from_vec(v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default())
+    };
+    Ok((get("create"), get("delete")))
+}
+
+/// Arguments of the hidden `podnet bench cni-worker`.
+#[derive(clap::Args, Debug)]
+pub struct CniWorkerArgs {
+    #[arg(long)]
+    pub count: usize,
+    #[arg(long)]
+    pub cni_path: PathBuf,
+}
+
+/// Runs inside `unshare --net --mount`: a private tmpfs on /run/netns and the IPAM dir.
+pub fn cni_worker(a: &CniWorkerArgs) -> i32 {
+    match cni_worker_inner(a) {
+        Ok(v) => {
+            println!("{v}");
+            0
+        }
+        Err(e) => {
+            println!("{e}");
+            1
+        }
+    }
+}
+
+fn exec_plugin(cni_path: &Path, plugin: &str, cmd: &str, id: &str, netns: &Path, conf: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = Command::new(cni_path.join(plugin))
+        .env_clear()
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", if plugin == "loopback" { "lo" } else { "eth0" })
+        .env("CNI_PATH", cni_path)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("exec {plugin}: {e}"))?;
+    child.stdin.take().ok_or("stdin")?.write_all(conf.as_bytes()).map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("{plugin} {cmd}: {}", String::from_utf8_lossy(&out.stdout)));
+    }
+    Ok(())
+}
+
+fn cni_worker_inner(a: &CniWorkerArgs) -> Result<Value, String> {
+    use nix::mount::{mount, MsFlags};
+    let none: Option<&str> = None;
+    for d in ["/run/netns", "/run/podnet-cni-bench"] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        mount(Some("tmpfs"), d, Some("tmpfs"), MsFlags::empty(), none)
+            .map_err(|e| format!("mount tmpfs on {d}: {e}"))?;
+    }
+    let lo = r#"{"cniVersion":"1.0.0","name":"bench","type":"loopback"}"#;
+    let br = r#"{"cniVersion":"1.0.0","name":"bench","type":"bridge","bridge":"cni0","isGateway":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.97.0.0/16"}]],"dataDir":"/run/podnet-cni-bench/ipam"}}"#;
+    let run = |args: &[&str]| -> Result<(), String> {
+        let s = Command::new("ip").args(args).status().map_err(|e| e.to_string())?;
+        s.success().then_some(()).ok_or_else(|| format!("ip {args:?} failed"))
+    };
+    run(&["link", "set", "lo", "up"])?;
+    // Warm-up pod: creates cni0 so the figures exclude the one-time bridge creation.
+    let mut create = vec![];
+    let mut delete = vec![];
+    for i in 0..=a.count {
+        let name = format!("cni-{i}");
+        let ns = PathBuf::from("/run/netns").join(&name);
+        let id = format!("{:064x}", i + 1);
+        let t = Instant::now();
+        run(&["netns", "add", &name])?;
+        exec_plugin(&a.cni_path, "loopback", "ADD", &id, &ns, lo)?;
+        exec_plugin(&a.cni_path, "bridge", "ADD", &id, &ns, br)?;
+        if i > 0 {
+            create.push(us(t));
+        }
+    }
+    for i in 0..=a.count {
+        let name = format!("cni-{i}");
+        let ns = PathBuf::from("/run/netns").join(&name);
+        let id = format!("{:064x}", i + 1);
+        let t = Instant::now();
+        exec_plugin(&a.cni_path, "bridge", "DEL", &id, &ns, br)?;
+        exec_plugin(&a.cni_path, "loopback", "DEL", &id, &ns, lo)?;
+        run(&["netns", "del", &name])?;
+        if i > 0 {
+            delete.push(us(t));
+        }
+    }
+    Ok(json!({"create": create, "delete": delete}))
+}
+
+pub fn run(a: &BenchSandboxArgs) -> i32 {
+    match run_inner(a) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error (bench): {e}");
+            1
+        }
+    }
+}
+
+fn run_inner(a: &BenchSandboxArgs) -> Result<(), String> {
+    let mode: PodMode = a.mode.parse().map_err(|e: podnet::Error| e.to_string())?;
+    if a.count < 2 {
+        return Err("--count must be at least 2".into());
+    }
+    eprintln!("podnet: creating and deleting {} sandboxes ({:?} mode)...", a.count, mode);
+    let (c, d) = run_podnet(a.count, mode)?;
+    eprintln!("floor: the same kernel requests, bare...");
+    let (fc, fd) = run_floor(a.count)?;
+    let mut out = json!({
+        "count": a.count,
+        "mode": a.mode,
+        "create_p50_us": c.p50(), "create_p99_us": c.p99(),
+        "delete_p50_us": d.p50(), "delete_p99_us": d.p99(),
+        "create_first100_mean_us": c.first_mean(100), "create_last100_mean_us": c.last_mean(100),
+        "floor_create_p50_us": fc.p50(), "floor_create_p99_us": fc.p99(), "floor_delete_p50_us": fd.p50(),
+        "overhead_vs_floor": c.p50() / fc.p50(),
+        "last100_over_first100": c.last_mean(100) / c.first_mean(100),
+    });
+    if a.vs_cni {
+        eprintln!("CNI chain (loopback + bridge + host-local, exec'd)...");
+        let (cc, cd) = run_cni(a.count, &a.cni_path)?;
+        out["cni_create_p50_us"] = json!(cc.p50());
+        out["cni_create_p99_us"] = json!(cc.p99());
+        out["cni_delete_p50_us"] = json!(cd.p50());
+        out["cni_delete_p99_us"] = json!(cd.p99());
+        out["cni_create_first100_mean_us"] = json!(cc.first_mean(100));
+        out["cni_create_last100_mean_us"] = json!(cc.last_mean(100));
+        out["speedup_create_p50"] = json!(cc.p50() / c.p50());
+        out["speedup_delete_p50"] = json!(cd.p50() / d.p50());
+    }
+    eprintln!(
+        "create p50 {:.0} us p99 {:.0} us (floor p50 {:.0} us); delete p50 {:.0} us",
+        c.p50(),
+        c.p99(),
+        fc.p50(),
+        d.p50()
+    );
+    println!("{out}");
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Percentiles for the benchmark programs.
+
+/// Samples in microseconds, in the order they were taken.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    v: Vec<f64>,
+}
+
+impl Stats {
+    pub fn from_vec(v: Vec<f64>) -> Stats {
+        Stats { v }
+    }
+
+    pub fn push(&mut self, x: f64) {
+        self.v.push(x);
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        if self.v.is_empty() {
+            return f64::NAN;
+        }
+        let mut s = self.v.clone();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let i = ((s.len() as f64 - 1.0) * p).round() as usize;
+        s[i.min(s.len() - 1)]
+    }
+
+    pub fn p50(&self) -> f64 {
+        self.pct(0.50)
+    }
+
+    pub fn p99(&self) -> f64 {
+        self.pct(0.99)
+    }
+
+    /// Mean of the first `n` samples (in order taken).
+    pub fn first_mean(&self, n: usize) -> f64 {
+        let n = n.min(self.v.len()).max(1);
+        self.v[..n].iter().sum::<f64>() / n as f64
+    }
+
+    /// Mean of the last `n` samples.
+    pub fn last_mean(&self, n: usize) -> f64 {
+        let n = n.min(self.v.len()).max(1);
+        self.v[self.v.len() - n..].iter().sum::<f64>() / n as f64
+    }
+}

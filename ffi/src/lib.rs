@@ -1,0 +1,1 @@
+//! C ABI of podnet (filled in by the C ABI issue).
