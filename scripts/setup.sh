@@ -3,7 +3,7 @@
 # Idempotent: skips what is already there.
 set -euo pipefail
 need=()
-for p in iproute2 nftables conntrack containernetworking-plugins netavark valgrind util-linux pkg-config gcc g++ make; do
+for p in iproute2 ethtool nftables conntrack containernetworking-plugins netavark valgrind util-linux pkg-config gcc g++ make; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

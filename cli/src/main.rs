@@ -2,7 +2,9 @@
 //! runtimes use. Exit codes: 0 ok, 1 operation failed, 2 bad input.
 #![allow(missing_docs, reason = "a binary: its documentation is --help")]
 
+mod bench_ipam;
 mod bench_sandbox;
+mod plan;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Check a cluster address plan: node CIDRs, pods per node, capacity, service IPs.
+    Plan(plan::PlanArgs),
     /// Benchmarks (programs, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -25,6 +29,8 @@ enum Cmd {
 enum BenchCmd {
     /// Create then delete N sandboxes; compare with the bare kernel requests and the CNI chain.
     Sandbox(bench_sandbox::BenchSandboxArgs),
+    /// Allocate every node CIDR of a /8 and every service IP of a /12.
+    Ipam(bench_ipam::BenchIpamArgs),
     #[command(hide = true)]
     CniWorker(bench_sandbox::CniWorkerArgs),
 }
@@ -32,7 +38,9 @@ enum BenchCmd {
 fn main() {
     let cli = Cli::parse();
     let code = match cli.cmd {
+        Cmd::Plan(a) => plan::run_plan(a),
         Cmd::Bench(BenchCmd::Sandbox(a)) => bench_sandbox::run(&a),
+        Cmd::Bench(BenchCmd::Ipam(a)) => bench_ipam::run_bench_ipam(a),
         Cmd::Bench(BenchCmd::CniWorker(a)) => bench_sandbox::cni_worker(&a),
     };
     std::process::exit(code);

@@ -37,6 +37,60 @@ impl std::str::FromStr for PodMode {
     }
 }
 
+/// How packets reach other nodes' pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrossNodeMode {
+    /// VXLAN to every peer (flannel-compatible).
+    #[default]
+    Overlay,
+    /// One route per peer pod CIDR via the peer's underlay IP; every peer must be on-link.
+    Routed,
+    /// Routed to peers on the same underlay subnet, overlay to the rest.
+    Auto,
+}
+
+impl std::str::FromStr for CrossNodeMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<CrossNodeMode> {
+        match s {
+            "overlay" => Ok(CrossNodeMode::Overlay),
+            "routed" => Ok(CrossNodeMode::Routed),
+            "auto" => Ok(CrossNodeMode::Auto),
+            _ => Err(Error::invalid("parse cross-node mode", format!("unknown mode {s:?} (overlay, routed or auto)"))),
+        }
+    }
+}
+
+/// VXLAN settings; the defaults match flannel's so a podnet node can sit in a flannel cluster.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VxlanConfig {
+    /// VNI (flannel: 1).
+    pub vni: u32,
+    /// UDP port (flannel: 8472, the Linux default; IANA's is 4789).
+    pub port: u16,
+    /// Device name (default `podnet.1`).
+    pub device: String,
+    /// Turn TX checksum offload off on the device (works around the kernel bug behind
+    /// flannel's 63-second delays); set false to leave the device's offloads alone.
+    pub disable_tx_checksum_offload: bool,
+}
+
+impl Default for VxlanConfig {
+    fn default() -> Self {
+        VxlanConfig { vni: 1, port: 8472, device: "podnet.1".into(), disable_tx_checksum_offload: true }
+    }
+}
+
+/// The node's own address on the network that connects the nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Underlay {
+    /// The node's underlay IP (VXLAN source, routed next hop for peers).
+    pub address: IpAddr,
+    /// The interface holding it (default: found by address).
+    pub interface: Option<String>,
+}
+
 /// Configuration of one node (one network namespace).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeConfig {
@@ -54,8 +108,18 @@ pub struct NodeConfig {
     pub mode: PodMode,
     /// Bridge name in bridge mode.
     pub bridge_name: String,
-    /// MTU of the bridge and every veth.
+    /// MTU of the bridge and every veth (lowered to the VXLAN MTU when an overlay is used).
     pub mtu: u32,
+    /// The node's underlay address; required for peers.
+    pub underlay: Option<Underlay>,
+    /// The cluster's pod CIDRs (all nodes): egress to anything else is masqueraded.
+    pub cluster_cidrs: Vec<IpNetwork>,
+    /// Overlay, routed or auto.
+    pub cross_node: CrossNodeMode,
+    /// VXLAN settings.
+    pub vxlan: VxlanConfig,
+    /// Masquerade pod traffic leaving the cluster CIDRs (default true; needs `cluster_cidrs`).
+    pub egress_masquerade: bool,
 }
 
 impl NodeConfig {
@@ -70,7 +134,30 @@ impl NodeConfig {
             mode: PodMode::Bridge,
             bridge_name: "podnet0".into(),
             mtu: 1500,
+            underlay: None,
+            cluster_cidrs: vec![],
+            cross_node: CrossNodeMode::Overlay,
+            vxlan: VxlanConfig::default(),
+            egress_masquerade: true,
         }
+    }
+
+    /// Set the underlay address (and let podnet find its interface).
+    pub fn underlay(mut self, address: IpAddr) -> NodeConfig {
+        self.underlay = Some(Underlay { address, interface: None });
+        self
+    }
+
+    /// Add a cluster CIDR.
+    pub fn cluster_cidr(mut self, cidr: IpNetwork) -> NodeConfig {
+        self.cluster_cidrs.push(cidr);
+        self
+    }
+
+    /// Set the cross-node mode.
+    pub fn cross_node(mut self, mode: CrossNodeMode) -> NodeConfig {
+        self.cross_node = mode;
+        self
     }
 
     /// Add a pod CIDR (parsed and validated by [`NodeConfig::validate`]).
@@ -140,6 +227,35 @@ impl NodeConfig {
         }
         if !self.netns_dir.is_absolute() {
             return Err(Error::invalid(op, "netns dir must be an absolute path"));
+        }
+        for c in &self.cluster_cidrs {
+            if c.ip() != c.network() {
+                return Err(Error::invalid(op, format!("cluster CIDR {c} has host bits set")));
+            }
+        }
+        for p in &self.pools {
+            if !self.cluster_cidrs.is_empty()
+                && !self.cluster_cidrs.iter().any(|c| {
+                    c.is_ipv4() == p.cidr.is_ipv4() && c.contains(p.cidr.network()) && c.prefix() <= p.cidr.prefix()
+                })
+            {
+                return Err(Error::invalid(op, format!("pod CIDR {} is outside every cluster CIDR", p.cidr)));
+            }
+        }
+        validate_ifname(&self.vxlan.device).map_err(|m| Error::invalid(op, format!("VXLAN device name: {m}")))?;
+        if self.vxlan.vni == 0 || self.vxlan.vni > 0xff_ffff {
+            return Err(Error::invalid(op, format!("VNI {} out of range 1..16777215", self.vxlan.vni)));
+        }
+        if let Some(u) = &self.underlay {
+            if let Some(i) = &u.interface {
+                validate_ifname(i).map_err(|m| Error::invalid(op, format!("underlay interface: {m}")))?;
+            }
+            if u.address.is_unspecified() || u.address.is_loopback() || u.address.is_multicast() {
+                return Err(Error::invalid(
+                    op,
+                    format!("underlay address {} is not a unicast host address", u.address),
+                ));
+            }
         }
         Ok(())
     }

@@ -71,7 +71,7 @@ impl fmt::Display for ErrorKind {
 
 /// The error every public podnet call returns.
 ///
-/// `Display` reads "<operation>: <cause>", e.g.
+/// `Display` reads "`operation`: `cause`", e.g.
 /// `create veth pn3f2a1c for sandbox web-1: File exists (os error 17)`.
 #[derive(Debug)]
 pub struct Error {

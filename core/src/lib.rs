@@ -7,21 +7,25 @@
 //! calling thread's namespaces and never forks or execs.
 
 pub mod blocking;
-#[cfg(not(podnet_wip))]
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod ethtool;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod node;
+pub mod peers;
 mod ports;
 pub mod sandbox;
 pub mod state;
 
-pub use config::{NetnsSpec, NodeConfig, PodMode, PortMapping, Protocol, SandboxSpec};
+pub use config::{
+    CrossNodeMode, NetnsSpec, NodeConfig, PodMode, PortMapping, Protocol, SandboxSpec, Underlay, VxlanConfig,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use node::{FailPoint, Node};
+pub use peers::{Peer, SyncReport};
 pub use sandbox::{CheckReport, GcReport};
 pub use state::Sandbox;

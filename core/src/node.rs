@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::net::IpAddr;
 use std::path::PathBuf;
+
+use ipnetwork::IpNetwork;
 use std::sync::{Arc, Mutex};
 
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
@@ -47,6 +49,14 @@ pub struct Node {
     pub(crate) pools: Vec<Pool>,
     pub(crate) store: Store,
     pub(crate) bridge_index: Option<u32>,
+    /// Underlay interface index and the node's underlay address with its prefix.
+    pub(crate) underlay: Option<(u32, IpNetwork)>,
+    /// VXLAN device index, when an overlay is configured.
+    pub(crate) vxlan_index: Option<u32>,
+    /// MTU of the bridge and the veths (the VXLAN MTU when an overlay is used).
+    pub(crate) pod_mtu: u32,
+    /// Serializes peer changes (they share the VXLAN device's tables).
+    pub(crate) peer_lock: tokio::sync::Mutex<()>,
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) fail_point: Mutex<Option<FailPoint>>,
     pub(crate) netns_dir_ready: std::sync::OnceLock<()>,
@@ -84,6 +94,10 @@ impl Node {
                 pools,
                 store,
                 bridge_index: None,
+                underlay: None,
+                vxlan_index: None,
+                pod_mtu: 0,
+                peer_lock: tokio::sync::Mutex::new(()),
                 locks: Mutex::new(HashMap::new()),
                 fail_point: Mutex::new(None),
                 netns_dir_ready: std::sync::OnceLock::new(),
@@ -104,10 +118,12 @@ impl Node {
                 .map_err(|e| e.into_error("enable net.ipv6.conf.all.forwarding"))?;
         }
         self.nl.set_up_by_name("lo").await.map_err(|e| e.into_error("set lo up in node netns"))?;
+        self.pod_mtu = self.cfg.mtu;
+        self.init_underlay().await?;
         if self.cfg.mode == PodMode::Bridge {
             let name = self.cfg.bridge_name.clone();
             let op = || format!("ensure bridge {name}");
-            let idx = self.nl.ensure_bridge(&name, self.cfg.mtu).await.map_err(|e| e.into_error(op()))?;
+            let idx = self.nl.ensure_bridge(&name, self.pod_mtu).await.map_err(|e| e.into_error(op()))?;
             // A bridge without an explicit MAC takes the lowest port MAC, so the gateway's MAC
             // would change as pods come and go and every pod's ARP entry would go stale.
             let mac = stable_mac(0x02, &format!("bridge/{}", self.cfg.name));
@@ -127,6 +143,63 @@ impl Node {
             self.bridge_index = Some(idx);
         }
         Ok(())
+    }
+
+    async fn init_underlay(&mut self) -> Result<()> {
+        let Some(u) = self.cfg.underlay.clone() else { return Ok(()) };
+        let op = format!("find underlay address {}", u.address);
+        let links = self.nl.links().await.map_err(|e| e.into_error(op.clone()))?;
+        let mut found = None;
+        for l in &links {
+            if u.interface.as_deref().is_some_and(|i| i != l.name) {
+                continue;
+            }
+            let addrs = self.nl.addresses(l.index).await.map_err(|e| e.into_error(op.clone()))?;
+            if let Some((ip, plen)) = addrs.into_iter().find(|(ip, _)| *ip == u.address) {
+                let net = IpNetwork::new(ip, plen).map_err(|e| Error::new(ErrorKind::Internal, op.clone(), e))?;
+                found = Some((l.clone(), net));
+                break;
+            }
+        }
+        let (ul, net) = found.ok_or_else(|| {
+            Error::new(ErrorKind::NotFound, op.clone(), "no interface in the node netns holds this address")
+        })?;
+        self.underlay = Some((ul.index, net));
+        if self.cfg.cross_node == crate::config::CrossNodeMode::Routed {
+            return Ok(());
+        }
+        // VXLAN adds 50 bytes over IPv4 (70 over IPv6); pods must fit inside.
+        let overhead = if u.address.is_ipv4() { 50 } else { 70 };
+        let vx_mtu = ul.mtu.saturating_sub(overhead);
+        self.pod_mtu = self.pod_mtu.min(vx_mtu);
+        let vx = &self.cfg.vxlan;
+        let mac = crate::peers::vtep_mac(&self.cfg.name);
+        let idx = self
+            .nl
+            .ensure_vxlan(&vx.device, vx.vni, vx.port, u.address, ul.index, vx_mtu, mac)
+            .await
+            .map_err(|e| e.into_error(format!("ensure VXLAN device {}", vx.device)))?;
+        // The VTEP address is the pod CIDR's network address (flannel's convention): traffic
+        // from the node to remote pods leaves with a source that routes back over the overlay.
+        for p in &self.pools {
+            let plen = if p.cidr().is_ipv4() { 32 } else { 128 };
+            self.nl
+                .add_address(idx, p.cidr().network(), plen)
+                .await
+                .map_err(|e| e.into_error(format!("add VTEP address to {}", vx.device)))?;
+        }
+        if vx.disable_tx_checksum_offload {
+            crate::ethtool::disable_tx_checksum(&self.netns_file, &vx.device).map_err(|e| {
+                Error::new(ErrorKind::Kernel, format!("disable TX checksum offload on {}", vx.device), e)
+            })?;
+        }
+        self.vxlan_index = Some(idx);
+        Ok(())
+    }
+
+    /// MTU of pod interfaces on this node.
+    pub fn pod_mtu(&self) -> u32 {
+        self.pod_mtu
     }
 
     /// The node's configuration.

@@ -17,6 +17,11 @@ impl Node {
         Ok(())
     }
 
+    /// Called after the peer set changed (no-masquerade set of peer node IPs).
+    pub(crate) async fn peers_changed(&self) -> Result<()> {
+        Ok(())
+    }
+
     pub(crate) async fn check_ports(&self, _sb: &Sandbox) -> Vec<String> {
         vec![]
     }

@@ -217,7 +217,7 @@ impl Node {
         let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
         let mut r = self
             .nl
-            .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.cfg.mtu, self.bridge_index)
+            .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, self.bridge_index)
             .await;
         if matches!(&r, Err(e) if e.is_exists()) {
             // The name is deterministic. If no live record uses it, it is the previous
@@ -228,7 +228,7 @@ impl Node {
             self.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
             r = self
                 .nl
-                .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.cfg.mtu, self.bridge_index)
+                .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, self.bridge_index)
                 .await;
         }
         r.map_err(|e| e.into_error(veth_op()))?;

@@ -306,6 +306,69 @@ impl Netlink {
         Ok(l.index)
     }
 
+    /// Create the VXLAN device if missing, or fix it in place; returns its index. A device of
+    /// the same name with a different VNI, port, local address or underlay link is recreated.
+    #[expect(clippy::too_many_arguments, reason = "one kernel request, one parameter per attribute")]
+    pub async fn ensure_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        port: u16,
+        local: IpAddr,
+        dev: u32,
+        mtu: u32,
+        mac: [u8; 6],
+    ) -> NlResult<u32> {
+        let mut s = self.handle.link().get().match_name(name.to_string()).execute();
+        let existing = match s.try_next().await {
+            Ok(m) => m,
+            Err(e) => {
+                let e = NetlinkError::from(e);
+                if e.is_not_found() {
+                    None
+                } else {
+                    return Err(e);
+                }
+            }
+        };
+        if let Some(m) = existing {
+            let mut same = false;
+            for a in &m.attributes {
+                if let LinkAttribute::LinkInfo(infos) = a {
+                    for i in infos {
+                        if let LinkInfo::Data(InfoData::Vxlan(v)) = i {
+                            use rtnetlink::packet_route::link::InfoVxlan as V;
+                            let has = |want: &V| v.iter().any(|x| x == want);
+                            let local_ok = match local {
+                                IpAddr::V4(a) => has(&V::Local(a)),
+                                IpAddr::V6(a) => has(&V::Local6(a)),
+                            };
+                            same = has(&V::Id(vni)) && has(&V::Port(port)) && has(&V::Link(dev)) && local_ok;
+                        }
+                    }
+                }
+            }
+            if same {
+                self.handle
+                    .link()
+                    .set(LinkUnspec::new_with_index(m.header.index).mtu(mtu).address(mac.to_vec()).up().build())
+                    .execute()
+                    .await?;
+                return Ok(m.header.index);
+            }
+            self.handle.link().del(m.header.index).execute().await?;
+        }
+        let mut b = rtnetlink::LinkVxlan::new(name, vni).dev(dev).port(port).learning(false);
+        b = match local {
+            IpAddr::V4(a) => b.local(a),
+            IpAddr::V6(a) => b.local6(a),
+        };
+        let msg = b.mtu(mtu).address(mac.to_vec()).up().build();
+        self.handle.link().add(msg).execute().await?;
+        let l = self.link_by_name(name).await?.ok_or_else(|| NetlinkError::Missing(name.to_string()))?;
+        Ok(l.index)
+    }
+
     /// Add an address (replace semantics: re-adding is success). IPv6 skips DAD, which would
     /// otherwise keep the address tentative for about a second.
     pub async fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> NlResult<()> {
@@ -405,10 +468,15 @@ impl Netlink {
 
     /// Delete a route to `dst/prefix` (main table); already gone is success.
     pub async fn delete_route(&self, dst: IpAddr, prefix: u8) -> NlResult<()> {
-        let msg = match dst {
+        let mut msg = match dst {
             IpAddr::V4(d) => RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(d, prefix).build(),
             IpAddr::V6(d) => RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(d, prefix).build(),
         };
+        // The builder's defaults (proto static, scope universe, unicast) are match criteria on
+        // delete: clear them, as `ip route del` does, so any route to the prefix matches.
+        msg.header.protocol = RouteProtocol::Unspec;
+        msg.header.scope = RouteScope::NoWhere;
+        msg.header.kind = rtnetlink::packet_route::route::RouteType::Unspec;
         match self.handle.route().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(e) => {

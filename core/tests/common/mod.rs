@@ -124,15 +124,37 @@ pub fn echo_peer_server(ns: &Path, addr: SocketAddr, n: usize) -> std::thread::J
 
 /// Connect from inside `ns` to `to`, return what the server said (the IP it saw us as).
 pub fn tcp_ask(ns: &Path, to: SocketAddr) -> std::io::Result<String> {
+    tcp_ask_timeout(ns, to, Duration::from_secs(3))
+}
+
+/// Like [`tcp_ask`] with a connect timeout.
+pub fn tcp_ask_timeout(ns: &Path, to: SocketAddr, timeout: Duration) -> std::io::Result<String> {
     let f = File::open(ns).unwrap();
     netns::run_in(&f, move || -> std::io::Result<String> {
-        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(3))?;
+        let mut s = TcpStream::connect_timeout(&to, timeout)?;
         s.set_read_timeout(Some(Duration::from_secs(3)))?;
         let mut buf = String::new();
         s.read_to_string(&mut buf)?;
         Ok(buf)
     })
     .unwrap()
+}
+
+/// Run a command in a netns, ignoring failure (world building where "exists" is fine).
+pub fn in_ns_try(ns: &Path, args: &[&str]) -> bool {
+    Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Connect two netns with a veth pair: `a_if` in `a`, `b_if` in `b`.
+pub fn veth_between(a: &Path, a_if: &str, b: &Path, b_if: &str) {
+    in_ns(a, &["ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.display().to_string()]);
+    in_ns(a, &["ip", "link", "set", a_if, "up"]);
+    in_ns(b, &["ip", "link", "set", b_if, "up"]);
 }
 
 pub fn sa(ip: IpAddr, port: u16) -> SocketAddr {

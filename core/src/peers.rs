@@ -1,0 +1,434 @@
+//! Paths to other nodes' pods: VXLAN overlay entries (route + neighbour + FDB per peer) or
+//! routed entries (one route per peer pod CIDR via the peer's underlay IP), chosen per peer by
+//! the node's cross-node mode. Peer changes are O(1) kernel requests; `sync_peers` converges
+//! the kernel to exactly a given list, removing whatever an earlier run left behind.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use futures_util::stream::{self, StreamExt};
+use ipnetwork::IpNetwork;
+use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
+use rtnetlink::packet_route::route::RouteProtocol;
+use rtnetlink::packet_route::AddressFamily;
+use tracing::Instrument;
+
+use crate::config::CrossNodeMode;
+use crate::netlink::NetlinkError;
+use crate::{Error, ErrorKind, Node, Result};
+
+/// Routes to peers carry this protocol number (per-pod routes use [`crate::netlink::ROUTE_PROTOCOL`]).
+pub const PEER_ROUTE_PROTOCOL: u8 = 81;
+
+/// How many kernel requests are in flight at once during a sync.
+const CONCURRENCY: usize = 64;
+
+/// Another node, as the cluster's source of truth describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Peer {
+    /// Node name (`[A-Za-z0-9_.-]`).
+    pub name: String,
+    /// Its underlay IP.
+    pub underlay_ip: IpAddr,
+    /// Its pod CIDRs.
+    pub pod_cidrs: Vec<IpNetwork>,
+    /// Its VTEP MAC; default: derived from its name as podnet derives its own
+    /// ([`vtep_mac`]), so podnet nodes agree without exchanging it.
+    pub vtep_mac: Option<[u8; 6]>,
+}
+
+impl Peer {
+    /// A peer with the derived VTEP MAC.
+    pub fn new(name: impl Into<String>, underlay_ip: IpAddr, pod_cidrs: Vec<IpNetwork>) -> Peer {
+        Peer { name: name.into(), underlay_ip, pod_cidrs, vtep_mac: None }
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.vtep_mac.unwrap_or_else(|| vtep_mac(&self.name))
+    }
+}
+
+/// The VTEP MAC of node `name`: stable across restarts, so peers never hold a stale one.
+pub fn vtep_mac(name: &str) -> [u8; 6] {
+    crate::node::stable_mac(0x0e, &format!("vtep/{name}"))
+}
+
+/// Which path a peer pod CIDR takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Path {
+    /// Through the VXLAN device.
+    Overlay,
+    /// Straight to the peer's underlay IP.
+    Routed,
+}
+
+/// What sync changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncReport {
+    /// Peers now configured.
+    pub peers: usize,
+    /// Kernel entries (routes, neighbours, FDB) added.
+    pub added: usize,
+    /// Stale kernel entries removed.
+    pub removed: usize,
+}
+
+/// One kernel object a peer needs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Entry {
+    Route { dst: IpNetwork, via: IpAddr, oif: u32, onlink: bool },
+    Neigh { ip: IpAddr, mac: [u8; 6] },
+    Fdb { mac: [u8; 6], dst: IpAddr },
+}
+
+impl Node {
+    fn path_for(&self, peer: &Peer, cidr: &IpNetwork) -> Result<Path> {
+        let (_, ul) = self.underlay.ok_or_else(|| no_underlay(&peer.name))?;
+        let same_family = peer.underlay_ip.is_ipv4() == cidr.is_ipv4();
+        let on_link = ul.contains(peer.underlay_ip) && ul.is_ipv4() == peer.underlay_ip.is_ipv4();
+        match self.cfg.cross_node {
+            CrossNodeMode::Overlay => Ok(Path::Overlay),
+            CrossNodeMode::Auto if on_link && same_family => Ok(Path::Routed),
+            CrossNodeMode::Auto => Ok(Path::Overlay),
+            CrossNodeMode::Routed if !on_link => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("add peer {}", peer.name),
+                format!(
+                    "{} is not on-link with this node's underlay {}: routed mode needs every peer on the same L2 segment (use auto or overlay)",
+                    peer.underlay_ip,
+                    ul.network().to_string() + "/" + &ul.prefix().to_string()
+                ),
+            )),
+            CrossNodeMode::Routed if !same_family => Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("add peer {}", peer.name),
+                format!("pod CIDR {cidr} cannot be routed via the {} underlay address {}", if peer.underlay_ip.is_ipv4() { "IPv4" } else { "IPv6" }, peer.underlay_ip),
+            )),
+            CrossNodeMode::Routed => Ok(Path::Routed),
+        }
+    }
+
+    /// The path each pod CIDR of `peer` takes (for status displays).
+    pub fn peer_paths(&self, peer: &Peer) -> Result<Vec<(IpNetwork, Path)>> {
+        peer.pod_cidrs.iter().map(|c| Ok((*c, self.path_for(peer, c)?))).collect()
+    }
+
+    fn validate_peer(&self, peer: &Peer) -> Result<()> {
+        let op = format!("validate peer {:?}", peer.name);
+        crate::config::validate_name(&peer.name, "peer name").map_err(|m| Error::invalid(&op, m))?;
+        if peer.name == self.cfg.name {
+            return Err(Error::invalid(&op, "a node cannot be its own peer"));
+        }
+        if peer.pod_cidrs.is_empty() {
+            return Err(Error::invalid(&op, "a peer needs at least one pod CIDR"));
+        }
+        for c in &peer.pod_cidrs {
+            if c.ip() != c.network() {
+                return Err(Error::invalid(&op, format!("pod CIDR {c} has host bits set")));
+            }
+            for p in &self.pools {
+                let mine = p.cidr();
+                if mine.is_ipv4() == c.is_ipv4() && (mine.contains(c.network()) || c.contains(mine.network())) {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        op.clone(),
+                        format!("pod CIDR {c} overlaps this node's {mine}"),
+                    ));
+                }
+            }
+        }
+        if peer.underlay_ip.is_unspecified() || peer.underlay_ip.is_multicast() || peer.underlay_ip.is_loopback() {
+            return Err(Error::invalid(&op, format!("underlay IP {} is not a unicast address", peer.underlay_ip)));
+        }
+        if let Some(m) = peer.vtep_mac {
+            if m[0] & 1 == 1 || m == [0; 6] {
+                return Err(Error::invalid(&op, "VTEP MAC must be a unicast, non-zero address"));
+            }
+        }
+        for c in &peer.pod_cidrs {
+            self.path_for(peer, c)?;
+        }
+        if self.vxlan_index.is_none()
+            && peer.pod_cidrs.iter().any(|c| self.path_for(peer, c).ok() == Some(Path::Overlay))
+        {
+            return Err(Error::invalid(&op, "overlay path needed but the node has no VXLAN device"));
+        }
+        Ok(())
+    }
+
+    fn entries(&self, peer: &Peer) -> Result<Vec<Entry>> {
+        let mut out = vec![];
+        let mut fdb = false;
+        for c in &peer.pod_cidrs {
+            match self.path_for(peer, c)? {
+                Path::Overlay => {
+                    let vx = self.vxlan_index.ok_or_else(|| no_underlay(&peer.name))?;
+                    let gw = c.network();
+                    out.push(Entry::Route { dst: *c, via: gw, oif: vx, onlink: true });
+                    out.push(Entry::Neigh { ip: gw, mac: peer.mac() });
+                    if !fdb {
+                        out.push(Entry::Fdb { mac: peer.mac(), dst: peer.underlay_ip });
+                        fdb = true;
+                    }
+                }
+                Path::Routed => {
+                    let (ul, _) = self.underlay.ok_or_else(|| no_underlay(&peer.name))?;
+                    out.push(Entry::Route { dst: *c, via: peer.underlay_ip, oif: ul, onlink: false });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
+        match e {
+            Entry::Route { dst, via, oif, onlink } => {
+                let mut msg = match (dst.ip(), via) {
+                    (IpAddr::V4(d), IpAddr::V4(g)) => rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                        .destination_prefix(d, dst.prefix())
+                        .gateway(*g)
+                        .output_interface(*oif)
+                        .build(),
+                    (IpAddr::V6(d), IpAddr::V6(g)) => rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                        .destination_prefix(d, dst.prefix())
+                        .gateway(*g)
+                        .output_interface(*oif)
+                        .build(),
+                    _ => return Err(NetlinkError::Kernel(libc::EAFNOSUPPORT)),
+                };
+                msg.header.protocol = RouteProtocol::Other(PEER_ROUTE_PROTOCOL);
+                if *onlink {
+                    msg.header.flags |= rtnetlink::packet_route::route::RouteFlags::Onlink;
+                }
+                self.nl.handle().route().add(msg).replace().execute().await?;
+                Ok(())
+            }
+            Entry::Neigh { ip, mac } => self.nl.replace_neighbour(self.vxlan_index.unwrap_or(0), *ip, mac).await,
+            Entry::Fdb { mac, dst } => self.nl.fdb_replace(self.vxlan_index.unwrap_or(0), *mac, *dst).await,
+        }
+    }
+
+    async fn unapply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
+        match e {
+            Entry::Route { dst, .. } => self.nl.delete_route(dst.ip(), dst.prefix()).await,
+            Entry::Neigh { ip, .. } => self.nl.delete_neighbour(self.vxlan_index.unwrap_or(0), *ip).await,
+            Entry::Fdb { mac, dst } => self.nl.fdb_delete(self.vxlan_index.unwrap_or(0), *mac, *dst).await,
+        }
+    }
+
+    fn peer_dir(&self) -> std::path::PathBuf {
+        self.state_dir.join("peers")
+    }
+
+    fn load_peer(&self, name: &str) -> Option<Peer> {
+        let b = std::fs::read(self.peer_dir().join(format!("{name}.json"))).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    fn save_peer(&self, p: &Peer) -> Result<()> {
+        let dir = self.peer_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::new(ErrorKind::Io, "create peer dir", e))?;
+        let data = serde_json::to_vec(p).map_err(|e| Error::new(ErrorKind::Internal, "encode peer", e))?;
+        crate::ipam::write_atomic(&dir.join(format!("{}.json", p.name)), &data)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("save peer {}", p.name), e))
+    }
+
+    /// Add or update one peer: O(1) kernel requests whatever the number of peers.
+    pub async fn add_peer(&self, peer: &Peer) -> Result<()> {
+        let span = tracing::info_span!("add_peer", node = %self.cfg.name, peer = %peer.name);
+        async {
+            self.validate_peer(peer)?;
+            let _g = self.peer_lock.lock().await;
+            let new: Vec<Entry> = self.entries(peer)?;
+            let old: Vec<Entry> = self.load_peer(&peer.name).and_then(|p| self.entries(&p).ok()).unwrap_or_default();
+            let op = format!("add peer {}", peer.name);
+            for e in old.iter().filter(|e| !new.contains(e)) {
+                self.unapply(e).await.map_err(|err| err.into_error(format!("{op}: remove stale {e:?}")))?;
+            }
+            for e in &new {
+                self.apply(e).await.map_err(|err| err.into_error(format!("{op}: {e:?}")))?;
+            }
+            self.save_peer(peer)?;
+            self.peers_changed().await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Remove one peer's entries; unknown peers are success.
+    pub async fn remove_peer(&self, name: &str) -> Result<()> {
+        let span = tracing::info_span!("remove_peer", node = %self.cfg.name, peer = %name);
+        async {
+            crate::config::validate_name(name, "peer name")
+                .map_err(|m| Error::invalid(format!("remove peer {name:?}"), m))?;
+            let _g = self.peer_lock.lock().await;
+            if let Some(p) = self.load_peer(name) {
+                for e in self.entries(&p).unwrap_or_default() {
+                    self.unapply(&e).await.map_err(|err| err.into_error(format!("remove peer {name}: {e:?}")))?;
+                }
+            }
+            match std::fs::remove_file(self.peer_dir().join(format!("{name}.json"))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::new(ErrorKind::Io, format!("remove peer {name}"), e)),
+            }
+            self.peers_changed().await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The peers this node is configured with.
+    pub async fn list_peers(&self) -> Result<Vec<Peer>> {
+        let mut out = vec![];
+        if let Ok(rd) = std::fs::read_dir(self.peer_dir()) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if let Some(name) = n.strip_suffix(".json") {
+                    if let Some(p) = self.load_peer(name) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Converge the node to exactly `peers`: add what is missing, fix what changed, and remove
+    /// every peer route, neighbour and FDB entry not in the list, including ones an earlier run
+    /// (or a crashed agent) left in the kernel.
+    pub async fn sync_peers(&self, peers: &[Peer]) -> Result<SyncReport> {
+        let span = tracing::info_span!("sync_peers", node = %self.cfg.name, peers = peers.len());
+        async {
+            let mut names = HashSet::new();
+            for p in peers {
+                self.validate_peer(p)?;
+                if !names.insert(p.name.as_str()) {
+                    return Err(Error::invalid("sync peers", format!("peer {} listed twice", p.name)));
+                }
+            }
+            let _g = self.peer_lock.lock().await;
+            let mut desired: HashSet<Entry> = HashSet::new();
+            for p in peers {
+                desired.extend(self.entries(p)?);
+            }
+            let actual = self.kernel_entries().await.map_err(|e| e.into_error("sync peers: read kernel state"))?;
+            let stale: Vec<&Entry> = actual.iter().filter(|e| !desired.contains(e)).collect();
+            let missing: Vec<&Entry> = desired.iter().filter(|e| !actual.contains(e)).collect();
+            let mut rep = SyncReport { peers: peers.len(), added: missing.len(), removed: stale.len() };
+            // Routes first: removing a stale route and then adding its replacement keeps the
+            // window without a route as short as the requests.
+            let errs: Vec<_> = stream::iter(stale.iter().map(|e| self.unapply(e)))
+                .buffer_unordered(CONCURRENCY)
+                .filter_map(|r| async move { r.err() })
+                .collect()
+                .await;
+            if let Some(e) = errs.into_iter().next() {
+                return Err(e.into_error("sync peers: remove stale entry"));
+            }
+            let errs: Vec<_> = stream::iter(missing.iter().map(|e| self.apply(e)))
+                .buffer_unordered(CONCURRENCY)
+                .filter_map(|r| async move { r.err() })
+                .collect()
+                .await;
+            if let Some(e) = errs.into_iter().next() {
+                return Err(e.into_error("sync peers: add entry"));
+            }
+            let keep: HashSet<String> = peers.iter().map(|p| format!("{}.json", p.name)).collect();
+            if let Ok(rd) = std::fs::read_dir(self.peer_dir()) {
+                for e in rd.flatten() {
+                    if !keep.contains(&*e.file_name().to_string_lossy()) {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            for p in peers {
+                if self.load_peer(&p.name).as_ref() != Some(p) {
+                    self.save_peer(p)?;
+                }
+            }
+            self.peers_changed().await?;
+            rep.peers = peers.len();
+            Ok(rep)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Every peer entry currently in the kernel: routes with our protocol, and the VXLAN
+    /// device's neighbours and FDB entries (the device is ours alone).
+    async fn kernel_entries(&self) -> std::result::Result<HashSet<Entry>, NetlinkError> {
+        let mut out = HashSet::new();
+        for v6 in [false, true] {
+            for r in self.nl.routes(v6).await? {
+                if r.header.protocol != RouteProtocol::Other(PEER_ROUTE_PROTOCOL) {
+                    continue;
+                }
+                let (Some((d, plen)), Some(gw), Some(oif)) = (
+                    crate::netlink::route_destination(&r),
+                    crate::netlink::route_gateway(&r),
+                    crate::netlink::route_oif(&r),
+                ) else {
+                    continue;
+                };
+                let Ok(dst) = IpNetwork::new(d, plen) else { continue };
+                let onlink = r.header.flags.contains(rtnetlink::packet_route::route::RouteFlags::Onlink);
+                out.insert(Entry::Route { dst, via: gw, oif, onlink });
+            }
+        }
+        if let Some(vx) = self.vxlan_index {
+            for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
+                for n in self.nl.neighbours(vx, fam).await? {
+                    let mut ip = None;
+                    let mut mac = None;
+                    for a in &n.attributes {
+                        match a {
+                            NeighbourAttribute::Destination(NeighbourAddress::Inet(x)) => ip = Some(IpAddr::V4(*x)),
+                            NeighbourAttribute::Destination(NeighbourAddress::Inet6(x)) => ip = Some(IpAddr::V6(*x)),
+                            NeighbourAttribute::LinkLayerAddress(m) if m.len() == 6 => {
+                                mac = Some([m[0], m[1], m[2], m[3], m[4], m[5]])
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let (Some(ip), Some(mac)) = (ip, mac) {
+                        out.insert(Entry::Neigh { ip, mac });
+                    }
+                }
+            }
+            for n in self.nl.neighbours(vx, AddressFamily::Bridge).await? {
+                let mut dst = None;
+                let mut mac = None;
+                for a in &n.attributes {
+                    match a {
+                        // AF_BRIDGE messages carry the VTEP address as raw bytes.
+                        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
+                            dst = Some(IpAddr::V4(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 16 => {
+                            let mut a = [0u8; 16];
+                            a.copy_from_slice(b);
+                            dst = Some(IpAddr::V6(std::net::Ipv6Addr::from(a)))
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(x)) => dst = Some(IpAddr::V4(*x)),
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(x)) => dst = Some(IpAddr::V6(*x)),
+                        NeighbourAttribute::LinkLayerAddress(m) if m.len() == 6 => {
+                            mac = Some([m[0], m[1], m[2], m[3], m[4], m[5]])
+                        }
+                        _ => {}
+                    }
+                }
+                if let (Some(dst), Some(mac)) = (dst, mac) {
+                    out.insert(Entry::Fdb { mac, dst });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn no_underlay(peer: &str) -> Error {
+    Error::invalid(format!("add peer {peer}"), "the node has no underlay address configured (NodeConfig::underlay)")
+}

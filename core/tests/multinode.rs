@@ -1,0 +1,234 @@
+//! Privileged tests of paths between nodes: a cluster built inside the test out of network
+//! namespaces. Three nodes share an underlay L2 segment (a bridge in an `underlay` netns); a
+//! fourth sits on another subnet behind a `router` netns; an `internet` host hangs off the router.
+//! Nodes alternate pod modes (bridge, routed) so both are exercised on the cluster.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use podnet::blocking::Node;
+use podnet::{CrossNodeMode, NodeConfig, Peer, PodMode, Sandbox, SandboxSpec};
+
+struct Cluster {
+    w: World,
+    nodes: Vec<(String, Node, PathBuf, IpAddr)>,
+    pods: Vec<Sandbox>,
+    #[expect(dead_code, reason = "the egress test uses it once nftables lands")]
+    internet: PathBuf,
+}
+
+const UNDERLAY: [&str; 4] = ["10.200.1.11", "10.200.1.12", "10.200.1.13", "10.200.2.14"];
+
+fn pod_cidrs(i: usize, dual: bool) -> Vec<String> {
+    let mut v = vec![format!("10.10.{}.0/24", i + 1)];
+    if dual {
+        v.push(format!("fd00:10:0:{}::/64", i + 1));
+    }
+    v
+}
+
+fn build(tag: &str, mode: CrossNodeMode, n_nodes: usize, dual: bool) -> Cluster {
+    let mut w = World::new(tag);
+    let ul = w.netns("underlay");
+    let rt = w.netns("router");
+    let internet = w.netns("internet");
+    in_ns(&ul, &["ip", "link", "add", "br0", "type", "bridge"]);
+    in_ns(&ul, &["ip", "link", "set", "br0", "up"]);
+    veth_between(&rt, "rt-ul", &ul, "ul-rt");
+    in_ns(&ul, &["ip", "link", "set", "ul-rt", "master", "br0"]);
+    in_ns(&rt, &["ip", "addr", "add", "10.200.1.1/24", "dev", "rt-ul"]);
+    veth_between(&rt, "rt-inet", &internet, "eth0");
+    in_ns(&rt, &["ip", "addr", "add", "203.0.113.1/24", "dev", "rt-inet"]);
+    in_ns(&internet, &["ip", "addr", "add", "203.0.113.2/24", "dev", "eth0"]);
+    in_ns(&internet, &["ip", "route", "add", "default", "via", "203.0.113.1"]);
+    in_ns(&rt, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let mut nodes = vec![];
+    for (i, addr) in UNDERLAY.iter().copied().enumerate().take(n_nodes) {
+        let name = format!("node{}", i + 1);
+        let ns = w.netns(&name);
+        if i < 3 {
+            veth_between(&ns, "ul0", &ul, &format!("ul-n{}", i + 1));
+            in_ns(&ul, &["ip", "link", "set", &format!("ul-n{}", i + 1), "master", "br0"]);
+            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
+            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.1.1"]);
+        } else {
+            veth_between(&ns, "ul0", &rt, "rt-n4");
+            in_ns(&rt, &["ip", "addr", "add", "10.200.2.1/24", "dev", "rt-n4"]);
+            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
+            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.2.1"]);
+        }
+        let mut cfg = NodeConfig::new(&name)
+            .netns(&ns)
+            .state_dir(w.state_dir(&name))
+            .netns_dir(w.netns_dir())
+            .mode(if i % 2 == 0 { PodMode::Bridge } else { PodMode::Routed })
+            .underlay(addr.parse().unwrap())
+            .cross_node(mode)
+            .cluster_cidr("10.10.0.0/16".parse().unwrap());
+        if dual {
+            cfg = cfg.cluster_cidr("fd00:10::/48".parse().unwrap());
+        }
+        for c in pod_cidrs(i, dual) {
+            cfg = cfg.pod_cidr(c.parse().unwrap());
+        }
+        let node = Node::open(cfg).unwrap();
+        nodes.push((name, node, ns, addr.parse().unwrap()));
+    }
+    let mut pods = vec![];
+    for (name, node, _, _) in &nodes {
+        pods.push(node.create_sandbox(&SandboxSpec::new(format!("{name}-pod"))).unwrap());
+    }
+    Cluster { w, nodes, pods, internet }
+}
+
+fn peers_of(c: &Cluster, me: usize, dual: bool, only: &[usize]) -> Vec<Peer> {
+    only.iter()
+        .filter(|j| **j != me)
+        .map(|j| {
+            Peer::new(
+                c.nodes[*j].0.clone(),
+                c.nodes[*j].3,
+                pod_cidrs(*j, dual).iter().map(|s| s.parse().unwrap()).collect(),
+            )
+        })
+        .collect()
+}
+
+fn sync_all(c: &Cluster, dual: bool, members: &[usize]) {
+    for i in members {
+        let rep = c.nodes[*i].1.block_on(c.nodes[*i].1.inner().sync_peers(&peers_of(c, *i, dual, members))).unwrap();
+        assert_eq!(rep.peers, members.len() - 1);
+    }
+}
+
+/// Every ordered pair of pods (each family) talks, and the receiver sees the sender's own IP.
+fn assert_full_mesh(c: &Cluster, members: &[usize]) {
+    let fams = c.pods[0].ips.len();
+    for fam in 0..fams {
+        for &dst in members {
+            let dip = c.pods[dst].ips[fam].ip();
+            let port = 7000 + fam as u16;
+            let srv = echo_peer_server(&c.pods[dst].netns_path, sa(dip, port), members.len());
+            for &src in members.iter().filter(|s| **s != dst) {
+                let seen = tcp_ask(&c.pods[src].netns_path, sa(dip, port))
+                    .unwrap_or_else(|e| panic!("pod {src} -> pod {dst} ({dip}): {e}"));
+                assert_eq!(
+                    seen,
+                    c.pods[src].ips[fam].ip().to_string(),
+                    "pod {src} -> pod {dst}: no NAT inside the cluster"
+                );
+            }
+            // a remote node reaches the pod too
+            let from_node = members.iter().copied().find(|n| *n != dst).unwrap();
+            tcp_ask(&c.nodes[from_node].2, sa(dip, port))
+                .unwrap_or_else(|e| panic!("node {from_node} -> pod {dst}: {e}"));
+            srv.join().unwrap();
+        }
+    }
+}
+
+fn teardown(c: Cluster) {
+    for (i, (_, node, ns, _)) in c.nodes.iter().enumerate() {
+        node.delete_sandbox(&c.pods[i].id).unwrap();
+        node.block_on(node.inner().sync_peers(&[])).unwrap();
+        let r = in_ns(ns, &["ip", "route", "show", "proto", "81"]);
+        assert!(r.trim().is_empty(), "peer routes left: {r}");
+    }
+    drop(c.w);
+}
+
+#[test]
+fn overlay_dual_stack_across_subnets() {
+    let c = build("overlay", CrossNodeMode::Overlay, 4, true);
+    sync_all(&c, true, &[0, 1, 2, 3]);
+    // kernel state: flannel-compatible VXLAN device and per-peer entries
+    let ns1 = &c.nodes[0].2;
+    let d = in_ns(ns1, &["ip", "-d", "link", "show", "podnet.1"]);
+    assert!(d.contains("vxlan id 1 ") && d.contains("dstport 8472") && d.contains("nolearning"), "{d}");
+    assert!(d.contains("mtu 1450"), "{d}");
+    let fdb = in_ns(ns1, &["bridge", "fdb", "show", "dev", "podnet.1"]);
+    for ip in &UNDERLAY[1..] {
+        assert!(fdb.contains(&format!("dst {ip}")), "{fdb}");
+    }
+    let routes = in_ns(ns1, &["ip", "route", "show", "proto", "81"]);
+    assert!(routes.contains("10.10.4.0/24 via 10.10.4.0 dev podnet.1 onlink"), "{routes}");
+    let nb = in_ns(ns1, &["ip", "neigh", "show", "dev", "podnet.1"]);
+    assert!(nb.contains("10.10.2.0 lladdr") && nb.contains("PERMANENT"), "{nb}");
+    let k = in_ns(ns1, &["ethtool", "-k", "podnet.1"]);
+    assert!(k.contains("tx-checksumming: off"), "{k}");
+    // pods follow the VXLAN MTU
+    let m = in_ns(&c.pods[0].netns_path, &["ip", "link", "show", "eth0"]);
+    assert!(m.contains("mtu 1450"), "{m}");
+    assert_full_mesh(&c, &[0, 1, 2, 3]);
+
+    // remove_peer cuts exactly that peer's pods
+    let (n1, p) = (&c.nodes[0].1, &c.pods);
+    n1.block_on(n1.inner().remove_peer("node2")).unwrap();
+    let srv2 = echo_peer_server(&p[1].netns_path, sa(p[1].ips[0].ip(), 7100), 1);
+    assert!(tcp_ask_timeout(&p[0].netns_path, sa(p[1].ips[0].ip(), 7100), Duration::from_millis(800)).is_err());
+    let srv3 = echo_peer_server(&p[2].netns_path, sa(p[2].ips[0].ip(), 7100), 1);
+    tcp_ask(&p[0].netns_path, sa(p[2].ips[0].ip(), 7100)).expect("node3 still reachable");
+    srv3.join().unwrap();
+    // unblock srv2's accept loop so the pod netns can go away
+    tcp_ask(&c.nodes[1].2, sa(p[1].ips[0].ip(), 7100)).unwrap();
+    srv2.join().unwrap();
+    teardown(c);
+}
+
+#[test]
+fn routed_peers_on_link_and_refuses_off_link() {
+    let c = build("routed", CrossNodeMode::Routed, 4, false);
+    sync_all(&c, false, &[0, 1, 2]);
+    let routes = in_ns(&c.nodes[0].2, &["ip", "route", "show", "proto", "81"]);
+    assert!(routes.contains("10.10.2.0/24 via 10.200.1.12 dev ul0"), "{routes}");
+    assert!(!in_ns(&c.nodes[0].2, &["ip", "link"]).contains("podnet.1"), "no VXLAN device in routed mode");
+    assert_full_mesh(&c, &[0, 1, 2]);
+    // node4 is behind a router: refused with a clear error, nothing changed
+    let n1 = &c.nodes[0].1;
+    let p4 = Peer::new("node4", c.nodes[3].3, vec!["10.10.4.0/24".parse().unwrap()]);
+    let e = n1.block_on(n1.inner().add_peer(&p4)).unwrap_err();
+    assert_eq!(e.kind(), podnet::ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("not on-link"), "{e}");
+    assert_eq!(in_ns(&c.nodes[0].2, &["ip", "route", "show", "proto", "81"]), routes);
+    // node4 itself has no peers (it could only use a router); clean up
+    teardown(c);
+}
+
+#[test]
+fn auto_mixes_routed_and_overlay_and_sync_cleans_after_restart() {
+    let mut c = build("auto", CrossNodeMode::Auto, 4, true);
+    sync_all(&c, true, &[0, 1, 2, 3]);
+    let routes = in_ns(&c.nodes[0].2, &["ip", "route", "show", "proto", "81"]);
+    assert!(routes.contains("10.10.2.0/24 via 10.200.1.12 dev ul0"), "on-link peer routed: {routes}");
+    assert!(routes.contains("10.10.4.0/24 via 10.10.4.0 dev podnet.1 onlink"), "off-link peer overlaid: {routes}");
+    assert_full_mesh(&c, &[0, 1, 2, 3]);
+
+    // simulated agent restart on node1: a stale entry from "an earlier run", then the node is
+    // reopened and synced without node3
+    let ns1 = c.nodes[0].2.clone();
+    in_ns(&ns1, &["ip", "route", "add", "10.10.99.0/24", "via", "10.200.1.99", "dev", "ul0", "proto", "81"]);
+    in_ns(
+        &ns1,
+        &["bridge", "fdb", "append", "0e:00:00:00:00:99", "dev", "podnet.1", "dst", "10.200.1.99", "self", "permanent"],
+    );
+    let cfg = c.nodes[0].1.inner().config().clone();
+    let (name, old, ns, ip) = c.nodes.remove(0);
+    drop(old);
+    let reopened = Node::open(cfg).unwrap();
+    c.nodes.insert(0, (name, reopened, ns, ip));
+    let n1 = &c.nodes[0].1;
+    let rep = n1.block_on(n1.inner().sync_peers(&peers_of(&c, 0, true, &[0, 1, 3]))).unwrap();
+    assert!(rep.removed >= 3, "{rep:?}");
+    let routes = in_ns(&ns1, &["ip", "route", "show", "proto", "81"]);
+    assert!(!routes.contains("10.10.99.0") && !routes.contains("10.10.3.0"), "{routes}");
+    let fdb = in_ns(&ns1, &["bridge", "fdb", "show", "dev", "podnet.1"]);
+    assert!(!fdb.contains("10.200.1.99") && !fdb.contains("10.200.1.13"), "{fdb}");
+    assert!(fdb.contains("10.200.2.14"), "{fdb}");
+    let names: Vec<_> = n1.block_on(n1.inner().list_peers()).unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, vec!["node2", "node4"]);
+    teardown(c);
+}
