@@ -3,6 +3,7 @@
 #![allow(missing_docs, reason = "a binary: its documentation is --help")]
 
 mod bench_ipam;
+mod bench_peers;
 mod bench_sandbox;
 mod plan;
 mod stats;
@@ -29,6 +30,8 @@ enum Cmd {
 enum BenchCmd {
     /// Create then delete N sandboxes; compare with the bare kernel requests and the CNI chain.
     Sandbox(bench_sandbox::BenchSandboxArgs),
+    /// Sync N peers from empty, then time one peer change against N and against 10.
+    Peers(bench_peers::BenchPeersArgs),
     /// Allocate every node CIDR of a /8 and every service IP of a /12.
     Ipam(bench_ipam::BenchIpamArgs),
     #[command(hide = true)]
@@ -40,6 +43,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Plan(a) => plan::run_plan(a),
         Cmd::Bench(BenchCmd::Sandbox(a)) => bench_sandbox::run(&a),
+        Cmd::Bench(BenchCmd::Peers(a)) => bench_peers::run(&a),
         Cmd::Bench(BenchCmd::Ipam(a)) => bench_ipam::run_bench_ipam(a),
         Cmd::Bench(BenchCmd::CniWorker(a)) => bench_sandbox::cni_worker(&a),
     };

@@ -190,6 +190,16 @@ impl NodeConfig {
         self
     }
 
+    /// Load the config a node was last opened with from its state dir (`node.json`).
+    pub fn load(state_dir: &Path) -> Result<NodeConfig> {
+        let p = state_dir.join("node.json");
+        let b = std::fs::read(&p).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound { crate::ErrorKind::NotFound } else { crate::ErrorKind::Io };
+            Error::new(kind, format!("load node config {}", p.display()), e)
+        })?;
+        serde_json::from_slice(&b).map_err(|e| Error::new(crate::ErrorKind::Io, format!("parse {}", p.display()), e))
+    }
+
     /// The effective state dir.
     pub fn effective_state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(|| Path::new("/run/podnet").join(&self.name))

@@ -103,6 +103,7 @@ impl Node {
                 netns_dir_ready: std::sync::OnceLock::new(),
             };
             node.init().await?;
+            node.save_config()?;
             Ok(node)
         }
         .instrument(span)
@@ -143,6 +144,14 @@ impl Node {
             self.bridge_index = Some(idx);
         }
         Ok(())
+    }
+
+    /// Record the config the node was opened with, so operator tools (`podnet ... --node N`)
+    /// can reopen it by name.
+    fn save_config(&self) -> Result<()> {
+        let p = self.state_dir.join("node.json");
+        let data = serde_json::to_vec_pretty(&self.cfg).map_err(|e| Error::new(ErrorKind::Internal, "encode node config", e))?;
+        crate::ipam::write_atomic(&p, &data).map_err(|e| Error::new(ErrorKind::Io, format!("save {}", p.display()), e))
     }
 
     async fn init_underlay(&mut self) -> Result<()> {

@@ -246,7 +246,9 @@ impl Node {
             for e in old.iter().filter(|e| !new.contains(e)) {
                 self.unapply(e).await.map_err(|err| err.into_error(format!("{op}: remove stale {e:?}")))?;
             }
-            for e in &new {
+            // Entries the record says are already in place are not re-sent: an update costs only
+            // what changed. `sync_peers` is the repair path that compares with the kernel.
+            for e in new.iter().filter(|e| !old.contains(e)) {
                 self.apply(e).await.map_err(|err| err.into_error(format!("{op}: {e:?}")))?;
             }
             self.save_peer(peer)?;

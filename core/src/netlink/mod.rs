@@ -645,3 +645,11 @@ pub fn route_oif(m: &RouteMessage) -> Option<u32> {
 
 /// Keep `InfoKind` reachable for callers matching link kinds.
 pub type Kind = InfoKind;
+
+/// Address families for neighbour dumps (`Bridge` = the FDB).
+pub type Family = AddressFamily;
+
+/// The route protocol value for a protocol number (for comparing dumped routes).
+pub fn route_protocol(n: u8) -> RouteProtocol {
+    RouteProtocol::Other(n)
+}

@@ -61,7 +61,7 @@ impl World {
     pub fn state_files(&self, node: &str) -> Vec<String> {
         let mut out = vec![];
         walk(&self.state_dir(node), &mut out);
-        out.retain(|f| !f.ends_with("/lock") && !f.ends_with("/last"));
+        out.retain(|f| !f.ends_with("/lock") && !f.ends_with("/last") && !f.ends_with("/node.json"));
         out
     }
 }
