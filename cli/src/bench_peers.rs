@@ -41,7 +41,9 @@ fn world(mode: CrossNodeMode, tag: &str) -> Result<(BenchWorld, Node), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async {
         let nl = Netlink::from_socket(netns::netlink_socket_in(&f, 0).map_err(|e| e.to_string())?);
-        nl.create_veth("ul0", None, "ul0p", [0x02, 0, 0, 0, 0, 1], f.as_raw_fd(), 1500, None).await.map_err(|e| e.to_string())?;
+        nl.create_veth("ul0", None, "ul0p", [0x02, 0, 0, 0, 0, 1], f.as_raw_fd(), 1500, None)
+            .await
+            .map_err(|e| e.to_string())?;
         let l = nl.link_by_name("ul0").await.map_err(|e| e.to_string())?.ok_or("ul0 missing")?;
         nl.set_up_by_name("ul0p").await.map_err(|e| e.to_string())?;
         nl.add_address(l.index, "10.200.0.1".parse().expect("static"), 16).await.map_err(|e| e.to_string())

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use crate::config::{NodeConfig, SandboxSpec};
+use crate::config::{NodeConfig, PortMapping, SandboxSpec};
+use crate::peers::{Peer, SyncReport};
+use crate::ports::{PortEntry, RepairReport};
 use crate::sandbox::{CheckReport, GcReport};
 use crate::state::Sandbox;
 use crate::{Error, ErrorKind, Result};
@@ -69,5 +71,45 @@ impl Node {
     /// See [`crate::Node::gc`].
     pub fn gc(&self, live: &[&str]) -> Result<GcReport> {
         self.rt.block_on(self.inner.gc(live))
+    }
+
+    /// See [`crate::Node::add_peer`].
+    pub fn add_peer(&self, peer: &Peer) -> Result<()> {
+        self.rt.block_on(self.inner.add_peer(peer))
+    }
+
+    /// See [`crate::Node::remove_peer`].
+    pub fn remove_peer(&self, name: &str) -> Result<()> {
+        self.rt.block_on(self.inner.remove_peer(name))
+    }
+
+    /// See [`crate::Node::sync_peers`].
+    pub fn sync_peers(&self, peers: &[Peer]) -> Result<SyncReport> {
+        self.rt.block_on(self.inner.sync_peers(peers))
+    }
+
+    /// See [`crate::Node::list_peers`].
+    pub fn list_peers(&self) -> Result<Vec<Peer>> {
+        self.rt.block_on(self.inner.list_peers())
+    }
+
+    /// See [`crate::Node::add_ports`].
+    pub fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
+        self.rt.block_on(self.inner.add_ports(id, ports))
+    }
+
+    /// See [`crate::Node::remove_ports`].
+    pub fn remove_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
+        self.rt.block_on(self.inner.remove_ports(id, ports))
+    }
+
+    /// See [`crate::Node::list_ports`].
+    pub fn list_ports(&self) -> Result<Vec<PortEntry>> {
+        self.rt.block_on(self.inner.list_ports())
+    }
+
+    /// See [`crate::Node::repair`].
+    pub fn repair(&self) -> Result<RepairReport> {
+        self.rt.block_on(self.inner.repair())
     }
 }

@@ -194,7 +194,11 @@ impl NodeConfig {
     pub fn load(state_dir: &Path) -> Result<NodeConfig> {
         let p = state_dir.join("node.json");
         let b = std::fs::read(&p).map_err(|e| {
-            let kind = if e.kind() == std::io::ErrorKind::NotFound { crate::ErrorKind::NotFound } else { crate::ErrorKind::Io };
+            let kind = if e.kind() == std::io::ErrorKind::NotFound {
+                crate::ErrorKind::NotFound
+            } else {
+                crate::ErrorKind::Io
+            };
             Error::new(kind, format!("load node config {}", p.display()), e)
         })?;
         serde_json::from_slice(&b).map_err(|e| Error::new(crate::ErrorKind::Io, format!("parse {}", p.display()), e))

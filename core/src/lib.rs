@@ -17,7 +17,7 @@ pub mod netns;
 pub mod nft;
 pub mod node;
 pub mod peers;
-mod ports;
+pub mod ports;
 pub mod sandbox;
 pub mod state;
 
@@ -27,5 +27,6 @@ pub use config::{
 pub use error::{Error, ErrorKind, Result};
 pub use node::{FailPoint, Node};
 pub use peers::{Peer, SyncReport};
+pub use ports::{PortEntry, RepairReport};
 pub use sandbox::{CheckReport, GcReport};
 pub use state::Sandbox;

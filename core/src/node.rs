@@ -60,6 +60,8 @@ pub struct Node {
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) fail_point: Mutex<Option<FailPoint>>,
     pub(crate) netns_dir_ready: std::sync::OnceLock<()>,
+    /// nftables socket and host-port index (set once at open).
+    pub(crate) ports: std::sync::OnceLock<crate::ports::PortsCell>,
 }
 
 impl Node {
@@ -101,8 +103,11 @@ impl Node {
                 locks: Mutex::new(HashMap::new()),
                 fail_point: Mutex::new(None),
                 netns_dir_ready: std::sync::OnceLock::new(),
+                ports: std::sync::OnceLock::new(),
             };
             node.init().await?;
+            let ports = node.init_nft()?;
+            let _ = node.ports.set(ports);
             node.save_config()?;
             Ok(node)
         }
@@ -135,6 +140,14 @@ impl Node {
                 .execute()
                 .await
                 .map_err(|e| crate::netlink::NetlinkError::from(e).into_error(op()))?;
+            // Host ports on 127.0.0.1 are DNATed to pods behind the bridge; the kernel drops a
+            // loopback source leaving a non-loopback device unless route_localnet is on there.
+            let mut conf = rtnetlink::packet_route::link::InetDevConf::default();
+            conf.route_localnet = 1;
+            self.nl
+                .set_inet_devconf(idx, conf)
+                .await
+                .map_err(|e| e.into_error(format!("enable route_localnet on {name}")))?;
             for p in &self.pools {
                 self.nl
                     .add_address(idx, p.gateway(), p.cidr().prefix())
@@ -150,7 +163,8 @@ impl Node {
     /// can reopen it by name.
     fn save_config(&self) -> Result<()> {
         let p = self.state_dir.join("node.json");
-        let data = serde_json::to_vec_pretty(&self.cfg).map_err(|e| Error::new(ErrorKind::Internal, "encode node config", e))?;
+        let data = serde_json::to_vec_pretty(&self.cfg)
+            .map_err(|e| Error::new(ErrorKind::Internal, "encode node config", e))?;
         crate::ipam::write_atomic(&p, &data).map_err(|e| Error::new(ErrorKind::Io, format!("save {}", p.display()), e))
     }
 

@@ -1,28 +1,317 @@
-//! Host ports of sandboxes. Until the nftables backend lands, mapping ports is refused with a
-//! clear error rather than silently ignored.
+//! Host ports and the node's nftables table: mapping a sandbox's hostPorts (one map element
+//! each, O(1)), conflict detection, the no-masquerade set of peer nodes, and repair after
+//! someone flushed the ruleset. The nf_tables encoding itself lives in `nft/`.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
+
+use crate::config::{PortMapping, Protocol};
+use crate::nft::{HostPort, NftSocket, Proto, Ruleset};
 use crate::state::Sandbox;
 use crate::{Error, ErrorKind, Node, Result};
 
+/// One mapped host port, as `list_ports` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortEntry {
+    /// The sandbox holding it.
+    pub sandbox: String,
+    /// The mapping.
+    pub mapping: PortMapping,
+    /// The pod addresses traffic goes to.
+    pub pod_ips: Vec<IpAddr>,
+}
+
+/// What `repair` found and fixed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RepairReport {
+    /// The table was missing (someone flushed the ruleset) and was recreated.
+    pub table_recreated: bool,
+    /// Host-port elements that were missing and were re-added.
+    pub ports_restored: usize,
+}
+
+/// Who holds a (protocol, host port): each holder's host IP (None = every address) and sandbox.
+pub(crate) type PortIndex = HashMap<(Protocol, u16), Vec<(Option<IpAddr>, String)>>;
+
+/// The node's nftables state: the socket, and an index of mapped ports for O(1) conflicts.
+#[derive(Debug)]
+pub(crate) struct Ports {
+    pub(crate) sock: NftSocket,
+    /// (protocol, host port) -> [(host IP or wildcard, sandbox id)]
+    pub(crate) index: PortIndex,
+}
+
+pub(crate) type PortsCell = Mutex<Ports>;
+
+fn proto(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+        Protocol::Sctp => Proto::Sctp,
+    }
+}
+
+/// The map elements of one sandbox: one per mapping and pod address family (a host IP
+/// restricts the mapping to its family).
+pub(crate) fn host_ports(ips: &[IpNetwork], ports: &[PortMapping]) -> Vec<HostPort> {
+    let mut out = vec![];
+    for m in ports {
+        for ip in ips {
+            if m.host_ip.is_some_and(|h| h.is_ipv4() != ip.is_ipv4()) {
+                continue;
+            }
+            out.push(HostPort {
+                protocol: proto(m.protocol),
+                host_ip: m.host_ip,
+                host_port: m.host_port,
+                pod_ip: ip.ip(),
+                pod_port: m.container_port,
+            });
+        }
+    }
+    out
+}
+
+fn lock(p: &PortsCell) -> std::sync::MutexGuard<'_, Ports> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Node {
-    pub(crate) async fn map_ports(&self, sb: &Sandbox) -> Result<()> {
-        Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("map host ports of {}", sb.id),
-            "host ports are not supported yet",
-        ))
+    pub(crate) fn ruleset(&self, no_masq: &[IpAddr]) -> Ruleset {
+        let mut rs = Ruleset::default();
+        for p in &self.pools {
+            match p.cidr() {
+                IpNetwork::V4(n) => rs.pod_cidrs_v4.push(n),
+                IpNetwork::V6(n) => rs.pod_cidrs_v6.push(n),
+            }
+        }
+        for c in &self.cfg.cluster_cidrs {
+            match c {
+                IpNetwork::V4(n) => rs.cluster_cidrs_v4.push(*n),
+                IpNetwork::V6(n) => rs.cluster_cidrs_v6.push(*n),
+            }
+        }
+        let (v4, v6) = split_hosts(no_masq);
+        rs.no_masq_v4 = v4;
+        rs.no_masq_v6 = v6;
+        // Without cluster CIDRs podnet cannot tell "leaving the cluster" apart; no egress NAT.
+        rs.egress_masquerade = self.cfg.egress_masquerade && !self.cfg.cluster_cidrs.is_empty();
+        rs
     }
 
-    pub(crate) async fn unmap_ports_of(&self, _id: &str) -> Result<()> {
+    /// Destinations never masqueraded besides the cluster CIDRs: this node's and every peer's
+    /// underlay address (pod -> node traffic keeps the pod's IP).
+    pub(crate) fn no_masq_hosts(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self.cfg.underlay.iter().map(|u| u.address).collect();
+        if let Ok(rd) = std::fs::read_dir(self.state_dir.join("peers")) {
+            for e in rd.flatten() {
+                if let Ok(b) = std::fs::read(e.path()) {
+                    if let Ok(p) = serde_json::from_slice::<crate::peers::Peer>(&b) {
+                        v.push(p.underlay_ip);
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Open the nft socket and (re)build the table with every recorded host port.
+    pub(crate) fn init_nft(&self) -> Result<PortsCell> {
+        let mut sock =
+            NftSocket::open_in(&self.netns_file).map_err(|e| e.into_error("open nf_tables socket in node netns"))?;
+        let mut index = PortIndex::new();
+        let mut all = vec![];
+        for sb in self.store.list()? {
+            for m in &sb.ports {
+                index.entry((m.protocol, m.host_port)).or_default().push((m.host_ip, sb.id.clone()));
+            }
+            all.extend(host_ports(&sb.ips, &sb.ports));
+        }
+        sock.ensure_table(&self.ruleset(&self.no_masq_hosts()), &all)
+            .map_err(|e| e.into_error("create nftables table inet podnet"))?;
+        Ok(Mutex::new(Ports { sock, index }))
+    }
+
+    fn ports_cell(&self) -> Result<&PortsCell> {
+        self.ports.get().ok_or_else(|| Error::new(ErrorKind::Internal, "host ports", "nftables not initialized"))
+    }
+
+    /// Reserve `ports` for sandbox `id` and add their map elements (one batch).
+    pub(crate) async fn map_ports(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
+        let op = format!("map host ports of {id}");
+        let cell = self.ports_cell()?;
+        let mut p = lock(cell);
+        for m in ports {
+            if let Some(holders) = p.index.get(&(m.protocol, m.host_port)) {
+                for (hip, holder) in holders {
+                    let overlap = hip.is_none() || m.host_ip.is_none() || *hip == m.host_ip;
+                    if overlap && holder != id {
+                        let at = m.host_ip.map(|i| format!("{i}:")).unwrap_or_default();
+                        let theirs = hip.map(|i| format!(" on {i}")).unwrap_or_default();
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            op,
+                            format!(
+                                "host port {at}{}/{} is already mapped by sandbox {holder}{theirs}",
+                                m.host_port, m.protocol
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let hp = host_ports(ips, ports);
+        p.sock.add_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
+        for m in ports {
+            let v = p.index.entry((m.protocol, m.host_port)).or_default();
+            if !v.iter().any(|(h, s)| *h == m.host_ip && s == id) {
+                v.push((m.host_ip, id.to_string()));
+            }
+        }
+        let udp: Vec<HostPort> = hp.into_iter().filter(|h| h.protocol == Proto::Udp).collect();
+        if !udp.is_empty() {
+            // A stale UDP conntrack entry (from before the mapping) would keep steering packets
+            // elsewhere; flush so the pod gets its traffic at once.
+            p.sock.flush_udp_conntrack(&udp).map_err(|e| e.into_error(format!("{op}: flush UDP conntrack")))?;
+        }
         Ok(())
     }
 
-    /// Called after the peer set changed (no-masquerade set of peer node IPs).
+    /// Remove `ports` of sandbox `id`; already gone is success.
+    pub(crate) async fn unmap_ports(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
+        let op = format!("unmap host ports of {id}");
+        let cell = self.ports_cell()?;
+        let mut p = lock(cell);
+        let hp = host_ports(ips, ports);
+        p.sock.remove_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
+        for m in ports {
+            if let Some(v) = p.index.get_mut(&(m.protocol, m.host_port)) {
+                v.retain(|(h, s)| !(*h == m.host_ip && s == id));
+                if v.is_empty() {
+                    p.index.remove(&(m.protocol, m.host_port));
+                }
+            }
+        }
+        let udp: Vec<HostPort> = hp.into_iter().filter(|h| h.protocol == Proto::Udp).collect();
+        if !udp.is_empty() {
+            p.sock.flush_udp_conntrack(&udp).map_err(|e| e.into_error(format!("{op}: flush UDP conntrack")))?;
+        }
+        Ok(())
+    }
+
+    /// Which of the sandbox's elements are missing from the kernel.
+    pub(crate) async fn check_ports(&self, sb: &Sandbox) -> Vec<String> {
+        let Ok(cell) = self.ports_cell() else { return vec!["nftables not initialized".into()] };
+        let mut p = lock(cell);
+        match p.sock.list_ports() {
+            Ok(have) => host_ports(&sb.ips, &sb.ports)
+                .into_iter()
+                .filter(|h| !have.contains(h))
+                .map(|h| format!("host port element missing: {h}"))
+                .collect(),
+            Err(e) => vec![format!("list host ports: {e}")],
+        }
+    }
+
+    /// Called after the peer set changed: peer node IPs are never masqueraded.
     pub(crate) async fn peers_changed(&self) -> Result<()> {
-        Ok(())
+        let Ok(cell) = self.ports_cell() else { return Ok(()) };
+        let (v4, v6) = split_hosts(&self.no_masq_hosts());
+        lock(cell).sock.set_no_masq(&v4, &v6).map_err(|e| e.into_error("update no-masquerade set"))
     }
 
-    pub(crate) async fn check_ports(&self, _sb: &Sandbox) -> Vec<String> {
-        vec![]
+    /// Add host ports to an existing sandbox (idempotent for mappings it already has).
+    pub async fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
+        let lock_ = self.id_lock(id);
+        let res = async {
+            let _g = lock_.lock().await;
+            let mut sb = self.get_sandbox(id).await?;
+            let mut spec = crate::config::SandboxSpec::new(id);
+            spec.ports = ports.to_vec();
+            spec.validate(&self.cfg)?;
+            let new: Vec<PortMapping> = ports.iter().filter(|m| !sb.ports.contains(m)).copied().collect();
+            if new.is_empty() {
+                return Ok(sb);
+            }
+            self.map_ports(id, &sb.ips, &new).await?;
+            sb.ports.extend(new.iter().copied());
+            if let Err(e) = self.store.save(&sb) {
+                let _ = self.unmap_ports(id, &sb.ips, &new).await;
+                return Err(e);
+            }
+            Ok(sb)
+        }
+        .await;
+        self.id_unlock(id, lock_);
+        res
     }
+
+    /// Remove host ports from a sandbox; mappings it does not have are ignored.
+    pub async fn remove_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
+        let lock_ = self.id_lock(id);
+        let res = async {
+            let _g = lock_.lock().await;
+            let mut sb = self.get_sandbox(id).await?;
+            let gone: Vec<PortMapping> = ports.iter().filter(|m| sb.ports.contains(m)).copied().collect();
+            self.unmap_ports(id, &sb.ips, &gone).await?;
+            sb.ports.retain(|m| !gone.contains(m));
+            self.store.save(&sb)?;
+            Ok(sb)
+        }
+        .await;
+        self.id_unlock(id, lock_);
+        res
+    }
+
+    /// Every host port mapped on this node.
+    pub async fn list_ports(&self) -> Result<Vec<PortEntry>> {
+        let mut out = vec![];
+        for sb in self.store.list()? {
+            for m in &sb.ports {
+                let pod_ips = sb
+                    .ips
+                    .iter()
+                    .filter(|n| m.host_ip.is_none_or(|h| h.is_ipv4() == n.is_ipv4()))
+                    .map(|n| n.ip())
+                    .collect();
+                out.push(PortEntry { sandbox: sb.id.clone(), mapping: *m, pod_ips });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Re-install podnet's nftables table and every recorded host port if someone flushed the
+    /// ruleset (or deleted elements). Other tables are never touched.
+    pub async fn repair(&self) -> Result<RepairReport> {
+        let cell = self.ports_cell()?;
+        let mut p = lock(cell);
+        let mut want = vec![];
+        for sb in self.store.list()? {
+            want.extend(host_ports(&sb.ips, &sb.ports));
+        }
+        let exists = p.sock.table_exists().map_err(|e| e.into_error("repair: read nftables"))?;
+        let have =
+            if exists { p.sock.list_ports().map_err(|e| e.into_error("repair: list host ports"))? } else { vec![] };
+        let missing = want.iter().filter(|h| !have.contains(h)).count();
+        let rs = self.ruleset(&self.no_masq_hosts());
+        if !exists || missing > 0 {
+            p.sock.ensure_table(&rs, &want).map_err(|e| e.into_error("repair: rebuild table inet podnet"))?;
+        }
+        Ok(RepairReport { table_recreated: !exists, ports_restored: missing })
+    }
+}
+
+fn split_hosts(ips: &[IpAddr]) -> (Vec<Ipv4Network>, Vec<Ipv6Network>) {
+    let mut v4 = vec![];
+    let mut v6 = vec![];
+    for ip in ips {
+        match ip {
+            IpAddr::V4(a) => v4.extend(Ipv4Network::new(*a, 32).ok()),
+            IpAddr::V6(a) => v6.extend(Ipv6Network::new(*a, 128).ok()),
+        }
+    }
+    (v4, v6)
 }

@@ -83,7 +83,7 @@ enum Undo {
     ReleaseIps(Key),
     RemoveNetns(PathBuf),
     DeleteLink(String),
-    RemovePorts(String),
+    RemovePorts(String, Vec<IpNetwork>, Vec<crate::config::PortMapping>),
 }
 
 impl Node {
@@ -147,7 +147,7 @@ impl Node {
                 Undo::DeleteLink(name) => {
                     self.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}")))
                 }
-                Undo::RemovePorts(id) => self.unmap_ports_of(&id).await,
+                Undo::RemovePorts(id, ips, ports) => self.unmap_ports(&id, &ips, &ports).await,
             };
             if let Err(e) = r {
                 tracing::error!(error = %e, "rollback step failed");
@@ -248,6 +248,7 @@ impl Node {
         if routed {
             let mut conf = InetDevConf::default();
             conf.proxy_arp = 1;
+            conf.route_localnet = 1; // localhost host ports are DNATed out of this veth
             self.nl
                 .set_inet_devconf(host_link.index, conf)
                 .await
@@ -324,8 +325,8 @@ impl Node {
 
         // 6. host ports
         if !sb.ports.is_empty() {
-            undo.push(Undo::RemovePorts(sb.id.clone()));
-            self.map_ports(&sb).await?;
+            self.map_ports(&sb.id, &sb.ips, &sb.ports).await?;
+            undo.push(Undo::RemovePorts(sb.id.clone(), sb.ips.clone(), sb.ports.clone()));
         }
         self.check_fail_point(FailPoint::AfterPorts)?;
 
@@ -360,8 +361,8 @@ impl Node {
     async fn delete_locked(&self, id: &str) -> Result<()> {
         let rec = self.store.load(id)?;
         let mut errors: Vec<Error> = vec![];
-        if rec.as_ref().is_some_and(|r| !r.ports.is_empty()) {
-            if let Err(e) = self.unmap_ports_of(id).await {
+        if let Some(r) = rec.as_ref().filter(|r| !r.ports.is_empty()) {
+            if let Err(e) = self.unmap_ports(id, &r.ips, &r.ports).await {
                 errors.push(e);
             }
         }

@@ -17,7 +17,6 @@ struct Cluster {
     w: World,
     nodes: Vec<(String, Node, PathBuf, IpAddr)>,
     pods: Vec<Sandbox>,
-    #[expect(dead_code, reason = "the egress test uses it once nftables lands")]
     internet: PathBuf,
 }
 
@@ -164,6 +163,15 @@ fn overlay_dual_stack_across_subnets() {
     let m = in_ns(&c.pods[0].netns_path, &["ip", "link", "show", "eth0"]);
     assert!(m.contains("mtu 1450"), "{m}");
     assert_full_mesh(&c, &[0, 1, 2, 3]);
+
+    // egress: the 'internet' host sees each node's own IP (masquerade), never a pod IP
+    let inet: IpAddr = "203.0.113.2".parse().unwrap();
+    let srv = echo_peer_server(&c.internet, sa(inet, 80), 4);
+    for (i, pod) in c.pods.iter().enumerate() {
+        let seen = tcp_ask(&pod.netns_path, sa(inet, 80)).unwrap_or_else(|e| panic!("pod {i} -> internet: {e}"));
+        assert_eq!(seen, c.nodes[i].3.to_string(), "pod {i} leaves masqueraded as its node");
+    }
+    srv.join().unwrap();
 
     // remove_peer cuts exactly that peer's pods
     let (n1, p) = (&c.nodes[0].1, &c.pods);

@@ -160,3 +160,40 @@ pub fn veth_between(a: &Path, a_if: &str, b: &Path, b_if: &str) {
 pub fn sa(ip: IpAddr, port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
+
+/// A UDP socket inside `ns` answering `n` datagrams with the sender's address, then closing.
+pub fn udp_echo_server(ns: &Path, addr: SocketAddr, n: usize) -> std::thread::JoinHandle<()> {
+    let f = File::open(ns).unwrap();
+    let s = netns::run_in(&f, || std::net::UdpSocket::bind(addr)).unwrap().unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let mut served = 0;
+        let mut buf = [0u8; 64];
+        while served < n && std::time::Instant::now() < deadline {
+            if let Ok((_, peer)) = s.recv_from(&mut buf) {
+                let _ = s.send_to(peer.ip().to_string().as_bytes(), peer);
+                served += 1;
+            }
+        }
+    })
+}
+
+/// Send one datagram from inside `ns` to `to` and return the answer (the IP the server saw).
+pub fn udp_ask(ns: &Path, to: SocketAddr) -> std::io::Result<String> {
+    let f = File::open(ns).unwrap();
+    netns::run_in(&f, move || -> std::io::Result<String> {
+        let bind: SocketAddr = if to.is_ipv4() { "0.0.0.0:0".parse().unwrap() } else { "[::]:0".parse().unwrap() };
+        let s = std::net::UdpSocket::bind(bind)?;
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        let mut buf = [0u8; 64];
+        for _ in 0..4 {
+            s.send_to(b"?", to)?;
+            if let Ok((n, _)) = s.recv_from(&mut buf) {
+                return Ok(String::from_utf8_lossy(&buf[..n]).to_string());
+            }
+        }
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no UDP answer"))
+    })
+    .unwrap()
+}
