@@ -4,6 +4,7 @@
 
 mod bench_ipam;
 mod bench_peers;
+mod bench_ports;
 mod bench_sandbox;
 mod plan;
 mod stats;
@@ -32,8 +33,12 @@ enum BenchCmd {
     Sandbox(bench_sandbox::BenchSandboxArgs),
     /// Sync N peers from empty, then time one peer change against N and against 10.
     Peers(bench_peers::BenchPeersArgs),
+    /// Add then remove N host-port mappings; compare with the CNI portmap plugin.
+    Ports(bench_ports::BenchPortsArgs),
     /// Allocate every node CIDR of a /8 and every service IP of a /12.
     Ipam(bench_ipam::BenchIpamArgs),
+    #[command(hide = true)]
+    PortmapWorker(bench_ports::PortmapWorkerArgs),
     #[command(hide = true)]
     CniWorker(bench_sandbox::CniWorkerArgs),
 }
@@ -44,6 +49,8 @@ fn main() {
         Cmd::Plan(a) => plan::run_plan(a),
         Cmd::Bench(BenchCmd::Sandbox(a)) => bench_sandbox::run(&a),
         Cmd::Bench(BenchCmd::Peers(a)) => bench_peers::run(&a),
+        Cmd::Bench(BenchCmd::Ports(a)) => bench_ports::run(&a),
+        Cmd::Bench(BenchCmd::PortmapWorker(a)) => bench_ports::portmap_worker(&a),
         Cmd::Bench(BenchCmd::Ipam(a)) => bench_ipam::run_bench_ipam(a),
         Cmd::Bench(BenchCmd::CniWorker(a)) => bench_sandbox::cni_worker(&a),
     };

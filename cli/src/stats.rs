@@ -15,6 +15,10 @@ impl Stats {
         self.v.push(x);
     }
 
+    pub fn len_samples(&self) -> usize {
+        self.v.len()
+    }
+
     fn pct(&self, p: f64) -> f64 {
         if self.v.is_empty() {
             return f64::NAN;

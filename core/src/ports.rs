@@ -36,12 +36,22 @@ pub struct RepairReport {
 /// Who holds a (protocol, host port): each holder's host IP (None = every address) and sandbox.
 pub(crate) type PortIndex = HashMap<(Protocol, u16), Vec<(Option<IpAddr>, String)>>;
 
-/// The node's nftables state: the socket, and an index of mapped ports for O(1) conflicts.
+/// The node's nftables state: the socket, and indexes of mapped ports for O(1) conflicts and
+/// lookups. The truth on disk is one file per mapping under `<state_dir>/ports/`.
 #[derive(Debug)]
 pub(crate) struct Ports {
     pub(crate) sock: NftSocket,
     /// (protocol, host port) -> [(host IP or wildcard, sandbox id)]
     pub(crate) index: PortIndex,
+    /// sandbox id -> its mappings, in the order they were added
+    pub(crate) by_sandbox: HashMap<String, Vec<PortMapping>>,
+}
+
+/// File name of one mapping: `<id>@<proto>-<port>-<host ip or any>` ('@' is outside the id
+/// alphabet; ':' of IPv6 host IPs is fine in a file name).
+fn port_file_name(id: &str, m: &PortMapping) -> String {
+    let hip = m.host_ip.map_or_else(|| "any".to_string(), |h| h.to_string());
+    format!("{id}@{}-{}-{hip}", m.protocol, m.host_port)
 }
 
 pub(crate) type PortsCell = Mutex<Ports>;
@@ -118,21 +128,43 @@ impl Node {
         v
     }
 
+    fn ports_dir(&self) -> std::path::PathBuf {
+        self.state_dir.join("ports")
+    }
+
     /// Open the nft socket and (re)build the table with every recorded host port.
     pub(crate) fn init_nft(&self) -> Result<PortsCell> {
         let mut sock =
             NftSocket::open_in(&self.netns_file).map_err(|e| e.into_error("open nf_tables socket in node netns"))?;
         let mut index = PortIndex::new();
-        let mut all = vec![];
-        for sb in self.store.list()? {
-            for m in &sb.ports {
-                index.entry((m.protocol, m.host_port)).or_default().push((m.host_ip, sb.id.clone()));
+        let mut by_sandbox: HashMap<String, Vec<PortMapping>> = HashMap::new();
+        let dir = self.ports_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::new(ErrorKind::Io, format!("create {}", dir.display()), e))?;
+        let records: HashMap<String, Sandbox> = self.store.list()?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::new(ErrorKind::Io, "list port files", e))?.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some((id, _)) = name.split_once('@') else { continue };
+            let parsed = std::fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<PortMapping>(&b).ok());
+            match (parsed, records.contains_key(id)) {
+                (Some(m), true) => {
+                    index.entry((m.protocol, m.host_port)).or_default().push((m.host_ip, id.to_string()));
+                    by_sandbox.entry(id.to_string()).or_default().push(m);
+                }
+                // A mapping without a sandbox (a crash between two steps): drop it.
+                _ => {
+                    let _ = std::fs::remove_file(e.path());
+                }
             }
-            all.extend(host_ports(&sb.ips, &sb.ports));
+        }
+        let mut all = vec![];
+        for (id, ms) in &by_sandbox {
+            if let Some(sb) = records.get(id) {
+                all.extend(host_ports(&sb.ips, ms));
+            }
         }
         sock.ensure_table(&self.ruleset(&self.no_masq_hosts()), &all)
             .map_err(|e| e.into_error("create nftables table inet podnet"))?;
-        Ok(Mutex::new(Ports { sock, index }))
+        Ok(Mutex::new(Ports { sock, index, by_sandbox }))
     }
 
     fn ports_cell(&self) -> Result<&PortsCell> {
@@ -166,9 +198,19 @@ impl Node {
         let hp = host_ports(ips, ports);
         p.sock.add_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
         for m in ports {
+            let f = self.ports_dir().join(port_file_name(id, m));
+            let data = serde_json::to_vec(m).map_err(|e| Error::new(ErrorKind::Internal, op.clone(), e))?;
+            if let Err(e) = crate::ipam::write_atomic(&f, &data) {
+                let _ = p.sock.remove_ports(&hp);
+                return Err(Error::new(ErrorKind::Io, format!("{op}: write {}", f.display()), e));
+            }
             let v = p.index.entry((m.protocol, m.host_port)).or_default();
             if !v.iter().any(|(h, s)| *h == m.host_ip && s == id) {
                 v.push((m.host_ip, id.to_string()));
+            }
+            let mine = p.by_sandbox.entry(id.to_string()).or_default();
+            if !mine.contains(m) {
+                mine.push(*m);
             }
         }
         let udp: Vec<HostPort> = hp.into_iter().filter(|h| h.protocol == Proto::Udp).collect();
@@ -188,6 +230,17 @@ impl Node {
         let hp = host_ports(ips, ports);
         p.sock.remove_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
         for m in ports {
+            match std::fs::remove_file(self.ports_dir().join(port_file_name(id, m))) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::new(ErrorKind::Io, format!("{op}: remove port file"), e)),
+            }
+            if let Some(v) = p.by_sandbox.get_mut(id) {
+                v.retain(|x| x != m);
+                if v.is_empty() {
+                    p.by_sandbox.remove(id);
+                }
+            }
             if let Some(v) = p.index.get_mut(&(m.protocol, m.host_port)) {
                 v.retain(|(h, s)| !(*h == m.host_ip && s == id));
                 if v.is_empty() {
@@ -200,6 +253,11 @@ impl Node {
             p.sock.flush_udp_conntrack(&udp).map_err(|e| e.into_error(format!("{op}: flush UDP conntrack")))?;
         }
         Ok(())
+    }
+
+    /// The host ports of sandbox `id`.
+    pub(crate) fn sandbox_ports(&self, id: &str) -> Vec<PortMapping> {
+        self.ports.get().and_then(|c| lock(c).by_sandbox.get(id).cloned()).unwrap_or_default()
     }
 
     /// Which of the sandbox's elements are missing from the kernel.
@@ -238,10 +296,6 @@ impl Node {
             }
             self.map_ports(id, &sb.ips, &new).await?;
             sb.ports.extend(new.iter().copied());
-            if let Err(e) = self.store.save(&sb) {
-                let _ = self.unmap_ports(id, &sb.ips, &new).await;
-                return Err(e);
-            }
             Ok(sb)
         }
         .await;
@@ -258,7 +312,6 @@ impl Node {
             let gone: Vec<PortMapping> = ports.iter().filter(|m| sb.ports.contains(m)).copied().collect();
             self.unmap_ports(id, &sb.ips, &gone).await?;
             sb.ports.retain(|m| !gone.contains(m));
-            self.store.save(&sb)?;
             Ok(sb)
         }
         .await;
@@ -269,7 +322,7 @@ impl Node {
     /// Every host port mapped on this node.
     pub async fn list_ports(&self) -> Result<Vec<PortEntry>> {
         let mut out = vec![];
-        for sb in self.store.list()? {
+        for sb in self.list_sandboxes().await? {
             for m in &sb.ports {
                 let pod_ips = sb
                     .ips
@@ -290,7 +343,9 @@ impl Node {
         let mut p = lock(cell);
         let mut want = vec![];
         for sb in self.store.list()? {
-            want.extend(host_ports(&sb.ips, &sb.ports));
+            if let Some(ms) = p.by_sandbox.get(&sb.id) {
+                want.extend(host_ports(&sb.ips, ms));
+            }
         }
         let exists = p.sock.table_exists().map_err(|e| e.into_error("repair: read nftables"))?;
         let have =

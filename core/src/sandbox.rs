@@ -110,7 +110,8 @@ impl Node {
 
     async fn create_locked(&self, spec: &SandboxSpec) -> Result<Sandbox> {
         let op = format!("create sandbox {}", spec.id);
-        if let Some(existing) = self.store.load(&spec.id)? {
+        if let Some(mut existing) = self.store.load(&spec.id)? {
+            existing.ports = self.sandbox_ports(&spec.id);
             let same_ns = match &spec.netns {
                 NetnsSpec::Create => existing.owns_netns,
                 NetnsSpec::Path(p) => !existing.owns_netns && &existing.netns_path == p,
@@ -359,7 +360,10 @@ impl Node {
     }
 
     async fn delete_locked(&self, id: &str) -> Result<()> {
-        let rec = self.store.load(id)?;
+        let rec = self.store.load(id)?.map(|mut r| {
+            r.ports = self.sandbox_ports(id);
+            r
+        });
         let mut errors: Vec<Error> = vec![];
         if let Some(r) = rec.as_ref().filter(|r| !r.ports.is_empty()) {
             if let Err(e) = self.unmap_ports(id, &r.ips, &r.ports).await {
@@ -396,14 +400,21 @@ impl Node {
     /// The record of one sandbox.
     pub async fn get_sandbox(&self, id: &str) -> Result<Sandbox> {
         crate::config::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("get sandbox {id:?}"), m))?;
-        self.store
+        let mut sb = self
+            .store
             .load(id)?
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("get sandbox {id}"), "no such sandbox"))
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("get sandbox {id}"), "no such sandbox"))?;
+        sb.ports = self.sandbox_ports(id);
+        Ok(sb)
     }
 
     /// All sandboxes of this node, sorted by id.
     pub async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
-        self.store.list()
+        let mut v = self.store.list()?;
+        for sb in &mut v {
+            sb.ports = self.sandbox_ports(&sb.id);
+        }
+        Ok(v)
     }
 
     /// Compare one sandbox's kernel state with its record and say what differs.

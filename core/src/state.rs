@@ -85,10 +85,16 @@ impl Store {
         }
     }
 
-    /// Write a record atomically.
+    /// Write a record atomically. Host ports are not part of it: each mapping has its own file
+    /// (see `ports.rs`), so adding one is O(1) however many a sandbox has.
     pub fn save(&self, sb: &Sandbox) -> Result<()> {
         let p = self.path(&sb.id);
-        let data = serde_json::to_vec_pretty(sb).map_err(|e| Error::new(ErrorKind::Internal, "encode record", e))?;
+        let data = if sb.ports.is_empty() {
+            serde_json::to_vec_pretty(sb)
+        } else {
+            serde_json::to_vec_pretty(&Sandbox { ports: vec![], ..sb.clone() })
+        }
+        .map_err(|e| Error::new(ErrorKind::Internal, "encode record", e))?;
         crate::ipam::write_atomic(&p, &data).map_err(|e| io_error(format!("write record {}", p.display()), e))
     }
 
