@@ -204,3 +204,28 @@ fn egress_is_masqueraded_cluster_traffic_is_not() {
     wd.n2.delete_sandbox("b").unwrap();
     drop(wd.w);
 }
+
+#[test]
+fn ports_survive_a_node_restart_and_gc_removes_them() {
+    let mut w = World::new("hp-restart");
+    let ns = w.netns("node1");
+    let cfg = NodeConfig::new("node1")
+        .netns(&ns)
+        .state_dir(w.state_dir("node1"))
+        .netns_dir(w.netns_dir())
+        .pod_cidr("10.31.0.0/24".parse().unwrap());
+    let n = Node::open(cfg.clone()).unwrap();
+    let mut spec = SandboxSpec::new("keep");
+    spec.ports = vec![pm(Protocol::Tcp, None, 8443, 443)];
+    n.create_sandbox(&spec).unwrap();
+    drop(n);
+    in_ns(&ns, &["nft", "flush", "ruleset"]);
+    let n = Node::open(cfg).unwrap();
+    assert_eq!(n.list_ports().unwrap().len(), 1);
+    assert_eq!(n.get_sandbox("keep").unwrap().ports, spec.ports);
+    assert_eq!(elements(&ns), 1, "reopening rebuilt the table with the recorded port");
+    assert!(n.check_sandbox("keep").unwrap().is_ok());
+    n.gc(&[]).unwrap();
+    assert_eq!(elements(&ns), 0);
+    assert!(w.state_files("node1").is_empty(), "{:?}", w.state_files("node1"));
+}

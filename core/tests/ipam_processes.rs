@@ -1,0 +1,58 @@
+//! Two processes allocating from one state dir never hand out the same address (flock plus one
+//! `O_EXCL` reservation file per address). Unprivileged.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use podnet::ipam::{Key, Pool, PoolConfig};
+
+const PER_PROCESS: usize = 500;
+
+/// The child: allocates PER_PROCESS addresses and prints them. Run only by the parent test.
+#[test]
+#[ignore = "child process of two_processes_allocate_distinct_addresses"]
+fn ipam_child() {
+    let Ok(dir) = std::env::var("PODNET_IPAM_CHILD_DIR") else { return };
+    let tag = std::env::var("PODNET_IPAM_CHILD_TAG").unwrap();
+    let pool = Pool::open(&PoolConfig::new("10.40.0.0/20".parse().unwrap()), dir.as_ref()).unwrap();
+    let mut out = String::new();
+    for i in 0..PER_PROCESS {
+        let ip = pool.allocate(&Key::new(format!("{tag}-{i}"), "eth0"), None).unwrap();
+        out.push_str(&format!("IP {ip}\n"));
+    }
+    print!("{out}");
+}
+
+#[test]
+fn two_processes_allocate_distinct_addresses() {
+    let dir = std::env::temp_dir().join(format!("podnet-ipam-procs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let exe = std::env::current_exe().unwrap();
+    // Start both children before waiting on either, so they really overlap.
+    let spawn = |tag: &str| {
+        Command::new(&exe)
+            .args(["--exact", "ipam_child", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env("PODNET_IPAM_CHILD_DIR", &dir)
+            .env("PODNET_IPAM_CHILD_TAG", tag)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("a"), spawn("b"));
+    let mut all = HashSet::new();
+    let mut n = 0;
+    for c in [a, b] {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // libtest may print "test ipam_child ... " on the same line as our first output
+            if let Some(ip) = line.find("IP ").map(|i| &line[i + 3..]) {
+                n += 1;
+                assert!(all.insert(ip.to_string()), "{ip} handed out twice");
+            }
+        }
+    }
+    assert_eq!(n, 2 * PER_PROCESS);
+    assert_eq!(all.len(), 2 * PER_PROCESS);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
