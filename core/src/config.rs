@@ -346,12 +346,22 @@ pub struct SandboxSpec {
     pub ips: Vec<IpAddr>,
     /// Host ports.
     pub ports: Vec<PortMapping>,
+    /// Attach this pod differently from the node's default mode (None = the node's mode).
+    #[serde(default)]
+    pub mode: Option<PodMode>,
 }
 
 impl SandboxSpec {
     /// A spec with defaults: new netns, `eth0`, dynamic addresses, no ports.
     pub fn new(id: impl Into<String>) -> SandboxSpec {
-        SandboxSpec { id: id.into(), ifname: "eth0".into(), netns: NetnsSpec::Create, ips: vec![], ports: vec![] }
+        SandboxSpec {
+            id: id.into(),
+            ifname: "eth0".into(),
+            netns: NetnsSpec::Create,
+            ips: vec![],
+            ports: vec![],
+            mode: None,
+        }
     }
 
     /// Validate against the node's config.

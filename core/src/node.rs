@@ -48,7 +48,7 @@ pub struct Node {
     pub(crate) nl: Netlink,
     pub(crate) pools: Vec<Pool>,
     pub(crate) store: Store,
-    pub(crate) bridge_index: Option<u32>,
+    pub(crate) bridge_index: tokio::sync::OnceCell<u32>,
     /// Underlay interface index and the node's underlay address with its prefix.
     pub(crate) underlay: Option<(u32, IpNetwork)>,
     /// VXLAN device index, when an overlay is configured.
@@ -95,7 +95,7 @@ impl Node {
                 nl,
                 pools,
                 store,
-                bridge_index: None,
+                bridge_index: tokio::sync::OnceCell::new(),
                 underlay: None,
                 vxlan_index: None,
                 pod_mtu: 0,
@@ -127,36 +127,51 @@ impl Node {
         self.pod_mtu = self.cfg.mtu;
         self.init_underlay().await?;
         if self.cfg.mode == PodMode::Bridge {
-            let name = self.cfg.bridge_name.clone();
-            let op = || format!("ensure bridge {name}");
-            let idx = self.nl.ensure_bridge(&name, self.pod_mtu).await.map_err(|e| e.into_error(op()))?;
-            // A bridge without an explicit MAC takes the lowest port MAC, so the gateway's MAC
-            // would change as pods come and go and every pod's ARP entry would go stale.
-            let mac = stable_mac(0x02, &format!("bridge/{}", self.cfg.name));
-            self.nl
-                .handle()
-                .link()
-                .set(rtnetlink::LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
-                .execute()
-                .await
-                .map_err(|e| crate::netlink::NetlinkError::from(e).into_error(op()))?;
-            // Host ports on 127.0.0.1 are DNATed to pods behind the bridge; the kernel drops a
-            // loopback source leaving a non-loopback device unless route_localnet is on there.
-            let mut conf = rtnetlink::packet_route::link::InetDevConf::default();
-            conf.route_localnet = 1;
-            self.nl
-                .set_inet_devconf(idx, conf)
-                .await
-                .map_err(|e| e.into_error(format!("enable route_localnet on {name}")))?;
-            for p in &self.pools {
-                self.nl
-                    .add_address(idx, p.gateway(), p.cidr().prefix())
-                    .await
-                    .map_err(|e| e.into_error(format!("add gateway {} to bridge {name}", p.gateway())))?;
-            }
-            self.bridge_index = Some(idx);
+            self.bridge().await?;
         }
         Ok(())
+    }
+
+    /// The node bridge, created on first use (at open in bridge mode; on a routed-mode node when
+    /// the first bridge-mode sandbox arrives). Idempotent.
+    pub(crate) async fn bridge(&self) -> Result<u32> {
+        self.bridge_index.get_or_try_init(|| self.init_bridge()).await.copied()
+    }
+
+    async fn init_bridge(&self) -> Result<u32> {
+        let name = self.cfg.bridge_name.clone();
+        let op = || format!("ensure bridge {name}");
+        let idx = self.nl.ensure_bridge(&name, self.pod_mtu).await.map_err(|e| e.into_error(op()))?;
+        // A bridge without an explicit MAC takes the lowest port MAC, so the gateway's MAC
+        // would change as pods come and go and every pod's ARP entry would go stale.
+        let mac = stable_mac(0x02, &format!("bridge/{}", self.cfg.name));
+        self.nl
+            .handle()
+            .link()
+            .set(rtnetlink::LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
+            .execute()
+            .await
+            .map_err(|e| crate::netlink::NetlinkError::from(e).into_error(op()))?;
+        // route_localnet: host ports on 127.0.0.1 are DNATed to pods behind the bridge, and the
+        // kernel drops a loopback source leaving a non-loopback device unless it is on there.
+        // proxy_arp: bridge pods reach routed-mode pods of the same CIDR (their /32 routes point
+        // at their own veths) through the host, which answers ARP for them.
+        let mut conf = rtnetlink::packet_route::link::InetDevConf::default();
+        conf.route_localnet = 1;
+        conf.proxy_arp = 1;
+        self.nl.set_inet_devconf(idx, conf).await.map_err(|e| e.into_error(format!("configure {name}")))?;
+        if self.pools.iter().any(|p| p.cidr().is_ipv6()) {
+            // The IPv6 twin of proxy ARP: per-address proxy entries, answered when proxy_ndp is on.
+            netns::write_sysctl(&self.netns_file, &format!("net/ipv6/conf/{name}/proxy_ndp"), "1")
+                .map_err(|e| e.into_error(format!("enable proxy_ndp on {name}")))?;
+        }
+        for p in &self.pools {
+            self.nl
+                .add_address(idx, p.gateway(), p.cidr().prefix())
+                .await
+                .map_err(|e| e.into_error(format!("add gateway {} to bridge {name}", p.gateway())))?;
+        }
+        Ok(idx)
     }
 
     /// Record the config the node was opened with, so operator tools (`podnet ... --node N`)

@@ -83,6 +83,7 @@ enum Undo {
     ReleaseIps(Key),
     RemoveNetns(PathBuf),
     DeleteLink(String),
+    DeleteProxy(u32, IpAddr),
     RemovePorts(String, Vec<IpNetwork>, Vec<crate::config::PortMapping>),
 }
 
@@ -119,7 +120,8 @@ impl Node {
             let same_ips = spec.ips.iter().all(|ip| existing.ips.iter().any(|n| n.ip() == *ip));
             let same_ports =
                 spec.ports.iter().all(|p| existing.ports.contains(p)) && spec.ports.len() == existing.ports.len();
-            if existing.ifname == spec.ifname && same_ns && same_ips && same_ports {
+            let same_mode = spec.mode.unwrap_or(self.cfg.mode) == existing.mode;
+            if existing.ifname == spec.ifname && same_ns && same_ips && same_ports && same_mode {
                 tracing::debug!("sandbox exists with the same spec; returning it");
                 return Ok(existing);
             }
@@ -148,6 +150,9 @@ impl Node {
                 Undo::DeleteLink(name) => {
                     self.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}")))
                 }
+                Undo::DeleteProxy(br, ip) => {
+                    self.nl.delete_proxy_neighbour(br, ip).await.map_err(|e| e.into_error(format!("delete proxy {ip}")))
+                }
                 Undo::RemovePorts(id, ips, ports) => self.unmap_ports(&id, &ips, &ports).await,
             };
             if let Err(e) = r {
@@ -168,7 +173,9 @@ impl Node {
 
     async fn create_steps(&self, spec: &SandboxSpec, undo: &mut Vec<Undo>) -> Result<Sandbox> {
         let key = Key::new(&spec.id, &spec.ifname);
-        let routed = self.cfg.mode == PodMode::Routed;
+        let mode = spec.mode.unwrap_or(self.cfg.mode);
+        let routed = mode == PodMode::Routed;
+        let bridge = if routed { None } else { Some(self.bridge().await?) };
 
         // 1. addresses, one per pool
         undo.push(Undo::ReleaseIps(key.clone()));
@@ -216,10 +223,8 @@ impl Node {
         let mac = pod_mac(&spec.id, &spec.ifname, &ips);
         let host_mac = routed.then_some(ROUTED_HOST_MAC);
         let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
-        let mut r = self
-            .nl
-            .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, self.bridge_index)
-            .await;
+        let mut r =
+            self.nl.create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, bridge).await;
         if matches!(&r, Err(e) if e.is_exists()) {
             // The name is deterministic. If no live record uses it, it is the previous
             // incarnation's veth still being destroyed with its netns: delete it now.
@@ -229,7 +234,7 @@ impl Node {
             self.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
             r = self
                 .nl
-                .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, self.bridge_index)
+                .create_veth(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, bridge)
                 .await;
         }
         r.map_err(|e| e.into_error(veth_op()))?;
@@ -267,6 +272,14 @@ impl Node {
                     .map_err(|e| e.into_error(format!("neighbour {ip} on {host}")))?;
                 prefixed.push(IpNetwork::new(*ip, plen).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
                 gateways.push(if ip.is_ipv4() { IpAddr::V4(ROUTED_GW_V4) } else { IpAddr::V6(ROUTED_GW_V6) });
+                // Bridge pods of this node find a routed pod's IPv6 address through the host.
+                if let (IpAddr::V6(_), Some(br)) = (ip, self.bridge_index.get()) {
+                    self.nl
+                        .add_proxy_neighbour(*br, *ip)
+                        .await
+                        .map_err(|e| e.into_error(format!("proxy NDP entry for {ip}")))?;
+                    undo.push(Undo::DeleteProxy(*br, *ip));
+                }
             }
         } else {
             self.nl
@@ -320,7 +333,7 @@ impl Node {
             mac: mac_str(&pod_link.mac),
             ips: prefixed,
             gateways,
-            mode: self.cfg.mode,
+            mode,
             ports: spec.ports.clone(),
         };
 
@@ -368,6 +381,13 @@ impl Node {
         if let Some(r) = rec.as_ref().filter(|r| !r.ports.is_empty()) {
             if let Err(e) = self.unmap_ports(id, &r.ips, &r.ports).await {
                 errors.push(e);
+            }
+        }
+        if let (Some(r), Some(br)) = (rec.as_ref().filter(|r| r.mode == PodMode::Routed), self.bridge_index.get()) {
+            for net in r.ips.iter().filter(|n| n.is_ipv6()) {
+                if let Err(e) = self.nl.delete_proxy_neighbour(*br, net.ip()).await {
+                    errors.push(e.into_error(format!("delete proxy NDP entry {}", net.ip())));
+                }
             }
         }
         let ifname = rec.as_ref().map(|r| r.ifname.clone()).unwrap_or_else(|| "eth0".into());
@@ -435,7 +455,7 @@ impl Node {
                     if !l.up {
                         problems.push(format!("host veth {} is down", sb.host_ifname));
                     }
-                    if let (PodMode::Bridge, Some(b)) = (sb.mode, self.bridge_index) {
+                    if let (PodMode::Bridge, Some(b)) = (sb.mode, self.bridge_index.get().copied()) {
                         if l.controller != Some(b) {
                             problems.push(format!(
                                 "host veth {} is not attached to {}",

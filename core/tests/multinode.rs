@@ -77,9 +77,14 @@ fn build(tag: &str, mode: CrossNodeMode, n_nodes: usize, dual: bool) -> Cluster 
         let node = Node::open(cfg).unwrap();
         nodes.push((name, node, ns, addr.parse().unwrap()));
     }
+    // Two pods per node, one in each pod mode, whatever the node's default.
     let mut pods = vec![];
     for (name, node, _, _) in &nodes {
-        pods.push(node.create_sandbox(&SandboxSpec::new(format!("{name}-pod"))).unwrap());
+        for mode in [PodMode::Bridge, PodMode::Routed] {
+            let mut spec = SandboxSpec::new(format!("{name}-{}", if mode == PodMode::Bridge { "b" } else { "r" }));
+            spec.mode = Some(mode);
+            pods.push(node.create_sandbox(&spec).unwrap());
+        }
     }
     Cluster { w, nodes, pods, internet }
 }
@@ -132,7 +137,8 @@ fn assert_full_mesh(c: &Cluster, members: &[usize]) {
 
 fn teardown(c: Cluster) {
     for (i, (_, node, ns, _)) in c.nodes.iter().enumerate() {
-        node.delete_sandbox(&c.pods[i].id).unwrap();
+        node.delete_sandbox(&c.pods[2 * i].id).unwrap();
+        node.delete_sandbox(&c.pods[2 * i + 1].id).unwrap();
         node.block_on(node.inner().sync_peers(&[])).unwrap();
         let r = in_ns(ns, &["ip", "route", "show", "proto", "81"]);
         assert!(r.trim().is_empty(), "peer routes left: {r}");
@@ -166,23 +172,23 @@ fn overlay_dual_stack_across_subnets() {
 
     // egress: the 'internet' host sees each node's own IP (masquerade), never a pod IP
     let inet: IpAddr = "203.0.113.2".parse().unwrap();
-    let srv = echo_peer_server(&c.internet, sa(inet, 80), 4);
+    let srv = echo_peer_server(&c.internet, sa(inet, 80), c.pods.len());
     for (i, pod) in c.pods.iter().enumerate() {
-        let seen = tcp_ask(&pod.netns_path, sa(inet, 80)).unwrap_or_else(|e| panic!("pod {i} -> internet: {e}"));
-        assert_eq!(seen, c.nodes[i].3.to_string(), "pod {i} leaves masqueraded as its node");
+        let seen = tcp_ask(&pod.netns_path, sa(inet, 80)).unwrap_or_else(|e| panic!("{} -> internet: {e}", pod.id));
+        assert_eq!(seen, c.nodes[i / 2].3.to_string(), "{} leaves masqueraded as its node", pod.id);
     }
     srv.join().unwrap();
 
     // remove_peer cuts exactly that peer's pods
     let (n1, p) = (&c.nodes[0].1, &c.pods);
     n1.block_on(n1.inner().remove_peer("node2")).unwrap();
-    let srv2 = echo_peer_server(&p[1].netns_path, sa(p[1].ips[0].ip(), 7100), 1);
-    assert!(tcp_ask_timeout(&p[0].netns_path, sa(p[1].ips[0].ip(), 7100), Duration::from_millis(800)).is_err());
-    let srv3 = echo_peer_server(&p[2].netns_path, sa(p[2].ips[0].ip(), 7100), 1);
-    tcp_ask(&p[0].netns_path, sa(p[2].ips[0].ip(), 7100)).expect("node3 still reachable");
+    let srv2 = echo_peer_server(&p[2].netns_path, sa(p[2].ips[0].ip(), 7100), 1);
+    assert!(tcp_ask_timeout(&p[0].netns_path, sa(p[2].ips[0].ip(), 7100), Duration::from_millis(800)).is_err());
+    let srv3 = echo_peer_server(&p[4].netns_path, sa(p[4].ips[0].ip(), 7100), 1);
+    tcp_ask(&p[0].netns_path, sa(p[4].ips[0].ip(), 7100)).expect("node3 still reachable");
     srv3.join().unwrap();
     // unblock srv2's accept loop so the pod netns can go away
-    tcp_ask(&c.nodes[1].2, sa(p[1].ips[0].ip(), 7100)).unwrap();
+    tcp_ask(&c.nodes[1].2, sa(p[2].ips[0].ip(), 7100)).unwrap();
     srv2.join().unwrap();
     teardown(c);
 }

@@ -301,3 +301,46 @@ fn concurrent_creates_from_many_threads() {
     hs.into_iter().for_each(|h| h.join().unwrap());
     assert_clean(&w, &ns, "n1");
 }
+
+/// Pods of both modes on one node (the node's default and an override) reach each other, the
+/// gateway side and the node, in IPv4 and IPv6.
+fn mixed(node_mode: PodMode) {
+    let mut w = World::new(&format!("mixed-{node_mode:?}"));
+    let (n, ns) = node(&mut w, "n1", node_mode, &["10.29.0.0/24", "fd00:29::/64"]);
+    in_ns(&ns, &["ip", "addr", "add", "192.168.50.1/32", "dev", "lo"]);
+    let mut pods = vec![];
+    for mode in [PodMode::Bridge, PodMode::Routed] {
+        let mut spec = SandboxSpec::new(format!("{mode:?}").to_lowercase());
+        spec.mode = Some(mode);
+        let sb = n.create_sandbox(&spec).unwrap();
+        assert_eq!(sb.mode, mode);
+        assert!(n.check_sandbox(&sb.id).unwrap().is_ok(), "{:?}", n.check_sandbox(&sb.id));
+        pods.push(sb);
+    }
+    for fam in 0..2 {
+        for (a, b) in [(0, 1), (1, 0)] {
+            let dip = pods[b].ips[fam].ip();
+            let srv = echo_peer_server(&pods[b].netns_path, sa(dip, 6000), 1);
+            let seen = tcp_ask(&pods[a].netns_path, sa(dip, 6000))
+                .unwrap_or_else(|e| panic!("{} -> {}: {e}", pods[a].id, dip));
+            assert_eq!(seen, pods[a].ips[fam].ip().to_string());
+            srv.join().unwrap();
+        }
+    }
+    for p in &pods {
+        n.delete_sandbox(&p.id).unwrap();
+    }
+    let proxies = in_ns(&ns, &["ip", "-6", "neigh", "show", "proxy"]);
+    assert!(proxies.trim().is_empty(), "proxy entries left: {proxies}");
+    assert_clean(&w, &ns, "n1");
+}
+
+#[test]
+fn mixed_modes_on_a_bridge_node() {
+    mixed(PodMode::Bridge);
+}
+
+#[test]
+fn mixed_modes_on_a_routed_node() {
+    mixed(PodMode::Routed);
+}

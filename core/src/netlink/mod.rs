@@ -513,6 +513,36 @@ impl Netlink {
         Ok(())
     }
 
+    /// Add a proxy neighbour entry (`ip -6 neigh add proxy IP dev IDX`): the host answers
+    /// neighbour solicitations for `ip` on that link.
+    pub async fn add_proxy_neighbour(&self, index: u32, ip: IpAddr) -> NlResult<()> {
+        self.handle.neighbours().add(index, ip).flags(NeighbourFlags::Proxy).replace().execute().await?;
+        Ok(())
+    }
+
+    /// Delete a proxy neighbour entry; already gone is success.
+    pub async fn delete_proxy_neighbour(&self, index: u32, ip: IpAddr) -> NlResult<()> {
+        let mut m = NeighbourMessage::default();
+        m.header.family = if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        m.header.ifindex = index;
+        m.header.flags = NeighbourFlags::Proxy;
+        m.attributes.push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+        match self.handle.neighbours().del(m).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = NetlinkError::from(e);
+                if e.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     /// Delete a neighbour entry; already gone is success.
     pub async fn delete_neighbour(&self, index: u32, ip: IpAddr) -> NlResult<()> {
         let mut m = NeighbourMessage::default();
