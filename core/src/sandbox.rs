@@ -79,6 +79,18 @@ fn mac_str(m: &[u8]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// Runs on the thread that just created the pod netns: open the pod's netlink socket there, and
+/// stop the kernel from giving interfaces that arrive later an IPv6 link-local address. Without
+/// it every new pod's link-local DAD, MLD reports and router solicitations are flooded by the
+/// node bridge to every other pod: O(pods) work per pod (measured: create p50 grew 5x from the
+/// first to the 1,000th pod). Pods need no link-local: their IPv6 gateway is reached through a
+/// static neighbour (routed) or NDP from the global address (bridge).
+pub(crate) fn pod_netns_setup() -> std::io::Result<rtnetlink::sys::Socket> {
+    // A failure here only costs the optimisation; it never fails the create.
+    let _ = std::fs::write("/proc/sys/net/ipv6/conf/default/addr_gen_mode", "1");
+    rtnetlink::sys::Socket::new(NETLINK_ROUTE)
+}
+
 enum Undo {
     ReleaseIps(Key),
     RemoveNetns(PathBuf),
@@ -192,13 +204,13 @@ impl Node {
             NetnsSpec::Create => {
                 self.ensure_netns_dir()?;
                 let pin = self.pin_path(&spec.id);
-                let created = match netns::create(&pin, || rtnetlink::sys::Socket::new(NETLINK_ROUTE)) {
+                let created = match netns::create(&pin, pod_netns_setup) {
                     Ok(c) => c,
                     Err(netns::NetnsError::Exists(_)) => {
                         // A pin without a record: left by a crash or a failed delete. It is ours
                         // by name; replace it.
                         netns::remove(&pin).map_err(|e| e.into_error("remove stale netns pin"))?;
-                        netns::create(&pin, || rtnetlink::sys::Socket::new(NETLINK_ROUTE))
+                        netns::create(&pin, pod_netns_setup)
                             .map_err(|e| e.into_error(format!("create netns {}", pin.display())))?
                     }
                     Err(e) => return Err(e.into_error(format!("create netns {}", pin.display()))),

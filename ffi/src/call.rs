@@ -1,0 +1,201 @@
+//! The panic boundary every export runs in, and the argument checks that turn C input into Rust
+//! values or into a `podnet_error` naming the argument (all before the first side effect).
+
+use std::any::Any;
+use std::ffi::c_char;
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use ipnetwork::IpNetwork;
+use podnet_core::config::{validate_ifname, validate_name, MAX_ID_LEN, MAX_IFNAME_LEN};
+
+use crate::error::{podnet_error, ErrorObj};
+use crate::handle::{to_owned_ptr, try_mut, try_out, try_ref, try_slice, try_str, Castable, Out, SliceError, StrError};
+use crate::status::podnet_status;
+
+/// Longest string accepted where no tighter limit applies (paths: PATH_MAX - 1).
+pub(crate) const MAX_STR_LEN: usize = 4095;
+/// Longest textual IP address or CIDR accepted (an IPv6 CIDR is at most 43 bytes).
+const MAX_ADDR_LEN: usize = 64;
+
+/// Result of an export's body.
+pub(crate) type CallResult<T = ()> = Result<T, ErrorObj>;
+
+/// Run the body of an infallible export (accessors, `_free`): a panic gives `default`.
+pub(crate) fn infallible<T>(default: T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or(default)
+}
+
+/// Run the body of a fallible export named `op`: map its error (or a caught panic) to a status,
+/// and hand the error to the caller through `err_out` when it is not NULL.
+pub(crate) fn fallible(
+    op: &'static str,
+    err_out: *mut *mut podnet_error,
+    body: impl FnOnce(&Call) -> CallResult,
+) -> podnet_status {
+    let call = Call { op };
+    let err = match catch_unwind(AssertUnwindSafe(|| body(&call))) {
+        Ok(Ok(())) => return podnet_status::Ok,
+        Ok(Err(e)) => e,
+        Err(payload) => ErrorObj::new(podnet_status::Panic, op, format!("panic: {}", panic_message(&*payload))),
+    };
+    let status = err.status;
+    if let Some(out) = try_out(err_out) {
+        out.write(to_owned_ptr::<podnet_error>(err));
+    }
+    status
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Map a core result into the export's result.
+pub(crate) fn core<T>(r: podnet_core::Result<T>) -> CallResult<T> {
+    r.map_err(ErrorObj::from_core)
+}
+
+/// Argument checks of one export; errors name the export and the argument.
+pub(crate) struct Call {
+    op: &'static str,
+}
+
+impl Call {
+    /// An error of this export.
+    pub(crate) fn err(&self, status: podnet_status, cause: impl std::fmt::Display) -> ErrorObj {
+        ErrorObj::new(status, self.op, cause)
+    }
+
+    fn null(&self, name: &str) -> ErrorObj {
+        self.err(podnet_status::NullArgument, format!("`{name}` is NULL"))
+    }
+
+    /// A required object argument.
+    pub(crate) fn obj<'a, C: Castable>(&self, name: &str, ptr: *const C) -> CallResult<&'a C::RustType> {
+        try_ref(ptr).ok_or_else(|| self.null(name))
+    }
+
+    /// A required object argument the call modifies.
+    pub(crate) fn obj_mut<'a, C: Castable>(&self, name: &str, ptr: *mut C) -> CallResult<&'a mut C::RustType> {
+        try_mut(ptr).ok_or_else(|| self.null(name))
+    }
+
+    /// A required out-parameter.
+    pub(crate) fn out<'a, T>(&self, name: &str, ptr: *mut T) -> CallResult<Out<'a, T>> {
+        try_out(ptr).ok_or_else(|| self.null(name))
+    }
+
+    /// A required array of `len` elements (NULL allowed when `len` is 0).
+    pub(crate) fn slice<'a, T>(&self, name: &str, ptr: *const T, len: usize) -> CallResult<&'a [T]> {
+        try_slice(ptr, len).map_err(|e| match e {
+            SliceError::Null => self.null(name),
+            SliceError::TooLong => self.err(podnet_status::InvalidArgument, format!("`{name}`: {len} elements")),
+        })
+    }
+
+    /// A required UTF-8 string of at most `max` bytes.
+    pub(crate) fn str<'a>(&self, name: &str, ptr: *const c_char, max: usize) -> CallResult<&'a str> {
+        try_str(ptr, max).map_err(|e| match e {
+            StrError::Null => self.null(name),
+            StrError::TooLong => self.err(podnet_status::TooLong, format!("`{name}` is longer than {max} bytes")),
+            StrError::NotUtf8 => self.err(podnet_status::InvalidUtf8, format!("`{name}` is not valid UTF-8")),
+        })
+    }
+
+    /// A name that becomes a file or netns name (sandbox id, node name).
+    pub(crate) fn name<'a>(&self, name: &str, ptr: *const c_char) -> CallResult<&'a str> {
+        let s = self.str(name, ptr, MAX_ID_LEN)?;
+        validate_name(s, name).map_err(|m| self.err(podnet_status::InvalidArgument, m))?;
+        Ok(s)
+    }
+
+    /// An interface name.
+    pub(crate) fn ifname<'a>(&self, name: &str, ptr: *const c_char) -> CallResult<&'a str> {
+        let s = self.str(name, ptr, MAX_IFNAME_LEN)?;
+        validate_ifname(s).map_err(|m| self.err(podnet_status::InvalidArgument, format!("`{name}`: {m}")))?;
+        Ok(s)
+    }
+
+    /// A path; `absolute` refuses relative ones.
+    pub(crate) fn path<'a>(&self, name: &str, ptr: *const c_char, absolute: bool) -> CallResult<&'a str> {
+        let s = self.str(name, ptr, MAX_STR_LEN)?;
+        if s.is_empty() || (absolute && !s.starts_with('/')) {
+            let want = if absolute { "an absolute path" } else { "a non-empty path" };
+            return Err(self.err(podnet_status::InvalidArgument, format!("`{name}` {s:?} is not {want}")));
+        }
+        Ok(s)
+    }
+
+    /// An IP address ("10.1.0.7", "fd00::7").
+    pub(crate) fn ip(&self, name: &str, ptr: *const c_char) -> CallResult<IpAddr> {
+        let s = self.str(name, ptr, MAX_ADDR_LEN)?;
+        s.parse::<IpAddr>()
+            .map_err(|_| self.err(podnet_status::InvalidAddress, format!("`{name}` {s:?} is not an IP address")))
+    }
+
+    /// A CIDR ("10.1.0.0/24"); the prefix length is required.
+    pub(crate) fn cidr(&self, name: &str, ptr: *const c_char) -> CallResult<IpNetwork> {
+        let s = self.str(name, ptr, MAX_ADDR_LEN)?;
+        let bad = || self.err(podnet_status::InvalidAddress, format!("`{name}` {s:?} is not a CIDR (address/prefix)"));
+        let (addr, plen) = s.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        if plen.is_empty() || plen.len() > 3 || !plen.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let plen: u8 = plen.parse().map_err(|_| bad())?;
+        IpNetwork::new(addr, plen).map_err(|_| bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::try_ref;
+
+    fn run(body: impl FnOnce(&Call) -> CallResult) -> (podnet_status, Option<String>) {
+        let mut err: *mut podnet_error = std::ptr::null_mut();
+        let st = fallible("podnet_test", &mut err, body);
+        let msg = try_ref::<podnet_error>(err).map(|e| format!("{e:?}"));
+        crate::error::podnet_error_free(err);
+        (st, msg)
+    }
+
+    #[test]
+    fn panics_become_status() {
+        let (st, msg) = run(|_| panic!("boom"));
+        assert_eq!(st, podnet_status::Panic);
+        assert!(msg.unwrap().contains("panic: boom"));
+        assert_eq!(infallible(7, || panic!("x")), 7);
+        // no err_out: still a status, nothing written
+        assert_eq!(fallible("t", std::ptr::null_mut(), |_| panic!("y")), podnet_status::Panic);
+    }
+
+    #[test]
+    fn argument_checks() {
+        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0".as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::InvalidAddress);
+        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0/+4".as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::InvalidAddress);
+        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0/33".as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::InvalidAddress);
+        let (st, _) = run(|c| c.cidr("cidr", c"fd00::/64".as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::Ok);
+        let (st, _) = run(|c| c.ip("ip", c"10.1.0.256".as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::InvalidAddress);
+        let (st, _) = run(|c| c.name("id", c"a/b".as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::InvalidArgument);
+        let long = std::ffi::CString::new("x".repeat(129)).unwrap();
+        let (st, _) = run(|c| c.name("id", long.as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::TooLong);
+        let (st, _) = run(|c| c.ifname("ifname", c"abcdefghijklmnop".as_ptr()).map(drop));
+        assert_eq!(st, podnet_status::TooLong);
+        let (st, _) = run(|c| c.path("path", c"rel/x".as_ptr(), true).map(drop));
+        assert_eq!(st, podnet_status::InvalidArgument);
+    }
+}

@@ -1,0 +1,216 @@
+//! `podnet_node`: an open node (one network namespace) and the sandbox lifecycle on it. The
+//! handle is the core's blocking node, which owns a small tokio runtime and is `Send + Sync`.
+
+use std::ffi::c_char;
+
+use podnet_core::blocking::Node;
+
+use crate::call::{core, fallible, infallible};
+use crate::config::podnet_node_config;
+use crate::error::podnet_error;
+use crate::handle::{free_owned, to_owned_ptr, Castable};
+use crate::sandbox::{
+    podnet_check_report, podnet_gc_report, podnet_sandbox, podnet_sandbox_list, CheckReportObj, GcReportObj, SandboxObj,
+};
+use crate::spec::podnet_sandbox_spec;
+use crate::status::podnet_status;
+
+/// An open node: one network namespace (a Kubernetes node), its pod CIDRs, bridge and records.
+///
+/// Thread-safe: any number of threads may call any `podnet_node_*` function on one node at the
+/// same time; calls run in parallel, and two calls for the same sandbox id serialize. The only
+/// exception is `podnet_node_free`, which must not race with other calls on the node.
+///
+/// podnet never changes the calling thread's namespaces, never forks and never execs; it runs
+/// a small thread pool per node for netlink I/O. Do not call it from the log callback.
+pub struct podnet_node {
+    _private: [u8; 0],
+}
+
+impl Castable for podnet_node {
+    type RustType = Node;
+}
+
+// The ABI promises a node may be shared across threads.
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Node>();
+};
+
+/// Open a node: validate `config`, bind to its netns and initialize it (idempotent: forwarding
+/// on, and in bridge mode the bridge with the gateway addresses). Needs CAP_NET_ADMIN and
+/// CAP_SYS_ADMIN. Opening the same node (same name and state dir) again, in this or another
+/// process, is fine: it shares the state.
+///
+/// `config` is copied; the caller keeps ownership of it. On success writes the node to
+/// `*node_out` (free it with `podnet_node_free`); on failure `*node_out` is not written.
+/// Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_open(
+    config: *const podnet_node_config,
+    node_out: *mut *mut podnet_node,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_open", err_out, |c| {
+        let cfg = c.obj("config", config)?;
+        let out = c.out("node_out", node_out)?;
+        let node = core(Node::open(cfg.clone()))?;
+        out.write(to_owned_ptr::<podnet_node>(node));
+        Ok(())
+    })
+}
+
+/// Close a node: stop its threads and free it. The pods stay (they live in the kernel and the
+/// state dir); open the node again to manage them. NULL is accepted (no-op).
+///
+/// Must not run concurrently with any other call on this node, nor from the log callback.
+#[no_mangle]
+pub extern "C" fn podnet_node_free(node: *mut podnet_node) {
+    infallible((), || free_owned(node))
+}
+
+/// Create a sandbox: allocate its addresses, create and pin its netns (or adopt the spec's),
+/// attach a veth and record it. Any failure undoes every step taken. Idempotent: the same spec
+/// again returns the existing sandbox; a different spec for an existing id gives
+/// `PODNET_STATUS_ALREADY_EXISTS`.
+///
+/// `spec` is only read. On success writes the new sandbox object to `*sandbox_out` (free it
+/// with `podnet_sandbox_free`); on failure `*sandbox_out` is not written and nothing is left on
+/// the node. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_sandbox_create(
+    node: *const podnet_node,
+    spec: *const podnet_sandbox_spec,
+    sandbox_out: *mut *mut podnet_sandbox,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_sandbox_create", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let spec = c.obj("spec", spec)?;
+        let out = c.out("sandbox_out", sandbox_out)?;
+        let sb = core(node.create_sandbox(spec))?;
+        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
+        Ok(())
+    })
+}
+
+/// Delete a sandbox: release its addresses, remove its netns (the kernel destroys the veth
+/// with it) and its record. Idempotent: an unknown id is success. Every step runs even if one
+/// fails; the error then reports them all. When it returns `PODNET_STATUS_OK` the addresses are
+/// free and a create with the same id succeeds.
+///
+/// `id`: a sandbox id as for `podnet_sandbox_spec_new`. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_sandbox_delete(
+    node: *const podnet_node,
+    id: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_sandbox_delete", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let id = c.name("id", id)?;
+        core(node.delete_sandbox(id))
+    })
+}
+
+/// Read a sandbox's record. Unknown id: `PODNET_STATUS_NOT_FOUND`.
+///
+/// On success writes a new sandbox object to `*sandbox_out` (free it with
+/// `podnet_sandbox_free`); on failure `*sandbox_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_sandbox_get(
+    node: *const podnet_node,
+    id: *const c_char,
+    sandbox_out: *mut *mut podnet_sandbox,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_sandbox_get", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let id = c.name("id", id)?;
+        let out = c.out("sandbox_out", sandbox_out)?;
+        let sb = core(node.get_sandbox(id))?;
+        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
+        Ok(())
+    })
+}
+
+/// List the node's sandboxes, sorted by id.
+///
+/// On success writes a new list to `*list_out` (free it with `podnet_sandbox_list_free`); on
+/// failure `*list_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_sandbox_list(
+    node: *const podnet_node,
+    list_out: *mut *mut podnet_sandbox_list,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_sandbox_list", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let out = c.out("list_out", list_out)?;
+        let list: Vec<SandboxObj> = core(node.list_sandboxes())?.iter().map(SandboxObj::new).collect();
+        out.write(to_owned_ptr::<podnet_sandbox_list>(list));
+        Ok(())
+    })
+}
+
+/// Compare a sandbox's kernel state (addresses, veth, routes, pod interface) with its record.
+/// Differences are not an error: they are the report's problems. Unknown id:
+/// `PODNET_STATUS_NOT_FOUND`.
+///
+/// On success writes a new report to `*report_out` (free it with `podnet_check_report_free`);
+/// on failure `*report_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_sandbox_check(
+    node: *const podnet_node,
+    id: *const c_char,
+    report_out: *mut *mut podnet_check_report,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_sandbox_check", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let id = c.name("id", id)?;
+        let out = c.out("report_out", report_out)?;
+        let r = core(node.check_sandbox(id))?;
+        out.write(to_owned_ptr::<podnet_check_report>(CheckReportObj::new(&r)));
+        Ok(())
+    })
+}
+
+/// Garbage-collect: delete every sandbox whose id is not among the `n_live_ids` strings at
+/// `live_ids` (the runtime's live pods), and every orphan podnet left behind (address
+/// reservations, netns pins, host veths without a record). gc keeps going after errors and
+/// reports them.
+///
+/// `live_ids` may be NULL only when `n_live_ids` is 0 (then every sandbox is deleted); each
+/// element must be a valid sandbox id. All ids are checked before anything is deleted (a bad
+/// one gives the status its string would get elsewhere; an impossible `n_live_ids`
+/// `PODNET_STATUS_INVALID_ARGUMENT`).
+/// On success writes a new report to `*report_out` (free it with `podnet_gc_report_free`); on
+/// failure `*report_out` is not written. Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_node_gc(
+    node: *const podnet_node,
+    live_ids: *const *const c_char,
+    n_live_ids: usize,
+    report_out: *mut *mut podnet_gc_report,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_gc", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let raw = c.slice("live_ids", live_ids, n_live_ids)?;
+        let out = c.out("report_out", report_out)?;
+        let mut live: Vec<&str> = Vec::with_capacity(raw.len());
+        for (i, p) in raw.iter().enumerate() {
+            live.push(c.name(&format!("live_ids[{i}]"), *p)?);
+        }
+        let r = core(node.gc(&live))?;
+        out.write(to_owned_ptr::<podnet_gc_report>(GcReportObj::new(&r)));
+        Ok(())
+    })
+}

@@ -1,0 +1,193 @@
+//! `podnet_sandbox_spec`: what the runtime asks for one pod, built with `_new` and setters.
+
+use std::ffi::c_char;
+
+use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec};
+
+use crate::call::{fallible, infallible, Call, CallResult};
+use crate::error::podnet_error;
+use crate::handle::{free_owned, to_owned_ptr, Castable};
+use crate::status::podnet_status;
+
+/// Transport protocol of a host port mapping (values are the IANA protocol numbers).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum podnet_protocol {
+    /// Returned by accessors given NULL or an index out of range; never accepted by setters.
+    Unknown = 0,
+    /// TCP.
+    Tcp = 6,
+    /// UDP.
+    Udp = 17,
+    /// SCTP.
+    Sctp = 132,
+}
+
+impl podnet_protocol {
+    pub(crate) fn from_core(p: Protocol) -> podnet_protocol {
+        match p {
+            Protocol::Tcp => podnet_protocol::Tcp,
+            Protocol::Udp => podnet_protocol::Udp,
+            Protocol::Sctp => podnet_protocol::Sctp,
+        }
+    }
+}
+
+/// A protocol as passed into podnet: `uint32_t` in the ABI so any value is defined behaviour;
+/// the header spells it `podnet_protocol` (cbindgen.toml renames it).
+pub type podnet_protocol_code = u32;
+
+/// What the runtime asks for one pod: id, interface name, netns (created by podnet unless set),
+/// requested addresses and host ports. Built with `podnet_sandbox_spec_new` and the setters,
+/// passed to `podnet_node_sandbox_create` (which reads it and keeps no reference).
+///
+/// Owned by the caller; free with `podnet_sandbox_spec_free`. Not thread-safe: do not use one
+/// spec from two threads at the same time (it may move between threads).
+pub struct podnet_sandbox_spec {
+    _private: [u8; 0],
+}
+
+impl Castable for podnet_sandbox_spec {
+    type RustType = SandboxSpec;
+}
+
+/// Create a sandbox spec with defaults: podnet creates and pins a new netns, interface "eth0",
+/// one dynamic address per pod CIDR, no host ports.
+///
+/// `id`: the sandbox id, `[A-Za-z0-9_.-]`, 1..=128 bytes, no ".." (it becomes part of file and
+/// netns names). Longer gives `PODNET_STATUS_TOO_LONG`, other bad ids
+/// `PODNET_STATUS_INVALID_ARGUMENT`.
+///
+/// On success writes a new spec to `*spec_out` (free it with `podnet_sandbox_spec_free`); on
+/// failure `*spec_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_new(
+    id: *const c_char,
+    spec_out: *mut *mut podnet_sandbox_spec,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_sandbox_spec_new", err_out, |c| {
+        let id = c.name("id", id)?;
+        let out = c.out("spec_out", spec_out)?;
+        out.write(to_owned_ptr::<podnet_sandbox_spec>(SandboxSpec::new(id)));
+        Ok(())
+    })
+}
+
+/// Free a sandbox spec. NULL is accepted (no-op). Sandboxes created from it are not affected.
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_free(spec: *mut podnet_sandbox_spec) {
+    infallible((), || free_owned(spec))
+}
+
+fn with_spec(
+    op: &'static str,
+    spec: *mut podnet_sandbox_spec,
+    err_out: *mut *mut podnet_error,
+    body: impl FnOnce(&Call, &mut SandboxSpec) -> CallResult,
+) -> podnet_status {
+    fallible(op, err_out, |c| {
+        let s = c.obj_mut("spec", spec)?;
+        body(c, s)
+    })
+}
+
+/// Name the pod's interface (default "eth0"): 1..=15 bytes of `[A-Za-z0-9_.-]`.
+///
+/// On failure the spec is unchanged. Not thread-safe for one spec.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_set_ifname(
+    spec: *mut podnet_sandbox_spec,
+    ifname: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_spec("podnet_sandbox_spec_set_ifname", spec, err_out, |c, s| {
+        s.ifname = c.ifname("ifname", ifname)?.to_string();
+        Ok(())
+    })
+}
+
+/// Attach the pod to a network namespace the runtime made (absolute path, e.g.
+/// "/var/run/netns/cni-1234") instead of having podnet create one. podnet never removes a netns
+/// it did not create; delete removes only its veth there.
+///
+/// On failure the spec is unchanged. Not thread-safe for one spec.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_set_netns_path(
+    spec: *mut podnet_sandbox_spec,
+    path: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_spec("podnet_sandbox_spec_set_netns_path", spec, err_out, |c, s| {
+        s.netns = NetnsSpec::Path(c.path("path", path, true)?.into());
+        Ok(())
+    })
+}
+
+/// Ask for a specific address ("10.1.0.7" or "fd00:10:1::7"), at most one per family; it must
+/// be assignable from the node's pod CIDR of that family (checked by the create call).
+///
+/// Errors: `PODNET_STATUS_INVALID_ADDRESS` when `ip` does not parse;
+/// `PODNET_STATUS_INVALID_ARGUMENT` when the spec has an address of that family already.
+/// On failure the spec is unchanged. Not thread-safe for one spec.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_add_ip(
+    spec: *mut podnet_sandbox_spec,
+    ip: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_spec("podnet_sandbox_spec_add_ip", spec, err_out, |c, s| {
+        let ip = c.ip("ip", ip)?;
+        if s.ips.iter().any(|o| o.is_ipv4() == ip.is_ipv4()) {
+            return Err(c.err(podnet_status::InvalidArgument, "at most one requested address per family"));
+        }
+        s.ips.push(ip);
+        Ok(())
+    })
+}
+
+/// Map a host port to the pod (a pod spec's hostPort): traffic to `host_port` on the node
+/// (only to `host_ip` if it is not NULL; NULL means every node address) goes to
+/// `container_port` in the pod.
+///
+/// `host_ip` is the one pointer argument in the API where NULL is a value, not an error.
+/// Errors: `PODNET_STATUS_INVALID_ARGUMENT` for an unknown protocol, a port 0 or a mapping
+/// listed twice; `PODNET_STATUS_INVALID_ADDRESS` when `host_ip` does not parse. On failure the
+/// spec is unchanged. Not thread-safe for one spec.
+///
+/// The mappings are installed by `podnet_node_sandbox_create` (a host port already mapped to
+/// another sandbox gives `PODNET_STATUS_CONFLICT`, nothing created) and read back with
+/// `podnet_sandbox_port_count` and the `podnet_sandbox_port_*` accessors.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_add_port(
+    spec: *mut podnet_sandbox_spec,
+    protocol: podnet_protocol_code,
+    host_ip: *const c_char,
+    host_port: u16,
+    container_port: u16,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_spec("podnet_sandbox_spec_add_port", spec, err_out, |c, s| {
+        let protocol = match protocol {
+            p if p == podnet_protocol::Tcp as u32 => Protocol::Tcp,
+            p if p == podnet_protocol::Udp as u32 => Protocol::Udp,
+            p if p == podnet_protocol::Sctp as u32 => Protocol::Sctp,
+            p => return Err(c.err(podnet_status::InvalidArgument, format!("unknown protocol {p}"))),
+        };
+        let host_ip = if host_ip.is_null() { None } else { Some(c.ip("host_ip", host_ip)?) };
+        if host_port == 0 || container_port == 0 {
+            return Err(c.err(podnet_status::InvalidArgument, "port 0 is not a valid host or container port"));
+        }
+        let m = PortMapping { protocol, host_ip, host_port, container_port };
+        if s.ports.iter().any(|o| o.protocol == m.protocol && o.host_port == m.host_port && o.host_ip == m.host_ip) {
+            return Err(c.err(podnet_status::InvalidArgument, format!("host port {host_port}/{protocol} listed twice")));
+        }
+        s.ports.push(m);
+        Ok(())
+    })
+}

@@ -1,0 +1,80 @@
+/*
+ * A minimal test framework for podnet's C tests: CHECK macros record failures with file:line,
+ * each test function (or table row) is one case, and the runner prints
+ * "N passed, N failed" as its last line (CI reads that line).
+ */
+#ifndef PODNET_TEST_CHECK_H
+#define PODNET_TEST_CHECK_H
+
+#include <stdio.h>
+#include <string.h>
+
+#include <podnet.h>
+
+/* Failures recorded since the current case began. */
+extern int check_case_failures;
+
+void check_fail(const char *file, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Count one case: passed when no CHECK failed since the previous case ended. */
+void check_case_end(const char *name);
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) check_fail(__FILE__, __LINE__, "CHECK(%s)", #cond);                \
+    } while (0)
+
+#define CHECK_INT(got, want)                                                            \
+    do {                                                                                \
+        long long got_ = (long long)(got), want_ = (long long)(want);                   \
+        if (got_ != want_)                                                              \
+            check_fail(__FILE__, __LINE__, "%s == %lld, want %lld", #got, got_, want_); \
+    } while (0)
+
+#define CHECK_STR(got, want)                                                            \
+    do {                                                                                \
+        const char *got_ = (got), *want_ = (want);                                      \
+        if (got_ == NULL || strcmp(got_, want_) != 0)                                   \
+            check_fail(__FILE__, __LINE__, "%s == \"%s\", want \"%s\"", #got,           \
+                       got_ ? got_ : "(null)", want_);                                  \
+    } while (0)
+
+/* A call that must succeed; `call` passes &err, whose message is printed on failure. */
+#define CHECK_OK(call)                                                                  \
+    do {                                                                                \
+        podnet_error *err = NULL;                                                       \
+        podnet_status ok_st_ = (call);                                                  \
+        if (ok_st_ != PODNET_STATUS_OK)                                                 \
+            check_fail(__FILE__, __LINE__, "%s: %s: %s", #call, podnet_status_str(ok_st_), \
+                       err ? podnet_error_message(err) : "(no error object)");          \
+        podnet_error_free(err);                                                         \
+    } while (0)
+
+/* Expect `call` (which passes &err) to fail with `want`, leave a complete error in err, and
+ * (when op is not NULL) name `op` as the failed operation. */
+void check_refused(const char *file, int line, const char *call, podnet_status got,
+                   podnet_error *err, podnet_status want, const char *op);
+
+#define REFUSED(want, op, call)                                                         \
+    do {                                                                                \
+        podnet_error *err = NULL;                                                       \
+        podnet_status st_ = (call);                                                     \
+        check_refused(__FILE__, __LINE__, #call, st_, err, (want), (op));               \
+    } while (0)
+
+/* Shared by the test files. */
+extern podnet_node *test_node;
+void test_node_lifecycle(void);
+void test_idempotence(void);
+void test_gc(void);
+void test_concurrency(void);
+void test_log_callback(void);
+void test_panic_boundary(void);
+void test_ports(void);
+void test_bad_input_node(void);
+
+#endif
