@@ -205,10 +205,8 @@ impl Netlink {
         Ok(msgs.iter().map(summarize).collect())
     }
 
-    /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request.
-    ///
-    /// The host end may be enslaved to `controller` and brought up in the same request; the
-    /// peer cannot be created up (ENOTCONN), bring it up from a socket inside its netns.
+    /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request, with
+    /// the host end up (see [`Netlink::create_veth_with`]).
     #[expect(clippy::too_many_arguments, reason = "one kernel request, one parameter per attribute")]
     pub async fn create_veth(
         &self,
@@ -220,9 +218,31 @@ impl Netlink {
         mtu: u32,
         controller: Option<u32>,
     ) -> NlResult<()> {
+        self.create_veth_with(host, host_mac, peer, peer_mac, peer_ns_fd, mtu, controller, true).await
+    }
+
+    /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request.
+    ///
+    /// The host end may be enslaved to `controller` and brought up in the same request; the
+    /// peer cannot be created up (ENOTCONN), bring it up from a socket inside its netns.
+    #[expect(clippy::too_many_arguments, reason = "one kernel request, one parameter per attribute")]
+    pub async fn create_veth_with(
+        &self,
+        host: &str,
+        host_mac: Option<[u8; 6]>,
+        peer: &str,
+        peer_mac: [u8; 6],
+        peer_ns_fd: RawFd,
+        mtu: u32,
+        controller: Option<u32>,
+        host_up: bool,
+    ) -> NlResult<()> {
         let peer_msg =
             LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns_fd).address(peer_mac.to_vec()).mtu(mtu).build();
-        let mut b = LinkVeth::new(host, peer).mtu(mtu).up();
+        let mut b = LinkVeth::new(host, peer).mtu(mtu);
+        if host_up {
+            b = b.up();
+        }
         if let Some(mac) = host_mac {
             b = b.address(mac.to_vec());
         }
@@ -269,6 +289,40 @@ impl Netlink {
         Ok(())
     }
 
+    /// Turn hairpin mode on for a bridge port named `name`. By name, so the caller needs no
+    /// RTM_GETLINK first: a getlink syncs pending link-watch events, which on a bridge with many
+    /// ports re-runs port state selection over all of them.
+    pub async fn set_hairpin_by_name(&self, name: &str) -> NlResult<()> {
+        let mut msg = LinkBridgePort::new(0).hairpin(true).build();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        self.handle.link().set_port(msg).execute().await?;
+        Ok(())
+    }
+
+    /// Configure a new bridge port by name before it goes up: hairpin on, and no IPv6 link-local
+    /// address (`addr_gen_mode none`). A bridge port needs no L3 address; each link-local would
+    /// add routes that every later IPv6 device event walks (O(pods) per pod, measured).
+    pub async fn prepare_bridge_port(&self, name: &str) -> NlResult<()> {
+        let mut msg = LinkBridgePort::new(0).hairpin(true).build();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(no_linklocal());
+        self.handle.link().set_port(msg).execute().await?;
+        Ok(())
+    }
+
+    /// Stop the kernel from giving link `index` an IPv6 link-local address when it goes up
+    /// (`addr_gen_mode none`), optionally setting IPv4 devconf values in the same request.
+    pub async fn set_no_linklocal(&self, index: u32, conf: Option<InetDevConf>) -> NlResult<()> {
+        let mut msg = LinkUnspec::new_with_index(index).build();
+        msg.attributes.push(no_linklocal());
+        if let Some(c) = conf {
+            msg.attributes
+                .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![AfSpecInet::DevConfRequest(c)])]));
+        }
+        self.handle.link().set(msg).execute().await?;
+        Ok(())
+    }
+
     /// Set per-interface IPv4 devconf values (proxy_arp, route_localnet...) over netlink, with
     /// no sysctl file and no namespace hop.
     pub async fn set_inet_devconf(&self, index: u32, conf: InetDevConf) -> NlResult<()> {
@@ -290,9 +344,14 @@ impl Netlink {
             if l.mtu != mtu || !l.up {
                 self.handle.link().set(LinkUnspec::new_with_index(l.index).mtu(mtu).up().build()).execute().await?;
             }
+            let mut msg = LinkBridge::new(name).mcast_snooping(false).build();
+            msg.header.index = l.index;
+            self.handle.link().set(msg).execute().await?;
             return Ok(l.index);
         }
-        match self.handle.link().add(LinkBridge::new(name).mtu(mtu).build()).execute().await {
+        // Multicast snooping off: pods do not rely on it, and with it every port add or carrier
+        // change re-arms a multicast timer on every port (O(pods) per pod; measured).
+        match self.handle.link().add(LinkBridge::new(name).mtu(mtu).mcast_snooping(false).build()).execute().await {
             Ok(()) => {}
             Err(e) => {
                 let e = NetlinkError::from(e);
@@ -623,6 +682,11 @@ impl Netlink {
         }
         Ok(())
     }
+}
+
+fn no_linklocal() -> LinkAttribute {
+    use rtnetlink::packet_route::link::{AfSpecInet6, In6AddrGenMode};
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)])])
 }
 
 fn fdb_message(index: u32, mac: [u8; 6], dst: IpAddr) -> NeighbourMessage {
