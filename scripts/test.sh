@@ -1,12 +1,43 @@
 #!/usr/bin/env bash
-# The whole test suite (as root: the privileged tests build throwaway namespaces).
-# Prints one summary line per suite; exits non-zero if any suite fails.
-set -euo pipefail
+# The whole test suite, as root (the privileged tests build and remove their own namespaces):
+# Rust unit + integration tests, the C ABI checks and tests (sanitizers, valgrind, C++), the Go
+# bindings' tests, and the demo. Each suite's summary is printed; the last line totals them.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
-echo "== cargo test (unit + privileged integration tests)"
-cargo test --workspace --all-targets 2>&1 | tee /tmp/podnet-cargo-test.log | grep -E "^(test result|running|error|failures:)|FAILED|panicked" || true
-if grep -qE "^test result: FAILED|^error" /tmp/podnet-cargo-test.log; then
-  echo "cargo test failed"; exit 1
+failed_suites=()
+passed=0
+failed=0
+
+count() { # sum "N passed" / "N failed" from a log's summary lines
+  awk '/test result:|[0-9]+ passed, [0-9]+ failed/ {
+         for (i=1;i<=NF;i++) { if ($(i+1) ~ /^passed/) p+=$i; if ($(i+1) ~ /^failed/) f+=$i } }
+       /^(--- PASS|ok  )/ {gp++} /^(--- FAIL|FAIL)/ {gf++}
+       END { printf "%d %d\n", p+gp, f+gf }' "$1"
+}
+
+suite() { # suite NAME COMMAND...
+  local name=$1; shift
+  local log=/tmp/podnet-test-$name.log
+  echo "== $name: $*"
+  if "$@" >"$log" 2>&1; then status=ok; else status=FAILED; failed_suites+=("$name"); fi
+  read -r p f < <(count "$log")
+  passed=$((passed + p)); failed=$((failed + f))
+  grep -E "test result:|[0-9]+ passed, [0-9]+ failed|^(ok|FAIL|--- FAIL)|panicked|error(\[|:)" "$log" | tail -n 40
+  echo "-- $name: $status ($p passed, $f failed)"
+  [ "$status" = ok ] || tail -n 60 "$log"
+}
+
+suite rust cargo test --workspace --all-targets
+suite c make header-check symbols-check cxx-check c-test c-example
+if [ -f bindings-go/Makefile ]; then
+  suite go make -C bindings-go test
 fi
-awk '/^test result:/ {for (i=1;i<=NF;i++) {if ($(i+1) ~ /^passed/) p+=$i; if ($(i+1) ~ /^failed/) f+=$i}} END {printf "rust: %d passed, %d failed\n", p, f}' /tmp/podnet-cargo-test.log
+suite demo cargo run -q --release -p podnet-cli -- demo
+
+if ((${#failed_suites[@]})); then
+  echo "failed suites: ${failed_suites[*]}"
+  [ "$failed" -gt 0 ] || failed=${#failed_suites[@]}
+fi
+echo "$passed passed, $failed failed"
+((${#failed_suites[@]} == 0))

@@ -1,18 +1,27 @@
-//! The `podnet` command: demo, operator tools and benchmarks over the same library calls
-//! runtimes use. Exit codes: 0 ok, 1 operation failed, 2 bad input.
-#![allow(missing_docs, reason = "a binary: its documentation is --help")]
+//! The `podnet` command: the demo, the operator's tools over the same library calls runtimes
+//! use, and benchmarks. Exit codes (docs/cli.md): 0 ok, 1 operation failed, 2 invalid input,
+//! 3 a check failed.
+#![allow(missing_docs, reason = "a binary: its documentation is --help and docs/cli.md")]
 
 mod bench_ipam;
 mod bench_peers;
 mod bench_ports;
 mod bench_sandbox;
+mod demo;
+mod ops;
+mod output;
 mod plan;
 mod stats;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "podnet", version, about = "Kubernetes pod networking as a library: demo, operator tools, benchmarks")]
+#[command(
+    name = "podnet",
+    version,
+    about = "Kubernetes pod networking as a library: demo, operator tools, benchmarks",
+    after_help = "Exit codes: 0 ok, 1 operation failed, 2 invalid input, 3 a check failed. See docs/cli.md."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -20,6 +29,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Build a two-node cluster in throwaway namespaces, prove every path with traffic, remove it.
+    Demo(demo::DemoArgs),
+    /// Initialize a node, show its status, repair its nftables table.
+    Node(ops::NodeArgs),
+    /// Create, delete, list and check sandboxes (pod network namespaces).
+    Sandbox(ops::SandboxArgs),
+    /// Paths to other nodes' pods: add, delete, list, sync.
+    Peer(ops::PeerArgs),
+    /// Host ports of sandboxes: add, delete, list.
+    Port(ops::PortArgs),
+    /// Delete sandboxes the runtime no longer has, and every orphan podnet left behind.
+    Gc(ops::GcArgs),
     /// Check a cluster address plan: node CIDRs, pods per node, capacity, service IPs.
     Plan(plan::PlanArgs),
     /// Benchmarks (programs, not tests).
@@ -43,9 +64,44 @@ enum BenchCmd {
     CniWorker(bench_sandbox::CniWorkerArgs),
 }
 
+/// Parse the command line; a usage error becomes one line, `error (invalid_argument): ...`,
+/// with the usage appended, and exit code 2. Help and version print as clap prints them.
+fn parse() -> Cli {
+    use clap::error::ErrorKind as K;
+    match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            // The message is the first paragraph ("...not provided:" continues on indented lines).
+            let msg: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            let msg = msg.join(" ");
+            let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+            // Clap prints the usage for some errors only; always point at the help.
+            let usage = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Usage: "))
+                .map(|u| format!("; usage: {u}"))
+                .unwrap_or_else(|| "; see --help".into());
+            eprintln!("error ({}): {msg}{usage}", podnet::ErrorKind::InvalidArgument);
+            std::process::exit(output::EXIT_INVALID);
+        }
+    }
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = parse();
     let code = match cli.cmd {
+        Cmd::Demo(a) => demo::run(&a),
+        Cmd::Node(a) => ops::run_node(a),
+        Cmd::Sandbox(a) => ops::run_sandbox(a),
+        Cmd::Peer(a) => ops::run_peer(a),
+        Cmd::Port(a) => ops::run_port(a),
+        Cmd::Gc(a) => ops::run_gc(a),
         Cmd::Plan(a) => plan::run_plan(a),
         Cmd::Bench(BenchCmd::Sandbox(a)) => bench_sandbox::run(&a),
         Cmd::Bench(BenchCmd::Peers(a)) => bench_peers::run(&a),

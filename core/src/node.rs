@@ -144,14 +144,18 @@ impl Node {
         let idx = self.nl.ensure_bridge(&name, self.pod_mtu).await.map_err(|e| e.into_error(op()))?;
         // A bridge without an explicit MAC takes the lowest port MAC, so the gateway's MAC
         // would change as pods come and go and every pod's ARP entry would go stale.
+        // Set only when it differs: setting a MAC flushes the bridge's neighbour cache.
         let mac = stable_mac(0x02, &format!("bridge/{}", self.cfg.name));
-        self.nl
-            .handle()
-            .link()
-            .set(rtnetlink::LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
-            .execute()
-            .await
-            .map_err(|e| crate::netlink::NetlinkError::from(e).into_error(op()))?;
+        let cur = self.nl.link_by_index(idx).await.map_err(|e| e.into_error(op()))?;
+        if cur.is_none_or(|l| l.mac != mac) {
+            self.nl
+                .handle()
+                .link()
+                .set(rtnetlink::LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
+                .execute()
+                .await
+                .map_err(|e| crate::netlink::NetlinkError::from(e).into_error(op()))?;
+        }
         // route_localnet: host ports on 127.0.0.1 are DNATed to pods behind the bridge, and the
         // kernel drops a loopback source leaving a non-loopback device unless it is on there.
         // proxy_arp: bridge pods reach routed-mode pods of the same CIDR (their /32 routes point
@@ -170,6 +174,15 @@ impl Node {
                 .add_address(idx, p.gateway(), p.cidr().prefix())
                 .await
                 .map_err(|e| e.into_error(format!("add gateway {} to bridge {name}", p.gateway())))?;
+        }
+        if self.pools.iter().any(|p| p.cidr().is_ipv6()) {
+            // The kernel sends neighbour solicitations (for traffic it forwards onto the bridge)
+            // only from a link-local address that has finished DAD, which the bridge's own
+            // takes about a second to do. A fixed link-local without DAD is usable at once.
+            self.nl
+                .add_address(idx, std::net::IpAddr::V6(crate::sandbox::ROUTED_GW_V6), 64)
+                .await
+                .map_err(|e| e.into_error(format!("add link-local fe80::1 to bridge {name}")))?;
         }
         Ok(idx)
     }

@@ -234,6 +234,9 @@ fn auto_mixes_routed_and_overlay_and_sync_cleans_after_restart() {
     drop(old);
     let reopened = Node::open(cfg).unwrap();
     c.nodes.insert(0, (name, reopened, ns, ip));
+    // reopening changed nothing: the peers' permanent neighbour entries are still there
+    let nb = in_ns(&ns1, &["ip", "neigh", "show", "dev", "podnet.1"]);
+    assert!(nb.contains("10.10.4.0 lladdr") && nb.contains("PERMANENT"), "reopen flushed neighbours: {nb}");
     let n1 = &c.nodes[0].1;
     let rep = n1.block_on(n1.inner().sync_peers(&peers_of(&c, 0, true, &[0, 1, 3]))).unwrap();
     assert!(rep.removed >= 3, "{rep:?}");

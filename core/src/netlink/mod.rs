@@ -408,11 +408,26 @@ impl Netlink {
                 }
             }
             if same {
-                self.handle
-                    .link()
-                    .set(LinkUnspec::new_with_index(m.header.index).mtu(mtu).address(mac.to_vec()).up().build())
-                    .execute()
-                    .await?;
+                // Only send what differs: setting the MAC, even to the same value, makes the
+                // kernel flush the device's neighbour table, i.e. every peer's permanent entry.
+                let cur = summarize(&m);
+                let mut b = LinkUnspec::new_with_index(m.header.index);
+                let mut changed = false;
+                if cur.mtu != mtu {
+                    b = b.mtu(mtu);
+                    changed = true;
+                }
+                if cur.mac != mac {
+                    b = b.address(mac.to_vec());
+                    changed = true;
+                }
+                if !cur.up {
+                    b = b.up();
+                    changed = true;
+                }
+                if changed {
+                    self.handle.link().set(b.build()).execute().await?;
+                }
                 return Ok(m.header.index);
             }
             self.handle.link().del(m.header.index).execute().await?;
