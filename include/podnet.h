@@ -16,8 +16,9 @@
  * - A NULL pointer where an object, string, array or out-parameter is required gives
  *   PODNET_STATUS_NULL_ARGUMENT; a string that is not UTF-8 gives PODNET_STATUS_INVALID_UTF8;
  *   one longer than allowed PODNET_STATUS_TOO_LONG; an unparsable address or CIDR
- *   PODNET_STATUS_INVALID_ADDRESS. Arguments are checked before anything changes, so a refused
- *   call changes nothing. Strings are NUL-terminated UTF-8.
+ *   PODNET_STATUS_INVALID_ADDRESS. A few pointer arguments are optional: their comment says what
+ *   NULL means there. Arguments are checked before anything changes, so a refused call changes
+ *   nothing. Strings are NUL-terminated UTF-8.
  * - Infallible functions (accessors, `_free`) given NULL return NULL, 0, false or an
  *   UNKNOWN value.
  * - Pointers passed in must be NULL or valid: an object pointer must come from this library and
@@ -25,9 +26,12 @@
  * - A panic inside podnet is caught at the boundary: the call returns PODNET_STATUS_PANIC
  *   (infallible calls return their NULL/0 default); it never aborts or unwinds into the caller.
  * - Threads: `podnet_node` may be used from many threads at once. Builder objects
- *   (`podnet_node_config`, `podnet_sandbox_spec`) must not be used from two threads at the same
- *   time but may move between threads. Result objects (`podnet_sandbox`, lists, reports,
- *   `podnet_error`) are immutable and may be read from any thread concurrently.
+ *   (`podnet_node_config`, `podnet_sandbox_spec`, `podnet_peer`, `podnet_port_list`,
+ *   `podnet_plan_input`) and the allocators (`podnet_node_cidr_allocator`,
+ *   `podnet_service_ip_allocator`) must not be used from two threads at the same time while one
+ *   call modifies them, but may move between threads. Result objects (`podnet_sandbox`, lists,
+ *   reports, `podnet_plan_result`, `podnet_bytes`, `podnet_error`) are immutable and may be read
+ *   from any thread concurrently.
  * - Namespaces: podnet never changes the calling thread's namespaces, never forks, never execs.
  */
 
@@ -66,6 +70,12 @@
 #define PODNET_VERSION_PATCH 0
 
 /**
+ * Size of a buffer that holds any IP address as text with its NUL ("ffff:...:255.255.255.255"),
+ * like `INET6_ADDRSTRLEN`.
+ */
+#define PODNET_IP_STR_LEN 46
+
+/**
  * Result of every fallible podnet call: `PODNET_STATUS_OK` (0) or the reason it failed.
  *
  * The values are part of the ABI: they are explicit, grouped in one block per subsystem and
@@ -90,7 +100,8 @@ enum podnet_status
     PODNET_STATUS_OK = 0,
     /**
      * An argument has a value the call does not accept (malformed name, out-of-range number,
-     * unknown enum value, a spec the node refuses). Nothing was changed.
+     * unknown enum value, a spec the node refuses, a CIDR with host bits set, a peer the node
+     * cannot reach, damaged allocator state bytes). Nothing was changed.
      */
     PODNET_STATUS_INVALID_ARGUMENT = 1,
     /**
@@ -106,15 +117,18 @@ enum podnet_status
      */
     PODNET_STATUS_NOT_FOUND = 4,
     /**
-     * The object exists already with different content.
+     * The object exists already with different content; for the cluster allocators, the
+     * service IP or node CIDR is allocated already.
      */
     PODNET_STATUS_ALREADY_EXISTS = 5,
     /**
-     * An address pool or range has no free entry left.
+     * An address pool or range has no free entry left (pod addresses, node CIDRs, service IPs).
      */
     PODNET_STATUS_EXHAUSTED = 6,
     /**
-     * The request conflicts with an object owned by someone else (e.g. an address taken).
+     * The request conflicts with an object owned by someone else (an address taken, a host port
+     * mapped to another sandbox, a peer pod CIDR overlapping the node's own) or with existing
+     * state (a service range resize that would move its start or orphan allocated IPs).
      */
     PODNET_STATUS_CONFLICT = 7,
     /**
@@ -249,6 +263,112 @@ typedef uint32_t podnet_protocol;
 #endif // __cplusplus
 
 /**
+ * Why `podnet_plan` raised a warning (`podnet_plan_result_warning_code_at`). Values are
+ * stable; a warning added to podnet later is `PODNET_PLAN_WARNING_UNKNOWN` here (its message
+ * still explains it, and the JSON names it).
+ */
+enum podnet_plan_warning
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * NULL plan, an index out of range, or a warning this version does not know.
+     */
+    PODNET_PLAN_WARNING_UNKNOWN = 0,
+    /**
+     * The machine subnet overlaps a cluster CIDR or a service range.
+     */
+    PODNET_PLAN_WARNING_OVERLAP = 1,
+    /**
+     * The node mask is not longer than the cluster mask: at most one node CIDR.
+     */
+    PODNET_PLAN_WARNING_NODE_MASK_NOT_LONGER = 2,
+    /**
+     * There are more node CIDRs than machine addresses; the surplus stays unused.
+     */
+    PODNET_PLAN_WARNING_NODE_CIDRS_EXCEED_MACHINES = 3,
+    /**
+     * There are more machine addresses than node CIDRs; some nodes would get no pod CIDR.
+     */
+    PODNET_PLAN_WARNING_MACHINES_EXCEED_NODE_CIDRS = 4,
+    /**
+     * An IPv6 node mask is more than 16 bits longer than the cluster mask (Kubernetes refuses).
+     */
+    PODNET_PLAN_WARNING_IPV6_NODE_MASK_TOO_LONG = 5,
+    /**
+     * An IPv4 node mask is more than 24 bits longer than the cluster mask (the node CIDR
+     * allocator refuses).
+     */
+    PODNET_PLAN_WARNING_IPV4_NODE_MASK_TOO_LONG = 6,
+    /**
+     * The node mask leaves no usable pod address (IPv4 /31, /32; IPv6 /128).
+     */
+    PODNET_PLAN_WARNING_NO_POD_ADDRESSES = 7,
+    /**
+     * There are at least as many control-plane machines as nodes: no worker fits.
+     */
+    PODNET_PLAN_WARNING_CONTROL_PLANE_EXCEEDS_NODES = 8,
+    /**
+     * An IPv4 service range is larger than /12; the service IP allocator refuses it.
+     */
+    PODNET_PLAN_WARNING_SERVICE_RANGE_TOO_LARGE = 9,
+    /**
+     * An IPv6 service range is larger than /108; only its first 2^20 addresses are used.
+     */
+    PODNET_PLAN_WARNING_SERVICE_RANGE_CAPPED = 10,
+    /**
+     * A service range has no usable address.
+     */
+    PODNET_PLAN_WARNING_NO_SERVICE_ADDRESSES = 11,
+    /**
+     * A service range's family has no cluster CIDR, so no pod can reach it natively.
+     */
+    PODNET_PLAN_WARNING_SERVICE_FAMILY_WITHOUT_PODS = 12,
+};
+#ifndef __cplusplus
+typedef uint32_t podnet_plan_warning;
+#endif // __cplusplus
+
+/**
+ * How packets reach other nodes' pods (`podnet_node_config_set_cross_node_mode`).
+ */
+enum podnet_cross_node_mode
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * Never accepted by setters (0 is never a valid mode, as in every podnet enum).
+     */
+    PODNET_CROSS_NODE_MODE_UNKNOWN = 0,
+    /**
+     * VXLAN to every peer (flannel-compatible: VNI 1, UDP port 8472 by default). The default.
+     */
+    PODNET_CROSS_NODE_MODE_OVERLAY = 1,
+    /**
+     * One route per peer pod CIDR via the peer's underlay address; every peer must be on-link
+     * (in the subnet of this node's underlay address). No VXLAN device is created.
+     */
+    PODNET_CROSS_NODE_MODE_ROUTED = 2,
+    /**
+     * Routed to peers on this node's underlay subnet, overlay to the rest.
+     */
+    PODNET_CROSS_NODE_MODE_AUTO = 3,
+};
+#ifndef __cplusplus
+typedef uint32_t podnet_cross_node_mode;
+#endif // __cplusplus
+
+/**
+ * A byte buffer podnet hands out (e.g. `podnet_node_cidr_allocator_to_bytes`): read it with
+ * `podnet_bytes_data` and `podnet_bytes_len`.
+ *
+ * Owned by the caller; free with `podnet_bytes_free`. Immutable: thread-safe to read.
+ */
+typedef struct podnet_bytes podnet_bytes;
+
+/**
  * What `podnet_node_sandbox_check` found for one sandbox: one line per difference between the
  * kernel and the record; none when healthy.
  *
@@ -287,6 +407,18 @@ typedef struct podnet_gc_report podnet_gc_report;
 typedef struct podnet_node podnet_node;
 
 /**
+ * Hands each node one pod CIDR per cluster CIDR (one, or one IPv4 and one IPv6): round-robin,
+ * like Kubernetes' range allocator. Never hands out a CIDR overlapping the service ranges it was
+ * built with (they must not overlap the cluster CIDRs at all).
+ *
+ * Owned by the caller; free with `podnet_node_cidr_allocator_free`. A mutable value: calls that
+ * change it (`allocate`, `occupy`, `release`) must not run concurrently with any other call on
+ * the same allocator; calls that only read it (`const` argument) may run concurrently with each
+ * other. It may move between threads.
+ */
+typedef struct podnet_node_cidr_allocator podnet_node_cidr_allocator;
+
+/**
  * Configuration of one node (one network namespace), built with `podnet_node_config_new` and
  * the setters, then passed to `podnet_node_open` (which copies it).
  *
@@ -294,6 +426,84 @@ typedef struct podnet_node podnet_node;
  * config from two threads at the same time (it may move between threads).
  */
 typedef struct podnet_node_config podnet_node_config;
+
+/**
+ * Another node as the cluster's source of truth describes it: name, underlay address, pod CIDRs
+ * and (optionally) its VTEP MAC. Built with `podnet_peer_new` and the setters, passed to
+ * `podnet_node_peer_add` or `podnet_node_peers_sync` (which read it and keep no reference);
+ * also the element of a `podnet_peer_list`.
+ *
+ * A peer from `podnet_peer_new` is owned by the caller (free it with `podnet_peer_free`); one
+ * borrowed from a `podnet_peer_list` is valid until the list is freed (never free or modify
+ * it). Not thread-safe while it is modified: do not use one peer from two threads at the same
+ * time while a setter runs (it may move between threads); the accessors alone may run
+ * concurrently. Strings an accessor returns are owned by the peer and valid until the next
+ * setter call on it or until it is freed; accessors given NULL return NULL or 0.
+ */
+typedef struct podnet_peer podnet_peer;
+
+/**
+ * The peers a node is configured with, sorted by name (from `podnet_node_peer_list`).
+ *
+ * Owned by the caller; free with `podnet_peer_list_free`. Immutable: thread-safe to read.
+ */
+typedef struct podnet_peer_list podnet_peer_list;
+
+/**
+ * The ranges of a cluster, as given to its control plane: the input of `podnet_plan`. Built
+ * with `podnet_plan_input_new` and the setters.
+ *
+ * Owned by the caller; free with `podnet_plan_input_free`. Not thread-safe: do not use one
+ * input from two threads at the same time (it may move between threads).
+ */
+typedef struct podnet_plan_input podnet_plan_input;
+
+/**
+ * The capacity of a cluster's address plan (from `podnet_plan`): nodes, workers, pods per node,
+ * pod capacity, service IPs per service range, warnings, and the whole plan as JSON.
+ *
+ * Counts are `uint64_t` and saturate: `UINT64_MAX` means "at least UINT64_MAX" (only IPv6
+ * ranges get there; the JSON has the exact value). Owned by the caller; free with
+ * `podnet_plan_result_free`. Immutable: the accessors may be called from any thread,
+ * concurrently. Strings are owned by the plan and valid until it is freed; accessors given NULL
+ * (or an index out of range) return NULL, 0 or `PODNET_PLAN_WARNING_UNKNOWN`.
+ */
+typedef struct podnet_plan_result podnet_plan_result;
+
+/**
+ * One mapped host port of a node (an element of `podnet_port_entry_list`): the sandbox holding
+ * it, the mapping, and the pod addresses its traffic goes to.
+ *
+ * Borrowed from its list: valid until the list is freed; never free it. Immutable: the
+ * accessors may be called from any thread, concurrently. Strings are owned by the list;
+ * accessors given NULL (or an index out of range) return NULL, 0 or
+ * `PODNET_PROTOCOL_UNKNOWN`.
+ */
+typedef struct podnet_port_entry podnet_port_entry;
+
+/**
+ * Every host port mapped on a node (from `podnet_node_ports_list`), sorted by sandbox id, each
+ * sandbox's mappings in the order they were added.
+ *
+ * Owned by the caller; free with `podnet_port_entry_list_free`. Immutable: thread-safe to read.
+ */
+typedef struct podnet_port_entry_list podnet_port_entry_list;
+
+/**
+ * A list of host port mappings to add to or remove from a sandbox (`podnet_node_ports_add`,
+ * `podnet_node_ports_remove`), built with `podnet_port_list_new` and `podnet_port_list_add`.
+ *
+ * Owned by the caller; free with `podnet_port_list_free`. Not thread-safe: do not use one list
+ * from two threads at the same time (it may move between threads).
+ */
+typedef struct podnet_port_list podnet_port_list;
+
+/**
+ * What `podnet_node_repair` found and fixed.
+ *
+ * Owned by the caller; free with `podnet_repair_report_free`. Immutable: thread-safe to read.
+ */
+typedef struct podnet_repair_report podnet_repair_report;
 
 /**
  * One sandbox (pod network) as created or recorded: id, interfaces, netns, addresses.
@@ -315,13 +525,40 @@ typedef struct podnet_sandbox_list podnet_sandbox_list;
 
 /**
  * What the runtime asks for one pod: id, interface name, netns (created by podnet unless set),
- * requested addresses and host ports. Built with `podnet_sandbox_spec_new` and the setters,
+ * requested addresses, host ports and pod mode. Built with `podnet_sandbox_spec_new` and the setters,
  * passed to `podnet_node_sandbox_create` (which reads it and keeps no reference).
  *
  * Owned by the caller; free with `podnet_sandbox_spec_free`. Not thread-safe: do not use one
  * spec from two threads at the same time (it may move between threads).
  */
 typedef struct podnet_sandbox_spec podnet_sandbox_spec;
+
+/**
+ * Hands out the service IPs of one service range (`--service-cluster-ip-range`), like
+ * Kubernetes' bitmap allocator: user-chosen IPs anywhere, dynamic ones at random from the
+ * upper band first, never the API server's (the first address) unless asked for.
+ *
+ * Owned by the caller; free with `podnet_service_ip_allocator_free`. A mutable value: calls
+ * that change it (`allocate`, `allocate_next`, `release`, `resize`) must not run concurrently
+ * with any other call on the same allocator; calls that only read it (`const` argument) may run
+ * concurrently with each other. It may move between threads.
+ */
+typedef struct podnet_service_ip_allocator podnet_service_ip_allocator;
+
+/**
+ * A list of strings podnet hands out (e.g. `podnet_node_cidr_allocator_allocate`).
+ *
+ * Owned by the caller; free with `podnet_string_list_free`. Immutable: thread-safe to read.
+ * The strings are owned by the list and valid until it is freed.
+ */
+typedef struct podnet_string_list podnet_string_list;
+
+/**
+ * What `podnet_node_peers_sync` changed.
+ *
+ * Owned by the caller; free with `podnet_sync_report_free`. Immutable: thread-safe to read.
+ */
+typedef struct podnet_sync_report podnet_sync_report;
 
 /**
  * The host's log function: called with the `user_data` given to `podnet_set_log_callback`, the
@@ -351,7 +588,9 @@ const char *podnet_version(void);
 /**
  * Create a node configuration with defaults: bridge mode, bridge "podnet0", MTU 1500, the
  * caller's current netns, state dir "/run/podnet/<name>", netns dir "/run/netns", no pod CIDR
- * (at least one is required: `podnet_node_config_add_pod_cidr`).
+ * (at least one is required: `podnet_node_config_add_pod_cidr`). Multi-node defaults: no
+ * underlay (no peers), no cluster CIDR, cross-node mode overlay, VXLAN VNI 1 on UDP port 8472
+ * with device "podnet.1" and its TX checksum offload turned off, egress masquerade on.
  *
  * `name`: `[A-Za-z0-9_.-]`, 1..=128 bytes, no "..". It names the default state dir and the
  * pods' netns pins.
@@ -482,6 +721,106 @@ podnet_status podnet_node_config_set_mtu(podnet_node_config *config,
  */
 podnet_status podnet_node_config_validate(const podnet_node_config *config,
                                           podnet_error **err_out);
+
+/**
+ * Set the node's underlay: its own address on the network that connects the nodes (the VXLAN
+ * source address, and the next hop other nodes route this node's pods to), and the interface
+ * holding it. `interface` may be NULL (a value here, not an error): `podnet_node_open` then
+ * finds the interface by address. Required before peers can be added. Replaces an underlay set
+ * before.
+ *
+ * `podnet_node_open` fails with `PODNET_STATUS_NOT_FOUND` when no interface in the node's netns
+ * holds `address` (or `interface` does not). Unless the cross-node mode is
+ * `PODNET_CROSS_NODE_MODE_ROUTED`, opening creates the VXLAN device on it and lowers the pod
+ * MTU to fit the encapsulation.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `address` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when it is not a unicast host address (unspecified,
+ * loopback, multicast) or `interface` is not an interface name (1..=15 bytes of
+ * `[A-Za-z0-9_.-]`; longer gives `PODNET_STATUS_TOO_LONG`). On failure the config is
+ * unchanged. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_set_underlay(podnet_node_config *config,
+                                              const char *address,
+                                              const char *interface,
+                                              podnet_error **err_out);
+
+/**
+ * Add a cluster CIDR: the pod range of the whole cluster ("10.244.0.0/16"), at most one per
+ * address family. Pod traffic to anything outside the cluster CIDRs is masqueraded (see
+ * `podnet_node_config_set_egress_masquerade`); without a cluster CIDR nothing is. Every pod
+ * CIDR must lie inside a cluster CIDR of its family (checked by `podnet_node_config_validate`
+ * and `podnet_node_open`). Adding the same CIDR twice is fine.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set or the config has another cluster
+ * CIDR of that family. On failure the config is unchanged. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_add_cluster_cidr(podnet_node_config *config,
+                                                  const char *cidr,
+                                                  podnet_error **err_out);
+
+/**
+ * Set how packets reach other nodes' pods: `PODNET_CROSS_NODE_MODE_OVERLAY` (default),
+ * `PODNET_CROSS_NODE_MODE_ROUTED` or `PODNET_CROSS_NODE_MODE_AUTO`. Any other value gives
+ * `PODNET_STATUS_INVALID_ARGUMENT` and leaves the config unchanged. The mode takes effect with
+ * an underlay (`podnet_node_config_set_underlay`). Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_set_cross_node_mode(podnet_node_config *config,
+                                                     podnet_cross_node_mode mode,
+                                                     podnet_error **err_out);
+
+/**
+ * Set the VXLAN network identifier (1..=16777215; default 1, flannel's). Every node of the
+ * cluster must use the same. On failure the config is unchanged. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_set_vxlan_vni(podnet_node_config *config,
+                                               uint32_t vni,
+                                               podnet_error **err_out);
+
+/**
+ * Set the VXLAN UDP port (1..=65535; default 8472, flannel's and Linux's; IANA's is 4789).
+ * Every node of the cluster must use the same. Port 0 gives `PODNET_STATUS_INVALID_ARGUMENT`.
+ * On failure the config is unchanged. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_set_vxlan_port(podnet_node_config *config,
+                                                uint16_t port,
+                                                podnet_error **err_out);
+
+/**
+ * Name the VXLAN device (default "podnet.1"): 1..=15 bytes of `[A-Za-z0-9_.-]`.
+ *
+ * On failure the config is unchanged. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_set_vxlan_device(podnet_node_config *config,
+                                                  const char *name,
+                                                  podnet_error **err_out);
+
+/**
+ * Whether to turn TX checksum offload off on the VXLAN device (default true: it works around
+ * the kernel bug behind flannel's 63-second delays); false leaves the device's offloads alone.
+ * Never fails for a non-NULL config. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_set_vxlan_disable_tx_checksum_offload(podnet_node_config *config,
+                                                                       bool disable,
+                                                                       podnet_error **err_out);
+
+/**
+ * Whether to masquerade pod traffic leaving the cluster CIDRs (default true). Without a
+ * cluster CIDR (`podnet_node_config_add_cluster_cidr`) nothing is masqueraded either way.
+ * Never fails for a non-NULL config. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_set_egress_masquerade(podnet_node_config *config,
+                                                       bool enable,
+                                                       podnet_error **err_out);
 
 /**
  * The status of a failed call (never `PODNET_STATUS_OK`).
@@ -890,7 +1229,7 @@ void podnet_gc_report_free(podnet_gc_report *report);
 
 /**
  * Create a sandbox spec with defaults: podnet creates and pins a new netns, interface "eth0",
- * one dynamic address per pod CIDR, no host ports.
+ * one dynamic address per pod CIDR, no host ports, the node's pod mode.
  *
  * `id`: the sandbox id, `[A-Za-z0-9_.-]`, 1..=128 bytes, no ".." (it becomes part of file and
  * netns names). Longer gives `PODNET_STATUS_TOO_LONG`, other bad ids
@@ -950,7 +1289,7 @@ podnet_status podnet_sandbox_spec_add_ip(podnet_sandbox_spec *spec,
  * (only to `host_ip` if it is not NULL; NULL means every node address) goes to
  * `container_port` in the pod.
  *
- * `host_ip` is the one pointer argument in the API where NULL is a value, not an error.
+ * `host_ip` may be NULL: here NULL is a value, not an error.
  * Errors: `PODNET_STATUS_INVALID_ARGUMENT` for an unknown protocol, a port 0 or a mapping
  * listed twice; `PODNET_STATUS_INVALID_ADDRESS` when `host_ip` does not parse. On failure the
  * spec is unchanged. Not thread-safe for one spec.
@@ -967,12 +1306,915 @@ podnet_status podnet_sandbox_spec_add_port(podnet_sandbox_spec *spec,
                                            podnet_error **err_out);
 
 /**
+ * Attach this pod differently from the node's mode: `PODNET_MODE_BRIDGE` or
+ * `PODNET_MODE_ROUTED` (default: the node's mode). A routed pod on a bridge node gets a /32
+ * (/128) address and a host route, and reaches the bridge pods through proxy ARP (proxy NDP);
+ * a bridge pod on a routed node makes the node create its bridge on first use. Read back with
+ * `podnet_sandbox_mode`.
+ *
+ * Any other value gives `PODNET_STATUS_INVALID_ARGUMENT` and leaves the spec unchanged.
+ * Not thread-safe for one spec.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_sandbox_spec_set_mode(podnet_sandbox_spec *spec,
+                                           podnet_mode mode,
+                                           podnet_error **err_out);
+
+/**
  * Short, stable, lowercase name of a status code, e.g. "not_found" for `PODNET_STATUS_NOT_FOUND`.
  *
  * Accepts any value: codes this version does not know give "unknown". The returned string is
  * static (never free it) and never NULL. Thread-safe.
  */
 const char *podnet_status_str(podnet_status status);
+
+/**
+ * Create an empty node CIDR allocator.
+ *
+ * `cluster_cidrs`: `n_cluster_cidrs` strings, one cluster CIDR ("10.10.0.0/16") or one IPv4
+ * and one IPv6 (dual-stack, primary family first). `node_masks`: `n_node_masks` node CIDR
+ * prefix lengths, one per cluster CIDR in the same order, or none (`n_node_masks` 0, NULL
+ * allowed) for the Kubernetes defaults /24 (IPv4) and /64 (IPv6). `service_cidrs`:
+ * `n_service_cidrs` service ranges to keep clear (NULL allowed when 0).
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when a string does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set, no or more than two cluster CIDRs
+ * are given or two of one family, the mask count does not match, a node mask is shorter than
+ * its cluster CIDR's prefix, longer than the family allows or more than 24 (IPv4) / 16 (IPv6)
+ * bits longer than it, or a service range overlaps a cluster CIDR.
+ * On success writes a new allocator to `*allocator_out` (free it with
+ * `podnet_node_cidr_allocator_free`); on failure `*allocator_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_cidr_allocator_new(const char *const *cluster_cidrs,
+                                             size_t n_cluster_cidrs,
+                                             const uint8_t *node_masks,
+                                             size_t n_node_masks,
+                                             const char *const *service_cidrs,
+                                             size_t n_service_cidrs,
+                                             podnet_node_cidr_allocator **allocator_out,
+                                             podnet_error **err_out);
+
+/**
+ * Free a node CIDR allocator. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_node_cidr_allocator_free(podnet_node_cidr_allocator *allocator);
+
+/**
+ * Allocate one node CIDR per family for a new node, primary family first (its
+ * `spec.podCIDRs`), e.g. "10.10.0.0/24". All or nothing: when one family is exhausted
+ * (`PODNET_STATUS_EXHAUSTED`) nothing is allocated. A released CIDR is not handed out again
+ * until the others were (round-robin).
+ *
+ * On success writes a new list of one or two CIDRs to `*cidrs_out` (free it with
+ * `podnet_string_list_free`); on failure `*cidrs_out` is not written and the allocator is
+ * unchanged. Not thread-safe for one allocator.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_cidr_allocator_allocate(podnet_node_cidr_allocator *allocator,
+                                                  podnet_string_list **cidrs_out,
+                                                  podnet_error **err_out);
+
+/**
+ * Mark node CIDRs as allocated (adopting existing nodes' `spec.podCIDRs`): the `n_cidrs`
+ * strings at `cidrs`, at least one and at most one per family. All or nothing.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when a string does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` for no CIDR, host bits, two of one family, a family, size or
+ * range that is not one of the allocator's node CIDRs; `PODNET_STATUS_ALREADY_EXISTS` when one
+ * is allocated already. On failure the allocator is unchanged. Not thread-safe for one allocator.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_cidr_allocator_occupy(podnet_node_cidr_allocator *allocator,
+                                                const char *const *cidrs,
+                                                size_t n_cidrs,
+                                                podnet_error **err_out);
+
+/**
+ * Free node CIDRs (a deleted node's): the `n_cidrs` strings at `cidrs` (NULL allowed when 0),
+ * at most one per family. Freeing a free CIDR is not an error, so cleanup can be retried.
+ *
+ * Errors as for `podnet_node_cidr_allocator_occupy` (except ALREADY_EXISTS). On success
+ * writes how many of them were allocated to `*released_out`; on failure it is not written and
+ * the allocator is unchanged. Not thread-safe for one allocator.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_cidr_allocator_release(podnet_node_cidr_allocator *allocator,
+                                                 const char *const *cidrs,
+                                                 size_t n_cidrs,
+                                                 size_t *released_out,
+                                                 podnet_error **err_out);
+
+/**
+ * Whether node CIDR `cidr` is allocated. Errors as for one CIDR of
+ * `podnet_node_cidr_allocator_occupy` when it is not one of the allocator's node CIDRs.
+ *
+ * On success writes the answer to `*allocated_out`; on failure it is not written. Thread-safe
+ * (only reads `allocator`).
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_cidr_allocator_is_allocated(const podnet_node_cidr_allocator *allocator,
+                                                      const char *cidr,
+                                                      bool *allocated_out,
+                                                      podnet_error **err_out);
+
+/**
+ * How many nodes get a full set of node CIDRs from an empty allocator (the smallest family's
+ * node CIDR count). NULL gives 0.
+ * Thread-safe (only reads `allocator`).
+ */
+uint64_t podnet_node_cidr_allocator_capacity(const podnet_node_cidr_allocator *allocator);
+
+/**
+ * How many more `podnet_node_cidr_allocator_allocate` calls succeed now. NULL gives 0.
+ * Thread-safe (only reads `allocator`).
+ */
+uint64_t podnet_node_cidr_allocator_available(const podnet_node_cidr_allocator *allocator);
+
+/**
+ * Save the allocator's state (ranges, node masks, allocations, round-robin positions) as
+ * bytes: a versioned header, JSON configuration, one bitmap per family and a CRC-32 (65,536
+ * node CIDRs take 8 KiB). Store them with compare-and-swap wherever the cluster keeps its truth;
+ * `podnet_node_cidr_allocator_from_bytes` restores them.
+ *
+ * On success writes a new buffer to `*bytes_out` (free it with `podnet_bytes_free`); on failure
+ * `*bytes_out` is not written. Thread-safe (only reads `allocator`).
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_cidr_allocator_to_bytes(const podnet_node_cidr_allocator *allocator,
+                                                  podnet_bytes **bytes_out,
+                                                  podnet_error **err_out);
+
+/**
+ * Restore an allocator from the `len` bytes at `data` (from
+ * `podnet_node_cidr_allocator_to_bytes`; `data` may be NULL only when `len` is 0). Every part
+ * is checked: damaged or foreign bytes give `PODNET_STATUS_INVALID_ARGUMENT`.
+ *
+ * On success writes a new allocator to `*allocator_out` (free it with
+ * `podnet_node_cidr_allocator_free`); on failure `*allocator_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_cidr_allocator_from_bytes(const uint8_t *data,
+                                                    size_t len,
+                                                    podnet_node_cidr_allocator **allocator_out,
+                                                    podnet_error **err_out);
+
+/**
+ * Create an empty service IP allocator for `cidr` ("10.96.0.0/12", "fd00:96::/108").
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set, an IPv4 range is larger than /12 or
+ * smaller than /30, or an IPv6 range is a /128. (IPv6 ranges larger than /108 use their first
+ * 2^20 addresses.)
+ * On success writes a new allocator to `*allocator_out` (free it with
+ * `podnet_service_ip_allocator_free`); on failure `*allocator_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_new(const char *cidr,
+                                              podnet_service_ip_allocator **allocator_out,
+                                              podnet_error **err_out);
+
+/**
+ * Free a service IP allocator. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_service_ip_allocator_free(podnet_service_ip_allocator *allocator);
+
+/**
+ * Allocate a user-chosen service IP (a Service's `spec.clusterIP`), anywhere in the range, the
+ * API server's included.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `ip` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when it is of the other family, outside the range, or the
+ * network or broadcast address; `PODNET_STATUS_ALREADY_EXISTS` when it is allocated already.
+ * On failure the allocator is unchanged. Not thread-safe for one allocator.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_allocate(podnet_service_ip_allocator *allocator,
+                                                   const char *ip,
+                                                   podnet_error **err_out);
+
+/**
+ * Allocate a free service IP chosen at random (upper band first, then the low band kept for
+ * user-chosen IPs; never the API server's) and write it as text, e.g. "10.0.143.7", with its
+ * NUL, to the `ip_out_len` bytes at `ip_out`, which must be at least `PODNET_IP_STR_LEN`
+ * (checked first: `PODNET_STATUS_INVALID_ARGUMENT`, nothing allocated).
+ *
+ * Errors: `PODNET_STATUS_EXHAUSTED` when no address is left. `ip_out` is written only on
+ * success; on failure the allocator is unchanged. Not thread-safe for one allocator.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_allocate_next(podnet_service_ip_allocator *allocator,
+                                                        char *ip_out,
+                                                        size_t ip_out_len,
+                                                        podnet_error **err_out);
+
+/**
+ * Release a service IP. Releasing a free address is not an error, so cleanup can be retried.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `ip` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when it is not one of the range's allocatable addresses.
+ * On success writes whether it was allocated to `*released_out`; on failure it is not written
+ * and the allocator is unchanged. Not thread-safe for one allocator.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_release(podnet_service_ip_allocator *allocator,
+                                                  const char *ip,
+                                                  bool *released_out,
+                                                  podnet_error **err_out);
+
+/**
+ * Whether service IP `ip` is allocated. Errors as for `podnet_service_ip_allocator_release`.
+ *
+ * On success writes the answer to `*allocated_out`; on failure it is not written. Thread-safe
+ * (only reads `allocator`).
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_is_allocated(const podnet_service_ip_allocator *allocator,
+                                                       const char *ip,
+                                                       bool *allocated_out,
+                                                       podnet_error **err_out);
+
+/**
+ * Change the range to `cidr`, keeping every allocation at its address. Only the end of a range
+ * may move: it may grow freely and shrink while no allocated address lies beyond the new end.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` for host bits, the other family or a size the allocator
+ * refuses; `PODNET_STATUS_CONFLICT` when the start (network address) would move (allocations
+ * are offsets from it: create a new allocator and migrate instead) or allocated addresses lie
+ * beyond the new end (release them first). On failure the allocator is unchanged. On success
+ * the string `podnet_service_ip_allocator_cidr` returned before is invalid.
+ * Not thread-safe for one allocator.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_resize(podnet_service_ip_allocator *allocator,
+                                                 const char *cidr,
+                                                 podnet_error **err_out);
+
+/**
+ * The service range, e.g. "10.0.0.0/16". Owned by `allocator`: valid until the next successful
+ * `podnet_service_ip_allocator_resize` or until it is freed. NULL gives NULL.
+ * Thread-safe (only reads `allocator`).
+ */
+const char *podnet_service_ip_allocator_cidr(const podnet_service_ip_allocator *allocator);
+
+/**
+ * Number of addresses the allocator manages, the API server's included: 2^n - 2 (IPv4) or
+ * min(2^n, 2^20) - 1 (IPv6). NULL gives 0.
+ * Thread-safe (only reads `allocator`).
+ */
+uint64_t podnet_service_ip_allocator_size(const podnet_service_ip_allocator *allocator);
+
+/**
+ * Number of allocated addresses. NULL gives 0.
+ * Thread-safe (only reads `allocator`).
+ */
+uint64_t podnet_service_ip_allocator_allocated(const podnet_service_ip_allocator *allocator);
+
+/**
+ * Number of free addresses (the API server's included when it is free). NULL gives 0.
+ * Thread-safe (only reads `allocator`).
+ */
+uint64_t podnet_service_ip_allocator_available(const podnet_service_ip_allocator *allocator);
+
+/**
+ * Save the allocator's state (range and allocations; not the random seed) as bytes: a
+ * versioned header, the range as JSON, the bitmap and a CRC-32 (a /12 takes 128 KiB).
+ *
+ * On success writes a new buffer to `*bytes_out` (free it with `podnet_bytes_free`); on failure
+ * `*bytes_out` is not written. Thread-safe (only reads `allocator`).
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_to_bytes(const podnet_service_ip_allocator *allocator,
+                                                   podnet_bytes **bytes_out,
+                                                   podnet_error **err_out);
+
+/**
+ * Restore an allocator from the `len` bytes at `data` (from
+ * `podnet_service_ip_allocator_to_bytes`; `data` may be NULL only when `len` is 0), with a
+ * fresh random seed. Every part is checked: damaged or foreign bytes give
+ * `PODNET_STATUS_INVALID_ARGUMENT`.
+ *
+ * On success writes a new allocator to `*allocator_out` (free it with
+ * `podnet_service_ip_allocator_free`); on failure `*allocator_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_ip_allocator_from_bytes(const uint8_t *data,
+                                                     size_t len,
+                                                     podnet_service_ip_allocator **allocator_out,
+                                                     podnet_error **err_out);
+
+/**
+ * The bytes: `podnet_bytes_len(bytes)` of them, owned by `bytes` and valid until
+ * `podnet_bytes_free(bytes)` (copy them to keep them). NULL gives NULL; an empty buffer may
+ * give any non-NULL pointer, which must not be read.
+ * Thread-safe.
+ */
+const uint8_t *podnet_bytes_data(const podnet_bytes *bytes);
+
+/**
+ * Number of bytes. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_bytes_len(const podnet_bytes *bytes);
+
+/**
+ * Free a byte buffer. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_bytes_free(podnet_bytes *bytes);
+
+/**
+ * Number of strings. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_string_list_count(const podnet_string_list *list);
+
+/**
+ * String `index` (0-based). Owned by `list`. NULL `list` or an index out of range gives NULL.
+ * Thread-safe.
+ */
+const char *podnet_string_list_at(const podnet_string_list *list,
+                                  size_t index);
+
+/**
+ * Free a string list. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_string_list_free(podnet_string_list *list);
+
+/**
+ * Create a peer with no pod CIDR yet (a peer needs at least one: `podnet_peer_add_pod_cidr`)
+ * and the VTEP MAC podnet derives from `name` (as every podnet node derives its own, so podnet
+ * nodes agree without exchanging it).
+ *
+ * `name`: the peer node's name, `[A-Za-z0-9_.-]`, 1..=128 bytes, no "..". `underlay_ip`: the
+ * peer's address on the network that connects the nodes ("192.168.1.12", "fd00::12").
+ *
+ * Errors: `PODNET_STATUS_TOO_LONG` / `PODNET_STATUS_INVALID_ARGUMENT` for a bad name;
+ * `PODNET_STATUS_INVALID_ADDRESS` when `underlay_ip` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when it is not a unicast host address.
+ * On success writes a new peer to `*peer_out` (free it with `podnet_peer_free`); on failure
+ * `*peer_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_peer_new(const char *name,
+                              const char *underlay_ip,
+                              podnet_peer **peer_out,
+                              podnet_error **err_out);
+
+/**
+ * Free a peer made by `podnet_peer_new`. NULL is accepted (no-op). Never pass a peer borrowed
+ * from a `podnet_peer_list`. Freeing the object does not remove the peer from a node: that is
+ * `podnet_node_peer_remove`.
+ * Must not race with any other call using the same object.
+ */
+void podnet_peer_free(podnet_peer *peer);
+
+/**
+ * Add one of the peer's pod CIDRs ("10.244.2.0/24", "fd00:10:244:2::/64"). Adding the same
+ * CIDR twice is fine. Whether it overlaps the node's own pod CIDRs is checked when the peer is
+ * added to a node (`PODNET_STATUS_CONFLICT`).
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set. On failure the peer is unchanged.
+ * Not thread-safe for one peer.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_peer_add_pod_cidr(podnet_peer *peer,
+                                       const char *cidr,
+                                       podnet_error **err_out);
+
+/**
+ * Set the peer's VTEP MAC (the MAC of its VXLAN device) instead of the one derived from its
+ * name: needed only for a peer that is not a podnet node (e.g. flannel's, from its
+ * `flannel.alpha.coreos.com/backend-data` annotation). `mac` points to `mac_len` bytes, which
+ * must be 6, in network order ({0x0e, 0x12, ...} for "0e:12:...").
+ *
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` when `mac_len` is not 6 or the MAC is a multicast
+ * (lowest bit of the first byte set) or all-zero address. On failure the peer is unchanged.
+ * Not thread-safe for one peer.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_peer_set_vtep_mac(podnet_peer *peer,
+                                       const uint8_t *mac,
+                                       size_t mac_len,
+                                       podnet_error **err_out);
+
+/**
+ * The peer's name. Owned by `peer`. NULL gives NULL.
+ * Thread-safe (not concurrently with a setter on the same peer).
+ */
+const char *podnet_peer_name(const podnet_peer *peer);
+
+/**
+ * The peer's underlay address, e.g. "192.168.1.12". Owned by `peer`. NULL gives NULL.
+ * Thread-safe (not concurrently with a setter on the same peer).
+ */
+const char *podnet_peer_underlay_ip(const podnet_peer *peer);
+
+/**
+ * Number of the peer's pod CIDRs. NULL gives 0.
+ * Thread-safe (not concurrently with a setter on the same peer).
+ */
+size_t podnet_peer_pod_cidr_count(const podnet_peer *peer);
+
+/**
+ * Pod CIDR `index` (0-based), e.g. "10.244.2.0/24", in the order they were added. Owned by
+ * `peer`. NULL `peer` or an index out of range gives NULL.
+ * Thread-safe (not concurrently with a setter on the same peer).
+ */
+const char *podnet_peer_pod_cidr_at(const podnet_peer *peer,
+                                    size_t index);
+
+/**
+ * The peer's VTEP MAC as podnet uses it, e.g. "0e:5a:17:c4:09:e2": the one set with
+ * `podnet_peer_set_vtep_mac`, or else the one derived from the name. Owned by `peer`; replaced
+ * (the old pointer becomes invalid) by `podnet_peer_set_vtep_mac`. NULL gives NULL.
+ * Thread-safe (not concurrently with a setter on the same peer).
+ */
+const char *podnet_peer_vtep_mac(const podnet_peer *peer);
+
+/**
+ * Number of peers in the list. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_peer_list_count(const podnet_peer_list *list);
+
+/**
+ * Peer `index` (0-based), borrowed from the list: valid until `podnet_peer_list_free`; never
+ * free or modify it. It can be passed to `podnet_node_peer_add` and `podnet_node_peers_sync`.
+ * NULL `list` or an index out of range gives NULL.
+ * Thread-safe.
+ */
+const podnet_peer *podnet_peer_list_at(const podnet_peer_list *list,
+                                       size_t index);
+
+/**
+ * Free a peer list and every peer borrowed from it. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_peer_list_free(podnet_peer_list *list);
+
+/**
+ * Number of peers the node is configured with after the sync. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_sync_report_peers(const podnet_sync_report *report);
+
+/**
+ * Number of kernel entries (routes, neighbours, FDB entries) the sync added. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_sync_report_added(const podnet_sync_report *report);
+
+/**
+ * Number of stale kernel entries the sync removed (including ones an earlier run or another
+ * process left behind). NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_sync_report_removed(const podnet_sync_report *report);
+
+/**
+ * Free a sync report. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_sync_report_free(podnet_sync_report *report);
+
+/**
+ * Add or update one peer: a route to each of its pod CIDRs, over the overlay (route, neighbour
+ * and FDB entry on the VXLAN device) or routed via its underlay address, as the node's
+ * cross-node mode decides per peer. O(1) kernel requests whatever the number of peers; an
+ * update changes only what differs from the peer's record. The peer's underlay address is
+ * never masqueraded.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` when the node has no underlay
+ * (`podnet_node_config_set_underlay`), the peer has no pod CIDR or is the node itself, or a
+ * routed peer is not on-link; `PODNET_STATUS_CONFLICT` when a pod CIDR overlaps the node's own;
+ * `PODNET_STATUS_KERNEL` when the kernel refuses an entry. `peer` is only read.
+ * Thread-safe (peer changes on one node serialize).
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_peer_add(const podnet_node *node,
+                                   const podnet_peer *peer,
+                                   podnet_error **err_out);
+
+/**
+ * Remove one peer's routes and entries and its record. Idempotent: an unknown name is success.
+ *
+ * `name`: a peer name as for `podnet_peer_new`. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_peer_remove(const podnet_node *node,
+                                      const char *name,
+                                      podnet_error **err_out);
+
+/**
+ * Converge the node to exactly the `n_peers` peers at `peers`: add what is missing, fix what
+ * changed, and remove every peer route, neighbour and FDB entry that is not wanted, including
+ * ones an earlier run (or a crashed agent) left in the kernel. The way to repair after a
+ * restart.
+ *
+ * `peers` may be NULL only when `n_peers` is 0 (then every peer is removed); each element must
+ * be a non-NULL peer (owned or borrowed from a list), and no name may appear twice
+ * (`PODNET_STATUS_INVALID_ARGUMENT`). Every peer is checked (as by `podnet_node_peer_add`)
+ * before anything changes. On success writes a new report to `*report_out` (free it with
+ * `podnet_sync_report_free`); on failure `*report_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_peers_sync(const podnet_node *node,
+                                     const podnet_peer *const *peers,
+                                     size_t n_peers,
+                                     podnet_sync_report **report_out,
+                                     podnet_error **err_out);
+
+/**
+ * List the peers the node is configured with (its records), sorted by name.
+ *
+ * On success writes a new list to `*list_out` (free it with `podnet_peer_list_free`); on
+ * failure `*list_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_peer_list(const podnet_node *node,
+                                    podnet_peer_list **list_out,
+                                    podnet_error **err_out);
+
+/**
+ * Create an empty plan input: no cluster CIDR (at least one is required), the Kubernetes node
+ * masks (/24 for IPv4, /64 for IPv6) unless some are added, no machine subnet, no control-plane
+ * node, no service range.
+ *
+ * On success writes a new input to `*input_out` (free it with `podnet_plan_input_free`); on
+ * failure `*input_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_plan_input_new(podnet_plan_input **input_out,
+                                    podnet_error **err_out);
+
+/**
+ * Free a plan input. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_plan_input_free(podnet_plan_input *input);
+
+/**
+ * Add a cluster CIDR (a pod range of the whole cluster, `--cluster-cidr`), at most one per
+ * family; the first added is the primary family. Adding the same CIDR twice is fine.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set or the input has another cluster
+ * CIDR of that family. On failure the input is unchanged. Not thread-safe for one input.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_plan_input_add_cluster_cidr(podnet_plan_input *input,
+                                                 const char *cidr,
+                                                 podnet_error **err_out);
+
+/**
+ * Add the node CIDR prefix length for the next cluster CIDR (`--node-cidr-mask-size-ipv4/-ipv6`):
+ * the first mask added belongs to the first cluster CIDR, the second to the second. Add none to
+ * get the Kubernetes defaults; add one per cluster CIDR otherwise (`podnet_plan` refuses a count
+ * that does not match).
+ *
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` when `mask` is over 128 or two masks were added
+ * already. Whether it fits its cluster CIDR is checked by `podnet_plan`. On failure the input is
+ * unchanged. Not thread-safe for one input.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_plan_input_add_node_mask(podnet_plan_input *input,
+                                              uint8_t mask,
+                                              podnet_error **err_out);
+
+/**
+ * Set the subnet the nodes (machines) themselves live in, when it limits the node count.
+ * Replaces a subnet set before.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set. On failure the input is unchanged.
+ * Not thread-safe for one input.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_plan_input_set_machine_subnet(podnet_plan_input *input,
+                                                   const char *cidr,
+                                                   podnet_error **err_out);
+
+/**
+ * Set how many nodes are control-plane machines, which run no workload pods (default 0).
+ * Never fails for a non-NULL input. Not thread-safe for one input.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_plan_input_set_control_plane(podnet_plan_input *input,
+                                                  uint64_t count,
+                                                  podnet_error **err_out);
+
+/**
+ * Add a service range (`--service-cluster-ip-range`), at most one per family. Adding the same
+ * range twice is fine.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set or the input has another service
+ * range of that family. On failure the input is unchanged. Not thread-safe for one input.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_plan_input_add_service_cidr(podnet_plan_input *input,
+                                                 const char *cidr,
+                                                 podnet_error **err_out);
+
+/**
+ * Compute the capacity of an address plan. Worked example: cluster CIDR 10.10.0.0/16 with /24
+ * node CIDRs, machine subnet 10.1.0.0/24, 9 control-plane nodes, service range 10.0.0.0/16 give
+ * 254 nodes, 245 workers, 254 pods per node, 62,230 pods and 65,534 service IPs.
+ *
+ * Errors (`PODNET_STATUS_INVALID_ARGUMENT`) for input that cannot describe a cluster: no
+ * cluster CIDR, a node mask count that does not match the cluster CIDRs, a node mask longer
+ * than its family allows, a service range overlapping a cluster CIDR. Everything merely unwise
+ * is a warning of the result. `input` is only read.
+ * On success writes a new plan to `*plan_out` (free it with `podnet_plan_result_free`); on
+ * failure `*plan_out` is not written. Thread-safe (not concurrently with a setter on `input`).
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_plan(const podnet_plan_input *input,
+                          podnet_plan_result **plan_out,
+                          podnet_error **err_out);
+
+/**
+ * Nodes that can join with a pod CIDR of every family: the smallest of the node CIDR counts and
+ * the machine subnet's usable addresses (saturating). NULL gives 0.
+ * Thread-safe.
+ */
+uint64_t podnet_plan_result_nodes(const podnet_plan_result *plan);
+
+/**
+ * Control-plane nodes, as given. NULL gives 0.
+ * Thread-safe.
+ */
+uint64_t podnet_plan_result_control_plane(const podnet_plan_result *plan);
+
+/**
+ * Nodes that run workload pods: nodes minus control-plane nodes (saturating). NULL gives 0.
+ * Thread-safe.
+ */
+uint64_t podnet_plan_result_workers(const podnet_plan_result *plan);
+
+/**
+ * Pods one node can run: the smallest usable pod address count of a node CIDR over the
+ * families (a dual-stack pod takes one address of each), saturating. NULL gives 0.
+ * Thread-safe.
+ */
+uint64_t podnet_plan_result_pods_per_node(const podnet_plan_result *plan);
+
+/**
+ * Pods the cluster can run: workers x pods per node (saturating). NULL gives 0.
+ * Thread-safe.
+ */
+uint64_t podnet_plan_result_pod_capacity(const podnet_plan_result *plan);
+
+/**
+ * Number of service ranges (one per family, in input order). NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_plan_result_service_count(const podnet_plan_result *plan);
+
+/**
+ * Service range `index` (0-based), e.g. "10.0.0.0/16". Owned by `plan`. NULL `plan` or an
+ * index out of range gives NULL.
+ * Thread-safe.
+ */
+const char *podnet_plan_result_service_cidr_at(const podnet_plan_result *plan,
+                                               size_t index);
+
+/**
+ * Allocatable service IPs of service range `index`, the API server's included: 2^n - 2 (IPv4)
+ * or min(2^n, 2^20) - 1 (IPv6). NULL `plan` or an index out of range gives 0.
+ * Thread-safe.
+ */
+uint64_t podnet_plan_result_service_ips_at(const podnet_plan_result *plan,
+                                           size_t index);
+
+/**
+ * Number of warnings (things worth a second look that do not make the plan invalid). NULL
+ * gives 0.
+ * Thread-safe.
+ */
+size_t podnet_plan_result_warning_count(const podnet_plan_result *plan);
+
+/**
+ * Code of warning `index` (0-based). NULL `plan` or an index out of range gives
+ * `PODNET_PLAN_WARNING_UNKNOWN`.
+ * Thread-safe.
+ */
+podnet_plan_warning podnet_plan_result_warning_code_at(const podnet_plan_result *plan,
+                                                       size_t index);
+
+/**
+ * Message of warning `index`, naming the ranges involved. Owned by `plan`. NULL `plan` or an
+ * index out of range gives NULL.
+ * Thread-safe.
+ */
+const char *podnet_plan_result_warning_message_at(const podnet_plan_result *plan,
+                                                  size_t index);
+
+/**
+ * The whole plan as one line of JSON, the format of `podnet plan --json`: `pod_ranges` (per
+ * cluster CIDR: family, cluster_cidr, node_mask, pods_per_node, node_cidrs, first_node_cidr,
+ * last_node_cidr, pod_capacity), `machines`, `services` (family, cidr, service_ips,
+ * static_band, api_server_ip), `nodes`, `control_plane`, `workers`, `pods_per_node`,
+ * `pod_capacity` and `warnings` (code as a snake_case string, message). Numbers are exact (they
+ * may exceed 64 bits for IPv6). Owned by `plan`. NULL gives NULL.
+ * Thread-safe.
+ */
+const char *podnet_plan_result_json(const podnet_plan_result *plan);
+
+/**
+ * Free a plan. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_plan_result_free(podnet_plan_result *plan);
+
+/**
+ * Create an empty port list.
+ *
+ * On success writes a new list to `*list_out` (free it with `podnet_port_list_free`); on
+ * failure `*list_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_port_list_new(podnet_port_list **list_out,
+                                   podnet_error **err_out);
+
+/**
+ * Add a mapping, exactly as `podnet_sandbox_spec_add_port` takes it: traffic to `host_port`
+ * on the node (only to `host_ip` if it is not NULL; NULL means every node address) goes to
+ * `container_port` in the pod.
+ *
+ * `host_ip` may be NULL: here NULL is a value, not an error.
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` for an unknown protocol, a port 0 or a mapping
+ * listed twice (same protocol, host port and host IP); `PODNET_STATUS_INVALID_ADDRESS` when
+ * `host_ip` does not parse. On failure the list is unchanged. Not thread-safe for one list.
+ */
+podnet_status podnet_port_list_add(podnet_port_list *list,
+                                   podnet_protocol protocol,
+                                   const char *host_ip,
+                                   uint16_t host_port,
+                                   uint16_t container_port,
+                                   podnet_error **err_out);
+
+/**
+ * Number of mappings in the list. NULL gives 0.
+ * Thread-safe (not concurrently with `podnet_port_list_add` on the same list).
+ */
+size_t podnet_port_list_count(const podnet_port_list *list);
+
+/**
+ * Free a port list. NULL is accepted (no-op). Mappings added with it stay on the node.
+ * Must not race with any other call using the same object.
+ */
+void podnet_port_list_free(podnet_port_list *list);
+
+/**
+ * Map more host ports to an existing sandbox: one nftables element per mapping and pod address
+ * family, O(1) whatever the number of mapped ports. Idempotent: mappings the sandbox has
+ * already are skipped. All or nothing: when one mapping is refused none is added.
+ *
+ * `id`: a sandbox id as for `podnet_sandbox_spec_new`; `ports` is only read (an empty list
+ * changes nothing).
+ * Errors: `PODNET_STATUS_NOT_FOUND` for an unknown sandbox; `PODNET_STATUS_CONFLICT` when a
+ * host port is mapped to another sandbox already.
+ * On success writes the sandbox as it is now (all its mappings) to `*sandbox_out` (free it with
+ * `podnet_sandbox_free`); on failure `*sandbox_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_ports_add(const podnet_node *node,
+                                    const char *id,
+                                    const podnet_port_list *ports,
+                                    podnet_sandbox **sandbox_out,
+                                    podnet_error **err_out);
+
+/**
+ * Unmap host ports of a sandbox. Mappings the sandbox does not have are ignored (so a retry is
+ * fine); a mapping matches on protocol, host IP, host port and container port.
+ *
+ * `id`: a sandbox id; `ports` is only read. Errors: `PODNET_STATUS_NOT_FOUND` for an unknown
+ * sandbox. On success writes the sandbox as it is now to `*sandbox_out` (free it with
+ * `podnet_sandbox_free`); on failure `*sandbox_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_ports_remove(const podnet_node *node,
+                                       const char *id,
+                                       const podnet_port_list *ports,
+                                       podnet_sandbox **sandbox_out,
+                                       podnet_error **err_out);
+
+/**
+ * Id of the sandbox the port is mapped to. NULL gives NULL.
+ * Thread-safe.
+ */
+const char *podnet_port_entry_sandbox_id(const podnet_port_entry *entry);
+
+/**
+ * Protocol of the mapping. NULL gives `PODNET_PROTOCOL_UNKNOWN`.
+ * Thread-safe.
+ */
+podnet_protocol podnet_port_entry_protocol(const podnet_port_entry *entry);
+
+/**
+ * Host address of the mapping, or NULL when it applies to every node address (and for NULL).
+ * Thread-safe.
+ */
+const char *podnet_port_entry_host_ip(const podnet_port_entry *entry);
+
+/**
+ * Host port of the mapping. NULL gives 0.
+ * Thread-safe.
+ */
+uint16_t podnet_port_entry_host_port(const podnet_port_entry *entry);
+
+/**
+ * Pod (container) port of the mapping. NULL gives 0.
+ * Thread-safe.
+ */
+uint16_t podnet_port_entry_container_port(const podnet_port_entry *entry);
+
+/**
+ * Number of pod addresses the port's traffic goes to (one per pod address family, only the
+ * host IP's family when the mapping has one). NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_port_entry_pod_ip_count(const podnet_port_entry *entry);
+
+/**
+ * Pod address `index` (0-based), without prefix length, e.g. "10.88.0.5". NULL `entry` or an
+ * index out of range gives NULL.
+ * Thread-safe.
+ */
+const char *podnet_port_entry_pod_ip_at(const podnet_port_entry *entry,
+                                        size_t index);
+
+/**
+ * Number of entries. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_port_entry_list_count(const podnet_port_entry_list *list);
+
+/**
+ * Entry `index` (0-based), borrowed from the list: valid until `podnet_port_entry_list_free`,
+ * never free it yourself. NULL `list` or an index out of range gives NULL.
+ * Thread-safe.
+ */
+const podnet_port_entry *podnet_port_entry_list_at(const podnet_port_entry_list *list,
+                                                   size_t index);
+
+/**
+ * Free an entry list and every entry borrowed from it. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_port_entry_list_free(podnet_port_entry_list *list);
+
+/**
+ * List every host port mapped on the node (from the sandboxes' records).
+ *
+ * On success writes a new list to `*list_out` (free it with `podnet_port_entry_list_free`); on
+ * failure `*list_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_ports_list(const podnet_node *node,
+                                     podnet_port_entry_list **list_out,
+                                     podnet_error **err_out);
+
+/**
+ * True when podnet's nftables table was missing (someone flushed the ruleset) and was
+ * recreated. NULL gives false.
+ * Thread-safe.
+ */
+bool podnet_repair_report_table_recreated(const podnet_repair_report *report);
+
+/**
+ * Number of host-port elements (one per mapping and pod address family) that were missing and
+ * were re-added. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_repair_report_ports_restored(const podnet_repair_report *report);
+
+/**
+ * Free a repair report. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_repair_report_free(podnet_repair_report *report);
+
+/**
+ * Re-install podnet's nftables table (`inet podnet`: host ports, egress masquerade) and every
+ * recorded host port when someone flushed the ruleset or deleted elements. Other tables are
+ * never touched; a healthy node is left as it is. Run it after anything that may flush
+ * nftables (a firewall reload).
+ *
+ * On success writes a new report to `*report_out` (free it with `podnet_repair_report_free`);
+ * on failure `*report_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_repair(const podnet_node *node,
+                                 podnet_repair_report **report_out,
+                                 podnet_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"

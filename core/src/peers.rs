@@ -383,6 +383,11 @@ impl Node {
         if let Some(vx) = self.vxlan_index {
             for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
                 for n in self.nl.neighbours(vx, fam).await? {
+                    // Only permanent entries are podnet's; the kernel adds NOARP ones of its own
+                    // (IPv6 multicast, e.g. ff02::16) that must be left alone.
+                    if n.header.state != rtnetlink::packet_route::neighbour::NeighbourState::Permanent {
+                        continue;
+                    }
                     let mut ip = None;
                     let mut mac = None;
                     for a in &n.attributes {

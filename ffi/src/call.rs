@@ -10,7 +10,12 @@ use ipnetwork::IpNetwork;
 use podnet_core::config::{validate_ifname, validate_name, MAX_ID_LEN, MAX_IFNAME_LEN};
 
 use crate::error::{podnet_error, ErrorObj};
-use crate::handle::{to_owned_ptr, try_mut, try_out, try_ref, try_slice, try_str, Castable, Out, SliceError, StrError};
+use podnet_core::cluster::Cidr;
+
+use crate::handle::{
+    to_owned_ptr, try_mut, try_out, try_out_buf, try_ref, try_slice, try_str, Castable, Out, OutBuf, SliceError,
+    StrError,
+};
 use crate::status::podnet_status;
 
 /// Longest string accepted where no tighter limit applies (paths: PATH_MAX - 1).
@@ -99,6 +104,27 @@ impl Call {
         })
     }
 
+    /// A required output buffer of `len` elements that must hold at least `min`.
+    pub(crate) fn out_buf<'a, T: Copy>(
+        &self,
+        name: &str,
+        ptr: *mut T,
+        len: usize,
+        min: usize,
+    ) -> CallResult<OutBuf<'a, T>> {
+        let buf = try_out_buf(ptr, len).map_err(|e| match e {
+            SliceError::Null => self.null(name),
+            SliceError::TooLong => self.err(podnet_status::InvalidArgument, format!("`{name}`: {len} elements")),
+        })?;
+        if buf.len() < min {
+            return Err(self.err(
+                podnet_status::InvalidArgument,
+                format!("`{name}` holds {len} bytes; at least {min} are required"),
+            ));
+        }
+        Ok(buf)
+    }
+
     /// A required UTF-8 string of at most `max` bytes.
     pub(crate) fn str<'a>(&self, name: &str, ptr: *const c_char, max: usize) -> CallResult<&'a str> {
         try_str(ptr, max).map_err(|e| match e {
@@ -150,6 +176,20 @@ impl Call {
         }
         let plen: u8 = plen.parse().map_err(|_| bad())?;
         IpNetwork::new(addr, plen).map_err(|_| bad())
+    }
+
+    /// A CIDR that names a range: as `cidr`, and host bits set (or an IPv4-mapped IPv6 range)
+    /// is `PODNET_STATUS_INVALID_ARGUMENT`, with the corrected range in the message.
+    pub(crate) fn range(&self, name: &str, ptr: *const c_char) -> CallResult<Cidr> {
+        let net = self.cidr(name, ptr)?;
+        Cidr::try_from(net)
+            .map_err(|e| self.err(podnet_status::InvalidArgument, format!("`{name}`: {}", e.cause_message())))
+    }
+
+    /// An array of `len` ranges (NULL allowed when `len` is 0); every element is checked.
+    pub(crate) fn ranges(&self, name: &str, ptr: *const *const c_char, len: usize) -> CallResult<Vec<Cidr>> {
+        let raw = self.slice(name, ptr, len)?;
+        raw.iter().enumerate().map(|(i, p)| self.range(&format!("{name}[{i}]"), *p)).collect()
     }
 }
 

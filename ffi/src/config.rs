@@ -4,7 +4,7 @@
 use std::ffi::c_char;
 
 use podnet_core::config::MAX_ID_LEN;
-use podnet_core::{NodeConfig, PodMode};
+use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay};
 
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::podnet_error;
@@ -35,7 +35,37 @@ impl podnet_mode {
             PodMode::Routed => podnet_mode::Routed,
         }
     }
+
+    /// The core mode of a value a caller passed; `None` for `PODNET_MODE_UNKNOWN` and any
+    /// value this version does not know.
+    pub(crate) fn to_core(code: podnet_mode_code) -> Option<PodMode> {
+        match code {
+            m if m == podnet_mode::Bridge as u32 => Some(PodMode::Bridge),
+            m if m == podnet_mode::Routed as u32 => Some(PodMode::Routed),
+            _ => None,
+        }
+    }
 }
+
+/// How packets reach other nodes' pods (`podnet_node_config_set_cross_node_mode`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum podnet_cross_node_mode {
+    /// Never accepted by setters (0 is never a valid mode, as in every podnet enum).
+    #[expect(dead_code, reason = "a C value only: Rust never produces it, setters refuse it")]
+    Unknown = 0,
+    /// VXLAN to every peer (flannel-compatible: VNI 1, UDP port 8472 by default). The default.
+    Overlay = 1,
+    /// One route per peer pod CIDR via the peer's underlay address; every peer must be on-link
+    /// (in the subnet of this node's underlay address). No VXLAN device is created.
+    Routed = 2,
+    /// Routed to peers on this node's underlay subnet, overlay to the rest.
+    Auto = 3,
+}
+
+/// A cross-node mode as passed into podnet: `uint32_t` in the ABI so any value is defined
+/// behaviour; the header spells it `podnet_cross_node_mode` (cbindgen.toml renames it).
+pub type podnet_cross_node_mode_code = u32;
 
 /// Configuration of one node (one network namespace), built with `podnet_node_config_new` and
 /// the setters, then passed to `podnet_node_open` (which copies it).
@@ -52,7 +82,9 @@ impl Castable for podnet_node_config {
 
 /// Create a node configuration with defaults: bridge mode, bridge "podnet0", MTU 1500, the
 /// caller's current netns, state dir "/run/podnet/<name>", netns dir "/run/netns", no pod CIDR
-/// (at least one is required: `podnet_node_config_add_pod_cidr`).
+/// (at least one is required: `podnet_node_config_add_pod_cidr`). Multi-node defaults: no
+/// underlay (no peers), no cluster CIDR, cross-node mode overlay, VXLAN VNI 1 on UDP port 8472
+/// with device "podnet.1" and its TX checksum offload turned off, egress masquerade on.
 ///
 /// `name`: `[A-Za-z0-9_.-]`, 1..=128 bytes, no "..". It names the default state dir and the
 /// pods' netns pins.
@@ -248,11 +280,8 @@ pub extern "C" fn podnet_node_config_set_mode(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_config("podnet_node_config_set_mode", config, err_out, |c, cfg| {
-        cfg.mode = match mode {
-            m if m == podnet_mode::Bridge as u32 => PodMode::Bridge,
-            m if m == podnet_mode::Routed as u32 => PodMode::Routed,
-            m => return Err(c.err(podnet_status::InvalidArgument, format!("unknown mode {m}"))),
-        };
+        cfg.mode = podnet_mode::to_core(mode)
+            .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
         Ok(())
     })
 }
@@ -306,6 +335,186 @@ pub extern "C" fn podnet_node_config_validate(
     fallible("podnet_node_config_validate", err_out, |c| {
         let cfg = c.obj("config", config)?;
         core(cfg.validate())
+    })
+}
+
+/// Set the node's underlay: its own address on the network that connects the nodes (the VXLAN
+/// source address, and the next hop other nodes route this node's pods to), and the interface
+/// holding it. `interface` may be NULL (a value here, not an error): `podnet_node_open` then
+/// finds the interface by address. Required before peers can be added. Replaces an underlay set
+/// before.
+///
+/// `podnet_node_open` fails with `PODNET_STATUS_NOT_FOUND` when no interface in the node's netns
+/// holds `address` (or `interface` does not). Unless the cross-node mode is
+/// `PODNET_CROSS_NODE_MODE_ROUTED`, opening creates the VXLAN device on it and lowers the pod
+/// MTU to fit the encapsulation.
+///
+/// Errors: `PODNET_STATUS_INVALID_ADDRESS` when `address` does not parse;
+/// `PODNET_STATUS_INVALID_ARGUMENT` when it is not a unicast host address (unspecified,
+/// loopback, multicast) or `interface` is not an interface name (1..=15 bytes of
+/// `[A-Za-z0-9_.-]`; longer gives `PODNET_STATUS_TOO_LONG`). On failure the config is
+/// unchanged. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_set_underlay(
+    config: *mut podnet_node_config,
+    address: *const c_char,
+    interface: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_set_underlay", config, err_out, |c, cfg| {
+        let address = c.ip("address", address)?;
+        let interface = if interface.is_null() { None } else { Some(c.ifname("interface", interface)?.to_string()) };
+        if address.is_unspecified() || address.is_loopback() || address.is_multicast() {
+            return Err(c.err(podnet_status::InvalidArgument, format!("{address} is not a unicast host address")));
+        }
+        cfg.underlay = Some(Underlay { address, interface });
+        Ok(())
+    })
+}
+
+/// Add a cluster CIDR: the pod range of the whole cluster ("10.244.0.0/16"), at most one per
+/// address family. Pod traffic to anything outside the cluster CIDRs is masqueraded (see
+/// `podnet_node_config_set_egress_masquerade`); without a cluster CIDR nothing is. Every pod
+/// CIDR must lie inside a cluster CIDR of its family (checked by `podnet_node_config_validate`
+/// and `podnet_node_open`). Adding the same CIDR twice is fine.
+///
+/// Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+/// `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set or the config has another cluster
+/// CIDR of that family. On failure the config is unchanged. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_add_cluster_cidr(
+    config: *mut podnet_node_config,
+    cidr: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_add_cluster_cidr", config, err_out, |c, cfg| {
+        let net = c.cidr("cidr", cidr)?;
+        if net.ip() != net.network() {
+            let hint = format!("{}/{}", net.network(), net.prefix());
+            return Err(
+                c.err(podnet_status::InvalidArgument, format!("{net} has host bits set (did you mean {hint}?)"))
+            );
+        }
+        if cfg.cluster_cidrs.contains(&net) {
+            return Ok(());
+        }
+        if let Some(other) = cfg.cluster_cidrs.iter().find(|o| o.is_ipv4() == net.is_ipv4()) {
+            return Err(c.err(
+                podnet_status::InvalidArgument,
+                format!("the node has the cluster CIDR {other} of {net}'s family already"),
+            ));
+        }
+        cfg.cluster_cidrs.push(net);
+        Ok(())
+    })
+}
+
+/// Set how packets reach other nodes' pods: `PODNET_CROSS_NODE_MODE_OVERLAY` (default),
+/// `PODNET_CROSS_NODE_MODE_ROUTED` or `PODNET_CROSS_NODE_MODE_AUTO`. Any other value gives
+/// `PODNET_STATUS_INVALID_ARGUMENT` and leaves the config unchanged. The mode takes effect with
+/// an underlay (`podnet_node_config_set_underlay`). Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_set_cross_node_mode(
+    config: *mut podnet_node_config,
+    mode: podnet_cross_node_mode_code,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_set_cross_node_mode", config, err_out, |c, cfg| {
+        cfg.cross_node = match mode {
+            m if m == podnet_cross_node_mode::Overlay as u32 => CrossNodeMode::Overlay,
+            m if m == podnet_cross_node_mode::Routed as u32 => CrossNodeMode::Routed,
+            m if m == podnet_cross_node_mode::Auto as u32 => CrossNodeMode::Auto,
+            m => return Err(c.err(podnet_status::InvalidArgument, format!("unknown cross-node mode {m}"))),
+        };
+        Ok(())
+    })
+}
+
+/// Set the VXLAN network identifier (1..=16777215; default 1, flannel's). Every node of the
+/// cluster must use the same. On failure the config is unchanged. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_set_vxlan_vni(
+    config: *mut podnet_node_config,
+    vni: u32,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_set_vxlan_vni", config, err_out, |c, cfg| {
+        if !(1..=0xff_ffff).contains(&vni) {
+            return Err(c.err(podnet_status::InvalidArgument, format!("VNI {vni} out of range 1..16777215")));
+        }
+        cfg.vxlan.vni = vni;
+        Ok(())
+    })
+}
+
+/// Set the VXLAN UDP port (1..=65535; default 8472, flannel's and Linux's; IANA's is 4789).
+/// Every node of the cluster must use the same. Port 0 gives `PODNET_STATUS_INVALID_ARGUMENT`.
+/// On failure the config is unchanged. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_set_vxlan_port(
+    config: *mut podnet_node_config,
+    port: u16,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_set_vxlan_port", config, err_out, |c, cfg| {
+        if port == 0 {
+            return Err(c.err(podnet_status::InvalidArgument, "VXLAN port 0 is not a valid UDP port"));
+        }
+        cfg.vxlan.port = port;
+        Ok(())
+    })
+}
+
+/// Name the VXLAN device (default "podnet.1"): 1..=15 bytes of `[A-Za-z0-9_.-]`.
+///
+/// On failure the config is unchanged. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_set_vxlan_device(
+    config: *mut podnet_node_config,
+    name: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_set_vxlan_device", config, err_out, |c, cfg| {
+        cfg.vxlan.device = c.ifname("name", name)?.to_string();
+        Ok(())
+    })
+}
+
+/// Whether to turn TX checksum offload off on the VXLAN device (default true: it works around
+/// the kernel bug behind flannel's 63-second delays); false leaves the device's offloads alone.
+/// Never fails for a non-NULL config. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_set_vxlan_disable_tx_checksum_offload(
+    config: *mut podnet_node_config,
+    disable: bool,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_set_vxlan_disable_tx_checksum_offload", config, err_out, |_, cfg| {
+        cfg.vxlan.disable_tx_checksum_offload = disable;
+        Ok(())
+    })
+}
+
+/// Whether to masquerade pod traffic leaving the cluster CIDRs (default true). Without a
+/// cluster CIDR (`podnet_node_config_add_cluster_cidr`) nothing is masqueraded either way.
+/// Never fails for a non-NULL config. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_set_egress_masquerade(
+    config: *mut podnet_node_config,
+    enable: bool,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_config("podnet_node_config_set_egress_masquerade", config, err_out, |_, cfg| {
+        cfg.egress_masquerade = enable;
+        Ok(())
     })
 }
 

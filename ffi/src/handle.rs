@@ -5,8 +5,9 @@
 //! The contract the C caller accepts (stated once in the header and per function): a non-NULL
 //! object pointer came from this library, was not freed, and is not used by another thread
 //! while a call that mutates it runs; a non-NULL string is NUL-terminated; a non-NULL array
-//! holds the number of elements passed beside it; a non-NULL out-parameter points to writable
-//! storage of its type.
+//! holds the number of elements passed beside it; a non-NULL output buffer has room for the
+//! number of elements passed beside it; a non-NULL out-parameter points to writable storage of
+//! its type.
 
 use std::ffi::{c_char, CStr};
 use std::marker::PhantomData;
@@ -106,6 +107,46 @@ pub(crate) fn try_slice<'a, T>(ptr: *const T, len: usize) -> Result<&'a [T], Sli
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// A checked caller buffer of `len` elements for output (e.g. `char *buf, size_t buf_len`).
+/// Its old content is never read (it may be uninitialized); it is written only on success.
+pub(crate) struct OutBuf<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _lifetime: PhantomData<&'a mut [T]>,
+}
+
+impl<T: Copy> OutBuf<'_, T> {
+    /// Capacity in elements.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Copy `data` to the start of the buffer. Returns false (writing nothing) when it does not
+    /// fit.
+    pub(crate) fn write(self, data: &[T]) -> bool {
+        if data.len() > self.len {
+            return false;
+        }
+        // SAFETY: `ptr` is non-NULL and points to `len >= data.len()` writable elements (checked
+        // in `try_out_buf` and above; by contract the caller's buffer is that long and nothing
+        // else uses it during the call); a Rust slice cannot overlap the caller's buffer.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr, data.len()) };
+        true
+    }
+}
+
+/// Check an output buffer: NULL is refused (`SliceError::Null`), as is a length no array can
+/// have.
+pub(crate) fn try_out_buf<'a, T>(ptr: *mut T, len: usize) -> Result<OutBuf<'a, T>, SliceError> {
+    if ptr.is_null() {
+        return Err(SliceError::Null);
+    }
+    if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(SliceError::TooLong);
+    }
+    Ok(OutBuf { ptr, len, _lifetime: PhantomData })
+}
+
 /// A checked, non-NULL out-parameter. Written at most once, and only on success.
 pub(crate) struct Out<'a, T> {
     ptr: *mut T,
@@ -162,6 +203,12 @@ mod tests {
         assert_eq!(try_slice::<u8>(std::ptr::null(), 1), Err(SliceError::Null));
         let one = [1u64];
         assert_eq!(try_slice(one.as_ptr(), usize::MAX), Err(SliceError::TooLong));
+        assert!(matches!(try_out_buf::<u8>(std::ptr::null_mut(), 1), Err(SliceError::Null)));
+        let mut buf = [7u8; 4];
+        assert!(!try_out_buf(buf.as_mut_ptr(), 4).unwrap().write(&[1, 2, 3, 4, 5]));
+        assert_eq!(buf, [7; 4]);
+        assert!(try_out_buf(buf.as_mut_ptr(), 4).unwrap().write(&[1, 2]));
+        assert_eq!(buf, [1, 2, 7, 7]);
         let mut v = 0u32;
         try_out(&mut v as *mut u32).unwrap().write(7);
         assert_eq!(v, 7);

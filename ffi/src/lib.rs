@@ -20,6 +20,14 @@ mod sandbox;
 mod spec;
 mod status;
 
+// cbindgen writes items in module order: later modules go in this second group so that each
+// addition lands after the existing header items instead of moving them.
+mod alloc;
+mod buffer;
+mod peer;
+mod plan;
+mod ports;
+
 /// Major version of this library (semantic versioning). Equals `ffi/Cargo.toml`'s version.
 pub const PODNET_VERSION_MAJOR: u32 = 0;
 /// Minor version of this library.

@@ -5,6 +5,7 @@ use std::ffi::c_char;
 use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec};
 
 use crate::call::{fallible, infallible, Call, CallResult};
+use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
 use crate::handle::{free_owned, to_owned_ptr, Castable};
 use crate::status::podnet_status;
@@ -38,7 +39,7 @@ impl podnet_protocol {
 pub type podnet_protocol_code = u32;
 
 /// What the runtime asks for one pod: id, interface name, netns (created by podnet unless set),
-/// requested addresses and host ports. Built with `podnet_sandbox_spec_new` and the setters,
+/// requested addresses, host ports and pod mode. Built with `podnet_sandbox_spec_new` and the setters,
 /// passed to `podnet_node_sandbox_create` (which reads it and keeps no reference).
 ///
 /// Owned by the caller; free with `podnet_sandbox_spec_free`. Not thread-safe: do not use one
@@ -52,7 +53,7 @@ impl Castable for podnet_sandbox_spec {
 }
 
 /// Create a sandbox spec with defaults: podnet creates and pins a new netns, interface "eth0",
-/// one dynamic address per pod CIDR, no host ports.
+/// one dynamic address per pod CIDR, no host ports, the node's pod mode.
 ///
 /// `id`: the sandbox id, `[A-Za-z0-9_.-]`, 1..=128 bytes, no ".." (it becomes part of file and
 /// netns names). Longer gives `PODNET_STATUS_TOO_LONG`, other bad ids
@@ -155,7 +156,7 @@ pub extern "C" fn podnet_sandbox_spec_add_ip(
 /// (only to `host_ip` if it is not NULL; NULL means every node address) goes to
 /// `container_port` in the pod.
 ///
-/// `host_ip` is the one pointer argument in the API where NULL is a value, not an error.
+/// `host_ip` may be NULL: here NULL is a value, not an error.
 /// Errors: `PODNET_STATUS_INVALID_ARGUMENT` for an unknown protocol, a port 0 or a mapping
 /// listed twice; `PODNET_STATUS_INVALID_ADDRESS` when `host_ip` does not parse. On failure the
 /// spec is unchanged. Not thread-safe for one spec.
@@ -173,21 +174,58 @@ pub extern "C" fn podnet_sandbox_spec_add_port(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_spec("podnet_sandbox_spec_add_port", spec, err_out, |c, s| {
-        let protocol = match protocol {
-            p if p == podnet_protocol::Tcp as u32 => Protocol::Tcp,
-            p if p == podnet_protocol::Udp as u32 => Protocol::Udp,
-            p if p == podnet_protocol::Sctp as u32 => Protocol::Sctp,
-            p => return Err(c.err(podnet_status::InvalidArgument, format!("unknown protocol {p}"))),
-        };
-        let host_ip = if host_ip.is_null() { None } else { Some(c.ip("host_ip", host_ip)?) };
-        if host_port == 0 || container_port == 0 {
-            return Err(c.err(podnet_status::InvalidArgument, "port 0 is not a valid host or container port"));
-        }
-        let m = PortMapping { protocol, host_ip, host_port, container_port };
-        if s.ports.iter().any(|o| o.protocol == m.protocol && o.host_port == m.host_port && o.host_ip == m.host_ip) {
-            return Err(c.err(podnet_status::InvalidArgument, format!("host port {host_port}/{protocol} listed twice")));
-        }
+        let m = port_mapping(c, &s.ports, protocol, host_ip, host_port, container_port)?;
         s.ports.push(m);
+        Ok(())
+    })
+}
+
+/// Check one host port mapping as `podnet_sandbox_spec_add_port` and `podnet_port_list_add`
+/// take it, against the mappings listed before it.
+pub(crate) fn port_mapping(
+    c: &Call,
+    listed: &[PortMapping],
+    protocol: podnet_protocol_code,
+    host_ip: *const c_char,
+    host_port: u16,
+    container_port: u16,
+) -> CallResult<PortMapping> {
+    let protocol = match protocol {
+        p if p == podnet_protocol::Tcp as u32 => Protocol::Tcp,
+        p if p == podnet_protocol::Udp as u32 => Protocol::Udp,
+        p if p == podnet_protocol::Sctp as u32 => Protocol::Sctp,
+        p => return Err(c.err(podnet_status::InvalidArgument, format!("unknown protocol {p}"))),
+    };
+    let host_ip = if host_ip.is_null() { None } else { Some(c.ip("host_ip", host_ip)?) };
+    if host_port == 0 || container_port == 0 {
+        return Err(c.err(podnet_status::InvalidArgument, "port 0 is not a valid host or container port"));
+    }
+    let m = PortMapping { protocol, host_ip, host_port, container_port };
+    if listed.iter().any(|o| o.protocol == m.protocol && o.host_port == m.host_port && o.host_ip == m.host_ip) {
+        return Err(c.err(podnet_status::InvalidArgument, format!("host port {host_port}/{protocol} listed twice")));
+    }
+    Ok(m)
+}
+
+/// Attach this pod differently from the node's mode: `PODNET_MODE_BRIDGE` or
+/// `PODNET_MODE_ROUTED` (default: the node's mode). A routed pod on a bridge node gets a /32
+/// (/128) address and a host route, and reaches the bridge pods through proxy ARP (proxy NDP);
+/// a bridge pod on a routed node makes the node create its bridge on first use. Read back with
+/// `podnet_sandbox_mode`.
+///
+/// Any other value gives `PODNET_STATUS_INVALID_ARGUMENT` and leaves the spec unchanged.
+/// Not thread-safe for one spec.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_set_mode(
+    spec: *mut podnet_sandbox_spec,
+    mode: podnet_mode_code,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_spec("podnet_sandbox_spec_set_mode", spec, err_out, |c, s| {
+        let m = podnet_mode::to_core(mode)
+            .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
+        s.mode = Some(m);
         Ok(())
     })
 }

@@ -25,7 +25,8 @@ pub enum podnet_status {
     /// Success; out-parameters were written.
     Ok = 0,
     /// An argument has a value the call does not accept (malformed name, out-of-range number,
-    /// unknown enum value, a spec the node refuses). Nothing was changed.
+    /// unknown enum value, a spec the node refuses, a CIDR with host bits set, a peer the node
+    /// cannot reach, damaged allocator state bytes). Nothing was changed.
     InvalidArgument = 1,
     /// A pointer argument that must not be NULL was NULL. Nothing was changed.
     NullArgument = 2,
@@ -33,11 +34,14 @@ pub enum podnet_status {
     InvalidUtf8 = 3,
     /// The named object (sandbox, netns, file) does not exist.
     NotFound = 4,
-    /// The object exists already with different content.
+    /// The object exists already with different content; for the cluster allocators, the
+    /// service IP or node CIDR is allocated already.
     AlreadyExists = 5,
-    /// An address pool or range has no free entry left.
+    /// An address pool or range has no free entry left (pod addresses, node CIDRs, service IPs).
     Exhausted = 6,
-    /// The request conflicts with an object owned by someone else (e.g. an address taken).
+    /// The request conflicts with an object owned by someone else (an address taken, a host port
+    /// mapped to another sandbox, a peer pod CIDR overlapping the node's own) or with existing
+    /// state (a service range resize that would move its start or orphan allocated IPs).
     Conflict = 7,
     /// Missing privilege: CAP_NET_ADMIN / CAP_SYS_ADMIN or a file permission.
     Permission = 8,
@@ -58,8 +62,8 @@ pub enum podnet_status {
     /// An IP address or CIDR argument could not be parsed. Nothing was changed.
     InvalidAddress = 15,
     // 16-99: free for future generic codes.
-    // 100-199: peers / overlay.
-    // 200-299: host ports.
+    // 100-199: peers / overlay (none needed so far: peer errors map onto the generic codes).
+    // 200-299: host ports (none needed so far: a taken host port is CONFLICT).
 }
 
 impl podnet_status {

@@ -76,5 +76,16 @@ void test_log_callback(void);
 void test_panic_boundary(void);
 void test_ports(void);
 void test_bad_input_node(void);
+/* test_cluster.c */
+void test_plan(void);
+void test_node_cidr_allocator(void);
+void test_service_ip_allocator(void);
+void test_bad_input_cluster(void);
+/* test_multinode.c */
+void test_bad_input_multinode_objects(void);
+void test_bad_input_multinode_node(void);
+void test_sandbox_mode(void);
+void test_peers(void);
+void test_host_ports(void);
 
 #endif

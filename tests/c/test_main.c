@@ -1,7 +1,8 @@
 /*
  * C tests of libpodnet, part 1: the framework, version, status codes, error objects and the
  * bad-input table for objects that need no node. Part 2 (test_node.c, a second translation
- * unit including podnet.h) drives a node.
+ * unit including podnet.h) drives a node; part 3 (test_cluster.c) plans and allocates cluster
+ * addresses; part 4 (test_multinode.c) covers peers, host ports and the multi-node config.
  *
  * Run as root inside a throwaway network + mount namespace with tmpfs on /run (the Makefile's
  * `c-test` does this): the node is the test's own netns, pods are pinned under /run/netns.
@@ -130,6 +131,16 @@ static void test_status_str(void) {
     CHECK_INT(PODNET_PROTOCOL_TCP, 6);
     CHECK_INT(PODNET_PROTOCOL_UDP, 17);
     CHECK_INT(PODNET_PROTOCOL_SCTP, 132);
+    CHECK_INT(PODNET_CROSS_NODE_MODE_UNKNOWN, 0);
+    CHECK_INT(PODNET_CROSS_NODE_MODE_OVERLAY, 1);
+    CHECK_INT(PODNET_CROSS_NODE_MODE_ROUTED, 2);
+    CHECK_INT(PODNET_CROSS_NODE_MODE_AUTO, 3);
+    CHECK_INT(PODNET_PLAN_WARNING_UNKNOWN, 0);
+    CHECK_INT(PODNET_PLAN_WARNING_OVERLAP, 1);
+    CHECK_INT(PODNET_PLAN_WARNING_NODE_CIDRS_EXCEED_MACHINES, 3);
+    CHECK_INT(PODNET_PLAN_WARNING_SERVICE_FAMILY_WITHOUT_PODS, 12);
+    CHECK_INT(PODNET_IP_STR_LEN, 46);
+    CHECK(sizeof(podnet_cross_node_mode) == 4 && sizeof(podnet_plan_warning) == 4);
     CHECK_INT(PODNET_LOG_LEVEL_OFF, 0);
     CHECK_INT(PODNET_LOG_LEVEL_TRACE, 5);
 }
@@ -378,12 +389,21 @@ int main(void) {
     RUN(test_status_str);
     RUN(test_error_object);
     RUN(test_bad_input_objects);
+    RUN(test_bad_input_multinode_objects);
+    RUN(test_bad_input_cluster);
+    RUN(test_plan);
+    RUN(test_node_cidr_allocator);
+    RUN(test_service_ip_allocator);
     RUN(open_test_node);
     if (test_node != NULL) {
         RUN(test_bad_input_node);
+        RUN(test_bad_input_multinode_node);
         RUN(test_node_lifecycle);
         RUN(test_idempotence);
         RUN(test_ports);
+        RUN(test_sandbox_mode);
+        RUN(test_host_ports);
+        RUN(test_peers);
         RUN(test_gc);
         RUN(test_concurrency);
         RUN(test_log_callback);

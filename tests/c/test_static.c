@@ -1,6 +1,7 @@
 /*
  * Links libpodnet.a the way a static consumer does (the archive plus pkg-config's
- * Libs.private) and makes a few calls that need no privileges.
+ * Libs.private) and makes a few calls that need no privileges (config, status names, the
+ * planner).
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,20 @@ int main(void) {
     if (podnet_node_config_validate(cfg, NULL) != PODNET_STATUS_OK) failed++;
     podnet_node_config_free(cfg);
     if (strcmp(podnet_status_str(PODNET_STATUS_NOT_FOUND), "not_found") != 0) failed++;
-    printf("static: %d passed, %d failed\n", 5 - failed, failed);
+    /* the planner (pure computation, JSON output) from the archive */
+    {
+        podnet_plan_input *in = NULL;
+        podnet_plan_result *plan = NULL;
+        if (podnet_plan_input_new(&in, NULL) != PODNET_STATUS_OK ||
+            podnet_plan_input_add_cluster_cidr(in, "10.10.0.0/16", NULL) != PODNET_STATUS_OK ||
+            podnet_plan_input_set_machine_subnet(in, "10.1.0.0/24", NULL) != PODNET_STATUS_OK ||
+            podnet_plan_input_set_control_plane(in, 9, NULL) != PODNET_STATUS_OK ||
+            podnet_plan(in, &plan, NULL) != PODNET_STATUS_OK || podnet_plan_result_pod_capacity(plan) != 62230 ||
+            strstr(podnet_plan_result_json(plan), "\"workers\":245") == NULL)
+            failed++;
+        podnet_plan_result_free(plan);
+        podnet_plan_input_free(in);
+    }
+    printf("static: %d passed, %d failed\n", 6 - failed, failed);
     return failed != 0;
 }

@@ -1,0 +1,416 @@
+//! Peers (other nodes) through the C ABI: the `podnet_peer` builder, which is also the element of
+//! `podnet_peer_list`, `podnet_sync_report`, and the node calls that add, remove, list and sync
+//! peers (`podnet_node_peer_*`, `podnet_node_peers_sync`).
+
+use std::ffi::{c_char, CString};
+
+use podnet_core::{Peer, SyncReport};
+
+use crate::call::{core, fallible, infallible, Call, CallResult};
+use crate::error::{cstring, podnet_error};
+use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Castable};
+use crate::node::podnet_node;
+use crate::status::podnet_status;
+
+/// Another node as the cluster's source of truth describes it: name, underlay address, pod CIDRs
+/// and (optionally) its VTEP MAC. Built with `podnet_peer_new` and the setters, passed to
+/// `podnet_node_peer_add` or `podnet_node_peers_sync` (which read it and keep no reference);
+/// also the element of a `podnet_peer_list`.
+///
+/// A peer from `podnet_peer_new` is owned by the caller (free it with `podnet_peer_free`); one
+/// borrowed from a `podnet_peer_list` is valid until the list is freed (never free or modify
+/// it). Not thread-safe while it is modified: do not use one peer from two threads at the same
+/// time while a setter runs (it may move between threads); the accessors alone may run
+/// concurrently. Strings an accessor returns are owned by the peer and valid until the next
+/// setter call on it or until it is freed; accessors given NULL return NULL or 0.
+pub struct podnet_peer {
+    _private: [u8; 0],
+}
+
+/// The Rust value behind `podnet_peer`: the core's peer and its strings, converted to C once.
+#[derive(Debug)]
+pub(crate) struct PeerObj {
+    peer: Peer,
+    name: CString,
+    underlay_ip: CString,
+    pod_cidrs: Vec<CString>,
+    vtep_mac: CString,
+}
+
+impl Castable for podnet_peer {
+    type RustType = PeerObj;
+}
+
+impl PeerObj {
+    fn new(peer: Peer) -> PeerObj {
+        let mac = peer.vtep_mac.unwrap_or_else(|| podnet_core::peers::vtep_mac(&peer.name));
+        PeerObj {
+            name: cstring(peer.name.as_str()),
+            underlay_ip: cstring(peer.underlay_ip.to_string()),
+            pod_cidrs: peer.pod_cidrs.iter().map(|c| cstring(c.to_string())).collect(),
+            vtep_mac: cstring(mac_string(mac)),
+            peer,
+        }
+    }
+}
+
+fn mac_string(m: [u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+/// Create a peer with no pod CIDR yet (a peer needs at least one: `podnet_peer_add_pod_cidr`)
+/// and the VTEP MAC podnet derives from `name` (as every podnet node derives its own, so podnet
+/// nodes agree without exchanging it).
+///
+/// `name`: the peer node's name, `[A-Za-z0-9_.-]`, 1..=128 bytes, no "..". `underlay_ip`: the
+/// peer's address on the network that connects the nodes ("192.168.1.12", "fd00::12").
+///
+/// Errors: `PODNET_STATUS_TOO_LONG` / `PODNET_STATUS_INVALID_ARGUMENT` for a bad name;
+/// `PODNET_STATUS_INVALID_ADDRESS` when `underlay_ip` does not parse;
+/// `PODNET_STATUS_INVALID_ARGUMENT` when it is not a unicast host address.
+/// On success writes a new peer to `*peer_out` (free it with `podnet_peer_free`); on failure
+/// `*peer_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_peer_new(
+    name: *const c_char,
+    underlay_ip: *const c_char,
+    peer_out: *mut *mut podnet_peer,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_peer_new", err_out, |c| {
+        let name = c.name("name", name)?;
+        let ip = c.ip("underlay_ip", underlay_ip)?;
+        let out = c.out("peer_out", peer_out)?;
+        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
+            return Err(c.err(podnet_status::InvalidArgument, format!("underlay IP {ip} is not a unicast address")));
+        }
+        out.write(to_owned_ptr::<podnet_peer>(PeerObj::new(Peer::new(name, ip, vec![]))));
+        Ok(())
+    })
+}
+
+/// Free a peer made by `podnet_peer_new`. NULL is accepted (no-op). Never pass a peer borrowed
+/// from a `podnet_peer_list`. Freeing the object does not remove the peer from a node: that is
+/// `podnet_node_peer_remove`.
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_peer_free(peer: *mut podnet_peer) {
+    infallible((), || free_owned(peer))
+}
+
+fn with_peer(
+    op: &'static str,
+    peer: *mut podnet_peer,
+    err_out: *mut *mut podnet_error,
+    body: impl FnOnce(&Call, &mut PeerObj) -> CallResult,
+) -> podnet_status {
+    fallible(op, err_out, |c| {
+        let p = c.obj_mut("peer", peer)?;
+        body(c, p)
+    })
+}
+
+/// Add one of the peer's pod CIDRs ("10.244.2.0/24", "fd00:10:244:2::/64"). Adding the same
+/// CIDR twice is fine. Whether it overlaps the node's own pod CIDRs is checked when the peer is
+/// added to a node (`PODNET_STATUS_CONFLICT`).
+///
+/// Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+/// `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set. On failure the peer is unchanged.
+/// Not thread-safe for one peer.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_peer_add_pod_cidr(
+    peer: *mut podnet_peer,
+    cidr: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_peer("podnet_peer_add_pod_cidr", peer, err_out, |c, p| {
+        let net = c.cidr("cidr", cidr)?;
+        if net.ip() != net.network() {
+            let hint = format!("{}/{}", net.network(), net.prefix());
+            return Err(
+                c.err(podnet_status::InvalidArgument, format!("{net} has host bits set (did you mean {hint}?)"))
+            );
+        }
+        if !p.peer.pod_cidrs.contains(&net) {
+            p.peer.pod_cidrs.push(net);
+            p.pod_cidrs.push(cstring(net.to_string()));
+        }
+        Ok(())
+    })
+}
+
+/// Set the peer's VTEP MAC (the MAC of its VXLAN device) instead of the one derived from its
+/// name: needed only for a peer that is not a podnet node (e.g. flannel's, from its
+/// `flannel.alpha.coreos.com/backend-data` annotation). `mac` points to `mac_len` bytes, which
+/// must be 6, in network order ({0x0e, 0x12, ...} for "0e:12:...").
+///
+/// Errors: `PODNET_STATUS_INVALID_ARGUMENT` when `mac_len` is not 6 or the MAC is a multicast
+/// (lowest bit of the first byte set) or all-zero address. On failure the peer is unchanged.
+/// Not thread-safe for one peer.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_peer_set_vtep_mac(
+    peer: *mut podnet_peer,
+    mac: *const u8,
+    mac_len: usize,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_peer("podnet_peer_set_vtep_mac", peer, err_out, |c, p| {
+        if mac.is_null() {
+            return Err(c.err(podnet_status::NullArgument, "`mac` is NULL"));
+        }
+        let bytes = c.slice("mac", mac, mac_len)?;
+        let m: [u8; 6] = bytes
+            .try_into()
+            .map_err(|_| c.err(podnet_status::InvalidArgument, format!("`mac` has {mac_len} bytes; a MAC has 6")))?;
+        if m[0] & 1 == 1 || m == [0; 6] {
+            return Err(c.err(
+                podnet_status::InvalidArgument,
+                format!("{} is not a unicast, non-zero MAC address", mac_string(m)),
+            ));
+        }
+        p.peer.vtep_mac = Some(m);
+        p.vtep_mac = cstring(mac_string(m));
+        Ok(())
+    })
+}
+
+/// The peer's name. Owned by `peer`. NULL gives NULL.
+/// Thread-safe (not concurrently with a setter on the same peer).
+#[no_mangle]
+pub extern "C" fn podnet_peer_name(peer: *const podnet_peer) -> *const c_char {
+    infallible(std::ptr::null(), || try_ref(peer).map_or(std::ptr::null(), |p| p.name.as_ptr()))
+}
+
+/// The peer's underlay address, e.g. "192.168.1.12". Owned by `peer`. NULL gives NULL.
+/// Thread-safe (not concurrently with a setter on the same peer).
+#[no_mangle]
+pub extern "C" fn podnet_peer_underlay_ip(peer: *const podnet_peer) -> *const c_char {
+    infallible(std::ptr::null(), || try_ref(peer).map_or(std::ptr::null(), |p| p.underlay_ip.as_ptr()))
+}
+
+/// Number of the peer's pod CIDRs. NULL gives 0.
+/// Thread-safe (not concurrently with a setter on the same peer).
+#[no_mangle]
+pub extern "C" fn podnet_peer_pod_cidr_count(peer: *const podnet_peer) -> usize {
+    infallible(0, || try_ref(peer).map_or(0, |p| p.pod_cidrs.len()))
+}
+
+/// Pod CIDR `index` (0-based), e.g. "10.244.2.0/24", in the order they were added. Owned by
+/// `peer`. NULL `peer` or an index out of range gives NULL.
+/// Thread-safe (not concurrently with a setter on the same peer).
+#[no_mangle]
+pub extern "C" fn podnet_peer_pod_cidr_at(peer: *const podnet_peer, index: usize) -> *const c_char {
+    infallible(std::ptr::null(), || {
+        try_ref(peer).and_then(|p| p.pod_cidrs.get(index)).map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// The peer's VTEP MAC as podnet uses it, e.g. "0e:5a:17:c4:09:e2": the one set with
+/// `podnet_peer_set_vtep_mac`, or else the one derived from the name. Owned by `peer`; replaced
+/// (the old pointer becomes invalid) by `podnet_peer_set_vtep_mac`. NULL gives NULL.
+/// Thread-safe (not concurrently with a setter on the same peer).
+#[no_mangle]
+pub extern "C" fn podnet_peer_vtep_mac(peer: *const podnet_peer) -> *const c_char {
+    infallible(std::ptr::null(), || try_ref(peer).map_or(std::ptr::null(), |p| p.vtep_mac.as_ptr()))
+}
+
+/// The peers a node is configured with, sorted by name (from `podnet_node_peer_list`).
+///
+/// Owned by the caller; free with `podnet_peer_list_free`. Immutable: thread-safe to read.
+pub struct podnet_peer_list {
+    _private: [u8; 0],
+}
+
+impl Castable for podnet_peer_list {
+    type RustType = Vec<PeerObj>;
+}
+
+/// Number of peers in the list. NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_peer_list_count(list: *const podnet_peer_list) -> usize {
+    infallible(0, || try_ref(list).map_or(0, Vec::len))
+}
+
+/// Peer `index` (0-based), borrowed from the list: valid until `podnet_peer_list_free`; never
+/// free or modify it. It can be passed to `podnet_node_peer_add` and `podnet_node_peers_sync`.
+/// NULL `list` or an index out of range gives NULL.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_peer_list_at(list: *const podnet_peer_list, index: usize) -> *const podnet_peer {
+    infallible(std::ptr::null(), || {
+        try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<podnet_peer>)
+    })
+}
+
+/// Free a peer list and every peer borrowed from it. NULL is accepted (no-op).
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_peer_list_free(list: *mut podnet_peer_list) {
+    infallible((), || free_owned(list))
+}
+
+/// What `podnet_node_peers_sync` changed.
+///
+/// Owned by the caller; free with `podnet_sync_report_free`. Immutable: thread-safe to read.
+pub struct podnet_sync_report {
+    _private: [u8; 0],
+}
+
+impl Castable for podnet_sync_report {
+    type RustType = SyncReport;
+}
+
+/// Number of peers the node is configured with after the sync. NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_sync_report_peers(report: *const podnet_sync_report) -> usize {
+    infallible(0, || try_ref(report).map_or(0, |r| r.peers))
+}
+
+/// Number of kernel entries (routes, neighbours, FDB entries) the sync added. NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_sync_report_added(report: *const podnet_sync_report) -> usize {
+    infallible(0, || try_ref(report).map_or(0, |r| r.added))
+}
+
+/// Number of stale kernel entries the sync removed (including ones an earlier run or another
+/// process left behind). NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_sync_report_removed(report: *const podnet_sync_report) -> usize {
+    infallible(0, || try_ref(report).map_or(0, |r| r.removed))
+}
+
+/// Free a sync report. NULL is accepted (no-op).
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_sync_report_free(report: *mut podnet_sync_report) {
+    infallible((), || free_owned(report))
+}
+
+/// Add or update one peer: a route to each of its pod CIDRs, over the overlay (route, neighbour
+/// and FDB entry on the VXLAN device) or routed via its underlay address, as the node's
+/// cross-node mode decides per peer. O(1) kernel requests whatever the number of peers; an
+/// update changes only what differs from the peer's record. The peer's underlay address is
+/// never masqueraded.
+///
+/// Errors: `PODNET_STATUS_INVALID_ARGUMENT` when the node has no underlay
+/// (`podnet_node_config_set_underlay`), the peer has no pod CIDR or is the node itself, or a
+/// routed peer is not on-link; `PODNET_STATUS_CONFLICT` when a pod CIDR overlaps the node's own;
+/// `PODNET_STATUS_KERNEL` when the kernel refuses an entry. `peer` is only read.
+/// Thread-safe (peer changes on one node serialize).
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_peer_add(
+    node: *const podnet_node,
+    peer: *const podnet_peer,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_peer_add", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let peer = c.obj("peer", peer)?;
+        core(node.add_peer(&peer.peer))
+    })
+}
+
+/// Remove one peer's routes and entries and its record. Idempotent: an unknown name is success.
+///
+/// `name`: a peer name as for `podnet_peer_new`. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_peer_remove(
+    node: *const podnet_node,
+    name: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_peer_remove", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let name = c.name("name", name)?;
+        core(node.remove_peer(name))
+    })
+}
+
+/// Converge the node to exactly the `n_peers` peers at `peers`: add what is missing, fix what
+/// changed, and remove every peer route, neighbour and FDB entry that is not wanted, including
+/// ones an earlier run (or a crashed agent) left in the kernel. The way to repair after a
+/// restart.
+///
+/// `peers` may be NULL only when `n_peers` is 0 (then every peer is removed); each element must
+/// be a non-NULL peer (owned or borrowed from a list), and no name may appear twice
+/// (`PODNET_STATUS_INVALID_ARGUMENT`). Every peer is checked (as by `podnet_node_peer_add`)
+/// before anything changes. On success writes a new report to `*report_out` (free it with
+/// `podnet_sync_report_free`); on failure `*report_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_peers_sync(
+    node: *const podnet_node,
+    peers: *const *const podnet_peer,
+    n_peers: usize,
+    report_out: *mut *mut podnet_sync_report,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_peers_sync", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let raw = c.slice("peers", peers, n_peers)?;
+        let out = c.out("report_out", report_out)?;
+        let mut list: Vec<Peer> = Vec::with_capacity(raw.len());
+        for (i, p) in raw.iter().enumerate() {
+            list.push(c.obj::<podnet_peer>(&format!("peers[{i}]"), *p)?.peer.clone());
+        }
+        let r = core(node.sync_peers(&list))?;
+        out.write(to_owned_ptr::<podnet_sync_report>(r));
+        Ok(())
+    })
+}
+
+/// List the peers the node is configured with (its records), sorted by name.
+///
+/// On success writes a new list to `*list_out` (free it with `podnet_peer_list_free`); on
+/// failure `*list_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_peer_list(
+    node: *const podnet_node,
+    list_out: *mut *mut podnet_peer_list,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_peer_list", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let out = c.out("list_out", list_out)?;
+        let list: Vec<PeerObj> = core(node.list_peers())?.into_iter().map(PeerObj::new).collect();
+        out.write(to_owned_ptr::<podnet_peer_list>(list));
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_builder() {
+        let mut p: *mut podnet_peer = std::ptr::null_mut();
+        assert_eq!(
+            podnet_peer_new(c"n2".as_ptr(), c"10.0.0.2".as_ptr(), &mut p, std::ptr::null_mut()),
+            podnet_status::Ok
+        );
+        assert_eq!(podnet_peer_add_pod_cidr(p, c"10.244.2.0/24".as_ptr(), std::ptr::null_mut()), podnet_status::Ok);
+        assert_eq!(podnet_peer_add_pod_cidr(p, c"10.244.2.0/24".as_ptr(), std::ptr::null_mut()), podnet_status::Ok);
+        assert_eq!(podnet_peer_pod_cidr_count(p), 1);
+        let derived = podnet_core::peers::vtep_mac("n2");
+        let o = try_ref::<podnet_peer>(p).unwrap();
+        assert_eq!(o.vtep_mac.to_str().unwrap(), mac_string(derived));
+        let bad = [1u8, 0, 0, 0, 0, 1];
+        assert_eq!(podnet_peer_set_vtep_mac(p, bad.as_ptr(), 6, std::ptr::null_mut()), podnet_status::InvalidArgument);
+        let good = [0x0eu8, 0, 0, 0, 0, 3];
+        assert_eq!(podnet_peer_set_vtep_mac(p, good.as_ptr(), 5, std::ptr::null_mut()), podnet_status::InvalidArgument);
+        assert_eq!(podnet_peer_set_vtep_mac(p, good.as_ptr(), 6, std::ptr::null_mut()), podnet_status::Ok);
+        assert_eq!(try_ref::<podnet_peer>(p).unwrap().vtep_mac.to_str().unwrap(), "0e:00:00:00:00:03");
+        podnet_peer_free(p);
+    }
+}

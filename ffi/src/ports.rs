@@ -1,0 +1,348 @@
+//! Host ports of existing sandboxes through the C ABI: the `podnet_port_list` builder, the
+//! `podnet_port_entry` / `podnet_port_entry_list` and `podnet_repair_report` results, and the
+//! node calls `podnet_node_ports_add/remove/list` and `podnet_node_repair`.
+
+use std::ffi::{c_char, CString};
+
+use podnet_core::{PortEntry, PortMapping, RepairReport};
+
+use crate::call::{core, fallible, infallible};
+use crate::error::{cstring, podnet_error};
+use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Castable};
+use crate::node::podnet_node;
+use crate::sandbox::{podnet_sandbox, SandboxObj};
+use crate::spec::{podnet_protocol, podnet_protocol_code, port_mapping};
+use crate::status::podnet_status;
+
+/// A list of host port mappings to add to or remove from a sandbox (`podnet_node_ports_add`,
+/// `podnet_node_ports_remove`), built with `podnet_port_list_new` and `podnet_port_list_add`.
+///
+/// Owned by the caller; free with `podnet_port_list_free`. Not thread-safe: do not use one list
+/// from two threads at the same time (it may move between threads).
+pub struct podnet_port_list {
+    _private: [u8; 0],
+}
+
+impl Castable for podnet_port_list {
+    type RustType = Vec<PortMapping>;
+}
+
+/// Create an empty port list.
+///
+/// On success writes a new list to `*list_out` (free it with `podnet_port_list_free`); on
+/// failure `*list_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_port_list_new(
+    list_out: *mut *mut podnet_port_list,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_port_list_new", err_out, |c| {
+        let out = c.out("list_out", list_out)?;
+        out.write(to_owned_ptr::<podnet_port_list>(Vec::new()));
+        Ok(())
+    })
+}
+
+/// Add a mapping, exactly as `podnet_sandbox_spec_add_port` takes it: traffic to `host_port`
+/// on the node (only to `host_ip` if it is not NULL; NULL means every node address) goes to
+/// `container_port` in the pod.
+///
+/// `host_ip` may be NULL: here NULL is a value, not an error.
+/// Errors: `PODNET_STATUS_INVALID_ARGUMENT` for an unknown protocol, a port 0 or a mapping
+/// listed twice (same protocol, host port and host IP); `PODNET_STATUS_INVALID_ADDRESS` when
+/// `host_ip` does not parse. On failure the list is unchanged. Not thread-safe for one list.
+#[no_mangle]
+pub extern "C" fn podnet_port_list_add(
+    list: *mut podnet_port_list,
+    protocol: podnet_protocol_code,
+    host_ip: *const c_char,
+    host_port: u16,
+    container_port: u16,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_port_list_add", err_out, |c| {
+        let l = c.obj_mut("list", list)?;
+        let m = port_mapping(c, l, protocol, host_ip, host_port, container_port)?;
+        l.push(m);
+        Ok(())
+    })
+}
+
+/// Number of mappings in the list. NULL gives 0.
+/// Thread-safe (not concurrently with `podnet_port_list_add` on the same list).
+#[no_mangle]
+pub extern "C" fn podnet_port_list_count(list: *const podnet_port_list) -> usize {
+    infallible(0, || try_ref(list).map_or(0, Vec::len))
+}
+
+/// Free a port list. NULL is accepted (no-op). Mappings added with it stay on the node.
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_port_list_free(list: *mut podnet_port_list) {
+    infallible((), || free_owned(list))
+}
+
+/// Map more host ports to an existing sandbox: one nftables element per mapping and pod address
+/// family, O(1) whatever the number of mapped ports. Idempotent: mappings the sandbox has
+/// already are skipped. All or nothing: when one mapping is refused none is added.
+///
+/// `id`: a sandbox id as for `podnet_sandbox_spec_new`; `ports` is only read (an empty list
+/// changes nothing).
+/// Errors: `PODNET_STATUS_NOT_FOUND` for an unknown sandbox; `PODNET_STATUS_CONFLICT` when a
+/// host port is mapped to another sandbox already.
+/// On success writes the sandbox as it is now (all its mappings) to `*sandbox_out` (free it with
+/// `podnet_sandbox_free`); on failure `*sandbox_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_ports_add(
+    node: *const podnet_node,
+    id: *const c_char,
+    ports: *const podnet_port_list,
+    sandbox_out: *mut *mut podnet_sandbox,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_ports_add", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let id = c.name("id", id)?;
+        let ports = c.obj("ports", ports)?;
+        let out = c.out("sandbox_out", sandbox_out)?;
+        let sb = core(node.add_ports(id, ports))?;
+        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
+        Ok(())
+    })
+}
+
+/// Unmap host ports of a sandbox. Mappings the sandbox does not have are ignored (so a retry is
+/// fine); a mapping matches on protocol, host IP, host port and container port.
+///
+/// `id`: a sandbox id; `ports` is only read. Errors: `PODNET_STATUS_NOT_FOUND` for an unknown
+/// sandbox. On success writes the sandbox as it is now to `*sandbox_out` (free it with
+/// `podnet_sandbox_free`); on failure `*sandbox_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_ports_remove(
+    node: *const podnet_node,
+    id: *const c_char,
+    ports: *const podnet_port_list,
+    sandbox_out: *mut *mut podnet_sandbox,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_ports_remove", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let id = c.name("id", id)?;
+        let ports = c.obj("ports", ports)?;
+        let out = c.out("sandbox_out", sandbox_out)?;
+        let sb = core(node.remove_ports(id, ports))?;
+        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
+        Ok(())
+    })
+}
+
+/// One mapped host port of a node (an element of `podnet_port_entry_list`): the sandbox holding
+/// it, the mapping, and the pod addresses its traffic goes to.
+///
+/// Borrowed from its list: valid until the list is freed; never free it. Immutable: the
+/// accessors may be called from any thread, concurrently. Strings are owned by the list;
+/// accessors given NULL (or an index out of range) return NULL, 0 or
+/// `PODNET_PROTOCOL_UNKNOWN`.
+pub struct podnet_port_entry {
+    _private: [u8; 0],
+}
+
+/// The Rust value behind `podnet_port_entry`.
+#[derive(Debug)]
+pub(crate) struct PortEntryObj {
+    sandbox_id: CString,
+    mapping: PortMapping,
+    host_ip: Option<CString>,
+    pod_ips: Vec<CString>,
+}
+
+impl Castable for podnet_port_entry {
+    type RustType = PortEntryObj;
+}
+
+impl PortEntryObj {
+    fn new(e: &PortEntry) -> PortEntryObj {
+        PortEntryObj {
+            sandbox_id: cstring(e.sandbox.as_str()),
+            mapping: e.mapping,
+            host_ip: e.mapping.host_ip.map(|ip| cstring(ip.to_string())),
+            pod_ips: e.pod_ips.iter().map(|ip| cstring(ip.to_string())).collect(),
+        }
+    }
+}
+
+/// Id of the sandbox the port is mapped to. NULL gives NULL.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_sandbox_id(entry: *const podnet_port_entry) -> *const c_char {
+    infallible(std::ptr::null(), || try_ref(entry).map_or(std::ptr::null(), |e| e.sandbox_id.as_ptr()))
+}
+
+/// Protocol of the mapping. NULL gives `PODNET_PROTOCOL_UNKNOWN`.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_protocol(entry: *const podnet_port_entry) -> podnet_protocol {
+    infallible(podnet_protocol::Unknown, || {
+        try_ref(entry).map_or(podnet_protocol::Unknown, |e| podnet_protocol::from_core(e.mapping.protocol))
+    })
+}
+
+/// Host address of the mapping, or NULL when it applies to every node address (and for NULL).
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_host_ip(entry: *const podnet_port_entry) -> *const c_char {
+    infallible(std::ptr::null(), || {
+        try_ref(entry).and_then(|e| e.host_ip.as_ref()).map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// Host port of the mapping. NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_host_port(entry: *const podnet_port_entry) -> u16 {
+    infallible(0, || try_ref(entry).map_or(0, |e| e.mapping.host_port))
+}
+
+/// Pod (container) port of the mapping. NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_container_port(entry: *const podnet_port_entry) -> u16 {
+    infallible(0, || try_ref(entry).map_or(0, |e| e.mapping.container_port))
+}
+
+/// Number of pod addresses the port's traffic goes to (one per pod address family, only the
+/// host IP's family when the mapping has one). NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_pod_ip_count(entry: *const podnet_port_entry) -> usize {
+    infallible(0, || try_ref(entry).map_or(0, |e| e.pod_ips.len()))
+}
+
+/// Pod address `index` (0-based), without prefix length, e.g. "10.88.0.5". NULL `entry` or an
+/// index out of range gives NULL.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_pod_ip_at(entry: *const podnet_port_entry, index: usize) -> *const c_char {
+    infallible(std::ptr::null(), || {
+        try_ref(entry).and_then(|e| e.pod_ips.get(index)).map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// Every host port mapped on a node (from `podnet_node_ports_list`), sorted by sandbox id, each
+/// sandbox's mappings in the order they were added.
+///
+/// Owned by the caller; free with `podnet_port_entry_list_free`. Immutable: thread-safe to read.
+pub struct podnet_port_entry_list {
+    _private: [u8; 0],
+}
+
+impl Castable for podnet_port_entry_list {
+    type RustType = Vec<PortEntryObj>;
+}
+
+/// Number of entries. NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_list_count(list: *const podnet_port_entry_list) -> usize {
+    infallible(0, || try_ref(list).map_or(0, Vec::len))
+}
+
+/// Entry `index` (0-based), borrowed from the list: valid until `podnet_port_entry_list_free`,
+/// never free it yourself. NULL `list` or an index out of range gives NULL.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_list_at(
+    list: *const podnet_port_entry_list,
+    index: usize,
+) -> *const podnet_port_entry {
+    infallible(std::ptr::null(), || {
+        try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<podnet_port_entry>)
+    })
+}
+
+/// Free an entry list and every entry borrowed from it. NULL is accepted (no-op).
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_port_entry_list_free(list: *mut podnet_port_entry_list) {
+    infallible((), || free_owned(list))
+}
+
+/// List every host port mapped on the node (from the sandboxes' records).
+///
+/// On success writes a new list to `*list_out` (free it with `podnet_port_entry_list_free`); on
+/// failure `*list_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_ports_list(
+    node: *const podnet_node,
+    list_out: *mut *mut podnet_port_entry_list,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_ports_list", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let out = c.out("list_out", list_out)?;
+        let list: Vec<PortEntryObj> = core(node.list_ports())?.iter().map(PortEntryObj::new).collect();
+        out.write(to_owned_ptr::<podnet_port_entry_list>(list));
+        Ok(())
+    })
+}
+
+/// What `podnet_node_repair` found and fixed.
+///
+/// Owned by the caller; free with `podnet_repair_report_free`. Immutable: thread-safe to read.
+pub struct podnet_repair_report {
+    _private: [u8; 0],
+}
+
+impl Castable for podnet_repair_report {
+    type RustType = RepairReport;
+}
+
+/// True when podnet's nftables table was missing (someone flushed the ruleset) and was
+/// recreated. NULL gives false.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_repair_report_table_recreated(report: *const podnet_repair_report) -> bool {
+    infallible(false, || try_ref(report).is_some_and(|r| r.table_recreated))
+}
+
+/// Number of host-port elements (one per mapping and pod address family) that were missing and
+/// were re-added. NULL gives 0.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_repair_report_ports_restored(report: *const podnet_repair_report) -> usize {
+    infallible(0, || try_ref(report).map_or(0, |r| r.ports_restored))
+}
+
+/// Free a repair report. NULL is accepted (no-op).
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_repair_report_free(report: *mut podnet_repair_report) {
+    infallible((), || free_owned(report))
+}
+
+/// Re-install podnet's nftables table (`inet podnet`: host ports, egress masquerade) and every
+/// recorded host port when someone flushed the ruleset or deleted elements. Other tables are
+/// never touched; a healthy node is left as it is. Run it after anything that may flush
+/// nftables (a firewall reload).
+///
+/// On success writes a new report to `*report_out` (free it with `podnet_repair_report_free`);
+/// on failure `*report_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_repair(
+    node: *const podnet_node,
+    report_out: *mut *mut podnet_repair_report,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_repair", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let out = c.out("report_out", report_out)?;
+        let r = core(node.repair())?;
+        out.write(to_owned_ptr::<podnet_repair_report>(r));
+        Ok(())
+    })
+}
