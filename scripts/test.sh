@@ -31,7 +31,7 @@ suite() { # suite NAME COMMAND...
 suite rust cargo test --workspace --all-targets
 suite c make header-check symbols-check cxx-check c-test c-example
 if [ -f bindings-go/Makefile ]; then
-  suite go make -C bindings-go test
+  suite go make -C bindings-go ci
 fi
 suite demo cargo run -q --release -p podnet-cli -- demo
 

@@ -1,0 +1,332 @@
+package podnet
+
+/*
+#include <stdlib.h>
+#include <podnet.h>
+*/
+import "C"
+
+import (
+	"net/netip"
+	"strconv"
+	"unsafe"
+)
+
+// Mode is how pods attach to the node.
+type Mode uint32
+
+const (
+	// ModeDefault leaves the choice to the library (bridge). A Sandbox never reports it.
+	ModeDefault Mode = C.PODNET_MODE_UNKNOWN
+	// ModeBridge: host veths join a Linux bridge holding the gateway address (CNI bridge
+	// plugin style).
+	ModeBridge Mode = C.PODNET_MODE_BRIDGE
+	// ModeRouted: no bridge; /32 (/128) pod addresses, a host route per pod, link-local
+	// gateway 169.254.1.1 / fe80::1 answered by the host veth (Calico style).
+	ModeRouted Mode = C.PODNET_MODE_ROUTED
+)
+
+// String returns "bridge", "routed", "default" or "mode(N)".
+func (m Mode) String() string {
+	switch m {
+	case ModeDefault:
+		return "default"
+	case ModeBridge:
+		return "bridge"
+	case ModeRouted:
+		return "routed"
+	}
+	return "mode(" + strconv.FormatUint(uint64(m), 10) + ")"
+}
+
+// CrossNodeMode is how packets reach other nodes' pods.
+type CrossNodeMode uint32
+
+const (
+	// CrossNodeDefault leaves the choice to the library (overlay).
+	CrossNodeDefault CrossNodeMode = C.PODNET_CROSS_NODE_MODE_UNKNOWN
+	// CrossNodeOverlay: VXLAN to every peer (flannel-compatible: VNI 1, UDP port 8472 by
+	// default).
+	CrossNodeOverlay CrossNodeMode = C.PODNET_CROSS_NODE_MODE_OVERLAY
+	// CrossNodeRouted: one route per peer pod CIDR via the peer's underlay address; every
+	// peer must be on-link. No VXLAN device.
+	CrossNodeRouted CrossNodeMode = C.PODNET_CROSS_NODE_MODE_ROUTED
+	// CrossNodeAuto: routed to peers on this node's underlay subnet, overlay to the rest.
+	CrossNodeAuto CrossNodeMode = C.PODNET_CROSS_NODE_MODE_AUTO
+)
+
+// String returns "overlay", "routed", "auto", "default" or "cross_node_mode(N)".
+func (m CrossNodeMode) String() string {
+	switch m {
+	case CrossNodeDefault:
+		return "default"
+	case CrossNodeOverlay:
+		return "overlay"
+	case CrossNodeRouted:
+		return "routed"
+	case CrossNodeAuto:
+		return "auto"
+	}
+	return "cross_node_mode(" + strconv.FormatUint(uint64(m), 10) + ")"
+}
+
+// Underlay is the node's own address on the network that connects the nodes (the VXLAN
+// source address, and the next hop other nodes route this node's pods to) and, optionally,
+// the interface holding it (empty: found by address when the node opens).
+type Underlay struct {
+	Address   netip.Addr
+	Interface string
+}
+
+// IPRange limits the addresses handed out from the pod CIDR containing First and Last
+// (inclusive).
+type IPRange struct {
+	First, Last netip.Addr
+}
+
+// NodeConfig describes one node: one network namespace, its pod CIDRs, bridge and records.
+// Zero fields take the library's defaults. It is plain data: OpenNode and Validate copy it
+// into the library and keep no reference.
+type NodeConfig struct {
+	// Name: [A-Za-z0-9_.-], 1..128 bytes, no "..". It names the default state dir and the
+	// pods' netns pins. Required.
+	Name string
+	// PodCIDRs: at most one IPv4 and one IPv6 prefix (host bits clear). The first usable
+	// address is the gateway; pods get the others. At least one is required.
+	PodCIDRs []netip.Prefix
+	// IPRanges restricts allocation to a range of a pod CIDR (at most one per CIDR; a later
+	// one for the same CIDR replaces an earlier one).
+	IPRanges []IPRange
+	// ReservedIPs are never handed out.
+	ReservedIPs []netip.Addr
+	// Mode: ModeBridge (the default) or ModeRouted.
+	Mode Mode
+	// BridgeName (bridge mode): default "podnet0", 1..15 bytes.
+	BridgeName string
+	// MTU of the bridge and every veth, 576..65535; 0 means 1500.
+	MTU uint32
+	// NetnsPath binds the node to the network namespace at that absolute path (e.g.
+	// "/run/netns/node1"); empty means the namespace of the thread that calls OpenNode.
+	// A multithreaded Go program's threads normally share one, see the package docs.
+	NetnsPath string
+	// StateDir holds address reservations and sandbox records; default
+	// "/run/podnet/<Name>". Keep it on tmpfs.
+	StateDir string
+	// NetnsDir is where pods' network namespaces are pinned; default "/run/netns".
+	NetnsDir string
+
+	// Multi-node. Underlay (a zero Address: none) is required before peers can be added;
+	// unless CrossNode is CrossNodeRouted, opening the node creates the VXLAN device on it and
+	// lowers the pod MTU to fit the encapsulation.
+	Underlay Underlay
+	// ClusterCIDRs: the pod range of the whole cluster, at most one per family; every pod CIDR
+	// must lie inside the cluster CIDR of its family. Pod traffic leaving them is masqueraded
+	// (unless DisableEgressMasquerade); without one nothing is.
+	ClusterCIDRs []netip.Prefix
+	// CrossNode: CrossNodeOverlay (the default), CrossNodeRouted or CrossNodeAuto.
+	CrossNode CrossNodeMode
+	// VXLANVNI: 1..16777215; 0 means 1 (flannel's). The same on every node.
+	VXLANVNI uint32
+	// VXLANPort: UDP port; 0 means 8472 (flannel's and Linux's). The same on every node.
+	VXLANPort uint16
+	// VXLANDevice names the VXLAN device; default "podnet.1".
+	VXLANDevice string
+	// KeepVXLANTxChecksumOffload leaves the VXLAN device's TX checksum offload alone; by
+	// default podnet turns it off (the kernel bug behind flannel's 63-second delays).
+	KeepVXLANTxChecksumOffload bool
+	// DisableEgressMasquerade turns off masquerading of pod traffic leaving the cluster CIDRs.
+	DisableEgressMasquerade bool
+}
+
+// Validate checks the configuration as OpenNode would, without touching the kernel or the
+// disk.
+func (c NodeConfig) Validate() error {
+	cfg, err := c.build("podnet.NodeConfig.Validate")
+	if err != nil {
+		return err
+	}
+	defer C.podnet_node_config_free(cfg)
+	var cerr *C.podnet_error
+	st := C.podnet_node_config_validate(cfg, &cerr)
+	return takeError(st, cerr, "podnet_node_config_validate")
+}
+
+// build copies c into a new C config (free it with podnet_node_config_free).
+func (c *NodeConfig) build(op string) (*C.podnet_node_config, error) {
+	if err := checkString(op, "node name", c.Name); err != nil {
+		return nil, err
+	}
+	name := C.CString(c.Name)
+	defer C.free(unsafe.Pointer(name))
+	var cfg *C.podnet_node_config
+	var cerr *C.podnet_error
+	// The status is read before cerr: Go does not order reading an operand after a call.
+	st := C.podnet_node_config_new(name, &cfg, &cerr)
+	if err := takeError(st, cerr, "podnet_node_config_new"); err != nil {
+		return nil, err
+	}
+	if err := c.apply(cfg, op); err != nil {
+		C.podnet_node_config_free(cfg)
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
+	var cerr *C.podnet_error
+	// setStr calls one string setter of the config.
+	setStr := func(what, s string, set func(*C.char) C.podnet_status, cop string) error {
+		if err := checkString(op, what, s); err != nil {
+			return err
+		}
+		cs := C.CString(s)
+		defer C.free(unsafe.Pointer(cs))
+		cerr = nil
+		st := set(cs)
+		return takeError(st, cerr, cop)
+	}
+	for _, p := range c.PodCIDRs {
+		if !p.IsValid() {
+			return argError(CodeInvalidAddress, op, "invalid pod CIDR %v", p)
+		}
+		err := setStr("pod CIDR", p.String(), func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_add_pod_cidr(cfg, s, &cerr)
+		}, "podnet_node_config_add_pod_cidr")
+		if err != nil {
+			return err
+		}
+	}
+	for _, r := range c.IPRanges {
+		if !r.First.IsValid() || !r.Last.IsValid() {
+			return argError(CodeInvalidAddress, op, "invalid IP range %v-%v", r.First, r.Last)
+		}
+		first, last := C.CString(r.First.String()), C.CString(r.Last.String())
+		cerr = nil
+		st := C.podnet_node_config_set_ip_range(cfg, first, last, &cerr)
+		C.free(unsafe.Pointer(first))
+		C.free(unsafe.Pointer(last))
+		if err := takeError(st, cerr, "podnet_node_config_set_ip_range"); err != nil {
+			return err
+		}
+	}
+	for _, ip := range c.ReservedIPs {
+		if !ip.IsValid() {
+			return argError(CodeInvalidAddress, op, "invalid reserved IP %v", ip)
+		}
+		err := setStr("reserved IP", ip.String(), func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_add_reserved_ip(cfg, s, &cerr)
+		}, "podnet_node_config_add_reserved_ip")
+		if err != nil {
+			return err
+		}
+	}
+	if c.Mode != ModeDefault {
+		cerr = nil
+		st := C.podnet_node_config_set_mode(cfg, C.podnet_mode(c.Mode), &cerr)
+		if err := takeError(st, cerr, "podnet_node_config_set_mode"); err != nil {
+			return err
+		}
+	}
+	if c.MTU != 0 {
+		cerr = nil
+		st := C.podnet_node_config_set_mtu(cfg, C.uint32_t(c.MTU), &cerr)
+		if err := takeError(st, cerr, "podnet_node_config_set_mtu"); err != nil {
+			return err
+		}
+	}
+	if c.Underlay.Address.IsValid() || c.Underlay.Interface != "" {
+		if !c.Underlay.Address.IsValid() {
+			return argError(CodeInvalidAddress, op, "underlay interface %q without an address", c.Underlay.Interface)
+		}
+		if err := checkString(op, "underlay interface", c.Underlay.Interface); err != nil {
+			return err
+		}
+		addr := C.CString(c.Underlay.Address.String())
+		var iface *C.char // NULL: found by address
+		if c.Underlay.Interface != "" {
+			iface = C.CString(c.Underlay.Interface)
+		}
+		cerr = nil
+		st := C.podnet_node_config_set_underlay(cfg, addr, iface, &cerr)
+		C.free(unsafe.Pointer(addr))
+		C.free(unsafe.Pointer(iface))
+		if err := takeError(st, cerr, "podnet_node_config_set_underlay"); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.ClusterCIDRs {
+		if !p.IsValid() {
+			return argError(CodeInvalidAddress, op, "invalid cluster CIDR %v", p)
+		}
+		err := setStr("cluster CIDR", p.String(), func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_add_cluster_cidr(cfg, s, &cerr)
+		}, "podnet_node_config_add_cluster_cidr")
+		if err != nil {
+			return err
+		}
+	}
+	if c.CrossNode != CrossNodeDefault {
+		cerr = nil
+		st := C.podnet_node_config_set_cross_node_mode(cfg, C.podnet_cross_node_mode(c.CrossNode), &cerr)
+		if err := takeError(st, cerr, "podnet_node_config_set_cross_node_mode"); err != nil {
+			return err
+		}
+	}
+	if c.VXLANVNI != 0 {
+		cerr = nil
+		st := C.podnet_node_config_set_vxlan_vni(cfg, C.uint32_t(c.VXLANVNI), &cerr)
+		if err := takeError(st, cerr, "podnet_node_config_set_vxlan_vni"); err != nil {
+			return err
+		}
+	}
+	if c.VXLANPort != 0 {
+		cerr = nil
+		st := C.podnet_node_config_set_vxlan_port(cfg, C.uint16_t(c.VXLANPort), &cerr)
+		if err := takeError(st, cerr, "podnet_node_config_set_vxlan_port"); err != nil {
+			return err
+		}
+	}
+	if c.KeepVXLANTxChecksumOffload {
+		cerr = nil
+		st := C.podnet_node_config_set_vxlan_disable_tx_checksum_offload(cfg, false, &cerr)
+		if err := takeError(st, cerr, "podnet_node_config_set_vxlan_disable_tx_checksum_offload"); err != nil {
+			return err
+		}
+	}
+	if c.DisableEgressMasquerade {
+		cerr = nil
+		st := C.podnet_node_config_set_egress_masquerade(cfg, false, &cerr)
+		if err := takeError(st, cerr, "podnet_node_config_set_egress_masquerade"); err != nil {
+			return err
+		}
+	}
+	strs := []struct {
+		what, value, cop string
+		set              func(*C.char) C.podnet_status
+	}{
+		{"bridge name", c.BridgeName, "podnet_node_config_set_bridge_name", func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_set_bridge_name(cfg, s, &cerr)
+		}},
+		{"netns path", c.NetnsPath, "podnet_node_config_set_netns_path", func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_set_netns_path(cfg, s, &cerr)
+		}},
+		{"state dir", c.StateDir, "podnet_node_config_set_state_dir", func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_set_state_dir(cfg, s, &cerr)
+		}},
+		{"netns dir", c.NetnsDir, "podnet_node_config_set_netns_dir", func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_set_netns_dir(cfg, s, &cerr)
+		}},
+		{"VXLAN device", c.VXLANDevice, "podnet_node_config_set_vxlan_device", func(s *C.char) C.podnet_status {
+			return C.podnet_node_config_set_vxlan_device(cfg, s, &cerr)
+		}},
+	}
+	for _, s := range strs {
+		if s.value == "" {
+			continue
+		}
+		if err := setStr(s.what, s.value, s.set, s.cop); err != nil {
+			return err
+		}
+	}
+	return nil
+}

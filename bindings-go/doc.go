@@ -1,0 +1,54 @@
+// Package podnet is the Go API of podnet, Kubernetes pod networking as a library: it wraps
+// libpodnet's C ABI (include/podnet.h) with cgo and links libpodnet.a statically.
+//
+//	import podnet "github.com/podnet/podnet/bindings-go"
+//
+//	node, err := podnet.OpenNode(podnet.NodeConfig{
+//		Name:     "node1",
+//		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24")},
+//	})
+//	if err != nil { ... }
+//	defer node.Close()
+//	pod, err := node.CreateSandbox(podnet.SandboxSpec{ID: "web-1"})
+//	if errors.Is(err, podnet.ErrAlreadyExists) { ... }
+//	fmt.Println(pod.IPs[0], pod.NetnsPath)
+//	err = node.DeleteSandbox("web-1") // idempotent
+//
+// Build the library first, once: `make lib` at the repository root (bindings-go/README.md has
+// the details and the make targets).
+//
+// # Objects and lifetimes
+//
+// Configurations and specs (NodeConfig, SandboxSpec, Peer, PortMapping, PlanInput) and results
+// (Sandbox, CheckReport, GCReport, SyncReport, PortEntry, RepairReport, PlanResult) are plain Go
+// values: a call copies them into or out of the library and frees the C objects before it
+// returns. The objects that hold a C handle are *Node, *NodeCIDRAllocator and
+// *ServiceIPAllocator: Close them (Close is idempotent; later calls return ErrClosed); a
+// finalizer closes a forgotten one as a safety net. C never keeps a Go pointer.
+//
+// # Errors
+//
+// Every failure is an *Error carrying the library's Code, the failed operation, the message
+// and the errno. errors.Is(err, ErrNotFound) and the other Err* sentinels match on the code;
+// errors.Is(err, syscall.EPERM) matches on the errno.
+//
+// # Goroutines, threads and namespaces
+//
+// A *Node is safe for concurrent use by many goroutines; the library runs the calls in
+// parallel (calls for the same sandbox id serialize). So are the allocators (the Go wrapper
+// serializes the calls that change them). The library never changes the calling
+// thread's namespaces, never forks and never execs, so callers never need
+// runtime.LockOSThread.
+//
+// Running something inside a pod (a listener, a dial) is the caller's business, not the
+// library's: enter Sandbox.NetnsPath on a dedicated OS thread (runtime.LockOSThread, then
+// setns(2)), create the sockets there and never unlock that thread, so it exits with its
+// goroutine; sockets keep their namespace. Never do it on the main thread: the runtime cannot
+// end it and parks it instead, still in the pod's namespace, which then outlives the pod. And
+// close a pod's sockets before deleting it: an open socket keeps its namespace alive too. The
+// tests and examples/go show how.
+//
+// The node is bound to NodeConfig.NetnsPath, or when it is empty to the network namespace of
+// the thread calling OpenNode. In a Go program all threads normally share one (the process's);
+// a program that moves threads between namespaces should set NetnsPath.
+package podnet

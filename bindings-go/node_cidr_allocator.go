@@ -1,0 +1,239 @@
+package podnet
+
+/*
+#include <stdlib.h>
+#include <podnet.h>
+*/
+import "C"
+
+import (
+	"net/netip"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Cluster-wide allocators: pure values the caller stores (MarshalBinary) wherever the cluster
+// keeps its truth, with compare-and-swap. podnet never runs a store of its own.
+//
+// Each holds a C handle: Close it (Close is idempotent; a finalizer closes a forgotten one).
+// Unlike the C objects, the Go values are safe for concurrent use: changes take a lock, reads
+// share it.
+
+// NodeCIDRAllocator hands each node one pod CIDR per cluster CIDR (one, or one IPv4 and one
+// IPv6): round-robin, like Kubernetes' range allocator. It never hands out a CIDR
+// overlapping the service ranges it was built with.
+type NodeCIDRAllocator struct {
+	mu  sync.RWMutex
+	ptr *C.podnet_node_cidr_allocator
+}
+
+// NewNodeCIDRAllocator creates an empty allocator. clusterCIDRs: one, or one IPv4 and one
+// IPv6 (primary family first). nodeMasks: one node CIDR prefix length per cluster CIDR, or
+// none for the Kubernetes defaults /24 and /64. serviceCIDRs: ranges to keep clear (they must
+// not overlap the cluster CIDRs).
+func NewNodeCIDRAllocator(clusterCIDRs []netip.Prefix, nodeMasks []uint8, serviceCIDRs []netip.Prefix) (*NodeCIDRAllocator, error) {
+	const op = "NewNodeCIDRAllocator"
+	cluster, err := cPrefixes(op, "cluster CIDR", clusterCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	defer cluster.free()
+	services, err := cPrefixes(op, "service CIDR", serviceCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	defer services.free()
+	var masks *C.uint8_t
+	if len(nodeMasks) > 0 {
+		// Pointer-free Go memory: C may read it during the call.
+		masks = (*C.uint8_t)(unsafe.Pointer(&nodeMasks[0]))
+	}
+	var ptr *C.podnet_node_cidr_allocator
+	var cerr *C.podnet_error
+	st := C.podnet_node_cidr_allocator_new(cluster.ptr(), C.size_t(len(cluster)), masks, C.size_t(len(nodeMasks)),
+		services.ptr(), C.size_t(len(services)), &ptr, &cerr)
+	runtime.KeepAlive(nodeMasks)
+	if err := takeError(st, cerr, "podnet_node_cidr_allocator_new"); err != nil {
+		return nil, err
+	}
+	return newNodeCIDRAllocator(ptr), nil
+}
+
+// NodeCIDRAllocatorFromBytes restores an allocator saved with MarshalBinary. Damaged or
+// foreign bytes give ErrInvalidArgument.
+func NodeCIDRAllocatorFromBytes(data []byte) (*NodeCIDRAllocator, error) {
+	var ptr *C.podnet_node_cidr_allocator
+	var cerr *C.podnet_error
+	st := C.podnet_node_cidr_allocator_from_bytes(bytesPtr(data), C.size_t(len(data)), &ptr, &cerr)
+	runtime.KeepAlive(data)
+	if err := takeError(st, cerr, "podnet_node_cidr_allocator_from_bytes"); err != nil {
+		return nil, err
+	}
+	return newNodeCIDRAllocator(ptr), nil
+}
+
+func newNodeCIDRAllocator(ptr *C.podnet_node_cidr_allocator) *NodeCIDRAllocator {
+	a := &NodeCIDRAllocator{ptr: ptr}
+	runtime.SetFinalizer(a, (*NodeCIDRAllocator).Close)
+	return a
+}
+
+// Close frees the allocator. Idempotent; always nil.
+func (a *NodeCIDRAllocator) Close() error {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ptr != nil {
+		runtime.SetFinalizer(a, nil)
+		C.podnet_node_cidr_allocator_free(a.ptr)
+		a.ptr = nil
+	}
+	return nil
+}
+
+// read and write lock the allocator for one call and return its pointer, or ErrClosed.
+func (a *NodeCIDRAllocator) read() (*C.podnet_node_cidr_allocator, func(), error) {
+	if a == nil {
+		return nil, nil, ErrClosed
+	}
+	a.mu.RLock()
+	if a.ptr == nil {
+		a.mu.RUnlock()
+		return nil, nil, ErrClosed
+	}
+	return a.ptr, func() { a.mu.RUnlock(); runtime.KeepAlive(a) }, nil
+}
+
+func (a *NodeCIDRAllocator) write() (*C.podnet_node_cidr_allocator, func(), error) {
+	if a == nil {
+		return nil, nil, ErrClosed
+	}
+	a.mu.Lock()
+	if a.ptr == nil {
+		a.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	return a.ptr, func() { a.mu.Unlock(); runtime.KeepAlive(a) }, nil
+}
+
+// Allocate hands out one node CIDR per family for a new node, primary family first (its
+// spec.podCIDRs). All or nothing: ErrExhausted when one family has none left.
+func (a *NodeCIDRAllocator) Allocate() ([]netip.Prefix, error) {
+	ptr, done, err := a.write()
+	if err != nil {
+		return nil, err
+	}
+	var list *C.podnet_string_list
+	var cerr *C.podnet_error
+	st := C.podnet_node_cidr_allocator_allocate(ptr, &list, &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_node_cidr_allocator_allocate"); err != nil {
+		return nil, err
+	}
+	defer C.podnet_string_list_free(list)
+	return prefixesOf("Allocate", list)
+}
+
+// Occupy marks node CIDRs as allocated (adopting an existing node's spec.podCIDRs): at least
+// one, at most one per family. All or nothing; ErrAlreadyExists when one is allocated.
+func (a *NodeCIDRAllocator) Occupy(cidrs ...netip.Prefix) error {
+	cs, err := cPrefixes("Occupy", "node CIDR", cidrs)
+	if err != nil {
+		return err
+	}
+	defer cs.free()
+	ptr, done, err := a.write()
+	if err != nil {
+		return err
+	}
+	var cerr *C.podnet_error
+	st := C.podnet_node_cidr_allocator_occupy(ptr, cs.ptr(), C.size_t(len(cs)), &cerr)
+	done()
+	return takeError(st, cerr, "podnet_node_cidr_allocator_occupy")
+}
+
+// Release frees node CIDRs (a deleted node's), at most one per family, and returns how many
+// of them were allocated. Freeing a free CIDR is not an error, so cleanup can be retried.
+func (a *NodeCIDRAllocator) Release(cidrs ...netip.Prefix) (int, error) {
+	cs, err := cPrefixes("Release", "node CIDR", cidrs)
+	if err != nil {
+		return 0, err
+	}
+	defer cs.free()
+	ptr, done, err := a.write()
+	if err != nil {
+		return 0, err
+	}
+	var released C.size_t
+	var cerr *C.podnet_error
+	st := C.podnet_node_cidr_allocator_release(ptr, cs.ptr(), C.size_t(len(cs)), &released, &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_node_cidr_allocator_release"); err != nil {
+		return 0, err
+	}
+	return int(released), nil
+}
+
+// IsAllocated reports whether node CIDR cidr is allocated (ErrInvalidArgument when it is not
+// one of the allocator's node CIDRs).
+func (a *NodeCIDRAllocator) IsAllocated(cidr netip.Prefix) (bool, error) {
+	cs, err := cPrefixes("IsAllocated", "node CIDR", []netip.Prefix{cidr})
+	if err != nil {
+		return false, err
+	}
+	defer cs.free()
+	ptr, done, err := a.read()
+	if err != nil {
+		return false, err
+	}
+	var allocated C.bool
+	var cerr *C.podnet_error
+	st := C.podnet_node_cidr_allocator_is_allocated(ptr, cs[0], &allocated, &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_node_cidr_allocator_is_allocated"); err != nil {
+		return false, err
+	}
+	return bool(allocated), nil
+}
+
+// Capacity is how many nodes get a full set of node CIDRs from an empty allocator (0 after
+// Close).
+func (a *NodeCIDRAllocator) Capacity() uint64 {
+	ptr, done, err := a.read()
+	if err != nil {
+		return 0
+	}
+	defer done()
+	return uint64(C.podnet_node_cidr_allocator_capacity(ptr))
+}
+
+// Available is how many more Allocate calls succeed now (0 after Close).
+func (a *NodeCIDRAllocator) Available() uint64 {
+	ptr, done, err := a.read()
+	if err != nil {
+		return 0
+	}
+	defer done()
+	return uint64(C.podnet_node_cidr_allocator_available(ptr))
+}
+
+// MarshalBinary saves the allocator's state (ranges, node masks, allocations, round-robin
+// positions): a versioned header, JSON configuration, one bitmap per family and a CRC-32.
+// NodeCIDRAllocatorFromBytes restores it.
+func (a *NodeCIDRAllocator) MarshalBinary() ([]byte, error) {
+	ptr, done, err := a.read()
+	if err != nil {
+		return nil, err
+	}
+	var b *C.podnet_bytes
+	var cerr *C.podnet_error
+	st := C.podnet_node_cidr_allocator_to_bytes(ptr, &b, &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_node_cidr_allocator_to_bytes"); err != nil {
+		return nil, err
+	}
+	return takeBytes(b), nil
+}

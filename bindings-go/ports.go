@@ -1,0 +1,146 @@
+package podnet
+
+/*
+#include <stdlib.h>
+#include <podnet.h>
+*/
+import "C"
+
+import (
+	"net/netip"
+	"unsafe"
+)
+
+// PortEntry is one host port mapped on a node: the sandbox holding it, the mapping, and the
+// pod addresses its traffic goes to.
+type PortEntry struct {
+	SandboxID string
+	PortMapping
+	// PodIPs: one per pod address family (only the host IP's family when the mapping has one).
+	PodIPs []netip.Addr
+}
+
+// AddPorts maps more host ports to an existing sandbox. Idempotent: mappings the sandbox has
+// already are skipped. All or nothing: ErrConflict when a host port is mapped to another
+// sandbox (then none is added); ErrNotFound for an unknown sandbox. Returns the sandbox as it
+// is now, with all its mappings.
+func (n *Node) AddPorts(id string, ports []PortMapping) (*Sandbox, error) {
+	return n.changePorts("AddPorts", id, ports, true)
+}
+
+// RemovePorts unmaps host ports of a sandbox; a mapping matches on protocol, host IP, host
+// port and container port, and mappings the sandbox does not have are ignored (a retry is
+// fine). ErrNotFound for an unknown sandbox. Returns the sandbox as it is now.
+func (n *Node) RemovePorts(id string, ports []PortMapping) (*Sandbox, error) {
+	return n.changePorts("RemovePorts", id, ports, false)
+}
+
+func (n *Node) changePorts(op, id string, ports []PortMapping, add bool) (*Sandbox, error) {
+	if err := checkString(op, "sandbox id", id); err != nil {
+		return nil, err
+	}
+	list, err := buildPortList(ports)
+	if err != nil {
+		return nil, err
+	}
+	defer C.podnet_port_list_free(list)
+	cid := C.CString(id)
+	defer C.free(unsafe.Pointer(cid))
+	var sb *C.podnet_sandbox
+	var st C.podnet_status
+	var cerr *C.podnet_error
+	cop := "podnet_node_ports_remove"
+	if add {
+		cop = "podnet_node_ports_add"
+	}
+	err = n.do(func(node *C.podnet_node) {
+		if add {
+			st = C.podnet_node_ports_add(node, cid, list, &sb, &cerr)
+		} else {
+			st = C.podnet_node_ports_remove(node, cid, list, &sb, &cerr)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := takeError(st, cerr, cop); err != nil {
+		return nil, err
+	}
+	defer C.podnet_sandbox_free(sb)
+	return copySandbox(sb, op)
+}
+
+// buildPortList copies ports into a new C port list (free it with podnet_port_list_free).
+func buildPortList(ports []PortMapping) (*C.podnet_port_list, error) {
+	var list *C.podnet_port_list
+	var cerr *C.podnet_error
+	st := C.podnet_port_list_new(&list, &cerr)
+	if err := takeError(st, cerr, "podnet_port_list_new"); err != nil {
+		return nil, err
+	}
+	for _, p := range ports {
+		hostIP := p.cHostIP()
+		st := C.podnet_port_list_add(list, C.podnet_protocol(p.Protocol), hostIP,
+			C.uint16_t(p.HostPort), C.uint16_t(p.ContainerPort), &cerr)
+		C.free(unsafe.Pointer(hostIP))
+		if err := takeError(st, cerr, "podnet_port_list_add"); err != nil {
+			C.podnet_port_list_free(list)
+			return nil, err
+		}
+	}
+	if got := int(C.podnet_port_list_count(list)); got != len(ports) {
+		C.podnet_port_list_free(list)
+		return nil, internalError("port list", "%d mappings added, the list holds %d", len(ports), got)
+	}
+	return list, nil
+}
+
+// ListPorts returns every host port mapped on the node (from the sandboxes' records), sorted
+// by sandbox id, each sandbox's mappings in the order they were added.
+func (n *Node) ListPorts() ([]PortEntry, error) {
+	var list *C.podnet_port_entry_list
+	var st C.podnet_status
+	var cerr *C.podnet_error
+	if err := n.do(func(node *C.podnet_node) { st = C.podnet_node_ports_list(node, &list, &cerr) }); err != nil {
+		return nil, err
+	}
+	if err := takeError(st, cerr, "podnet_node_ports_list"); err != nil {
+		return nil, err
+	}
+	defer C.podnet_port_entry_list_free(list)
+	count := int(C.podnet_port_entry_list_count(list))
+	out := make([]PortEntry, 0, count)
+	for i := 0; i < count; i++ {
+		// Borrowed from the list.
+		e := C.podnet_port_entry_list_at(list, C.size_t(i))
+		if e == nil {
+			return nil, internalError("ListPorts", "entry %d of %d is missing", i, count)
+		}
+		pe := PortEntry{
+			SandboxID: goString(C.podnet_port_entry_sandbox_id(e)),
+			PortMapping: PortMapping{
+				Protocol:      Protocol(C.podnet_port_entry_protocol(e)),
+				HostPort:      uint16(C.podnet_port_entry_host_port(e)),
+				ContainerPort: uint16(C.podnet_port_entry_container_port(e)),
+			},
+		}
+		if s := C.podnet_port_entry_host_ip(e); s != nil {
+			a, err := netip.ParseAddr(C.GoString(s))
+			if err != nil {
+				return nil, internalError("ListPorts", "host IP %q: %v", C.GoString(s), err)
+			}
+			pe.HostIP = a
+		}
+		ips := int(C.podnet_port_entry_pod_ip_count(e))
+		for j := 0; j < ips; j++ {
+			s := goString(C.podnet_port_entry_pod_ip_at(e, C.size_t(j)))
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, internalError("ListPorts", "pod IP %q: %v", s, err)
+			}
+			pe.PodIPs = append(pe.PodIPs, a)
+		}
+		out = append(out, pe)
+	}
+	return out, nil
+}

@@ -1,0 +1,264 @@
+package podnet
+
+/*
+#include <stdlib.h>
+#include <podnet.h>
+*/
+import "C"
+
+import (
+	"net/netip"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// See node_cidr_allocator.go for what the allocators share (storage, Close, locking).
+
+// ServiceIPAllocator hands out the service IPs of one service range
+// (--service-cluster-ip-range), like Kubernetes' bitmap allocator: user-chosen IPs anywhere,
+// dynamic ones at random from the upper band first, never the API server's (the first
+// address) unless asked for.
+type ServiceIPAllocator struct {
+	mu  sync.RWMutex
+	ptr *C.podnet_service_ip_allocator
+}
+
+// NewServiceIPAllocator creates an empty allocator for cidr ("10.96.0.0/12",
+// "fd00:96::/108"). ErrInvalidArgument for host bits, an IPv4 range larger than /12 or
+// smaller than /30, or an IPv6 /128.
+func NewServiceIPAllocator(cidr netip.Prefix) (*ServiceIPAllocator, error) {
+	cs, err := cPrefixes("NewServiceIPAllocator", "service CIDR", []netip.Prefix{cidr})
+	if err != nil {
+		return nil, err
+	}
+	defer cs.free()
+	var ptr *C.podnet_service_ip_allocator
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_new(cs[0], &ptr, &cerr)
+	if err := takeError(st, cerr, "podnet_service_ip_allocator_new"); err != nil {
+		return nil, err
+	}
+	return newServiceIPAllocator(ptr), nil
+}
+
+// ServiceIPAllocatorFromBytes restores an allocator saved with MarshalBinary (with a fresh
+// random seed). Damaged or foreign bytes give ErrInvalidArgument.
+func ServiceIPAllocatorFromBytes(data []byte) (*ServiceIPAllocator, error) {
+	var ptr *C.podnet_service_ip_allocator
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_from_bytes(bytesPtr(data), C.size_t(len(data)), &ptr, &cerr)
+	runtime.KeepAlive(data)
+	if err := takeError(st, cerr, "podnet_service_ip_allocator_from_bytes"); err != nil {
+		return nil, err
+	}
+	return newServiceIPAllocator(ptr), nil
+}
+
+func newServiceIPAllocator(ptr *C.podnet_service_ip_allocator) *ServiceIPAllocator {
+	a := &ServiceIPAllocator{ptr: ptr}
+	runtime.SetFinalizer(a, (*ServiceIPAllocator).Close)
+	return a
+}
+
+// Close frees the allocator. Idempotent; always nil.
+func (a *ServiceIPAllocator) Close() error {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ptr != nil {
+		runtime.SetFinalizer(a, nil)
+		C.podnet_service_ip_allocator_free(a.ptr)
+		a.ptr = nil
+	}
+	return nil
+}
+
+func (a *ServiceIPAllocator) read() (*C.podnet_service_ip_allocator, func(), error) {
+	if a == nil {
+		return nil, nil, ErrClosed
+	}
+	a.mu.RLock()
+	if a.ptr == nil {
+		a.mu.RUnlock()
+		return nil, nil, ErrClosed
+	}
+	return a.ptr, func() { a.mu.RUnlock(); runtime.KeepAlive(a) }, nil
+}
+
+func (a *ServiceIPAllocator) write() (*C.podnet_service_ip_allocator, func(), error) {
+	if a == nil {
+		return nil, nil, ErrClosed
+	}
+	a.mu.Lock()
+	if a.ptr == nil {
+		a.mu.Unlock()
+		return nil, nil, ErrClosed
+	}
+	return a.ptr, func() { a.mu.Unlock(); runtime.KeepAlive(a) }, nil
+}
+
+// Allocate takes a user-chosen service IP (a Service's spec.clusterIP), anywhere in the
+// range, the API server's included. ErrAlreadyExists when it is taken; ErrInvalidArgument
+// when it is of the other family, outside the range, or its network or broadcast address.
+func (a *ServiceIPAllocator) Allocate(ip netip.Addr) error {
+	cs, err := cAddr("Allocate", "service IP", ip)
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(cs))
+	ptr, done, err := a.write()
+	if err != nil {
+		return err
+	}
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_allocate(ptr, cs, &cerr)
+	done()
+	return takeError(st, cerr, "podnet_service_ip_allocator_allocate")
+}
+
+// AllocateNext takes a free service IP chosen at random (upper band first, then the low band
+// kept for user-chosen IPs; never the API server's). ErrExhausted when none is left.
+func (a *ServiceIPAllocator) AllocateNext() (netip.Addr, error) {
+	// C writes the text into this Go buffer (pointer-free memory) during the call.
+	var buf [C.PODNET_IP_STR_LEN]C.char
+	ptr, done, err := a.write()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_allocate_next(ptr, &buf[0], C.size_t(len(buf)), &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_service_ip_allocator_allocate_next"); err != nil {
+		return netip.Addr{}, err
+	}
+	s := C.GoString(&buf[0])
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, internalError("AllocateNext", "address %q: %v", s, err)
+	}
+	return ip, nil
+}
+
+// Release frees a service IP and reports whether it was allocated. Releasing a free address
+// is not an error, so cleanup can be retried.
+func (a *ServiceIPAllocator) Release(ip netip.Addr) (bool, error) {
+	cs, err := cAddr("Release", "service IP", ip)
+	if err != nil {
+		return false, err
+	}
+	defer C.free(unsafe.Pointer(cs))
+	ptr, done, err := a.write()
+	if err != nil {
+		return false, err
+	}
+	var released C.bool
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_release(ptr, cs, &released, &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_service_ip_allocator_release"); err != nil {
+		return false, err
+	}
+	return bool(released), nil
+}
+
+// IsAllocated reports whether service IP ip is allocated.
+func (a *ServiceIPAllocator) IsAllocated(ip netip.Addr) (bool, error) {
+	cs, err := cAddr("IsAllocated", "service IP", ip)
+	if err != nil {
+		return false, err
+	}
+	defer C.free(unsafe.Pointer(cs))
+	ptr, done, err := a.read()
+	if err != nil {
+		return false, err
+	}
+	var allocated C.bool
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_is_allocated(ptr, cs, &allocated, &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_service_ip_allocator_is_allocated"); err != nil {
+		return false, err
+	}
+	return bool(allocated), nil
+}
+
+// Resize changes the range to cidr, keeping every allocation at its address. Only the end may
+// move: ErrConflict when the start would move or allocated addresses lie beyond the new end.
+func (a *ServiceIPAllocator) Resize(cidr netip.Prefix) error {
+	cs, err := cPrefixes("Resize", "service CIDR", []netip.Prefix{cidr})
+	if err != nil {
+		return err
+	}
+	defer cs.free()
+	ptr, done, err := a.write()
+	if err != nil {
+		return err
+	}
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_resize(ptr, cs[0], &cerr)
+	done()
+	return takeError(st, cerr, "podnet_service_ip_allocator_resize")
+}
+
+// CIDR is the service range (the zero Prefix after Close).
+func (a *ServiceIPAllocator) CIDR() netip.Prefix {
+	ptr, done, err := a.read()
+	if err != nil {
+		return netip.Prefix{}
+	}
+	// The string is owned by the allocator and replaced by Resize: copy it under the lock.
+	s := goString(C.podnet_service_ip_allocator_cidr(ptr))
+	done()
+	p, _ := netip.ParsePrefix(s)
+	return p
+}
+
+// Size is the number of addresses the allocator manages, the API server's included.
+func (a *ServiceIPAllocator) Size() uint64 {
+	ptr, done, err := a.read()
+	if err != nil {
+		return 0
+	}
+	defer done()
+	return uint64(C.podnet_service_ip_allocator_size(ptr))
+}
+
+// Allocated is the number of allocated addresses.
+func (a *ServiceIPAllocator) Allocated() uint64 {
+	ptr, done, err := a.read()
+	if err != nil {
+		return 0
+	}
+	defer done()
+	return uint64(C.podnet_service_ip_allocator_allocated(ptr))
+}
+
+// Available is the number of free addresses (the API server's included when it is free).
+func (a *ServiceIPAllocator) Available() uint64 {
+	ptr, done, err := a.read()
+	if err != nil {
+		return 0
+	}
+	defer done()
+	return uint64(C.podnet_service_ip_allocator_available(ptr))
+}
+
+// MarshalBinary saves the allocator's state (range and allocations, not the random seed).
+// ServiceIPAllocatorFromBytes restores it.
+func (a *ServiceIPAllocator) MarshalBinary() ([]byte, error) {
+	ptr, done, err := a.read()
+	if err != nil {
+		return nil, err
+	}
+	var b *C.podnet_bytes
+	var cerr *C.podnet_error
+	st := C.podnet_service_ip_allocator_to_bytes(ptr, &b, &cerr)
+	done()
+	if err := takeError(st, cerr, "podnet_service_ip_allocator_to_bytes"); err != nil {
+		return nil, err
+	}
+	return takeBytes(b), nil
+}

@@ -1,0 +1,148 @@
+package podnet
+
+/*
+#include <stdlib.h>
+#include <podnet.h>
+*/
+import "C"
+
+import (
+	"net/netip"
+	"strconv"
+	"unsafe"
+)
+
+// Protocol is the transport protocol of a host port mapping (the IANA protocol number).
+type Protocol uint32
+
+// Protocols of podnet_protocol.
+const (
+	ProtocolTCP  Protocol = C.PODNET_PROTOCOL_TCP
+	ProtocolUDP  Protocol = C.PODNET_PROTOCOL_UDP
+	ProtocolSCTP Protocol = C.PODNET_PROTOCOL_SCTP
+)
+
+// String returns "tcp", "udp", "sctp" or "protocol(N)".
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolTCP:
+		return "tcp"
+	case ProtocolUDP:
+		return "udp"
+	case ProtocolSCTP:
+		return "sctp"
+	}
+	return "protocol(" + strconv.FormatUint(uint64(p), 10) + ")"
+}
+
+// PortMapping maps a host port to a pod port (a pod spec's hostPort).
+type PortMapping struct {
+	Protocol Protocol
+	// HostIP limits the mapping to one node address; the zero Addr means every node address.
+	HostIP        netip.Addr
+	HostPort      uint16
+	ContainerPort uint16
+}
+
+// cHostIP is the mapping's host IP as a new C string (free it), NULL for every node address.
+func (p *PortMapping) cHostIP() *C.char {
+	if !p.HostIP.IsValid() {
+		return nil
+	}
+	return C.CString(p.HostIP.String())
+}
+
+// SandboxSpec is what the runtime asks for one pod. Zero fields take the library's defaults.
+// It is plain data: CreateSandbox copies it into the library and keeps no reference.
+type SandboxSpec struct {
+	// ID of the sandbox: [A-Za-z0-9_.-], 1..128 bytes, no "..". Required.
+	ID string
+	// IfName is the pod's interface name; default "eth0".
+	IfName string
+	// NetnsPath attaches the pod to a network namespace the runtime made (absolute path);
+	// empty means podnet creates and pins one (and removes it on delete).
+	NetnsPath string
+	// IPs asks for specific addresses, at most one per family, each assignable from the
+	// node's pod CIDR of that family; families not listed get a dynamic address.
+	IPs []netip.Addr
+	// Ports are the host port mappings to install.
+	Ports []PortMapping
+	// Mode attaches this pod differently from the node's mode (ModeDefault: the node's). A
+	// routed pod on a bridge node gets a /32 (/128) address and a host route and reaches the
+	// bridge pods through proxy ARP (NDP); a bridge pod on a routed node makes the node create
+	// its bridge on first use.
+	Mode Mode
+}
+
+// build copies s into a new C spec (free it with podnet_sandbox_spec_free).
+func (s *SandboxSpec) build(op string) (*C.podnet_sandbox_spec, error) {
+	if err := checkString(op, "sandbox id", s.ID); err != nil {
+		return nil, err
+	}
+	id := C.CString(s.ID)
+	var spec *C.podnet_sandbox_spec
+	var cerr *C.podnet_error
+	st := C.podnet_sandbox_spec_new(id, &spec, &cerr)
+	C.free(unsafe.Pointer(id))
+	if err := takeError(st, cerr, "podnet_sandbox_spec_new"); err != nil {
+		return nil, err
+	}
+	if err := s.apply(spec, op); err != nil {
+		C.podnet_sandbox_spec_free(spec)
+		return nil, err
+	}
+	return spec, nil
+}
+
+func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, op string) error {
+	var cerr *C.podnet_error
+	if s.IfName != "" {
+		if err := checkString(op, "interface name", s.IfName); err != nil {
+			return err
+		}
+		cs := C.CString(s.IfName)
+		st := C.podnet_sandbox_spec_set_ifname(spec, cs, &cerr)
+		C.free(unsafe.Pointer(cs))
+		if err := takeError(st, cerr, "podnet_sandbox_spec_set_ifname"); err != nil {
+			return err
+		}
+	}
+	if s.NetnsPath != "" {
+		if err := checkString(op, "netns path", s.NetnsPath); err != nil {
+			return err
+		}
+		cs := C.CString(s.NetnsPath)
+		st := C.podnet_sandbox_spec_set_netns_path(spec, cs, &cerr)
+		C.free(unsafe.Pointer(cs))
+		if err := takeError(st, cerr, "podnet_sandbox_spec_set_netns_path"); err != nil {
+			return err
+		}
+	}
+	if s.Mode != ModeDefault {
+		st := C.podnet_sandbox_spec_set_mode(spec, C.podnet_mode(s.Mode), &cerr)
+		if err := takeError(st, cerr, "podnet_sandbox_spec_set_mode"); err != nil {
+			return err
+		}
+	}
+	for _, ip := range s.IPs {
+		if !ip.IsValid() {
+			return argError(CodeInvalidAddress, op, "invalid sandbox IP %v", ip)
+		}
+		cs := C.CString(ip.String())
+		st := C.podnet_sandbox_spec_add_ip(spec, cs, &cerr)
+		C.free(unsafe.Pointer(cs))
+		if err := takeError(st, cerr, "podnet_sandbox_spec_add_ip"); err != nil {
+			return err
+		}
+	}
+	for _, p := range s.Ports {
+		hostIP := p.cHostIP()
+		st := C.podnet_sandbox_spec_add_port(spec, C.podnet_protocol(p.Protocol), hostIP,
+			C.uint16_t(p.HostPort), C.uint16_t(p.ContainerPort), &cerr)
+		C.free(unsafe.Pointer(hostIP))
+		if err := takeError(st, cerr, "podnet_sandbox_spec_add_port"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package podnet_test
+
+// The privileged tests' world. `make -C bindings-go test` runs the test binary as root inside
+// a throwaway network + mount namespace with a tmpfs named "podnet-world" on /run (the root
+// Makefile's WORLD): the node is the test process's own netns, pods are pinned under the
+// private /run/netns and state lives in the private /run/podnet, so nothing on the machine
+// changes. The binary cannot build that world itself (unshare(CLONE_NEWNS) needs a
+// single-threaded process, and a Go process never is). Outside it the privileged tests skip,
+// or fail when PODNET_REQUIRE_WORLD=1 (CI).
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	podnet "github.com/podnet/podnet/bindings-go"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	testNodeName = "gotest"
+	// netnsPrefix is how the test node's pods' netns pins start (/run/netns/pn-<node>-<id>).
+	netnsPrefix = "pn-" + testNodeName + "-"
+)
+
+var (
+	// inWorld: root, inside the throwaway world (see the top of this file).
+	inWorld bool
+	// testNode is the node shared by the privileged tests; each test leaves it empty.
+	testNode     *podnet.Node
+	openTestNode sync.Once
+	// nodeNetns identifies the node's netns (the test process's), read before any test runs.
+	nodeNetns string
+
+	testCIDR4 = netip.MustParsePrefix("10.88.0.0/16")
+	testCIDR6 = netip.MustParsePrefix("fd00:88::/64")
+)
+
+func testConfig() podnet.NodeConfig {
+	return podnet.NodeConfig{
+		Name:     testNodeName,
+		PodCIDRs: []netip.Prefix{testCIDR4, testCIDR6},
+	}
+}
+
+func TestMain(m *testing.M) {
+	inWorld = os.Geteuid() == 0 && runIsWorldTmpfs()
+	if !inWorld && os.Getenv("PODNET_REQUIRE_WORLD") == "1" {
+		fmt.Fprintln(os.Stderr, "PODNET_REQUIRE_WORLD=1 but this is not a throwaway world "+
+			"(root, tmpfs \"podnet-world\" on /run): run `make -C bindings-go test`")
+		os.Exit(2)
+	}
+	if inWorld {
+		var err error
+		if nodeNetns, err = os.Readlink("/proc/thread-self/ns/net"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if testNode != nil {
+		if left, err := testNode.ListSandboxes(); err != nil || len(left) != 0 {
+			fmt.Fprintf(os.Stderr, "sandboxes left on the test node: %d (%v)\n", len(left), err)
+			code = 1
+		}
+		testNode.Close()
+	}
+	os.Exit(code)
+}
+
+// runIsWorldTmpfs: /run is the tmpfs the WORLD wrapper mounted (source "podnet-world").
+func runIsWorldTmpfs() bool {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	found := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// "id parent maj:min root mountpoint opts ... - fstype source superopts"
+		fields := strings.Fields(sc.Text())
+		sep := -1
+		for i, f := range fields {
+			if f == "-" {
+				sep = i
+				break
+			}
+		}
+		if len(fields) < 5 || sep < 0 || sep+2 >= len(fields) {
+			continue
+		}
+		if fields[4] == "/run" {
+			// The last mount on /run is the visible one.
+			found = fields[sep+1] == "tmpfs" && fields[sep+2] == "podnet-world"
+		}
+	}
+	return found
+}
+
+// needWorld skips a privileged test outside the throwaway world, and opens the test node on
+// first use (benchmarks open their own).
+func needWorld(t testing.TB) {
+	t.Helper()
+	if !inWorld {
+		t.Skip("needs root in a throwaway world: run `make -C bindings-go test`")
+	}
+	openTestNode.Do(func() {
+		var err error
+		if testNode, err = podnet.OpenNode(testConfig()); err != nil {
+			fmt.Fprintln(os.Stderr, "open the test node:", err)
+			os.Exit(1)
+		}
+	})
+}
+
+// inNetns runs fn on a fresh OS thread that has entered the network namespace at path.
+//
+// This is the test's business, not the library's (which never changes a thread's
+// namespace): the goroutine locks its thread, setns(2)s it and never unlocks it, so the
+// thread exits with the goroutine instead of going back to the scheduler in the pod's
+// namespace (the way the CNI plugins' ns package does it). Sockets fn creates stay in that
+// namespace for their whole life, whichever thread uses them later.
+//
+// One exception: the process's main thread cannot exit (the runtime parks it forever
+// instead), and parked in a pod's netns it would keep that netns, and its veth, alive after
+// the pod is deleted. So a goroutine that finds itself on the main thread keeps it locked,
+// lets another goroutine (necessarily on another thread) do the work, then unlocks.
+func inNetns(path string, fn func() error) error {
+	errc := make(chan error, 1)
+	var run func()
+	run = func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			done := make(chan struct{})
+			go func() { run(); close(done) }()
+			<-done
+			runtime.UnlockOSThread()
+			return
+		}
+		// No UnlockOSThread from here on: this thread must never run another goroutine.
+		f, err := os.Open(path)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", path, err)
+			return
+		}
+		errc <- fn()
+	}
+	go run()
+	return <-errc
+}
+
+// createOK creates a sandbox or fails the test.
+func createOK(t testing.TB, spec podnet.SandboxSpec) *podnet.Sandbox {
+	t.Helper()
+	sb, err := testNode.CreateSandbox(spec)
+	if err != nil {
+		t.Fatalf("create %s: %v", spec.ID, err)
+	}
+	return sb
+}
+
+// deleteOnCleanup deletes the sandboxes when the test ends, whether it passed or not.
+func deleteOnCleanup(t testing.TB, ids ...string) {
+	t.Cleanup(func() {
+		for _, id := range ids {
+			if err := testNode.DeleteSandbox(id); err != nil {
+				t.Errorf("cleanup: delete %s: %v", id, err)
+			}
+		}
+	})
+}
+
+// assertNothingLeft: no sandbox record, no netns pin of the test node, and (once the kernel
+// has finished destroying deleted namespaces) no host veth.
+func assertNothingLeft(t testing.TB) {
+	t.Helper()
+	list, err := testNode.ListSandboxes()
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	if len(list) != 0 {
+		ids := make([]string, len(list))
+		for i, s := range list {
+			ids[i] = s.ID
+		}
+		t.Errorf("sandboxes left: %v", ids)
+	}
+	pins, _ := filepath.Glob("/run/netns/" + netnsPrefix + "*")
+	if len(pins) != 0 {
+		t.Errorf("netns pins left: %v", pins)
+	}
+	// The kernel destroys a deleted pod's netns (and its veth pair) asynchronously.
+	var links []string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		links = hostVeths(t)
+		if len(links) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(links) != 0 {
+		t.Errorf("host veths left after 10 s: %v", links)
+	}
+}
+
+// hostVeths lists the node's interfaces named like podnet's host veths ("pn" + 12 hex).
+func hostVeths(t testing.TB) []string {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatalf("interfaces: %v", err)
+	}
+	var out []string
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "pn") && len(i.Name) == 14 {
+			out = append(out, i.Name)
+		}
+	}
+	return out
+}
+
+// codeOf returns the code of a *podnet.Error, or fails the test.
+func codeOf(t testing.TB, err error) podnet.Code {
+	t.Helper()
+	var pe *podnet.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v (%T) is not a *podnet.Error", err, err)
+	}
+	return pe.Code
+}
