@@ -241,7 +241,8 @@ impl Node {
             self.validate_peer(peer)?;
             let _g = self.peer_lock.lock().await;
             let new: Vec<Entry> = self.entries(peer)?;
-            let old: Vec<Entry> = self.load_peer(&peer.name).and_then(|p| self.entries(&p).ok()).unwrap_or_default();
+            let old_peer = self.load_peer(&peer.name);
+            let old: Vec<Entry> = old_peer.as_ref().and_then(|p| self.entries(p).ok()).unwrap_or_default();
             let op = format!("add peer {}", peer.name);
             for e in old.iter().filter(|e| !new.contains(e)) {
                 self.unapply(e).await.map_err(|err| err.into_error(format!("{op}: remove stale {e:?}")))?;
@@ -252,7 +253,7 @@ impl Node {
                 self.apply(e).await.map_err(|err| err.into_error(format!("{op}: {e:?}")))?;
             }
             self.save_peer(peer)?;
-            self.peers_changed().await
+            self.no_masq_peer_changed(old_peer.map(|p| p.underlay_ip), Some(peer.underlay_ip))
         }
         .instrument(span)
         .await
@@ -265,8 +266,9 @@ impl Node {
             crate::config::validate_name(name, "peer name")
                 .map_err(|m| Error::invalid(format!("remove peer {name:?}"), m))?;
             let _g = self.peer_lock.lock().await;
-            if let Some(p) = self.load_peer(name) {
-                for e in self.entries(&p).unwrap_or_default() {
+            let old = self.load_peer(name);
+            if let Some(p) = &old {
+                for e in self.entries(p).unwrap_or_default() {
                     self.unapply(&e).await.map_err(|err| err.into_error(format!("remove peer {name}: {e:?}")))?;
                 }
             }
@@ -275,7 +277,7 @@ impl Node {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::new(ErrorKind::Io, format!("remove peer {name}"), e)),
             }
-            self.peers_changed().await
+            self.no_masq_peer_changed(old.map(|p| p.underlay_ip), None)
         }
         .instrument(span)
         .await
@@ -351,7 +353,7 @@ impl Node {
                     self.save_peer(p)?;
                 }
             }
-            self.peers_changed().await?;
+            self.no_masq_reset()?;
             rep.peers = peers.len();
             Ok(rep)
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
+use ipnetwork::IpNetwork;
 
 use crate::config::{PortMapping, Protocol};
 use crate::nft::{HostPort, NftSocket, Proto, Ruleset};
@@ -45,6 +45,9 @@ pub(crate) struct Ports {
     pub(crate) index: PortIndex,
     /// sandbox id -> its mappings, in the order they were added
     pub(crate) by_sandbox: HashMap<String, Vec<PortMapping>>,
+    /// Never-masqueraded hosts (the node's and its peers' underlay IPs) with how many peers
+    /// (or the node itself) use each, so a peer change touches one set element.
+    pub(crate) no_masq: HashMap<IpAddr, usize>,
 }
 
 /// File name of one mapping: `<id>@<proto>-<port>-<host ip or any>` ('@' is outside the id
@@ -104,9 +107,7 @@ impl Node {
                 IpNetwork::V6(n) => rs.cluster_cidrs_v6.push(*n),
             }
         }
-        let (v4, v6) = split_hosts(no_masq);
-        rs.no_masq_v4 = v4;
-        rs.no_masq_v6 = v6;
+        rs.no_masq_hosts = no_masq.to_vec();
         // Without cluster CIDRs podnet cannot tell "leaving the cluster" apart; no egress NAT.
         rs.egress_masquerade = self.cfg.egress_masquerade && !self.cfg.cluster_cidrs.is_empty();
         rs
@@ -162,9 +163,14 @@ impl Node {
                 all.extend(host_ports(&sb.ips, ms));
             }
         }
-        sock.ensure_table(&self.ruleset(&self.no_masq_hosts()), &all)
+        let hosts = self.no_masq_hosts();
+        sock.ensure_table(&self.ruleset(&hosts), &all)
             .map_err(|e| e.into_error("create nftables table inet podnet"))?;
-        Ok(Mutex::new(Ports { sock, index, by_sandbox }))
+        let mut no_masq = HashMap::new();
+        for h in hosts {
+            *no_masq.entry(h).or_insert(0) += 1;
+        }
+        Ok(Mutex::new(Ports { sock, index, by_sandbox, no_masq }))
     }
 
     fn ports_cell(&self) -> Result<&PortsCell> {
@@ -274,11 +280,49 @@ impl Node {
         }
     }
 
-    /// Called after the peer set changed: peer node IPs are never masqueraded.
-    pub(crate) async fn peers_changed(&self) -> Result<()> {
+    /// A peer was added or changed its underlay IP: pod traffic to peer nodes keeps its
+    /// source. O(1): one element in and (when the old IP is no longer used) one out.
+    pub(crate) fn no_masq_peer_changed(&self, old: Option<IpAddr>, new: Option<IpAddr>) -> Result<()> {
+        if old == new {
+            return Ok(());
+        }
         let Ok(cell) = self.ports_cell() else { return Ok(()) };
-        let (v4, v6) = split_hosts(&self.no_masq_hosts());
-        lock(cell).sock.set_no_masq(&v4, &v6).map_err(|e| e.into_error("update no-masquerade set"))
+        let mut p = lock(cell);
+        if let Some(n) = new {
+            let c = p.no_masq.entry(n).or_insert(0);
+            *c += 1;
+            if *c == 1 {
+                p.sock.add_no_masq_hosts(&[n]).map_err(|e| e.into_error("update no-masquerade hosts"))?;
+            }
+        }
+        if let Some(o) = old {
+            let gone = match p.no_masq.get_mut(&o) {
+                Some(c) if *c > 1 => {
+                    *c -= 1;
+                    false
+                }
+                Some(_) => true,
+                None => false,
+            };
+            if gone {
+                p.no_masq.remove(&o);
+                p.sock.remove_no_masq_hosts(&[o]).map_err(|e| e.into_error("update no-masquerade hosts"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer set was replaced: rebuild the never-masqueraded hosts from the records.
+    pub(crate) fn no_masq_reset(&self) -> Result<()> {
+        let Ok(cell) = self.ports_cell() else { return Ok(()) };
+        let hosts = self.no_masq_hosts();
+        let mut p = lock(cell);
+        p.sock.set_no_masq_hosts(&hosts).map_err(|e| e.into_error("update no-masquerade hosts"))?;
+        p.no_masq.clear();
+        for h in hosts {
+            *p.no_masq.entry(h).or_insert(0) += 1;
+        }
+        Ok(())
     }
 
     /// Add host ports to an existing sandbox (idempotent for mappings it already has).
@@ -357,16 +401,4 @@ impl Node {
         }
         Ok(RepairReport { table_recreated: !exists, ports_restored: missing })
     }
-}
-
-fn split_hosts(ips: &[IpAddr]) -> (Vec<Ipv4Network>, Vec<Ipv6Network>) {
-    let mut v4 = vec![];
-    let mut v6 = vec![];
-    for ip in ips {
-        match ip {
-            IpAddr::V4(a) => v4.extend(Ipv4Network::new(*a, 32).ok()),
-            IpAddr::V6(a) => v6.extend(Ipv6Network::new(*a, 128).ok()),
-        }
-    }
-    (v4, v6)
 }

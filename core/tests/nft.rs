@@ -205,8 +205,8 @@ fn ensure_table_builds_the_ruleset() {
         "meta mark & 0x00002000 == 0x00002000 ip saddr 127.0.0.0/8 masquerade fully-random",
         "meta mark & 0x00002000 == 0x00002000 ip saddr @podnets4 masquerade fully-random",
         "meta mark & 0x00002000 == 0x00002000 ip6 saddr @podnets6 masquerade fully-random",
-        "ip saddr @podnets4 ip daddr != @clusternets4 ip daddr != @nomasq4 fib daddr type unicast masquerade fully-random",
-        "ip6 saddr @podnets6 ip6 daddr != @clusternets6 ip6 daddr != @nomasq6 fib daddr type unicast masquerade fully-random",
+        "ip saddr @podnets4 ip daddr != @clusternets4 ip daddr != @nomasq4 ip daddr != @nomasqhosts4 fib daddr type unicast masquerade fully-random",
+        "ip6 saddr @podnets6 ip6 daddr != @clusternets6 ip6 daddr != @nomasq6 ip6 daddr != @nomasqhosts6 fib daddr type unicast masquerade fully-random",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }

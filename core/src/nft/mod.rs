@@ -205,6 +205,9 @@ pub struct Ruleset {
     pub no_masq_v4: Vec<Ipv4Network>,
     /// Extra IPv6 destinations never masqueraded.
     pub no_masq_v6: Vec<Ipv6Network>,
+    /// Single hosts never masqueraded (peer node IPs), kept in hash sets so that one host is
+    /// added or removed in O(1) ([`NftSocket::add_no_masq_hosts`]).
+    pub no_masq_hosts: Vec<IpAddr>,
     /// Masquerade pod traffic leaving the cluster (to non-cluster, non-no-masq, unicast
     /// destinations) to the node's address.
     pub egress_masquerade: bool,
@@ -223,6 +226,7 @@ impl Default for Ruleset {
             cluster_cidrs_v6: Vec::new(),
             no_masq_v4: Vec::new(),
             no_masq_v6: Vec::new(),
+            no_masq_hosts: Vec::new(),
             egress_masquerade: false,
             hostport_mark: DEFAULT_HOSTPORT_MARK,
         }
@@ -334,6 +338,52 @@ impl NftSocket {
         self.commit(b)
     }
 
+    /// Add single hosts to the never-masqueraded host sets (one batch; re-adding is success).
+    pub fn add_no_masq_hosts(&mut self, ips: &[IpAddr]) -> Result<(), NftError> {
+        if ips.is_empty() {
+            return Ok(());
+        }
+        let mut b = self.batch();
+        host_elements(&mut b, NEWSETELEM, ips);
+        self.commit(b)
+    }
+
+    /// Remove single hosts from the never-masqueraded host sets; missing ones are success.
+    pub fn remove_no_masq_hosts(&mut self, ips: &[IpAddr]) -> Result<(), NftError> {
+        if ips.is_empty() {
+            return Ok(());
+        }
+        if !self.legacy_delete {
+            let mut b = self.batch();
+            for (set, e) in ips.iter().map(|ip| table::Elem::host(*ip)) {
+                table::elements(&mut b, DESTROYSETELEM, set, &[e]);
+            }
+            match self.commit(b) {
+                Err(e) if matches!(e.errno(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => self.legacy_delete = true,
+                other => return other,
+            }
+        }
+        for ip in ips {
+            let mut b = self.batch();
+            let (set, e) = table::Elem::host(*ip);
+            table::elements(&mut b, DELSETELEM, set, &[e]);
+            match self.commit(b) {
+                Err(e) if e.errno() == Some(libc::ENOENT) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Replace the never-masqueraded host sets with exactly `ips` (flush + add, one batch).
+    pub fn set_no_masq_hosts(&mut self, ips: &[IpAddr]) -> Result<(), NftError> {
+        let mut b = self.batch();
+        table::flush_set(&mut b, table::SetId::NoMasqHost4);
+        table::flush_set(&mut b, table::SetId::NoMasqHost6);
+        host_elements(&mut b, NEWSETELEM, ips);
+        self.commit(b)
+    }
+
     /// Whether table `inet podnet` exists.
     pub fn table_exists(&mut self) -> Result<bool, NftError> {
         match self.get_table() {
@@ -409,6 +459,25 @@ impl NftSocket {
             }
         }
         Ok(())
+    }
+}
+
+/// Element messages for single hosts, grouped per family set.
+fn host_elements(b: &mut Batch<What>, msg: u8, ips: &[IpAddr]) {
+    for family_v4 in [true, false] {
+        let mut set = None;
+        let elems: Vec<table::Elem> = ips
+            .iter()
+            .filter(|ip| ip.is_ipv4() == family_v4)
+            .map(|ip| {
+                let (s, e) = table::Elem::host(*ip);
+                set = Some(s);
+                e
+            })
+            .collect();
+        if let Some(set) = set {
+            table::elements(b, msg, set, &elems);
+        }
     }
 }
 

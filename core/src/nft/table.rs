@@ -106,10 +106,14 @@ pub(crate) enum SetId {
     ClusterNets6,
     NoMasq4,
     NoMasq6,
+    /// Single hosts never masqueraded (peer node IPs): a hash set, so one peer is one element
+    /// added or removed in O(1).
+    NoMasqHost4,
+    NoMasqHost6,
 }
 
 impl SetId {
-    pub(crate) const ALL: [SetId; 10] = [
+    pub(crate) const ALL: [SetId; 12] = [
         SetId::HostPorts,
         SetId::HostPortsIp,
         SetId::HostPorts6,
@@ -120,6 +124,8 @@ impl SetId {
         SetId::ClusterNets6,
         SetId::NoMasq4,
         SetId::NoMasq6,
+        SetId::NoMasqHost4,
+        SetId::NoMasqHost6,
     ];
     pub(crate) const PORT_MAPS: [SetId; 4] =
         [SetId::HostPorts, SetId::HostPortsIp, SetId::HostPorts6, SetId::HostPorts6Ip];
@@ -136,6 +142,8 @@ impl SetId {
             SetId::ClusterNets6 => "clusternets6",
             SetId::NoMasq4 => "nomasq4",
             SetId::NoMasq6 => "nomasq6",
+            SetId::NoMasqHost4 => "nomasqhosts4",
+            SetId::NoMasqHost6 => "nomasqhosts6",
         }
     }
 
@@ -144,7 +152,15 @@ impl SetId {
     }
 
     fn is_v6(self) -> bool {
-        matches!(self, SetId::HostPorts6 | SetId::HostPorts6Ip | SetId::PodNets6 | SetId::ClusterNets6 | SetId::NoMasq6)
+        matches!(
+            self,
+            SetId::HostPorts6
+                | SetId::HostPorts6Ip
+                | SetId::PodNets6
+                | SetId::ClusterNets6
+                | SetId::NoMasq6
+                | SetId::NoMasqHost6
+        )
     }
 
     /// (flags, key type, key len, data type, data len)
@@ -169,6 +185,8 @@ impl SetId {
             ),
             SetId::PodNets4 | SetId::ClusterNets4 | SetId::NoMasq4 => (NFT_SET_INTERVAL, TYPE_IPV4_ADDR, 4, 0, 0),
             SetId::PodNets6 | SetId::ClusterNets6 | SetId::NoMasq6 => (NFT_SET_INTERVAL, TYPE_IPV6_ADDR, 16, 0, 0),
+            SetId::NoMasqHost4 => (0, TYPE_IPV4_ADDR, 4, 0, 0),
+            SetId::NoMasqHost6 => (0, TYPE_IPV6_ADDR, 16, 0, 0),
         }
     }
 
@@ -203,6 +221,22 @@ pub(crate) struct Elem {
 }
 
 impl Elem {
+    /// A plain (non-interval) address element, for the host sets.
+    pub(crate) fn host(ip: std::net::IpAddr) -> (SetId, Elem) {
+        let mut key = [0; 24];
+        let (set, klen) = match ip {
+            std::net::IpAddr::V4(a) => {
+                key[..4].copy_from_slice(&a.octets());
+                (SetId::NoMasqHost4, 4)
+            }
+            std::net::IpAddr::V6(a) => {
+                key[..16].copy_from_slice(&a.octets());
+                (SetId::NoMasqHost6, 16)
+            }
+        };
+        (set, Elem { key, klen, data: [0; 20], dlen: 0, end: false })
+    }
+
     fn key(&self) -> &[u8] {
         &self.key[..usize::from(self.klen)]
     }
@@ -639,6 +673,9 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
             elements(b, NEWSETELEM, *set, &e);
         }
     }
+    for (set, e) in rs.no_masq_hosts.iter().map(|ip| Elem::host(*ip)) {
+        elements(b, NEWSETELEM, set, &[e]);
+    }
     port_elements(b, NEWSETELEM, ports);
 
     chain_msg(b, "hostports_dnat", None);
@@ -683,9 +720,9 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
         // Pod traffic leaving the cluster: not to cluster CIDRs or the no-masq list, and only to
         // unicast destinations (`fib daddr type unicast` leaves out local, broadcast and
         // multicast addresses, which must never be source-NATed to the node address).
-        for (i, (f, pods, cluster, nomasq, daddr, len)) in [
-            (NFPROTO_IPV4, SetId::PodNets4, SetId::ClusterNets4, SetId::NoMasq4, 16, 4),
-            (NFPROTO_IPV6, SetId::PodNets6, SetId::ClusterNets6, SetId::NoMasq6, 24, 16),
+        for (i, (f, pods, cluster, nomasq, hosts, daddr, len)) in [
+            (NFPROTO_IPV4, SetId::PodNets4, SetId::ClusterNets4, SetId::NoMasq4, SetId::NoMasqHost4, 16, 4),
+            (NFPROTO_IPV6, SetId::PodNets6, SetId::ClusterNets6, SetId::NoMasq6, SetId::NoMasqHost6, 24, 16),
         ]
         .into_iter()
         .enumerate()
@@ -696,6 +733,7 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
                 expr::payload(w, expr::NETWORK_HEADER, daddr, len, reg::R1);
                 expr::lookup(w, cluster.name(), reg::R1, None, true);
                 expr::lookup(w, nomasq.name(), reg::R1, None, true);
+                expr::lookup(w, hosts.name(), reg::R1, None, true);
                 expr::fib_daddr_type(w, reg::R1);
                 expr::cmp_eq(w, reg::R1, &expr::RTN_UNICAST.to_ne_bytes());
                 masq(w);
