@@ -152,6 +152,14 @@ fn host_port_paths(mode: PodMode) {
     wd.n1.remove_ports("other", &s.ports).unwrap();
     assert!(wd.n1.check_sandbox("web").unwrap().is_ok());
 
+    // another owner's table (kube-proxy, iptables-nft) is never touched by podnet
+    in_ns(&wd.ns1, &["nft", "add", "table", "ip", "someone_else"]);
+    in_ns(&wd.ns1, &["nft", "add", "chain", "ip", "someone_else", "c"]);
+    wd.n1.repair().unwrap();
+    wd.n1.add_ports("other", &[pm(Protocol::Tcp, None, 7070, 70)]).unwrap();
+    wd.n1.remove_ports("other", &[pm(Protocol::Tcp, None, 7070, 70)]).unwrap();
+    assert!(in_ns(&wd.ns1, &["nft", "list", "tables"]).contains("table ip someone_else"));
+
     // someone flushes the whole ruleset: check notices, repair restores service
     in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
     assert!(!wd.n1.check_sandbox("web").unwrap().is_ok());
