@@ -258,17 +258,7 @@ impl Netlink {
     /// 20 ms of RCU waiting in the kernel, so the node avoids it on the hot path.
     pub async fn delete_link(&self, name: &str) -> NlResult<()> {
         let Some(l) = self.link_by_name(name).await? else { return Ok(()) };
-        match self.handle.link().del(l.index).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        gone_is_ok(self.handle.link().del(l.index).execute().await)
     }
 
     /// Set a link up, by name (RTM_SETLINK resolves IFLA_IFNAME when the index is 0).
@@ -551,17 +541,7 @@ impl Netlink {
         msg.header.protocol = RouteProtocol::Unspec;
         msg.header.scope = RouteScope::NoWhere;
         msg.header.kind = rtnetlink::packet_route::route::RouteType::Unspec;
-        match self.handle.route().del(msg).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        gone_is_ok(self.handle.route().del(msg).execute().await)
     }
 
     /// All routes of one family in the main table.
@@ -604,17 +584,7 @@ impl Netlink {
             IpAddr::V4(a) => NeighbourAddress::Inet(a),
             IpAddr::V6(a) => NeighbourAddress::Inet6(a),
         }));
-        match self.handle.neighbours().del(m).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        gone_is_ok(self.handle.neighbours().del(m).execute().await)
     }
 
     /// Delete a neighbour entry; already gone is success.
@@ -626,17 +596,7 @@ impl Netlink {
             IpAddr::V4(a) => NeighbourAddress::Inet(a),
             IpAddr::V6(a) => NeighbourAddress::Inet6(a),
         }));
-        match self.handle.neighbours().del(m).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        gone_is_ok(self.handle.neighbours().del(m).execute().await)
     }
 
     /// Neighbour entries of a family (`AF_INET`, `AF_INET6`, `AF_BRIDGE` for the FDB) on a link.
@@ -672,17 +632,7 @@ impl Netlink {
     /// Delete one FDB entry (`mac` + `dst`); already gone is success.
     pub async fn fdb_delete(&self, index: u32, mac: [u8; 6], dst: IpAddr) -> NlResult<()> {
         let m = fdb_message(index, mac, dst);
-        match self.handle.neighbours().del(m).execute().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        gone_is_ok(self.handle.neighbours().del(m).execute().await)
     }
 
     async fn request_ack(&self, req: NetlinkMessage<RouteNetlinkMessage>) -> NlResult<()> {
@@ -696,6 +646,14 @@ impl Netlink {
             }
         }
         Ok(())
+    }
+}
+
+/// Deletes treat "no such object" as success: teardown is idempotent.
+fn gone_is_ok(r: Result<(), rtnetlink::Error>) -> NlResult<()> {
+    match r.map_err(NetlinkError::from) {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
     }
 }
 
