@@ -158,14 +158,26 @@ pub fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
             )
             .await
             .map_err(|e| e.to_string())?;
-            nl.prepare_bridge_port(&host).await.map_err(|e| e.to_string())?;
-            nl.set_up_by_name(&host).await.map_err(|e| e.to_string())?;
-            pod.set_up_by_name("lo").await.map_err(|e| e.to_string())?;
-            let pl = pod.link_by_name("eth0").await.map_err(|e| e.to_string())?.ok_or("no eth0")?;
-            pod.set_no_linklocal(pl.index, None).await.map_err(|e| e.to_string())?;
-            pod.set_up(pl.index).await.map_err(|e| e.to_string())?;
-            pod.add_address(pl.index, ip.into(), 16).await.map_err(|e| e.to_string())?;
-            pod.replace_default_route(pl.index, "10.98.0.1".parse().unwrap()).await.map_err(|e| e.to_string())?;
+            // Host and pod side concurrently, requests pipelined, exactly as a create does.
+            let host_side = async {
+                let (a, b) = futures_util::join!(nl.prepare_bridge_port(&host), nl.set_up_by_name(&host));
+                a.and(b).map_err(|e| e.to_string())
+            };
+            let pod_side = async {
+                let (lo, pl) = futures_util::join!(pod.set_up_by_name("lo"), pod.link_by_name("eth0"));
+                lo.map_err(|e| e.to_string())?;
+                let pl = pl.map_err(|e| e.to_string())?.ok_or("no eth0")?;
+                let (a, b) = futures_util::join!(pod.set_no_linklocal(pl.index, None), pod.set_up(pl.index));
+                a.and(b).map_err(|e| e.to_string())?;
+                let (a, r) = futures_util::join!(
+                    pod.add_address(pl.index, ip.into(), 16),
+                    pod.replace_default_route(pl.index, "10.98.0.1".parse().expect("static"))
+                );
+                a.and(r).map_err(|e| e.to_string())
+            };
+            let (h, p) = futures_util::join!(host_side, pod_side);
+            h?;
+            p?;
             drop(pod);
             create.push(us(t));
             pins.push(pin);

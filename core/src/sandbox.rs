@@ -250,10 +250,31 @@ impl Node {
         drop(ns_file);
         self.check_fail_point(FailPoint::AfterVeth)?;
 
-        // 4. host side
+        // 4 + 5. host side and pod side: two sockets, configured concurrently. Within each side,
+        // requests that do not need an earlier answer are sent back to back (`join!` polls in
+        // order, and the kernel handles one socket's messages in the order they arrive).
         let mut prefixed: Vec<IpNetwork> = vec![];
         let mut gateways: Vec<IpAddr> = vec![];
-        if routed {
+        for (ip, p) in ips.iter().zip(&self.pools) {
+            let plen = match (routed, ip) {
+                (true, IpAddr::V4(_)) => 32,
+                (true, IpAddr::V6(_)) => 128,
+                (false, _) => p.cidr().prefix(),
+            };
+            prefixed.push(IpNetwork::new(*ip, plen).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
+            gateways.push(match (routed, ip) {
+                (true, IpAddr::V4(_)) => IpAddr::V4(ROUTED_GW_V4),
+                (true, IpAddr::V6(_)) => IpAddr::V6(ROUTED_GW_V6),
+                (false, _) => p.gateway(),
+            });
+        }
+        let host_side = async {
+            if !routed {
+                let (a, b) = futures_util::join!(self.nl.prepare_bridge_port(&host), self.nl.set_up_by_name(&host));
+                a.map_err(|e| e.into_error(format!("configure bridge port {host}")))?;
+                b.map_err(|e| e.into_error(format!("set {host} up")))?;
+                return Ok(());
+            }
             let host_link =
                 self.nl
                     .link_by_name(&host)
@@ -263,24 +284,21 @@ impl Node {
             let mut conf = InetDevConf::default();
             conf.proxy_arp = 1;
             conf.route_localnet = 1; // localhost host ports are DNATed out of this veth
-            self.nl
-                .set_no_linklocal(host_link.index, Some(conf))
-                .await
-                .map_err(|e| e.into_error(format!("configure {host}")))?;
-            self.nl.set_up(host_link.index).await.map_err(|e| e.into_error(format!("set {host} up")))?;
+            let (a, b) = futures_util::join!(
+                self.nl.set_no_linklocal(host_link.index, Some(conf)),
+                self.nl.set_up(host_link.index)
+            );
+            a.map_err(|e| e.into_error(format!("configure {host}")))?;
+            b.map_err(|e| e.into_error(format!("set {host} up")))?;
             for ip in &ips {
                 let plen = if ip.is_ipv4() { 32 } else { 128 };
-                self.nl
-                    .replace_link_route(host_link.index, *ip, plen)
-                    .await
-                    .map_err(|e| e.into_error(format!("route {ip} via {host}")))?;
                 // Static neighbour: the host never waits for ARP/NDP to reach the pod.
-                self.nl
-                    .replace_neighbour(host_link.index, *ip, &mac)
-                    .await
-                    .map_err(|e| e.into_error(format!("neighbour {ip} on {host}")))?;
-                prefixed.push(IpNetwork::new(*ip, plen).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
-                gateways.push(if ip.is_ipv4() { IpAddr::V4(ROUTED_GW_V4) } else { IpAddr::V6(ROUTED_GW_V6) });
+                let (r, n) = futures_util::join!(
+                    self.nl.replace_link_route(host_link.index, *ip, plen),
+                    self.nl.replace_neighbour(host_link.index, *ip, &mac)
+                );
+                r.map_err(|e| e.into_error(format!("route {ip} via {host}")))?;
+                n.map_err(|e| e.into_error(format!("neighbour {ip} on {host}")))?;
                 // Bridge pods of this node find a routed pod's IPv6 address through the host.
                 if let (IpAddr::V6(_), Some(br)) = (ip, self.bridge_index.get()) {
                     self.nl
@@ -290,54 +308,47 @@ impl Node {
                     undo.push(Undo::DeleteProxy(*br, *ip));
                 }
             }
-        } else {
-            self.nl
-                .prepare_bridge_port(&host)
-                .await
-                .map_err(|e| e.into_error(format!("configure bridge port {host}")))?;
-            self.nl.set_up_by_name(&host).await.map_err(|e| e.into_error(format!("set {host} up")))?;
-            for (ip, p) in ips.iter().zip(&self.pools) {
-                prefixed.push(
-                    IpNetwork::new(*ip, p.cidr().prefix()).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?,
-                );
-                gateways.push(p.gateway());
-            }
-        }
-        self.check_fail_point(FailPoint::AfterHost)?;
-
-        // 5. pod side, from the socket inside the pod netns
+            Ok::<(), Error>(())
+        };
         let pod_op = |what: &str| format!("{what} in sandbox {}", spec.id);
-        pod_nl.set_up_by_name("lo").await.map_err(|e| e.into_error(pod_op("set lo up")))?;
-        let pod_link = pod_nl
-            .link_by_name(&spec.ifname)
-            .await
-            .map_err(|e| e.into_error(pod_op("read back pod interface")))?
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, pod_op("read back pod interface"), "missing"))?;
-        // No IPv6 link-local in the pod: otherwise every new pod's DAD, MLD reports and router
-        // solicitations are flooded by the node bridge to every other pod (O(pods) per pod,
-        // measured: create p50 grew 5x from the first to the 1,000th pod). Pods need none: the
-        // IPv6 gateway is a static neighbour (routed) or found by NDP from the global address.
-        pod_nl
-            .set_no_linklocal(pod_link.index, None)
-            .await
-            .map_err(|e| e.into_error(pod_op("disable IPv6 link-local")))?;
-        pod_nl.set_up(pod_link.index).await.map_err(|e| e.into_error(pod_op("set interface up")))?;
-        for (net, gw) in prefixed.iter().zip(&gateways) {
-            pod_nl
-                .add_address(pod_link.index, net.ip(), net.prefix())
-                .await
-                .map_err(|e| e.into_error(pod_op(&format!("add address {net}"))))?;
-            if routed {
-                pod_nl
-                    .replace_neighbour(pod_link.index, *gw, &ROUTED_HOST_MAC)
-                    .await
-                    .map_err(|e| e.into_error(pod_op(&format!("neighbour {gw}"))))?;
+        let pod_side = async {
+            let (lo, link) = futures_util::join!(pod_nl.set_up_by_name("lo"), pod_nl.link_by_name(&spec.ifname));
+            lo.map_err(|e| e.into_error(pod_op("set lo up")))?;
+            let pod_link = link
+                .map_err(|e| e.into_error(pod_op("read back pod interface")))?
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, pod_op("read back pod interface"), "missing"))?;
+            // No IPv6 link-local in the pod: otherwise every new pod's DAD, MLD reports and router
+            // solicitations are flooded by the node bridge to every other pod (O(pods) per pod,
+            // measured: create p50 grew 5x from the first to the 1,000th pod). Pods need none: the
+            // IPv6 gateway is a static neighbour (routed) or found by NDP from the global address.
+            // It must be set before the link goes up, hence the order.
+            let (a, b) =
+                futures_util::join!(pod_nl.set_no_linklocal(pod_link.index, None), pod_nl.set_up(pod_link.index));
+            a.map_err(|e| e.into_error(pod_op("disable IPv6 link-local")))?;
+            b.map_err(|e| e.into_error(pod_op("set interface up")))?;
+            for (net, gw) in prefixed.iter().zip(&gateways) {
+                let neigh = async {
+                    if routed {
+                        pod_nl.replace_neighbour(pod_link.index, *gw, &ROUTED_HOST_MAC).await
+                    } else {
+                        Ok(())
+                    }
+                };
+                let (a, n, r) = futures_util::join!(
+                    pod_nl.add_address(pod_link.index, net.ip(), net.prefix()),
+                    neigh,
+                    pod_nl.replace_default_route(pod_link.index, *gw)
+                );
+                a.map_err(|e| e.into_error(pod_op(&format!("add address {net}"))))?;
+                n.map_err(|e| e.into_error(pod_op(&format!("neighbour {gw}"))))?;
+                r.map_err(|e| e.into_error(pod_op(&format!("default route via {gw}"))))?;
             }
-            pod_nl
-                .replace_default_route(pod_link.index, *gw)
-                .await
-                .map_err(|e| e.into_error(pod_op(&format!("default route via {gw}"))))?;
-        }
+            Ok::<_, Error>(pod_link)
+        };
+        let (host_res, pod_res) = futures_util::join!(host_side, pod_side);
+        host_res?;
+        self.check_fail_point(FailPoint::AfterHost)?;
+        let pod_link = pod_res?;
         // Close the pod socket now: an open socket would keep the netns alive after delete.
         drop(pod_nl);
         self.check_fail_point(FailPoint::AfterPod)?;
