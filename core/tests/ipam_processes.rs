@@ -27,6 +27,14 @@ fn ipam_child() {
 fn two_processes_allocate_distinct_addresses() {
     let dir = std::env::temp_dir().join(format!("podnet-ipam-procs-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
+    // Removes the state dir also when an assertion fails.
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
     let exe = std::env::current_exe().unwrap();
     // Start both children before waiting on either, so they really overlap.
     let spawn = |tag: &str| {
@@ -54,5 +62,4 @@ fn two_processes_allocate_distinct_addresses() {
     }
     assert_eq!(n, 2 * PER_PROCESS);
     assert_eq!(all.len(), 2 * PER_PROCESS);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
