@@ -6,7 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -233,9 +233,4 @@ pub fn write_sysctl(ns: &impl AsFd, key: &str, value: &str) -> Result<(), NetnsE
 pub fn read_sysctl(ns: &impl AsFd, key: &str) -> Result<String, NetnsError> {
     let path = format!("/proc/sys/{key}");
     run_in(ns, || std::fs::read_to_string(&path))?.map(|s| s.trim().to_string()).map_err(io_err("read sysctl"))
-}
-
-/// Owned fd wrapper for callers that only need `AsFd`.
-pub fn dup(f: &File) -> io::Result<OwnedFd> {
-    f.as_fd().try_clone_to_owned()
 }

@@ -303,18 +303,24 @@ impl Node {
         Ok(())
     }
 
-    pub(crate) fn id_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        m.entry(id.to_string()).or_default().clone()
-    }
-
-    pub(crate) fn id_unlock(&self, id: &str, lock: Arc<tokio::sync::Mutex<()>>) {
+    /// Run `f` while holding sandbox `id`'s lock: calls for one id serialize, different ids
+    /// run in parallel.
+    pub(crate) async fn serialized<T>(&self, id: &str, f: impl std::future::Future<Output = T>) -> T {
+        let lock = {
+            let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(id.to_string()).or_default().clone()
+        };
+        let res = {
+            let _g = lock.lock().await;
+            f.await
+        };
         let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         // Only the map and `lock` hold it: no one else waits, drop the entry so the map does
         // not grow with every sandbox ever seen.
         if Arc::strong_count(&lock) == 2 {
             m.remove(id);
         }
+        res
     }
 }
 

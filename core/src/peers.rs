@@ -184,25 +184,7 @@ impl Node {
     async fn apply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
         match e {
             Entry::Route { dst, via, oif, onlink } => {
-                let mut msg = match (dst.ip(), via) {
-                    (IpAddr::V4(d), IpAddr::V4(g)) => rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new()
-                        .destination_prefix(d, dst.prefix())
-                        .gateway(*g)
-                        .output_interface(*oif)
-                        .build(),
-                    (IpAddr::V6(d), IpAddr::V6(g)) => rtnetlink::RouteMessageBuilder::<std::net::Ipv6Addr>::new()
-                        .destination_prefix(d, dst.prefix())
-                        .gateway(*g)
-                        .output_interface(*oif)
-                        .build(),
-                    _ => return Err(NetlinkError::Kernel(libc::EAFNOSUPPORT)),
-                };
-                msg.header.protocol = RouteProtocol::Other(PEER_ROUTE_PROTOCOL);
-                if *onlink {
-                    msg.header.flags |= rtnetlink::packet_route::route::RouteFlags::Onlink;
-                }
-                self.nl.handle().route().add(msg).replace().execute().await?;
-                Ok(())
+                self.nl.replace_gateway_route(dst.ip(), dst.prefix(), *via, *oif, *onlink, PEER_ROUTE_PROTOCOL).await
             }
             Entry::Neigh { ip, mac } => self.nl.replace_neighbour(self.vxlan_index.unwrap_or(0), *ip, mac).await,
             Entry::Fdb { mac, dst } => self.nl.fdb_replace(self.vxlan_index.unwrap_or(0), *mac, *dst).await,
@@ -285,6 +267,11 @@ impl Node {
 
     /// The peers this node is configured with.
     pub async fn list_peers(&self) -> Result<Vec<Peer>> {
+        Ok(self.load_peers())
+    }
+
+    /// Every peer record, sorted by name.
+    pub(crate) fn load_peers(&self) -> Vec<Peer> {
         let mut out = vec![];
         if let Ok(rd) = std::fs::read_dir(self.peer_dir()) {
             for e in rd.flatten() {
@@ -297,7 +284,7 @@ impl Node {
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        out
     }
 
     /// Converge the node to exactly `peers`: add what is missing, fix what changed, and remove
@@ -390,52 +377,42 @@ impl Node {
                     if n.header.state != rtnetlink::packet_route::neighbour::NeighbourState::Permanent {
                         continue;
                     }
-                    let mut ip = None;
-                    let mut mac = None;
-                    for a in &n.attributes {
-                        match a {
-                            NeighbourAttribute::Destination(NeighbourAddress::Inet(x)) => ip = Some(IpAddr::V4(*x)),
-                            NeighbourAttribute::Destination(NeighbourAddress::Inet6(x)) => ip = Some(IpAddr::V6(*x)),
-                            NeighbourAttribute::LinkLayerAddress(m) if m.len() == 6 => {
-                                mac = Some([m[0], m[1], m[2], m[3], m[4], m[5]])
-                            }
-                            _ => {}
-                        }
-                    }
-                    if let (Some(ip), Some(mac)) = (ip, mac) {
+                    if let (Some(ip), Some(mac)) = ip_and_mac(&n) {
                         out.insert(Entry::Neigh { ip, mac });
                     }
                 }
             }
             for n in self.nl.neighbours(vx, AddressFamily::Bridge).await? {
-                let mut dst = None;
-                let mut mac = None;
-                for a in &n.attributes {
-                    match a {
-                        // AF_BRIDGE messages carry the VTEP address as raw bytes.
-                        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
-                            dst = Some(IpAddr::V4(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3])))
-                        }
-                        NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 16 => {
-                            let mut a = [0u8; 16];
-                            a.copy_from_slice(b);
-                            dst = Some(IpAddr::V6(std::net::Ipv6Addr::from(a)))
-                        }
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(x)) => dst = Some(IpAddr::V4(*x)),
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(x)) => dst = Some(IpAddr::V6(*x)),
-                        NeighbourAttribute::LinkLayerAddress(m) if m.len() == 6 => {
-                            mac = Some([m[0], m[1], m[2], m[3], m[4], m[5]])
-                        }
-                        _ => {}
-                    }
-                }
-                if let (Some(dst), Some(mac)) = (dst, mac) {
+                if let (Some(dst), Some(mac)) = ip_and_mac(&n) {
                     out.insert(Entry::Fdb { mac, dst });
                 }
             }
         }
         Ok(out)
     }
+}
+
+/// The address and MAC of a neighbour or FDB message. AF_BRIDGE (FDB) messages carry the
+/// VTEP address as raw bytes, which the crate does not decode.
+fn ip_and_mac(n: &rtnetlink::packet_route::neighbour::NeighbourMessage) -> (Option<IpAddr>, Option<[u8; 6]>) {
+    let mut ip = None;
+    let mut mac = None;
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(x)) => ip = Some(IpAddr::V4(*x)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(x)) => ip = Some(IpAddr::V6(*x)),
+            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => {
+                ip = match b.len() {
+                    4 => <[u8; 4]>::try_from(&b[..]).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(&b[..]).ok().map(IpAddr::from),
+                    _ => None,
+                }
+            }
+            NeighbourAttribute::LinkLayerAddress(m) => mac = <[u8; 6]>::try_from(&m[..]).ok(),
+            _ => {}
+        }
+    }
+    (ip, mac)
 }
 
 fn no_underlay(peer: &str) -> Error {

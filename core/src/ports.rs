@@ -116,17 +116,8 @@ impl Node {
     /// Destinations never masqueraded besides the cluster CIDRs: this node's and every peer's
     /// underlay address (pod -> node traffic keeps the pod's IP).
     pub(crate) fn no_masq_hosts(&self) -> Vec<IpAddr> {
-        let mut v: Vec<IpAddr> = self.cfg.underlay.iter().map(|u| u.address).collect();
-        if let Ok(rd) = std::fs::read_dir(self.state_dir.join("peers")) {
-            for e in rd.flatten() {
-                if let Ok(b) = std::fs::read(e.path()) {
-                    if let Ok(p) = serde_json::from_slice::<crate::peers::Peer>(&b) {
-                        v.push(p.underlay_ip);
-                    }
-                }
-            }
-        }
-        v
+        let own = self.cfg.underlay.iter().map(|u| u.address);
+        own.chain(self.load_peers().into_iter().map(|p| p.underlay_ip)).collect()
     }
 
     fn ports_dir(&self) -> std::path::PathBuf {
@@ -327,9 +318,7 @@ impl Node {
 
     /// Add host ports to an existing sandbox (idempotent for mappings it already has).
     pub async fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
-        let lock_ = self.id_lock(id);
-        let res = async {
-            let _g = lock_.lock().await;
+        self.serialized(id, async {
             let mut sb = self.get_sandbox(id).await?;
             let mut spec = crate::config::SandboxSpec::new(id);
             spec.ports = ports.to_vec();
@@ -341,26 +330,20 @@ impl Node {
             self.map_ports(id, &sb.ips, &new).await?;
             sb.ports.extend(new.iter().copied());
             Ok(sb)
-        }
-        .await;
-        self.id_unlock(id, lock_);
-        res
+        })
+        .await
     }
 
     /// Remove host ports from a sandbox; mappings it does not have are ignored.
     pub async fn remove_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
-        let lock_ = self.id_lock(id);
-        let res = async {
-            let _g = lock_.lock().await;
+        self.serialized(id, async {
             let mut sb = self.get_sandbox(id).await?;
             let gone: Vec<PortMapping> = ports.iter().filter(|m| sb.ports.contains(m)).copied().collect();
             self.unmap_ports(id, &sb.ips, &gone).await?;
             sb.ports.retain(|m| !gone.contains(m));
             Ok(sb)
-        }
-        .await;
-        self.id_unlock(id, lock_);
-        res
+        })
+        .await
     }
 
     /// Every host port mapped on this node.

@@ -103,13 +103,7 @@ impl Node {
         let span = tracing::info_span!("create_sandbox", node = %self.cfg.name, id = %spec.id);
         async {
             spec.validate(&self.cfg)?;
-            let lock = self.id_lock(&spec.id);
-            let res = {
-                let _g = lock.lock().await;
-                self.create_locked(spec).await
-            };
-            self.id_unlock(&spec.id, lock);
-            res
+            self.serialized(&spec.id, self.create_locked(spec)).await
         }
         .instrument(span)
         .await
@@ -389,13 +383,7 @@ impl Node {
         async {
             crate::config::validate_name(id, "sandbox id")
                 .map_err(|m| Error::invalid(format!("delete sandbox {id:?}"), m))?;
-            let lock = self.id_lock(id);
-            let res = {
-                let _g = lock.lock().await;
-                self.delete_locked(id).await
-            };
-            self.id_unlock(id, lock);
-            res
+            self.serialized(id, self.delete_locked(id)).await
         }
         .instrument(span)
         .await

@@ -10,8 +10,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -168,35 +167,13 @@ impl Netlink {
     /// Look a link up by name. `Ok(None)` when it does not exist.
     pub async fn link_by_name(&self, name: &str) -> NlResult<Option<LinkInfoSummary>> {
         let mut s = self.handle.link().get().match_name(name.to_string()).execute();
-        match s.try_next().await {
-            Ok(Some(m)) => Ok(Some(summarize(&m))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        Ok(found(s.try_next().await)?.as_ref().map(summarize))
     }
 
     /// Look a link up by index.
     pub async fn link_by_index(&self, index: u32) -> NlResult<Option<LinkInfoSummary>> {
         let mut s = self.handle.link().get().match_index(index).execute();
-        match s.try_next().await {
-            Ok(Some(m)) => Ok(Some(summarize(&m))),
-            Ok(None) => Ok(None),
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        Ok(found(s.try_next().await)?.as_ref().map(summarize))
     }
 
     /// Dump all links.
@@ -270,22 +247,6 @@ impl Netlink {
     /// Set a link up, by index.
     pub async fn set_up(&self, index: u32) -> NlResult<()> {
         self.handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute().await?;
-        Ok(())
-    }
-
-    /// Turn hairpin mode on for a bridge port.
-    pub async fn set_hairpin(&self, index: u32) -> NlResult<()> {
-        self.handle.link().set_port(LinkBridgePort::new(index).hairpin(true).build()).execute().await?;
-        Ok(())
-    }
-
-    /// Turn hairpin mode on for a bridge port named `name`. By name, so the caller needs no
-    /// RTM_GETLINK first: a getlink syncs pending link-watch events, which on a bridge with many
-    /// ports re-runs port state selection over all of them.
-    pub async fn set_hairpin_by_name(&self, name: &str) -> NlResult<()> {
-        let mut msg = LinkBridgePort::new(0).hairpin(true).build();
-        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
-        self.handle.link().set_port(msg).execute().await?;
         Ok(())
     }
 
@@ -369,17 +330,7 @@ impl Netlink {
         mac: [u8; 6],
     ) -> NlResult<u32> {
         let mut s = self.handle.link().get().match_name(name.to_string()).execute();
-        let existing = match s.try_next().await {
-            Ok(m) => m,
-            Err(e) => {
-                let e = NetlinkError::from(e);
-                if e.is_not_found() {
-                    None
-                } else {
-                    return Err(e);
-                }
-            }
-        };
+        let existing = found(s.try_next().await)?;
         if let Some(m) = existing {
             let mut same = false;
             for a in &m.attributes {
@@ -501,14 +452,16 @@ impl Netlink {
         Ok(())
     }
 
-    /// Add (or replace) a route to `dst/prefix` via `gw`, optionally out of `oif` and on-link.
+    /// Add (or replace) a route to `dst/prefix` via `gw` out of `oif`, optionally on-link,
+    /// marked with route protocol `protocol` (so a later dump can tell whose it is).
     pub async fn replace_gateway_route(
         &self,
         dst: IpAddr,
         prefix: u8,
         gw: IpAddr,
-        oif: Option<u32>,
+        oif: u32,
         onlink: bool,
+        protocol: u8,
     ) -> NlResult<()> {
         let mut msg = match (dst, gw) {
             (IpAddr::V4(d), IpAddr::V4(g)) => {
@@ -519,10 +472,8 @@ impl Netlink {
             }
             _ => return Err(NetlinkError::Kernel(libc::EAFNOSUPPORT)),
         };
-        msg.header.protocol = RouteProtocol::Other(ROUTE_PROTOCOL);
-        if let Some(o) = oif {
-            msg.attributes.push(RouteAttribute::Oif(o));
-        }
+        msg.header.protocol = RouteProtocol::Other(protocol);
+        msg.attributes.push(RouteAttribute::Oif(oif));
         if onlink {
             msg.header.flags |= rtnetlink::packet_route::route::RouteFlags::Onlink;
         }
@@ -649,6 +600,14 @@ impl Netlink {
     }
 }
 
+/// A link lookup's answer; the kernel answers ENODEV (not an empty dump) for a missing link.
+fn found(r: Result<Option<LinkMessage>, rtnetlink::Error>) -> NlResult<Option<LinkMessage>> {
+    match r.map_err(NetlinkError::from) {
+        Err(e) if e.is_not_found() => Ok(None),
+        other => other,
+    }
+}
+
 /// Deletes treat "no such object" as success: teardown is idempotent.
 fn gone_is_ok(r: Result<(), rtnetlink::Error>) -> NlResult<()> {
     match r.map_err(NetlinkError::from) {
@@ -709,9 +668,6 @@ pub fn route_gateway(m: &RouteMessage) -> Option<IpAddr> {
 pub fn route_oif(m: &RouteMessage) -> Option<u32> {
     m.attributes.iter().find_map(|a| if let RouteAttribute::Oif(o) = a { Some(*o) } else { None })
 }
-
-/// Keep `InfoKind` reachable for callers matching link kinds.
-pub type Kind = InfoKind;
 
 /// Address families for neighbour dumps (`Bridge` = the FDB).
 pub type Family = AddressFamily;
