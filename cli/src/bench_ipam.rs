@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use podnet::cluster::{Cidr, ClusterCidr, NodeCidrAllocator, ServiceIpAllocator};
 use podnet::{Error, ErrorKind};
+use podnet_cluster::{Cidr, ClusterCidr, NodeCidrAllocator, ServiceIpAllocator};
 
 /// Target for allocating every node CIDR of the default /8, in milliseconds.
 const NODE_CIDRS_TARGET_MS: f64 = 50.0;

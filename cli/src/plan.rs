@@ -1,10 +1,10 @@
 //! `podnet plan`: check a cluster's address plan before building it. Parses the flags, runs
-//! [`podnet::cluster::plan`] and prints the result as an aligned table or one JSON object.
+//! [`podnet_cluster::plan`] and prints the result as an aligned table or one JSON object.
 
 use std::fmt::Write as _;
 
-use podnet::cluster::{self, Cidr, Plan, PlanInput};
 use podnet::{Error, ErrorKind};
+use podnet_cluster::{Cidr, Plan, PlanInput};
 
 /// Arguments of `podnet plan`. Every list flag may be repeated or comma-separated; dual-stack
 /// lists take one IPv4 and one IPv6 entry, primary family first.
@@ -70,7 +70,7 @@ fn emit(text: &str) -> i32 {
 
 /// The complete output for `args`, or the error to report.
 fn render(args: &PlanArgs) -> Result<String, Error> {
-    let plan = cluster::plan(&parse_input(args)?)?;
+    let plan = podnet_cluster::plan(&parse_input(args)?)?;
     if args.json {
         let json =
             serde_json::to_string(&plan).map_err(|e| Error::new(ErrorKind::Internal, "encode plan as JSON", e))?;

@@ -7,7 +7,6 @@
 //! calling thread's namespaces and never forks or execs.
 
 pub mod blocking;
-pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod ethtool;

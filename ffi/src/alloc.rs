@@ -6,7 +6,7 @@
 
 use std::ffi::{c_char, CString};
 
-use podnet_core::cluster::{
+use podnet_cluster::{
     ClusterCidr, Family, NodeCidrAllocator, ServiceIpAllocator, DEFAULT_NODE_MASK_V4, DEFAULT_NODE_MASK_V6,
 };
 

@@ -10,7 +10,7 @@ use ipnetwork::IpNetwork;
 use podnet_core::config::{validate_ifname, validate_name, MAX_ID_LEN, MAX_IFNAME_LEN};
 
 use crate::error::{podnet_error, ErrorObj};
-use podnet_core::cluster::Cidr;
+use podnet_cluster::Cidr;
 
 use crate::handle::{
     to_owned_ptr, try_mut, try_out, try_out_buf, try_ref, try_slice, try_str, Castable, Out, OutBuf, SliceError,

@@ -4,7 +4,7 @@
 
 use std::ffi::{c_char, CString};
 
-use podnet_core::cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
+use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::{cstring, podnet_error};

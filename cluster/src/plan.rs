@@ -152,11 +152,11 @@ pub struct Plan {
 
 /// Compute the capacity of an address plan.
 ///
-/// Errors (all [`crate::ErrorKind::InvalidArgument`]) for input that cannot describe a cluster:
+/// Errors (all [`podnet::ErrorKind::InvalidArgument`]) for input that cannot describe a cluster:
 /// no cluster CIDR, two of one family, a mask count that does not match, a node mask longer than
 /// the family allows, a service range overlapping a cluster CIDR. Everything merely unwise is a
 /// [`Warning`].
-pub fn plan(input: &PlanInput) -> crate::Result<Plan> {
+pub fn plan(input: &PlanInput) -> podnet::Result<Plan> {
     plan_inner(input).map_err(op_err("plan cluster addresses"))
 }
 
@@ -463,7 +463,7 @@ pub(crate) fn thousands(n: u128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ErrorKind;
+    use podnet::ErrorKind;
 
     fn c(s: &str) -> Cidr {
         s.parse().unwrap()
@@ -647,8 +647,8 @@ mod tests {
 
     #[test]
     fn property_random_plans_never_panic_and_stay_consistent() {
-        let mut rng = crate::cluster::rng::SplitMix64::new(4242);
-        let random_cidr = |rng: &mut crate::cluster::rng::SplitMix64, family: Family| {
+        let mut rng = crate::rng::SplitMix64::new(4242);
+        let random_cidr = |rng: &mut crate::rng::SplitMix64, family: Family| {
             let prefix = rng.below(u64::from(family.bits()) + 1) as u8;
             let raw = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
             let value = match family {

@@ -176,7 +176,7 @@ impl Bitmap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::rng::SplitMix64;
+    use crate::rng::SplitMix64;
 
     #[test]
     fn find_respects_bounds_and_word_edges() {

@@ -3,8 +3,8 @@
 
 use std::net::IpAddr;
 
-use podnet::cluster::{plan, Cidr, ClusterCidr, NodeCidrAllocator, PlanInput, ServiceIpAllocator, WarningCode};
 use podnet::ErrorKind;
+use podnet_cluster::{plan, Cidr, ClusterCidr, NodeCidrAllocator, PlanInput, ServiceIpAllocator, WarningCode};
 
 fn c(s: &str) -> Cidr {
     s.parse().unwrap()

@@ -123,7 +123,7 @@ struct StoredConfig {
 impl NodeCidrAllocator {
     /// An empty allocator. `cluster_cidrs` holds one range, or two of different families
     /// (dual-stack, primary family first); `service_cidrs` are the service ranges to keep clear.
-    pub fn new(cluster_cidrs: &[ClusterCidr], service_cidrs: &[Cidr]) -> crate::Result<NodeCidrAllocator> {
+    pub fn new(cluster_cidrs: &[ClusterCidr], service_cidrs: &[Cidr]) -> podnet::Result<NodeCidrAllocator> {
         NodeCidrAllocator::build(cluster_cidrs, service_cidrs).map_err(op_err("create node CIDR allocator"))
     }
 
@@ -175,8 +175,8 @@ impl NodeCidrAllocator {
     }
 
     /// Allocate one node CIDR per family, primary family first. All or nothing: when one family
-    /// is exhausted nothing is allocated and the error is [`crate::ErrorKind::Exhausted`].
-    pub fn allocate(&mut self) -> crate::Result<Vec<Cidr>> {
+    /// is exhausted nothing is allocated and the error is [`podnet::ErrorKind::Exhausted`].
+    pub fn allocate(&mut self) -> podnet::Result<Vec<Cidr>> {
         let mut picks = Vec::with_capacity(self.sets.len());
         for set in &self.sets {
             let Some(index) = set.find_next() else {
@@ -203,7 +203,7 @@ impl NodeCidrAllocator {
     /// Mark node CIDRs as allocated, at most one per family (a node's `spec.podCIDRs`). All or
     /// nothing: a CIDR that is allocated already, of the wrong size or outside the cluster CIDR
     /// fails the whole call.
-    pub fn occupy(&mut self, cidrs: &[Cidr]) -> crate::Result<()> {
+    pub fn occupy(&mut self, cidrs: &[Cidr]) -> podnet::Result<()> {
         let op = || op_err(format!("occupy node CIDR(s) {}", list(cidrs)));
         if cidrs.is_empty() {
             return Err(op()(ClusterError::InvalidInput("no node CIDR given".to_owned())));
@@ -222,13 +222,13 @@ impl NodeCidrAllocator {
 
     /// Free node CIDRs, at most one per family. Returns how many were allocated; freeing a free
     /// CIDR is not an error, so node cleanup can be retried.
-    pub fn release(&mut self, cidrs: &[Cidr]) -> crate::Result<usize> {
+    pub fn release(&mut self, cidrs: &[Cidr]) -> podnet::Result<usize> {
         let located = self.locate_all(cidrs).map_err(op_err(format_args!("release node CIDR(s) {}", list(cidrs))))?;
         Ok(located.into_iter().filter(|&(set, index)| self.sets[set].bitmap.clear(index)).count())
     }
 
     /// Whether a node CIDR is allocated; an error when it is not a node CIDR of this allocator.
-    pub fn is_allocated(&self, cidr: Cidr) -> crate::Result<bool> {
+    pub fn is_allocated(&self, cidr: Cidr) -> podnet::Result<bool> {
         let (set, index) = self.locate(&cidr).map_err(op_err(format_args!("look up node CIDR {cidr}")))?;
         Ok(self.sets[set].bitmap.get(index))
     }
@@ -256,7 +256,7 @@ impl NodeCidrAllocator {
 
     /// Restore an allocator from [`to_bytes`](Self::to_bytes) output. Every field is
     /// validated; damaged or foreign bytes are an error, never a panic.
-    pub fn from_bytes(bytes: &[u8]) -> crate::Result<NodeCidrAllocator> {
+    pub fn from_bytes(bytes: &[u8]) -> podnet::Result<NodeCidrAllocator> {
         NodeCidrAllocator::decode(bytes).map_err(op_err("load node CIDR allocator state"))
     }
 
@@ -362,8 +362,8 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::cluster::rng::SplitMix64;
-    use crate::ErrorKind;
+    use crate::rng::SplitMix64;
+    use podnet::ErrorKind;
 
     fn c(s: &str) -> Cidr {
         s.parse().unwrap()
@@ -514,7 +514,7 @@ mod tests {
 
     impl ServiceIpAllocatorLike {
         fn bytes() -> Vec<u8> {
-            crate::cluster::ServiceIpAllocator::new(c("10.0.0.0/24")).unwrap().to_bytes()
+            crate::ServiceIpAllocator::new(c("10.0.0.0/24")).unwrap().to_bytes()
         }
     }
 

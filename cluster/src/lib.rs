@@ -9,10 +9,10 @@
 //! section a little-endian `u32` length and its bytes: first the configuration as JSON (ranges as
 //! strings, readable in a dump), then each bitmap as raw bytes (bit `i` in byte `i / 8`, position
 //! `i % 8`). A `/12` service range is 128 KiB; 65,536 node CIDRs are 8 KiB. `from_bytes` checks
-//! every part and refuses anything else with [`crate::ErrorKind::InvalidArgument`].
+//! every part and refuses anything else with [`podnet::ErrorKind::InvalidArgument`].
 //!
 //! ```
-//! use podnet::cluster::{plan, Cidr, PlanInput};
+//! use podnet_cluster::{plan, Cidr, PlanInput};
 //!
 //! let plan = plan(&PlanInput {
 //!     cluster_cidrs: vec!["10.10.0.0/16".parse()?],
@@ -44,7 +44,7 @@ pub use plan::{
 };
 pub use service::{ServiceIpAllocator, MAX_SERVICE_BITMAP_BITS};
 
-use crate::error::{Error, ErrorKind};
+use podnet::{Error, ErrorKind};
 
 /// Everything that can go wrong while planning or allocating cluster addresses.
 ///

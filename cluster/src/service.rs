@@ -112,7 +112,7 @@ impl ServiceIpAllocator {
     ///
     /// Refuses IPv4 ranges larger than `/12` or smaller than `/30`, and `/128`; see
     /// [`MAX_SERVICE_BITMAP_BITS`] for the IPv6 cap.
-    pub fn new(cidr: Cidr) -> crate::Result<ServiceIpAllocator> {
+    pub fn new(cidr: Cidr) -> podnet::Result<ServiceIpAllocator> {
         let layout = layout(&cidr).map_err(op_err("create service IP allocator"))?;
         Ok(ServiceIpAllocator {
             cidr,
@@ -180,13 +180,13 @@ impl ServiceIpAllocator {
     }
 
     /// Whether `ip` is allocated; an error when it is not an allocatable address.
-    pub fn is_allocated(&self, ip: IpAddr) -> crate::Result<bool> {
+    pub fn is_allocated(&self, ip: IpAddr) -> podnet::Result<bool> {
         let offset = self.offset_of(ip).map_err(op_err(format_args!("look up service IP {ip}")))?;
         Ok(self.bitmap.get(offset))
     }
 
     /// Allocate a user-chosen address (anywhere in the range, the API server's included).
-    pub fn allocate(&mut self, ip: IpAddr) -> crate::Result<()> {
+    pub fn allocate(&mut self, ip: IpAddr) -> podnet::Result<()> {
         let op = || op_err(format!("allocate service IP {ip}"));
         let offset = self.offset_of(ip).map_err(op())?;
         if !self.bitmap.set(offset) {
@@ -197,7 +197,7 @@ impl ServiceIpAllocator {
 
     /// Allocate a free address chosen at random: from the upper band first, then the lower
     /// band, never the API server's.
-    pub fn allocate_next(&mut self) -> crate::Result<IpAddr> {
+    pub fn allocate_next(&mut self) -> podnet::Result<IpAddr> {
         match self.pick() {
             Some(offset) => {
                 self.bitmap.set(offset);
@@ -243,7 +243,7 @@ impl ServiceIpAllocator {
 
     /// Release an address. Returns whether it was allocated; releasing a free address is not an
     /// error, so cleanup can be retried.
-    pub fn release(&mut self, ip: IpAddr) -> crate::Result<bool> {
+    pub fn release(&mut self, ip: IpAddr) -> podnet::Result<bool> {
         let offset = self.offset_of(ip).map_err(op_err(format_args!("release service IP {ip}")))?;
         Ok(self.bitmap.clear(offset))
     }
@@ -252,7 +252,7 @@ impl ServiceIpAllocator {
     ///
     /// The start (network address) must stay the same: allocations are offsets from it. The end
     /// may grow freely and may shrink as long as no allocated address lies beyond the new end.
-    pub fn resize(&mut self, cidr: Cidr) -> crate::Result<()> {
+    pub fn resize(&mut self, cidr: Cidr) -> podnet::Result<()> {
         let from = self.cidr;
         self.resize_inner(cidr).map_err(op_err(format_args!("resize service range {from} to {cidr}")))
     }
@@ -303,7 +303,7 @@ impl ServiceIpAllocator {
 
     /// Restore an allocator from [`to_bytes`](Self::to_bytes) output, with a fresh random seed.
     /// Every field is validated; damaged or foreign bytes are an error, never a panic.
-    pub fn from_bytes(bytes: &[u8]) -> crate::Result<ServiceIpAllocator> {
+    pub fn from_bytes(bytes: &[u8]) -> podnet::Result<ServiceIpAllocator> {
         ServiceIpAllocator::decode(bytes).map_err(op_err("load service IP allocator state"))
     }
 
@@ -367,7 +367,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::ErrorKind;
+    use podnet::ErrorKind;
 
     fn c(s: &str) -> Cidr {
         s.parse().unwrap()

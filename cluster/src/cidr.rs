@@ -61,12 +61,12 @@ pub struct Cidr {
 impl Cidr {
     /// Build a CIDR, refusing a prefix longer than the family allows or an address with host
     /// bits set.
-    pub fn new(network: IpAddr, prefix: u8) -> crate::Result<Cidr> {
+    pub fn new(network: IpAddr, prefix: u8) -> podnet::Result<Cidr> {
         Cidr::checked(network, prefix, None).map_err(op_err("build CIDR"))
     }
 
     /// Parse `"10.0.0.0/16"` or `"fd00::/64"`; surrounding whitespace is ignored.
-    pub fn parse(text: &str) -> crate::Result<Cidr> {
+    pub fn parse(text: &str) -> podnet::Result<Cidr> {
         parse_cidr(text).map_err(op_err(format_args!("parse CIDR {:?}", text.trim())))
     }
 
@@ -171,7 +171,7 @@ impl Cidr {
     }
 
     /// The `/prefix` subnets of this range in address order.
-    pub fn subnets(&self, prefix: u8) -> crate::Result<Subnets> {
+    pub fn subnets(&self, prefix: u8) -> podnet::Result<Subnets> {
         if prefix < self.prefix || prefix > self.family().bits() {
             let e = ClusterError::MaskOutOfRange {
                 what: format!("subnet mask for {self}"),
@@ -216,9 +216,9 @@ impl fmt::Debug for Cidr {
 }
 
 impl FromStr for Cidr {
-    type Err = crate::Error;
+    type Err = podnet::Error;
 
-    fn from_str(text: &str) -> crate::Result<Cidr> {
+    fn from_str(text: &str) -> podnet::Result<Cidr> {
         Cidr::parse(text)
     }
 }
@@ -244,10 +244,10 @@ impl From<Cidr> for ipnetwork::IpNetwork {
 }
 
 impl TryFrom<ipnetwork::IpNetwork> for Cidr {
-    type Error = crate::Error;
+    type Error = podnet::Error;
 
     /// Refuses networks with host bits set (`10.0.0.1/24`), which `IpNetwork` accepts.
-    fn try_from(n: ipnetwork::IpNetwork) -> crate::Result<Cidr> {
+    fn try_from(n: ipnetwork::IpNetwork) -> podnet::Result<Cidr> {
         Cidr::new(n.ip(), n.prefix())
     }
 }
@@ -342,8 +342,8 @@ pub(crate) fn pow2_saturating(exp: u32) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::rng::SplitMix64;
-    use crate::ErrorKind;
+    use crate::rng::SplitMix64;
+    use podnet::ErrorKind;
 
     fn c(s: &str) -> Cidr {
         s.parse().unwrap()
