@@ -6,8 +6,9 @@ use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use podnet::blocking::Node;
-use podnet::netlink::Netlink;
-use podnet::{netns, CrossNodeMode, Peer};
+use podnet::internals::netlink::Netlink;
+use podnet::internals::netns;
+use podnet::{CrossNodeMode, Peer};
 use serde_json::json;
 
 use crate::bench_sandbox::BenchWorld;
@@ -95,15 +96,23 @@ fn run_inner(a: &BenchPeersArgs) -> Result<(), String> {
         let nl = node.inner().netlink();
         let mut routes = 0;
         for r in nl.routes(false).await.map_err(|e| e.to_string())? {
-            if r.header.protocol == podnet::netlink::route_protocol(podnet::peers::PEER_ROUTE_PROTOCOL) {
+            if r.header.protocol == podnet::internals::netlink::route_protocol(podnet::internals::PEER_ROUTE_PROTOCOL) {
                 routes += 1;
             }
         }
         let vx = nl.link_by_name("podnet.1").await.map_err(|e| e.to_string())?;
         let (mut neigh, mut fdb) = (0, 0);
         if let Some(vx) = vx {
-            neigh = nl.neighbours(vx.index, podnet::netlink::Family::Inet).await.map_err(|e| e.to_string())?.len();
-            fdb = nl.neighbours(vx.index, podnet::netlink::Family::Bridge).await.map_err(|e| e.to_string())?.len();
+            neigh = nl
+                .neighbours(vx.index, podnet::internals::netlink::Family::Inet)
+                .await
+                .map_err(|e| e.to_string())?
+                .len();
+            fdb = nl
+                .neighbours(vx.index, podnet::internals::netlink::Family::Bridge)
+                .await
+                .map_err(|e| e.to_string())?
+                .len();
         }
         Ok::<_, String>((routes, neigh, fdb))
     })?;

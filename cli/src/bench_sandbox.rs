@@ -8,8 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use podnet::blocking::Node;
-use podnet::netlink::Netlink;
-use podnet::{netns, NodeConfig, PodMode, SandboxSpec};
+use podnet::internals::netlink::Netlink;
+use podnet::internals::netns;
+use podnet::{NodeConfig, PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
 use crate::stats::Stats;
@@ -140,7 +141,7 @@ pub fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
         for i in 0..count {
             let t = Instant::now();
             let pin = w.netns_dir().join(format!("f{i}"));
-            let c = netns::create(&pin, podnet::sandbox::pod_netns_setup).map_err(|e| e.to_string())?;
+            let c = netns::create(&pin, podnet::internals::pod_netns_setup).map_err(|e| e.to_string())?;
             let pod = Netlink::from_socket(c.value.map_err(|e| e.to_string())?);
             let host = format!("fl{i}");
             let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 98, 0, 2)) + i as u32);

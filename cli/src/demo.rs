@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use ipnetwork::IpNetwork;
 use podnet::blocking::Node;
-use podnet::netlink::Netlink;
-use podnet::{
-    netns, CrossNodeMode, Error, ErrorKind, NodeConfig, Peer, PodMode, PortMapping, Protocol, Result, Sandbox,
-};
+use podnet::internals::netlink::Netlink;
+use podnet::internals::netns;
+use podnet::{CrossNodeMode, Error, ErrorKind, NodeConfig, Peer, PodMode, PortMapping, Protocol, Result, Sandbox};
 use podnet::{SandboxSpec, VxlanConfig};
 use serde_json::{json, Value};
 
@@ -352,7 +351,7 @@ fn wire() -> Result<()> {
             ))
         };
         let (nl1, nl2, nlc) = (nl(&n1, NODES[0].ns)?, nl(&n2, NODES[1].ns)?, nl(&cl, CLIENT_NS)?);
-        let k = |op: &'static str| move |e: podnet::netlink::NetlinkError| e.into_error(op);
+        let k = |op: &'static str| move |e: podnet::internals::netlink::NetlinkError| e.into_error(op);
         nl1.create_veth("ul0", Some(mac(1)), "ul0", mac(2), n2.as_raw_fd(), 1500, None)
             .await
             .map_err(k("create underlay veth"))?;
@@ -815,8 +814,8 @@ fn demo(a: &DemoArgs) -> Result<i32> {
                     (
                         c,
                         match k {
-                            podnet::peers::Path::Overlay => "overlay",
-                            podnet::peers::Path::Routed => "routed",
+                            podnet::PeerPath::Overlay => "overlay",
+                            podnet::PeerPath::Routed => "routed",
                         },
                     )
                 })

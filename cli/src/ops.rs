@@ -39,7 +39,7 @@ impl Target {
 
     fn name(&self) -> Result<String> {
         let n = self.chosen_name().unwrap_or_else(|| "default".into());
-        podnet::config::validate_name(&n, "node name").map_err(|m| Error::invalid("select node", m))?;
+        podnet::validate_name(&n, "node name").map_err(|m| Error::invalid("select node", m))?;
         Ok(n)
     }
 
@@ -248,10 +248,10 @@ fn cross_str(m: CrossNodeMode) -> &'static str {
     }
 }
 
-fn path_str(p: podnet::peers::Path) -> &'static str {
+fn path_str(p: podnet::PeerPath) -> &'static str {
     match p {
-        podnet::peers::Path::Overlay => "overlay",
-        podnet::peers::Path::Routed => "routed",
+        podnet::PeerPath::Overlay => "overlay",
+        podnet::PeerPath::Routed => "routed",
     }
 }
 
@@ -262,13 +262,7 @@ fn pod_gateways(cfg: &NodeConfig, node: &Node) -> Vec<IpAddr> {
         PodMode::Routed => cfg
             .pools
             .iter()
-            .map(|p| {
-                if p.cidr.is_ipv4() {
-                    IpAddr::V4(podnet::sandbox::ROUTED_GW_V4)
-                } else {
-                    IpAddr::V6(podnet::sandbox::ROUTED_GW_V6)
-                }
-            })
+            .map(|p| if p.cidr.is_ipv4() { IpAddr::V4(podnet::ROUTED_GW_V4) } else { IpAddr::V6(podnet::ROUTED_GW_V6) })
             .collect(),
     }
 }
@@ -288,7 +282,7 @@ fn peer_json(node: &Node, p: &Peer) -> Value {
         "underlay_ip": p.underlay_ip,
         "pod_cidrs": p.pod_cidrs,
         "vtep_mac": p.vtep_mac,
-        "effective_vtep_mac": mac_str(p.vtep_mac.unwrap_or_else(|| podnet::peers::vtep_mac(&p.name))),
+        "effective_vtep_mac": mac_str(p.vtep_mac.unwrap_or_else(|| podnet::vtep_mac(&p.name))),
         "paths": paths,
     })
 }
@@ -309,7 +303,7 @@ fn peers_table(node: &Node, peers: &[Peer]) -> String {
         };
         let mac = match p.vtep_mac {
             Some(m) => mac_str(m),
-            None => format!("{} (derived)", mac_str(podnet::peers::vtep_mac(&p.name))),
+            None => format!("{} (derived)", mac_str(podnet::vtep_mac(&p.name))),
         };
         t.row(vec![p.name.clone(), p.underlay_ip.to_string(), join(&p.pod_cidrs), path, mac]);
     }
@@ -550,7 +544,7 @@ fn sandbox_add(t: &Target, a: SandboxAddArgs) -> Result<i32> {
 }
 
 fn valid_id(id: &str, op: &str) -> Result<()> {
-    podnet::config::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("{op} {id:?}"), m))
+    podnet::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("{op} {id:?}"), m))
 }
 
 fn sandbox_del(t: &Target, id: &str) -> Result<i32> {
@@ -667,8 +661,7 @@ pub fn run_peer(a: PeerArgs) -> i32 {
 }
 
 fn peer_add(t: &Target, a: PeerAddArgs) -> Result<i32> {
-    podnet::config::validate_name(&a.name, "peer name")
-        .map_err(|m| Error::invalid(format!("add peer {:?}", a.name), m))?;
+    podnet::validate_name(&a.name, "peer name").map_err(|m| Error::invalid(format!("add peer {:?}", a.name), m))?;
     let (_, node) = t.open()?;
     let peer = Peer { name: a.name, underlay_ip: a.underlay, pod_cidrs: a.pod_cidr, vtep_mac: a.vtep_mac };
     node.add_peer(&peer)?;
@@ -681,7 +674,7 @@ fn peer_add(t: &Target, a: PeerAddArgs) -> Result<i32> {
 }
 
 fn peer_del(t: &Target, name: &str) -> Result<i32> {
-    podnet::config::validate_name(name, "peer name").map_err(|m| Error::invalid(format!("remove peer {name:?}"), m))?;
+    podnet::validate_name(name, "peer name").map_err(|m| Error::invalid(format!("remove peer {name:?}"), m))?;
     let (_, node) = t.open()?;
     node.remove_peer(name)?;
     if t.json {

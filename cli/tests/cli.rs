@@ -7,8 +7,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use podnet::netlink::Netlink;
-use podnet::netns;
+use podnet::internals::netlink::Netlink;
+use podnet::internals::netns;
 use serde_json::Value;
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

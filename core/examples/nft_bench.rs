@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use podnet::netns;
-use podnet::nft::{HostPort, NftSocket, Proto, Ruleset};
+use podnet::internals::netns;
+use podnet::internals::nft::{HostPort, NftSocket, Proto, Ruleset};
 
 /// Removes the pinned netns and its directory, also on panic.
 struct Guard(PathBuf);

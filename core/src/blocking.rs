@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use crate::config::{NodeConfig, PortMapping, SandboxSpec};
 use crate::peers::{Peer, SyncReport};
+use crate::pods::{CheckReport, GcReport};
 use crate::ports::{PortEntry, RepairReport};
-use crate::sandbox::{CheckReport, GcReport};
-use crate::state::Sandbox;
+use crate::store::Sandbox;
 use crate::{Error, ErrorKind, Result};
 
 /// A node with blocking methods. `Send + Sync`: share it across threads freely.

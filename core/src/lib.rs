@@ -7,25 +7,57 @@
 //! calling thread's namespaces and never forks or execs.
 
 pub mod blocking;
-pub mod config;
-pub mod error;
-pub mod ethtool;
-pub mod ipam;
-pub mod netlink;
-pub mod netns;
-pub mod nft;
-pub mod node;
-pub mod peers;
-pub mod ports;
-pub mod sandbox;
-pub mod state;
+mod config;
+mod error;
+mod node;
+
+// Components: one folder each, implemented on `Node`'s owned parts.
+mod peers;
+mod pods;
+mod ports;
+
+// Private infrastructure: no component or caller reaches below these.
+mod ipam;
+mod kernel;
+mod store;
+
+/// Kernel plumbing for podnet's own tools, benchmarks and tests (feature `internals`): not part of
+/// the supported API and free to change in any release.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub mod ethtool {
+        //! SIOCETHTOOL offload switches.
+        pub use crate::kernel::ethtool::*;
+    }
+    pub mod ipam {
+        //! The node's address pools.
+        pub use crate::ipam::*;
+    }
+    pub mod netlink {
+        //! rtnetlink requests.
+        pub use crate::kernel::netlink::*;
+    }
+    pub mod netns {
+        //! Network namespace switching and pins.
+        pub use crate::kernel::netns::*;
+    }
+    pub mod nft {
+        //! nf_tables over netlink.
+        pub use crate::kernel::nft::*;
+    }
+    pub use crate::peers::PEER_ROUTE_PROTOCOL;
+    pub use crate::pods::pod_netns_setup;
+}
 
 pub use config::{
-    CrossNodeMode, NetnsSpec, NodeConfig, PodMode, PortMapping, Protocol, SandboxSpec, Underlay, VxlanConfig,
+    validate_ifname, validate_name, CrossNodeMode, NetnsSpec, NodeConfig, PodMode, PortMapping, Protocol, SandboxSpec,
+    Underlay, VxlanConfig, MAX_ID_LEN, MAX_IFNAME_LEN,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use ipam::PoolConfig;
 pub use node::{FailPoint, Node};
-pub use peers::{Peer, SyncReport};
+pub use peers::{vtep_mac, Path as PeerPath, Peer, SyncReport};
+pub use pods::{CheckReport, GcReport, ROUTED_GW_V4, ROUTED_GW_V6};
 pub use ports::{PortEntry, RepairReport};
-pub use sandbox::{CheckReport, GcReport};
-pub use state::Sandbox;
+pub use store::Sandbox;

@@ -15,9 +15,10 @@ use tracing::Instrument;
 
 use crate::config::{NodeConfig, PodMode};
 use crate::ipam::Pool;
-use crate::netlink::Netlink;
-use crate::state::Store;
-use crate::{netns, Error, ErrorKind, Result};
+use crate::kernel::netlink::Netlink;
+use crate::kernel::netns;
+use crate::store::Store;
+use crate::{Error, ErrorKind, Result};
 
 /// A step of sandbox creation at which a test can inject a failure to exercise rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,7 +155,7 @@ impl Node {
                 .set(rtnetlink::LinkUnspec::new_with_index(idx).address(mac.to_vec()).build())
                 .execute()
                 .await
-                .map_err(|e| crate::netlink::NetlinkError::from(e).into_error(op()))?;
+                .map_err(|e| crate::kernel::netlink::NetlinkError::from(e).into_error(op()))?;
         }
         // route_localnet: host ports on 127.0.0.1 are DNATed to pods behind the bridge, and the
         // kernel drops a loopback source leaving a non-loopback device unless it is on there.
@@ -180,7 +181,7 @@ impl Node {
             // only from a link-local address that has finished DAD, which the bridge's own
             // takes about a second to do. A fixed link-local without DAD is usable at once.
             self.nl
-                .add_address(idx, std::net::IpAddr::V6(crate::sandbox::ROUTED_GW_V6), 64)
+                .add_address(idx, std::net::IpAddr::V6(crate::pods::ROUTED_GW_V6), 64)
                 .await
                 .map_err(|e| e.into_error(format!("add link-local fe80::1 to bridge {name}")))?;
         }
@@ -240,7 +241,7 @@ impl Node {
                 .map_err(|e| e.into_error(format!("add VTEP address to {}", vx.device)))?;
         }
         if vx.disable_tx_checksum_offload {
-            crate::ethtool::disable_tx_checksum(&self.netns_file, &vx.device).map_err(|e| {
+            crate::kernel::ethtool::disable_tx_checksum(&self.netns_file, &vx.device).map_err(|e| {
                 Error::new(ErrorKind::Kernel, format!("disable TX checksum offload on {}", vx.device), e)
             })?;
         }

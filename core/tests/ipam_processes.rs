@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::process::Command;
 
-use podnet::ipam::{Key, Pool, PoolConfig};
+use podnet::internals::ipam::{Key, Pool, PoolConfig};
 
 const PER_PROCESS: usize = 500;
 

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use podnet::netns;
-use podnet::nft::{HostPort, NftSocket, Proto, Ruleset};
+use podnet::internals::netns;
+use podnet::internals::nft::{HostPort, NftSocket, Proto, Ruleset};
 use podnet::ErrorKind;
 use serde_json::Value;
 

@@ -252,7 +252,7 @@ fn adopted_netns_is_left_alone() {
     let mut s = SandboxSpec::new("ad2");
     s.netns = podnet::NetnsSpec::Path(pod_ns2.clone());
     n.create_sandbox(&s).unwrap();
-    podnet::netns::remove(&pod_ns2).unwrap();
+    podnet::internals::netns::remove(&pod_ns2).unwrap();
     n.delete_sandbox("ad2").unwrap();
     assert_clean(&w, &ns, "n1");
 }

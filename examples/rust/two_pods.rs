@@ -8,7 +8,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use podnet::blocking::Node;
-use podnet::{netns, NodeConfig, PodMode, SandboxSpec};
+use podnet::internals::netns;
+use podnet::{NodeConfig, PodMode, SandboxSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A throwaway "node": its own netns, pod pins and state in a temp dir.
@@ -39,7 +40,7 @@ fn run(dir: &std::path::Path, node_ns: &std::path::Path) -> Result<(), Box<dyn s
     println!("client {} in {}", client.ips[0], client.netns_path.display());
 
     // A listener inside the web pod: sockets keep the netns they were created in, so create it
-    // on a short-lived thread that entered the pod's netns (podnet::netns::run_in does that).
+    // on a short-lived thread that entered the pod's netns (podnet::internals::netns::run_in does that).
     let addr = SocketAddr::new(web.ips[0].ip(), 8080);
     let listener = netns::run_in(&std::fs::File::open(&web.netns_path)?, || TcpListener::bind(addr))??;
     let server = std::thread::spawn(move || -> std::io::Result<()> {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ipnetwork::IpNetwork;
-use podnet_core::config::{validate_ifname, validate_name, MAX_ID_LEN, MAX_IFNAME_LEN};
+use podnet_core::{validate_ifname, validate_name, MAX_ID_LEN, MAX_IFNAME_LEN};
 
 use crate::error::{podnet_error, ErrorObj};
 use podnet_cluster::Cidr;

@@ -3,8 +3,7 @@
 
 use std::ffi::c_char;
 
-use podnet_core::config::MAX_ID_LEN;
-use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay};
+use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::podnet_error;
@@ -197,13 +196,13 @@ pub extern "C" fn podnet_node_config_add_pod_cidr(
                 c.err(podnet_status::InvalidArgument, format!("{net} has host bits set (did you mean {hint}?)"))
             );
         }
-        podnet_core::ipam::layout(net).map_err(|e| c.err(podnet_status::InvalidArgument, e))?;
+        let pool = podnet_core::PoolConfig::checked(net).map_err(|e| c.err(podnet_status::InvalidArgument, e))?;
         if cfg.pools.iter().any(|p| p.cidr.is_ipv4() == net.is_ipv4()) {
             return Err(
                 c.err(podnet_status::InvalidArgument, format!("the node has a pod CIDR of {net}'s family already"))
             );
         }
-        cfg.pools.push(podnet_core::ipam::PoolConfig::new(net));
+        cfg.pools.push(pool);
         Ok(())
     })
 }

@@ -43,7 +43,7 @@ impl Castable for podnet_peer {
 
 impl PeerObj {
     fn new(peer: Peer) -> PeerObj {
-        let mac = peer.vtep_mac.unwrap_or_else(|| podnet_core::peers::vtep_mac(&peer.name));
+        let mac = peer.vtep_mac.unwrap_or_else(|| podnet_core::vtep_mac(&peer.name));
         PeerObj {
             name: cstring(peer.name.as_str()),
             underlay_ip: cstring(peer.underlay_ip.to_string()),
@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(podnet_peer_add_pod_cidr(p, c"10.244.2.0/24".as_ptr(), std::ptr::null_mut()), podnet_status::Ok);
         assert_eq!(podnet_peer_add_pod_cidr(p, c"10.244.2.0/24".as_ptr(), std::ptr::null_mut()), podnet_status::Ok);
         assert_eq!(podnet_peer_pod_cidr_count(p), 1);
-        let derived = podnet_core::peers::vtep_mac("n2");
+        let derived = podnet_core::vtep_mac("n2");
         let o = try_ref::<podnet_peer>(p).unwrap();
         assert_eq!(o.vtep_mac.to_str().unwrap(), mac_string(derived));
         let bad = [1u8, 0, 0, 0, 0, 1];

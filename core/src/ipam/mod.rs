@@ -156,6 +156,13 @@ impl PoolConfig {
     pub fn new(cidr: IpNetwork) -> PoolConfig {
         PoolConfig { cidr, range_start: None, range_end: None, reserved: vec![] }
     }
+
+    /// A pool over the whole CIDR, refusing one that cannot serve as a pod CIDR (host bits set,
+    /// no assignable address).
+    pub fn checked(cidr: IpNetwork) -> std::result::Result<PoolConfig, String> {
+        layout(cidr).map_err(|e| e.to_string())?;
+        Ok(PoolConfig::new(cidr))
+    }
 }
 
 fn to_u128(ip: IpAddr) -> u128 {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use podnet::netns;
+use podnet::internals::netns;
 
 /// A temp dir holding netns pins, state dirs and the netns dir of the nodes under test.
 pub struct World {

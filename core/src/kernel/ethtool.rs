@@ -24,7 +24,7 @@ struct IfReqData {
 }
 
 fn socket_in(ns: &impl AsFd) -> io::Result<OwnedFd> {
-    crate::netns::run_in(ns, || {
+    crate::kernel::netns::run_in(ns, || {
         // SAFETY: plain socket(2) call; the returned fd is checked and then owned.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {

@@ -14,10 +14,11 @@ use tracing::Instrument;
 
 use crate::config::{NetnsSpec, PodMode, SandboxSpec};
 use crate::ipam::Key;
-use crate::netlink::Netlink;
+use crate::kernel::netlink::Netlink;
+use crate::kernel::netns;
 use crate::node::{fnv1a, FailPoint, Node};
-use crate::state::Sandbox;
-use crate::{netns, Error, ErrorKind, Result};
+use crate::store::Sandbox;
+use crate::{Error, ErrorKind, Result};
 
 /// Link-local gateway of routed pods (Calico's convention).
 pub const ROUTED_GW_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
@@ -485,8 +486,8 @@ impl Node {
                         let routes6 = self.nl.routes(true).await.unwrap_or_default();
                         for net in &sb.ips {
                             let found = routes.iter().chain(routes6.iter()).any(|r| {
-                                crate::netlink::route_destination(r) == Some((net.ip(), net.prefix()))
-                                    && crate::netlink::route_oif(r) == Some(l.index)
+                                crate::kernel::netlink::route_destination(r) == Some((net.ip(), net.prefix()))
+                                    && crate::kernel::netlink::route_oif(r) == Some(l.index)
                             });
                             if !found {
                                 problems.push(format!("host route to {net} via {} is missing", sb.host_ifname));
@@ -517,9 +518,9 @@ impl Node {
                                 for (gw, v6) in sb.gateways.iter().map(|g| (g, g.is_ipv6())) {
                                     let routes = pod.routes(v6).await.unwrap_or_default();
                                     let ok = routes.iter().any(|r| {
-                                        crate::netlink::route_destination(r).is_none()
+                                        crate::kernel::netlink::route_destination(r).is_none()
                                             && r.header.destination_prefix_length == 0
-                                            && crate::netlink::route_gateway(r) == Some(*gw)
+                                            && crate::kernel::netlink::route_gateway(r) == Some(*gw)
                                     });
                                     if !ok {
                                         problems.push(format!("default route via {gw} missing in the pod"));

@@ -259,14 +259,14 @@ impl fmt::Debug for NftSocket {
 
 impl NftSocket {
     /// Wrap a NETLINK_NETFILTER socket (protocol 12) that was opened in the target netns, e.g.
-    /// by [`crate::netns::netlink_socket_in`] or inside [`crate::netns::create`].
+    /// by [`crate::kernel::netns::netlink_socket_in`] or inside [`crate::kernel::netns::create`].
     pub fn from_socket(sock: rtnetlink::sys::Socket) -> Result<NftSocket, NftError> {
         NftSocket::setup(sock)
     }
 
     /// Open a socket inside the netns `ns` (a fresh thread enters it; this thread does not).
     pub fn open_in(ns: &impl AsFd) -> Result<NftSocket, NftError> {
-        NftSocket::from_socket(crate::netns::netlink_socket_in(ns, NETLINK_NETFILTER)?)
+        NftSocket::from_socket(crate::kernel::netns::netlink_socket_in(ns, NETLINK_NETFILTER)?)
     }
 
     /// Create or replace table `inet podnet` with everything `rs` asks for and exactly the

@@ -14,10 +14,10 @@ use rtnetlink::packet_route::AddressFamily;
 use tracing::Instrument;
 
 use crate::config::CrossNodeMode;
-use crate::netlink::NetlinkError;
+use crate::kernel::netlink::NetlinkError;
 use crate::{Error, ErrorKind, Node, Result};
 
-/// Routes to peers carry this protocol number (per-pod routes use [`crate::netlink::ROUTE_PROTOCOL`]).
+/// Routes to peers carry this protocol number (per-pod routes use [`crate::kernel::netlink::ROUTE_PROTOCOL`]).
 pub const PEER_ROUTE_PROTOCOL: u8 = 81;
 
 /// How many kernel requests are in flight at once during a sync.
@@ -358,9 +358,9 @@ impl Node {
                     continue;
                 }
                 let (Some((d, plen)), Some(gw), Some(oif)) = (
-                    crate::netlink::route_destination(&r),
-                    crate::netlink::route_gateway(&r),
-                    crate::netlink::route_oif(&r),
+                    crate::kernel::netlink::route_destination(&r),
+                    crate::kernel::netlink::route_gateway(&r),
+                    crate::kernel::netlink::route_oif(&r),
                 ) else {
                     continue;
                 };

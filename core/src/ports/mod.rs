@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use ipnetwork::IpNetwork;
 
 use crate::config::{PortMapping, Protocol};
-use crate::nft::{HostPort, NftSocket, Proto, Ruleset};
-use crate::state::Sandbox;
+use crate::kernel::nft::{HostPort, NftSocket, Proto, Ruleset};
+use crate::store::Sandbox;
 use crate::{Error, ErrorKind, Node, Result};
 
 /// One mapped host port, as `list_ports` reports it.

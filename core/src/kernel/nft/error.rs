@@ -38,7 +38,7 @@ pub enum NftError {
     Protocol(String),
     /// Entering the target netns to open the socket failed.
     #[error("open netlink socket in netns: {0}")]
-    Netns(#[from] crate::netns::NetnsError),
+    Netns(#[from] crate::kernel::netns::NetnsError),
 }
 
 impl NftError {
