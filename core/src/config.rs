@@ -1,6 +1,7 @@
 //! Node configuration and sandbox specifications, and the validation every input passes
 //! before the first syscall.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -349,9 +350,27 @@ pub struct SandboxSpec {
     /// Attach this pod differently from the node's default mode (None = the node's mode).
     #[serde(default)]
     pub mode: Option<PodMode>,
+    /// Metadata kept with the sandbox and returned by get/list, so a runtime can map a sandbox
+    /// back to its pod (e.g. `k8s.pod.namespace`, `k8s.pod.name`, `k8s.pod.uid`). Keys are 1..=253
+    /// bytes of `[A-Za-z0-9_./-]`, values at most 4,096 bytes, at most 64 labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
+/// Most labels one sandbox may carry.
+pub const MAX_LABELS: usize = 64;
+/// Longest label key.
+pub const MAX_LABEL_KEY_LEN: usize = 253;
+/// Longest label value.
+pub const MAX_LABEL_VALUE_LEN: usize = 4096;
+
 impl SandboxSpec {
+    /// Keep a label with the sandbox (replaces an earlier value for the key).
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> SandboxSpec {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
     /// A spec with defaults: new netns, `eth0`, dynamic addresses, no ports.
     pub fn new(id: impl Into<String>) -> SandboxSpec {
         SandboxSpec {
@@ -361,6 +380,7 @@ impl SandboxSpec {
             ips: vec![],
             ports: vec![],
             mode: None,
+            labels: BTreeMap::new(),
         }
     }
 
@@ -369,6 +389,26 @@ impl SandboxSpec {
         let op = format!("validate sandbox {:?}", truncate(&self.id));
         validate_name(&self.id, "sandbox id").map_err(|m| Error::invalid(&op, m))?;
         validate_ifname(&self.ifname).map_err(|m| Error::invalid(&op, format!("interface name: {m}")))?;
+        if self.labels.len() > MAX_LABELS {
+            return Err(Error::invalid(&op, format!("{} labels, at most {MAX_LABELS}", self.labels.len())));
+        }
+        for (k, v) in &self.labels {
+            let key_ok = !k.is_empty()
+                && k.len() <= MAX_LABEL_KEY_LEN
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b));
+            if !key_ok {
+                return Err(Error::invalid(
+                    &op,
+                    format!("label key {:?}: 1..={MAX_LABEL_KEY_LEN} bytes of [A-Za-z0-9_./-]", truncate(k)),
+                ));
+            }
+            if v.len() > MAX_LABEL_VALUE_LEN || v.contains('\0') {
+                return Err(Error::invalid(
+                    &op,
+                    format!("label {k:?}: value longer than {MAX_LABEL_VALUE_LEN} bytes or contains NUL"),
+                ));
+            }
+        }
         if let NetnsSpec::Path(p) = &self.netns {
             if !p.is_absolute() {
                 return Err(Error::invalid(&op, format!("netns path {} is not absolute", p.display())));
@@ -438,6 +478,20 @@ pub fn validate_ifname(s: &str) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels() {
+        let cfg = NodeConfig::new("n").pod_cidr("10.0.0.0/24".parse().unwrap());
+        let ok = SandboxSpec::new("a").label("k8s.pod.name", "web-0").label("k8s.pod.uid", "0f-1");
+        assert!(ok.validate(&cfg).is_ok());
+        for (k, v) in [("", "x"), ("a b", "x"), ("k=v", "x"), ("k", "\0")] {
+            let e = SandboxSpec::new("a").label(k, v).validate(&cfg).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{k:?}");
+        }
+        let many = (0..=MAX_LABELS).fold(SandboxSpec::new("a"), |s, i| s.label(format!("k{i}"), ""));
+        assert!(many.validate(&cfg).is_err());
+        assert!(SandboxSpec::new("a").label("k", "v".repeat(MAX_LABEL_VALUE_LEN + 1)).validate(&cfg).is_err());
+    }
 
     #[test]
     fn names() {

@@ -52,7 +52,7 @@ pub mod internals {
 
 pub use config::{
     validate_ifname, validate_name, CrossNodeMode, NetnsSpec, NodeConfig, PodMode, PortMapping, Protocol, SandboxSpec,
-    Underlay, VxlanConfig, MAX_ID_LEN, MAX_IFNAME_LEN,
+    Underlay, VxlanConfig, MAX_ID_LEN, MAX_IFNAME_LEN, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ipam::PoolConfig;

@@ -359,6 +359,7 @@ impl Node {
             gateways,
             mode,
             ports: spec.ports.clone(),
+            labels: spec.labels.clone(),
         };
 
         // 6. host ports

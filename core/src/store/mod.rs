@@ -34,6 +34,9 @@ pub struct Sandbox {
     pub mode: PodMode,
     /// Host ports mapped to this pod.
     pub ports: Vec<PortMapping>,
+    /// Metadata given at create ([`crate::SandboxSpec::labels`]).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Sandbox {
