@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
+use crate::config::Peer;
 use crate::config::{NodeConfig, PortMapping, SandboxSpec};
-use crate::peers::{Peer, SyncReport};
+use crate::peers::SyncReport;
 use crate::pods::{CheckReport, GcReport};
 use crate::ports::{PortEntry, RepairReport};
 use crate::store::Sandbox;

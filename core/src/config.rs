@@ -10,6 +10,31 @@ use ipnetwork::IpNetwork;
 use crate::ipam::PoolConfig;
 use crate::{Error, Result};
 
+/// Another node, as the cluster's source of truth describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Peer {
+    /// Node name (`[A-Za-z0-9_.-]`).
+    pub name: String,
+    /// Its underlay IP.
+    pub underlay_ip: IpAddr,
+    /// Its pod CIDRs.
+    pub pod_cidrs: Vec<IpNetwork>,
+    /// Its VTEP MAC; default: derived from its name as podnet derives its own
+    /// ([`vtep_mac`]), so podnet nodes agree without exchanging it.
+    pub vtep_mac: Option<[u8; 6]>,
+}
+
+impl Peer {
+    /// A peer with the derived VTEP MAC.
+    pub fn new(name: impl Into<String>, underlay_ip: IpAddr, pod_cidrs: Vec<IpNetwork>) -> Peer {
+        Peer { name: name.into(), underlay_ip, pod_cidrs, vtep_mac: None }
+    }
+
+    pub(crate) fn mac(&self) -> [u8; 6] {
+        self.vtep_mac.unwrap_or_else(|| vtep_mac(&self.name))
+    }
+}
+
 /// Longest sandbox id accepted (it becomes part of file and netns names).
 pub const MAX_ID_LEN: usize = 128;
 /// Linux IFNAMSIZ - 1.
@@ -439,6 +464,27 @@ impl SandboxSpec {
 
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+/// The VTEP MAC of node `name`: stable across restarts, so peers never hold a stale one.
+pub fn vtep_mac(name: &str) -> [u8; 6] {
+    stable_mac(0x0e, &format!("vtep/{name}"))
+}
+
+/// FNV-1a, 64 bit: stable across runs and versions (std's hasher is not).
+pub(crate) fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A locally administered unicast MAC whose first byte is `first`, derived from `seed`.
+pub(crate) fn stable_mac(first: u8, seed: &str) -> [u8; 6] {
+    let h = fnv1a(seed.as_bytes()).to_be_bytes();
+    [first, h[0], h[1], h[2], h[3], h[4]]
 }
 
 /// Names that become file or netns names: `[A-Za-z0-9_.-]`, bounded, never `.`/`..`.

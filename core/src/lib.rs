@@ -6,6 +6,7 @@
 //! `docs/threading.md` for the namespace and threading contract: the library never changes the
 //! calling thread's namespaces and never forks or execs.
 
+mod base;
 pub mod blocking;
 mod config;
 mod error;
@@ -50,14 +51,16 @@ pub mod internals {
     pub use crate::pods::pod_netns_setup;
 }
 
+pub use base::{ROUTED_GW_V4, ROUTED_GW_V6};
 pub use config::{
-    validate_ifname, validate_name, CrossNodeMode, NetnsSpec, NodeConfig, PodMode, PortMapping, Protocol, SandboxSpec,
-    Underlay, VxlanConfig, MAX_ID_LEN, MAX_IFNAME_LEN, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN,
+    validate_ifname, validate_name, vtep_mac, CrossNodeMode, NetnsSpec, NodeConfig, Peer, PodMode, PortMapping,
+    Protocol, SandboxSpec, Underlay, VxlanConfig, MAX_ID_LEN, MAX_IFNAME_LEN, MAX_LABELS, MAX_LABEL_KEY_LEN,
+    MAX_LABEL_VALUE_LEN,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use ipam::PoolConfig;
-pub use node::{FailPoint, Node};
-pub use peers::{vtep_mac, Path as PeerPath, Peer, SyncReport};
-pub use pods::{CheckReport, GcReport, ROUTED_GW_V4, ROUTED_GW_V6};
+pub use node::Node;
+pub use peers::{Path as PeerPath, SyncReport};
+pub use pods::{CheckReport, FailPoint, GcReport};
 pub use ports::{PortEntry, RepairReport};
 pub use store::Sandbox;

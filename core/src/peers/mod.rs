@@ -13,45 +13,19 @@ use rtnetlink::packet_route::route::RouteProtocol;
 use rtnetlink::packet_route::AddressFamily;
 use tracing::Instrument;
 
-use crate::config::CrossNodeMode;
+use std::sync::Arc;
+
+use crate::base::Base;
+use crate::config::{CrossNodeMode, Peer};
 use crate::kernel::netlink::NetlinkError;
-use crate::{Error, ErrorKind, Node, Result};
+use crate::ports::Ports;
+use crate::{Error, ErrorKind, Result};
 
 /// Routes to peers carry this protocol number (per-pod routes use [`crate::kernel::netlink::ROUTE_PROTOCOL`]).
 pub const PEER_ROUTE_PROTOCOL: u8 = 81;
 
 /// How many kernel requests are in flight at once during a sync.
 const CONCURRENCY: usize = 64;
-
-/// Another node, as the cluster's source of truth describes it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Peer {
-    /// Node name (`[A-Za-z0-9_.-]`).
-    pub name: String,
-    /// Its underlay IP.
-    pub underlay_ip: IpAddr,
-    /// Its pod CIDRs.
-    pub pod_cidrs: Vec<IpNetwork>,
-    /// Its VTEP MAC; default: derived from its name as podnet derives its own
-    /// ([`vtep_mac`]), so podnet nodes agree without exchanging it.
-    pub vtep_mac: Option<[u8; 6]>,
-}
-
-impl Peer {
-    /// A peer with the derived VTEP MAC.
-    pub fn new(name: impl Into<String>, underlay_ip: IpAddr, pod_cidrs: Vec<IpNetwork>) -> Peer {
-        Peer { name: name.into(), underlay_ip, pod_cidrs, vtep_mac: None }
-    }
-
-    fn mac(&self) -> [u8; 6] {
-        self.vtep_mac.unwrap_or_else(|| vtep_mac(&self.name))
-    }
-}
-
-/// The VTEP MAC of node `name`: stable across restarts, so peers never hold a stale one.
-pub fn vtep_mac(name: &str) -> [u8; 6] {
-    crate::node::stable_mac(0x0e, &format!("vtep/{name}"))
-}
 
 /// Which path a peer pod CIDR takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -82,12 +56,25 @@ enum Entry {
     Fdb { mac: [u8; 6], dst: IpAddr },
 }
 
-impl Node {
+/// The peer component: other nodes' pod CIDRs in this node's kernel.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    base: Arc<Base>,
+    ports: Arc<Ports>,
+    /// Serializes peer changes (they share the VXLAN device's tables).
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Peers {
+    pub(crate) fn new(base: Arc<Base>, ports: Arc<Ports>) -> Peers {
+        Peers { base, ports, lock: tokio::sync::Mutex::new(()) }
+    }
+
     fn path_for(&self, peer: &Peer, cidr: &IpNetwork) -> Result<Path> {
-        let (_, ul) = self.underlay.ok_or_else(|| no_underlay(&peer.name))?;
+        let (_, ul) = self.base.underlay.ok_or_else(|| no_underlay(&peer.name))?;
         let same_family = peer.underlay_ip.is_ipv4() == cidr.is_ipv4();
         let on_link = ul.contains(peer.underlay_ip) && ul.is_ipv4() == peer.underlay_ip.is_ipv4();
-        match self.cfg.cross_node {
+        match self.base.cfg.cross_node {
             CrossNodeMode::Overlay => Ok(Path::Overlay),
             CrossNodeMode::Auto if on_link && same_family => Ok(Path::Routed),
             CrossNodeMode::Auto => Ok(Path::Overlay),
@@ -110,14 +97,14 @@ impl Node {
     }
 
     /// The path each pod CIDR of `peer` takes (for status displays).
-    pub fn peer_paths(&self, peer: &Peer) -> Result<Vec<(IpNetwork, Path)>> {
+    pub(crate) fn paths(&self, peer: &Peer) -> Result<Vec<(IpNetwork, Path)>> {
         peer.pod_cidrs.iter().map(|c| Ok((*c, self.path_for(peer, c)?))).collect()
     }
 
     fn validate_peer(&self, peer: &Peer) -> Result<()> {
         let op = format!("validate peer {:?}", peer.name);
         crate::config::validate_name(&peer.name, "peer name").map_err(|m| Error::invalid(&op, m))?;
-        if peer.name == self.cfg.name {
+        if peer.name == self.base.cfg.name {
             return Err(Error::invalid(&op, "a node cannot be its own peer"));
         }
         if peer.pod_cidrs.is_empty() {
@@ -127,7 +114,7 @@ impl Node {
             if c.ip() != c.network() {
                 return Err(Error::invalid(&op, format!("pod CIDR {c} has host bits set")));
             }
-            for p in &self.pools {
+            for p in &self.base.pools {
                 let mine = p.cidr();
                 if mine.is_ipv4() == c.is_ipv4() && (mine.contains(c.network()) || c.contains(mine.network())) {
                     return Err(Error::new(
@@ -149,7 +136,7 @@ impl Node {
         for c in &peer.pod_cidrs {
             self.path_for(peer, c)?;
         }
-        if self.vxlan_index.is_none()
+        if self.base.vxlan_index.is_none()
             && peer.pod_cidrs.iter().any(|c| self.path_for(peer, c).ok() == Some(Path::Overlay))
         {
             return Err(Error::invalid(&op, "overlay path needed but the node has no VXLAN device"));
@@ -163,7 +150,7 @@ impl Node {
         for c in &peer.pod_cidrs {
             match self.path_for(peer, c)? {
                 Path::Overlay => {
-                    let vx = self.vxlan_index.ok_or_else(|| no_underlay(&peer.name))?;
+                    let vx = self.base.vxlan_index.ok_or_else(|| no_underlay(&peer.name))?;
                     let gw = c.network();
                     out.push(Entry::Route { dst: *c, via: gw, oif: vx, onlink: true });
                     out.push(Entry::Neigh { ip: gw, mac: peer.mac() });
@@ -173,7 +160,7 @@ impl Node {
                     }
                 }
                 Path::Routed => {
-                    let (ul, _) = self.underlay.ok_or_else(|| no_underlay(&peer.name))?;
+                    let (ul, _) = self.base.underlay.ok_or_else(|| no_underlay(&peer.name))?;
                     out.push(Entry::Route { dst: *c, via: peer.underlay_ip, oif: ul, onlink: false });
                 }
             }
@@ -184,46 +171,34 @@ impl Node {
     async fn apply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
         match e {
             Entry::Route { dst, via, oif, onlink } => {
-                self.nl.replace_gateway_route(dst.ip(), dst.prefix(), *via, *oif, *onlink, PEER_ROUTE_PROTOCOL).await
+                self.base
+                    .nl
+                    .replace_gateway_route(dst.ip(), dst.prefix(), *via, *oif, *onlink, PEER_ROUTE_PROTOCOL)
+                    .await
             }
-            Entry::Neigh { ip, mac } => self.nl.replace_neighbour(self.vxlan_index.unwrap_or(0), *ip, mac).await,
-            Entry::Fdb { mac, dst } => self.nl.fdb_replace(self.vxlan_index.unwrap_or(0), *mac, *dst).await,
+            Entry::Neigh { ip, mac } => {
+                self.base.nl.replace_neighbour(self.base.vxlan_index.unwrap_or(0), *ip, mac).await
+            }
+            Entry::Fdb { mac, dst } => self.base.nl.fdb_replace(self.base.vxlan_index.unwrap_or(0), *mac, *dst).await,
         }
     }
 
     async fn unapply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
         match e {
-            Entry::Route { dst, .. } => self.nl.delete_route(dst.ip(), dst.prefix()).await,
-            Entry::Neigh { ip, .. } => self.nl.delete_neighbour(self.vxlan_index.unwrap_or(0), *ip).await,
-            Entry::Fdb { mac, dst } => self.nl.fdb_delete(self.vxlan_index.unwrap_or(0), *mac, *dst).await,
+            Entry::Route { dst, .. } => self.base.nl.delete_route(dst.ip(), dst.prefix()).await,
+            Entry::Neigh { ip, .. } => self.base.nl.delete_neighbour(self.base.vxlan_index.unwrap_or(0), *ip).await,
+            Entry::Fdb { mac, dst } => self.base.nl.fdb_delete(self.base.vxlan_index.unwrap_or(0), *mac, *dst).await,
         }
     }
 
-    fn peer_dir(&self) -> std::path::PathBuf {
-        self.state_dir.join("peers")
-    }
-
-    fn load_peer(&self, name: &str) -> Option<Peer> {
-        let b = std::fs::read(self.peer_dir().join(format!("{name}.json"))).ok()?;
-        serde_json::from_slice(&b).ok()
-    }
-
-    fn save_peer(&self, p: &Peer) -> Result<()> {
-        let dir = self.peer_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| Error::new(ErrorKind::Io, "create peer dir", e))?;
-        let data = serde_json::to_vec(p).map_err(|e| Error::new(ErrorKind::Internal, "encode peer", e))?;
-        crate::ipam::write_atomic(&dir.join(format!("{}.json", p.name)), &data)
-            .map_err(|e| Error::new(ErrorKind::Io, format!("save peer {}", p.name), e))
-    }
-
     /// Add or update one peer: O(1) kernel requests whatever the number of peers.
-    pub async fn add_peer(&self, peer: &Peer) -> Result<()> {
-        let span = tracing::info_span!("add_peer", node = %self.cfg.name, peer = %peer.name);
+    pub(crate) async fn add(&self, peer: &Peer) -> Result<()> {
+        let span = tracing::info_span!("add_peer", node = %self.base.cfg.name, peer = %peer.name);
         async {
             self.validate_peer(peer)?;
-            let _g = self.peer_lock.lock().await;
+            let _g = self.lock.lock().await;
             let new: Vec<Entry> = self.entries(peer)?;
-            let old_peer = self.load_peer(&peer.name);
+            let old_peer = self.base.store.peer(&peer.name)?;
             let old: Vec<Entry> = old_peer.as_ref().and_then(|p| self.entries(p).ok()).unwrap_or_default();
             let op = format!("add peer {}", peer.name);
             for e in old.iter().filter(|e| !new.contains(e)) {
@@ -234,64 +209,43 @@ impl Node {
             for e in new.iter().filter(|e| !old.contains(e)) {
                 self.apply(e).await.map_err(|err| err.into_error(format!("{op}: {e:?}")))?;
             }
-            self.save_peer(peer)?;
-            self.no_masq_peer_changed(old_peer.map(|p| p.underlay_ip), Some(peer.underlay_ip))
+            self.base.store.save_peer(peer)?;
+            self.ports.no_masq_peer_changed(old_peer.map(|p| p.underlay_ip), Some(peer.underlay_ip))
         }
         .instrument(span)
         .await
     }
 
     /// Remove one peer's entries; unknown peers are success.
-    pub async fn remove_peer(&self, name: &str) -> Result<()> {
-        let span = tracing::info_span!("remove_peer", node = %self.cfg.name, peer = %name);
+    pub(crate) async fn remove(&self, name: &str) -> Result<()> {
+        let span = tracing::info_span!("remove_peer", node = %self.base.cfg.name, peer = %name);
         async {
             crate::config::validate_name(name, "peer name")
                 .map_err(|m| Error::invalid(format!("remove peer {name:?}"), m))?;
-            let _g = self.peer_lock.lock().await;
-            let old = self.load_peer(name);
+            let _g = self.lock.lock().await;
+            let old = self.base.store.peer(name)?;
             if let Some(p) = &old {
                 for e in self.entries(p).unwrap_or_default() {
                     self.unapply(&e).await.map_err(|err| err.into_error(format!("remove peer {name}: {e:?}")))?;
                 }
             }
-            match std::fs::remove_file(self.peer_dir().join(format!("{name}.json"))) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::new(ErrorKind::Io, format!("remove peer {name}"), e)),
-            }
-            self.no_masq_peer_changed(old.map(|p| p.underlay_ip), None)
+            self.base.store.remove_peer(name).map_err(|e| e.context(format!("remove peer {name}")))?;
+            self.ports.no_masq_peer_changed(old.map(|p| p.underlay_ip), None)
         }
         .instrument(span)
         .await
     }
 
     /// The peers this node is configured with.
-    pub async fn list_peers(&self) -> Result<Vec<Peer>> {
-        Ok(self.load_peers())
-    }
-
-    /// Every peer record, sorted by name.
-    pub(crate) fn load_peers(&self) -> Vec<Peer> {
-        let mut out = vec![];
-        if let Ok(rd) = std::fs::read_dir(self.peer_dir()) {
-            for e in rd.flatten() {
-                let n = e.file_name().to_string_lossy().to_string();
-                if let Some(name) = n.strip_suffix(".json") {
-                    if let Some(p) = self.load_peer(name) {
-                        out.push(p);
-                    }
-                }
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+    pub(crate) async fn list(&self) -> Result<Vec<Peer>> {
+        self.base.store.peers()
     }
 
     /// Converge the node to exactly `peers`: add what is missing, fix what changed, and remove
     /// every peer route, neighbour and FDB entry not in the list, including ones an earlier run
     /// (or a crashed agent) left in the kernel.
-    pub async fn sync_peers(&self, peers: &[Peer]) -> Result<SyncReport> {
-        let span = tracing::info_span!("sync_peers", node = %self.cfg.name, peers = peers.len());
+    pub(crate) async fn sync(&self, peers: &[Peer]) -> Result<SyncReport> {
+        let span = tracing::info_span!("sync_peers", node = %self.base.cfg.name, peers = peers.len());
         async {
             let mut names = HashSet::new();
             for p in peers {
@@ -300,7 +254,7 @@ impl Node {
                     return Err(Error::invalid("sync peers", format!("peer {} listed twice", p.name)));
                 }
             }
-            let _g = self.peer_lock.lock().await;
+            let _g = self.lock.lock().await;
             let mut desired: HashSet<Entry> = HashSet::new();
             for p in peers {
                 desired.extend(self.entries(p)?);
@@ -327,20 +281,19 @@ impl Node {
             if let Some(e) = errs.into_iter().next() {
                 return Err(e.into_error("sync peers: add entry"));
             }
-            let keep: HashSet<String> = peers.iter().map(|p| format!("{}.json", p.name)).collect();
-            if let Ok(rd) = std::fs::read_dir(self.peer_dir()) {
-                for e in rd.flatten() {
-                    if !keep.contains(&*e.file_name().to_string_lossy()) {
-                        let _ = std::fs::remove_file(e.path());
-                    }
+            let keep: HashSet<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+            let store = &self.base.store;
+            for old in store.peers()? {
+                if !keep.contains(old.name.as_str()) {
+                    store.remove_peer(&old.name)?;
                 }
             }
             for p in peers {
-                if self.load_peer(&p.name).as_ref() != Some(p) {
-                    self.save_peer(p)?;
+                if store.peer(&p.name)?.as_ref() != Some(p) {
+                    store.save_peer(p)?;
                 }
             }
-            self.no_masq_reset()?;
+            self.ports.no_masq_reset()?;
             rep.peers = peers.len();
             Ok(rep)
         }
@@ -353,7 +306,7 @@ impl Node {
     async fn kernel_entries(&self) -> std::result::Result<HashSet<Entry>, NetlinkError> {
         let mut out = HashSet::new();
         for v6 in [false, true] {
-            for r in self.nl.routes(v6).await? {
+            for r in self.base.nl.routes(v6).await? {
                 if r.header.protocol != RouteProtocol::Other(PEER_ROUTE_PROTOCOL) {
                     continue;
                 }
@@ -369,9 +322,9 @@ impl Node {
                 out.insert(Entry::Route { dst, via: gw, oif, onlink });
             }
         }
-        if let Some(vx) = self.vxlan_index {
+        if let Some(vx) = self.base.vxlan_index {
             for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
-                for n in self.nl.neighbours(vx, fam).await? {
+                for n in self.base.nl.neighbours(vx, fam).await? {
                     // Only permanent entries are podnet's; the kernel adds NOARP ones of its own
                     // (IPv6 multicast, e.g. ff02::16) that must be left alone.
                     if n.header.state != rtnetlink::packet_route::neighbour::NeighbourState::Permanent {
@@ -382,7 +335,7 @@ impl Node {
                     }
                 }
             }
-            for n in self.nl.neighbours(vx, AddressFamily::Bridge).await? {
+            for n in self.base.nl.neighbours(vx, AddressFamily::Bridge).await? {
                 if let (Some(dst), Some(mac)) = ip_and_mac(&n) {
                     out.insert(Entry::Fdb { mac, dst });
                 }

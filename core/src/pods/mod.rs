@@ -3,7 +3,7 @@
 //! returns the original error. Teardown is best-effort and idempotent.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
@@ -12,18 +12,18 @@ use rtnetlink::packet_route::link::InetDevConf;
 use rtnetlink::sys::protocols::NETLINK_ROUTE;
 use tracing::Instrument;
 
-use crate::config::{NetnsSpec, PodMode, SandboxSpec};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::base::{Base, ROUTED_GW_V4, ROUTED_GW_V6};
+use crate::config::fnv1a;
+use crate::config::{NetnsSpec, PodMode, PortMapping, SandboxSpec};
 use crate::ipam::Key;
 use crate::kernel::netlink::Netlink;
 use crate::kernel::netns;
-use crate::node::{fnv1a, FailPoint, Node};
+use crate::ports::{PortEntry, Ports};
 use crate::store::Sandbox;
 use crate::{Error, ErrorKind, Result};
-
-/// Link-local gateway of routed pods (Calico's convention).
-pub const ROUTED_GW_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
-/// IPv6 link-local gateway of routed pods.
-pub const ROUTED_GW_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 /// MAC of every routed-mode host veth: pods resolve the link-local gateway to it.
 pub const ROUTED_HOST_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
 /// Prefix of host-side veth names podnet creates.
@@ -73,7 +73,7 @@ fn pod_mac(id: &str, ifname: &str, ips: &[IpAddr]) -> [u8; 6] {
         let o = a.octets();
         return [0x0a, 0x58, o[0], o[1], o[2], o[3]];
     }
-    crate::node::stable_mac(0x0a, &format!("pod/{id}/{ifname}"))
+    crate::config::stable_mac(0x0a, &format!("pod/{id}/{ifname}"))
 }
 
 fn mac_str(m: &[u8]) -> String {
@@ -94,16 +94,80 @@ enum Undo {
     RemovePorts(String, Vec<IpNetwork>, Vec<crate::config::PortMapping>),
 }
 
-impl Node {
+/// A step of sandbox creation at which a test can inject a failure to exercise rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailPoint {
+    /// After the addresses were allocated.
+    AfterIpam,
+    /// After the netns was created.
+    AfterNetns,
+    /// After the veth pair was created.
+    AfterVeth,
+    /// After the host side was configured.
+    AfterHost,
+    /// After the pod side was configured.
+    AfterPod,
+    /// After the host ports were mapped.
+    AfterPorts,
+}
+
+/// The sandbox component: the lifecycle of every pod of the node.
+#[derive(Debug)]
+pub(crate) struct Pods {
+    base: Arc<Base>,
+    ports: Arc<Ports>,
+    /// Per-sandbox locks: calls for one id serialize, different ids run in parallel.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    fail_point: Mutex<Option<FailPoint>>,
+}
+
+impl Pods {
+    pub(crate) fn new(base: Arc<Base>, ports: Arc<Ports>) -> Pods {
+        Pods { base, ports, locks: Mutex::new(HashMap::new()), fail_point: Mutex::new(None) }
+    }
+
+    /// Inject a failure at `point` in the next creations (None clears).
+    pub(crate) fn set_fail_point(&self, point: Option<FailPoint>) {
+        *self.fail_point.lock().unwrap_or_else(|p| p.into_inner()) = point;
+    }
+
+    fn check_fail_point(&self, point: FailPoint) -> Result<()> {
+        if *self.fail_point.lock().unwrap_or_else(|p| p.into_inner()) == Some(point) {
+            return Err(Error::new(ErrorKind::Internal, format!("injected failure at {point:?}"), "fail point"));
+        }
+        Ok(())
+    }
+
+    /// Run `f` while holding sandbox `id`'s lock: calls for one id serialize, different ids
+    /// run in parallel.
+    async fn serialized<T>(&self, id: &str, f: impl std::future::Future<Output = T>) -> T {
+        let lock = {
+            let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            m.entry(id.to_string()).or_default().clone()
+        };
+        let res = {
+            let _g = lock.lock().await;
+            f.await
+        };
+        let mut m = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and `lock` hold it: no one else waits, drop the entry so the map does
+        // not grow with every sandbox ever seen.
+        if Arc::strong_count(&lock) == 2 {
+            m.remove(id);
+        }
+        res
+    }
+
     fn pin_path(&self, id: &str) -> PathBuf {
-        self.cfg.netns_dir.join(format!("pn-{}-{id}", self.cfg.name))
+        self.base.cfg.netns_dir.join(format!("pn-{}-{id}", self.base.cfg.name))
     }
 
     /// Create a sandbox (idempotent: the same spec again returns the same sandbox).
-    pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox> {
-        let span = tracing::info_span!("create_sandbox", node = %self.cfg.name, id = %spec.id);
+    pub(crate) async fn create(&self, spec: &SandboxSpec) -> Result<Sandbox> {
+        let span = tracing::info_span!("create_sandbox", node = %self.base.cfg.name, id = %spec.id);
         async {
-            spec.validate(&self.cfg)?;
+            spec.validate(&self.base.cfg)?;
             self.serialized(&spec.id, self.create_locked(spec)).await
         }
         .instrument(span)
@@ -112,8 +176,8 @@ impl Node {
 
     async fn create_locked(&self, spec: &SandboxSpec) -> Result<Sandbox> {
         let op = format!("create sandbox {}", spec.id);
-        if let Some(mut existing) = self.store.load(&spec.id)? {
-            existing.ports = self.sandbox_ports(&spec.id);
+        if let Some(mut existing) = self.base.store.load(&spec.id)? {
+            existing.ports = self.ports.of(&spec.id);
             let same_ns = match &spec.netns {
                 NetnsSpec::Create => existing.owns_netns,
                 NetnsSpec::Path(p) => !existing.owns_netns && &existing.netns_path == p,
@@ -121,7 +185,7 @@ impl Node {
             let same_ips = spec.ips.iter().all(|ip| existing.ips.iter().any(|n| n.ip() == *ip));
             let same_ports =
                 spec.ports.iter().all(|p| existing.ports.contains(p)) && spec.ports.len() == existing.ports.len();
-            let same_mode = spec.mode.unwrap_or(self.cfg.mode) == existing.mode;
+            let same_mode = spec.mode.unwrap_or(self.base.cfg.mode) == existing.mode;
             if existing.ifname == spec.ifname && same_ns && same_ips && same_ports && same_mode {
                 tracing::debug!("sandbox exists with the same spec; returning it");
                 return Ok(existing);
@@ -149,12 +213,15 @@ impl Node {
                 Undo::ReleaseIps(key) => self.release_all(&key),
                 Undo::RemoveNetns(p) => netns::remove(&p).map_err(|e| e.into_error("remove netns")),
                 Undo::DeleteLink(name) => {
-                    self.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}")))
+                    self.base.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}")))
                 }
-                Undo::DeleteProxy(br, ip) => {
-                    self.nl.delete_proxy_neighbour(br, ip).await.map_err(|e| e.into_error(format!("delete proxy {ip}")))
-                }
-                Undo::RemovePorts(id, ips, ports) => self.unmap_ports(&id, &ips, &ports).await,
+                Undo::DeleteProxy(br, ip) => self
+                    .base
+                    .nl
+                    .delete_proxy_neighbour(br, ip)
+                    .await
+                    .map_err(|e| e.into_error(format!("delete proxy {ip}"))),
+                Undo::RemovePorts(id, ips, ports) => self.ports.unmap(&id, &ips, &ports).await,
             };
             if let Err(e) = r {
                 tracing::error!(error = %e, "rollback step failed");
@@ -164,7 +231,7 @@ impl Node {
 
     fn release_all(&self, key: &Key) -> Result<()> {
         let mut first_err = None;
-        for p in &self.pools {
+        for p in &self.base.pools {
             if let Err(e) = p.release(key) {
                 first_err.get_or_insert(e.into_error(format!("release address of {key}")));
             }
@@ -174,14 +241,14 @@ impl Node {
 
     async fn create_steps(&self, spec: &SandboxSpec, undo: &mut Vec<Undo>) -> Result<Sandbox> {
         let key = Key::new(&spec.id, &spec.ifname);
-        let mode = spec.mode.unwrap_or(self.cfg.mode);
+        let mode = spec.mode.unwrap_or(self.base.cfg.mode);
         let routed = mode == PodMode::Routed;
-        let bridge = if routed { None } else { Some(self.bridge().await?) };
+        let bridge = if routed { None } else { Some(self.base.bridge().await?) };
 
         // 1. addresses, one per pool
         undo.push(Undo::ReleaseIps(key.clone()));
         let mut ips: Vec<IpAddr> = vec![];
-        for p in &self.pools {
+        for p in &self.base.pools {
             let req = spec.ips.iter().copied().find(|ip| ip.is_ipv4() == p.cidr().is_ipv4());
             let ip = p.allocate(&key, req).map_err(|e| e.into_error(format!("allocate address from {}", p.cidr())))?;
             ips.push(ip);
@@ -191,7 +258,7 @@ impl Node {
         // 2. netns: create + pin (the pod's netlink socket is born inside), or adopt
         let (netns_path, ns_file, sock, owns) = match &spec.netns {
             NetnsSpec::Create => {
-                self.ensure_netns_dir()?;
+                self.base.ensure_netns_dir()?;
                 let pin = self.pin_path(&spec.id);
                 let created = match netns::create(&pin, pod_netns_setup) {
                     Ok(c) => c,
@@ -225,19 +292,30 @@ impl Node {
         let host_mac = routed.then_some(ROUTED_HOST_MAC);
         let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
         let mut r = self
+            .base
             .nl
-            .create_veth_with(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, bridge, false)
+            .create_veth_with(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.base.pod_mtu, bridge, false)
             .await;
         if matches!(&r, Err(e) if e.is_exists()) {
             // The name is deterministic. If no live record uses it, it is the previous
             // incarnation's veth still being destroyed with its netns: delete it now.
-            if self.store.list()?.iter().any(|s| s.host_ifname == host) {
+            if self.base.store.list()?.iter().any(|s| s.host_ifname == host) {
                 return Err(Error::new(ErrorKind::Conflict, veth_op(), format!("{host} belongs to another sandbox")));
             }
-            self.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
+            self.base.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
             r = self
+                .base
                 .nl
-                .create_veth_with(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.pod_mtu, bridge, false)
+                .create_veth_with(
+                    &host,
+                    host_mac,
+                    &spec.ifname,
+                    mac,
+                    ns_file.as_raw_fd(),
+                    self.base.pod_mtu,
+                    bridge,
+                    false,
+                )
                 .await;
         }
         r.map_err(|e| e.into_error(veth_op()))?;
@@ -250,7 +328,7 @@ impl Node {
         // order, and the kernel handles one socket's messages in the order they arrive).
         let mut prefixed: Vec<IpNetwork> = vec![];
         let mut gateways: Vec<IpAddr> = vec![];
-        for (ip, p) in ips.iter().zip(&self.pools) {
+        for (ip, p) in ips.iter().zip(&self.base.pools) {
             let plen = match (routed, ip) {
                 (true, IpAddr::V4(_)) => 32,
                 (true, IpAddr::V6(_)) => 128,
@@ -265,23 +343,25 @@ impl Node {
         }
         let host_side = async {
             if !routed {
-                let (a, b) = futures_util::join!(self.nl.prepare_bridge_port(&host), self.nl.set_up_by_name(&host));
+                let (a, b) =
+                    futures_util::join!(self.base.nl.prepare_bridge_port(&host), self.base.nl.set_up_by_name(&host));
                 a.map_err(|e| e.into_error(format!("configure bridge port {host}")))?;
                 b.map_err(|e| e.into_error(format!("set {host} up")))?;
                 return Ok(());
             }
-            let host_link =
-                self.nl
-                    .link_by_name(&host)
-                    .await
-                    .map_err(|e| e.into_error(format!("read back {host}")))?
-                    .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("read back {host}"), "veth vanished"))?;
+            let host_link = self
+                .base
+                .nl
+                .link_by_name(&host)
+                .await
+                .map_err(|e| e.into_error(format!("read back {host}")))?
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("read back {host}"), "veth vanished"))?;
             let mut conf = InetDevConf::default();
             conf.proxy_arp = 1;
             conf.route_localnet = 1; // localhost host ports are DNATed out of this veth
             let (a, b) = futures_util::join!(
-                self.nl.set_no_linklocal(host_link.index, Some(conf)),
-                self.nl.set_up(host_link.index)
+                self.base.nl.set_no_linklocal(host_link.index, Some(conf)),
+                self.base.nl.set_up(host_link.index)
             );
             a.map_err(|e| e.into_error(format!("configure {host}")))?;
             b.map_err(|e| e.into_error(format!("set {host} up")))?;
@@ -289,18 +369,19 @@ impl Node {
                 let plen = if ip.is_ipv4() { 32 } else { 128 };
                 // Static neighbour: the host never waits for ARP/NDP to reach the pod.
                 let (r, n) = futures_util::join!(
-                    self.nl.replace_link_route(host_link.index, *ip, plen),
-                    self.nl.replace_neighbour(host_link.index, *ip, &mac)
+                    self.base.nl.replace_link_route(host_link.index, *ip, plen),
+                    self.base.nl.replace_neighbour(host_link.index, *ip, &mac)
                 );
                 r.map_err(|e| e.into_error(format!("route {ip} via {host}")))?;
                 n.map_err(|e| e.into_error(format!("neighbour {ip} on {host}")))?;
                 // Bridge pods of this node find a routed pod's IPv6 address through the host.
-                if let (IpAddr::V6(_), Some(br)) = (ip, self.bridge_index.get()) {
-                    self.nl
-                        .add_proxy_neighbour(*br, *ip)
+                if let (IpAddr::V6(_), Some(br)) = (ip, self.base.bridge_if_created()) {
+                    self.base
+                        .nl
+                        .add_proxy_neighbour(br, *ip)
                         .await
                         .map_err(|e| e.into_error(format!("proxy NDP entry for {ip}")))?;
-                    undo.push(Undo::DeleteProxy(*br, *ip));
+                    undo.push(Undo::DeleteProxy(br, *ip));
                 }
             }
             Ok::<(), Error>(())
@@ -364,13 +445,13 @@ impl Node {
 
         // 6. host ports
         if !sb.ports.is_empty() {
-            self.map_ports(&sb.id, &sb.ips, &sb.ports).await?;
+            self.ports.map(&sb.id, &sb.ips, &sb.ports).await?;
             undo.push(Undo::RemovePorts(sb.id.clone(), sb.ips.clone(), sb.ports.clone()));
         }
         self.check_fail_point(FailPoint::AfterPorts)?;
 
         // 7. the record: from here on delete/check/gc know the sandbox
-        self.store.save(&sb)?;
+        self.base.store.save(&sb)?;
         Ok(sb)
     }
 
@@ -380,8 +461,8 @@ impl Node {
     ///
     /// When it returns Ok the addresses are free, the state is gone and a create with the same
     /// id succeeds, even though the kernel may still be finishing the veth's destruction.
-    pub async fn delete_sandbox(&self, id: &str) -> Result<()> {
-        let span = tracing::info_span!("delete_sandbox", node = %self.cfg.name, id = %id);
+    pub(crate) async fn delete(&self, id: &str) -> Result<()> {
+        let span = tracing::info_span!("delete_sandbox", node = %self.base.cfg.name, id = %id);
         async {
             crate::config::validate_name(id, "sandbox id")
                 .map_err(|m| Error::invalid(format!("delete sandbox {id:?}"), m))?;
@@ -392,19 +473,20 @@ impl Node {
     }
 
     async fn delete_locked(&self, id: &str) -> Result<()> {
-        let rec = self.store.load(id)?.map(|mut r| {
-            r.ports = self.sandbox_ports(id);
+        let rec = self.base.store.load(id)?.map(|mut r| {
+            r.ports = self.ports.of(id);
             r
         });
         let mut errors: Vec<Error> = vec![];
         if let Some(r) = rec.as_ref().filter(|r| !r.ports.is_empty()) {
-            if let Err(e) = self.unmap_ports(id, &r.ips, &r.ports).await {
+            if let Err(e) = self.ports.unmap(id, &r.ips, &r.ports).await {
                 errors.push(e);
             }
         }
-        if let (Some(r), Some(br)) = (rec.as_ref().filter(|r| r.mode == PodMode::Routed), self.bridge_index.get()) {
+        if let (Some(r), Some(br)) = (rec.as_ref().filter(|r| r.mode == PodMode::Routed), self.base.bridge_if_created())
+        {
             for net in r.ips.iter().filter(|n| n.is_ipv6()) {
-                if let Err(e) = self.nl.delete_proxy_neighbour(*br, net.ip()).await {
+                if let Err(e) = self.base.nl.delete_proxy_neighbour(br, net.ip()).await {
                     errors.push(e.into_error(format!("delete proxy NDP entry {}", net.ip())));
                 }
             }
@@ -416,7 +498,7 @@ impl Node {
         match &rec {
             Some(r) if !r.owns_netns => {
                 // Not our netns: remove our veth explicitly (gone already is fine).
-                if let Err(e) = self.nl.delete_link(&r.host_ifname).await {
+                if let Err(e) = self.base.nl.delete_link(&r.host_ifname).await {
                     errors.push(e.into_error(format!("delete {}", r.host_ifname)));
                 }
             }
@@ -428,7 +510,7 @@ impl Node {
             }
         }
         if errors.is_empty() {
-            self.store.remove(id)?;
+            self.base.store.remove(id)?;
             return Ok(());
         }
         let msg = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
@@ -437,54 +519,56 @@ impl Node {
     }
 
     /// The record of one sandbox.
-    pub async fn get_sandbox(&self, id: &str) -> Result<Sandbox> {
+    pub(crate) async fn get(&self, id: &str) -> Result<Sandbox> {
         crate::config::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("get sandbox {id:?}"), m))?;
         let mut sb = self
+            .base
             .store
             .load(id)?
             .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("get sandbox {id}"), "no such sandbox"))?;
-        sb.ports = self.sandbox_ports(id);
+        sb.ports = self.ports.of(id);
         Ok(sb)
     }
 
     /// All sandboxes of this node, sorted by id.
-    pub async fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
-        let mut v = self.store.list()?;
+    pub(crate) async fn list(&self) -> Result<Vec<Sandbox>> {
+        let mut v = self.base.store.list()?;
         for sb in &mut v {
-            sb.ports = self.sandbox_ports(&sb.id);
+            sb.ports = self.ports.of(&sb.id);
         }
         Ok(v)
     }
 
     /// Compare one sandbox's kernel state with its record and say what differs.
-    pub async fn check_sandbox(&self, id: &str) -> Result<CheckReport> {
-        let span = tracing::info_span!("check_sandbox", node = %self.cfg.name, id = %id);
+    pub(crate) async fn check(&self, id: &str) -> Result<CheckReport> {
+        let span = tracing::info_span!("check_sandbox", node = %self.base.cfg.name, id = %id);
         async {
-            let sb = self.get_sandbox(id).await?;
+            let sb = self.get(id).await?;
             let mut problems = vec![];
             let key = Key::new(&sb.id, &sb.ifname);
             for net in &sb.ips {
-                let held = self.pools.iter().find(|p| p.cidr().is_ipv4() == net.is_ipv4()).and_then(|p| p.get(&key));
+                let held =
+                    self.base.pools.iter().find(|p| p.cidr().is_ipv4() == net.is_ipv4()).and_then(|p| p.get(&key));
                 if held != Some(net.ip()) {
                     problems.push(format!("address {} is not reserved for {key}", net.ip()));
                 }
             }
-            match self.nl.link_by_name(&sb.host_ifname).await {
+            match self.base.nl.link_by_name(&sb.host_ifname).await {
                 Ok(Some(l)) => {
                     if !l.up {
                         problems.push(format!("host veth {} is down", sb.host_ifname));
                     }
-                    if let (PodMode::Bridge, Some(b)) = (sb.mode, self.bridge_index.get().copied()) {
+                    if let (PodMode::Bridge, Some(b)) = (sb.mode, self.base.bridge_if_created()) {
                         if l.controller != Some(b) {
                             problems.push(format!(
                                 "host veth {} is not attached to {}",
-                                sb.host_ifname, self.cfg.bridge_name
+                                sb.host_ifname, self.base.cfg.bridge_name
                             ));
                         }
                     }
                     if sb.mode == PodMode::Routed {
-                        let routes = self.nl.routes(false).await.unwrap_or_default();
-                        let routes6 = self.nl.routes(true).await.unwrap_or_default();
+                        let routes = self.base.nl.routes(false).await.unwrap_or_default();
+                        let routes6 = self.base.nl.routes(true).await.unwrap_or_default();
                         for net in &sb.ips {
                             let found = routes.iter().chain(routes6.iter()).any(|r| {
                                 crate::kernel::netlink::route_destination(r) == Some((net.ip(), net.prefix()))
@@ -535,7 +619,7 @@ impl Node {
                 },
             }
             if !sb.ports.is_empty() {
-                problems.extend(self.check_ports(&sb).await);
+                problems.extend(self.ports.check(&sb).await);
             }
             Ok(CheckReport { id: sb.id, problems })
         }
@@ -545,22 +629,22 @@ impl Node {
 
     /// Remove every sandbox whose id is not in `live`, and every orphan podnet left behind
     /// (address reservations, netns pins and host veths without a record).
-    pub async fn gc(&self, live: &[&str]) -> Result<GcReport> {
-        let span = tracing::info_span!("gc", node = %self.cfg.name, live = live.len());
+    pub(crate) async fn gc(&self, live: &[&str]) -> Result<GcReport> {
+        let span = tracing::info_span!("gc", node = %self.base.cfg.name, live = live.len());
         async {
             let live: HashSet<&str> = live.iter().copied().collect();
             let mut rep = GcReport::default();
-            for sb in self.store.list()? {
+            for sb in self.base.store.list()? {
                 if !live.contains(sb.id.as_str()) {
-                    match self.delete_sandbox(&sb.id).await {
+                    match self.delete(&sb.id).await {
                         Ok(()) => rep.sandboxes.push(sb.id),
                         Err(e) => rep.errors.push(e.to_string()),
                     }
                 }
             }
-            let records = self.store.list()?;
+            let records = self.base.store.list()?;
             let known: HashSet<&str> = records.iter().map(|s| s.id.as_str()).collect();
-            for p in &self.pools {
+            for p in &self.base.pools {
                 for (ip, holder) in p.list().map_err(|e| e.into_error("list addresses"))? {
                     let orphan = match &holder {
                         Some(k) => !known.contains(k.id.as_str()) && !live.contains(k.id.as_str()),
@@ -574,8 +658,8 @@ impl Node {
                     }
                 }
             }
-            let prefix = format!("pn-{}-", self.cfg.name);
-            if let Ok(rd) = std::fs::read_dir(&self.cfg.netns_dir) {
+            let prefix = format!("pn-{}-", self.base.cfg.name);
+            if let Ok(rd) = std::fs::read_dir(&self.base.cfg.netns_dir) {
                 for e in rd.flatten() {
                     let name = e.file_name().to_string_lossy().to_string();
                     if let Some(id) = name.strip_prefix(&prefix) {
@@ -590,14 +674,14 @@ impl Node {
             }
             let owned: HashSet<&str> = records.iter().map(|s| s.host_ifname.as_str()).collect();
             let live_hosts: HashSet<String> = live.iter().map(|id| host_veth_name(id, "eth0")).collect();
-            for l in self.nl.links().await.map_err(|e| e.into_error("list links"))? {
+            for l in self.base.nl.links().await.map_err(|e| e.into_error("list links"))? {
                 if l.kind.as_deref() == Some("veth")
                     && l.name.len() == HOST_VETH_PREFIX.len() + 12
                     && l.name.starts_with(HOST_VETH_PREFIX)
                     && !owned.contains(l.name.as_str())
                     && !live_hosts.contains(&l.name)
                 {
-                    match self.nl.delete_link(&l.name).await {
+                    match self.base.nl.delete_link(&l.name).await {
                         Ok(()) => rep.links.push(l.name),
                         Err(e) => rep.errors.push(e.into_error(format!("delete {}", l.name)).to_string()),
                     }
@@ -607,5 +691,52 @@ impl Node {
         }
         .instrument(span)
         .await
+    }
+
+    /// Add host ports to an existing sandbox (idempotent for mappings it already has).
+    pub(crate) async fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
+        self.serialized(id, async {
+            let mut sb = self.get(id).await?;
+            let mut spec = SandboxSpec::new(id);
+            spec.ports = ports.to_vec();
+            spec.validate(&self.base.cfg)?;
+            let new: Vec<PortMapping> = ports.iter().filter(|m| !sb.ports.contains(m)).copied().collect();
+            if new.is_empty() {
+                return Ok(sb);
+            }
+            self.ports.map(id, &sb.ips, &new).await?;
+            sb.ports.extend(new.iter().copied());
+            Ok(sb)
+        })
+        .await
+    }
+
+    /// Remove host ports from a sandbox; mappings it does not have are ignored.
+    pub(crate) async fn remove_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
+        self.serialized(id, async {
+            let mut sb = self.get(id).await?;
+            let gone: Vec<PortMapping> = ports.iter().filter(|m| sb.ports.contains(m)).copied().collect();
+            self.ports.unmap(id, &sb.ips, &gone).await?;
+            sb.ports.retain(|m| !gone.contains(m));
+            Ok(sb)
+        })
+        .await
+    }
+
+    /// Every host port mapped on this node.
+    pub(crate) async fn list_ports(&self) -> Result<Vec<PortEntry>> {
+        let mut out = vec![];
+        for sb in self.list().await? {
+            for m in &sb.ports {
+                let pod_ips = sb
+                    .ips
+                    .iter()
+                    .filter(|n| m.host_ip.is_none_or(|h| h.is_ipv4() == n.is_ipv4()))
+                    .map(|n| n.ip())
+                    .collect();
+                out.push(PortEntry { sandbox: sb.id.clone(), mapping: *m, pod_ips });
+            }
+        }
+        Ok(out)
     }
 }
