@@ -22,15 +22,38 @@ pub const ROUTED_GW_V4: std::net::Ipv4Addr = std::net::Ipv4Addr::new(169, 254, 1
 /// IPv6 link-local gateway of routed pods (also the bridge's DAD-free link-local).
 pub const ROUTED_GW_V6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 
-/// The shared part of a node.
+/// The shared part of a node: its kernel side and its state store.
 #[derive(Debug)]
 pub(crate) struct Base {
+    net: Net,
+    pub(crate) store: Store,
+}
+
+impl std::ops::Deref for Base {
+    type Target = Net;
+    fn deref(&self) -> &Net {
+        &self.net
+    }
+}
+
+impl Base {
+    /// Set up the node's kernel side, then open its store: an open that fails in the kernel (no
+    /// such underlay, a bridge name taken) leaves no state dir behind.
+    pub(crate) async fn open(cfg: NodeConfig) -> Result<Base> {
+        let net = Net::open(cfg).await?;
+        let store = Store::open(&net.state_dir, &net.pools)?;
+        Ok(Base { net, store })
+    }
+}
+
+/// The node-level network: netns, netlink, pools, and what `open` set up in the kernel.
+#[derive(Debug)]
+pub(crate) struct Net {
     pub(crate) cfg: NodeConfig,
     pub(crate) state_dir: PathBuf,
     pub(crate) netns_file: File,
     pub(crate) nl: Netlink,
     pub(crate) pools: Vec<Pool>,
-    pub(crate) store: Store,
     bridge_index: tokio::sync::OnceCell<u32>,
     /// Underlay interface index and the node's underlay address with its prefix.
     pub(crate) underlay: Option<(u32, IpNetwork)>,
@@ -41,39 +64,37 @@ pub(crate) struct Base {
     netns_dir_ready: std::sync::OnceLock<()>,
 }
 
-impl Base {
-    /// Bind to the node's netns, open its pools and store, and set up the node-level network
+impl Net {
+    /// Bind to the node's netns, check its pools, and set up the node-level network
     /// (idempotent).
-    pub(crate) async fn open(cfg: NodeConfig) -> Result<Base> {
+    async fn open(cfg: NodeConfig) -> Result<Net> {
         let netns_file = match &cfg.netns {
             Some(p) => netns::open(p).map_err(|e| e.into_error(format!("open node netns {}", p.display())))?,
             None => netns::current().map_err(|e| e.into_error("open current netns"))?,
         };
         let state_dir = cfg.effective_state_dir();
-        let store = Store::open(&state_dir)?;
         let mut pools = vec![];
         for p in &cfg.pools {
-            let dir = state_dir.join("ipam").join(p.cidr.to_string().replace('/', "_"));
-            pools.push(Pool::open(p, &dir).map_err(|e| e.into_error(format!("open pool {}", p.cidr)))?);
+            pools.push(Pool::new(p).map_err(|e| e.into_error(format!("open pool {}", p.cidr)))?);
         }
         let sock = netns::netlink_socket_in(&netns_file, NETLINK_ROUTE)
             .map_err(|e| e.into_error("open netlink socket in node netns"))?;
-        let mut base = Base {
+        let mut net = Net {
             cfg,
             state_dir,
             netns_file,
             nl: Netlink::from_socket(sock),
             pools,
-            store,
             bridge_index: tokio::sync::OnceCell::new(),
             underlay: None,
             vxlan_index: None,
             pod_mtu: 0,
             netns_dir_ready: std::sync::OnceLock::new(),
         };
-        base.init().await?;
-        Ok(base)
+        net.init().await?;
+        Ok(net)
     }
+
 
     async fn init(&mut self) -> Result<()> {
         let has_v6 = self.pools.iter().any(|p| p.cidr().is_ipv6());

@@ -412,7 +412,7 @@ impl SandboxSpec {
     /// Validate against the node's config.
     pub fn validate(&self, cfg: &NodeConfig) -> Result<()> {
         let op = format!("validate sandbox {:?}", truncate(&self.id));
-        validate_name(&self.id, "sandbox id").map_err(|m| Error::invalid(&op, m))?;
+        validate_sandbox_id(&cfg.name, &self.id).map_err(|m| Error::invalid(&op, m))?;
         validate_ifname(&self.ifname).map_err(|m| Error::invalid(&op, format!("interface name: {m}")))?;
         if self.labels.len() > MAX_LABELS {
             return Err(Error::invalid(&op, format!("{} labels, at most {MAX_LABELS}", self.labels.len())));
@@ -485,6 +485,25 @@ pub(crate) fn fnv1a(data: &[u8]) -> u64 {
 pub(crate) fn stable_mac(first: u8, seed: &str) -> [u8; 6] {
     let h = fnv1a(seed.as_bytes()).to_be_bytes();
     [first, h[0], h[1], h[2], h[3], h[4]]
+}
+
+/// Longest netns pin name (`pn-<node>-<id>`): a file name.
+pub const MAX_PIN_NAME_LEN: usize = 255;
+
+/// A sandbox id of node `node`: a valid name whose pin name `pn-<node>-<id>` fits a file name.
+pub fn validate_sandbox_id(node: &str, id: &str) -> std::result::Result<(), String> {
+    validate_name(id, "sandbox id")?;
+    let pin = 4 + node.len() + id.len();
+    if pin > MAX_PIN_NAME_LEN {
+        return Err(format!(
+            "sandbox id is {} bytes long; with node name {:?} its netns pin name would be {pin} bytes \
+             (at most {MAX_PIN_NAME_LEN}): node name plus id may be at most {} bytes",
+            id.len(),
+            truncate(node),
+            MAX_PIN_NAME_LEN - 4
+        ));
+    }
+    Ok(())
 }
 
 /// Names that become file or netns names: `[A-Za-z0-9_.-]`, bounded, never `.`/`..`.

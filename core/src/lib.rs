@@ -49,6 +49,7 @@ pub mod internals {
     }
     pub use crate::peers::PEER_ROUTE_PROTOCOL;
     pub use crate::pods::pod_netns_setup;
+    pub use crate::store::{counts as state_counts, Counts as StateCounts, Store};
 }
 
 pub use base::{ROUTED_GW_V4, ROUTED_GW_V6};

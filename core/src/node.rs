@@ -44,12 +44,15 @@ impl Node {
             let base = Arc::new(Base::open(cfg).await?);
             let ports = Arc::new(Ports::open(base.clone())?);
             base.store.save_config(&base.cfg)?;
-            Ok(Node {
+            let node = Node {
                 peers: Peers::new(base.clone(), ports.clone()),
                 pods: Pods::new(base.clone(), ports.clone()),
                 base,
                 ports,
-            })
+            };
+            // Finish what processes that died mid-way left (never a live process's work).
+            node.pods.recover().await?;
+            Ok(node)
         }
         .instrument(span)
         .await

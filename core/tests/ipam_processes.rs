@@ -1,10 +1,12 @@
-//! Two processes allocating from one state dir never hand out the same address (flock plus one
-//! `O_EXCL` reservation file per address). Unprivileged.
+//! Two processes reserving addresses in one state dir never hand out the same address (one SQLite
+//! transaction per reservation, the address the primary key). Unprivileged.
 
 use std::collections::HashSet;
 use std::process::Command;
 
-use podnet::internals::ipam::{Key, Pool, PoolConfig};
+use podnet::internals::ipam::{Pool, PoolConfig};
+use podnet::internals::Store;
+use podnet::{PodMode, Sandbox};
 
 const PER_PROCESS: usize = 500;
 
@@ -14,11 +16,29 @@ const PER_PROCESS: usize = 500;
 fn ipam_child() {
     let Ok(dir) = std::env::var("PODNET_IPAM_CHILD_DIR") else { return };
     let tag = std::env::var("PODNET_IPAM_CHILD_TAG").unwrap();
-    let pool = Pool::open(&PoolConfig::new("10.40.0.0/20".parse().unwrap()), dir.as_ref()).unwrap();
+    let pools = [Pool::new(&PoolConfig::new("10.40.0.0/20".parse().unwrap())).unwrap()];
+    let store = Store::open(dir.as_ref(), &pools).unwrap();
     let mut out = String::new();
     for i in 0..PER_PROCESS {
-        let ip = pool.allocate(&Key::new(format!("{tag}-{i}"), "eth0"), None).unwrap();
-        out.push_str(&format!("IP {ip}\n"));
+        let id = format!("{tag}-{i}");
+        let sb = store
+            .begin_create(&id, "eth0", &pools, &[], &[], |ips| {
+                Ok(Sandbox {
+                    id: id.clone(),
+                    ifname: "eth0".into(),
+                    netns_path: "/nonexistent".into(),
+                    owns_netns: true,
+                    host_ifname: String::new(),
+                    mac: String::new(),
+                    ips: ips.into_iter().map(|ip| ip.into()).collect(),
+                    gateways: vec![],
+                    mode: PodMode::Bridge,
+                    ports: vec![],
+                    labels: Default::default(),
+                })
+            })
+            .unwrap();
+        out.push_str(&format!("IP {}\n", sb.ips[0].ip()));
     }
     print!("{out}");
 }

@@ -22,7 +22,7 @@ use crate::ipam::Key;
 use crate::kernel::netlink::Netlink;
 use crate::kernel::netns;
 use crate::ports::{PortEntry, Ports};
-use crate::store::Sandbox;
+use crate::store::{Entry, Phase, Sandbox};
 use crate::{Error, ErrorKind, Result};
 /// MAC of every routed-mode host veth: pods resolve the link-local gateway to it.
 pub const ROUTED_HOST_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
@@ -86,13 +86,6 @@ pub fn pod_netns_setup() -> std::io::Result<rtnetlink::sys::Socket> {
     rtnetlink::sys::Socket::new(NETLINK_ROUTE)
 }
 
-enum Undo {
-    ReleaseIps(Key),
-    RemoveNetns(PathBuf),
-    DeleteLink(String),
-    DeleteProxy(u32, IpAddr),
-    RemovePorts(String, Vec<IpNetwork>, Vec<crate::config::PortMapping>),
-}
 
 /// A step of sandbox creation at which a test can inject a failure to exercise rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,8 +169,10 @@ impl Pods {
 
     async fn create_locked(&self, spec: &SandboxSpec) -> Result<Sandbox> {
         let op = format!("create sandbox {}", spec.id);
-        if let Some(mut existing) = self.base.store.load(&spec.id)? {
-            existing.ports = self.ports.of(&spec.id);
+        let mode = spec.mode.unwrap_or(self.base.cfg.mode);
+        loop {
+            let Some(e) = self.settled(&spec.id).await? else { break };
+            let existing = e.sandbox;
             let same_ns = match &spec.netns {
                 NetnsSpec::Create => existing.owns_netns,
                 NetnsSpec::Path(p) => !existing.owns_netns && &existing.netns_path == p,
@@ -185,81 +180,241 @@ impl Pods {
             let same_ips = spec.ips.iter().all(|ip| existing.ips.iter().any(|n| n.ip() == *ip));
             let same_ports =
                 spec.ports.iter().all(|p| existing.ports.contains(p)) && spec.ports.len() == existing.ports.len();
-            let same_mode = spec.mode.unwrap_or(self.base.cfg.mode) == existing.mode;
-            if existing.ifname == spec.ifname && same_ns && same_ips && same_ports && same_mode {
+            if !(existing.ifname == spec.ifname && same_ns && same_ips && same_ports && mode == existing.mode) {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    op,
+                    format!("sandbox {} exists with a different spec (delete it first)", spec.id),
+                ));
+            }
+            // The record alone proves nothing (a killed delete, a reboot that kept the state):
+            // return it only when its kernel objects are there, else rebuild from scratch.
+            let problems = self.kernel_problems(&existing).await;
+            if problems.is_empty() {
                 tracing::debug!("sandbox exists with the same spec; returning it");
                 return Ok(existing);
             }
-            return Err(Error::new(
-                ErrorKind::AlreadyExists,
-                op,
-                format!("sandbox {} exists with a different spec (delete it first)", spec.id),
-            ));
+            tracing::warn!(problems = ?problems, "sandbox record without its kernel objects; recreating");
+            if self.base.store.claim(&spec.id, None, Phase::Deleting)? {
+                self.teardown(&existing).await?;
+            }
         }
-        let mut undo: Vec<Undo> = vec![];
-        match self.create_steps(spec, &mut undo).await {
-            Ok(sb) => Ok(sb),
+        self.reap(false).await;
+        let host = host_veth_name(&spec.id, &spec.ifname);
+        let routed = mode == PodMode::Routed;
+        let (netns_path, owns) = match &spec.netns {
+            NetnsSpec::Create => (self.pin_path(&spec.id), true),
+            NetnsSpec::Path(p) => (p.clone(), false),
+        };
+        let pools = &self.base.pools;
+        let record = |ips: Vec<IpAddr>| -> Result<Sandbox> {
+            let mut prefixed = vec![];
+            let mut gateways = vec![];
+            for (ip, p) in ips.iter().zip(pools) {
+                let plen = match (routed, ip) {
+                    (true, IpAddr::V4(_)) => 32,
+                    (true, IpAddr::V6(_)) => 128,
+                    (false, _) => p.cidr().prefix(),
+                };
+                prefixed.push(IpNetwork::new(*ip, plen).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
+                gateways.push(match (routed, ip) {
+                    (true, IpAddr::V4(_)) => IpAddr::V4(ROUTED_GW_V4),
+                    (true, IpAddr::V6(_)) => IpAddr::V6(ROUTED_GW_V6),
+                    (false, _) => p.gateway(),
+                });
+            }
+            Ok(Sandbox {
+                id: spec.id.clone(),
+                ifname: spec.ifname.clone(),
+                netns_path: netns_path.clone(),
+                owns_netns: owns,
+                host_ifname: host.clone(),
+                mac: mac_str(&pod_mac(&spec.id, &spec.ifname, &ips)),
+                ips: prefixed,
+                gateways,
+                mode,
+                ports: spec.ports.clone(),
+                labels: spec.labels.clone(),
+            })
+        };
+        // The durable intent: from here on a crash at any point is finished by the next call
+        // for this id, gc or open.
+        let sb = self
+            .base
+            .store
+            .begin_create(&spec.id, &spec.ifname, pools, &spec.ips, &spec.ports, record)
+            .map_err(|e| e.context(&op))?;
+        let res = match self.create_steps(spec, &sb).await {
+            Ok(()) => self.base.store.mark_ready(&sb),
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => Ok(sb),
             Err(e) => {
                 tracing::warn!(error = %e, "create failed; rolling back");
-                self.rollback(undo).await;
+                if let Err(te) = self.teardown(&sb).await {
+                    tracing::error!(error = %te, "rollback incomplete; gc or the next call for the id finishes it");
+                    let _ = self.base.store.disown(&sb.id);
+                }
                 Err(e.context(op))
             }
         }
     }
 
-    async fn rollback(&self, undo: Vec<Undo>) {
-        for u in undo.into_iter().rev() {
-            let r = match u {
-                Undo::ReleaseIps(key) => self.release_all(&key),
-                Undo::RemoveNetns(p) => netns::remove(&p).map_err(|e| e.into_error("remove netns")),
-                Undo::DeleteLink(name) => {
-                    self.base.nl.delete_link(&name).await.map_err(|e| e.into_error(format!("delete {name}")))
+    /// The row of `id` once no live owner is working on it: waits for another process's create
+    /// or delete of the same id to finish, and finishes (tears down) one whose owner died.
+    /// Returns the `ready` row, or None when there is none (any more).
+    async fn settled(&self, id: &str) -> Result<Option<Entry>> {
+        let mut wait = std::time::Duration::from_millis(1);
+        let deadline = std::time::Instant::now() + IN_FLIGHT_WAIT;
+        loop {
+            let Some(e) = self.base.store.entry(id)? else { return Ok(None) };
+            if e.phase == Phase::Ready {
+                return Ok(Some(e));
+            }
+            match e.owner.as_deref() {
+                Some(o) if o != self.base.store.me() && self.base.store.owner_alive(o) => {
+                    if std::time::Instant::now() > deadline {
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            format!("sandbox {id}"),
+                            "another process has been creating or deleting it for too long",
+                        ));
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_millis(50));
                 }
-                Undo::DeleteProxy(br, ip) => self
-                    .base
-                    .nl
-                    .delete_proxy_neighbour(br, ip)
-                    .await
-                    .map_err(|e| e.into_error(format!("delete proxy {ip}"))),
-                Undo::RemovePorts(id, ips, ports) => self.ports.unmap(&id, &ips, &ports).await,
-            };
-            if let Err(e) = r {
-                tracing::error!(error = %e, "rollback step failed");
+                owner => {
+                    // Its owner died mid-way (or gave it up): finish it by tearing it down.
+                    if self.base.store.claim(id, owner, e.phase)? {
+                        tracing::info!(phase = ?e.phase, "finishing the interrupted work of a dead owner");
+                        self.teardown(&e.sandbox).await?;
+                    }
+                }
             }
         }
     }
 
-    fn release_all(&self, key: &Key) -> Result<()> {
-        let mut first_err = None;
-        for p in &self.base.pools {
-            if let Err(e) = p.release(key) {
-                first_err.get_or_insert(e.into_error(format!("release address of {key}")));
+    /// Remove a sandbox's kernel objects and forget it: host-port elements, proxy NDP entries,
+    /// then the pin (the kernel destroys the netns and the veth with it, in batches) or, in a
+    /// netns podnet did not make, the veth itself. Its addresses stay reserved until the veth is
+    /// verified gone (`reap`). Every step treats "already gone" as success; runs them all and
+    /// returns the errors together, keeping the row when one failed.
+    async fn teardown(&self, sb: &Sandbox) -> Result<()> {
+        let mut errors: Vec<Error> = vec![];
+        if !sb.ports.is_empty() {
+            if let Err(e) = self.ports.unprogram(&sb.id, &sb.ips, &sb.ports).await {
+                errors.push(e);
             }
         }
-        first_err.map_or(Ok(()), Err)
+        if let (PodMode::Routed, Some(br)) = (sb.mode, self.base.bridge_if_created()) {
+            for net in sb.ips.iter().filter(|n| n.is_ipv6()) {
+                if let Err(e) = self.base.nl.delete_proxy_neighbour(br, net.ip()).await {
+                    errors.push(e.into_error(format!("delete proxy NDP entry {}", net.ip())));
+                }
+            }
+        }
+        if sb.owns_netns {
+            if let Err(e) = netns::remove(&sb.netns_path) {
+                errors.push(e.into_error(format!("remove netns {}", sb.netns_path.display())));
+            }
+        } else if let Err(e) = self.base.nl.delete_link(&sb.host_ifname).await {
+            errors.push(e.into_error(format!("delete {}", sb.host_ifname)));
+        }
+        if errors.is_empty() {
+            return self.base.store.finish_teardown(&sb.id, &sb.host_ifname);
+        }
+        let msg = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+        Err(Error::new(errors[0].kind(), format!("tear down sandbox {}", sb.id), msg))
     }
 
-    async fn create_steps(&self, spec: &SandboxSpec, undo: &mut Vec<Undo>) -> Result<Sandbox> {
-        let key = Key::new(&spec.id, &spec.ifname);
-        let mode = spec.mode.unwrap_or(self.base.cfg.mode);
-        let routed = mode == PodMode::Routed;
+    /// Release the addresses of deleted sandboxes whose host veth is gone. A veth still there
+    /// after `DRAIN_GRACE` (or at once with `force`) belongs to a netns something else holds
+    /// open (a container still running, an nsenter): delete it, which takes the pod's interface
+    /// and with it the address out of that netns, then release. Returns the released addresses.
+    pub(crate) async fn reap(&self, force: bool) -> Vec<IpAddr> {
+        let grace = DRAIN_GRACE.as_millis() as i64;
+        match self.base.store.oldest_draining_ms() {
+            Ok(Some(age)) if force || age >= grace => {}
+            _ => return vec![],
+        }
+        let Ok(draining) = self.base.store.draining() else { return vec![] };
+        let now = draining.iter().map(|d| d.since_ms).max().unwrap_or(0) + grace;
+        let mut released = vec![];
+        for d in draining {
+            let old_enough = force || d.since_ms + grace <= now.min(crate::store::now_ms());
+            if !old_enough {
+                continue;
+            }
+            // A sandbox created since under the same (id, ifname) has the same veth name; its
+            // create deleted the old veth before making its own.
+            let replaced = self.base.store.entries().is_ok_and(|es| es.iter().any(|e| e.sandbox.host_ifname == d.link));
+            let gone = replaced
+                || match self.base.nl.link_by_name(&d.link).await {
+                    Ok(None) => true,
+                    Ok(Some(_)) => self.base.nl.delete_link(&d.link).await.is_ok(),
+                    Err(_) => false,
+                };
+            if gone {
+                match self.base.store.release_draining(&d.link) {
+                    Ok(ips) => released.extend(ips),
+                    Err(e) => tracing::warn!(error = %e, "release draining addresses"),
+                }
+            }
+        }
+        released
+    }
+
+    /// Finish every intent whose owner died (at node open).
+    pub(crate) async fn recover(&self) -> Result<()> {
+        for e in self.base.store.entries()? {
+            if e.phase == Phase::Ready {
+                continue;
+            }
+            if let Some(o) = e.owner.as_deref() {
+                if self.base.store.owner_alive(o) {
+                    continue;
+                }
+            }
+            if self.base.store.claim(&e.sandbox.id, e.owner.as_deref(), e.phase)? {
+                tracing::info!(id = %e.sandbox.id, phase = ?e.phase, "finishing the interrupted work of a dead owner");
+                if let Err(err) = self.teardown(&e.sandbox).await {
+                    tracing::warn!(error = %err, "recovery incomplete");
+                    let _ = self.base.store.disown(&e.sandbox.id);
+                }
+            }
+        }
+        self.reap(false).await;
+        Ok(())
+    }
+
+    /// What is missing of a recorded sandbox's kernel objects (cheap: the netns and the veth).
+    async fn kernel_problems(&self, sb: &Sandbox) -> Vec<String> {
+        let mut problems = vec![];
+        if let Err(e) = netns::open(&sb.netns_path) {
+            problems.push(format!("netns {}: {e}", sb.netns_path.display()));
+        }
+        match self.base.nl.link_by_name(&sb.host_ifname).await {
+            Ok(Some(_)) => {}
+            Ok(None) => problems.push(format!("host veth {} is missing", sb.host_ifname)),
+            Err(e) => problems.push(format!("read host veth {}: {e}", sb.host_ifname)),
+        }
+        problems
+    }
+
+    /// The kernel steps of a create whose addresses and host ports `sb` has reserved. On error
+    /// the caller tears down whatever was made (`teardown` knows every step by its names).
+    async fn create_steps(&self, spec: &SandboxSpec, sb: &Sandbox) -> Result<()> {
+        let routed = sb.mode == PodMode::Routed;
         let bridge = if routed { None } else { Some(self.base.bridge().await?) };
-
-        // 1. addresses, one per pool
-        undo.push(Undo::ReleaseIps(key.clone()));
-        let mut ips: Vec<IpAddr> = vec![];
-        for p in &self.base.pools {
-            let req = spec.ips.iter().copied().find(|ip| ip.is_ipv4() == p.cidr().is_ipv4());
-            let ip = p.allocate(&key, req).map_err(|e| e.into_error(format!("allocate address from {}", p.cidr())))?;
-            ips.push(ip);
-        }
+        let ips: Vec<IpAddr> = sb.ips.iter().map(|n| n.ip()).collect();
         self.check_fail_point(FailPoint::AfterIpam)?;
 
-        // 2. netns: create + pin (the pod's netlink socket is born inside), or adopt
-        let (netns_path, ns_file, sock, owns) = match &spec.netns {
+        // 1. netns: create + pin (the pod's netlink socket is born inside), or adopt
+        let (ns_file, sock) = match &spec.netns {
             NetnsSpec::Create => {
                 self.base.ensure_netns_dir()?;
-                let pin = self.pin_path(&spec.id);
+                let pin = sb.netns_path.clone();
                 let created = match netns::create(&pin, pod_netns_setup) {
                     Ok(c) => c,
                     Err(netns::NetnsError::Exists(_)) => {
@@ -271,23 +426,22 @@ impl Pods {
                     }
                     Err(e) => return Err(e.into_error(format!("create netns {}", pin.display()))),
                 };
-                undo.push(Undo::RemoveNetns(pin.clone()));
                 let sock =
                     created.value.map_err(|e| Error::new(ErrorKind::Io, "open netlink socket in pod netns", e))?;
-                (pin, created.file, sock, true)
+                (created.file, sock)
             }
             NetnsSpec::Path(p) => {
                 let f = netns::open(p).map_err(|e| e.into_error(format!("open netns {}", p.display())))?;
                 let sock = netns::netlink_socket_in(&f, NETLINK_ROUTE)
                     .map_err(|e| e.into_error("open netlink socket in pod netns"))?;
-                (p.clone(), f, sock, false)
+                (f, sock)
             }
         };
         let pod_nl = Netlink::from_socket(sock);
         self.check_fail_point(FailPoint::AfterNetns)?;
 
-        // 3. veth, pod end born in the pod netns
-        let host = host_veth_name(&spec.id, &spec.ifname);
+        // 2. veth, pod end born in the pod netns
+        let host = sb.host_ifname.clone();
         let mac = pod_mac(&spec.id, &spec.ifname, &ips);
         let host_mac = routed.then_some(ROUTED_HOST_MAC);
         let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
@@ -297,9 +451,10 @@ impl Pods {
             .create_veth_with(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.base.pod_mtu, bridge, false)
             .await;
         if matches!(&r, Err(e) if e.is_exists()) {
-            // The name is deterministic. If no live record uses it, it is the previous
-            // incarnation's veth still being destroyed with its netns: delete it now.
-            if self.base.store.list()?.iter().any(|s| s.host_ifname == host) {
+            // The name is deterministic, and this id's row is ours: it is the previous
+            // incarnation's veth (still being destroyed with its netns, or held by a netns
+            // something keeps open). Delete it now; its draining addresses are then released.
+            if self.base.store.entries()?.iter().any(|e| e.sandbox.host_ifname == host && e.sandbox.id != sb.id) {
                 return Err(Error::new(ErrorKind::Conflict, veth_op(), format!("{host} belongs to another sandbox")));
             }
             self.base.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
@@ -319,32 +474,23 @@ impl Pods {
                 .await;
         }
         r.map_err(|e| e.into_error(veth_op()))?;
-        undo.push(Undo::DeleteLink(host.clone()));
         drop(ns_file);
         self.check_fail_point(FailPoint::AfterVeth)?;
 
-        // 4 + 5. host side and pod side: two sockets, configured concurrently. Within each side,
+        // 3 + 4. host side and pod side: two sockets, configured concurrently. Within each side,
         // requests that do not need an earlier answer are sent back to back (`join!` polls in
         // order, and the kernel handles one socket's messages in the order they arrive).
-        let mut prefixed: Vec<IpNetwork> = vec![];
-        let mut gateways: Vec<IpAddr> = vec![];
-        for (ip, p) in ips.iter().zip(&self.base.pools) {
-            let plen = match (routed, ip) {
-                (true, IpAddr::V4(_)) => 32,
-                (true, IpAddr::V6(_)) => 128,
-                (false, _) => p.cidr().prefix(),
-            };
-            prefixed.push(IpNetwork::new(*ip, plen).map_err(|e| Error::new(ErrorKind::Internal, "prefix", e))?);
-            gateways.push(match (routed, ip) {
-                (true, IpAddr::V4(_)) => IpAddr::V4(ROUTED_GW_V4),
-                (true, IpAddr::V6(_)) => IpAddr::V6(ROUTED_GW_V6),
-                (false, _) => p.gateway(),
-            });
-        }
+        let prefixed = &sb.ips;
+        let gateways = &sb.gateways;
+        // IFALIASZ is 256 with the NUL; the id part is for people, gc needs only the prefix.
+        let mut marker = format!("{}{}/{}", link_marker_prefix(&self.base.cfg.name), spec.id, spec.ifname);
+        marker.truncate(255);
         let host_side = async {
             if !routed {
-                let (a, b) =
-                    futures_util::join!(self.base.nl.prepare_bridge_port(&host), self.base.nl.set_up_by_name(&host));
+                let (a, b) = futures_util::join!(
+                    self.base.nl.prepare_bridge_port(&host),
+                    self.base.nl.set_up_with_alias(0, &host, &marker)
+                );
                 a.map_err(|e| e.into_error(format!("configure bridge port {host}")))?;
                 b.map_err(|e| e.into_error(format!("set {host} up")))?;
                 return Ok(());
@@ -361,7 +507,7 @@ impl Pods {
             conf.route_localnet = 1; // localhost host ports are DNATed out of this veth
             let (a, b) = futures_util::join!(
                 self.base.nl.set_no_linklocal(host_link.index, Some(conf)),
-                self.base.nl.set_up(host_link.index)
+                self.base.nl.set_up_with_alias(host_link.index, &host, &marker)
             );
             a.map_err(|e| e.into_error(format!("configure {host}")))?;
             b.map_err(|e| e.into_error(format!("set {host} up")))?;
@@ -381,7 +527,6 @@ impl Pods {
                         .add_proxy_neighbour(br, *ip)
                         .await
                         .map_err(|e| e.into_error(format!("proxy NDP entry for {ip}")))?;
-                    undo.push(Undo::DeleteProxy(br, *ip));
                 }
             }
             Ok::<(), Error>(())
@@ -402,7 +547,7 @@ impl Pods {
                 futures_util::join!(pod_nl.set_no_linklocal(pod_link.index, None), pod_nl.set_up(pod_link.index));
             a.map_err(|e| e.into_error(pod_op("disable IPv6 link-local")))?;
             b.map_err(|e| e.into_error(pod_op("set interface up")))?;
-            for (net, gw) in prefixed.iter().zip(&gateways) {
+            for (net, gw) in prefixed.iter().zip(gateways) {
                 let neigh = async {
                     if routed {
                         pod_nl.replace_neighbour(pod_link.index, *gw, &ROUTED_HOST_MAC).await
@@ -424,47 +569,29 @@ impl Pods {
         let (host_res, pod_res) = futures_util::join!(host_side, pod_side);
         host_res?;
         self.check_fail_point(FailPoint::AfterHost)?;
-        let pod_link = pod_res?;
+        pod_res?;
         // Close the pod socket now: an open socket would keep the netns alive after delete.
         drop(pod_nl);
         self.check_fail_point(FailPoint::AfterPod)?;
 
-        let sb = Sandbox {
-            id: spec.id.clone(),
-            ifname: spec.ifname.clone(),
-            netns_path,
-            owns_netns: owns,
-            host_ifname: host,
-            mac: mac_str(&pod_link.mac),
-            ips: prefixed,
-            gateways,
-            mode,
-            ports: spec.ports.clone(),
-            labels: spec.labels.clone(),
-        };
-
-        // 6. host ports
+        // 5. host ports (reserved with the addresses)
         if !sb.ports.is_empty() {
-            self.ports.map(&sb.id, &sb.ips, &sb.ports).await?;
-            undo.push(Undo::RemovePorts(sb.id.clone(), sb.ips.clone(), sb.ports.clone()));
+            self.ports.program(&sb.id, &sb.ips, &sb.ports).await?;
         }
         self.check_fail_point(FailPoint::AfterPorts)?;
-
-        // 7. the record: from here on delete/check/gc know the sandbox
-        self.base.store.save(&sb)?;
-        Ok(sb)
+        Ok(())
     }
 
-    /// Delete a sandbox: unmap ports, release addresses, remove the netns (the kernel then
-    /// destroys the veth pair with it), remove the record. Idempotent: already-gone parts are
-    /// success; every step runs even if one fails, and the errors are returned together.
-    ///
-    /// When it returns Ok the addresses are free, the state is gone and a create with the same
-    /// id succeeds, even though the kernel may still be finishing the veth's destruction.
+    /// Delete a sandbox: unmap its host ports, remove the netns (the kernel then destroys the
+    /// veth pair with it, in batches) or, in an adopted netns, the veth, and forget it. Its
+    /// addresses stay reserved until the veth is verified gone (the next creates, gc or open
+    /// release them), so no other pod can get them while a netns something still holds carries
+    /// them. Idempotent: an unknown id is success; every step runs even if one fails, and the
+    /// errors are returned together. When it returns Ok a create with the same id succeeds.
     pub(crate) async fn delete(&self, id: &str) -> Result<()> {
         let span = tracing::info_span!("delete_sandbox", node = %self.base.cfg.name, id = %id);
         async {
-            crate::config::validate_name(id, "sandbox id")
+            crate::config::validate_sandbox_id(&self.base.cfg.name, id)
                 .map_err(|m| Error::invalid(format!("delete sandbox {id:?}"), m))?;
             self.serialized(id, self.delete_locked(id)).await
         }
@@ -473,70 +600,36 @@ impl Pods {
     }
 
     async fn delete_locked(&self, id: &str) -> Result<()> {
-        let rec = self.base.store.load(id)?.map(|mut r| {
-            r.ports = self.ports.of(id);
-            r
-        });
-        let mut errors: Vec<Error> = vec![];
-        if let Some(r) = rec.as_ref().filter(|r| !r.ports.is_empty()) {
-            if let Err(e) = self.ports.unmap(id, &r.ips, &r.ports).await {
-                errors.push(e);
-            }
+        let op = format!("delete sandbox {id}");
+        let Some(e) = self.settled(id).await.map_err(|e| e.context(&op))? else {
+            // No record: a pin of that name is ours all the same (left by a crash of an earlier
+            // version or a hand-made copy); removing it is what the caller asked for.
+            let pin = self.pin_path(id);
+            return netns::remove(&pin).map_err(|e| e.into_error(format!("{op}: remove netns {}", pin.display())));
+        };
+        // The durable intent first: a kill from here on is finished by the next call, gc or open.
+        if !self.base.store.claim(id, None, Phase::Deleting)? {
+            return Err(Error::new(ErrorKind::Conflict, op, "another process took this sandbox meanwhile"));
         }
-        if let (Some(r), Some(br)) = (rec.as_ref().filter(|r| r.mode == PodMode::Routed), self.base.bridge_if_created())
-        {
-            for net in r.ips.iter().filter(|n| n.is_ipv6()) {
-                if let Err(e) = self.base.nl.delete_proxy_neighbour(br, net.ip()).await {
-                    errors.push(e.into_error(format!("delete proxy NDP entry {}", net.ip())));
-                }
-            }
+        if let Err(err) = self.teardown(&e.sandbox).await {
+            let _ = self.base.store.disown(id);
+            return Err(err.context(op));
         }
-        let ifname = rec.as_ref().map(|r| r.ifname.clone()).unwrap_or_else(|| "eth0".into());
-        if let Err(e) = self.release_all(&Key::new(id, &ifname)) {
-            errors.push(e);
-        }
-        match &rec {
-            Some(r) if !r.owns_netns => {
-                // Not our netns: remove our veth explicitly (gone already is fine).
-                if let Err(e) = self.base.nl.delete_link(&r.host_ifname).await {
-                    errors.push(e.into_error(format!("delete {}", r.host_ifname)));
-                }
-            }
-            _ => {
-                let pin = rec.as_ref().map(|r| r.netns_path.clone()).unwrap_or_else(|| self.pin_path(id));
-                if let Err(e) = netns::remove(&pin) {
-                    errors.push(e.into_error(format!("remove netns {}", pin.display())));
-                }
-            }
-        }
-        if errors.is_empty() {
-            self.base.store.remove(id)?;
-            return Ok(());
-        }
-        let msg = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
-        let kind = errors[0].kind();
-        Err(Error::new(kind, format!("delete sandbox {id}"), msg))
+        Ok(())
     }
 
     /// The record of one sandbox.
     pub(crate) async fn get(&self, id: &str) -> Result<Sandbox> {
         crate::config::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("get sandbox {id:?}"), m))?;
-        let mut sb = self
-            .base
-            .store
-            .load(id)?
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("get sandbox {id}"), "no such sandbox"))?;
-        sb.ports = self.ports.of(id);
-        Ok(sb)
+        match self.base.store.entry(id)? {
+            Some(e) if e.phase == Phase::Ready => Ok(e.sandbox),
+            _ => Err(Error::new(ErrorKind::NotFound, format!("get sandbox {id}"), "no such sandbox")),
+        }
     }
 
-    /// All sandboxes of this node, sorted by id.
+    /// All (fully created) sandboxes of this node, sorted by id.
     pub(crate) async fn list(&self) -> Result<Vec<Sandbox>> {
-        let mut v = self.base.store.list()?;
-        for sb in &mut v {
-            sb.ports = self.ports.of(&sb.id);
-        }
-        Ok(v)
+        Ok(self.base.store.entries()?.into_iter().filter(|e| e.phase == Phase::Ready).map(|e| e.sandbox).collect())
     }
 
     /// Compare one sandbox's kernel state with its record and say what differs.
@@ -547,8 +640,10 @@ impl Pods {
             let mut problems = vec![];
             let key = Key::new(&sb.id, &sb.ifname);
             for net in &sb.ips {
-                let held =
-                    self.base.pools.iter().find(|p| p.cidr().is_ipv4() == net.is_ipv4()).and_then(|p| p.get(&key));
+                let held = match self.base.pools.iter().find(|p| p.cidr().is_ipv4() == net.is_ipv4()) {
+                    Some(p) => self.base.store.address_of(p, &key)?,
+                    None => None,
+                };
                 if held != Some(net.ip()) {
                     problems.push(format!("address {} is not reserved for {key}", net.ip()));
                 }
@@ -627,66 +722,74 @@ impl Pods {
         .await
     }
 
-    /// Remove every sandbox whose id is not in `live`, and every orphan podnet left behind
-    /// (address reservations, netns pins and host veths without a record).
+    /// Remove every sandbox whose id is not in `live`, finish the interrupted work of dead
+    /// owners, and remove every orphan podnet left behind: netns pins and marked host veths
+    /// without a sandbox, and the reservations of deleted sandboxes whose veth is gone (or,
+    /// held by someone's open netns, is deleted now). Never touches a create or delete a live
+    /// process is running, nor a sandbox created after gc started.
     pub(crate) async fn gc(&self, live: &[&str]) -> Result<GcReport> {
         let span = tracing::info_span!("gc", node = %self.base.cfg.name, live = live.len());
         async {
             let live: HashSet<&str> = live.iter().copied().collect();
             let mut rep = GcReport::default();
-            for sb in self.base.store.list()? {
-                if !live.contains(sb.id.as_str()) {
-                    match self.delete(&sb.id).await {
-                        Ok(()) => rep.sandboxes.push(sb.id),
-                        Err(e) => rep.errors.push(e.to_string()),
+            let started = self.base.store.seq()?;
+            for e in self.base.store.entries()? {
+                let id = e.sandbox.id.as_str();
+                let dead_intent = e.phase != Phase::Ready
+                    && e.owner.as_deref().is_none_or(|o| !self.base.store.owner_alive(o));
+                let unwanted = e.phase == Phase::Ready && e.seq <= started && !live.contains(id);
+                if !(dead_intent || unwanted) {
+                    continue;
+                }
+                let res = self.serialized(id, async {
+                    // Re-read under the id's lock: the row may have moved on meanwhile.
+                    match self.base.store.entry(id)? {
+                        Some(now) if now.seq == e.seq && now.owner == e.owner && now.phase == e.phase => {}
+                        _ => return Ok(false),
                     }
+                    if !self.base.store.claim(id, e.owner.as_deref(), Phase::Deleting)? {
+                        return Ok(false);
+                    }
+                    self.teardown(&e.sandbox).await.inspect_err(|_| {
+                        let _ = self.base.store.disown(id);
+                    })?;
+                    Ok::<_, Error>(true)
+                });
+                match res.await {
+                    Ok(true) => rep.sandboxes.push(id.to_string()),
+                    Ok(false) => {}
+                    Err(err) => rep.errors.push(err.to_string()),
                 }
             }
-            let records = self.base.store.list()?;
-            let known: HashSet<&str> = records.iter().map(|s| s.id.as_str()).collect();
-            for p in &self.base.pools {
-                for (ip, holder) in p.list().map_err(|e| e.into_error("list addresses"))? {
-                    let orphan = match &holder {
-                        Some(k) => !known.contains(k.id.as_str()) && !live.contains(k.id.as_str()),
-                        None => true,
-                    };
-                    if orphan {
-                        match p.release_ip(ip) {
-                            Ok(()) => rep.ips.push(ip),
-                            Err(e) => rep.errors.push(e.to_string()),
-                        }
-                    }
-                }
-            }
+            let rows = self.base.store.entries()?;
+            let known: HashSet<&str> = rows.iter().map(|e| e.sandbox.id.as_str()).collect();
             let prefix = format!("pn-{}-", self.base.cfg.name);
             if let Ok(rd) = std::fs::read_dir(&self.base.cfg.netns_dir) {
-                for e in rd.flatten() {
-                    let name = e.file_name().to_string_lossy().to_string();
+                for d in rd.flatten() {
+                    let name = d.file_name().to_string_lossy().to_string();
                     if let Some(id) = name.strip_prefix(&prefix) {
                         if !known.contains(id) && !live.contains(id) {
-                            match netns::remove(&e.path()) {
-                                Ok(()) => rep.netns.push(e.path()),
+                            match netns::remove(&d.path()) {
+                                Ok(()) => rep.netns.push(d.path()),
                                 Err(err) => rep.errors.push(err.to_string()),
                             }
                         }
                     }
                 }
             }
-            let owned: HashSet<&str> = records.iter().map(|s| s.host_ifname.as_str()).collect();
-            let live_hosts: HashSet<String> = live.iter().map(|id| host_veth_name(id, "eth0")).collect();
+            let draining: HashSet<String> = self.base.store.draining()?.into_iter().map(|d| d.link).collect();
+            let owned: HashSet<&str> = rows.iter().map(|e| e.sandbox.host_ifname.as_str()).collect();
+            let marker = link_marker_prefix(&self.base.cfg.name);
             for l in self.base.nl.links().await.map_err(|e| e.into_error("list links"))? {
-                if l.kind.as_deref() == Some("veth")
-                    && l.name.len() == HOST_VETH_PREFIX.len() + 12
-                    && l.name.starts_with(HOST_VETH_PREFIX)
-                    && !owned.contains(l.name.as_str())
-                    && !live_hosts.contains(&l.name)
-                {
+                let ours = l.alias.as_deref().is_some_and(|a| a.starts_with(&marker));
+                if ours && !owned.contains(l.name.as_str()) && !draining.contains(&l.name) {
                     match self.base.nl.delete_link(&l.name).await {
                         Ok(()) => rep.links.push(l.name),
                         Err(e) => rep.errors.push(e.into_error(format!("delete {}", l.name)).to_string()),
                     }
                 }
             }
+            rep.ips = self.reap(true).await;
             Ok(rep)
         }
         .instrument(span)
@@ -700,11 +803,16 @@ impl Pods {
             let mut spec = SandboxSpec::new(id);
             spec.ports = ports.to_vec();
             spec.validate(&self.base.cfg)?;
+            validate_ports_for(&sb, ports).map_err(|m| Error::invalid(format!("add host ports to {id}"), m))?;
             let new: Vec<PortMapping> = ports.iter().filter(|m| !sb.ports.contains(m)).copied().collect();
             if new.is_empty() {
                 return Ok(sb);
             }
-            self.ports.map(id, &sb.ips, &new).await?;
+            self.base.store.add_ports(id, &new).map_err(|e| e.context(format!("add host ports to {id}")))?;
+            if let Err(e) = self.ports.program(id, &sb.ips, &new).await {
+                let _ = self.base.store.remove_ports(id, &new);
+                return Err(e);
+            }
             sb.ports.extend(new.iter().copied());
             Ok(sb)
         })
@@ -716,7 +824,8 @@ impl Pods {
         self.serialized(id, async {
             let mut sb = self.get(id).await?;
             let gone: Vec<PortMapping> = ports.iter().filter(|m| sb.ports.contains(m)).copied().collect();
-            self.ports.unmap(id, &sb.ips, &gone).await?;
+            self.ports.unprogram(id, &sb.ips, &gone).await?;
+            self.base.store.remove_ports(id, &gone)?;
             sb.ports.retain(|m| !gone.contains(m));
             Ok(sb)
         })
@@ -739,4 +848,29 @@ impl Pods {
         }
         Ok(out)
     }
+}
+
+/// How long a deleted sandbox's addresses wait for its veth to vanish on its own before the
+/// veth is deleted explicitly (the kernel destroys an unheld netns in batches, within ms).
+const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a call waits for another process's create or delete of the same id.
+const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The alias every host veth of node `node` carries: gc deletes only links with podnet's mark.
+fn link_marker_prefix(node: &str) -> String {
+    format!("podnet/{node}/")
+}
+
+/// Refuse host ports that could never forward to this sandbox: a host IP of a family the pod
+/// has no address in.
+fn validate_ports_for(sb: &Sandbox, ports: &[PortMapping]) -> std::result::Result<(), String> {
+    for m in ports {
+        if let Some(h) = m.host_ip {
+            if !sb.ips.iter().any(|n| n.is_ipv4() == h.is_ipv4()) {
+                return Err(format!("host IP {h} of port {}/{}: the pod has no address of its family", m.host_port, m.protocol));
+            }
+        }
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ use crate::base::Base;
 use crate::config::{PortMapping, Protocol};
 use crate::kernel::nft::{HostPort, NftSocket, Proto, Ruleset};
 use crate::store::Sandbox;
-use crate::{Error, ErrorKind, Result};
+use crate::Result;
 
 /// One mapped host port, as `list_ports` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -35,9 +35,6 @@ pub struct RepairReport {
     pub ports_restored: usize,
 }
 
-/// Who holds a (protocol, host port): each holder's host IP (None = every address) and sandbox.
-pub(crate) type PortIndex = HashMap<(Protocol, u16), Vec<(Option<IpAddr>, String)>>;
-
 /// The host-port component: the node's nftables table and what is mapped in it.
 #[derive(Debug)]
 pub(crate) struct Ports {
@@ -45,14 +42,11 @@ pub(crate) struct Ports {
     state: Mutex<State>,
 }
 
-/// The nftables socket, and indexes of mapped ports for O(1) conflicts and lookups.
+/// The nftables socket and the never-masqueraded hosts programmed in it. Which ports are mapped
+/// (and conflicts between them) is the store's: it answers for every process sharing the node.
 #[derive(Debug)]
 struct State {
     sock: NftSocket,
-    /// (protocol, host port) -> [(host IP or wildcard, sandbox id)]
-    index: PortIndex,
-    /// sandbox id -> its mappings, in the order they were added
-    by_sandbox: HashMap<String, Vec<PortMapping>>,
     /// Never-masqueraded hosts (the node's and its peers' underlay IPs) with how many peers
     /// (or the node itself) use each, so a peer change touches one set element.
     no_masq: HashMap<IpAddr, usize>,
@@ -120,30 +114,15 @@ impl Ports {
         Ok(own.chain(self.base.store.peers()?.into_iter().map(|p| p.underlay_ip)).collect())
     }
 
-    /// Open the nft socket and (re)build the table with every recorded host port.
+    /// Open the nft socket and (re)build the table with every recorded host port, including
+    /// those of creates in flight in other processes (their elements are theirs to remove).
     pub(crate) fn open(base: Arc<Base>) -> Result<Ports> {
         let sock =
             NftSocket::open_in(&base.netns_file).map_err(|e| e.into_error("open nf_tables socket in node netns"))?;
-        let ports = Ports {
-            base,
-            state: Mutex::new(State {
-                sock,
-                index: PortIndex::new(),
-                by_sandbox: HashMap::new(),
-                no_masq: HashMap::new(),
-            }),
-        };
+        let ports = Ports { base, state: Mutex::new(State { sock, no_masq: HashMap::new() }) };
         let mut all = vec![];
-        {
-            let mut st = ports.lock();
-            let records: HashMap<String, Sandbox> =
-                ports.base.store.list()?.into_iter().map(|s| (s.id.clone(), s)).collect();
-            for (id, m) in ports.base.store.port_mappings()? {
-                let Some(sb) = records.get(&id) else { continue };
-                st.index.entry((m.protocol, m.host_port)).or_default().push((m.host_ip, id.clone()));
-                all.extend(host_ports(&sb.ips, &[m]));
-                st.by_sandbox.entry(id).or_default().push(m);
-            }
+        for e in ports.base.store.entries()? {
+            all.extend(host_ports(&e.sandbox.ips, &e.sandbox.ports));
         }
         let hosts = ports.no_masq_hosts()?;
         let rs = ports.ruleset(&hosts);
@@ -156,45 +135,13 @@ impl Ports {
         Ok(ports)
     }
 
-    /// Reserve `ports` for sandbox `id` and add their map elements (one batch).
-    pub(crate) async fn map(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
+    /// Add the map elements of `ports` (reserved in the store already) for sandbox `id`: one
+    /// batch.
+    pub(crate) async fn program(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
         let op = format!("map host ports of {id}");
-        let mut p = self.lock();
-        for m in ports {
-            if let Some(holders) = p.index.get(&(m.protocol, m.host_port)) {
-                for (hip, holder) in holders {
-                    let overlap = hip.is_none() || m.host_ip.is_none() || *hip == m.host_ip;
-                    if overlap && holder != id {
-                        let at = m.host_ip.map(|i| format!("{i}:")).unwrap_or_default();
-                        let theirs = hip.map(|i| format!(" on {i}")).unwrap_or_default();
-                        return Err(Error::new(
-                            ErrorKind::Conflict,
-                            op,
-                            format!(
-                                "host port {at}{}/{} is already mapped by sandbox {holder}{theirs}",
-                                m.host_port, m.protocol
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
         let hp = host_ports(ips, ports);
+        let mut p = self.lock();
         p.sock.add_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
-        for m in ports {
-            if let Err(e) = self.base.store.save_port(id, m) {
-                let _ = p.sock.remove_ports(&hp);
-                return Err(e.context(op));
-            }
-            let v = p.index.entry((m.protocol, m.host_port)).or_default();
-            if !v.iter().any(|(h, s)| *h == m.host_ip && s == id) {
-                v.push((m.host_ip, id.to_string()));
-            }
-            let mine = p.by_sandbox.entry(id.to_string()).or_default();
-            if !mine.contains(m) {
-                mine.push(*m);
-            }
-        }
         let udp: Vec<HostPort> = hp.into_iter().filter(|h| h.protocol == Proto::Udp).collect();
         if !udp.is_empty() {
             // A stale UDP conntrack entry (from before the mapping) would keep steering packets
@@ -204,37 +151,17 @@ impl Ports {
         Ok(())
     }
 
-    /// Remove `ports` of sandbox `id`; already gone is success.
-    pub(crate) async fn unmap(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
+    /// Remove the map elements of `ports` of sandbox `id`; already gone is success.
+    pub(crate) async fn unprogram(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
         let op = format!("unmap host ports of {id}");
-        let mut p = self.lock();
         let hp = host_ports(ips, ports);
+        let mut p = self.lock();
         p.sock.remove_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
-        for m in ports {
-            self.base.store.remove_port(id, m).map_err(|e| e.context(op.clone()))?;
-            if let Some(v) = p.by_sandbox.get_mut(id) {
-                v.retain(|x| x != m);
-                if v.is_empty() {
-                    p.by_sandbox.remove(id);
-                }
-            }
-            if let Some(v) = p.index.get_mut(&(m.protocol, m.host_port)) {
-                v.retain(|(h, s)| !(*h == m.host_ip && s == id));
-                if v.is_empty() {
-                    p.index.remove(&(m.protocol, m.host_port));
-                }
-            }
-        }
         let udp: Vec<HostPort> = hp.into_iter().filter(|h| h.protocol == Proto::Udp).collect();
         if !udp.is_empty() {
             p.sock.flush_udp_conntrack(&udp).map_err(|e| e.into_error(format!("{op}: flush UDP conntrack")))?;
         }
         Ok(())
-    }
-
-    /// The host ports of sandbox `id`.
-    pub(crate) fn of(&self, id: &str) -> Vec<PortMapping> {
-        self.lock().by_sandbox.get(id).cloned().unwrap_or_default()
     }
 
     /// Which of the sandbox's elements are missing from the kernel.
@@ -297,13 +224,11 @@ impl Ports {
     /// ruleset (or deleted elements). Other tables are never touched.
     pub(crate) async fn repair(&self) -> Result<RepairReport> {
         let rs = self.ruleset(&self.no_masq_hosts()?);
-        let mut p = self.lock();
         let mut want = vec![];
-        for sb in self.base.store.list()? {
-            if let Some(ms) = p.by_sandbox.get(&sb.id) {
-                want.extend(host_ports(&sb.ips, ms));
-            }
+        for e in self.base.store.entries()? {
+            want.extend(host_ports(&e.sandbox.ips, &e.sandbox.ports));
         }
+        let mut p = self.lock();
         let exists = p.sock.table_exists().map_err(|e| e.into_error("repair: read nftables"))?;
         let have =
             if exists { p.sock.list_ports().map_err(|e| e.into_error("repair: list host ports"))? } else { vec![] };

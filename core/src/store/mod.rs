@@ -1,18 +1,69 @@
-//! The node's state under `<state_dir>`, and the one module that writes there (besides the
-//! address pools' reservations, `ipam/`): the node config (`node.json`), one JSON record per
-//! sandbox (`sandboxes/`), one file per host-port mapping (`ports/`, so a change is O(1) however
-//! many a sandbox has) and one per peer (`peers/`). Every file is written atomically (temp +
-//! rename). The records are what `delete`, `check`, `list` and `gc` trust.
+//! The node's state, and the one module that writes under `<state_dir>`: an SQLite database
+//! (`state.db`: sandboxes with their host ports, address reservations, peers), the node config
+//! for operator tools (`node.json`), and one owner file per open node (`owners/`).
+//!
+//! Every multi-step change is recoverable from one durable intent: a sandbox row is written in
+//! the `creating` (or `deleting`) phase, together with its addresses and host ports, in one
+//! transaction before the first kernel step, and carries its owner. An owner is alive while the
+//! process that opened the node holds the `flock` on its owner file, which the kernel drops when
+//! the process dies however it dies; so the next call for that id, `gc` or `open` finishes (tears
+//! down) exactly the intents whose owner is dead, and never touches one whose owner is alive.
+//!
+//! An address is reserved from before any kernel object uses it until after no kernel object can
+//! carry it: a deleted sandbox's addresses stay reserved ("draining", bound to its host veth)
+//! until that veth is verified gone or deleted, see `Pods::reap`.
 
-use std::fs;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnetwork::IpNetwork;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::config::{NodeConfig, Peer, PodMode, PortMapping};
+use crate::ipam::{IpamError, Key, Pool};
 use crate::{Error, ErrorKind, Result};
+
+/// Bumped when the schema changes; an unknown version is refused, never guessed at.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sandboxes (
+    id     TEXT PRIMARY KEY,
+    phase  TEXT NOT NULL CHECK (phase IN ('creating', 'ready', 'deleting')),
+    owner  TEXT,
+    seq    INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS addresses (
+    pool    TEXT NOT NULL,
+    ip      TEXT NOT NULL,
+    sandbox TEXT,
+    ifname  TEXT,
+    drain_link  TEXT,
+    drain_since INTEGER,
+    PRIMARY KEY (pool, ip)
+);
+CREATE INDEX IF NOT EXISTS addresses_by_holder ON addresses (sandbox, ifname);
+CREATE INDEX IF NOT EXISTS addresses_by_drain ON addresses (drain_link);
+CREATE TABLE IF NOT EXISTS cursors (pool TEXT PRIMARY KEY, last TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ports (
+    sandbox   TEXT NOT NULL,
+    protocol  TEXT NOT NULL,
+    host_port INTEGER NOT NULL,
+    host_ip   TEXT NOT NULL,
+    mapping   TEXT NOT NULL,
+    PRIMARY KEY (sandbox, protocol, host_port, host_ip)
+);
+CREATE INDEX IF NOT EXISTS ports_by_port ON ports (protocol, host_port);
+CREATE TABLE IF NOT EXISTS peers (name TEXT PRIMARY KEY, peer TEXT NOT NULL);
+";
 
 /// A sandbox as created: what the runtime gets back, and what podnet records.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,7 +90,7 @@ pub struct Sandbox {
     pub ports: Vec<PortMapping>,
     /// Metadata given at create ([`crate::SandboxSpec::labels`]).
     #[serde(default)]
-    pub labels: std::collections::BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Sandbox {
@@ -54,193 +105,835 @@ impl Sandbox {
     }
 }
 
+/// Where a sandbox is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reserved, kernel objects being made (or left half-made by a dead owner).
+    Creating,
+    /// Fully created.
+    Ready,
+    /// Being torn down.
+    Deleting,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Creating => "creating",
+            Phase::Ready => "ready",
+            Phase::Deleting => "deleting",
+        }
+    }
+}
+
+/// A sandbox row: the record, its phase and who is working on it.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) sandbox: Sandbox,
+    pub(crate) phase: Phase,
+    /// The owner token of the process working on it (None: nobody, or a failed rollback).
+    pub(crate) owner: Option<String>,
+    /// Creation order, to tell rows created after a point in time.
+    pub(crate) seq: i64,
+}
+
+/// An address still reserved for a deleted sandbox until its host veth is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Draining {
+    pub(crate) link: String,
+    /// Milliseconds since the epoch when the sandbox was deleted.
+    pub(crate) since_ms: i64,
+}
+
+/// Row counts, for tests and status displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Sandbox rows, any phase.
+    pub sandboxes: usize,
+    /// Reserved addresses held by a sandbox.
+    pub addresses: usize,
+    /// Reserved addresses of deleted sandboxes whose veth may still exist.
+    pub draining: usize,
+    /// Host-port mappings.
+    pub ports: usize,
+}
+
 /// The state store of one node.
 #[derive(Debug)]
 pub struct Store {
     root: PathBuf,
-    dir: PathBuf,
+    db_path: PathBuf,
+    db: Mutex<Connection>,
+    owner: Owner,
+}
+
+/// This open node's identity in intent rows: a file under `owners/` it holds an exclusive
+/// `flock` on while it lives.
+#[derive(Debug)]
+struct Owner {
+    token: String,
+    path: PathBuf,
+    _file: File,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
 }
 
 fn io_error(op: String, e: io::Error) -> Error {
     match e.raw_os_error() {
-        Some(n) => Error::with_errno(ErrorKind::Io, op, n, e),
+        Some(n) => Error::with_errno(ErrorKind::from_errno(n).or_io(), op, n, e),
         None => Error::new(ErrorKind::Io, op, e),
     }
 }
 
-impl Store {
-    /// Open (creating) the store under `state_dir`.
-    pub fn open(state_dir: &Path) -> Result<Store> {
-        let dir = state_dir.join("sandboxes");
-        for d in [dir.clone(), state_dir.join("ports"), state_dir.join("peers")] {
-            fs::create_dir_all(&d).map_err(|e| io_error(format!("create state dir {}", d.display()), e))?;
+trait OrIo {
+    fn or_io(self) -> ErrorKind;
+}
+
+impl OrIo for ErrorKind {
+    /// A file error is never the kernel's netlink refusing something.
+    fn or_io(self) -> ErrorKind {
+        if self == ErrorKind::Kernel {
+            ErrorKind::Io
+        } else {
+            self
         }
-        Ok(Store { root: state_dir.to_path_buf(), dir })
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn flock(f: &File, op: i32) -> io::Result<()> {
+    // SAFETY: flock(2) on a file descriptor this `File` owns for the duration of the call.
+    if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn host_ip_key(m: &PortMapping) -> String {
+    m.host_ip.map_or_else(|| "any".to_string(), |h| h.to_string())
+}
+
+impl Store {
+    /// Open (creating) the store under `state_dir` for a node with `pools`. Refuses a state dir
+    /// of the earlier file format, a database it cannot read (naming the file, which it leaves
+    /// in place), and pools that no longer cover addresses still reserved.
+    pub fn open(state_dir: &Path, pools: &[Pool]) -> Result<Store> {
+        let store = Store::open_unchecked(state_dir)?;
+        store.check_pools(pools)?;
+        Ok(store)
     }
 
-    /// Record the config the node was opened with, so operator tools (`podnet ... --node N`)
-    /// can reopen it by name.
-    pub fn save_config(&self, cfg: &NodeConfig) -> Result<()> {
-        let p = self.root.join("node.json");
-        let data =
-            serde_json::to_vec_pretty(cfg).map_err(|e| Error::new(ErrorKind::Internal, "encode node config", e))?;
-        write_atomic(&p, &data).map_err(|e| io_error(format!("save {}", p.display()), e))
+    fn open_unchecked(state_dir: &Path) -> Result<Store> {
+        let db_path = state_dir.join("state.db");
+        if !db_path.exists() {
+            for old in ["sandboxes", "ipam", "ports", "peers"] {
+                if state_dir.join(old).is_dir() {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        format!("open state dir {}", state_dir.display()),
+                        format!(
+                            "it holds state of podnet's earlier file format ({old}/); this version keeps node \
+                             state in {}. Delete the node's sandboxes with the podnet that made them, or reboot \
+                             (the state dir is on tmpfs), then remove {}",
+                            db_path.display(),
+                            state_dir.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        let owners = state_dir.join("owners");
+        fs::create_dir_all(&owners).map_err(|e| io_error(format!("create state dir {}", owners.display()), e))?;
+        let damaged = |e: rusqlite::Error| {
+            Error::new(
+                ErrorKind::Inconsistent,
+                format!("open state database {}", db_path.display()),
+                format!("{e} (the file is left in place for inspection; nothing was changed)"),
+            )
+        };
+        let conn = Connection::open(&db_path).map_err(damaged)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(damaged)?;
+        // WAL: readers never wait for the writer; NORMAL is durable across a process kill (the
+        // database lives on tmpfs, so a power cut takes the kernel objects with it anyway).
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(damaged)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(damaged)?;
+        conn.execute_batch(SCHEMA).map_err(damaged)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+            .optional()
+            .map_err(damaged)?;
+        match version.as_deref() {
+            None => {
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1), ('seq', '0')",
+                    [SCHEMA_VERSION.to_string()],
+                )
+                .map_err(damaged)?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("open state database {}", db_path.display()),
+                    format!("schema version {v} is not this podnet's ({SCHEMA_VERSION})"),
+                ))
+            }
+        }
+        let owner = Owner::new(&owners)?;
+        Ok(Store { root: state_dir.to_path_buf(), db_path, db: Mutex::new(conn), owner })
     }
 
-    /// File of one host-port mapping: `<id>@<proto>-<port>-<host ip or any>` ('@' is outside
-    /// the id alphabet; ':' of IPv6 host IPs is fine in a file name).
-    fn port_path(&self, id: &str, m: &PortMapping) -> PathBuf {
-        let hip = m.host_ip.map_or_else(|| "any".to_string(), |h| h.to_string());
-        self.root.join("ports").join(format!("{id}@{}-{}-{hip}", m.protocol, m.host_port))
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keep one host-port mapping of sandbox `id`.
-    pub fn save_port(&self, id: &str, m: &PortMapping) -> Result<()> {
-        let p = self.port_path(id, m);
-        let data = serde_json::to_vec(m).map_err(|e| Error::new(ErrorKind::Internal, "encode port mapping", e))?;
-        write_atomic(&p, &data).map_err(|e| io_error(format!("write {}", p.display()), e))
+    fn db_err(&self, op: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        let op = op.into();
+        move |e| {
+            let kind = match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+                    ErrorKind::Inconsistent
+                }
+                Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+                    ErrorKind::Conflict
+                }
+                _ => ErrorKind::Io,
+            };
+            Error::new(kind, op, format!("{e} (state database {})", self.db_path.display()))
+        }
     }
 
-    /// Forget one host-port mapping; already gone is success.
-    pub fn remove_port(&self, id: &str, m: &PortMapping) -> Result<()> {
-        remove_file(&self.port_path(id, m))
+    /// This node's owner token.
+    pub(crate) fn me(&self) -> &str {
+        &self.owner.token
     }
 
-    /// Every recorded host-port mapping with its sandbox id (in no particular order).
-    pub fn port_mappings(&self) -> Result<Vec<(String, PortMapping)>> {
+    /// Refuse pools that drop addresses still reserved: deleting those sandboxes later could
+    /// not release them.
+    fn check_pools(&self, pools: &[Pool]) -> Result<()> {
+        let c = self.conn();
+        let mut st = c.prepare("SELECT pool, COUNT(*) FROM addresses GROUP BY pool").map_err(self.db_err("read pools"))?;
+        let rows: Vec<(String, i64)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db_err("read pools"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.db_err("read pools"))?;
+        for (pool, n) in rows {
+            if !pools.iter().any(|p| p.cidr().to_string() == pool) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "open node",
+                    format!(
+                        "{n} address(es) of pod CIDR {pool} are still reserved, and the new configuration no \
+                         longer has that CIDR: delete those sandboxes first (with the old configuration)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Is the owner behind `token` alive (its process still holds its owner file)?
+    pub(crate) fn owner_alive(&self, token: &str) -> bool {
+        if token == self.owner.token {
+            return true;
+        }
+        if token.contains('/') || token.is_empty() {
+            return false;
+        }
+        let path = self.root.join("owners").join(token);
+        let Ok(f) = File::open(&path) else { return false };
+        match flock(&f, libc::LOCK_SH | libc::LOCK_NB) {
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => true,
+            Err(_) => true, // cannot tell: never take over a live owner's work
+            Ok(()) => {
+                // Nobody holds it: that process is gone. Its file is litter now.
+                let _ = fs::remove_file(&path);
+                false
+            }
+        }
+    }
+
+    // --- sandboxes
+
+    fn decode(&self, id: &str, json: &str) -> Result<Sandbox> {
+        serde_json::from_str(json).map_err(|e| {
+            Error::new(
+                ErrorKind::Inconsistent,
+                format!("read sandbox {id}"),
+                format!("its record in {} is damaged: {e}; it is kept as it is", self.db_path.display()),
+            )
+        })
+    }
+
+    fn phase(s: &str) -> Phase {
+        match s {
+            "ready" => Phase::Ready,
+            "deleting" => Phase::Deleting,
+            _ => Phase::Creating,
+        }
+    }
+
+    fn ports_of(&self, c: &Connection, id: &str) -> Result<Vec<PortMapping>> {
+        let mut st = c
+            .prepare_cached("SELECT mapping FROM ports WHERE sandbox = ?1 ORDER BY rowid")
+            .map_err(self.db_err("read ports"))?;
+        let rows: Vec<String> = st
+            .query_map([id], |r| r.get(0))
+            .map_err(self.db_err("read ports"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.db_err("read ports"))?;
+        rows.iter()
+            .map(|j| {
+                serde_json::from_str(j).map_err(|e| {
+                    Error::new(ErrorKind::Inconsistent, format!("read host ports of {id}"), format!("damaged: {e}"))
+                })
+            })
+            .collect()
+    }
+
+    /// One sandbox row with its ports.
+    pub(crate) fn entry(&self, id: &str) -> Result<Option<Entry>> {
+        let c = self.conn();
+        let row: Option<(String, Option<String>, i64, String)> = c
+            .prepare_cached("SELECT phase, owner, seq, record FROM sandboxes WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+            .map_err(self.db_err(format!("read sandbox {id}")))?;
+        let Some((phase, owner, seq, record)) = row else { return Ok(None) };
+        let mut sandbox = self.decode(id, &record)?;
+        sandbox.ports = self.ports_of(&c, id)?;
+        Ok(Some(Entry { sandbox, phase: Self::phase(&phase), owner, seq }))
+    }
+
+    /// Every sandbox row, sorted by id. A damaged record fails the whole list, naming it: gc
+    /// would otherwise take the live pod for an orphan and tear it down.
+    pub(crate) fn entries(&self) -> Result<Vec<Entry>> {
+        let c = self.conn();
+        let mut ports: HashMap<String, Vec<PortMapping>> = HashMap::new();
+        {
+            let mut st = c.prepare("SELECT sandbox, mapping FROM ports ORDER BY rowid").map_err(self.db_err("read ports"))?;
+            let rows: Vec<(String, String)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.db_err("read ports"))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(self.db_err("read ports"))?;
+            for (id, j) in rows {
+                let m = serde_json::from_str(&j).map_err(|e| {
+                    Error::new(ErrorKind::Inconsistent, format!("read host ports of {id}"), format!("damaged: {e}"))
+                })?;
+                ports.entry(id).or_default().push(m);
+            }
+        }
+        let mut st = c
+            .prepare("SELECT id, phase, owner, seq, record FROM sandboxes ORDER BY id")
+            .map_err(self.db_err("list sandboxes"))?;
+        let rows: Vec<(String, String, Option<String>, i64, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .map_err(self.db_err("list sandboxes"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.db_err("list sandboxes"))?;
         let mut out = vec![];
-        for (name, path) in entries(&self.root.join("ports"))? {
-            let Some((id, _)) = name.split_once('@') else { continue };
-            let b = fs::read(&path).map_err(|e| io_error(format!("read {}", path.display()), e))?;
-            let m = serde_json::from_slice(&b)
-                .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("parse {}", path.display()), e))?;
-            out.push((id.to_string(), m));
+        for (id, phase, owner, seq, record) in rows {
+            let mut sandbox = self.decode(&id, &record)?;
+            sandbox.ports = ports.remove(&id).unwrap_or_default();
+            out.push(Entry { sandbox, phase: Self::phase(&phase), owner, seq });
         }
         Ok(out)
     }
 
-    fn peer_path(&self, name: &str) -> PathBuf {
-        self.root.join("peers").join(format!("{name}.json"))
+    /// The newest sandbox row's sequence number.
+    pub(crate) fn seq(&self) -> Result<i64> {
+        let c = self.conn();
+        c.query_row("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq'", [], |r| r.get(0))
+            .map_err(self.db_err("read sequence"))
     }
+
+    /// The durable intent of a create, in one transaction: reserve one address per pool (the
+    /// requested one, or round-robin), check and reserve the host ports, and write the row in
+    /// phase `creating` owned by this node. `record` turns the reserved addresses into the
+    /// sandbox record. Nothing is written when any part is refused.
+    pub fn begin_create(
+        &self,
+        id: &str,
+        ifname: &str,
+        pools: &[Pool],
+        requested: &[IpAddr],
+        ports: &[PortMapping],
+        record: impl FnOnce(Vec<IpAddr>) -> Result<Sandbox>,
+    ) -> Result<Sandbox> {
+        let op = format!("reserve addresses for {id}");
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err(op.clone()))?;
+        let exists: Option<i64> = tx
+            .query_row("SELECT 1 FROM sandboxes WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(self.db_err(op.clone()))?;
+        if exists.is_some() {
+            return Err(Error::new(ErrorKind::Conflict, op, "another call created this sandbox meanwhile"));
+        }
+        let key = Key::new(id, ifname);
+        let mut ips = vec![];
+        for p in pools {
+            let pool = p.cidr().to_string();
+            let req = requested.iter().copied().find(|ip| ip.is_ipv4() == p.cidr().is_ipv4());
+            let ip = match req {
+                Some(ip) => {
+                    p.check_assignable(ip).map_err(|e| e.into_error(op.clone()))?;
+                    let holder: Option<(Option<String>, Option<String>)> = tx
+                        .query_row(
+                            "SELECT sandbox, ifname FROM addresses WHERE pool = ?1 AND ip = ?2",
+                            params![pool, ip.to_string()],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )
+                        .optional()
+                        .map_err(self.db_err(op.clone()))?;
+                    if let Some((sb, ifn)) = holder {
+                        let holder = match (sb, ifn) {
+                            (Some(s), Some(i)) => Key::new(s, i).to_string(),
+                            _ => "a deleted sandbox whose interface is not gone yet".to_string(),
+                        };
+                        return Err(IpamError::Taken { ip, holder }.into_error(op));
+                    }
+                    ip
+                }
+                None => {
+                    let cursor: Option<String> = tx
+                        .query_row("SELECT last FROM cursors WHERE pool = ?1", [&pool], |r| r.get(0))
+                        .optional()
+                        .map_err(self.db_err(op.clone()))?;
+                    let cursor = cursor.and_then(|s| s.parse().ok());
+                    let mut probe = tx
+                        .prepare_cached("SELECT 1 FROM addresses WHERE pool = ?1 AND ip = ?2")
+                        .map_err(self.db_err(op.clone()))?;
+                    let picked = p
+                        .pick(cursor, |ip| probe.exists(params![pool, ip.to_string()]).map(|taken| !taken))
+                        .map_err(self.db_err(op.clone()))?;
+                    drop(probe);
+                    let ip = picked.ok_or_else(|| p.exhausted().into_error(op.clone()))?;
+                    tx.execute(
+                        "INSERT INTO cursors (pool, last) VALUES (?1, ?2)
+                         ON CONFLICT (pool) DO UPDATE SET last = excluded.last",
+                        params![pool, ip.to_string()],
+                    )
+                    .map_err(self.db_err(op.clone()))?;
+                    ip
+                }
+            };
+            tx.execute(
+                "INSERT INTO addresses (pool, ip, sandbox, ifname) VALUES (?1, ?2, ?3, ?4)",
+                params![pool, ip.to_string(), id, ifname],
+            )
+            .map_err(self.db_err(op.clone()))?;
+            ips.push(ip);
+        }
+        let _ = key;
+        Self::insert_ports(&tx, id, ports).map_err(|e| e.context(op.clone()))?;
+        let sb = record(ips)?;
+        let json = serde_json::to_string(&Sandbox { ports: vec![], ..sb.clone() })
+            .map_err(|e| Error::new(ErrorKind::Internal, "encode record", e))?;
+        tx.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq'", [])
+            .map_err(self.db_err(op.clone()))?;
+        tx.execute(
+            "INSERT INTO sandboxes (id, phase, owner, seq, record)
+             VALUES (?1, 'creating', ?2, (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq'), ?3)",
+            params![id, self.owner.token, json],
+        )
+        .map_err(self.db_err(op.clone()))?;
+        tx.commit().map_err(self.db_err(op))?;
+        Ok(sb)
+    }
+
+    /// Conflict-check and insert host ports inside a transaction. A wildcard host IP conflicts
+    /// with every specific one of the same protocol and port, and the other way round.
+    fn insert_ports(tx: &rusqlite::Transaction<'_>, id: &str, ports: &[PortMapping]) -> Result<()> {
+        let db = |e: rusqlite::Error| Error::new(ErrorKind::Io, "reserve host ports", e);
+        for m in ports {
+            let mut st = tx
+                .prepare_cached("SELECT sandbox, host_ip FROM ports WHERE protocol = ?1 AND host_port = ?2 AND sandbox <> ?3")
+                .map_err(db)?;
+            let holders: Vec<(String, String)> = st
+                .query_map(params![m.protocol.to_string(), m.host_port, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)?;
+            let mine = host_ip_key(m);
+            for (holder, hip) in holders {
+                if hip == "any" || mine == "any" || hip == mine {
+                    let at = m.host_ip.map(|i| format!("{i}:")).unwrap_or_default();
+                    let theirs = if hip == "any" { String::new() } else { format!(" on {hip}") };
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        "reserve host ports",
+                        format!("host port {at}{}/{} is already mapped by sandbox {holder}{theirs}", m.host_port, m.protocol),
+                    ));
+                }
+            }
+            let json = serde_json::to_string(m).map_err(|e| Error::new(ErrorKind::Internal, "encode port", e))?;
+            tx.execute(
+                "INSERT OR IGNORE INTO ports (sandbox, protocol, host_port, host_ip, mapping) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, m.protocol.to_string(), m.host_port, mine, json],
+            )
+            .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    /// The create finished: the row becomes `ready` with its final record.
+    pub(crate) fn mark_ready(&self, sb: &Sandbox) -> Result<()> {
+        let json = serde_json::to_string(&Sandbox { ports: vec![], ..sb.clone() })
+            .map_err(|e| Error::new(ErrorKind::Internal, "encode record", e))?;
+        let c = self.conn();
+        c.execute(
+            "UPDATE sandboxes SET phase = 'ready', owner = NULL, record = ?2 WHERE id = ?1 AND owner = ?3",
+            params![sb.id, json, self.owner.token],
+        )
+        .map_err(self.db_err(format!("record sandbox {}", sb.id)))?;
+        Ok(())
+    }
+
+    /// Take a row over for `phase` (a delete, or the recovery of a dead owner's intent) if its
+    /// owner is still `expected`; false when someone else took it first.
+    pub(crate) fn claim(&self, id: &str, expected: Option<&str>, phase: Phase) -> Result<bool> {
+        let c = self.conn();
+        let n = c
+            .execute(
+                "UPDATE sandboxes SET owner = ?2, phase = CASE WHEN ?3 = 'ready' THEN phase ELSE ?3 END
+                 WHERE id = ?1 AND owner IS ?4",
+                params![id, self.owner.token, phase.as_str(), expected],
+            )
+            .map_err(self.db_err(format!("claim sandbox {id}")))?;
+        Ok(n == 1)
+    }
+
+    /// Give up a row this node could not finish (a rollback or teardown that failed): the next
+    /// call for the id, gc or open finishes it.
+    pub(crate) fn disown(&self, id: &str) -> Result<()> {
+        let c = self.conn();
+        c.execute("UPDATE sandboxes SET owner = NULL WHERE id = ?1 AND owner = ?2", params![id, self.owner.token])
+            .map_err(self.db_err(format!("disown sandbox {id}")))?;
+        Ok(())
+    }
+
+    /// The sandbox's kernel objects are gone or going: forget it. Its addresses stay reserved,
+    /// draining, until `link` (its host veth) is verified gone.
+    pub(crate) fn finish_teardown(&self, id: &str, link: &str) -> Result<()> {
+        let op = format!("forget sandbox {id}");
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err(op.clone()))?;
+        tx.execute(
+            "UPDATE addresses SET sandbox = NULL, ifname = NULL, drain_link = ?2, drain_since = ?3 WHERE sandbox = ?1",
+            params![id, link, now_ms()],
+        )
+        .map_err(self.db_err(op.clone()))?;
+        tx.execute("DELETE FROM ports WHERE sandbox = ?1", [id]).map_err(self.db_err(op.clone()))?;
+        tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id]).map_err(self.db_err(op.clone()))?;
+        tx.commit().map_err(self.db_err(op))
+    }
+
+    /// Deleted sandboxes' host veths whose addresses are still reserved.
+    pub(crate) fn draining(&self) -> Result<Vec<Draining>> {
+        let c = self.conn();
+        let mut st = c
+            .prepare_cached(
+                "SELECT drain_link, MIN(drain_since) FROM addresses WHERE sandbox IS NULL GROUP BY drain_link",
+            )
+            .map_err(self.db_err("read draining addresses"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(Draining { link: r.get::<_, Option<String>>(0)?.unwrap_or_default(), since_ms: r.get(1)? })
+            })
+            .map_err(self.db_err("read draining addresses"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.db_err("read draining addresses"))?;
+        Ok(rows)
+    }
+
+    /// The oldest draining reservation's age in milliseconds, if any (cheap: one index read).
+    pub(crate) fn oldest_draining_ms(&self) -> Result<Option<i64>> {
+        let c = self.conn();
+        let since: Option<i64> = c
+            .prepare_cached("SELECT MIN(drain_since) FROM addresses WHERE sandbox IS NULL")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(self.db_err("read draining addresses"))?;
+        Ok(since.map(|s| now_ms() - s))
+    }
+
+    /// Release the addresses that waited for `link` to disappear; returns them.
+    pub(crate) fn release_draining(&self, link: &str) -> Result<Vec<IpAddr>> {
+        let c = self.conn();
+        let mut st = c
+            .prepare_cached("DELETE FROM addresses WHERE sandbox IS NULL AND drain_link IS ?1 RETURNING ip")
+            .map_err(self.db_err("release addresses"))?;
+        let ips: Vec<String> = st
+            .query_map([link], |r| r.get(0))
+            .map_err(self.db_err("release addresses"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.db_err("release addresses"))?;
+        Ok(ips.iter().filter_map(|s| s.parse().ok()).collect())
+    }
+
+    /// The address `key` holds in `pool`, if any.
+    pub(crate) fn address_of(&self, pool: &Pool, key: &Key) -> Result<Option<IpAddr>> {
+        let c = self.conn();
+        let ip: Option<String> = c
+            .prepare_cached("SELECT ip FROM addresses WHERE pool = ?1 AND sandbox = ?2 AND ifname = ?3")
+            .and_then(|mut st| {
+                st.query_row(params![pool.cidr().to_string(), key.id, key.ifname], |r| r.get(0)).optional()
+            })
+            .map_err(self.db_err("read addresses"))?;
+        Ok(ip.and_then(|s| s.parse().ok()))
+    }
+
+    /// How many rows of each kind there are.
+    pub fn counts(&self) -> Result<Counts> {
+        let c = self.conn();
+        let q = |sql: &str| -> Result<usize> {
+            c.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n as usize).map_err(self.db_err("count state"))
+        };
+        Ok(Counts {
+            sandboxes: q("SELECT COUNT(*) FROM sandboxes")?,
+            addresses: q("SELECT COUNT(*) FROM addresses WHERE sandbox IS NOT NULL")?,
+            draining: q("SELECT COUNT(*) FROM addresses WHERE sandbox IS NULL")?,
+            ports: q("SELECT COUNT(*) FROM ports")?,
+        })
+    }
+
+    // --- host ports of existing sandboxes
+
+    /// Reserve more host ports for sandbox `id` (conflict-checked against every process).
+    pub(crate) fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err("reserve host ports"))?;
+        Self::insert_ports(&tx, id, ports)?;
+        tx.commit().map_err(self.db_err("reserve host ports"))
+    }
+
+    /// Forget host ports of sandbox `id`; unknown ones are ignored.
+    pub(crate) fn remove_ports(&self, id: &str, ports: &[PortMapping]) -> Result<()> {
+        let c = self.conn();
+        for m in ports {
+            c.execute(
+                "DELETE FROM ports WHERE sandbox = ?1 AND protocol = ?2 AND host_port = ?3 AND host_ip = ?4",
+                params![id, m.protocol.to_string(), m.host_port, host_ip_key(m)],
+            )
+            .map_err(self.db_err("forget host ports"))?;
+        }
+        Ok(())
+    }
+
+    // --- peers
 
     /// One peer's record.
     pub fn peer(&self, name: &str) -> Result<Option<Peer>> {
-        let p = self.peer_path(name);
-        match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("parse {}", p.display()), e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(format!("read {}", p.display()), e)),
-        }
+        let c = self.conn();
+        let json: Option<String> = c
+            .prepare_cached("SELECT peer FROM peers WHERE name = ?1")
+            .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
+            .map_err(self.db_err(format!("read peer {name}")))?;
+        json.map(|j| {
+            serde_json::from_str(&j)
+                .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("read peer {name}"), format!("damaged: {e}")))
+        })
+        .transpose()
     }
 
     /// Every peer record, sorted by name.
     pub fn peers(&self) -> Result<Vec<Peer>> {
-        let mut out = vec![];
-        for (name, _) in entries(&self.root.join("peers"))? {
-            if let Some(n) = name.strip_suffix(".json") {
-                out.extend(self.peer(n)?);
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        let c = self.conn();
+        let mut st = c.prepare_cached("SELECT name, peer FROM peers ORDER BY name").map_err(self.db_err("list peers"))?;
+        let rows: Vec<(String, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db_err("list peers"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.db_err("list peers"))?;
+        rows.into_iter()
+            .map(|(n, j)| {
+                serde_json::from_str(&j)
+                    .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("read peer {n}"), format!("damaged: {e}")))
+            })
+            .collect()
     }
 
     /// Keep a peer's record.
     pub fn save_peer(&self, p: &Peer) -> Result<()> {
-        let data = serde_json::to_vec(p).map_err(|e| Error::new(ErrorKind::Internal, "encode peer", e))?;
-        let path = self.peer_path(&p.name);
-        write_atomic(&path, &data).map_err(|e| io_error(format!("save peer {}", p.name), e))
+        let json = serde_json::to_string(p).map_err(|e| Error::new(ErrorKind::Internal, "encode peer", e))?;
+        let c = self.conn();
+        c.execute(
+            "INSERT INTO peers (name, peer) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET peer = excluded.peer",
+            params![p.name, json],
+        )
+        .map_err(self.db_err(format!("save peer {}", p.name)))?;
+        Ok(())
     }
 
     /// Forget a peer; already gone is success.
     pub fn remove_peer(&self, name: &str) -> Result<()> {
-        remove_file(&self.peer_path(name))
+        let c = self.conn();
+        c.execute("DELETE FROM peers WHERE name = ?1", [name]).map_err(self.db_err(format!("remove peer {name}")))?;
+        Ok(())
     }
 
-    fn path(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
-    }
+    // --- node config
 
-    /// Load a record; `Ok(None)` when there is none.
-    pub fn load(&self, id: &str) -> Result<Option<Sandbox>> {
-        let p = self.path(id);
-        match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("parse record {}", p.display()), e)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(format!("read record {}", p.display()), e)),
+    /// Record the config the node was opened with in `node.json`, so operator tools (`podnet
+    /// ... --node N`) can reopen it by name ([`NodeConfig::load`]). Written under the database's
+    /// write lock, so one fixed temp name serves every process; unchanged content is not
+    /// rewritten.
+    pub fn save_config(&self, cfg: &NodeConfig) -> Result<()> {
+        let p = self.root.join("node.json");
+        let data = serde_json::to_vec_pretty(cfg).map_err(|e| Error::new(ErrorKind::Internal, "encode node config", e))?;
+        if fs::read(&p).is_ok_and(|old| old == data) {
+            return Ok(());
         }
-    }
-
-    /// Write a record atomically. Host ports are not part of it: each mapping has its own file
-    /// (see `ports.rs`), so adding one is O(1) however many a sandbox has.
-    pub fn save(&self, sb: &Sandbox) -> Result<()> {
-        let p = self.path(&sb.id);
-        let data = if sb.ports.is_empty() {
-            serde_json::to_vec_pretty(sb)
-        } else {
-            serde_json::to_vec_pretty(&Sandbox { ports: vec![], ..sb.clone() })
-        }
-        .map_err(|e| Error::new(ErrorKind::Internal, "encode record", e))?;
-        write_atomic(&p, &data).map_err(|e| io_error(format!("write record {}", p.display()), e))
-    }
-
-    /// Remove a record; already gone is success.
-    pub fn remove(&self, id: &str) -> Result<()> {
-        remove_file(&self.path(id))
-    }
-
-    /// All records, sorted by id. An unreadable record fails the whole list, naming the file.
-    pub fn list(&self) -> Result<Vec<Sandbox>> {
-        let rd = fs::read_dir(&self.dir).map_err(|e| io_error(format!("list {}", self.dir.display()), e))?;
-        let mut out = vec![];
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
-            // A damaged record is an error naming the file, never an absent sandbox: gc would
-            // otherwise take the live pod for an orphan and tear it down.
-            out.extend(self.load(id)?);
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err("save node config"))?;
+        let tmp = self.root.join(".node.json.tmp");
+        fs::write(&tmp, &data)
+            .and_then(|()| fs::rename(&tmp, &p))
+            .map_err(|e| io_error(format!("save {}", p.display()), e))?;
+        tx.commit().map_err(self.db_err("save node config"))
     }
 }
 
-/// Remove a file; already gone is success.
-fn remove_file(p: &Path) -> Result<()> {
-    match fs::remove_file(p) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_error(format!("remove {}", p.display()), e)),
+impl Owner {
+    fn new(dir: &Path) -> Result<Owner> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let token = format!("{}-{}-{n}", std::process::id(), now_ms());
+        let path = dir.join(&token);
+        let file = File::create(&path).map_err(|e| io_error(format!("create owner file {}", path.display()), e))?;
+        flock(&file, libc::LOCK_EX | libc::LOCK_NB)
+            .map_err(|e| io_error(format!("lock owner file {}", path.display()), e))?;
+        Ok(Owner { token, path, _file: file })
     }
 }
 
-/// The entries of a state dir, without the temp files of writes in progress (or killed).
-fn entries(dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let rd = fs::read_dir(dir).map_err(|e| io_error(format!("list {}", dir.display()), e))?;
-    let mut out = vec![];
-    for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        if !name.contains(TMP_MARK) {
-            out.push((name, e.path()));
+/// The row counts of the node state under `state_dir` (podnet's tests and tools).
+pub fn counts(state_dir: &Path) -> Result<Counts> {
+    Store::open_unchecked(state_dir).and_then(|s| s.counts())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::PoolConfig;
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
         }
     }
-    Ok(out)
-}
 
-/// Marks the temp file of an atomic write in its name.
-const TMP_MARK: &str = ".tmp.";
+    fn dir(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("podnet-store-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
 
-/// Write a file atomically: temp file in the same dir, then rename over the target.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(
-        format!("{}{}.{:?}", &TMP_MARK[1..], std::process::id(), std::thread::current().id()).replace(['(', ')'], ""),
-    );
-    fs::write(&tmp, data)?;
-    fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+    fn pool(c: &str) -> Pool {
+        Pool::new(&PoolConfig::new(c.parse().unwrap())).unwrap()
+    }
+
+    fn rec(id: &str, ips: Vec<IpAddr>) -> Result<Sandbox> {
+        Ok(Sandbox {
+            id: id.into(),
+            ifname: "eth0".into(),
+            netns_path: "/x".into(),
+            owns_netns: true,
+            host_ifname: format!("h{id}"),
+            mac: String::new(),
+            ips: ips.into_iter().map(|i| IpNetwork::new(i, 24).unwrap()).collect(),
+            gateways: vec![],
+            mode: PodMode::Bridge,
+            ports: vec![],
+            labels: BTreeMap::new(),
+        })
+    }
+
+    fn create(s: &Store, pools: &[Pool], id: &str) -> Result<Sandbox> {
+        s.begin_create(id, "eth0", pools, &[], &[], |ips| rec(id, ips))
+    }
+
+    #[test]
+    fn reserve_release_round_robin_and_exhaustion() {
+        let d = dir("rr");
+        let pools = [pool("10.0.0.0/29")];
+        let s = Store::open(&d.0, &pools).unwrap();
+        let a = create(&s, &pools, "a").unwrap();
+        assert_eq!(a.ipv4().unwrap().to_string(), "10.0.0.2");
+        let b = create(&s, &pools, "b").unwrap();
+        assert_eq!(b.ipv4().unwrap().to_string(), "10.0.0.3");
+        assert_eq!(create(&s, &pools, "a").unwrap_err().kind(), ErrorKind::Conflict, "one row per id");
+        s.finish_teardown("a", "ha").unwrap();
+        let c = create(&s, &pools, "c").unwrap();
+        assert_eq!(c.ipv4().unwrap().to_string(), "10.0.0.4", "round-robin, and draining stays reserved");
+        for id in ["d", "e"] {
+            create(&s, &pools, id).unwrap();
+        }
+        let e = create(&s, &pools, "f").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Exhausted, "{e}");
+        assert_eq!(s.draining().unwrap(), vec![Draining { link: "ha".into(), since_ms: s.draining().unwrap()[0].since_ms }]);
+        assert_eq!(s.release_draining("ha").unwrap(), vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(create(&s, &pools, "f").unwrap().ipv4().unwrap().to_string(), "10.0.0.2");
+        let n = s.counts().unwrap();
+        assert_eq!((n.sandboxes, n.addresses, n.draining), (5, 5, 0));
+    }
+
+    #[test]
+    fn requested_addresses_and_ports_conflict() {
+        let d = dir("req");
+        let pools = [pool("10.0.0.0/24")];
+        let s = Store::open(&d.0, &pools).unwrap();
+        let ip: IpAddr = "10.0.0.12".parse().unwrap();
+        s.begin_create("a", "eth0", &pools, &[ip], &[], |ips| rec("a", ips)).unwrap();
+        let e = s.begin_create("b", "eth0", &pools, &[ip], &[], |ips| rec("b", ips)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(e.to_string().contains("a/eth0"), "{e}");
+        let e = s.begin_create("b", "eth0", &pools, &["10.0.0.1".parse().unwrap()], &[], |ips| rec("b", ips));
+        assert_eq!(e.unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let m = PortMapping { protocol: crate::Protocol::Tcp, host_port: 8080, container_port: 80, host_ip: None };
+        s.add_ports("a", &[m]).unwrap();
+        let specific = PortMapping { host_ip: Some("192.0.2.1".parse().unwrap()), ..m };
+        let e = s.begin_create("b", "eth0", &pools, &[], &[specific], |ips| rec("b", ips)).unwrap_err();
+        assert!(e.to_string().contains("sandbox a"), "{e}");
+        assert_eq!(s.counts().unwrap(), Counts { sandboxes: 1, addresses: 1, draining: 0, ports: 1 }, "refused creates write nothing");
+    }
+
+    #[test]
+    fn owners_live_while_their_node_is_open_and_pools_are_kept() {
+        let d = dir("own");
+        let pools = [pool("10.0.0.0/24")];
+        let a = Store::open(&d.0, &pools).unwrap();
+        let b = Store::open(&d.0, &pools).unwrap();
+        let token = a.me().to_string();
+        assert!(b.owner_alive(&token));
+        drop(a);
+        assert!(!b.owner_alive(&token));
+        create(&b, &pools, "x").unwrap();
+        let e = Store::open(&d.0, &[pool("10.9.0.0/24")]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    }
+
+    #[test]
+    fn damaged_database_is_an_error_naming_it_and_is_kept() {
+        let d = dir("bad");
+        fs::write(d.0.join("state.db"), b"this is not a database, not even close; it is long enough").unwrap();
+        let e = Store::open(&d.0, &[]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Inconsistent, "{e}");
+        assert!(e.to_string().contains("state.db"), "{e}");
+        assert!(fs::read(d.0.join("state.db")).unwrap().starts_with(b"this is not"));
+        let d2 = dir("old");
+        fs::create_dir_all(d2.0.join("sandboxes")).unwrap();
+        assert_eq!(Store::open(&d2.0, &[]).unwrap_err().kind(), ErrorKind::Conflict);
+    }
 }

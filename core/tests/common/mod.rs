@@ -57,11 +57,24 @@ impl World {
             .unwrap_or_default()
     }
 
-    /// Files under a node's state dir (recursively), excluding the pool lock/cursor files.
+    /// What a node's state still holds: sandbox rows, reserved addresses and host ports (the
+    /// reservations of deleted sandboxes waiting for their veth to vanish are not counted: the
+    /// next gc releases them, see `draining_released_by_gc`), and files other than the database,
+    /// the node config and the live owners' files.
     pub fn state_files(&self, node: &str) -> Vec<String> {
+        let dir = self.state_dir(node);
         let mut out = vec![];
-        walk(&self.state_dir(node), &mut out);
-        out.retain(|f| !f.ends_with("/lock") && !f.ends_with("/last") && !f.ends_with("/node.json"));
+        walk(&dir, &mut out);
+        out.retain(|f| {
+            let name = f.rsplit('/').next().unwrap_or("");
+            !(name.starts_with("state.db") || name == "node.json" || f.contains("/owners/"))
+        });
+        if dir.join("state.db").exists() {
+            let c = podnet::internals::state_counts(&dir).expect("read state");
+            if c.sandboxes + c.addresses + c.ports > 0 {
+                out.push(format!("{c:?}"));
+            }
+        }
         out
     }
 }

@@ -99,6 +99,8 @@ pub struct LinkInfoSummary {
     pub controller: Option<u32>,
     /// `veth`, `bridge`, `vxlan`...
     pub kind: Option<String>,
+    /// IFLA_IFALIAS, if set.
+    pub alias: Option<String>,
 }
 
 fn summarize(m: &LinkMessage) -> LinkInfoSummary {
@@ -110,6 +112,7 @@ fn summarize(m: &LinkMessage) -> LinkInfoSummary {
         mtu: 0,
         controller: None,
         kind: None,
+        alias: None,
     };
     for a in &m.attributes {
         match a {
@@ -117,6 +120,7 @@ fn summarize(m: &LinkMessage) -> LinkInfoSummary {
             LinkAttribute::Address(a) => s.mac = a.clone(),
             LinkAttribute::Mtu(m) => s.mtu = *m,
             LinkAttribute::Controller(c) => s.controller = Some(*c),
+            LinkAttribute::IfAlias(a) => s.alias = Some(a.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -241,6 +245,15 @@ impl Netlink {
     /// Set a link up, by name (RTM_SETLINK resolves IFLA_IFNAME when the index is 0).
     pub async fn set_up_by_name(&self, name: &str) -> NlResult<()> {
         self.handle.link().set(LinkUnspec::new_with_name(name).up().build()).execute().await?;
+        Ok(())
+    }
+
+    /// Set a link up and give it an alias (IFLA_IFALIAS, which RTM_NEWLINK ignores), by name
+    /// when `index` is 0.
+    pub async fn set_up_with_alias(&self, index: u32, name: &str, alias: &str) -> NlResult<()> {
+        let b = if index == 0 { LinkUnspec::new_with_name(name) } else { LinkUnspec::new_with_index(index) };
+        let msg = b.up().append_extra_attribute(LinkAttribute::IfAlias(alias.to_string())).build();
+        self.handle.link().set(msg).execute().await?;
         Ok(())
     }
 
