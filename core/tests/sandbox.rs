@@ -1,17 +1,15 @@
 //! Privileged tests of the sandbox lifecycle on one node (run as root: `cargo test`).
 //! Each test builds its own throwaway namespaces under /tmp and removes them.
 
-mod common;
-
 use std::net::IpAddr;
 
-use common::*;
 use podnet::blocking::Node;
 use podnet::{ErrorKind, FailPoint, NodeConfig, PodMode, SandboxSpec};
+use podnet_world::*;
 
 fn node(w: &mut World, name: &str, mode: PodMode, cidrs: &[&str]) -> (Node, std::path::PathBuf) {
     let ns = w.netns(name);
-    let mut cfg = NodeConfig::new(name).netns(&ns).state_dir(w.state_dir(name)).netns_dir(w.netns_dir()).mode(mode);
+    let mut cfg = w.node_config(name, &ns).mode(mode);
     for c in cidrs {
         cfg = cfg.pod_cidr(c.parse().unwrap());
     }
@@ -41,9 +39,7 @@ fn assert_clean(w: &World, ns: &std::path::Path, node: &str) {
     wait_veths_gone(ns);
     assert!(w.pod_pins().is_empty(), "pins left: {:?}", w.pod_pins());
     assert!(w.state_files(node).is_empty(), "state left: {:?}", w.state_files(node));
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let left: Vec<_> = mounts.lines().filter(|l| l.contains(&format!("{}/netns/", w.dir.display()))).collect();
-    assert!(left.is_empty(), "mounts left: {left:?}");
+    assert!(w.pod_mounts().is_empty(), "mounts left: {:?}", w.pod_mounts());
 }
 
 fn two_pods_talk(mode: PodMode, cidrs: &[&str]) {
