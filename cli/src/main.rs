@@ -51,13 +51,13 @@ commands! {
         /// Build a two-node cluster in throwaway namespaces, prove every path with traffic, remove it.
         Demo(demo::DemoArgs),
         /// Initialize a node, show its status, repair its nftables table.
-        Node(cmd::node::NodeArgs),
+        Node(cmd::Group<cmd::node::NodeCmd>),
         /// Create, delete, list and check sandboxes (pod network namespaces).
-        Sandbox(cmd::sandbox::SandboxArgs),
+        Sandbox(cmd::Group<cmd::sandbox::SandboxCmd>),
         /// Paths to other nodes' pods: add, delete, list, sync.
-        Peer(cmd::peer::PeerArgs),
+        Peer(cmd::Group<cmd::peer::PeerCmd>),
         /// Host ports of sandboxes: add, delete, list.
-        Port(cmd::port::PortArgs),
+        Port(cmd::Group<cmd::port::PortCmd>),
         /// Delete sandboxes the runtime no longer has, and every orphan podnet left behind.
         Gc(cmd::gc::GcArgs),
         /// Check a cluster address plan: node CIDRs, pods per node, capacity, service IPs.

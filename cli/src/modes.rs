@@ -14,35 +14,24 @@ pub trait Named: Copy + Send + Sync + 'static {
     fn name(self) -> &'static str;
 }
 
-impl Named for PodMode {
-    const ALL: &'static [Self] = &[PodMode::Bridge, PodMode::Routed];
-    fn name(self) -> &'static str {
-        match self {
-            PodMode::Bridge => "bridge",
-            PodMode::Routed => "routed",
+/// Implement [`Named`] from one list of `Variant => "name"`: the match and `ALL` cannot drift.
+macro_rules! named {
+    ($($ty:ty { $($variant:ident => $name:literal),+ $(,)? })*) => {$(
+        impl Named for $ty {
+            const ALL: &'static [Self] = &[$(<$ty>::$variant),+];
+            fn name(self) -> &'static str {
+                match self {
+                    $(<$ty>::$variant => $name,)+
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl Named for CrossNodeMode {
-    const ALL: &'static [Self] = &[CrossNodeMode::Overlay, CrossNodeMode::Routed, CrossNodeMode::Auto];
-    fn name(self) -> &'static str {
-        match self {
-            CrossNodeMode::Overlay => "overlay",
-            CrossNodeMode::Routed => "routed",
-            CrossNodeMode::Auto => "auto",
-        }
-    }
-}
-
-impl Named for PeerPath {
-    const ALL: &'static [Self] = &[PeerPath::Overlay, PeerPath::Routed];
-    fn name(self) -> &'static str {
-        match self {
-            PeerPath::Overlay => "overlay",
-            PeerPath::Routed => "routed",
-        }
-    }
+named! {
+    PodMode { Bridge => "bridge", Routed => "routed" }
+    CrossNodeMode { Overlay => "overlay", Routed => "routed", Auto => "auto" }
+    PeerPath { Overlay => "overlay", Routed => "routed" }
 }
 
 /// The flag parser for a mode: accepts exactly its names, lists them in `--help` and in the

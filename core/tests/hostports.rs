@@ -169,14 +169,9 @@ fn host_port_paths(mode: PodMode) {
     drop(wd.w);
 }
 
-#[test]
-fn host_ports_bridge_mode() {
-    host_port_paths(PodMode::Bridge);
-}
-
-#[test]
-fn host_ports_routed_mode() {
-    host_port_paths(PodMode::Routed);
+cases! {
+    host_ports_bridge_mode => host_port_paths(PodMode::Bridge);
+    host_ports_routed_mode => host_port_paths(PodMode::Routed);
 }
 
 #[test]

@@ -108,29 +108,12 @@ fn two_pods_talk(mode: PodMode, cidrs: &[&str]) {
     }
 }
 
-#[test]
-fn bridge_ipv4() {
-    two_pods_talk(PodMode::Bridge, &["10.20.1.0/24"]);
-}
-
-#[test]
-fn bridge_dual_stack() {
-    two_pods_talk(PodMode::Bridge, &["10.20.2.0/24", "fd00:20:2::/64"]);
-}
-
-#[test]
-fn bridge_ipv6_only() {
-    two_pods_talk(PodMode::Bridge, &["fd00:20:3::/64"]);
-}
-
-#[test]
-fn routed_ipv4() {
-    two_pods_talk(PodMode::Routed, &["10.20.4.0/24"]);
-}
-
-#[test]
-fn routed_dual_stack() {
-    two_pods_talk(PodMode::Routed, &["10.20.5.0/24", "fd00:20:5::/64"]);
+cases! {
+    bridge_ipv4 => two_pods_talk(PodMode::Bridge, &["10.20.1.0/24"]);
+    bridge_dual_stack => two_pods_talk(PodMode::Bridge, &["10.20.2.0/24", "fd00:20:2::/64"]);
+    bridge_ipv6_only => two_pods_talk(PodMode::Bridge, &["fd00:20:3::/64"]);
+    routed_ipv4 => two_pods_talk(PodMode::Routed, &["10.20.4.0/24"]);
+    routed_dual_stack => two_pods_talk(PodMode::Routed, &["10.20.5.0/24", "fd00:20:5::/64"]);
 }
 
 #[test]
@@ -331,12 +314,7 @@ fn mixed(node_mode: PodMode) {
     assert_clean(&w, &ns, "n1");
 }
 
-#[test]
-fn mixed_modes_on_a_bridge_node() {
-    mixed(PodMode::Bridge);
-}
-
-#[test]
-fn mixed_modes_on_a_routed_node() {
-    mixed(PodMode::Routed);
+cases! {
+    mixed_modes_on_a_bridge_node => mixed(PodMode::Bridge);
+    mixed_modes_on_a_routed_node => mixed(PodMode::Routed);
 }

@@ -190,24 +190,24 @@ fn check_exact(what: &str, count: u64, capacity: u64, stop: &Error) -> Result<()
 }
 
 fn summary(r: &Report) -> String {
-    let verdict = |ms: f64, target: f64| if ms < target { "ok" } else { "OVER TARGET" };
+    let line = |label: &str, count: u64, what: String, ms: f64, target: f64| {
+        let verdict = if ms < target { "ok" } else { "OVER TARGET" };
+        format!("  {label:<12} {count:>9} {what} {ms:>10.3} ms  (target < {target} ms: {verdict})\n")
+    };
     let mut out = format!("podnet bench ipam ({} build, best of {} run(s))\n", r.profile, r.runs);
-    out += &format!(
-        "  node CIDRs:  {:>9} /{}s of {:<16} {:>10.3} ms  (target < {} ms: {})\n",
+    out += &line(
+        "node CIDRs:",
         r.node_cidrs,
-        r.node_mask,
-        r.cluster_cidr,
+        format!("/{}s of {:<16}", r.node_mask, r.cluster_cidr),
         r.node_cidrs_all_ms,
         r.node_cidrs_target_ms,
-        verdict(r.node_cidrs_all_ms, r.node_cidrs_target_ms)
     );
-    out += &format!(
-        "  service IPs: {:>9} IPs of {:<17} {:>10.3} ms  (target < {} ms: {})\n",
+    out += &line(
+        "service IPs:",
         r.service_ips,
-        r.service_cidr,
+        format!("IPs of {:<17}", r.service_cidr),
         r.service_ips_all_ms,
         r.service_ips_target_ms,
-        verdict(r.service_ips_all_ms, r.service_ips_target_ms)
     );
     out += &format!(
         "  state: node allocator {} bytes, service allocator {} bytes \

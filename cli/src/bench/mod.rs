@@ -8,11 +8,13 @@ mod ports;
 mod sandbox;
 mod stats;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use podnet::PodMode;
 use podnet_world::World;
+use serde_json::Value;
 
 pub use self::stats::Stats;
 use crate::output::{emit_json_line, fail_text, EXIT_OK};
@@ -36,7 +38,7 @@ commands! {
 }
 
 /// A benchmark's outcome: its JSON result line, or `error (bench): ...` and exit 1.
-fn finish(r: Result<serde_json::Value, String>) -> i32 {
+fn finish(r: Result<Value, String>) -> i32 {
     match r.and_then(|v| emit_json_line(&v).map_err(|e| e.to_string())) {
         Ok(()) => EXIT_OK,
         Err(e) => fail_text("bench", &e),
@@ -44,7 +46,7 @@ fn finish(r: Result<serde_json::Value, String>) -> i32 {
 }
 
 /// A hidden worker's outcome: its JSON result, or the error text, on stdout for the parent.
-fn worker_finish(r: Result<serde_json::Value, String>) -> i32 {
+fn worker_finish(r: Result<Value, String>) -> i32 {
     match r {
         Ok(v) => {
             println!("{v}");
@@ -55,6 +57,35 @@ fn worker_finish(r: Result<serde_json::Value, String>) -> i32 {
             1
         }
     }
+}
+
+/// Run `podnet bench <worker> ARGS... --cni-path DIR` in a private net + mount namespace (so
+/// `ip netns add` and the plugins' files stay private) and parse the JSON it prints. The
+/// plugins named must exist in `cni_path`.
+fn run_worker(worker: &str, args: &[&str], cni_path: &Path, plugins: &[&str]) -> Result<Value, String> {
+    for p in plugins {
+        if !cni_path.join(p).exists() {
+            return Err(format!(
+                "{} not found: install Debian's containernetworking-plugins",
+                cni_path.join(p).display()
+            ));
+        }
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("unshare")
+        .args(["--net", "--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(["bench", worker])
+        .args(args)
+        .arg("--cni-path")
+        .arg(cni_path)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("run unshare: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{worker} failed: {}", String::from_utf8_lossy(&out.stdout)));
+    }
+    serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("{worker} output: {e}"))
 }
 
 /// Microseconds since `t`.

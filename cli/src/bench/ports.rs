@@ -3,7 +3,7 @@
 //! measured in the same run in a private network namespace.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use podnet::blocking::Node;
@@ -11,7 +11,7 @@ use podnet::{PodMode, PortMapping, Protocol, SandboxSpec};
 use serde_json::{json, Value};
 
 use super::sandbox::exec_plugin;
-use super::{finish, timed, us, worker_finish, BenchNode, Stats};
+use super::{finish, run_worker, timed, us, worker_finish, BenchNode, Stats};
 use crate::cmd::Run;
 
 /// Arguments of `podnet bench ports`.
@@ -109,23 +109,8 @@ fn bench(a: &BenchPortsArgs) -> Result<Value, String> {
 }
 
 fn run_portmap(cni_path: &Path, levels: &[usize]) -> Result<Value, String> {
-    if !cni_path.join("portmap").exists() {
-        return Err(format!("{} not found: install containernetworking-plugins", cni_path.join("portmap").display()));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let lv: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
-    let out = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args(["bench", "portmap-worker", "--levels", &lv.join(","), "--cni-path"])
-        .arg(cni_path)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("run unshare: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("portmap worker failed: {}", String::from_utf8_lossy(&out.stdout)));
-    }
-    serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("portmap worker output: {e}"))
+    run_worker("portmap-worker", &["--levels", &lv.join(",")], cni_path, &["portmap"])
 }
 
 /// Inside `unshare --net --mount`: one netns file for CNI_NETNS, then portmap ADD per "pod"

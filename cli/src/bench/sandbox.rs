@@ -13,7 +13,7 @@ use podnet::internals::netns;
 use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
-use super::{finish, timed, us, worker_finish, BenchNode, Stats};
+use super::{finish, run_worker, timed, us, worker_finish, BenchNode, Stats};
 use crate::cmd::Run;
 use crate::modes::{parser, Named as _};
 
@@ -135,30 +135,10 @@ fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
     })
 }
 
-/// The CNI chain, measured by a child `podnet bench cni-worker` in its own net + mount
-/// namespace (so `ip netns add` and host-local's files stay private).
+/// The CNI chain, measured by a child `podnet bench cni-worker` (see `run_worker`).
 fn run_cni(count: usize, cni_path: &Path) -> Result<(Stats, Stats), String> {
-    for p in ["loopback", "bridge", "host-local"] {
-        if !cni_path.join(p).exists() {
-            return Err(format!(
-                "{} not found: install Debian's containernetworking-plugins",
-                cni_path.join(p).display()
-            ));
-        }
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args(["bench", "cni-worker", "--count", &count.to_string(), "--cni-path"])
-        .arg(cni_path)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("run unshare: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cni worker failed: {}", String::from_utf8_lossy(&out.stdout)));
-    }
-    let v: Value = serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("cni worker output: {e}"))?;
+    let v =
+        run_worker("cni-worker", &["--count", &count.to_string()], cni_path, &["loopback", "bridge", "host-local"])?;
     let get = |k: &str| -> Stats {
         Stats::from_vec(v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default())
     };

@@ -14,14 +14,38 @@ pub mod sandbox;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use podnet::blocking::Node;
 use podnet::{Error, ErrorKind, NodeConfig, Result};
+
+use crate::output::finish;
 
 /// A command: parsed arguments that run and return the process's exit code.
 pub trait Run {
     /// Run the command; errors are printed by the implementation (see `output`).
     fn run(self) -> i32;
+}
+
+/// A command of a group that talks to one node (`node`, `sandbox`, `peer`, `port`).
+pub trait NodeCommand {
+    /// Run against the node `t` names; the exit code, or the error to print.
+    fn run(self, t: &Target) -> Result<i32>;
+}
+
+/// `podnet <group> [--node NAME] [--state-dir DIR] [--json] <command> ...`: the node options
+/// may go anywhere after the group.
+#[derive(Args, Debug)]
+pub struct Group<C: Subcommand + NodeCommand> {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    cmd: C,
+}
+
+impl<C: Subcommand + NodeCommand> Run for Group<C> {
+    fn run(self) -> i32 {
+        finish(self.cmd.run(&self.target))
+    }
 }
 
 /// Which node a command talks to, and how it prints. Global within each command group.

@@ -10,18 +10,9 @@ use podnet::{CrossNodeMode, Error, ErrorKind, NodeConfig, PodMode, Result, Under
 use serde_json::{json, Value};
 
 use super::peer::{peer_json, peers_table};
-use super::{Run, Target};
+use super::{NodeCommand, Target};
 use crate::modes::{parser, pod_mode_label, Named as _};
-use crate::output::{emit, emit_json, finish, join, key_values, show, EXIT_OK};
-
-/// `podnet node ...`
-#[derive(Args, Debug)]
-pub struct NodeArgs {
-    #[command(flatten)]
-    pub target: Target,
-    #[command(subcommand)]
-    pub cmd: NodeCmd,
-}
+use crate::output::{emit, emit_json, join, key_values, show, EXIT_OK};
 
 /// Node commands.
 #[derive(Subcommand, Debug)]
@@ -75,14 +66,13 @@ pub struct InitArgs {
     pub vxlan_port: Option<u16>,
 }
 
-impl Run for NodeArgs {
-    fn run(self) -> i32 {
-        let t = &self.target;
-        finish(match self.cmd {
-            NodeCmd::Init(i) => init(t, &i),
-            NodeCmd::Status => t.open().and_then(|(cfg, node)| status(t, &cfg, &node)),
-            NodeCmd::Repair => repair(t),
-        })
+impl NodeCommand for NodeCmd {
+    fn run(self, t: &Target) -> Result<i32> {
+        match self {
+            Self::Init(i) => init(t, &i),
+            Self::Status => t.open().and_then(|(cfg, node)| status(t, &cfg, &node)),
+            Self::Repair => repair(t),
+        }
     }
 }
 

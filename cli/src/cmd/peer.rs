@@ -9,18 +9,9 @@ use podnet::blocking::Node;
 use podnet::{Error, Peer, Result};
 use serde_json::{json, Value};
 
-use super::{read_input, Run, Target};
+use super::{read_input, NodeCommand, Target};
 use crate::modes::Named as _;
-use crate::output::{emit, emit_json, finish, join, key_values, show, Table, EXIT_OK};
-
-/// `podnet peer ...`
-#[derive(Args, Debug)]
-pub struct PeerArgs {
-    #[command(flatten)]
-    pub target: Target,
-    #[command(subcommand)]
-    pub cmd: PeerCmd,
-}
+use crate::output::{emit, emit_json, join, key_values, show, Table, EXIT_OK};
 
 /// Peer commands.
 #[derive(Subcommand, Debug)]
@@ -116,15 +107,14 @@ pub fn peers_table(node: &Node, peers: &[Peer]) -> String {
     t.render()
 }
 
-impl Run for PeerArgs {
-    fn run(self) -> i32 {
-        let t = &self.target;
-        finish(match self.cmd {
-            PeerCmd::Add(p) => add(t, p),
-            PeerCmd::Del { name } => del(t, &name),
-            PeerCmd::List => list(t),
-            PeerCmd::Sync { file } => sync(t, &file),
-        })
+impl NodeCommand for PeerCmd {
+    fn run(self, t: &Target) -> Result<i32> {
+        match self {
+            Self::Add(p) => add(t, p),
+            Self::Del { name } => del(t, &name),
+            Self::List => list(t),
+            Self::Sync { file } => sync(t, &file),
+        }
     }
 }
 

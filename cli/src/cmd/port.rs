@@ -2,21 +2,12 @@
 
 use std::net::IpAddr;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use podnet::blocking::Node;
 use podnet::{PortEntry, PortMapping, Protocol, Result, SandboxSpec};
 
-use super::{valid_id, Run, Target};
-use crate::output::{emit, emit_json, finish, show, Table, EXIT_OK};
-
-/// `podnet port ...`
-#[derive(Args, Debug)]
-pub struct PortArgs {
-    #[command(flatten)]
-    pub target: Target,
-    #[command(subcommand)]
-    pub cmd: PortCmd,
-}
+use super::{valid_id, NodeCommand, Target};
+use crate::output::{emit, emit_json, show, Table, EXIT_OK};
 
 /// Host port commands.
 #[derive(Subcommand, Debug)]
@@ -100,14 +91,13 @@ fn table(entries: &[PortEntry]) -> String {
     t.render()
 }
 
-impl Run for PortArgs {
-    fn run(self) -> i32 {
-        let t = &self.target;
-        finish(match self.cmd {
-            PortCmd::Add { id, specs } => change(t, &id, &specs, true),
-            PortCmd::Del { id, specs } => change(t, &id, &specs, false),
-            PortCmd::List => list(t),
-        })
+impl NodeCommand for PortCmd {
+    fn run(self, t: &Target) -> Result<i32> {
+        match self {
+            Self::Add { id, specs } => change(t, &id, &specs, true),
+            Self::Del { id, specs } => change(t, &id, &specs, false),
+            Self::List => list(t),
+        }
     }
 }
 

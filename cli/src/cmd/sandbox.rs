@@ -9,18 +9,9 @@ use podnet::{NetnsSpec, PodMode, PortMapping, Result, Sandbox, SandboxSpec};
 use serde_json::json;
 
 use super::port::{parse_port, port_str};
-use super::{valid_id, Run, Target};
+use super::{valid_id, NodeCommand, Target};
 use crate::modes::{parser, Named as _};
-use crate::output::{emit, emit_json, finish, join, show, Table, EXIT_CHECK_FAILED, EXIT_OK};
-
-/// `podnet sandbox ...`
-#[derive(Args, Debug)]
-pub struct SandboxArgs {
-    #[command(flatten)]
-    pub target: Target,
-    #[command(subcommand)]
-    pub cmd: SandboxCmd,
-}
+use crate::output::{emit, emit_json, join, show, Table, EXIT_CHECK_FAILED, EXIT_OK};
 
 /// Sandbox commands.
 #[derive(Subcommand, Debug)]
@@ -83,15 +74,14 @@ fn table(sbs: &[Sandbox]) -> String {
     t.render()
 }
 
-impl Run for SandboxArgs {
-    fn run(self) -> i32 {
-        let t = &self.target;
-        finish(match self.cmd {
-            SandboxCmd::Add(s) => add(t, s),
-            SandboxCmd::Del { id } => del(t, &id),
-            SandboxCmd::List => list(t),
-            SandboxCmd::Check { id } => check(t, &id),
-        })
+impl NodeCommand for SandboxCmd {
+    fn run(self, t: &Target) -> Result<i32> {
+        match self {
+            Self::Add(s) => add(t, s),
+            Self::Del { id } => del(t, &id),
+            Self::List => list(t),
+            Self::Check { id } => check(t, &id),
+        }
     }
 }
 

@@ -29,6 +29,18 @@ use podnet::NodeConfig;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// One `#[test]` per case, each calling a shared test body:
+/// `cases! { bridge_ipv4 => two_pods_talk(PodMode::Bridge, &["10.20.1.0/24"]); }`.
+#[macro_export]
+macro_rules! cases {
+    ($($name:ident => $body:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            $body;
+        }
+    )*};
+}
+
 /// A tmpfs dir holding the world's netns pins (`ns/<name>`), pod pins (`netns/`) and node state
 /// (`state/<node>`), in a private mount namespace; removed on drop.
 #[derive(Debug)]
