@@ -16,6 +16,13 @@ fn node(w: &mut World, name: &str, mode: PodMode, cidrs: &[&str]) -> (Node, std:
     (Node::open(cfg).unwrap(), ns)
 }
 
+/// A world with one bridge-mode node `n1` on `cidr`.
+fn one_node(tag: &str, cidr: &str) -> (World, Node, std::path::PathBuf) {
+    let mut w = World::new(tag);
+    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &[cidr]);
+    (w, n, ns)
+}
+
 fn links(ns: &std::path::Path) -> String {
     in_ns(ns, &["ip", "-o", "link", "show"])
 }
@@ -118,8 +125,7 @@ cases! {
 
 #[test]
 fn create_is_idempotent_and_recreate_works() {
-    let mut w = World::new("idem");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.21.0.0/24"]);
+    let (w, n, ns) = one_node("idem", "10.21.0.0/24");
     let a = n.create_sandbox(&SandboxSpec::new("x")).unwrap();
     let again = n.create_sandbox(&SandboxSpec::new("x")).unwrap();
     assert_eq!(a, again);
@@ -139,8 +145,7 @@ fn create_is_idempotent_and_recreate_works() {
 
 #[test]
 fn requested_ip_and_conflicts() {
-    let mut w = World::new("req");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.22.0.0/24"]);
+    let (w, n, ns) = one_node("req", "10.22.0.0/24");
     let mut s = SandboxSpec::new("a");
     s.ips = vec!["10.22.0.77".parse().unwrap()];
     let a = n.create_sandbox(&s).unwrap();
@@ -159,8 +164,7 @@ fn requested_ip_and_conflicts() {
 
 #[test]
 fn bad_input_changes_nothing() {
-    let mut w = World::new("bad");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.24.0.0/24"]);
+    let (w, n, ns) = one_node("bad", "10.24.0.0/24");
     let before = links(&ns);
     let long = "x".repeat(200);
     for id in ["", "a/b", "..", "../../etc", "a..b", long.as_str(), "sp ace"] {
@@ -214,8 +218,7 @@ fn rollback_at_every_step() {
 
 #[test]
 fn adopted_netns_is_left_alone() {
-    let mut w = World::new("adopt");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.26.0.0/24"]);
+    let (mut w, n, ns) = one_node("adopt", "10.26.0.0/24");
     let pod_ns = w.netns("runtime-made");
     let mut s = SandboxSpec::new("ad");
     s.netns = podnet::NetnsSpec::Path(pod_ns.clone());
@@ -238,8 +241,7 @@ fn adopted_netns_is_left_alone() {
 
 #[test]
 fn gc_removes_everything_not_live() {
-    let mut w = World::new("gc");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.27.0.0/24"]);
+    let (w, n, ns) = one_node("gc", "10.27.0.0/24");
     for i in 0..5 {
         n.create_sandbox(&SandboxSpec::new(format!("g{i}"))).unwrap();
     }
@@ -253,8 +255,7 @@ fn gc_removes_everything_not_live() {
 
 #[test]
 fn concurrent_creates_from_many_threads() {
-    let mut w = World::new("conc");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.28.0.0/22"]);
+    let (w, n, ns) = one_node("conc", "10.28.0.0/22");
     let n = std::sync::Arc::new(n);
     let mut hs = vec![];
     for t in 0..8 {

@@ -18,7 +18,7 @@ use clap::{Args, Subcommand};
 use podnet::blocking::Node;
 use podnet::{Error, ErrorKind, NodeConfig, Result};
 
-use crate::output::finish;
+use crate::output::{finish, show, EXIT_OK};
 
 /// A command: parsed arguments that run and return the process's exit code.
 pub trait Run {
@@ -113,6 +113,18 @@ impl Target {
             cfg.state_dir = Some(dir);
         }
         Ok(cfg)
+    }
+
+    /// Reopen the node, read a list from it and show it (`--json`, or the table `table` makes).
+    pub fn list<T: serde::Serialize>(
+        &self,
+        get: impl FnOnce(&Node) -> Result<T>,
+        table: impl FnOnce(&T) -> String,
+    ) -> Result<i32> {
+        let (_, node) = self.open()?;
+        let items = get(&node)?;
+        show(self.json, &items, || table(&items))?;
+        Ok(EXIT_OK)
     }
 
     /// Reopen the node (idempotent init; cheap).

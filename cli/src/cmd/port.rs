@@ -7,7 +7,7 @@ use podnet::blocking::Node;
 use podnet::{PortEntry, PortMapping, Protocol, Result, SandboxSpec};
 
 use super::{valid_id, NodeCommand, Target};
-use crate::output::{emit, emit_json, show, Table, EXIT_OK};
+use crate::output::{emit, emit_json, Table, EXIT_OK};
 
 /// Host port commands.
 #[derive(Subcommand, Debug)]
@@ -96,7 +96,7 @@ impl NodeCommand for PortCmd {
         match self {
             Self::Add { id, specs } => change(t, &id, &specs, true),
             Self::Del { id, specs } => change(t, &id, &specs, false),
-            Self::List => list(t),
+            Self::List => t.list(Node::list_ports, |entries| table(entries)),
         }
     }
 }
@@ -115,13 +115,6 @@ fn change(t: &Target, id: &str, specs: &[PortMapping], add: bool) -> Result<i32>
         let entries: Vec<PortEntry> = node.list_ports()?.into_iter().filter(|e| e.sandbox == id).collect();
         emit(&table(&entries))?;
     }
-    Ok(EXIT_OK)
-}
-
-fn list(t: &Target) -> Result<i32> {
-    let (_, node) = t.open()?;
-    let entries = node.list_ports()?;
-    show(t.json, &entries, || table(&entries))?;
     Ok(EXIT_OK)
 }
 

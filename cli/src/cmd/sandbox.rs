@@ -79,7 +79,7 @@ impl NodeCommand for SandboxCmd {
         match self {
             Self::Add(s) => add(t, s),
             Self::Del { id } => del(t, &id),
-            Self::List => list(t),
+            Self::List => t.list(Node::list_sandboxes, |sbs| table(sbs)),
             Self::Check { id } => check(t, &id),
         }
     }
@@ -109,13 +109,6 @@ fn del(t: &Target, id: &str) -> Result<i32> {
     if t.json {
         emit_json(&json!({"deleted": id}))?;
     }
-    Ok(EXIT_OK)
-}
-
-fn list(t: &Target) -> Result<i32> {
-    let (_, node) = t.open()?;
-    let sbs = node.list_sandboxes()?;
-    show(t.json, &sbs, || table(&sbs))?;
     Ok(EXIT_OK)
 }
 
