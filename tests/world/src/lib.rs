@@ -5,9 +5,11 @@
 //! A world lives in a private mount namespace of the thread that made it (and of the threads and
 //! processes that thread starts): its tmpfs and the netns pins on it are invisible to the rest of
 //! the machine, and if the process dies before the drop (kill -9) the kernel drops the mounts,
-//! and with them the namespaces, together with the mount namespace. Nothing here touches the
-//! machine's own netns, routes, firewall or `/run/netns`. Links and addresses are made with
-//! podnet's own netlink; `ip`/`nft` run through [`in_ns`] only as oracles.
+//! and with them the namespaces, together with the mount namespace (an empty dir under /tmp is
+//! all that can be left). `/run` is an empty tmpfs in there, so even a node left at the default
+//! `/run/netns` and `/run/podnet` stays inside the world. Nothing here touches the machine's own
+//! netns, routes, firewall or `/run`. Links and addresses are made with podnet's own netlink;
+//! `ip`/`nft` run through [`in_ns`] only as oracles.
 
 use std::fs::File;
 use std::future::Future;
@@ -150,7 +152,9 @@ impl Drop for World {
     }
 }
 
-/// Move the calling thread into a mount namespace of its own, with nothing propagating back.
+/// Move the calling thread into a mount namespace of its own, with nothing propagating back, and
+/// shadow `/run` there with an empty tmpfs: a node a test forgets to point at the world's dirs
+/// (default `/run/netns`, `/run/podnet`) still leaves nothing on the machine.
 fn private_mounts() -> Result<(), String> {
     #[expect(
         clippy::disallowed_methods,
@@ -158,7 +162,9 @@ fn private_mounts() -> Result<(), String> {
     )]
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount ns: {e}"))?;
     let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(|e| format!("make mounts private: {e}"))
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(|e| format!("make mounts private: {e}"))?;
+    mount(Some("tmpfs"), "/run", Some("tmpfs"), MsFlags::empty(), none).map_err(|e| format!("shadow /run: {e}"))
 }
 
 fn walk(p: &Path, out: &mut Vec<String>) {
