@@ -3,51 +3,36 @@
 //! against a node in its own throwaway netns; and the demo, whose exit status CI relies on.
 
 use std::io::Write as _;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use podnet::internals::netlink::Netlink;
-use podnet::internals::netns;
 use serde_json::Value;
 
-static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// A temp dir on tmpfs holding the node's netns pin, its pod pins and its state; removed on drop
-/// (also when the test fails). Nothing here touches the machine's own netns.
+/// A node's throwaway world (the shared `podnet-world`: a tmpfs in a private mount namespace
+/// holding the node's netns pin, its pod pins and its state; removed on drop, also when the test
+/// fails). Nothing here touches the machine's own netns.
 struct World {
-    dir: PathBuf,
+    w: podnet_world::World,
     node_ns: PathBuf,
 }
 
 impl World {
     fn new(tag: &str) -> World {
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = PathBuf::from(format!("/tmp/podnet-cli-test-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let none: Option<&str> = None;
-        nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), nix::mount::MsFlags::empty(), none).unwrap();
-        let node_ns = dir.join("node");
-        let w = World { dir, node_ns };
-        netns::create(&w.node_ns, || ()).unwrap();
-        w
+        let mut w = podnet_world::World::new(&format!("cli-{tag}"));
+        let node_ns = w.netns("node");
+        World { w, node_ns }
     }
 
     fn netns_dir(&self) -> PathBuf {
-        self.dir.join("netns")
+        self.w.netns_dir()
     }
 
     fn state_dir(&self) -> PathBuf {
-        self.dir.join("state")
+        self.w.state_dir("n1")
     }
 
     fn pod_pins(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.netns_dir())
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
-            .unwrap_or_default();
-        v.sort();
-        v
+        self.w.pod_pins()
     }
 
     /// Run `podnet ARGS... --node n1 --state-dir <dir>/state`.
@@ -64,7 +49,7 @@ impl World {
 
     /// `node init` with an underlay on a veth inside the node netns (so peers can be added).
     fn init(&self) -> Out {
-        self.underlay();
+        podnet_world::underlay(&self.node_ns, "10.200.0.1/24").unwrap();
         let ns = self.node_ns.display().to_string();
         let nd = self.netns_dir().display().to_string();
         self.podnet(&[
@@ -85,40 +70,17 @@ impl World {
         ])
     }
 
-    /// The node's underlay: a veth pair inside the node netns (this kernel has no dummy links),
-    /// wired with the library's own netlink.
-    fn underlay(&self) {
-        let f = std::fs::File::open(&self.node_ns).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let nl = Netlink::from_socket(netns::netlink_socket_in(&f, 0).unwrap());
-            nl.create_veth("ul0", None, "ul0p", [0x02, 0, 0, 0, 0, 9], f.as_raw_fd(), 1500, None).await.unwrap();
-            nl.set_up_by_name("ul0p").await.unwrap();
-            let l = nl.link_by_name("ul0").await.unwrap().unwrap();
-            nl.add_address(l.index, "10.200.0.1".parse().unwrap(), 24).await.unwrap();
-        });
+    /// `init`, then `sandbox add` each id.
+    fn init_with_sandboxes(&self, ids: &[&str]) {
+        ok(self.init());
+        for id in ids {
+            ok(self.podnet(&["sandbox", "add", id]));
+        }
     }
 
     /// Delete a link in the node netns behind podnet's back.
     fn delete_link(&self, name: &str) {
-        let f = std::fs::File::open(&self.node_ns).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let nl = Netlink::from_socket(netns::netlink_socket_in(&f, 0).unwrap());
-            nl.delete_link(name).await.unwrap();
-        });
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for name in self.pod_pins() {
-            let _ = netns::remove(&self.netns_dir().join(name));
-        }
-        let _ = nix::mount::umount2(&self.netns_dir(), nix::mount::MntFlags::MNT_DETACH);
-        let _ = netns::remove(&self.node_ns);
-        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        podnet_world::delete_link(&self.node_ns, name).unwrap();
     }
 }
 
@@ -329,9 +291,7 @@ fn peer_add_list_sync_del() {
 #[test]
 fn port_add_list_del() {
     let w = World::new("port");
-    ok(w.init());
-    ok(w.podnet(&["sandbox", "add", "a"]));
-    ok(w.podnet(&["sandbox", "add", "b"]));
+    w.init_with_sandboxes(&["a", "b"]);
     let o = ok(w.podnet(&["port", "add", "a", "8080:80", "10.200.0.1:5353:53/udp"])).stdout.clone();
     assert!(o.contains("*:8080") && o.contains("10.10.1.2:80") && o.contains("10.200.0.1:5353"), "{o}");
     assert_eq!(port_rows(&w), [("a".to_string(), 5353), ("a".to_string(), 8080)]);
@@ -355,9 +315,7 @@ fn port_add_list_del() {
 #[test]
 fn gc_live_and_orphans() {
     let w = World::new("gc");
-    ok(w.init());
-    ok(w.podnet(&["sandbox", "add", "a"]));
-    ok(w.podnet(&["sandbox", "add", "b"]));
+    w.init_with_sandboxes(&["a", "b"]);
     // Bad input: without saying what is live, gc would delete everything; it refuses.
     let o = w.podnet(&["gc"]);
     bad(&o, 2, "invalid_argument");

@@ -95,7 +95,6 @@ impl Net {
         Ok(net)
     }
 
-
     async fn init(&mut self) -> Result<()> {
         let has_v6 = self.pools.iter().any(|p| p.cidr().is_ipv6());
         let f = &self.netns_file;

@@ -74,6 +74,11 @@ impl Node {
         self.rt.block_on(self.inner.gc(live))
     }
 
+    /// See [`crate::Node::gc_orphans`].
+    pub fn gc_orphans(&self) -> Result<GcReport> {
+        self.rt.block_on(self.inner.gc_orphans())
+    }
+
     /// See [`crate::Node::add_peer`].
     pub fn add_peer(&self, peer: &Peer) -> Result<()> {
         self.rt.block_on(self.inner.add_peer(peer))

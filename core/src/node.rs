@@ -90,10 +90,20 @@ impl Node {
         self.pods.check(id).await
     }
 
-    /// Remove every sandbox whose id is not in `live`, and every orphan podnet left behind
-    /// (address reservations, netns pins and host veths without a record).
+    /// Remove every sandbox whose id is not in `live`, and every orphan podnet left behind:
+    /// the interrupted creates and deletes of processes that died, netns pins and podnet-marked
+    /// host veths without a sandbox, and the reservations of deleted sandboxes whose veth is
+    /// gone. A create or delete a live process is running is never touched, nor a sandbox whose
+    /// create started after this call. `live` must hold every sandbox whose create the runtime
+    /// has started (its own sandbox store does); to remove only orphans, use [`Node::gc_orphans`].
     pub async fn gc(&self, live: &[&str]) -> Result<GcReport> {
-        self.pods.gc(live).await
+        self.pods.gc(Some(live)).await
+    }
+
+    /// Remove only what no sandbox owns (as [`Node::gc`] does), keeping every sandbox: safe to
+    /// run at any time, from any process, while others create and delete.
+    pub async fn gc_orphans(&self) -> Result<GcReport> {
+        self.pods.gc(None).await
     }
 
     // --- host ports (ports/, per sandbox through pods/)

@@ -2,14 +2,12 @@
 //! (node IP and localhost), other pods, the pod itself (hairpin) and a pod on another node reach a
 //! pod through a host port, in TCP and UDP, IPv4 and IPv6, in bridge and routed pod modes.
 
-mod common;
-
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use common::*;
 use podnet::blocking::Node;
-use podnet::{CrossNodeMode, ErrorKind, NodeConfig, Peer, PodMode, PortMapping, Protocol, SandboxSpec};
+use podnet::{CrossNodeMode, ErrorKind, Peer, PodMode, PortMapping, Protocol, SandboxSpec};
+use podnet_world::*;
 
 fn pm(proto: Protocol, host_ip: Option<&str>, host: u16, cont: u16) -> PortMapping {
     PortMapping { protocol: proto, host_ip: host_ip.map(|s| s.parse().unwrap()), host_port: host, container_port: cont }
@@ -30,21 +28,14 @@ fn world(tag: &str, mode: PodMode) -> World2 {
     let ns1 = w.netns("node1");
     let ns2 = w.netns("node2");
     let client = w.netns("client");
-    veth_between(&ns1, "ext0", &client, "eth0");
-    in_ns(&ns1, &["ip", "addr", "add", "192.168.200.1/24", "dev", "ext0"]);
-    in_ns(&ns1, &["ip", "addr", "add", "192.168.201.1/24", "dev", "ext0"]);
-    in_ns(&ns1, &["ip", "addr", "add", "fd00:200::1/64", "dev", "ext0", "nodad"]);
-    in_ns(&client, &["ip", "addr", "add", "192.168.200.2/24", "dev", "eth0"]);
-    in_ns(&client, &["ip", "addr", "add", "192.168.201.2/24", "dev", "eth0"]);
-    in_ns(&client, &["ip", "addr", "add", "fd00:200::2/64", "dev", "eth0", "nodad"]);
-    veth_between(&ns1, "ul0", &ns2, "ul0");
-    in_ns(&ns1, &["ip", "addr", "add", "10.201.0.1/24", "dev", "ul0"]);
-    in_ns(&ns2, &["ip", "addr", "add", "10.201.0.2/24", "dev", "ul0"]);
+    let (ext1, ext2) = (
+        ["192.168.200.1/24", "192.168.201.1/24", "fd00:200::1/64"],
+        ["192.168.200.2/24", "192.168.201.2/24", "fd00:200::2/64"],
+    );
+    link(&ns1, "ext0", &ext1, &client, "eth0", &ext2).unwrap();
+    link(&ns1, "ul0", &["10.201.0.1/24"], &ns2, "ul0", &["10.201.0.2/24"]).unwrap();
     let mk = |name: &str, ns: &PathBuf, ul: &str, v4: &str, v6: &str, mode: PodMode| {
-        NodeConfig::new(name)
-            .netns(ns)
-            .state_dir(w.state_dir(name))
-            .netns_dir(w.netns_dir())
+        w.node_config(name, ns)
             .mode(mode)
             .underlay(ul.parse().unwrap())
             .cross_node(CrossNodeMode::Overlay)
@@ -178,14 +169,9 @@ fn host_port_paths(mode: PodMode) {
     drop(wd.w);
 }
 
-#[test]
-fn host_ports_bridge_mode() {
-    host_port_paths(PodMode::Bridge);
-}
-
-#[test]
-fn host_ports_routed_mode() {
-    host_port_paths(PodMode::Routed);
+cases! {
+    host_ports_bridge_mode => host_port_paths(PodMode::Bridge);
+    host_ports_routed_mode => host_port_paths(PodMode::Routed);
 }
 
 #[test]
@@ -217,11 +203,7 @@ fn egress_is_masqueraded_cluster_traffic_is_not() {
 fn ports_survive_a_node_restart_and_gc_removes_them() {
     let mut w = World::new("hp-restart");
     let ns = w.netns("node1");
-    let cfg = NodeConfig::new("node1")
-        .netns(&ns)
-        .state_dir(w.state_dir("node1"))
-        .netns_dir(w.netns_dir())
-        .pod_cidr("10.31.0.0/24".parse().unwrap());
+    let cfg = w.node_config("node1", &ns).pod_cidr("10.31.0.0/24".parse().unwrap());
     let n = Node::open(cfg.clone()).unwrap();
     let mut spec = SandboxSpec::new("keep");
     spec.ports = vec![pm(Protocol::Tcp, None, 8443, 443)];

@@ -3,15 +3,13 @@
 //! fourth sits on another subnet behind a `router` netns; an `internet` host hangs off the router.
 //! Nodes alternate pod modes (bridge, routed) so both are exercised on the cluster.
 
-mod common;
-
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
 use podnet::blocking::Node;
-use podnet::{CrossNodeMode, NodeConfig, Peer, PodMode, Sandbox, SandboxSpec};
+use podnet::{CrossNodeMode, Peer, PodMode, Sandbox, SandboxSpec};
+use podnet_world::*;
 
 struct Cluster {
     w: World,
@@ -37,12 +35,9 @@ fn build(tag: &str, mode: CrossNodeMode, n_nodes: usize, dual: bool) -> Cluster 
     let internet = w.netns("internet");
     in_ns(&ul, &["ip", "link", "add", "br0", "type", "bridge"]);
     in_ns(&ul, &["ip", "link", "set", "br0", "up"]);
-    veth_between(&rt, "rt-ul", &ul, "ul-rt");
+    link(&rt, "rt-ul", &["10.200.1.1/24"], &ul, "ul-rt", &[]).unwrap();
     in_ns(&ul, &["ip", "link", "set", "ul-rt", "master", "br0"]);
-    in_ns(&rt, &["ip", "addr", "add", "10.200.1.1/24", "dev", "rt-ul"]);
-    veth_between(&rt, "rt-inet", &internet, "eth0");
-    in_ns(&rt, &["ip", "addr", "add", "203.0.113.1/24", "dev", "rt-inet"]);
-    in_ns(&internet, &["ip", "addr", "add", "203.0.113.2/24", "dev", "eth0"]);
+    link(&rt, "rt-inet", &["203.0.113.1/24"], &internet, "eth0", &["203.0.113.2/24"]).unwrap();
     in_ns(&internet, &["ip", "route", "add", "default", "via", "203.0.113.1"]);
     in_ns(&rt, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     let mut nodes = vec![];
@@ -50,20 +45,15 @@ fn build(tag: &str, mode: CrossNodeMode, n_nodes: usize, dual: bool) -> Cluster 
         let name = format!("node{}", i + 1);
         let ns = w.netns(&name);
         if i < 3 {
-            veth_between(&ns, "ul0", &ul, &format!("ul-n{}", i + 1));
+            link(&ns, "ul0", &[&format!("{addr}/24")], &ul, &format!("ul-n{}", i + 1), &[]).unwrap();
             in_ns(&ul, &["ip", "link", "set", &format!("ul-n{}", i + 1), "master", "br0"]);
-            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
             in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.1.1"]);
         } else {
-            veth_between(&ns, "ul0", &rt, "rt-n4");
-            in_ns(&rt, &["ip", "addr", "add", "10.200.2.1/24", "dev", "rt-n4"]);
-            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
+            link(&ns, "ul0", &[&format!("{addr}/24")], &rt, "rt-n4", &["10.200.2.1/24"]).unwrap();
             in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.2.1"]);
         }
-        let mut cfg = NodeConfig::new(&name)
-            .netns(&ns)
-            .state_dir(w.state_dir(&name))
-            .netns_dir(w.netns_dir())
+        let mut cfg = w
+            .node_config(&name, &ns)
             .mode(if i % 2 == 0 { PodMode::Bridge } else { PodMode::Routed })
             .underlay(addr.parse().unwrap())
             .cross_node(mode)

@@ -6,84 +6,37 @@
 //! exec'd (through `nsenter --net=<pin>`) as oracles and to build the topology only.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use podnet::internals::netns;
 use podnet::internals::nft::{HostPort, NftSocket, Proto, Ruleset};
 use podnet::ErrorKind;
+use podnet_world::*;
 use serde_json::Value;
 
 // ---------- world ----------
 
-/// Netns pins under a temp dir; all removed on drop.
-struct World {
-    dir: PathBuf,
-    pins: Vec<PathBuf>,
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-impl World {
-    /// None when not root (the test is then skipped).
-    fn new(tag: &str) -> Option<World> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipping {tag}: needs root");
-            return None;
-        }
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let dir = PathBuf::from(format!("/tmp/podnet-nft-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Some(World { dir, pins: vec![] })
+/// The shared world when root; None (the test is skipped) otherwise.
+fn world(tag: &str) -> Option<World> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {tag}: needs root");
+        return None;
     }
+    Some(World::new(&format!("nft-{tag}")))
+}
 
-    /// A fresh netns pinned at `<dir>/<name>`, with lo up and IPv6 DAD off.
-    fn netns(&mut self, name: &str) -> (PathBuf, File) {
-        let p = self.dir.join(name);
-        let c = netns::create(&p, || ()).unwrap();
-        self.pins.push(p.clone());
-        for k in ["net/ipv6/conf/all/accept_dad", "net/ipv6/conf/default/accept_dad"] {
-            netns::write_sysctl(&c.file, k, "0").unwrap();
-        }
-        ip(&p, "link set dev lo up");
-        (p, c.file)
+/// A fresh netns of the world, with lo up and IPv6 DAD off.
+fn netns(w: &mut World, name: &str) -> (PathBuf, File) {
+    let p = w.netns(name);
+    let f = File::open(&p).unwrap();
+    for k in ["net/ipv6/conf/all/accept_dad", "net/ipv6/conf/default/accept_dad"] {
+        netns::write_sysctl(&f, k, "0").unwrap();
     }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for p in self.pins.iter().rev() {
-            if let Err(e) = netns::remove(p) {
-                eprintln!("cleanup {}: {e}", p.display());
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Run `cmd` inside the netns pinned at `pin`; panics with stderr on failure.
-fn in_ns(pin: &Path, cmd: &[&str]) -> String {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", pin.display()))
-        .arg("--")
-        .args(cmd)
-        .output()
-        .expect("run nsenter");
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn ip(pin: &Path, args: &str) {
-    let mut cmd = vec!["ip"];
-    cmd.extend(args.split_whitespace());
-    in_ns(pin, &cmd);
+    ip(&p, "link set dev lo up");
+    (p, f)
 }
 
 fn nft_json(pin: &Path) -> Value {
@@ -128,8 +81,8 @@ fn ruleset() -> Ruleset {
 
 /// One netns with an nft socket in it.
 fn single(tag: &str) -> Option<(World, PathBuf, NftSocket)> {
-    let mut w = World::new(tag)?;
-    let (pin, file) = w.netns("node");
+    let mut w = world(tag)?;
+    let (pin, file) = netns(&mut w, "node");
     let sock = NftSocket::from_socket(netns::netlink_socket_in(&file, 12).unwrap()).unwrap();
     Some((w, pin, sock))
 }
@@ -371,66 +324,19 @@ fn set_no_masq_replaces_the_set() {
 
 // ---------- traffic ----------
 
-/// A TCP server that answers every connection with the peer's IP address and closes.
-struct Echo {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Echo {
-    fn tcp(ns: &File, port: u16) -> Echo {
-        let l = netns::run_in(ns, || TcpListener::bind(("::", port))).unwrap().unwrap();
-        l.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !st.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut c, peer)) => {
-                        let _ = c.set_nonblocking(false);
-                        let _ = writeln!(c, "{}", peer.ip().to_canonical());
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        Echo { stop, thread: Some(thread) }
-    }
-
-    fn udp(ns: &File, port: u16) -> Echo {
-        let u = netns::run_in(ns, || UdpSocket::bind(("::", port))).unwrap().unwrap();
-        u.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 64];
-            while !st.load(Ordering::Relaxed) {
-                if let Ok((_, peer)) = u.recv_from(&mut buf) {
-                    let _ = u.send_to(peer.ip().to_canonical().to_string().as_bytes(), peer);
-                }
-            }
-        });
-        Echo { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Connect from inside `ns` to `to` and return the source address the server saw.
-fn whoami(ns: &File, to: &str) -> std::io::Result<String> {
-    let addr: SocketAddr = to.parse().unwrap();
-    let mut c = netns::run_in(ns, || TcpStream::connect_timeout(&addr, Duration::from_secs(2))).unwrap()?;
-    c.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut s = String::new();
-    c.read_to_string(&mut s)?;
-    Ok(s.trim().to_string())
+fn whoami(ns: &Path, to: &str) -> std::io::Result<String> {
+    tcp_ask_timeout(ns, to.parse().unwrap(), Duration::from_secs(2)).map(|s| s.trim().to_string())
+}
+
+/// An echo server on every address of `ns`, until dropped.
+fn echo(ns: &Path, port: u16, udp: bool) -> Echo {
+    let any = sa(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), port);
+    if udp {
+        Echo::udp(ns, any)
+    } else {
+        Echo::tcp(ns, any)
+    }
 }
 
 /// The topology of notes/technical.md 3.3, in throwaway namespaces:
@@ -446,11 +352,11 @@ struct Topo {
 }
 
 fn topology(tag: &str) -> Option<Topo> {
-    let mut w = World::new(tag)?;
-    let node = w.netns("node");
-    let pod1 = w.netns("pod1");
-    let pod2 = w.netns("pod2");
-    let client = w.netns("client");
+    let mut w = world(tag)?;
+    let node = netns(&mut w, "node");
+    let pod1 = netns(&mut w, "pod1");
+    let pod2 = netns(&mut w, "pod2");
+    let client = netns(&mut w, "client");
     let n = &node.0;
     for (k, v) in
         [("net/ipv4/ip_forward", "1"), ("net/ipv6/conf/all/forwarding", "1"), ("net/ipv4/conf/all/route_localnet", "1")]
@@ -501,52 +407,52 @@ fn traffic_dnat_hairpin_and_masquerade() {
         ],
     )
     .unwrap();
-    let _pod1 = Echo::tcp(&t.pod1.1, 80);
-    let _pod2 = Echo::tcp(&t.pod2.1, 80);
-    let _client = Echo::tcp(&t.client.1, 7000);
+    let _pod1 = echo(&t.pod1.0, 80, false);
+    let _pod2 = echo(&t.pod2.0, 80, false);
+    let _client = echo(&t.client.0, 7000, false);
 
     // external client keeps its address
-    assert_eq!(whoami(&t.client.1, "192.168.200.1:8080").unwrap(), "192.168.200.2");
-    assert_eq!(whoami(&t.client.1, "[fd00:200::1]:8080").unwrap(), "fd00:200::2");
+    assert_eq!(whoami(&t.client.0, "192.168.200.1:8080").unwrap(), "192.168.200.2");
+    assert_eq!(whoami(&t.client.0, "[fd00:200::1]:8080").unwrap(), "fd00:200::2");
     // host-IP-specific mapping answers on that IP only
-    assert_eq!(whoami(&t.client.1, "192.168.200.1:9090").unwrap(), "192.168.200.2");
-    let e = whoami(&t.node.1, "10.88.0.1:9090").unwrap_err();
+    assert_eq!(whoami(&t.client.0, "192.168.200.1:9090").unwrap(), "192.168.200.2");
+    let e = whoami(&t.node.0, "10.88.0.1:9090").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
     // the node itself, on localhost (route_localnet) and on its own address
-    assert_eq!(whoami(&t.node.1, "127.0.0.1:8080").unwrap(), "10.88.0.1");
-    assert_eq!(whoami(&t.node.1, "192.168.200.1:8080").unwrap(), "192.168.200.1");
+    assert_eq!(whoami(&t.node.0, "127.0.0.1:8080").unwrap(), "10.88.0.1");
+    assert_eq!(whoami(&t.node.0, "192.168.200.1:8080").unwrap(), "192.168.200.1");
     // another pod, and the pod itself (hairpin through the bridge): masqueraded
-    assert_eq!(whoami(&t.pod2.1, "10.88.0.1:8080").unwrap(), "10.88.0.1");
-    assert_eq!(whoami(&t.pod1.1, "10.88.0.1:8080").unwrap(), "10.88.0.1");
-    assert_eq!(whoami(&t.pod1.1, "192.168.200.1:8080").unwrap(), "10.88.0.1");
+    assert_eq!(whoami(&t.pod2.0, "10.88.0.1:8080").unwrap(), "10.88.0.1");
+    assert_eq!(whoami(&t.pod1.0, "10.88.0.1:8080").unwrap(), "10.88.0.1");
+    assert_eq!(whoami(&t.pod1.0, "192.168.200.1:8080").unwrap(), "10.88.0.1");
 
     // egress: leaving the cluster is masqueraded, pod to pod is not
-    assert_eq!(whoami(&t.pod1.1, "192.168.200.2:7000").unwrap(), "192.168.200.1");
-    assert_eq!(whoami(&t.pod1.1, "[fd00:200::2]:7000").unwrap(), "fd00:200::1");
-    assert_eq!(whoami(&t.pod1.1, "10.88.0.3:80").unwrap(), "10.88.0.2");
+    assert_eq!(whoami(&t.pod1.0, "192.168.200.2:7000").unwrap(), "192.168.200.1");
+    assert_eq!(whoami(&t.pod1.0, "[fd00:200::2]:7000").unwrap(), "fd00:200::1");
+    assert_eq!(whoami(&t.pod1.0, "10.88.0.3:80").unwrap(), "10.88.0.2");
     // a no-masq destination keeps the pod address; the set can change at any time
     s.set_no_masq(&["192.168.200.2/32".parse().unwrap()], &["fd00:200::2/128".parse().unwrap()]).unwrap();
-    assert_eq!(whoami(&t.pod1.1, "192.168.200.2:7000").unwrap(), "10.88.0.2");
-    assert_eq!(whoami(&t.pod1.1, "[fd00:200::2]:7000").unwrap(), "fd00:88::2");
+    assert_eq!(whoami(&t.pod1.0, "192.168.200.2:7000").unwrap(), "10.88.0.2");
+    assert_eq!(whoami(&t.pod1.0, "[fd00:200::2]:7000").unwrap(), "fd00:88::2");
     s.set_no_masq(&[], &[]).unwrap();
-    assert_eq!(whoami(&t.pod1.1, "192.168.200.2:7000").unwrap(), "192.168.200.1");
+    assert_eq!(whoami(&t.pod1.0, "192.168.200.2:7000").unwrap(), "192.168.200.1");
 
     // A Service-style DNAT made by someone else (kube-proxy) to another pod must not be
     // masqueraded by the host-port rules: the backend sees the real pod address.
     in_ns(&t.node.0, &["nft", "add table ip kubeproxy"]);
     in_ns(&t.node.0, &["nft", "add chain ip kubeproxy pre { type nat hook prerouting priority -99; }"]);
     in_ns(&t.node.0, &["nft", "add rule ip kubeproxy pre ip daddr 10.96.0.10 tcp dport 80 dnat to 10.88.0.3:80"]);
-    assert_eq!(whoami(&t.pod1.1, "10.96.0.10:80").unwrap(), "10.88.0.2");
+    assert_eq!(whoami(&t.pod1.0, "10.96.0.10:80").unwrap(), "10.88.0.2");
 
     // removal takes effect for new connections
     s.remove_ports(&[tcp(None, 8080, "10.88.0.2", 80)]).unwrap();
-    let e = whoami(&t.client.1, "192.168.200.1:8080").unwrap_err();
+    let e = whoami(&t.client.0, "192.168.200.1:8080").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
 
     // Control for the Service check above: with the `ct status dnat ip saddr @podnets4
     // masquerade` rule of the first design, the same connection loses its source address.
     in_ns(&t.node.0, &["nft", "insert rule inet podnet postrouting ct status dnat ip saddr @podnets4 masquerade"]);
-    assert_eq!(whoami(&t.pod1.1, "10.96.0.10:80").unwrap(), "10.88.0.1");
+    assert_eq!(whoami(&t.pod1.0, "10.96.0.10:80").unwrap(), "10.88.0.1");
     s.delete_table().unwrap();
 }
 
@@ -565,7 +471,7 @@ fn udp_conntrack_flush() {
     let Some(t) = topology("udp") else { return };
     let mut s = NftSocket::open_in(&t.node.1).unwrap();
     s.ensure_table(&ruleset(), &[]).unwrap();
-    let _pod = Echo::udp(&t.pod1.1, 53);
+    let _pod = echo(&t.pod1.0, 53, true);
     let sock = netns::run_in(&t.client.1, || -> std::io::Result<UdpSocket> {
         let u = UdpSocket::bind("192.168.200.2:40000")?;
         u.connect("192.168.200.1:6000")?;

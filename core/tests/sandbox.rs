@@ -1,21 +1,26 @@
 //! Privileged tests of the sandbox lifecycle on one node (run as root: `cargo test`).
 //! Each test builds its own throwaway namespaces under /tmp and removes them.
 
-mod common;
-
 use std::net::IpAddr;
 
-use common::*;
 use podnet::blocking::Node;
 use podnet::{ErrorKind, FailPoint, NodeConfig, PodMode, SandboxSpec};
+use podnet_world::*;
 
 fn node(w: &mut World, name: &str, mode: PodMode, cidrs: &[&str]) -> (Node, std::path::PathBuf) {
     let ns = w.netns(name);
-    let mut cfg = NodeConfig::new(name).netns(&ns).state_dir(w.state_dir(name)).netns_dir(w.netns_dir()).mode(mode);
+    let mut cfg = w.node_config(name, &ns).mode(mode);
     for c in cidrs {
         cfg = cfg.pod_cidr(c.parse().unwrap());
     }
     (Node::open(cfg).unwrap(), ns)
+}
+
+/// A world with one bridge-mode node `n1` on `cidr`.
+fn one_node(tag: &str, cidr: &str) -> (World, Node, std::path::PathBuf) {
+    let mut w = World::new(tag);
+    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &[cidr]);
+    (w, n, ns)
 }
 
 fn links(ns: &std::path::Path) -> String {
@@ -41,9 +46,7 @@ fn assert_clean(w: &World, ns: &std::path::Path, node: &str) {
     wait_veths_gone(ns);
     assert!(w.pod_pins().is_empty(), "pins left: {:?}", w.pod_pins());
     assert!(w.state_files(node).is_empty(), "state left: {:?}", w.state_files(node));
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let left: Vec<_> = mounts.lines().filter(|l| l.contains(&format!("{}/netns/", w.dir.display()))).collect();
-    assert!(left.is_empty(), "mounts left: {left:?}");
+    assert!(w.pod_mounts().is_empty(), "mounts left: {:?}", w.pod_mounts());
 }
 
 fn two_pods_talk(mode: PodMode, cidrs: &[&str]) {
@@ -112,35 +115,17 @@ fn two_pods_talk(mode: PodMode, cidrs: &[&str]) {
     }
 }
 
-#[test]
-fn bridge_ipv4() {
-    two_pods_talk(PodMode::Bridge, &["10.20.1.0/24"]);
-}
-
-#[test]
-fn bridge_dual_stack() {
-    two_pods_talk(PodMode::Bridge, &["10.20.2.0/24", "fd00:20:2::/64"]);
-}
-
-#[test]
-fn bridge_ipv6_only() {
-    two_pods_talk(PodMode::Bridge, &["fd00:20:3::/64"]);
-}
-
-#[test]
-fn routed_ipv4() {
-    two_pods_talk(PodMode::Routed, &["10.20.4.0/24"]);
-}
-
-#[test]
-fn routed_dual_stack() {
-    two_pods_talk(PodMode::Routed, &["10.20.5.0/24", "fd00:20:5::/64"]);
+cases! {
+    bridge_ipv4 => two_pods_talk(PodMode::Bridge, &["10.20.1.0/24"]);
+    bridge_dual_stack => two_pods_talk(PodMode::Bridge, &["10.20.2.0/24", "fd00:20:2::/64"]);
+    bridge_ipv6_only => two_pods_talk(PodMode::Bridge, &["fd00:20:3::/64"]);
+    routed_ipv4 => two_pods_talk(PodMode::Routed, &["10.20.4.0/24"]);
+    routed_dual_stack => two_pods_talk(PodMode::Routed, &["10.20.5.0/24", "fd00:20:5::/64"]);
 }
 
 #[test]
 fn create_is_idempotent_and_recreate_works() {
-    let mut w = World::new("idem");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.21.0.0/24"]);
+    let (w, n, ns) = one_node("idem", "10.21.0.0/24");
     let a = n.create_sandbox(&SandboxSpec::new("x")).unwrap();
     let again = n.create_sandbox(&SandboxSpec::new("x")).unwrap();
     assert_eq!(a, again);
@@ -160,8 +145,7 @@ fn create_is_idempotent_and_recreate_works() {
 
 #[test]
 fn requested_ip_and_conflicts() {
-    let mut w = World::new("req");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.22.0.0/24"]);
+    let (w, n, ns) = one_node("req", "10.22.0.0/24");
     let mut s = SandboxSpec::new("a");
     s.ips = vec!["10.22.0.77".parse().unwrap()];
     let a = n.create_sandbox(&s).unwrap();
@@ -180,8 +164,7 @@ fn requested_ip_and_conflicts() {
 
 #[test]
 fn bad_input_changes_nothing() {
-    let mut w = World::new("bad");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.24.0.0/24"]);
+    let (w, n, ns) = one_node("bad", "10.24.0.0/24");
     let before = links(&ns);
     let long = "x".repeat(200);
     for id in ["", "a/b", "..", "../../etc", "a..b", long.as_str(), "sp ace"] {
@@ -236,8 +219,7 @@ fn rollback_at_every_step() {
 
 #[test]
 fn adopted_netns_is_left_alone() {
-    let mut w = World::new("adopt");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.26.0.0/24"]);
+    let (mut w, n, ns) = one_node("adopt", "10.26.0.0/24");
     let pod_ns = w.netns("runtime-made");
     let mut s = SandboxSpec::new("ad");
     s.netns = podnet::NetnsSpec::Path(pod_ns.clone());
@@ -260,8 +242,7 @@ fn adopted_netns_is_left_alone() {
 
 #[test]
 fn gc_removes_everything_not_live() {
-    let mut w = World::new("gc");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.27.0.0/24"]);
+    let (w, n, ns) = one_node("gc", "10.27.0.0/24");
     for i in 0..5 {
         n.create_sandbox(&SandboxSpec::new(format!("g{i}"))).unwrap();
     }
@@ -275,8 +256,7 @@ fn gc_removes_everything_not_live() {
 
 #[test]
 fn concurrent_creates_from_many_threads() {
-    let mut w = World::new("conc");
-    let (n, ns) = node(&mut w, "n1", PodMode::Bridge, &["10.28.0.0/22"]);
+    let (w, n, ns) = one_node("conc", "10.28.0.0/22");
     let n = std::sync::Arc::new(n);
     let mut hs = vec![];
     for t in 0..8 {
@@ -336,12 +316,7 @@ fn mixed(node_mode: PodMode) {
     assert_clean(&w, &ns, "n1");
 }
 
-#[test]
-fn mixed_modes_on_a_bridge_node() {
-    mixed(PodMode::Bridge);
-}
-
-#[test]
-fn mixed_modes_on_a_routed_node() {
-    mixed(PodMode::Routed);
+cases! {
+    mixed_modes_on_a_bridge_node => mixed(PodMode::Bridge);
+    mixed_modes_on_a_routed_node => mixed(PodMode::Routed);
 }

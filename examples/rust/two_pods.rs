@@ -5,24 +5,40 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use podnet::blocking::Node;
 use podnet::internals::netns;
 use podnet::{NodeConfig, PodMode, SandboxSpec};
 
+/// A throwaway "node": its own netns, pod pins and state in a temp dir; removed on drop, also when
+/// something below fails or panics.
+struct Scratch {
+    dir: PathBuf,
+    node_ns: PathBuf,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Pods first (their pins live in the netns dir podnet made a mount point), then the node.
+        if let Ok(pins) = std::fs::read_dir(self.dir.join("netns")) {
+            for p in pins.flatten() {
+                let _ = netns::remove(&p.path());
+            }
+        }
+        let _ = nix::mount::umount2(&self.dir.join("netns"), nix::mount::MntFlags::MNT_DETACH);
+        let _ = netns::remove(&self.node_ns);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // A throwaway "node": its own netns, pod pins and state in a temp dir.
     let dir = std::env::temp_dir().join(format!("podnet-example-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let node_ns = dir.join("node");
-    netns::create(&node_ns, || ())?;
-    let result = run(&dir, &node_ns);
-    // Clean up whatever happened.
-    let _ = nix::mount::umount2(&dir.join("netns"), nix::mount::MntFlags::MNT_DETACH);
-    netns::remove(&node_ns)?;
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let scratch = Scratch { node_ns: dir.join("node"), dir };
+    netns::create(&scratch.node_ns, || ())?;
+    run(&scratch.dir, &scratch.node_ns)
 }
 
 fn run(dir: &std::path::Path, node_ns: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {

@@ -80,7 +80,6 @@ impl Key {
     pub fn new(id: impl Into<String>, ifname: impl Into<String>) -> Key {
         Key { id: id.into(), ifname: ifname.into() }
     }
-
 }
 
 impl std::fmt::Display for Key {

@@ -86,7 +86,6 @@ pub fn pod_netns_setup() -> std::io::Result<rtnetlink::sys::Socket> {
     rtnetlink::sys::Socket::new(NETLINK_ROUTE)
 }
 
-
 /// A step of sandbox creation at which a test can inject a failure to exercise rollback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -727,17 +726,20 @@ impl Pods {
     /// without a sandbox, and the reservations of deleted sandboxes whose veth is gone (or,
     /// held by someone's open netns, is deleted now). Never touches a create or delete a live
     /// process is running, nor a sandbox created after gc started.
-    pub(crate) async fn gc(&self, live: &[&str]) -> Result<GcReport> {
-        let span = tracing::info_span!("gc", node = %self.base.cfg.name, live = live.len());
+    ///
+    /// `live` None keeps every sandbox (orphans only).
+    pub(crate) async fn gc(&self, live: Option<&[&str]>) -> Result<GcReport> {
+        let span = tracing::info_span!("gc", node = %self.base.cfg.name, live = live.map(|l| l.len()));
         async {
-            let live: HashSet<&str> = live.iter().copied().collect();
+            let keep_all = live.is_none();
+            let live: HashSet<&str> = live.unwrap_or_default().iter().copied().collect();
             let mut rep = GcReport::default();
             let started = self.base.store.seq()?;
             for e in self.base.store.entries()? {
                 let id = e.sandbox.id.as_str();
-                let dead_intent = e.phase != Phase::Ready
-                    && e.owner.as_deref().is_none_or(|o| !self.base.store.owner_alive(o));
-                let unwanted = e.phase == Phase::Ready && e.seq <= started && !live.contains(id);
+                let dead_intent =
+                    e.phase != Phase::Ready && e.owner.as_deref().is_none_or(|o| !self.base.store.owner_alive(o));
+                let unwanted = e.phase == Phase::Ready && !keep_all && e.seq <= started && !live.contains(id);
                 if !(dead_intent || unwanted) {
                     continue;
                 }
@@ -761,26 +763,35 @@ impl Pods {
                     Err(err) => rep.errors.push(err.to_string()),
                 }
             }
-            let rows = self.base.store.entries()?;
-            let known: HashSet<&str> = rows.iter().map(|e| e.sandbox.id.as_str()).collect();
+            // What exists in the kernel first, the rows second: a create writes its row before
+            // it makes its pin and veth, so anything listed here whose create is in flight has
+            // its row by the time the rows are read.
             let prefix = format!("pn-{}-", self.base.cfg.name);
-            if let Ok(rd) = std::fs::read_dir(&self.base.cfg.netns_dir) {
-                for d in rd.flatten() {
-                    let name = d.file_name().to_string_lossy().to_string();
-                    if let Some(id) = name.strip_prefix(&prefix) {
-                        if !known.contains(id) && !live.contains(id) {
-                            match netns::remove(&d.path()) {
-                                Ok(()) => rep.netns.push(d.path()),
-                                Err(err) => rep.errors.push(err.to_string()),
-                            }
-                        }
+            let pins: Vec<(String, PathBuf)> = std::fs::read_dir(&self.base.cfg.netns_dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter_map(|d| {
+                            let name = d.file_name().to_string_lossy().to_string();
+                            name.strip_prefix(&prefix).map(|id| (id.to_string(), d.path()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let links = self.base.nl.links().await.map_err(|e| e.into_error("list links"))?;
+            let rows = self.base.store.entries()?;
+            let draining: HashSet<String> = self.base.store.draining()?.into_iter().map(|d| d.link).collect();
+            let known: HashSet<&str> = rows.iter().map(|e| e.sandbox.id.as_str()).collect();
+            for (id, path) in pins {
+                if !known.contains(id.as_str()) && !live.contains(id.as_str()) {
+                    match netns::remove(&path) {
+                        Ok(()) => rep.netns.push(path),
+                        Err(err) => rep.errors.push(err.to_string()),
                     }
                 }
             }
-            let draining: HashSet<String> = self.base.store.draining()?.into_iter().map(|d| d.link).collect();
             let owned: HashSet<&str> = rows.iter().map(|e| e.sandbox.host_ifname.as_str()).collect();
             let marker = link_marker_prefix(&self.base.cfg.name);
-            for l in self.base.nl.links().await.map_err(|e| e.into_error("list links"))? {
+            for l in links {
                 let ours = l.alias.as_deref().is_some_and(|a| a.starts_with(&marker));
                 if ours && !owned.contains(l.name.as_str()) && !draining.contains(&l.name) {
                     match self.base.nl.delete_link(&l.name).await {
@@ -868,7 +879,10 @@ fn validate_ports_for(sb: &Sandbox, ports: &[PortMapping]) -> std::result::Resul
     for m in ports {
         if let Some(h) = m.host_ip {
             if !sb.ips.iter().any(|n| n.is_ipv4() == h.is_ipv4()) {
-                return Err(format!("host IP {h} of port {}/{}: the pod has no address of its family", m.host_port, m.protocol));
+                return Err(format!(
+                    "host IP {h} of port {}/{}: the pod has no address of its family",
+                    m.host_port, m.protocol
+                ));
             }
         }
     }

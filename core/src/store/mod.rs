@@ -320,7 +320,8 @@ impl Store {
     /// not release them.
     fn check_pools(&self, pools: &[Pool]) -> Result<()> {
         let c = self.conn();
-        let mut st = c.prepare("SELECT pool, COUNT(*) FROM addresses GROUP BY pool").map_err(self.db_err("read pools"))?;
+        let mut st =
+            c.prepare("SELECT pool, COUNT(*) FROM addresses GROUP BY pool").map_err(self.db_err("read pools"))?;
         let rows: Vec<(String, i64)> = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(self.db_err("read pools"))?
@@ -419,7 +420,8 @@ impl Store {
         let c = self.conn();
         let mut ports: HashMap<String, Vec<PortMapping>> = HashMap::new();
         {
-            let mut st = c.prepare("SELECT sandbox, mapping FROM ports ORDER BY rowid").map_err(self.db_err("read ports"))?;
+            let mut st =
+                c.prepare("SELECT sandbox, mapping FROM ports ORDER BY rowid").map_err(self.db_err("read ports"))?;
             let rows: Vec<(String, String)> = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(self.db_err("read ports"))?
@@ -557,7 +559,9 @@ impl Store {
         let db = |e: rusqlite::Error| Error::new(ErrorKind::Io, "reserve host ports", e);
         for m in ports {
             let mut st = tx
-                .prepare_cached("SELECT sandbox, host_ip FROM ports WHERE protocol = ?1 AND host_port = ?2 AND sandbox <> ?3")
+                .prepare_cached(
+                    "SELECT sandbox, host_ip FROM ports WHERE protocol = ?1 AND host_port = ?2 AND sandbox <> ?3",
+                )
                 .map_err(db)?;
             let holders: Vec<(String, String)> = st
                 .query_map(params![m.protocol.to_string(), m.host_port, id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -572,7 +576,10 @@ impl Store {
                     return Err(Error::new(
                         ErrorKind::Conflict,
                         "reserve host ports",
-                        format!("host port {at}{}/{} is already mapped by sandbox {holder}{theirs}", m.host_port, m.protocol),
+                        format!(
+                            "host port {at}{}/{} is already mapped by sandbox {holder}{theirs}",
+                            m.host_port, m.protocol
+                        ),
                     ));
                 }
             }
@@ -711,7 +718,8 @@ impl Store {
     /// Reserve more host ports for sandbox `id` (conflict-checked against every process).
     pub(crate) fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<()> {
         let mut c = self.conn();
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err("reserve host ports"))?;
+        let tx =
+            c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err("reserve host ports"))?;
         Self::insert_ports(&tx, id, ports)?;
         tx.commit().map_err(self.db_err("reserve host ports"))
     }
@@ -748,7 +756,8 @@ impl Store {
     /// Every peer record, sorted by name.
     pub fn peers(&self) -> Result<Vec<Peer>> {
         let c = self.conn();
-        let mut st = c.prepare_cached("SELECT name, peer FROM peers ORDER BY name").map_err(self.db_err("list peers"))?;
+        let mut st =
+            c.prepare_cached("SELECT name, peer FROM peers ORDER BY name").map_err(self.db_err("list peers"))?;
         let rows: Vec<(String, String)> = st
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(self.db_err("list peers"))?
@@ -789,12 +798,14 @@ impl Store {
     /// rewritten.
     pub fn save_config(&self, cfg: &NodeConfig) -> Result<()> {
         let p = self.root.join("node.json");
-        let data = serde_json::to_vec_pretty(cfg).map_err(|e| Error::new(ErrorKind::Internal, "encode node config", e))?;
+        let data =
+            serde_json::to_vec_pretty(cfg).map_err(|e| Error::new(ErrorKind::Internal, "encode node config", e))?;
         if fs::read(&p).is_ok_and(|old| old == data) {
             return Ok(());
         }
         let mut c = self.conn();
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err("save node config"))?;
+        let tx =
+            c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err("save node config"))?;
         let tmp = self.root.join(".node.json.tmp");
         fs::write(&tmp, &data)
             .and_then(|()| fs::rename(&tmp, &p))
@@ -882,7 +893,10 @@ mod tests {
         }
         let e = create(&s, &pools, "f").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Exhausted, "{e}");
-        assert_eq!(s.draining().unwrap(), vec![Draining { link: "ha".into(), since_ms: s.draining().unwrap()[0].since_ms }]);
+        assert_eq!(
+            s.draining().unwrap(),
+            vec![Draining { link: "ha".into(), since_ms: s.draining().unwrap()[0].since_ms }]
+        );
         assert_eq!(s.release_draining("ha").unwrap(), vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
         assert_eq!(create(&s, &pools, "f").unwrap().ipv4().unwrap().to_string(), "10.0.0.2");
         let n = s.counts().unwrap();
@@ -906,7 +920,11 @@ mod tests {
         let specific = PortMapping { host_ip: Some("192.0.2.1".parse().unwrap()), ..m };
         let e = s.begin_create("b", "eth0", &pools, &[], &[specific], |ips| rec("b", ips)).unwrap_err();
         assert!(e.to_string().contains("sandbox a"), "{e}");
-        assert_eq!(s.counts().unwrap(), Counts { sandboxes: 1, addresses: 1, draining: 0, ports: 1 }, "refused creates write nothing");
+        assert_eq!(
+            s.counts().unwrap(),
+            Counts { sandboxes: 1, addresses: 1, draining: 0, ports: 1 },
+            "refused creates write nothing"
+        );
     }
 
     #[test]

@@ -3,15 +3,16 @@
 //! measured in the same run in a private network namespace.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use podnet::blocking::Node;
 use podnet::{PodMode, PortMapping, Protocol, SandboxSpec};
 use serde_json::{json, Value};
 
-use crate::bench_sandbox::BenchWorld;
-use crate::stats::Stats;
+use super::sandbox::exec_plugin;
+use super::{finish, run_worker, timed, us, worker_finish, BenchNode, Stats};
+use crate::cmd::Run;
 
 /// Arguments of `podnet bench ports`.
 #[derive(clap::Args, Debug)]
@@ -47,43 +48,29 @@ fn mapping(i: usize) -> PortMapping {
     PortMapping { protocol: Protocol::Tcp, host_ip: None, host_port: 10000 + i as u16, container_port: 80 }
 }
 
-pub fn run(a: &BenchPortsArgs) -> i32 {
-    match run_inner(a) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error (bench): {e}");
-            1
-        }
+impl Run for BenchPortsArgs {
+    fn run(self) -> i32 {
+        finish(bench(&self))
     }
 }
 
-fn run_inner(a: &BenchPortsArgs) -> Result<(), String> {
+fn bench(a: &BenchPortsArgs) -> Result<Value, String> {
     if a.count == 0 || a.count > 50000 || a.pods == 0 {
         return Err("--count must be 1..=50000 and --pods at least 1".into());
     }
-    let w = BenchWorld::new("ports")?;
-    let node = Node::open(w.config("bench", PodMode::Bridge, "10.99.0.0/16")).map_err(|e| e.to_string())?;
+    let w = BenchNode::new("ports")?;
+    let node = Node::open(w.config(PodMode::Bridge, "10.99.0.0/16")).map_err(|e| e.to_string())?;
     eprintln!("creating {} pods...", a.pods);
     for p in 0..a.pods {
         node.create_sandbox(&SandboxSpec::new(format!("p{p}"))).map_err(|e| e.to_string())?;
     }
     eprintln!("adding {} host ports one call at a time...", a.count);
-    let mut add = Stats::default();
-    for i in 0..a.count {
-        let id = format!("p{}", i % a.pods);
-        let t = Instant::now();
-        node.add_ports(&id, &[mapping(i)]).map_err(|e| e.to_string())?;
-        add.push(t.elapsed().as_secs_f64() * 1e6);
-    }
+    let ids: Vec<String> = (0..a.pods).map(|p| format!("p{p}")).collect();
+    let pod = |i: usize| &ids[i % a.pods];
+    let add = timed(a.count, |i| node.add_ports(pod(i), &[mapping(i)]).map(drop).map_err(|e| e.to_string()))?;
     let listed = node.list_ports().map_err(|e| e.to_string())?.len();
     eprintln!("removing them...");
-    let mut del = Stats::default();
-    for i in 0..a.count {
-        let id = format!("p{}", i % a.pods);
-        let t = Instant::now();
-        node.remove_ports(&id, &[mapping(i)]).map_err(|e| e.to_string())?;
-        del.push(t.elapsed().as_secs_f64() * 1e6);
-    }
+    let del = timed(a.count, |i| node.remove_ports(pod(i), &[mapping(i)]).map(drop).map_err(|e| e.to_string()))?;
     for p in 0..a.pods {
         node.delete_sandbox(&format!("p{p}")).map_err(|e| e.to_string())?;
     }
@@ -113,50 +100,28 @@ fn run_inner(a: &BenchPortsArgs) -> Result<(), String> {
         add.last_mean(100),
         del.p50()
     );
-    println!("{out}");
     if listed != a.count {
+        // The figures are printed before the verdict, as before.
+        let _ = crate::output::emit_json_line(&out);
         return Err(format!("listed {listed} mappings, expected {}", a.count));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn run_portmap(cni_path: &Path, levels: &[usize]) -> Result<Value, String> {
-    if !cni_path.join("portmap").exists() {
-        return Err(format!("{} not found: install containernetworking-plugins", cni_path.join("portmap").display()));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let lv: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
-    let out = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args(["bench", "portmap-worker", "--levels", &lv.join(","), "--cni-path"])
-        .arg(cni_path)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("run unshare: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("portmap worker failed: {}", String::from_utf8_lossy(&out.stdout)));
-    }
-    serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("portmap worker output: {e}"))
+    run_worker("portmap-worker", &["--levels", &lv.join(",")], cni_path, &["portmap"])
 }
 
 /// Inside `unshare --net --mount`: one netns file for CNI_NETNS, then portmap ADD per "pod"
 /// (one mapping each), sampling the cost once `level` mappings exist.
-pub fn portmap_worker(a: &PortmapWorkerArgs) -> i32 {
-    match portmap_inner(a) {
-        Ok(v) => {
-            println!("{v}");
-            0
-        }
-        Err(e) => {
-            println!("{e}");
-            1
-        }
+impl Run for PortmapWorkerArgs {
+    fn run(self) -> i32 {
+        worker_finish(portmap_worker(&self))
     }
 }
 
-fn portmap_inner(a: &PortmapWorkerArgs) -> Result<Value, String> {
-    use std::io::Write;
+fn portmap_worker(a: &PortmapWorkerArgs) -> Result<Value, String> {
     let none: Option<&str> = None;
     std::fs::create_dir_all("/run/netns").map_err(|e| e.to_string())?;
     nix::mount::mount(Some("tmpfs"), "/run/netns", Some("tmpfs"), nix::mount::MsFlags::empty(), none)
@@ -181,25 +146,8 @@ fn portmap_inner(a: &PortmapWorkerArgs) -> Result<Value, String> {
         })
         .to_string();
         let t = Instant::now();
-        let mut child = Command::new(a.cni_path.join("portmap"))
-            .env_clear()
-            .env("CNI_COMMAND", "ADD")
-            .env("CNI_CONTAINERID", format!("{:064x}", i + 1))
-            .env("CNI_NETNS", "/run/netns/pm")
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", &a.cni_path)
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("exec portmap: {e}"))?;
-        child.stdin.take().ok_or("stdin")?.write_all(conf.as_bytes()).map_err(|e| e.to_string())?;
-        let o = child.wait_with_output().map_err(|e| e.to_string())?;
-        if !o.status.success() {
-            return Err(format!("portmap ADD: {}", String::from_utf8_lossy(&o.stdout)));
-        }
-        let dt = t.elapsed().as_secs_f64() * 1e6;
+        exec_plugin(&a.cni_path, "portmap", "ADD", &format!("{:064x}", i + 1), Path::new("/run/netns/pm"), &conf)?;
+        let dt = us(t);
         if li < a.levels.len() && i >= a.levels[li] {
             cur.push(dt);
             if cur.len_samples() == a.samples {

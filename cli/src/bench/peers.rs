@@ -2,17 +2,16 @@
 //! against 10 peers (must be O(1)), and read the kernel's route/neighbour/FDB counts back.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use podnet::blocking::Node;
-use podnet::internals::netlink::Netlink;
-use podnet::internals::netns;
 use podnet::{CrossNodeMode, Peer};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::bench_sandbox::BenchWorld;
-use crate::stats::Stats;
+use super::{finish, timed, BenchNode};
+use crate::bench::Stats;
+use crate::cmd::Run;
+use crate::modes::{parser, Named as _};
 
 /// Arguments of `podnet bench peers`.
 #[derive(clap::Args, Debug)]
@@ -21,8 +20,8 @@ pub struct BenchPeersArgs {
     #[arg(long, default_value_t = 1000)]
     pub count: usize,
     /// Cross-node mode: overlay (3 kernel entries per peer) or routed (1).
-    #[arg(long, default_value = "overlay")]
-    pub mode: String,
+    #[arg(long, default_value = CrossNodeMode::default().name(), value_parser = parser::<CrossNodeMode>())]
+    pub mode: CrossNodeMode,
     /// Repetitions of the single-peer change.
     #[arg(long, default_value_t = 200)]
     pub changes: usize,
@@ -35,22 +34,11 @@ fn peer(i: usize, alt: bool) -> Peer {
     Peer::new(format!("peer{i}"), IpAddr::V4(ul), vec![format!("{cidr}/24").parse().expect("static")])
 }
 
-fn world(mode: CrossNodeMode, tag: &str) -> Result<(BenchWorld, Node), String> {
-    let w = BenchWorld::new(tag)?;
-    // The underlay: a veth pair inside the node netns (this kernel has no dummy links).
-    let f = std::fs::File::open(&w.node_ns).map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let nl = Netlink::from_socket(netns::netlink_socket_in(&f, 0).map_err(|e| e.to_string())?);
-        nl.create_veth("ul0", None, "ul0p", [0x02, 0, 0, 0, 0, 1], f.as_raw_fd(), 1500, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        let l = nl.link_by_name("ul0").await.map_err(|e| e.to_string())?.ok_or("ul0 missing")?;
-        nl.set_up_by_name("ul0p").await.map_err(|e| e.to_string())?;
-        nl.add_address(l.index, "10.200.0.1".parse().expect("static"), 16).await.map_err(|e| e.to_string())
-    })?;
+fn world(mode: CrossNodeMode, tag: &str) -> Result<(BenchNode, Node), String> {
+    let w = BenchNode::new(tag)?;
+    podnet_world::underlay(&w.ns, "10.200.0.1/16")?;
     let cfg = w
-        .config("bench", podnet::PodMode::Bridge, "10.99.0.0/24")
+        .config(podnet::PodMode::Bridge, "10.99.0.0/24")
         .underlay("10.200.0.1".parse().expect("static"))
         .cross_node(mode)
         .cluster_cidr("10.0.0.0/8".parse().expect("static"));
@@ -59,29 +47,19 @@ fn world(mode: CrossNodeMode, tag: &str) -> Result<(BenchWorld, Node), String> {
 }
 
 fn one_change(node: &Node, n: usize, reps: usize) -> Result<Stats, String> {
-    let mut s = Stats::default();
-    let target = n / 2;
-    for r in 0..reps {
-        let p = peer(target, r % 2 == 0);
-        let t = Instant::now();
-        node.block_on(node.inner().add_peer(&p)).map_err(|e| e.to_string())?;
-        s.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    Ok(s)
+    // Alternate between two versions of one peer, so every call changes something.
+    let versions = [peer(n / 2, true), peer(n / 2, false)];
+    timed(reps, |r| node.block_on(node.inner().add_peer(&versions[r % 2])).map_err(|e| e.to_string()))
 }
 
-pub fn run(a: &BenchPeersArgs) -> i32 {
-    match run_inner(a) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error (bench): {e}");
-            1
-        }
+impl Run for BenchPeersArgs {
+    fn run(self) -> i32 {
+        finish(bench(&self))
     }
 }
 
-fn run_inner(a: &BenchPeersArgs) -> Result<(), String> {
-    let mode: CrossNodeMode = a.mode.parse().map_err(|e: podnet::Error| e.to_string())?;
+fn bench(a: &BenchPeersArgs) -> Result<Value, String> {
+    let mode = a.mode;
     if a.count < 10 || a.count > 60000 {
         return Err("--count must be between 10 and 60000".into());
     }
@@ -134,7 +112,7 @@ fn run_inner(a: &BenchPeersArgs) -> Result<(), String> {
     drop(w10);
     let out = json!({
         "count": a.count,
-        "mode": a.mode,
+        "mode": mode.name(),
         "sync_added": rep.added,
         "kernel_routes": routes, "kernel_neighbours": neigh, "kernel_fdb": fdb, "counts_match": counts_match,
         "resync_noop_ms": resync_ms,
@@ -152,10 +130,10 @@ fn run_inner(a: &BenchPeersArgs) -> Result<(), String> {
         small_s.p50(),
         counts_match
     );
-    println!("{out}");
     if counts_match {
-        Ok(())
+        Ok(out)
     } else {
+        let _ = crate::output::emit_json_line(&out);
         Err(format!("kernel counts differ: {routes} routes, {neigh} neighbours, {fdb} fdb for {} peers", a.count))
     }
 }

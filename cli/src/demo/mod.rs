@@ -2,13 +2,15 @@
 //! library's own calls (no `ip`, no shell), every path proved with real TCP traffic, then torn
 //! down and shown gone. Drop guards remove the world when anything fails half-way.
 
+mod machine;
+mod traffic;
+
 use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ipnetwork::IpNetwork;
 use podnet::blocking::Node;
@@ -18,7 +20,11 @@ use podnet::{CrossNodeMode, Error, ErrorKind, NodeConfig, Peer, PodMode, PortMap
 use podnet::{SandboxSpec, VxlanConfig};
 use serde_json::{json, Value};
 
-use crate::output::{emit, emit_json, fail, Table, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK};
+use self::machine::{leftovers, read_marker, remove_all, World};
+use self::traffic::{checks, run_check, CheckResult, Server};
+use crate::cmd::Run;
+use crate::modes::{pod_mode_label, Named as _};
+use crate::output::{emit, emit_json, finish, ms, Table, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK};
 
 /// Arguments of `podnet demo`.
 #[derive(clap::Args, Debug)]
@@ -46,7 +52,6 @@ const PIN_PREFIX: &str = "podnet-demo-";
 const MARKER: &str = "/run/podnet/demo-cleanup.json";
 const SERVER_PORT: u16 = 80;
 const HOST_PORT: u16 = 8080;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 const CLIENT_NODE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
@@ -63,23 +68,34 @@ struct NodePlan {
     pods: [&'static str; 2],
 }
 
+const fn node(
+    n: u8,
+    name: &'static str,
+    ns: &'static str,
+    cidrs: [&'static str; 2],
+    mode: PodMode,
+    pods: [&'static str; 2],
+) -> NodePlan {
+    NodePlan { name, ns, underlay: Ipv4Addr::new(192, 168, 77, n), cidrs, mode, pods }
+}
+
 const NODES: [NodePlan; 2] = [
-    NodePlan {
-        name: "demo-node1",
-        ns: "podnet-demo-node1",
-        underlay: Ipv4Addr::new(192, 168, 77, 1),
-        cidrs: ["10.244.1.0/24", "fd00:244:0:1::/64"],
-        mode: PodMode::Bridge,
-        pods: ["web-1", "web-2"],
-    },
-    NodePlan {
-        name: "demo-node2",
-        ns: "podnet-demo-node2",
-        underlay: Ipv4Addr::new(192, 168, 77, 2),
-        cidrs: ["10.244.2.0/24", "fd00:244:0:2::/64"],
-        mode: PodMode::Routed,
-        pods: ["web-3", "web-4"],
-    },
+    node(
+        1,
+        "demo-node1",
+        "podnet-demo-node1",
+        ["10.244.1.0/24", "fd00:244:0:1::/64"],
+        PodMode::Bridge,
+        ["web-1", "web-2"],
+    ),
+    node(
+        2,
+        "demo-node2",
+        "podnet-demo-node2",
+        ["10.244.2.0/24", "fd00:244:0:2::/64"],
+        PodMode::Routed,
+        ["web-3", "web-4"],
+    ),
 ];
 const CLIENT_NS: &str = "podnet-demo-client";
 /// The pod that gets the hostPort.
@@ -109,196 +125,6 @@ fn io_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The machine before and after
-
-/// How `/run/netns` and `/run/podnet` looked before the demo touched them.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
-struct Before {
-    netns_dir_existed: bool,
-    netns_dir_was_mount: bool,
-    state_root_existed: bool,
-}
-
-fn is_mount_point(p: &str) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(p)))
-        .unwrap_or(false)
-}
-
-fn is_demo_pod_pin(name: &str) -> bool {
-    NODES.iter().any(|n| name.starts_with(&format!("pn-{}-", n.name)))
-}
-
-/// Everything of a demo still on the machine: pins, their mounts, state dirs, the marker, and
-/// (when `before` says it was not there) the `/run/netns` mount, unless others use it now.
-fn leftovers(before: Option<Before>) -> Vec<String> {
-    let mut out = vec![];
-    if let Some(b) = before {
-        let empty = std::fs::read_dir(NETNS_DIR).map(|mut rd| rd.next().is_none()).unwrap_or(true);
-        if !b.netns_dir_was_mount && empty && is_mount_point(NETNS_DIR) {
-            out.push(format!("mount {NETNS_DIR} (made by the demo)"));
-        }
-    }
-    if let Ok(rd) = std::fs::read_dir(NETNS_DIR) {
-        let mut names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect();
-        names.sort();
-        for n in names {
-            if n.starts_with(PIN_PREFIX) || is_demo_pod_pin(&n) {
-                out.push(format!("netns pin {NETNS_DIR}/{n}"));
-            }
-        }
-    }
-    if let Ok(m) = std::fs::read_to_string("/proc/self/mountinfo") {
-        for l in m.lines() {
-            if let Some(mp) = l.split(' ').nth(4) {
-                if let Some(n) = mp.strip_prefix(&format!("{NETNS_DIR}/")) {
-                    if n.starts_with(PIN_PREFIX) || is_demo_pod_pin(n) {
-                        out.push(format!("mount {mp}"));
-                    }
-                }
-            }
-        }
-    }
-    for n in &NODES {
-        let d = state_dir(n.name);
-        if d.exists() {
-            out.push(format!("state dir {}", d.display()));
-        }
-    }
-    if Path::new(MARKER).exists() {
-        out.push(format!("marker {MARKER}"));
-    }
-    out
-}
-
-/// Remove whatever a demo left (best effort, keeps going), then put `/run/netns` and
-/// `/run/podnet` back as `before` says they were. Returns what it removed and what failed.
-fn remove_all(before: Option<Before>) -> (Vec<String>, Vec<String>) {
-    let (mut removed, mut errors) = (vec![], vec![]);
-    // Pods first, then the nodes and the client they hang off.
-    let mut pins: Vec<PathBuf> = vec![];
-    if let Ok(rd) = std::fs::read_dir(NETNS_DIR) {
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().to_string();
-            if is_demo_pod_pin(&n) {
-                pins.push(e.path());
-            }
-        }
-        pins.sort();
-    }
-    let mut nodes: Vec<PathBuf> = NODES.iter().map(|n| pin(n.ns)).collect();
-    nodes.push(pin(CLIENT_NS));
-    for p in pins.into_iter().chain(nodes) {
-        let mounted = is_mount_point(&p.display().to_string());
-        if !p.exists() && !mounted {
-            continue;
-        }
-        match netns::remove(&p) {
-            Ok(()) => removed.push(format!("netns {}", p.display())),
-            Err(e) => errors.push(format!("remove netns {}: {e}", p.display())),
-        }
-    }
-    for n in &NODES {
-        let d = state_dir(n.name);
-        if d.exists() {
-            match std::fs::remove_dir_all(&d) {
-                Ok(()) => removed.push(format!("state dir {}", d.display())),
-                Err(e) => errors.push(format!("remove {}: {e}", d.display())),
-            }
-        }
-    }
-    if let Some(b) = before {
-        restore_dirs(b, &mut errors);
-    }
-    match std::fs::remove_file(MARKER) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => errors.push(format!("remove {MARKER}: {e}")),
-    }
-    if let Some(b) = before {
-        if !b.state_root_existed {
-            // Only when empty: a real node's state may have appeared meanwhile.
-            let _ = std::fs::remove_dir(STATE_ROOT);
-        }
-    }
-    (removed, errors)
-}
-
-/// Undo what `netns::ensure_dir` did to `/run/netns` (a shared self-bind mount, as iproute2
-/// makes), but only when it is empty: someone else may have pinned a netns meanwhile.
-fn restore_dirs(b: Before, errors: &mut Vec<String>) {
-    let empty = std::fs::read_dir(NETNS_DIR).map(|mut rd| rd.next().is_none()).unwrap_or(false);
-    if !empty {
-        return;
-    }
-    if !b.netns_dir_was_mount && is_mount_point(NETNS_DIR) {
-        if let Err(e) = nix::mount::umount2(NETNS_DIR, nix::mount::MntFlags::MNT_DETACH) {
-            errors.push(format!("unmount {NETNS_DIR}: {e}"));
-        }
-    }
-    if !b.netns_dir_existed {
-        let _ = std::fs::remove_dir(NETNS_DIR);
-    }
-}
-
-fn read_marker() -> Option<Before> {
-    std::fs::read(MARKER).ok().and_then(|b| serde_json::from_slice(&b).ok())
-}
-
-/// The drop guard of the whole demo: unless disarmed (`--keep`), removes everything.
-struct World {
-    before: Before,
-    armed: bool,
-}
-
-impl World {
-    /// Record the machine's state before touching it. Disarmed until the demo owns something.
-    fn new() -> World {
-        let before = Before {
-            netns_dir_existed: Path::new(NETNS_DIR).exists(),
-            netns_dir_was_mount: is_mount_point(NETNS_DIR),
-            state_root_existed: Path::new(STATE_ROOT).exists(),
-        };
-        World { before, armed: false }
-    }
-
-    /// Create the pinned namespaces. The first pin is created with O_EXCL, so it doubles as the
-    /// lock: a demo racing this one fails there and removes nothing of ours. From then on the
-    /// guard is armed, and the marker records `before` for a later `--cleanup`.
-    fn create_namespaces(&mut self) -> Result<()> {
-        netns::ensure_dir(Path::new(NETNS_DIR)).map_err(|e| e.into_error(format!("prepare {NETNS_DIR}")))?;
-        for (i, name) in NODES.iter().map(|n| n.ns).chain([CLIENT_NS]).enumerate() {
-            netns::create(&pin(name), || ()).map_err(|e| e.into_error(format!("create netns {name}")))?;
-            if i == 0 {
-                self.armed = true;
-                std::fs::create_dir_all(STATE_ROOT).map_err(io_err(format!("create {STATE_ROOT}")))?;
-                let data = serde_json::to_vec(&self.before)
-                    .map_err(|e| Error::new(ErrorKind::Internal, "encode marker", e))?;
-                std::fs::write(MARKER, data).map_err(io_err(format!("write {MARKER}")))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Remove everything now; returns the errors.
-    fn remove(&mut self) -> Vec<String> {
-        self.armed = false;
-        remove_all(Some(self.before)).1
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        if self.armed {
-            let (_, errors) = remove_all(Some(self.before));
-            for e in errors {
-                eprintln!("error (io): demo cleanup: {e}");
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Progress (stderr) and the world
 
 struct Progress {
@@ -322,15 +148,6 @@ impl Progress {
             Err(_) => eprintln!("failed"),
         }
         r
-    }
-}
-
-fn ms(d: Duration) -> String {
-    let m = d.as_secs_f64() * 1e3;
-    if m < 10.0 {
-        format!("{m:.2} ms")
-    } else {
-        format!("{m:.0} ms")
     }
 }
 
@@ -398,218 +215,6 @@ fn hostport() -> PortMapping {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Traffic
-
-/// A TCP server inside a pod: answers each connection with "<pod id> <peer IP>" and closes.
-/// Dropping it shuts the listener down (which wakes the blocked accept), so no socket keeps the
-/// pod's netns alive afterwards.
-struct Server {
-    listener: Arc<TcpListener>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(sb: &Sandbox) -> Result<Server> {
-        let f = File::open(&sb.netns_path).map_err(io_err(format!("open netns of {}", sb.id)))?;
-        // [::] also accepts IPv4 (bindv6only is 0 in a fresh netns); peers then read as
-        // v4-mapped and are shown canonical.
-        let l = netns::run_in(&f, || TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, SERVER_PORT)))
-            .map_err(|e| e.into_error(format!("enter netns of {}", sb.id)))?
-            .map_err(io_err(format!("listen on port {SERVER_PORT} in {}", sb.id)))?;
-        let listener = Arc::new(l);
-        let (l2, id) = (listener.clone(), sb.id.clone());
-        let thread = std::thread::spawn(move || loop {
-            match l2.accept() {
-                Ok((mut s, peer)) => {
-                    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-                    let _ = writeln!(s, "{id} {}", peer.ip().to_canonical());
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        });
-        Ok(Server { listener, thread: Some(thread) })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = nix::sys::socket::shutdown(self.listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Connect from inside `ns` to `to` and read the server's answer; the latency covers connect
-/// and the answer, not the thread that enters the netns.
-fn ask(ns: &Path, to: SocketAddr) -> std::result::Result<(String, Duration), String> {
-    let f = File::open(ns).map_err(|e| format!("open {}: {e}", ns.display()))?;
-    netns::run_in(&f, move || -> std::io::Result<(String, Duration)> {
-        let t = Instant::now();
-        let mut s = TcpStream::connect_timeout(&to, CONNECT_TIMEOUT)?;
-        s.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf)?;
-        Ok((buf, t.elapsed()))
-    })
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())
-}
-
-/// What the server must have seen as the client's address.
-#[derive(Clone, Copy)]
-enum Seen {
-    /// Exactly this address (no NAT on the way).
-    Exactly(IpAddr),
-    /// Anything (masqueraded on purpose, or the node's own choice of source).
-    Any,
-}
-
-struct Check {
-    path: String,
-    from: String,
-    from_ns: PathBuf,
-    to: String,
-    addr: SocketAddr,
-    server: String,
-    seen: Seen,
-}
-
-#[derive(serde::Serialize)]
-struct CheckResult {
-    path: String,
-    from: String,
-    to: String,
-    ok: bool,
-    latency_ms: Option<f64>,
-    server_saw: Option<String>,
-    note: String,
-}
-
-fn run_check(c: &Check) -> CheckResult {
-    let mut r = CheckResult {
-        path: c.path.clone(),
-        from: c.from.clone(),
-        to: c.to.clone(),
-        ok: false,
-        latency_ms: None,
-        server_saw: None,
-        note: String::new(),
-    };
-    match ask(&c.from_ns, c.addr) {
-        Err(e) => r.note = e,
-        Ok((answer, d)) => {
-            r.latency_ms = Some((d.as_secs_f64() * 1e6).round() / 1e3);
-            let mut parts = answer.split_whitespace();
-            let (who, saw) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            r.server_saw = Some(saw.to_string());
-            if who != c.server {
-                r.note = format!("answered by {who:?}, expected {}", c.server);
-            } else {
-                match c.seen {
-                    Seen::Exactly(ip) if saw != ip.to_string() => {
-                        r.note = format!("server saw {saw}, expected {ip} (unwanted NAT)");
-                    }
-                    Seen::Exactly(_) => {
-                        r.ok = true;
-                        r.note = format!("source kept ({saw})");
-                    }
-                    Seen::Any => {
-                        r.ok = true;
-                        r.note = format!("server saw {saw}");
-                    }
-                }
-                if r.ok && d >= Duration::from_millis(900) {
-                    // The kernel's first try was lost and its 1 s retransmission timer fired.
-                    r.note.push_str("; a first packet was retransmitted");
-                }
-            }
-        }
-    }
-    r
-}
-
-fn pod<'a>(pods: &'a [Sandbox], id: &str) -> &'a Sandbox {
-    pods.iter().find(|p| p.id == id).expect("demo pod exists")
-}
-
-fn v4(sb: &Sandbox) -> IpAddr {
-    sb.ipv4().expect("demo pods are dual-stack")
-}
-
-fn v6(sb: &Sandbox) -> IpAddr {
-    sb.ipv6().expect("demo pods are dual-stack")
-}
-
-fn checks(pods: &[Sandbox]) -> Vec<Check> {
-    let p2p = |path: &str, from: &str, to: &str, v6_: bool| {
-        let (f, t) = (pod(pods, from), pod(pods, to));
-        let (fip, tip) = if v6_ { (v6(f), v6(t)) } else { (v4(f), v4(t)) };
-        Check {
-            path: path.to_string(),
-            from: format!("{from} {fip}"),
-            from_ns: f.netns_path.clone(),
-            to: format!("{to} {tip}"),
-            addr: SocketAddr::new(tip, SERVER_PORT),
-            server: to.to_string(),
-            seen: Seen::Exactly(fip),
-        }
-    };
-    let web1 = pod(pods, HOSTPORT_POD);
-    let node1 = &NODES[0];
-    vec![
-        p2p("pod -> pod, same node (bridge)", "web-2", "web-1", false),
-        p2p("pod -> pod, same node (bridge), IPv6", "web-2", "web-1", true),
-        p2p("pod -> pod, same node (routed)", "web-4", "web-3", false),
-        p2p("pod -> pod, same node (routed), IPv6", "web-4", "web-3", true),
-        p2p("pod -> pod, node1 -> node2 (VXLAN)", "web-1", "web-3", false),
-        p2p("pod -> pod, node2 -> node1 (VXLAN)", "web-4", "web-2", false),
-        p2p("pod -> pod, node1 -> node2 (VXLAN), IPv6", "web-2", "web-4", true),
-        p2p("pod -> pod, node2 -> node1 (VXLAN), IPv6", "web-3", "web-1", true),
-        {
-            let t = pod(pods, "web-3");
-            Check {
-                path: "node -> remote pod (VXLAN)".into(),
-                from: node1.name.into(),
-                from_ns: pin(node1.ns),
-                to: format!("web-3 {}", v4(t)),
-                addr: SocketAddr::new(v4(t), SERVER_PORT),
-                server: "web-3".into(),
-                seen: Seen::Any,
-            }
-        },
-        Check {
-            path: "external client -> hostPort".into(),
-            from: format!("client {CLIENT_IP}"),
-            from_ns: pin(CLIENT_NS),
-            to: format!("{} {CLIENT_NODE_IP}:{HOST_PORT}", node1.name),
-            addr: SocketAddr::new(IpAddr::V4(CLIENT_NODE_IP), HOST_PORT),
-            server: HOSTPORT_POD.into(),
-            seen: Seen::Exactly(IpAddr::V4(CLIENT_IP)),
-        },
-        Check {
-            path: "node -> localhost hostPort".into(),
-            from: node1.name.into(),
-            from_ns: pin(node1.ns),
-            to: format!("127.0.0.1:{HOST_PORT}"),
-            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), HOST_PORT),
-            server: HOSTPORT_POD.into(),
-            seen: Seen::Any,
-        },
-        Check {
-            path: "pod -> own hostPort via node IP (hairpin)".into(),
-            from: format!("{HOSTPORT_POD} {}", v4(web1)),
-            from_ns: web1.netns_path.clone(),
-            to: format!("{} {}:{HOST_PORT}", node1.name, node1.underlay),
-            addr: SocketAddr::new(IpAddr::V4(node1.underlay), HOST_PORT),
-            server: HOSTPORT_POD.into(),
-            seen: Seen::Any,
-        },
-    ]
-}
-
-// ---------------------------------------------------------------------------------------------
 // The picture
 
 struct Shown {
@@ -628,10 +233,7 @@ fn picture(shown: &[Shown]) -> String {
     let ipw = shown.iter().flat_map(|n| n.pods.iter().map(|p| ips(p).len())).max().unwrap_or(0);
     for n in shown {
         let p = n.plan;
-        let mode = match p.mode {
-            PodMode::Bridge => "bridge (podnet0)",
-            PodMode::Routed => "routed",
-        };
+        let mode = pod_mode_label(p.mode, &node_config(p).bridge_name);
         s.push_str(&format!(
             "{}  (netns {})  underlay {}  pods {}  mode {mode}  MTU {}\n",
             p.name,
@@ -698,10 +300,15 @@ fn checks_table(results: &[CheckResult]) -> String {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-/// Run `podnet demo`.
-pub fn run(a: &DemoArgs) -> i32 {
+impl Run for DemoArgs {
+    fn run(self) -> i32 {
+        finish(run(&self))
+    }
+}
+
+fn run(a: &DemoArgs) -> Result<i32> {
     if !nix::unistd::geteuid().is_root() {
-        return fail(&Error::new(
+        return Err(Error::new(
             ErrorKind::Permission,
             "podnet demo",
             "needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN: it creates network namespaces)",
@@ -712,7 +319,7 @@ pub fn run(a: &DemoArgs) -> i32 {
     }
     let left = leftovers(None);
     if !left.is_empty() {
-        return fail(&Error::new(
+        return Err(Error::new(
             ErrorKind::AlreadyExists,
             "podnet demo",
             format!(
@@ -722,10 +329,7 @@ pub fn run(a: &DemoArgs) -> i32 {
             ),
         ));
     }
-    match demo(a) {
-        Ok(code) => code,
-        Err(e) => fail(&e),
-    }
+    demo(a)
 }
 
 /// The live cluster: dropped (servers first, then nodes) before the world's pins go.
@@ -810,22 +414,14 @@ fn demo(a: &DemoArgs) -> Result<i32> {
                 .peer_paths(&peer_of(&NODES[1 - i]))
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(c, k)| {
-                    (
-                        c,
-                        match k {
-                            podnet::PeerPath::Overlay => "overlay",
-                            podnet::PeerPath::Routed => "routed",
-                        },
-                    )
-                })
+                .map(|(c, k)| (c, k.name()))
                 .collect(),
         })
         .collect();
     let pic = picture(&shown);
     let table = checks_table(&results);
     if !a.json {
-        emit(&format!("{pic}\n{table}"));
+        emit(&format!("{pic}\n{table}"))?;
     }
 
     let mut teardown = json!(null);
@@ -833,7 +429,7 @@ fn demo(a: &DemoArgs) -> Result<i32> {
         drop(cl);
         world.armed = false;
         if !a.json {
-            emit(&keep_help());
+            emit(&keep_help())?;
         }
     } else {
         let t = Instant::now();
@@ -846,12 +442,12 @@ fn demo(a: &DemoArgs) -> Result<i32> {
                 emit(&format!(
                     "\nteardown: nothing left (no {PIN_PREFIX}* or pn-demo-* pins or mounts in {NETNS_DIR}, no {STATE_ROOT}/demo-* state) in {}\n",
                     ms(took)
-                ));
+                ))?;
             } else {
                 emit(&format!(
                     "\nteardown: LEFT BEHIND: {}\n",
                     left.iter().chain(&errors).cloned().collect::<Vec<_>>().join("; ")
-                ));
+                ))?;
             }
         }
         teardown = json!({"nothing_left": left.is_empty() && errors.is_empty(), "left": left, "errors": errors, "ms": took.as_secs_f64() * 1e3});
@@ -866,7 +462,7 @@ fn demo(a: &DemoArgs) -> Result<i32> {
                     "netns": n.plan.ns,
                     "underlay": n.plan.underlay,
                     "pod_cidrs": n.plan.cidrs,
-                    "mode": match n.plan.mode { PodMode::Bridge => "bridge", PodMode::Routed => "routed" },
+                    "mode": n.plan.mode.name(),
                     "pod_mtu": n.mtu,
                     "pods": n.pods.iter().map(|sb| json!({
                         "id": sb.id,
@@ -888,7 +484,7 @@ fn demo(a: &DemoArgs) -> Result<i32> {
             "teardown": teardown,
             "setup_and_checks_ms": setup_and_checks.as_secs_f64() * 1e3,
             "total_ms": total.as_secs_f64() * 1e3,
-        }));
+        }))?;
     } else {
         let failed = results.iter().filter(|r| !r.ok).count();
         let summary = if failed == 0 {
@@ -896,7 +492,7 @@ fn demo(a: &DemoArgs) -> Result<i32> {
         } else {
             format!("{failed} of {} checks FAILED", results.len())
         };
-        emit(&format!("{summary}; {} total\n", ms(total)));
+        emit(&format!("{summary}; {} total\n", ms(total)))?;
     }
     if teardown.get("nothing_left").and_then(Value::as_bool) == Some(false) {
         return Ok(EXIT_FAILED);
@@ -934,13 +530,13 @@ fn keep_help() -> String {
 }
 
 /// `podnet demo --cleanup`: remove what a kept or interrupted demo left.
-fn cleanup(json_out: bool) -> i32 {
+fn cleanup(json_out: bool) -> Result<i32> {
     let before = read_marker();
     let (removed, errors) = remove_all(before);
     let left = leftovers(before);
     let ok = errors.is_empty() && left.is_empty();
     if json_out {
-        emit_json(&json!({"removed": removed, "errors": errors, "left": left, "nothing_left": ok}));
+        emit_json(&json!({"removed": removed, "errors": errors, "left": left, "nothing_left": ok}))?;
     } else {
         let mut s = String::new();
         for r in &removed {
@@ -951,17 +547,18 @@ fn cleanup(json_out: bool) -> i32 {
                 "nothing left (no {PIN_PREFIX}* or pn-demo-* pins or mounts in {NETNS_DIR}, no {STATE_ROOT}/demo-* state)\n"
             ));
         }
-        emit(&s);
+        emit(&s)?;
     }
     if ok {
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
     let msg = left.iter().chain(&errors).cloned().collect::<Vec<_>>().join("; ");
-    fail(&Error::new(ErrorKind::Io, "podnet demo --cleanup", format!("could not remove everything: {msg}")))
+    Err(Error::new(ErrorKind::Io, "podnet demo --cleanup", format!("could not remove everything: {msg}")))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::machine::is_demo_pod_pin;
     use super::*;
 
     #[test]

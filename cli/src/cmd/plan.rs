@@ -6,6 +6,9 @@ use std::fmt::Write as _;
 use podnet::{Error, ErrorKind};
 use podnet_cluster::{Cidr, Plan, PlanInput};
 
+use super::Run;
+use crate::output::{emit, finish, thousands, Align, Table, EXIT_OK};
+
 /// Arguments of `podnet plan`. Every list flag may be repeated or comma-separated; dual-stack
 /// lists take one IPv4 and one IPv6 entry, primary family first.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -38,33 +41,11 @@ pub struct PlanArgs {
     pub json: bool,
 }
 
-/// Run `podnet plan`: print the plan (warnings included) and return the exit code: 0 on success
-/// (also with warnings), 2 on bad input, 1 on anything else.
-pub fn run_plan(args: PlanArgs) -> i32 {
-    match render(&args) {
-        Ok(text) => emit(&text),
-        Err(e) => {
-            eprintln!("error ({}): {e}", e.kind());
-            if e.kind() == ErrorKind::InvalidArgument {
-                2
-            } else {
-                1
-            }
-        }
-    }
-}
-
-/// Write to stdout; a closed pipe (`podnet plan ... | head`) is not an error worth a panic.
-fn emit(text: &str) -> i32 {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => 0,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(e) => {
-            eprintln!("error (io): write to stdout: {e}");
-            1
-        }
+impl Run for PlanArgs {
+    /// Print the plan (warnings included): 0 on success (also with warnings), 2 on bad input, 1
+    /// on anything else.
+    fn run(self) -> i32 {
+        finish(render(&self).and_then(|text| emit(&text)).map(|()| EXIT_OK))
     }
 }
 
@@ -125,63 +106,19 @@ fn parse_mask(text: &str) -> Result<u8, Error> {
     })
 }
 
-/// `1234567` as `"1,234,567"`.
-fn thousands(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// Column alignment of a [`grid`].
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Align {
-    Left,
-    Right,
-}
-
-/// Render rows under a header with every column as wide as its widest cell.
-fn grid(out: &mut String, title: &str, header: &[(&str, Align)], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|(h, _)| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+/// One titled section of the plan: a table under its title, then a blank line.
+fn grid(out: &mut String, title: &str, header: &[(&str, Align)], rows: Vec<Vec<String>>) {
+    let mut t = Table::aligned(header).indent(2).blank("");
+    for r in rows {
+        t.row(r);
     }
-    let line = |out: &mut String, cells: &mut dyn Iterator<Item = (&str, Align)>| {
-        let mut text = String::from(" ");
-        for ((cell, align), width) in cells.zip(&widths) {
-            text.push(' ');
-            match align {
-                Align::Left => {
-                    let _ = write!(text, "{cell:<width$}");
-                }
-                Align::Right => {
-                    let _ = write!(text, "{cell:>width$}");
-                }
-            }
-            text.push(' ');
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
     out.push_str(title);
     out.push('\n');
-    if header.iter().any(|(h, _)| !h.is_empty()) {
-        line(out, &mut header.iter().copied());
-    }
-    for row in rows {
-        line(out, &mut row.iter().map(String::as_str).zip(header.iter().map(|(_, a)| *a)));
-    }
+    out.push_str(&t.render());
     out.push('\n');
 }
 
@@ -219,7 +156,7 @@ fn table(plan: &Plan) -> String {
             ("PODS/NODE", Right),
             ("POD CAPACITY", Right),
         ],
-        &rows,
+        rows,
     );
 
     if let Some(m) = &plan.machines {
@@ -233,7 +170,7 @@ fn table(plan: &Plan) -> String {
             &mut out,
             "Machines",
             &[("MACHINE SUBNET", Left), ("NODES", Right), ("CONTROL PLANE", Right), ("WORKERS", Right)],
-            &rows,
+            rows,
         );
     }
 
@@ -261,7 +198,7 @@ fn table(plan: &Plan) -> String {
                 ("STATIC BAND", Right),
                 ("API SERVER IP", Left),
             ],
-            &rows,
+            rows,
         );
     }
 
@@ -285,7 +222,7 @@ fn table(plan: &Plan) -> String {
             format!("{} workers x {} pods per node", thousands(plan.workers), thousands(plan.pods_per_node)),
         ],
     ];
-    grid(&mut out, "Summary", &[("", Left), ("", Right), ("", Left)], &rows);
+    grid(&mut out, "Summary", &[("", Left), ("", Right), ("", Left)], rows);
 
     if plan.warnings.is_empty() {
         out.push_str("Warnings: none\n");
@@ -412,8 +349,8 @@ mod tests {
             assert!(line.contains(needle), "{line} lacks {needle:?}");
             assert!(!line.contains('\n'), "{line}");
         }
-        assert_eq!(run_plan(args(&["--cluster-cidr", "10.10.0.1/16"])), 2);
-        assert_eq!(run_plan(args(WORKED)), 0);
+        assert_eq!(args(&["--cluster-cidr", "10.10.0.1/16"]).run(), 2);
+        assert_eq!(args(WORKED).run(), 0);
     }
 
     #[test]
@@ -423,6 +360,5 @@ mod tests {
         assert!(parse_mask("").is_err());
         assert!(parse_mask("+24").is_err());
         assert!(parse_mask("129").is_err());
-        assert_eq!(thousands(1_048_574), "1,048,574");
     }
 }

@@ -10,10 +10,12 @@ use std::time::Instant;
 use podnet::blocking::Node;
 use podnet::internals::netlink::Netlink;
 use podnet::internals::netns;
-use podnet::{NodeConfig, PodMode, SandboxSpec};
+use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
-use crate::stats::Stats;
+use super::{finish, run_worker, timed, us, worker_finish, BenchNode, Stats};
+use crate::cmd::Run;
+use crate::modes::{parser, Named as _};
 
 /// Arguments of `podnet bench sandbox`.
 #[derive(clap::Args, Debug)]
@@ -25,8 +27,8 @@ pub struct BenchSandboxArgs {
     #[arg(long)]
     pub vs_cni: bool,
     /// Pod attachment mode.
-    #[arg(long, default_value = "bridge")]
-    pub mode: String,
+    #[arg(long, default_value = PodMode::default().name(), value_parser = parser::<PodMode>())]
+    pub mode: PodMode,
     /// CNI plugin directory.
     #[arg(long, default_value = "/usr/lib/cni")]
     pub cni_path: PathBuf,
@@ -35,74 +37,13 @@ pub struct BenchSandboxArgs {
     pub no_floor: bool,
 }
 
-/// A throwaway node world in a temp dir, removed on drop.
-pub struct BenchWorld {
-    pub dir: PathBuf,
-    pub node_ns: PathBuf,
-}
-
-impl BenchWorld {
-    pub fn new(tag: &str) -> Result<BenchWorld, String> {
-        let dir = PathBuf::from(format!("/tmp/podnet-bench-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        // State lives on tmpfs in production (/run); measure it there, not on a disk.
-        let none: Option<&str> = None;
-        nix::mount::mount(Some("tmpfs"), &dir, Some("tmpfs"), nix::mount::MsFlags::empty(), none)
-            .map_err(|e| format!("mount tmpfs on {}: {e}", dir.display()))?;
-        let node_ns = dir.join("node");
-        netns::create(&node_ns, || ()).map_err(|e| format!("create node netns: {e}"))?;
-        Ok(BenchWorld { dir, node_ns })
-    }
-
-    pub fn netns_dir(&self) -> PathBuf {
-        self.dir.join("netns")
-    }
-
-    pub fn config(&self, name: &str, mode: PodMode, cidr: &str) -> NodeConfig {
-        NodeConfig::new(name)
-            .netns(&self.node_ns)
-            .state_dir(self.dir.join("state"))
-            .netns_dir(self.netns_dir())
-            .mode(mode)
-            .pod_cidr(cidr.parse().expect("static cidr"))
-    }
-}
-
-impl Drop for BenchWorld {
-    fn drop(&mut self) {
-        if let Ok(rd) = std::fs::read_dir(self.netns_dir()) {
-            for e in rd.flatten() {
-                let _ = netns::remove(&e.path());
-            }
-        }
-        let _ = nix::mount::umount2(&self.netns_dir(), nix::mount::MntFlags::MNT_DETACH);
-        let _ = netns::remove(&self.node_ns);
-        let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn us(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e6
-}
-
 /// podnet through its public Rust API.
-pub fn run_podnet(count: usize, mode: PodMode) -> Result<(Stats, Stats), String> {
-    let w = BenchWorld::new("podnet")?;
-    let node = Node::open(w.config("bench", mode, "10.99.0.0/16")).map_err(|e| e.to_string())?;
-    let mut create = Stats::default();
-    for i in 0..count {
-        let t = Instant::now();
-        node.create_sandbox(&SandboxSpec::new(format!("p{i}"))).map_err(|e| e.to_string())?;
-        create.push(us(t));
-    }
-    let mut delete = Stats::default();
-    for i in 0..count {
-        let t = Instant::now();
-        node.delete_sandbox(&format!("p{i}")).map_err(|e| e.to_string())?;
-        delete.push(us(t));
-    }
+fn run_podnet(count: usize, mode: PodMode) -> Result<(Stats, Stats), String> {
+    let w = BenchNode::new("podnet")?;
+    let node = Node::open(w.config(mode, "10.99.0.0/16")).map_err(|e| e.to_string())?;
+    let create =
+        timed(count, |i| node.create_sandbox(&SandboxSpec::new(format!("p{i}"))).map(drop).map_err(|e| e.to_string()))?;
+    let delete = timed(count, |i| node.delete_sandbox(&format!("p{i}")).map_err(|e| e.to_string()))?;
     // Let the kernel finish destroying the pods (asynchronous, batched) before the next phase,
     // so one phase's cleanup does not slow the next one's creates.
     node.block_on(settle(node.inner().netlink()));
@@ -111,7 +52,7 @@ pub fn run_podnet(count: usize, mode: PodMode) -> Result<(Stats, Stats), String>
 }
 
 /// Wait (up to 60 s) until no veth is left in a node netns.
-pub async fn settle(nl: &Netlink) {
+async fn settle(nl: &Netlink) {
     for _ in 0..6000 {
         match nl.links().await {
             Ok(l) if l.iter().any(|l| l.kind.as_deref() == Some("veth")) => {}
@@ -123,24 +64,24 @@ pub async fn settle(nl: &Netlink) {
 
 /// The floor: the same kernel requests as a bridge-mode create, issued bare (no validation,
 /// IPAM, records or locks), on the same kind of throwaway node.
-pub fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
-    let w = BenchWorld::new("floor")?;
+fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
+    let w = BenchNode::new("floor")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let node_f = File::open(&w.node_ns).map_err(|e| e.to_string())?;
+        let node_f = File::open(&w.ns).map_err(|e| e.to_string())?;
         let nl = Netlink::from_socket(netns::netlink_socket_in(&node_f, 0).map_err(|e| e.to_string())?);
         let br = nl.ensure_bridge("floor0", 1500).await.map_err(|e| e.to_string())?;
         nl.add_address(br, "10.98.0.1".parse().unwrap(), 16).await.map_err(|e| e.to_string())?;
-        netns::ensure_dir(&w.netns_dir()).map_err(|e| e.to_string())?;
+        netns::ensure_dir(&w.world.netns_dir()).map_err(|e| e.to_string())?;
         let mut create = Stats::default();
         let mut pins = vec![];
         for i in 0..count {
             let t = Instant::now();
-            let pin = w.netns_dir().join(format!("f{i}"));
+            let pin = w.world.netns_dir().join(format!("f{i}"));
             let c = netns::create(&pin, podnet::internals::pod_netns_setup).map_err(|e| e.to_string())?;
             let pod = Netlink::from_socket(c.value.map_err(|e| e.to_string())?);
             let host = format!("fl{i}");
@@ -194,30 +135,10 @@ pub fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
     })
 }
 
-/// The CNI chain, measured by a child `podnet bench cni-worker` in its own net + mount
-/// namespace (so `ip netns add` and host-local's files stay private).
-pub fn run_cni(count: usize, cni_path: &Path) -> Result<(Stats, Stats), String> {
-    for p in ["loopback", "bridge", "host-local"] {
-        if !cni_path.join(p).exists() {
-            return Err(format!(
-                "{} not found: install Debian's containernetworking-plugins",
-                cni_path.join(p).display()
-            ));
-        }
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new("unshare")
-        .args(["--net", "--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args(["bench", "cni-worker", "--count", &count.to_string(), "--cni-path"])
-        .arg(cni_path)
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("run unshare: {e}"))?;
-    if !out.status.success() {
-        return Err(format!("cni worker failed: {}", String::from_utf8_lossy(&out.stdout)));
-    }
-    let v: Value = serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("cni worker output: {e}"))?;
+/// The CNI chain, measured by a child `podnet bench cni-worker` (see `run_worker`).
+fn run_cni(count: usize, cni_path: &Path) -> Result<(Stats, Stats), String> {
+    let v =
+        run_worker("cni-worker", &["--count", &count.to_string()], cni_path, &["loopback", "bridge", "host-local"])?;
     let get = |k: &str| -> Stats {
         Stats::from_vec(v[k].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect()).unwrap_or_default())
     };
@@ -234,20 +155,21 @@ pub struct CniWorkerArgs {
 }
 
 /// Runs inside `unshare --net --mount`: a private tmpfs on /run/netns and the IPAM dir.
-pub fn cni_worker(a: &CniWorkerArgs) -> i32 {
-    match cni_worker_inner(a) {
-        Ok(v) => {
-            println!("{v}");
-            0
-        }
-        Err(e) => {
-            println!("{e}");
-            1
-        }
+impl Run for CniWorkerArgs {
+    fn run(self) -> i32 {
+        worker_finish(cni_worker(&self))
     }
 }
 
-fn exec_plugin(cni_path: &Path, plugin: &str, cmd: &str, id: &str, netns: &Path, conf: &str) -> Result<(), String> {
+/// Run one CNI plugin command (stdin: `conf`) as a runtime would; its stdout on failure.
+pub(super) fn exec_plugin(
+    cni_path: &Path,
+    plugin: &str,
+    cmd: &str,
+    id: &str,
+    netns: &Path,
+    conf: &str,
+) -> Result<(), String> {
     use std::io::Write;
     let mut child = Command::new(cni_path.join(plugin))
         .env_clear()
@@ -270,7 +192,7 @@ fn exec_plugin(cni_path: &Path, plugin: &str, cmd: &str, id: &str, netns: &Path,
     Ok(())
 }
 
-fn cni_worker_inner(a: &CniWorkerArgs) -> Result<Value, String> {
+fn cni_worker(a: &CniWorkerArgs) -> Result<Value, String> {
     use nix::mount::{mount, MsFlags};
     let none: Option<&str> = None;
     for d in ["/run/netns", "/run/podnet-cni-bench"] {
@@ -315,18 +237,14 @@ fn cni_worker_inner(a: &CniWorkerArgs) -> Result<Value, String> {
     Ok(json!({"create": create, "delete": delete}))
 }
 
-pub fn run(a: &BenchSandboxArgs) -> i32 {
-    match run_inner(a) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error (bench): {e}");
-            1
-        }
+impl Run for BenchSandboxArgs {
+    fn run(self) -> i32 {
+        finish(bench(&self))
     }
 }
 
-fn run_inner(a: &BenchSandboxArgs) -> Result<(), String> {
-    let mode: PodMode = a.mode.parse().map_err(|e: podnet::Error| e.to_string())?;
+fn bench(a: &BenchSandboxArgs) -> Result<Value, String> {
+    let mode = a.mode;
     if a.count < 2 {
         return Err("--count must be at least 2".into());
     }
@@ -340,7 +258,7 @@ fn run_inner(a: &BenchSandboxArgs) -> Result<(), String> {
     };
     let mut out = json!({
         "count": a.count,
-        "mode": a.mode,
+        "mode": mode.name(),
         "create_p50_us": c.p50(), "create_p99_us": c.p99(),
         "delete_p50_us": d.p50(), "delete_p99_us": d.p99(),
         "create_first100_mean_us": c.first_mean(100), "create_last100_mean_us": c.last_mean(100),
@@ -367,6 +285,5 @@ fn run_inner(a: &BenchSandboxArgs) -> Result<(), String> {
         fc.p50(),
         d.p50()
     );
-    println!("{out}");
-    Ok(())
+    Ok(out)
 }

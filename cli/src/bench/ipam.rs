@@ -7,6 +7,9 @@ use std::time::Instant;
 use podnet::{Error, ErrorKind};
 use podnet_cluster::{Cidr, ClusterCidr, NodeCidrAllocator, ServiceIpAllocator};
 
+use crate::cmd::Run;
+use crate::output::{emit, finish, EXIT_OK};
+
 /// Target for allocating every node CIDR of the default /8, in milliseconds.
 const NODE_CIDRS_TARGET_MS: f64 = 50.0;
 /// Target for allocating every service IP of the default /12, in milliseconds.
@@ -57,37 +60,16 @@ struct Report {
     within_targets: bool,
 }
 
-/// Run `podnet bench ipam`. Returns 0 when the run completed (whether or not it met the
-/// targets, which the JSON reports), 2 on bad arguments, 1 when a count came out wrong.
-pub fn run_bench_ipam(args: BenchIpamArgs) -> i32 {
-    let report = match bench(&args) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("error ({}): {e}", e.kind());
-            return if e.kind() == ErrorKind::InvalidArgument { 2 } else { 1 };
-        }
-    };
-    let json = match serde_json::to_string(&report) {
-        Ok(json) => json,
-        Err(e) => {
-            eprintln!("error (internal): encode benchmark report: {e}");
-            return 1;
-        }
-    };
-    emit(&format!("{}{json}\n", summary(&report)))
-}
-
-/// Write to stdout; a closed pipe (`podnet bench ipam | head`) is not an error worth a panic.
-fn emit(text: &str) -> i32 {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => 0,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-        Err(e) => {
-            eprintln!("error (io): write to stdout: {e}");
-            1
-        }
+/// Run `podnet bench ipam`: 0 when the run completed (whether or not it met the targets, which
+/// the JSON reports), 2 on bad arguments, 1 when a count came out wrong.
+impl Run for BenchIpamArgs {
+    fn run(self) -> i32 {
+        finish(bench(&self).and_then(|report| {
+            let json = serde_json::to_string(&report)
+                .map_err(|e| Error::new(ErrorKind::Internal, "encode benchmark report", e))?;
+            emit(&format!("{}{json}\n", summary(&report)))?;
+            Ok(EXIT_OK)
+        }))
     }
 }
 
@@ -164,13 +146,7 @@ fn fill_node_cidrs(pool: ClusterCidr, service: Cidr) -> Result<(f64, NodeCidrAll
     let services: &[Cidr] = if service.overlaps(&pool.cidr) { &[] } else { &[service] };
     let start = Instant::now();
     let mut alloc = NodeCidrAllocator::new(&[pool], services)?;
-    let mut count = 0u64;
-    let exhausted = loop {
-        match alloc.allocate() {
-            Ok(_) => count += 1,
-            Err(e) => break e,
-        }
-    };
+    let (count, exhausted) = until_exhausted(0, || alloc.allocate());
     let elapsed = ms(start);
     check_exact("node CIDRs", count, alloc.capacity(), &exhausted)?;
     Ok((elapsed, alloc))
@@ -185,16 +161,21 @@ fn fill_service_ips(service: Cidr, seed: Option<u64>) -> Result<(f64, ServiceIpA
         alloc = alloc.with_seed(seed);
     }
     alloc.allocate(alloc.api_server_ip())?;
-    let mut count = 1u64;
-    let exhausted = loop {
-        match alloc.allocate_next() {
-            Ok(_) => count += 1,
-            Err(e) => break e,
-        }
-    };
+    let (count, exhausted) = until_exhausted(1, || alloc.allocate_next());
     let elapsed = ms(start);
     check_exact("service IPs", count, alloc.size(), &exhausted)?;
     Ok((elapsed, alloc))
+}
+
+/// Call `next` until it fails; the count of successes (plus `start`) and the error it stopped with.
+fn until_exhausted<T>(start: u64, mut next: impl FnMut() -> Result<T, Error>) -> (u64, Error) {
+    let mut count = start;
+    loop {
+        match next() {
+            Ok(_) => count += 1,
+            Err(e) => return (count, e),
+        }
+    }
 }
 
 fn check_exact(what: &str, count: u64, capacity: u64, stop: &Error) -> Result<(), Error> {
@@ -209,24 +190,24 @@ fn check_exact(what: &str, count: u64, capacity: u64, stop: &Error) -> Result<()
 }
 
 fn summary(r: &Report) -> String {
-    let verdict = |ms: f64, target: f64| if ms < target { "ok" } else { "OVER TARGET" };
+    let line = |label: &str, count: u64, what: String, ms: f64, target: f64| {
+        let verdict = if ms < target { "ok" } else { "OVER TARGET" };
+        format!("  {label:<12} {count:>9} {what} {ms:>10.3} ms  (target < {target} ms: {verdict})\n")
+    };
     let mut out = format!("podnet bench ipam ({} build, best of {} run(s))\n", r.profile, r.runs);
-    out += &format!(
-        "  node CIDRs:  {:>9} /{}s of {:<16} {:>10.3} ms  (target < {} ms: {})\n",
+    out += &line(
+        "node CIDRs:",
         r.node_cidrs,
-        r.node_mask,
-        r.cluster_cidr,
+        format!("/{}s of {:<16}", r.node_mask, r.cluster_cidr),
         r.node_cidrs_all_ms,
         r.node_cidrs_target_ms,
-        verdict(r.node_cidrs_all_ms, r.node_cidrs_target_ms)
     );
-    out += &format!(
-        "  service IPs: {:>9} IPs of {:<17} {:>10.3} ms  (target < {} ms: {})\n",
+    out += &line(
+        "service IPs:",
         r.service_ips,
-        r.service_cidr,
+        format!("IPs of {:<17}", r.service_cidr),
         r.service_ips_all_ms,
         r.service_ips_target_ms,
-        verdict(r.service_ips_all_ms, r.service_ips_target_ms)
     );
     out += &format!(
         "  state: node allocator {} bytes, service allocator {} bytes \
@@ -258,7 +239,7 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert!(json["node_cidrs_all_ms"].is_number());
         assert!(json["service_ips_all_ms"].is_number());
-        assert_eq!(run_bench_ipam(args), 0);
+        assert_eq!(args.run(), 0);
     }
 
     #[test]
@@ -270,7 +251,7 @@ mod tests {
             runs: 1,
             seed: None,
         };
-        assert_eq!(run_bench_ipam(args.clone()), 2);
-        assert_eq!(run_bench_ipam(BenchIpamArgs { cluster_cidr: "10.0.0.0/8".into(), runs: 0, ..args }), 2);
+        assert_eq!(args.clone().run(), 2);
+        assert_eq!(BenchIpamArgs { cluster_cidr: "10.0.0.0/8".into(), runs: 0, ..args }.run(), 2);
     }
 }

@@ -1,0 +1,124 @@
+//! `podnet bench ...`: benchmark programs (not tests), one file each. Each prints progress on
+//! stderr and its result as one JSON line on stdout; the hidden workers run the CNI reference
+//! plugins in a private namespace for the comparisons.
+
+mod ipam;
+mod peers;
+mod ports;
+mod sandbox;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use podnet::PodMode;
+use podnet_world::World;
+use serde_json::Value;
+
+pub use self::stats::Stats;
+use crate::output::{emit_json_line, fail_text, EXIT_OK};
+
+commands! {
+    /// Benchmarks.
+    enum BenchCmd {
+        /// Create then delete N sandboxes; compare with the bare kernel requests and the CNI chain.
+        Sandbox(sandbox::BenchSandboxArgs),
+        /// Sync N peers from empty, then time one peer change against N and against 10.
+        Peers(peers::BenchPeersArgs),
+        /// Add then remove N host-port mappings; compare with the CNI portmap plugin.
+        Ports(ports::BenchPortsArgs),
+        /// Allocate every node CIDR of a /8 and every service IP of a /12.
+        Ipam(ipam::BenchIpamArgs),
+        #[command(hide = true)]
+        PortmapWorker(ports::PortmapWorkerArgs),
+        #[command(hide = true)]
+        CniWorker(sandbox::CniWorkerArgs),
+    }
+}
+
+/// A benchmark's outcome: its JSON result line, or `error (bench): ...` and exit 1.
+fn finish(r: Result<Value, String>) -> i32 {
+    match r.and_then(|v| emit_json_line(&v).map_err(|e| e.to_string())) {
+        Ok(()) => EXIT_OK,
+        Err(e) => fail_text("bench", &e),
+    }
+}
+
+/// A hidden worker's outcome: its JSON result, or the error text, on stdout for the parent.
+fn worker_finish(r: Result<Value, String>) -> i32 {
+    match r {
+        Ok(v) => {
+            println!("{v}");
+            0
+        }
+        Err(e) => {
+            println!("{e}");
+            1
+        }
+    }
+}
+
+/// Run `podnet bench <worker> ARGS... --cni-path DIR` in a private net + mount namespace (so
+/// `ip netns add` and the plugins' files stay private) and parse the JSON it prints. The
+/// plugins named must exist in `cni_path`.
+fn run_worker(worker: &str, args: &[&str], cni_path: &Path, plugins: &[&str]) -> Result<Value, String> {
+    for p in plugins {
+        if !cni_path.join(p).exists() {
+            return Err(format!(
+                "{} not found: install Debian's containernetworking-plugins",
+                cni_path.join(p).display()
+            ));
+        }
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new("unshare")
+        .args(["--net", "--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(["bench", worker])
+        .args(args)
+        .arg("--cni-path")
+        .arg(cni_path)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("run unshare: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{worker} failed: {}", String::from_utf8_lossy(&out.stdout)));
+    }
+    serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("{worker} output: {e}"))
+}
+
+/// Microseconds since `t`.
+fn us(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e6
+}
+
+/// Time `f(i)` for each `i` in `0..count`, in microseconds.
+fn timed(count: usize, mut f: impl FnMut(usize) -> Result<(), String>) -> Result<Stats, String> {
+    let mut s = Stats::default();
+    for i in 0..count {
+        let t = Instant::now();
+        f(i)?;
+        s.push(us(t));
+    }
+    Ok(s)
+}
+
+/// A throwaway node for a benchmark: a world (see `podnet-world`) with one netns, `node`.
+struct BenchNode {
+    world: World,
+    ns: PathBuf,
+}
+
+impl BenchNode {
+    fn new(tag: &str) -> Result<BenchNode, String> {
+        let mut world = World::try_new(&format!("bench-{tag}"))?;
+        let ns = world.try_netns("node")?;
+        Ok(BenchNode { world, ns })
+    }
+
+    /// A node config living in the world.
+    fn config(&self, mode: PodMode, cidr: &str) -> podnet::NodeConfig {
+        self.world.node_config("bench", &self.ns).mode(mode).pod_cidr(cidr.parse().expect("static cidr"))
+    }
+}

@@ -1,0 +1,157 @@
+//! The operator commands (`node`, `sandbox`, `peer`, `port`, `gc`) and `plan`, one file each.
+//! Each file owns its clap arguments and a [`Run`] implementation; `main.rs` lists them once.
+//! The node commands reopen the node from the `node.json` its last `Node::open` wrote and make
+//! the same library call a runtime makes; input is validated before anything is opened where
+//! the library lets us.
+
+pub mod gc;
+pub mod node;
+pub mod peer;
+pub mod plan;
+pub mod port;
+pub mod sandbox;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use podnet::blocking::Node;
+use podnet::{Error, ErrorKind, NodeConfig, Result};
+
+use crate::output::{finish, show, EXIT_OK};
+
+/// A command: parsed arguments that run and return the process's exit code.
+pub trait Run {
+    /// Run the command; errors are printed by the implementation (see `output`).
+    fn run(self) -> i32;
+}
+
+/// A command of a group that talks to one node (`node`, `sandbox`, `peer`, `port`).
+pub trait NodeCommand {
+    /// Run against the node `t` names; the exit code, or the error to print.
+    fn run(self, t: &Target) -> Result<i32>;
+}
+
+/// `podnet <group> [--node NAME] [--state-dir DIR] [--json] <command> ...`: the node options
+/// may go anywhere after the group.
+#[derive(Args, Debug)]
+pub struct Group<C: Subcommand + NodeCommand> {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    cmd: C,
+}
+
+impl<C: Subcommand + NodeCommand> Run for Group<C> {
+    fn run(self) -> i32 {
+        finish(self.cmd.run(&self.target))
+    }
+}
+
+/// Which node a command talks to, and how it prints. Global within each command group.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Target {
+    /// Node name [default: $PODNET_NODE, else "default"].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The node's state directory [default: /run/podnet/NAME].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print one JSON document instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Target {
+    /// The node name the user chose (flag, then environment), if any.
+    fn chosen_name(&self) -> Option<String> {
+        self.node.clone().or_else(|| std::env::var("PODNET_NODE").ok().filter(|s| !s.is_empty()))
+    }
+
+    /// The node's name, validated.
+    pub fn name(&self) -> Result<String> {
+        let n = self.chosen_name().unwrap_or_else(|| "default".into());
+        podnet::validate_name(&n, "node name").map_err(|m| Error::invalid("select node", m))?;
+        Ok(n)
+    }
+
+    /// The node's state dir.
+    pub fn dir(&self) -> Result<PathBuf> {
+        match &self.state_dir {
+            Some(d) => Ok(d.clone()),
+            None => Ok(Path::new("/run/podnet").join(self.name()?)),
+        }
+    }
+
+    /// The config the node was last opened with.
+    pub fn load(&self) -> Result<NodeConfig> {
+        let dir = self.dir()?;
+        let name = self.name()?;
+        let mut cfg = NodeConfig::load(&dir).map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("open node {name}"),
+                    format!(
+                        "not initialized ({} does not exist; run `podnet node init --node {name} --pod-cidr CIDR`)",
+                        dir.join("node.json").display()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        if let Some(n) = self.chosen_name() {
+            if n != cfg.name {
+                return Err(Error::invalid(
+                    "select node",
+                    format!("--node {n} but {} holds node {}", dir.display(), cfg.name),
+                ));
+            }
+        }
+        if cfg.effective_state_dir() != dir {
+            cfg.state_dir = Some(dir);
+        }
+        Ok(cfg)
+    }
+
+    /// Reopen the node, read a list from it and show it (`--json`, or the table `table` makes).
+    pub fn list<T: serde::Serialize>(
+        &self,
+        get: impl FnOnce(&Node) -> Result<T>,
+        table: impl FnOnce(&T) -> String,
+    ) -> Result<i32> {
+        let (_, node) = self.open()?;
+        let items = get(&node)?;
+        show(self.json, &items, || table(&items))?;
+        Ok(EXIT_OK)
+    }
+
+    /// Reopen the node (idempotent init; cheap).
+    pub fn open(&self) -> Result<(NodeConfig, Node)> {
+        let cfg = self.load()?;
+        let node = Node::open(cfg.clone())?;
+        Ok((cfg, node))
+    }
+}
+
+/// A sandbox id fit to be a file name, or `invalid_argument` naming the operation.
+pub fn valid_id(id: &str, op: &str) -> Result<()> {
+    podnet::validate_name(id, "sandbox id").map_err(|m| Error::invalid(format!("{op} {id:?}"), m))
+}
+
+/// Read a file, or stdin for `-`.
+pub fn read_input(path: &Path, what: &str) -> Result<Vec<u8>> {
+    let mut buf = vec![];
+    if path == Path::new("-") {
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::new(ErrorKind::Io, format!("read {what} from stdin"), e))?;
+    } else {
+        buf = std::fs::read(path).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::NotFound { ErrorKind::NotFound } else { ErrorKind::Io };
+            Error::new(kind, format!("read {what} {}", path.display()), e)
+        })?;
+    }
+    Ok(buf)
+}

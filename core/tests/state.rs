@@ -1,0 +1,430 @@
+//! Node state under crashes, races and damage (run as root: `cargo test`). The invariants:
+//! an address is never held by two pods, nothing leaks, a live process's work in flight is
+//! never undone, and damaged state is an error that changes nothing.
+//!
+//! `crash_recovery_converges` kills a child process (this test binary, running the library)
+//! with SIGKILL at random points of creates, deletes and port changes, then runs the documented
+//! recovery (open the node, `gc` with the runtime's live list) and checks the kernel against the
+//! state. `PODNET_CRASH_ITERATIONS` sets how many kills (default 12; try 500 on demand).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use podnet::blocking::Node;
+use podnet::{ErrorKind, NodeConfig, PodMode, PortMapping, Protocol, Sandbox, SandboxSpec};
+use podnet_world::*;
+
+fn cfg(w: &World, name: &str, ns: &Path) -> NodeConfig {
+    NodeConfig::new(name)
+        .netns(ns)
+        .state_dir(w.state_dir(name))
+        .netns_dir(w.netns_dir())
+        .mode(PodMode::Bridge)
+        .pod_cidr("10.31.0.0/24".parse().unwrap())
+        .pod_cidr("fd00:31::/120".parse().unwrap())
+}
+
+/// Host veths podnet marked, with their alias, read with `ip` (the oracle).
+fn marked_links(ns: &Path) -> HashMap<String, String> {
+    let out = in_ns(ns, &["ip", "-d", "-o", "link", "show"]);
+    let mut m = HashMap::new();
+    for line in out.lines() {
+        let Some(name) = line.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()) else {
+            continue;
+        };
+        if let Some(i) = line.find("alias podnet/") {
+            m.insert(name, line[i + 6..].split_whitespace().next().unwrap_or("").to_string());
+        }
+    }
+    m
+}
+
+fn host_veth_count(ns: &Path) -> usize {
+    in_ns(ns, &["ip", "-o", "link", "show", "type", "veth"]).lines().count()
+}
+
+/// Every address the kernel carries on pod interfaces, read inside each pod's netns.
+fn pod_addresses(pods: &[Sandbox]) -> Vec<IpAddr> {
+    let mut v = vec![];
+    for sb in pods {
+        let out = in_ns(&sb.netns_path, &["ip", "-o", "addr", "show", "dev", &sb.ifname]);
+        for net in &sb.ips {
+            if out.contains(&format!(" {}/", net.ip())) {
+                v.push(net.ip());
+            }
+        }
+    }
+    v
+}
+
+fn nft_hostport_elements(ns: &Path) -> usize {
+    let out = in_ns(ns, &["nft", "-j", "list", "table", "inet", "podnet"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("map"))
+        .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("hostports")))
+        .map(|m| m["elem"].as_array().map_or(0, |e| e.len()))
+        .sum()
+}
+
+/// The converged state: every listed sandbox is whole, nothing else podnet makes exists, and
+/// no address is carried twice.
+fn assert_converged(w: &World, ns: &Path, node: &Node, ctx: &str) {
+    let pods = node.list_sandboxes().unwrap();
+    for sb in &pods {
+        let rep = node.check_sandbox(&sb.id).unwrap();
+        assert!(rep.is_ok(), "{ctx}: {} is not whole: {:?}", sb.id, rep.problems);
+    }
+    let mut pins: Vec<String> = w.pod_pins();
+    pins.sort();
+    let mut want: Vec<String> =
+        pods.iter().map(|s| s.netns_path.file_name().unwrap().to_string_lossy().to_string()).collect();
+    want.sort();
+    assert_eq!(pins, want, "{ctx}: pins");
+    // Deleted pods' veths vanish with their netns, asynchronously.
+    let owned: HashSet<&str> = pods.iter().map(|s| s.host_ifname.as_str()).collect();
+    for _ in 0..300 {
+        if marked_links(ns).keys().all(|l| owned.contains(l.as_str())) && host_veth_count(ns) == owned.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let links: HashSet<String> = marked_links(ns).into_keys().collect();
+    assert_eq!(links, owned.iter().map(|s| s.to_string()).collect::<HashSet<_>>(), "{ctx}: marked veths");
+    assert_eq!(host_veth_count(ns), owned.len(), "{ctx}: veths");
+    let addrs = pod_addresses(&pods);
+    let distinct: HashSet<&IpAddr> = addrs.iter().collect();
+    assert_eq!(distinct.len(), addrs.len(), "{ctx}: an address is carried twice: {addrs:?}");
+    assert_eq!(addrs.len(), pods.iter().map(|s| s.ips.len()).sum::<usize>(), "{ctx}: pod addresses");
+    let c = podnet::internals::state_counts(&w.state_dir(&node.inner().config().name)).unwrap();
+    assert_eq!(c.sandboxes, pods.len(), "{ctx}: {c:?}");
+    assert_eq!(c.addresses, addrs.len(), "{ctx}: {c:?}");
+    let ports: usize = pods.iter().map(|s| s.ports.len()).sum();
+    assert_eq!(c.ports, ports, "{ctx}: {c:?}");
+    let elems: usize = pods
+        .iter()
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .map(move |m| s.ips.iter().filter(|n| m.host_ip.is_none_or(|h| h.is_ipv4() == n.is_ipv4())).count())
+        })
+        .sum();
+    assert_eq!(nft_hostport_elements(ns), elems, "{ctx}: host-port elements");
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The child: runs creates, deletes and port changes until it is killed.
+#[test]
+#[ignore = "child process of crash_recovery_converges"]
+fn crash_child() {
+    let Ok(world) = std::env::var("PODNET_CRASH_WORLD") else { return };
+    let seed: u64 = std::env::var("PODNET_CRASH_SEED").unwrap().parse().unwrap();
+    let w = World::attach(PathBuf::from(world));
+    let ns = w.dir.join("ns").join("crash");
+    let node = Node::open(cfg(&w, "crash", &ns)).unwrap();
+    let mut rng = Rng(seed);
+    loop {
+        let id = format!("c{}", rng.below(12));
+        match rng.below(5) {
+            0 | 1 => {
+                let mut spec = SandboxSpec::new(&id);
+                spec.mode = Some(if rng.below(2) == 0 { PodMode::Bridge } else { PodMode::Routed });
+                if rng.below(2) == 0 {
+                    spec.ports = vec![PortMapping {
+                        protocol: Protocol::Tcp,
+                        host_ip: None,
+                        host_port: 20000 + rng.below(12) as u16,
+                        container_port: 80,
+                    }];
+                }
+                let _ = node.create_sandbox(&spec);
+            }
+            2 | 3 => {
+                let _ = node.delete_sandbox(&id);
+            }
+            _ => {
+                let m = PortMapping {
+                    protocol: Protocol::Udp,
+                    host_ip: None,
+                    host_port: 30000 + rng.below(12) as u16,
+                    container_port: 53,
+                };
+                if rng.below(2) == 0 {
+                    let _ = node.add_ports(&id, &[m]);
+                } else {
+                    let _ = node.remove_ports(&id, &[m]);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn crash_recovery_converges() {
+    let iterations: usize = std::env::var("PODNET_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
+    let mut w = World::new("crash");
+    let ns = w.netns("crash");
+    let seed0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut rng = Rng(seed0);
+    let exe = std::env::current_exe().unwrap();
+    let mut kills = 0;
+    for i in 0..iterations {
+        let seed = rng.next() | 1;
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env("PODNET_CRASH_WORLD", &w.dir)
+            .env("PODNET_CRASH_SEED", seed.to_string())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Let it open the node (a few ms) and then work for a random while.
+        std::thread::sleep(Duration::from_millis(15 + rng.below(120)));
+        // SAFETY: kill(2) on our own child's pid, which we have not waited for yet.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let status = child.wait().unwrap();
+        kills += usize::from(status.code().is_none());
+        // The documented recovery: open the node (finishes dead owners' intents), then gc with
+        // the runtime's live list (here: every sandbox the node lists).
+        let node = Node::open(cfg(&w, "crash", &ns)).unwrap();
+        let live: Vec<String> = node.list_sandboxes().unwrap().into_iter().map(|s| s.id).collect();
+        let live_refs: Vec<&str> = live.iter().map(|s| s.as_str()).collect();
+        let rep = node.gc(&live_refs).unwrap();
+        assert!(rep.errors.is_empty(), "iteration {i} (seed {seed}): gc errors {:?}", rep.errors);
+        assert_converged(&w, &ns, &node, &format!("iteration {i} (seed {seed})"));
+    }
+    assert!(kills > 0, "the child was never killed mid-way");
+    let node = Node::open(cfg(&w, "crash", &ns)).unwrap();
+    node.gc(&[]).unwrap();
+    assert_converged(&w, &ns, &node, "after gc of everything");
+    assert!(w.state_files("crash").is_empty(), "{:?}", w.state_files("crash"));
+}
+
+#[test]
+fn gc_never_undoes_creates_in_flight() {
+    let mut w = World::new("gcrace");
+    let ns = w.netns("gcrace");
+    let creator = Node::open(cfg(&w, "gcrace", &ns)).unwrap();
+    // A second node handle on the same state dir: another owner, as another process is.
+    let collector = Node::open(cfg(&w, "gcrace", &ns)).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // Stops the gc loop also when the creator panics, so the test fails instead of hanging.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let created = std::thread::scope(|s| {
+        let gc = s.spawn(|| {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // An operator's or a runtime's periodic `podnet gc --orphans-only`.
+                let rep = collector.gc_orphans().unwrap();
+                assert!(rep.sandboxes.is_empty(), "gc removed {:?}", rep.sandboxes);
+                runs += 1;
+            }
+            runs
+        });
+        let _stop = StopOnDrop(&stop);
+        let mut created = vec![];
+        for i in 0..60u16 {
+            let mut spec = SandboxSpec::new(format!("g{i}"));
+            spec.ports =
+                vec![PortMapping { protocol: Protocol::Tcp, host_ip: None, host_port: 21000 + i, container_port: 80 }];
+            created.push(creator.create_sandbox(&spec).unwrap());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(gc.join().unwrap() > 0);
+        created
+    });
+    let listed = creator.list_sandboxes().unwrap();
+    assert_eq!(listed.len(), created.len(), "every create that succeeded is still there");
+    assert_eq!(creator.list_ports().unwrap().len(), 60, "no host port lost");
+    assert_converged(&w, &ns, &creator, "after the race");
+    creator.gc(&[]).unwrap();
+    assert_converged(&w, &ns, &creator, "after gc of everything");
+}
+
+#[test]
+fn two_creators_a_lister_and_a_deleter_share_a_state_dir() {
+    let mut w = World::new("share");
+    let ns = w.netns("share");
+    let nodes: Vec<Node> = (0..4).map(|_| Node::open(cfg(&w, "share", &ns)).unwrap()).collect();
+    std::thread::scope(|s| {
+        for (t, n) in nodes[..2].iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..40u16 {
+                    let mut spec = SandboxSpec::new(format!("s{t}-{i}"));
+                    // Both creators ask for the same host ports: exactly one wins each.
+                    spec.ports = vec![PortMapping {
+                        protocol: Protocol::Tcp,
+                        host_ip: None,
+                        host_port: 22000 + i,
+                        container_port: 80,
+                    }];
+                    match n.create_sandbox(&spec) {
+                        Ok(_) => {}
+                        Err(e) => assert_eq!(e.kind(), ErrorKind::Conflict, "{e}"),
+                    }
+                }
+            });
+        }
+        s.spawn(|| {
+            for _ in 0..40 {
+                let _ = nodes[2].list_sandboxes().unwrap();
+                let _ = nodes[2].list_ports().unwrap();
+            }
+        });
+        s.spawn(|| {
+            for i in 0..40u16 {
+                nodes[3].delete_sandbox(&format!("s1-{i}")).unwrap();
+            }
+        });
+    });
+    let n = &nodes[0];
+    let ports = n.list_ports().unwrap();
+    let distinct: HashSet<u16> = ports.iter().map(|p| p.mapping.host_port).collect();
+    assert_eq!(distinct.len(), ports.len(), "a host port mapped twice: {ports:?}");
+    assert_converged(&w, &ns, n, "after the race");
+    n.gc(&[]).unwrap();
+    assert_converged(&w, &ns, n, "after gc of everything");
+}
+
+#[test]
+fn delete_with_a_held_netns_never_gives_its_address_to_another_pod() {
+    let mut w = World::new("held");
+    let ns = w.netns("held");
+    // A /29 hands out five addresses: the held one must not come back while held.
+    let node = Node::open(
+        NodeConfig::new("held")
+            .netns(&ns)
+            .state_dir(w.state_dir("held"))
+            .netns_dir(w.netns_dir())
+            .pod_cidr("10.32.0.0/29".parse().unwrap()),
+    )
+    .unwrap();
+    let a = node.create_sandbox(&SandboxSpec::new("a")).unwrap();
+    // A container still running in it: the netns outlives its pin.
+    let holder = std::fs::File::open(&a.netns_path).unwrap();
+    let held = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), std::os::fd::AsRawFd::as_raw_fd(&holder)));
+    node.delete_sandbox("a").unwrap();
+    let mut others = vec![];
+    for i in 0..4 {
+        let sb = node.create_sandbox(&SandboxSpec::new(format!("o{i}"))).unwrap();
+        assert_ne!(sb.ipv4(), a.ipv4(), "the held pod's address was handed out again");
+        others.push(sb);
+    }
+    let e = node.create_sandbox(&SandboxSpec::new("o4")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Exhausted, "{e}");
+    // gc deletes the interface out of the held netns, then releases the address.
+    let rep = node.gc(&["o0", "o1", "o2", "o3"]).unwrap();
+    assert_eq!(rep.ips, vec![a.ipv4().unwrap()], "{rep:?}");
+    let inside = in_ns(&held, &["ip", "-o", "link"]);
+    assert!(!inside.contains(&a.ifname), "the pod's interface is gone from the held netns: {inside}");
+    let b = node.create_sandbox(&SandboxSpec::new("o4")).unwrap();
+    assert_eq!(b.ipv4(), a.ipv4());
+    drop(holder);
+    node.gc(&[]).unwrap();
+    assert_converged(&w, &ns, &node, "after gc of everything");
+}
+
+#[test]
+fn create_verifies_the_kernel_not_just_the_record() {
+    let mut w = World::new("verify");
+    let ns = w.netns("verify");
+    let node = Node::open(cfg(&w, "verify", &ns)).unwrap();
+    let a = node.create_sandbox(&SandboxSpec::new("v")).unwrap();
+    // As after a killed delete or a reboot that kept the state: the netns is gone.
+    podnet::internals::netns::remove(&a.netns_path).unwrap();
+    let b = node.create_sandbox(&SandboxSpec::new("v")).unwrap();
+    assert!(node.check_sandbox("v").unwrap().is_ok(), "{:?}", node.check_sandbox("v"));
+    assert_eq!(b.id, a.id);
+    node.gc(&[]).unwrap();
+    assert_converged(&w, &ns, &node, "after gc of everything");
+}
+
+#[test]
+fn damaged_state_is_an_error_that_changes_nothing() {
+    let mut w = World::new("damage");
+    let ns = w.netns("damage");
+    let node = Node::open(cfg(&w, "damage", &ns)).unwrap();
+    let a = node.create_sandbox(&SandboxSpec::new("d")).unwrap();
+    let db = w.state_dir("damage").join("state.db");
+    // A damaged record: list and gc fail naming it, and the pod stays up.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute("UPDATE sandboxes SET record = '{not json' WHERE id = 'd'", []).unwrap();
+    }
+    let e = node.list_sandboxes().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Inconsistent, "{e}");
+    assert!(e.to_string().contains("sandbox d"), "{e}");
+    assert!(node.gc(&[]).is_err());
+    assert!(a.netns_path.exists(), "the live pod was not torn down");
+    // A damaged database: open fails naming the file, which stays as it was.
+    drop(node);
+    for f in ["state.db-wal", "state.db-shm"] {
+        let _ = std::fs::remove_file(w.state_dir("damage").join(f));
+    }
+    std::fs::write(&db, vec![0x5a; 8192]).unwrap();
+    let e = Node::open(cfg(&w, "damage", &ns)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Inconsistent, "{e}");
+    assert!(e.to_string().contains("state.db"), "{e}");
+    assert_eq!(std::fs::read(&db).unwrap(), vec![0x5a; 8192]);
+    assert!(a.netns_path.exists());
+    podnet::internals::netns::remove(&a.netns_path).unwrap();
+}
+
+#[test]
+fn bad_node_and_sandbox_input_is_refused_up_front() {
+    let mut w = World::new("badin");
+    let ns = w.netns("badin");
+    // A failed open leaves no state dir.
+    let e = Node::open(cfg(&w, "badin", &ns).underlay("192.0.2.99".parse().unwrap())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(!w.state_dir("badin").exists(), "a failed open created the state dir");
+    let node = Node::open(cfg(&w, "badin", &ns)).unwrap();
+    // The pin name pn-<node>-<id> must fit a file name: refused before any kernel work.
+    let long = "x".repeat(128);
+    let n2 = "n".repeat(128);
+    let e = Node::open(cfg(&w, &n2, &ns)).unwrap().create_sandbox(&SandboxSpec::new(&long)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("pin name"), "{e}");
+    // A host IP of a family the pod has no address in could never forward.
+    let cfg4 = |cidr: &str| {
+        let mut c = w.node_config("badin4", &ns).pod_cidr(cidr.parse().unwrap());
+        c.bridge_name = "podnet4".into();
+        c
+    };
+    let v4only = Node::open(cfg4("10.33.0.0/24")).unwrap();
+    v4only.create_sandbox(&SandboxSpec::new("p")).unwrap();
+    let m = PortMapping {
+        protocol: Protocol::Tcp,
+        host_ip: Some("fd00::1".parse().unwrap()),
+        host_port: 8080,
+        container_port: 80,
+    };
+    assert_eq!(v4only.add_ports("p", &[m]).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    // Reopening with a pod CIDR that drops reserved addresses is refused.
+    let e = Node::open(cfg4("10.34.0.0/24")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    v4only.gc(&[]).unwrap();
+    node.gc(&[]).unwrap();
+}
