@@ -8,8 +8,9 @@
 use std::io;
 use std::net::IpAddr;
 
+use super::ruleset::{HostPort, Proto};
 use super::wire::{self, Writer, NFNL_SUBSYS_CTNETLINK, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
-use super::{HostPort, NftError, NftSocket, Proto};
+use super::{NftError, NftSocket};
 
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
