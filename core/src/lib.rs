@@ -15,6 +15,7 @@ mod node;
 mod peers;
 mod pods;
 mod ports;
+mod services;
 
 // Private infrastructure: no component or caller reaches below these.
 mod ipam;
@@ -60,4 +61,5 @@ pub use node::{FailPoint, Node};
 pub use peers::{vtep_mac, Path as PeerPath, Peer, SyncReport};
 pub use pods::{CheckReport, GcReport, ROUTED_GW_V4, ROUTED_GW_V6};
 pub use ports::{PortEntry, RepairReport};
+pub use services::{Affinity, Endpoint, Service, ServicePort, TrafficPolicy, MAX_AFFINITY_SECS, MAX_SERVICE_NAME_LEN};
 pub use store::Sandbox;

@@ -63,6 +63,8 @@ pub struct Node {
     pub(crate) netns_dir_ready: std::sync::OnceLock<()>,
     /// nftables socket and host-port index (set once at open).
     pub(crate) ports: std::sync::OnceLock<crate::ports::PortsCell>,
+    /// Services: their programmed state and nf_tables socket.
+    pub(crate) services: crate::services::Services,
 }
 
 impl Node {
@@ -89,6 +91,7 @@ impl Node {
             let sock = netns::netlink_socket_in(&netns_file, NETLINK_ROUTE)
                 .map_err(|e| e.into_error("open netlink socket in node netns"))?;
             let nl = Netlink::from_socket(sock);
+            let services = crate::services::Services::open(&netns_file, &cfg)?;
             let mut node = Node {
                 cfg,
                 state_dir,
@@ -105,6 +108,7 @@ impl Node {
                 fail_point: Mutex::new(None),
                 netns_dir_ready: std::sync::OnceLock::new(),
                 ports: std::sync::OnceLock::new(),
+                services,
             };
             node.init().await?;
             let ports = node.init_nft()?;

@@ -187,6 +187,66 @@ pub(crate) fn mark_has(w: &mut Writer, bit: u32) {
     cmp_eq(w, reg::R1, &bit.to_ne_bytes());
 }
 
+/// `ct load state => dreg`, `& new`, `!= 0`: the packet opens a new connection.
+pub(crate) fn ct_state_new(w: &mut Writer) {
+    expr(w, "ct", |w| {
+        w.u32(1, reg::R1); // NFTA_CT_DREG
+        w.u32(2, 0); // NFTA_CT_KEY = NFT_CT_STATE
+    });
+    // NF_CT_STATE_BIT(IP_CT_NEW) = 1 << 3, host order like every ct result
+    bitwise(w, reg::R1, &8u32.to_ne_bytes(), &[0; 4]);
+    cmp_neq(w, reg::R1, &[0; 4]);
+}
+
+/// `cmp neq sreg <data>`.
+pub(crate) fn cmp_neq(w: &mut Writer, sreg: u32, data: &[u8]) {
+    expr(w, "cmp", |w| {
+        w.u32(1, sreg); // NFTA_CMP_SREG
+        w.u32(2, 1); // NFTA_CMP_OP = NFT_CMP_NEQ
+        data_value(w, 3, data); // NFTA_CMP_DATA
+    });
+}
+
+/// `numgen random mod <modulus> offset <offset> => dreg` (a host-order u32).
+pub(crate) fn numgen_random(w: &mut Writer, modulus: u32, offset: u32, dreg: u32) {
+    expr(w, "numgen", |w| {
+        w.u32(1, dreg); // NFTA_NG_DREG
+        w.u32(2, modulus); // NFTA_NG_MODULUS
+        w.u32(3, 1); // NFTA_NG_TYPE = NFT_NG_RANDOM
+        if offset != 0 {
+            w.u32(4, offset); // NFTA_NG_OFFSET
+        }
+    });
+}
+
+/// `update @set { sreg_key : sreg_data } timeout <ms>`: add or refresh a map element from
+/// the packet path (the set needs NFT_SET_EVAL | NFT_SET_TIMEOUT | NFT_SET_MAP).
+pub(crate) fn dynset_update(w: &mut Writer, set: &str, sreg_key: u32, sreg_data: u32, timeout_ms: u64) {
+    expr(w, "dynset", |w| {
+        w.str(1, set); // NFTA_DYNSET_SET_NAME
+        w.u32(3, 1); // NFTA_DYNSET_OP = NFT_DYNSET_OP_UPDATE
+        w.u32(4, sreg_key); // NFTA_DYNSET_SREG_KEY
+        w.u32(5, sreg_data); // NFTA_DYNSET_SREG_DATA
+        w.attr(6, &timeout_ms.to_be_bytes()); // NFTA_DYNSET_TIMEOUT (ms, be64)
+    });
+}
+
+/// `reject` (icmpx port-unreachable: TCP clients see ECONNREFUSED, UDP clients an ICMP error).
+pub(crate) fn reject(w: &mut Writer) {
+    expr(w, "reject", |w| {
+        w.u32(1, 2); // NFTA_REJECT_TYPE = NFT_REJECT_ICMPX_UNREACH
+        w.attr(2, &[1]); // NFTA_REJECT_ICMP_CODE (u8) = NFT_REJECT_ICMPX_PORT_UNREACH
+    });
+}
+
+/// `immediate reg 0 <verdict>` for drop (0) and the other codes without a chain.
+pub(crate) fn verdict(w: &mut Writer, code: i32) {
+    expr(w, "immediate", |w| {
+        w.u32(1, reg::VERDICT); // NFTA_IMMEDIATE_DREG
+        w.nest(2, |w| w.nest(NFTA_DATA_VERDICT, |w| w.u32(NFTA_VERDICT_CODE, code as u32)));
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,8 +55,9 @@
 mod conntrack;
 mod error;
 mod expr;
-mod msg;
+pub(crate) mod msg;
 mod ruleset;
+pub(crate) mod services;
 mod sock;
 mod wire;
 
@@ -66,8 +67,9 @@ use std::os::fd::AsFd;
 
 pub use error::NftError;
 pub use ruleset::{HostPort, Proto, Ruleset, DEFAULT_HOSTPORT_MARK, TABLE};
+pub use services::{Pick, ServiceTable, DEFAULT_SERVICE_MASQ_MARK, SERVICES_TABLE};
 
-use msg::{What, DELSETELEM, DESTROYSETELEM, NEWSETELEM, NEWTABLE};
+use msg::{Elem, SetDef, What, DELSETELEM, DESTROYSETELEM, NEWSETELEM, NEWTABLE};
 use ruleset::normalize;
 use wire::Batch;
 
@@ -249,6 +251,76 @@ impl NftSocket {
     pub fn flush_udp_conntrack(&mut self, ports: &[HostPort]) -> Result<usize, NftError> {
         let ports = normalize(ports, false)?;
         conntrack::flush_udp(self, &ports)
+    }
+
+    /// Replace table `inet podnet-services` with the skeleton of `t`, the pick chains `picks`
+    /// (kind, selector) and exactly the elements `elems`, in one batch (the old table, if
+    /// any, is deleted in the same transaction). Returns the new table's handle.
+    pub(crate) fn services_rebuild(
+        &mut self,
+        t: &ServiceTable,
+        picks: &[(Pick, u32)],
+        elems: &[(&'static SetDef, Elem)],
+    ) -> Result<u64, NftError> {
+        if t.masq_mark == 0 {
+            return Err(NftError::Invalid("the service masquerade mark must be non-zero".into()));
+        }
+        let mut b = self.batch();
+        services::build(&mut b, t, picks.iter().map(|(p, s)| (p, *s)), elems);
+        self.commit(b)?;
+        self.get_table(SERVICES_TABLE)
+    }
+
+    /// One incremental change of the services table: new pick chains, then element deletes,
+    /// then element adds, in one batch.
+    pub(crate) fn services_apply(
+        &mut self,
+        mark: u32,
+        new_picks: &[(Pick, u32)],
+        dels: &[(&'static SetDef, Elem)],
+        adds: &[(&'static SetDef, Elem)],
+    ) -> Result<(), NftError> {
+        let mut b = self.batch();
+        for (p, sel) in new_picks {
+            services::pick_chain(&mut b, p, *sel, mark);
+        }
+        let del = if self.legacy_delete { DELSETELEM } else { DESTROYSETELEM };
+        services::elements(&mut b, del, dels);
+        services::elements(&mut b, NEWSETELEM, adds);
+        match self.commit(b) {
+            Err(e)
+                if !self.legacy_delete
+                    && !dels.is_empty()
+                    && matches!(e.errno(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+            {
+                self.legacy_delete = true;
+                self.services_apply(mark, new_picks, dels, adds)
+            }
+            other => other,
+        }
+    }
+
+    /// The handle of table `inet podnet-services`, `None` when it does not exist.
+    pub(crate) fn services_table(&mut self) -> Result<Option<u64>, NftError> {
+        match self.get_table(SERVICES_TABLE) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delete table `inet podnet-services`. A missing table is success.
+    pub fn delete_services_table(&mut self) -> Result<(), NftError> {
+        let mut b = self.batch();
+        msg::table_msg(&mut b, SERVICES_TABLE, NEWTABLE, "add");
+        msg::table_msg(&mut b, SERVICES_TABLE, msg::DELTABLE, "delete");
+        self.commit(b)
+    }
+
+    /// Delete the UDP conntrack entries that were DNATed to the endpoints `eps` (ip, port):
+    /// a removed service endpoint would keep receiving their flows. Returns how many.
+    pub fn flush_udp_to_endpoints(&mut self, eps: &[(IpAddr, u16)]) -> Result<usize, NftError> {
+        conntrack::flush_udp_endpoints(self, eps)
     }
 
     /// Use DELSETELEM instead of DESTROYSETELEM for removals, as on kernels before 6.3

@@ -3,8 +3,6 @@
 //! `inet podnet`, `services.rs` for the services table) describe their objects with [`SetDef`]
 //! and write them through these builders into a [`Batch`].
 
-#![expect(dead_code, reason = "the services ruleset (next commit) uses the verdict and generation parts")]
-
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
@@ -64,7 +62,6 @@ const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 
-pub(crate) const NFT_SET_CONSTANT: u32 = 0x2;
 pub(crate) const NFT_SET_INTERVAL: u32 = 0x4;
 pub(crate) const NFT_SET_MAP: u32 = 0x8;
 pub(crate) const NFT_SET_TIMEOUT: u32 = 0x10;
@@ -89,7 +86,8 @@ pub(crate) const PRIO_DSTNAT: i32 = -100;
 pub(crate) const PRIO_SRCNAT: i32 = 100;
 
 // nft data type ids: only `nft list` reads them (6 bits per concatenated field).
-pub(crate) const TYPE_INTEGER: u32 = 1;
+/// `mark`: a 32-bit integer nft can print inside a concatenation (plain `integer` has no size).
+pub(crate) const TYPE_MARK: u32 = 19;
 pub(crate) const TYPE_IPV4_ADDR: u32 = 7;
 pub(crate) const TYPE_IPV6_ADDR: u32 = 8;
 pub(crate) const TYPE_INET_PROTO: u32 = 12;
@@ -585,7 +583,7 @@ pub(crate) mod tests {
     static VMAP: SetDef = SetDef {
         name: "v",
         flags: NFT_SET_MAP,
-        key_type: TYPE_INTEGER,
+        key_type: TYPE_MARK,
         key_len: 4,
         data_type: NFT_DATA_VERDICT,
         data_len: 0,
@@ -601,7 +599,7 @@ pub(crate) mod tests {
             s(1, "t"),
             s(2, "v"),
             vec![8, 0, 3, 0, 0, 0, 0, 8],
-            vec![8, 0, 4, 0, 0, 0, 0, 1],
+            vec![8, 0, 4, 0, 0, 0, 0, 19],
             vec![8, 0, 5, 0, 0, 0, 0, 4],
             vec![8, 0, 6, 0, 0xff, 0xff, 0xff, 0],  // NFT_DATA_VERDICT, no DATA_LEN
             vec![8, 0, 10, 0, 0, 0, 0, 3],

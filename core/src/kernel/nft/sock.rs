@@ -239,7 +239,6 @@ impl NftSocket {
 
     /// The ruleset generation (NFT_MSG_GETGEN): every committed nf_tables transaction in this
     /// netns, by anyone, increments it.
-    #[expect(dead_code, reason = "the services component (next commit) checks it")]
     pub(crate) fn generation(&mut self) -> Result<u32, NftError> {
         let mut gen = None;
         self.query(
