@@ -345,3 +345,100 @@ impl NoNodePorts for Service {
         }
     }
 }
+
+/// A UDP server answering every datagram with its name, until dropped.
+fn udp_server(ns: &Path, port: u16, name: &'static str) -> Server {
+    let f = File::open(ns).unwrap();
+    let u = netns::run_in(&f, || std::net::UdpSocket::bind(("::", port))).unwrap().unwrap();
+    u.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while !st.load(Ordering::Relaxed) {
+            if let Ok((_, peer)) = u.recv_from(&mut buf) {
+                let _ = u.send_to(name.as_bytes(), peer);
+            }
+        }
+    });
+    Server { stop, thread: Some(thread) }
+}
+
+#[test]
+fn affinity_endpoint_removal_and_udp_conntrack() {
+    let wd = world("svc-aff");
+    let a = wd.n1.create_sandbox(&SandboxSpec::new("a")).unwrap();
+    let b = wd.n1.create_sandbox(&SandboxSpec::new("b")).unwrap();
+    let c = wd.n1.create_sandbox(&SandboxSpec::new("c")).unwrap();
+    let _tb = Server::start(&b.netns_path, 8080, "b");
+    let _tc = Server::start(&c.netns_path, 8080, "c");
+    let _ub = udp_server(&b.netns_path, 5353, "b");
+    let _uc = udp_server(&c.netns_path, 5353, "c");
+    let both = vec![ep(b.ipv4().unwrap(), true), ep(c.ipv4().unwrap(), true)];
+    let mut s = web(both.clone(), TrafficPolicy::Cluster);
+    s.cluster_ips.truncate(1);
+    s.ports.push(ServicePort { protocol: Protocol::Udp, port: 53, target_port: 5353, node_port: None });
+    s.affinity = Affinity::ClientIp { timeout_secs: 30 };
+    set(&wd.n1, &s).unwrap();
+
+    // ClientIP affinity: every connection of one client goes to the same endpoint
+    let first = ok(&a.netns_path, sa("10.96.0.10", 80)).0;
+    for _ in 0..20 {
+        assert_eq!(ok(&a.netns_path, sa("10.96.0.10", 80)).0, first, "affinity sticks");
+    }
+    // its endpoint goes away: the client moves to the other one, and sticks there
+    let other = if first == "b" { "c" } else { "b" };
+    let keep: Vec<Endpoint> = both.iter().filter(|e| e.ip.to_string() != sa_ip(&first, &b, &c)).cloned().collect();
+    s.endpoints = keep;
+    set(&wd.n1, &s).unwrap();
+    for _ in 0..10 {
+        assert_eq!(ok(&a.netns_path, sa("10.96.0.10", 80)).0, other);
+    }
+    s.endpoints = both.clone();
+    s.affinity = Affinity::None;
+    set(&wd.n1, &s).unwrap();
+
+    // UDP: one client socket, one conntrack entry, one endpoint...
+    let f = File::open(&a.netns_path).unwrap();
+    let sock = netns::run_in(&f, || -> std::io::Result<std::net::UdpSocket> {
+        let u = std::net::UdpSocket::bind("0.0.0.0:40000")?;
+        u.connect("10.96.0.10:53")?;
+        u.set_read_timeout(Some(Duration::from_millis(500)))?;
+        Ok(u)
+    })
+    .unwrap()
+    .unwrap();
+    let ask_udp = || -> Option<String> {
+        sock.send(b"?").ok()?;
+        let mut buf = [0u8; 64];
+        let n = sock.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).to_string())
+    };
+    let first = ask_udp().expect("udp through the ClusterIP");
+    for _ in 0..5 {
+        assert_eq!(ask_udp().as_deref(), Some(first.as_str()), "conntrack pins the flow");
+    }
+    // ...until that endpoint is removed: its conntrack entry is flushed, the flow moves
+    let keep: Vec<Endpoint> = both.iter().filter(|e| e.ip.to_string() != sa_ip(&first, &b, &c)).cloned().collect();
+    s.endpoints = keep;
+    set(&wd.n1, &s).unwrap();
+    let now = ask_udp().expect("udp after the endpoint was removed");
+    assert_ne!(now, first, "the flow left the removed endpoint");
+
+    // removing the service removes every element
+    wd.n1.block_on(wd.n1.inner().remove_service("default/web")).unwrap();
+    wd.n1.block_on(wd.n1.inner().remove_service("default/web")).unwrap();
+    let left = maps(&wd.ns1);
+    assert!(!left.contains("elements"), "{left}");
+    for id in ["a", "b", "c"] {
+        wd.n1.delete_sandbox(id).unwrap();
+    }
+    drop(sock);
+    drop(wd.n2);
+    drop(wd.w);
+}
+
+/// The IP of the sandbox named `name` (b or c).
+fn sa_ip(name: &str, b: &podnet::Sandbox, c: &podnet::Sandbox) -> String {
+    if name == "b" { b.ipv4().unwrap() } else { c.ipv4().unwrap() }.to_string()
+}

@@ -565,7 +565,15 @@ impl State {
             None => Planned { elems: HashMap::new(), orders: HashMap::new(), ids: HashMap::new() },
         };
         let Planned { elems: new_elems, orders, ids } = plan;
-        let (dels, adds) = self.diff(old_elems, &new_elems);
+        let (mut dels, adds) = self.diff(old_elems, &new_elems);
+        if let (Some(o), true) = (&old, self.synced) {
+            // ClientIP affinity entries of removed endpoints would keep sending their clients
+            // there until they time out: delete them in the same batch (a dump of the affinity
+            // map, only when an affinity service loses an endpoint).
+            if o.svc.affinity != Affinity::None {
+                dels.extend(self.stale_affinity(o, svc.as_ref()));
+            }
+        }
         if let Some(o) = &old {
             self.index(&o.svc, false);
         }
@@ -602,6 +610,31 @@ impl State {
                 Err(e.into_error(op))
             }
         }
+    }
+
+    /// Affinity entries of `old` that point at endpoints `new` no longer has.
+    fn stale_affinity(&mut self, old: &Entry, new: Option<&Service>) -> Vec<(&'static SetDef, Elem)> {
+        let ids: HashSet<u32> = old.ids.values().copied().collect();
+        let keep: HashSet<IpAddr> = new
+            .filter(|n| n.affinity != Affinity::None)
+            .map(|n| n.endpoints.iter().filter(|e| e.ready).map(|e| e.ip).collect())
+            .unwrap_or_default();
+        let mut out = vec![];
+        for set in [&table::AFF4, &table::AFF6] {
+            let Ok(elems) = self.sock.dump_elems(table::SERVICES_TABLE, set) else { continue };
+            for (k, d) in elems {
+                let id = k.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                let ep = match d.len() {
+                    8 => <[u8; 4]>::try_from(&d[..4]).ok().map(IpAddr::from),
+                    20 => <[u8; 16]>::try_from(&d[..16]).ok().map(IpAddr::from),
+                    _ => None,
+                };
+                if id.is_some_and(|i| ids.contains(&i)) && ep.is_some_and(|e| !keep.contains(&e)) {
+                    out.push((set, Elem::key(&k)));
+                }
+            }
+        }
+        out
     }
 
     /// UDP has no connection end: conntrack entries towards a removed endpoint keep steering

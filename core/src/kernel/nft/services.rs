@@ -155,11 +155,11 @@ pub(crate) static NODEPORTS4: SetDef = map("nodeports4", 3, concat(&[P, S]), 8, 
 pub(crate) static NODEPORTS6: SetDef = map("nodeports6", 4, concat(&[P, S]), 8, I, 4);
 pub(crate) static EPS4: SetDef = map("eps4", 5, concat(&[I, I]), 8, concat(&[A4, S]), 8);
 pub(crate) static EPS6: SetDef = map("eps6", 6, concat(&[I, I]), 8, concat(&[A6, S]), 20);
-static AFF4: SetDef = SetDef {
+pub(crate) static AFF4: SetDef = SetDef {
     flags: NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL,
     ..map("aff4", 7, concat(&[I, A4]), 8, concat(&[A4, S]), 8)
 };
-static AFF6: SetDef = SetDef {
+pub(crate) static AFF6: SetDef = SetDef {
     flags: NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL,
     ..map("aff6", 8, concat(&[I, A6]), 20, concat(&[A6, S]), 20)
 };

@@ -18,6 +18,8 @@ const RECV_BUF: usize = 128 * 1024;
 const RCVBUF: usize = 1 << 20;
 /// No kernel reply ever takes this long; it only turns a lost reply into an error.
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+/// An element as dumped: key and data bytes (data empty for sets).
+pub(crate) type KeyData = (Vec<u8>, Vec<u8>);
 /// NLM_F_DUMP_INTR: the dumped object changed during the dump; the result may be inconsistent.
 const NLM_F_DUMP_INTR: u16 = 0x10;
 
@@ -256,6 +258,34 @@ impl NftSocket {
             },
         )?;
         gen.ok_or_else(|| NftError::Protocol("no generation in the GETGEN answer".into()))
+    }
+
+    /// Dump the (key, data) of every element of `set` in `table`.
+    pub(crate) fn dump_elems(&mut self, table: &str, set: &SetDef) -> Result<Vec<KeyData>, NftError> {
+        let op = || format!("list {} {}", set.kind(), set.name);
+        for _ in 0..5 {
+            let mut got = Vec::new();
+            let interrupted = self.query(
+                op,
+                wire::nft_type(msg::GETSETELEM),
+                NLM_F_DUMP,
+                FAMILY_INET,
+                |w| {
+                    w.str(msg::NFTA_SET_ELEM_LIST_TABLE, table);
+                    w.str(msg::NFTA_SET_ELEM_LIST_SET, set.name);
+                },
+                |m| {
+                    msg::decode_elems(m.payload, |_, k, d| {
+                        got.push((k.to_vec(), d.unwrap_or_default().to_vec()));
+                        Ok(())
+                    })
+                },
+            )?;
+            if !interrupted {
+                return Ok(got);
+            }
+        }
+        Err(NftError::Protocol(format!("{}: kept changing during the dump", op())))
     }
 
     /// Dump the elements of a host-port map into `out`; retried when a concurrent change
