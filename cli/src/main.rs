@@ -7,6 +7,7 @@ mod bench_ipam;
 mod bench_peers;
 mod bench_ports;
 mod bench_sandbox;
+mod bench_services;
 mod demo;
 mod ops;
 mod output;
@@ -56,6 +57,9 @@ enum BenchCmd {
     Peers(bench_peers::BenchPeersArgs),
     /// Add then remove N host-port mappings; compare with the CNI portmap plugin.
     Ports(bench_ports::BenchPortsArgs),
+    /// Program N services from empty, time one change at 100 and at N, and connects through
+    /// a ClusterIP; with --vs-kube-proxy, kube-proxy's nft -f and iptables-restore in the same run.
+    Services(bench_services::BenchServicesArgs),
     /// Allocate every node CIDR of a /8 and every service IP of a /12.
     Ipam(bench_ipam::BenchIpamArgs),
     #[command(hide = true)]
@@ -106,6 +110,7 @@ fn main() {
         Cmd::Bench(BenchCmd::Sandbox(a)) => bench_sandbox::run(&a),
         Cmd::Bench(BenchCmd::Peers(a)) => bench_peers::run(&a),
         Cmd::Bench(BenchCmd::Ports(a)) => bench_ports::run(&a),
+        Cmd::Bench(BenchCmd::Services(a)) => bench_services::run(&a),
         Cmd::Bench(BenchCmd::PortmapWorker(a)) => bench_ports::portmap_worker(&a),
         Cmd::Bench(BenchCmd::Ipam(a)) => bench_ipam::run_bench_ipam(a),
         Cmd::Bench(BenchCmd::CniWorker(a)) => bench_sandbox::cni_worker(&a),

@@ -262,6 +262,9 @@ impl NodeConfig {
             if c.ip() != c.network() {
                 return Err(Error::invalid(op, format!("service CIDR {c} has host bits set")));
             }
+            if let Some(p) = self.pools.iter().find(|p| c.contains(p.cidr.network()) || p.cidr.contains(c.network())) {
+                return Err(Error::invalid(op, format!("service CIDR {c} overlaps pod CIDR {}", p.cidr)));
+            }
         }
         for p in &self.pools {
             if !self.cluster_cidrs.is_empty()
