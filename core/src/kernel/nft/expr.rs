@@ -269,4 +269,53 @@ mod tests {
         .concat();
         assert_eq!(w.buf, want);
     }
+
+    /// `numgen random mod 3 offset 0x10000 => reg 9`, as nft encodes it.
+    #[test]
+    fn numgen_encoding() {
+        let mut w = Writer::default();
+        numgen_random(&mut w, 3, 0x1_0000, reg::R32_01);
+        #[rustfmt::skip]
+        let want: Vec<u8> = [
+            &[52u8, 0, 1, 0x80][..],
+            &[11, 0, 1, 0], b"numgen\0", &[0],
+            &[36, 0, 2, 0x80],
+            &[8, 0, 1, 0, 0, 0, 0, 9],           // DREG
+            &[8, 0, 2, 0, 0, 0, 0, 3],           // MODULUS
+            &[8, 0, 3, 0, 0, 0, 0, 1],           // TYPE random
+            &[8, 0, 4, 0, 0, 1, 0, 0],           // OFFSET
+        ]
+        .concat();
+        assert_eq!(w.buf, want);
+    }
+
+    #[test]
+    fn dynset_reject_and_ct_state_encoding() {
+        let mut w = Writer::default();
+        dynset_update(&mut w, "aff4", 8, 10, 30_000);
+        #[rustfmt::skip]
+        let want: Vec<u8> = [
+            &[68u8, 0, 1, 0x80][..],
+            &[11, 0, 1, 0], b"dynset\0", &[0],
+            &[52, 0, 2, 0x80],
+            &[9, 0, 1, 0], b"aff4\0", &[0, 0, 0], // SET_NAME
+            &[8, 0, 3, 0, 0, 0, 0, 1],             // OP update
+            &[8, 0, 4, 0, 0, 0, 0, 8],             // SREG_KEY
+            &[8, 0, 5, 0, 0, 0, 0, 10],            // SREG_DATA
+            &[12, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0x75, 0x30], // TIMEOUT 30000 ms, be64
+        ]
+        .concat();
+        assert_eq!(w.buf, want);
+        let mut w = Writer::default();
+        reject(&mut w);
+        assert!(w.buf.ends_with(&[8, 0, 1, 0, 0, 0, 0, 2, 5, 0, 2, 0, 1, 0, 0, 0]), "{:?}", w.buf);
+        let mut w = Writer::default();
+        ct_state_new(&mut w);
+        // ct load state => reg 1; bitwise & 8 (host order); cmp neq 0
+        assert!(w.buf.windows(8).any(|x| x == [8, 0, 2, 0, 0, 0, 0, 0]));
+        assert!(w
+            .buf
+            .windows(8)
+            .any(|x| x == [8, 0, 1, 0].iter().copied().chain(8u32.to_ne_bytes()).collect::<Vec<u8>>()));
+    }
 }
