@@ -412,7 +412,15 @@ fn affinity_endpoint_removal_and_udp_conntrack() {
     for _ in 0..10 {
         assert_eq!(ok(&a.netns_path, sa("10.96.0.10", 80)).0, other);
     }
+    // the entry lives for the timeout after the last connection, then the client is free again
     s.endpoints = both.clone();
+    s.affinity = Affinity::ClientIp { timeout_secs: 1 };
+    wd.n1.set_service(&s).unwrap();
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    let aff = || in_ns(&wd.ns1, &["nft", "list", "map", "inet", "podnet-services", "aff4"]);
+    assert!(aff().contains("expires"), "{}", aff());
+    std::thread::sleep(Duration::from_millis(1600));
+    assert!(!aff().contains("expires"), "{}", aff());
     s.affinity = Affinity::None;
     set(&wd.n1, &s).unwrap();
 

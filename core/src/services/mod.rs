@@ -889,6 +889,33 @@ impl Node {
     }
 }
 
+impl crate::blocking::Node {
+    /// See [`Node::set_service`].
+    pub fn set_service(&self, svc: &Service) -> Result<()> {
+        self.block_on(self.inner().set_service(svc))
+    }
+
+    /// See [`Node::remove_service`].
+    pub fn remove_service(&self, name: &str) -> Result<()> {
+        self.block_on(self.inner().remove_service(name))
+    }
+
+    /// See [`Node::sync_services`].
+    pub fn sync_services(&self, svcs: &[Service]) -> Result<()> {
+        self.block_on(self.inner().sync_services(svcs))
+    }
+
+    /// See [`Node::list_services`].
+    pub fn list_services(&self) -> Result<Vec<Service>> {
+        self.block_on(self.inner().list_services())
+    }
+
+    /// See [`Node::repair_services`].
+    pub fn repair_services(&self) -> Result<bool> {
+        self.block_on(self.inner().repair_services())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
