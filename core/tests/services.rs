@@ -95,6 +95,7 @@ fn dropped(ns: &Path, to: SocketAddr) {
 
 struct World2 {
     w: World,
+    cfg1: NodeConfig,
     n1: Node,
     ns1: PathBuf,
     n2: Node,
@@ -139,7 +140,8 @@ fn world_with(tag: &str, cross: CrossNodeMode) -> World2 {
             .pod_cidr(v4.parse().unwrap())
             .pod_cidr(v6.parse().unwrap())
     };
-    let n1 = Node::open(mk("node1", &ns1, "10.201.0.1", "10.30.1.0/24", "fd00:30:0:1::/64")).unwrap();
+    let cfg1 = mk("node1", &ns1, "10.201.0.1", "10.30.1.0/24", "fd00:30:0:1::/64");
+    let n1 = Node::open(cfg1.clone()).unwrap();
     let n2 = Node::open(mk("node2", &ns2, "10.201.0.2", "10.30.2.0/24", "fd00:30:0:2::/64")).unwrap();
     // A routed pair carries IPv4 only (an IPv6 pod CIDR cannot be routed via an IPv4 underlay).
     let v6 = cross == CrossNodeMode::Overlay;
@@ -152,7 +154,7 @@ fn world_with(tag: &str, cross: CrossNodeMode) -> World2 {
     };
     n1.add_peer(&Peer::new("node2", "10.201.0.2".parse().unwrap(), cidrs("10.30.2.0/24", "fd00:30:0:2::/64"))).unwrap();
     n2.add_peer(&Peer::new("node1", "10.201.0.1".parse().unwrap(), cidrs("10.30.1.0/24", "fd00:30:0:1::/64"))).unwrap();
-    World2 { w, n1, ns1, n2, client }
+    World2 { w, cfg1, n1, ns1, n2, client }
 }
 
 fn sa(ip: &str, port: u16) -> SocketAddr {
@@ -343,8 +345,14 @@ fn services_end_to_end(cross: CrossNodeMode) {
     }
     assert_eq!(in_ns(&wd.ns1, &["nft", "list", "table", "ip", "someone_else"]), foreign);
 
-    wd.n1.block_on(wd.n1.inner().sync_services(&[])).unwrap();
+    // another process (here: a second handle) cannot wipe them by accident; a sync takes over
+    let other = Node::open(wd.cfg1.clone()).unwrap();
+    let e = other.set_service(&clash).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    other.sync_services(&[]).unwrap();
     dropped(&a.netns_path, sa("10.96.0.10", 80));
+    drop(other);
     for id in ["a", "b", "c"] {
         wd.n1.delete_sandbox(id).unwrap();
     }

@@ -7,9 +7,10 @@
 //! the table is never listed on this path. Before each change one GETGEN round trip tells
 //! whether anyone committed to nf_tables since our last batch; if so, the table's handle shows
 //! whether our table is still the one we built, and a table someone deleted or replaced (e.g.
-//! `nft flush ruleset`) is rebuilt from memory in one batch. The state is this process's: the
-//! first change a process makes programs the whole table from its own view, so one process
-//! (the agent or runtime that owns the node's services) calls `sync_services` first.
+//! `nft flush ruleset`) is rebuilt from memory in one batch. The state is this process's: one
+//! process (the agent or runtime that owns the node's services) calls `sync_services` first,
+//! which takes the table over; a single-service change in a process that never programmed the
+//! table while one exists is refused (`Conflict`) rather than wiping the other's services.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -255,6 +256,8 @@ struct State {
     next_id: u32,
     /// The table in the kernel is the one this state describes (as of `generation`).
     synced: bool,
+    /// This process has programmed the table (so it may rebuild it from its memory).
+    owner: bool,
     generation: Option<u32>,
     handle: u64,
 }
@@ -473,6 +476,7 @@ impl State {
         self.handle = self.sock.services_rebuild(&self.table, &picks, &elems)?;
         self.generation = Some(self.sock.generation()?);
         self.synced = true;
+        self.owner = true;
         Ok(())
     }
 
@@ -552,6 +556,19 @@ impl State {
         };
         if let Some(s) = &svc {
             self.check_conflicts(s)?;
+        }
+        if !self.owner {
+            // Another process (or this one before a restart) programmed the table: rebuilding it
+            // from this process's empty memory would silently drop its services.
+            let theirs = self.sock.services_table().map_err(|e| e.into_error(op.clone()))?;
+            if theirs.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    op,
+                    "table inet podnet-services was programmed by another process or before a restart; \
+                     sync_services with the full list takes it over",
+                ));
+            }
         }
         let old = self.services.remove(name);
         if old.is_none() && svc.is_none() {
@@ -795,6 +812,7 @@ impl Services {
             free_ids: vec![],
             next_id: 1,
             synced: false,
+            owner: false,
             generation: None,
             handle: 0,
         };
