@@ -231,6 +231,14 @@ pub(crate) fn dynset_update(w: &mut Writer, set: &str, sreg_key: u32, sreg_data:
     });
 }
 
+/// `reject with tcp reset`: the client sees ECONNREFUSED at once (a RST is not rate-limited
+/// like the ICMP errors of the kernel's icmp_ratelimit). Only for TCP packets.
+pub(crate) fn reject_tcp_reset(w: &mut Writer) {
+    expr(w, "reject", |w| {
+        w.u32(1, 1); // NFTA_REJECT_TYPE = NFT_REJECT_TCP_RST
+    });
+}
+
 /// `reject` (icmpx port-unreachable: TCP clients see ECONNREFUSED, UDP clients an ICMP error).
 pub(crate) fn reject(w: &mut Writer) {
     expr(w, "reject", |w| {

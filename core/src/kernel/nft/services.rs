@@ -31,7 +31,7 @@
 //!   chain nat_postrouting { type nat hook postrouting priority 100;
 //!     mark & M == M masquerade fully-random; ip saddr . ip daddr @hairpin4 masquerade fully-random }
 //!   chain check { @noeps -> reject; fib daddr type local @noeps_np -> reject;
-//!                 @clusterips -> reject; @svcnets -> drop }
+//!                 @clusterips -> reject; @svcnets -> drop }   # reject: tcp reset for TCP
 //!   chain filter_input / filter_forward / filter_output { type filter hook ... priority 0;
 //!     ct state new jump check }
 //! }
@@ -505,40 +505,50 @@ pub(crate) fn build<'a>(
     }
 
     chain(b, "check", None);
+    // Each refusal twice: TCP gets a reset (immediate, never rate-limited), the rest an ICMP
+    // port unreachable.
     let mut i = 0;
+    let mut refuse = |b: &mut Batch<What>, matcher: &dyn Fn(&mut Writer)| {
+        for tcp in [true, false] {
+            rule(b, "check", i, |w| {
+                matcher(w);
+                if tcp {
+                    expr::meta_load(w, expr::NFT_META_L4PROTO, KEY);
+                    expr::cmp_eq(w, KEY, &[Proto::Tcp.number()]);
+                    expr::reject_tcp_reset(w);
+                } else {
+                    expr::reject(w);
+                }
+            });
+            i += 1;
+        }
+    };
     for (v6, noeps) in [(false, &NOEPS4), (true, &NOEPS6)] {
-        rule(b, "check", i, |w| {
+        refuse(b, &|w: &mut Writer| {
             nfproto(w, v6);
             load_daddr_proto_port(w, v6);
             expr::lookup(w, noeps.name, KEY, None, false);
-            expr::reject(w);
         });
-        i += 1;
     }
-    rule(b, "check", i, |w| {
+    refuse(b, &|w: &mut Writer| {
         expr::fib_daddr_type(w, KEY);
         expr::cmp_eq(w, KEY, &expr::RTN_LOCAL.to_ne_bytes());
         expr::meta_load(w, expr::NFT_META_L4PROTO, KEY);
         expr::payload(w, expr::TRANSPORT_HEADER, 2, 2, KEY + 1);
         expr::lookup(w, NOEPS_NP.name, KEY, None, false);
-        expr::reject(w);
     });
-    i += 1;
     for (v6, cips) in [(false, &CLUSTERIPS4), (true, &CLUSTERIPS6)] {
-        rule(b, "check", i, |w| {
+        refuse(b, &|w: &mut Writer| {
             nfproto(w, v6);
             addr_in(w, v6, false, cips, false);
-            expr::reject(w);
         });
-        i += 1;
     }
-    for (v6, nets) in [(false, &SVCNETS4), (true, &SVCNETS6)] {
+    for (i, (v6, nets)) in [(10, (false, &SVCNETS4)), (11, (true, &SVCNETS6))] {
         rule(b, "check", i, |w| {
             nfproto(w, v6);
             addr_in(w, v6, false, nets, false);
             expr::verdict(w, VERDICT_DROP);
         });
-        i += 1;
     }
     for (name, hook) in [
         ("filter_input", msg::NF_INET_LOCAL_IN),
