@@ -3,6 +3,8 @@
 //! endpoint with the client pod's own address, NodePort with policy Cluster and Local, hairpin,
 //! refused and dropped destinations, repair after `nft flush ruleset`, a foreign table untouched.
 
+// The shared throwaway-world helper (only World and in_ns are used, so that the file follows
+// the helper wherever it lives).
 mod common;
 
 use std::collections::HashMap;
@@ -113,7 +115,7 @@ fn world_with(tag: &str, cross: CrossNodeMode) -> World2 {
     let ns1 = w.netns("node1");
     let ns2 = w.netns("node2");
     let client = w.netns("client");
-    veth_between(&ns1, "ext0", &client, "eth0");
+    link_pair(&ns1, "ext0", &client, "eth0");
     in_ns(&ns1, &["ip", "addr", "add", "192.168.200.1/24", "dev", "ext0"]);
     in_ns(&ns1, &["ip", "addr", "add", "fd00:200::1/64", "dev", "ext0", "nodad"]);
     in_ns(&client, &["ip", "addr", "add", "192.168.200.2/24", "dev", "eth0"]);
@@ -122,7 +124,7 @@ fn world_with(tag: &str, cross: CrossNodeMode) -> World2 {
     // through the forward hook that rejects or drops it.
     in_ns(&ns1, &["ip", "route", "add", "default", "via", "192.168.200.2"]);
     in_ns(&ns1, &["ip", "-6", "route", "add", "default", "via", "fd00:200::2"]);
-    veth_between(&ns1, "ul0", &ns2, "ul0");
+    link_pair(&ns1, "ul0", &ns2, "ul0");
     in_ns(&ns1, &["ip", "addr", "add", "10.201.0.1/24", "dev", "ul0"]);
     in_ns(&ns2, &["ip", "addr", "add", "10.201.0.2/24", "dev", "ul0"]);
     let mk = |name: &str, ns: &PathBuf, ul: &str, v4: &str, v6: &str| {
@@ -155,6 +157,13 @@ fn world_with(tag: &str, cross: CrossNodeMode) -> World2 {
     n1.add_peer(&Peer::new("node2", "10.201.0.2".parse().unwrap(), cidrs("10.30.2.0/24", "fd00:30:0:2::/64"))).unwrap();
     n2.add_peer(&Peer::new("node1", "10.201.0.1".parse().unwrap(), cidrs("10.30.1.0/24", "fd00:30:0:1::/64"))).unwrap();
     World2 { w, cfg1, n1, ns1, n2, client }
+}
+
+/// A veth pair, `a_if` in `a` and `b_if` in `b`, both up.
+fn link_pair(a: &Path, a_if: &str, b: &Path, b_if: &str) {
+    in_ns(a, &["ip", "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.display().to_string()]);
+    in_ns(a, &["ip", "link", "set", a_if, "up"]);
+    in_ns(b, &["ip", "link", "set", b_if, "up"]);
 }
 
 fn sa(ip: &str, port: u16) -> SocketAddr {
