@@ -11,6 +11,7 @@ use crate::config::{NodeConfig, PortMapping, SandboxSpec};
 use crate::peers::SyncReport;
 use crate::pods::{CheckReport, GcReport};
 use crate::ports::{PortEntry, RepairReport};
+use crate::services::Service;
 use crate::store::Sandbox;
 use crate::{Error, ErrorKind, Result};
 
@@ -117,5 +118,30 @@ impl Node {
     /// See [`crate::Node::repair`].
     pub fn repair(&self) -> Result<RepairReport> {
         self.rt.block_on(self.inner.repair())
+    }
+
+    /// See [`crate::Node::set_service`].
+    pub fn set_service(&self, svc: &Service) -> Result<()> {
+        self.rt.block_on(self.inner.set_service(svc))
+    }
+
+    /// See [`crate::Node::remove_service`].
+    pub fn remove_service(&self, name: &str) -> Result<()> {
+        self.rt.block_on(self.inner.remove_service(name))
+    }
+
+    /// See [`crate::Node::sync_services`].
+    pub fn sync_services(&self, svcs: &[Service]) -> Result<()> {
+        self.rt.block_on(self.inner.sync_services(svcs))
+    }
+
+    /// See [`crate::Node::list_services`].
+    pub fn list_services(&self) -> Result<Vec<Service>> {
+        self.rt.block_on(self.inner.list_services())
+    }
+
+    /// See [`crate::Node::repair_services`].
+    pub fn repair_services(&self) -> Result<bool> {
+        self.rt.block_on(self.inner.repair_services())
     }
 }

@@ -146,6 +146,9 @@ pub struct NodeConfig {
     pub vxlan: VxlanConfig,
     /// Masquerade pod traffic leaving the cluster CIDRs (default true; needs `cluster_cidrs`).
     pub egress_masquerade: bool,
+    /// The cluster's service CIDRs: ClusterIPs must lie inside; other addresses in them drop.
+    #[serde(default)]
+    pub service_cidrs: Vec<IpNetwork>,
 }
 
 impl NodeConfig {
@@ -165,6 +168,7 @@ impl NodeConfig {
             cross_node: CrossNodeMode::Overlay,
             vxlan: VxlanConfig::default(),
             egress_masquerade: true,
+            service_cidrs: vec![],
         }
     }
 
@@ -177,6 +181,12 @@ impl NodeConfig {
     /// Add a cluster CIDR.
     pub fn cluster_cidr(mut self, cidr: IpNetwork) -> NodeConfig {
         self.cluster_cidrs.push(cidr);
+        self
+    }
+
+    /// Add a service CIDR.
+    pub fn service_cidr(mut self, cidr: IpNetwork) -> NodeConfig {
+        self.service_cidrs.push(cidr);
         self
     }
 
@@ -271,6 +281,14 @@ impl NodeConfig {
         for c in &self.cluster_cidrs {
             if c.ip() != c.network() {
                 return Err(Error::invalid(op, format!("cluster CIDR {c} has host bits set")));
+            }
+        }
+        for c in &self.service_cidrs {
+            if c.ip() != c.network() {
+                return Err(Error::invalid(op, format!("service CIDR {c} has host bits set")));
+            }
+            if let Some(p) = self.pools.iter().find(|p| c.contains(p.cidr.network()) || p.cidr.contains(c.network())) {
+                return Err(Error::invalid(op, format!("service CIDR {c} overlaps pod CIDR {}", p.cidr)));
             }
         }
         for p in &self.pools {

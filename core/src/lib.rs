@@ -16,6 +16,7 @@ mod node;
 mod peers;
 mod pods;
 mod ports;
+mod services;
 
 // Private infrastructure: no component or caller reaches below these.
 mod ipam;
@@ -64,4 +65,5 @@ pub use node::Node;
 pub use peers::{Path as PeerPath, SyncReport};
 pub use pods::{CheckReport, FailPoint, GcReport};
 pub use ports::{PortEntry, RepairReport};
+pub use services::{Affinity, Endpoint, Service, ServicePort, TrafficPolicy, MAX_AFFINITY_SECS, MAX_SERVICE_NAME_LEN};
 pub use store::Sandbox;

@@ -15,6 +15,7 @@ use crate::config::{NodeConfig, PortMapping, SandboxSpec};
 use crate::peers::{Path, Peers, SyncReport};
 use crate::pods::{CheckReport, FailPoint, GcReport, Pods};
 use crate::ports::{PortEntry, Ports, RepairReport};
+use crate::services::{Service, Services};
 use crate::store::Sandbox;
 use crate::Result;
 
@@ -27,6 +28,7 @@ pub struct Node {
     ports: Arc<Ports>,
     peers: Peers,
     pods: Pods,
+    services: Services,
 }
 
 impl Node {
@@ -47,6 +49,7 @@ impl Node {
             let node = Node {
                 peers: Peers::new(base.clone(), ports.clone()),
                 pods: Pods::new(base.clone(), ports.clone()),
+                services: Services::open(&base.netns_file, &base.cfg)?,
                 base,
                 ports,
             };
@@ -156,6 +159,38 @@ impl Node {
     /// The path each pod CIDR of `peer` takes (for status displays).
     pub fn peer_paths(&self, peer: &Peer) -> Result<Vec<(IpNetwork, Path)>> {
         self.peers.paths(peer)
+    }
+
+    // --- services (services/)
+
+    /// Add or replace a service: validated (ClusterIPs in the node's service CIDRs, ports in
+    /// range, no IP/port/protocol or NodePort another service holds), then programmed as the
+    /// difference to its previous version in one nf_tables batch. Invalid input is
+    /// `InvalidArgument`, a clash `Conflict`; either changes nothing.
+    pub async fn set_service(&self, svc: &Service) -> Result<()> {
+        self.services.set_service(svc.clone()).await
+    }
+
+    /// Remove a service (its elements, and UDP conntrack entries towards its endpoints).
+    /// A missing service is success.
+    pub async fn remove_service(&self, name: &str) -> Result<()> {
+        self.services.remove_service(name.to_string()).await
+    }
+
+    /// Make the node's services exactly `svcs` (all validated first; nothing changes on error).
+    pub async fn sync_services(&self, svcs: &[Service]) -> Result<()> {
+        self.services.sync_services(svcs.to_vec()).await
+    }
+
+    /// Re-install the services table if someone removed or replaced it (`nft flush ruleset`);
+    /// returns whether it was rebuilt. Every service change does the same check first.
+    pub async fn repair_services(&self) -> Result<bool> {
+        self.services.repair().await
+    }
+
+    /// The services this node serves, by name.
+    pub async fn list_services(&self) -> Result<Vec<Service>> {
+        self.services.list().await
     }
 
     // --- the node itself

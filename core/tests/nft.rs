@@ -72,8 +72,7 @@ fn ruleset() -> Ruleset {
         pod_cidrs_v6: vec!["fd00:88::/64".parse().unwrap()],
         cluster_cidrs_v4: vec!["10.88.0.0/16".parse().unwrap(), "10.96.0.0/12".parse().unwrap()],
         cluster_cidrs_v6: vec!["fd00:88::/48".parse().unwrap()],
-        no_masq_v4: vec!["169.254.0.0/16".parse().unwrap()],
-        no_masq_v6: vec![],
+        no_masq_hosts: vec!["169.254.0.1".parse().unwrap()],
         egress_masquerade: true,
         ..Ruleset::default()
     }
@@ -146,8 +145,10 @@ fn ensure_table_builds_the_ruleset() {
         set("clusternets4")["elem"],
         serde_json::json!([{"prefix": {"addr": "10.88.0.0", "len": 16}}, {"prefix": {"addr": "10.96.0.0", "len": 12}}])
     );
-    assert_eq!(set("nomasq4")["elem"], serde_json::json!([{"prefix": {"addr": "169.254.0.0", "len": 16}}]));
-    assert!(set("nomasq6").get("elem").is_none());
+    assert_eq!(set("nomasqhosts4")["elem"], serde_json::json!(["169.254.0.1"]));
+    assert!(set("nomasqhosts4").get("flags").is_none(), "a hash set, not an interval set");
+    assert!(set("nomasqhosts6").get("elem").is_none());
+    assert!(!sets.iter().any(|s| s["name"] == "nomasq4"), "the interval no-masq sets are gone");
 
     let rules = objects(&j, "rule");
     let count = |c: &str| rules.iter().filter(|r| r["chain"] == c).count();
@@ -158,8 +159,8 @@ fn ensure_table_builds_the_ruleset() {
         "meta mark & 0x00002000 == 0x00002000 ip saddr 127.0.0.0/8 masquerade fully-random",
         "meta mark & 0x00002000 == 0x00002000 ip saddr @podnets4 masquerade fully-random",
         "meta mark & 0x00002000 == 0x00002000 ip6 saddr @podnets6 masquerade fully-random",
-        "ip saddr @podnets4 ip daddr != @clusternets4 ip daddr != @nomasq4 ip daddr != @nomasqhosts4 fib daddr type unicast masquerade fully-random",
-        "ip6 saddr @podnets6 ip6 daddr != @clusternets6 ip6 daddr != @nomasq6 ip6 daddr != @nomasqhosts6 fib daddr type unicast masquerade fully-random",
+        "ip saddr @podnets4 ip daddr != @clusternets4 ip daddr != @nomasqhosts4 fib daddr type unicast masquerade fully-random",
+        "ip6 saddr @podnets6 ip6 daddr != @clusternets6 ip6 daddr != @nomasqhosts6 fib daddr type unicast masquerade fully-random",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
@@ -296,7 +297,7 @@ fn legacy_delete_path_skips_missing_elements() {
 }
 
 #[test]
-fn set_no_masq_replaces_the_set() {
+fn no_masq_hosts_add_remove_replace() {
     let Some((_w, pin, mut s)) = single("nomasq") else { return };
     s.ensure_table(&ruleset(), &[]).unwrap();
     let elems = |name: &str| -> Value {
@@ -304,22 +305,19 @@ fn set_no_masq_replaces_the_set() {
             serde_json::from_str(&in_ns(&pin, &["nft", "-j", "list", "set", "inet", "podnet", name])).unwrap();
         objects(&j, "set")[0].get("elem").cloned().unwrap_or(Value::Null)
     };
-    s.set_no_masq(
-        &["192.168.1.11/32".parse().unwrap(), "192.168.1.12/32".parse().unwrap(), "0.0.0.0/8".parse().unwrap()],
-        &["fd00:1::/64".parse().unwrap()],
-    )
-    .unwrap();
-    // adjacent /32s merge into one range
-    assert_eq!(
-        elems("nomasq4"),
-        serde_json::json!([{"prefix": {"addr": "0.0.0.0", "len": 8}}, {"range": ["192.168.1.11", "192.168.1.12"]}])
-    );
-    assert_eq!(elems("nomasq6"), serde_json::json!([{"prefix": {"addr": "fd00:1::", "len": 64}}]));
-    s.set_no_masq(&["10.1.2.3/32".parse().unwrap()], &[]).unwrap();
-    assert_eq!(elems("nomasq4"), serde_json::json!(["10.1.2.3"]));
-    assert_eq!(elems("nomasq6"), Value::Null);
-    s.set_no_masq(&[], &[]).unwrap();
-    assert_eq!(elems("nomasq4"), Value::Null);
+    let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+    s.add_no_masq_hosts(&[ip("192.168.1.11"), ip("fd00:1::1")]).unwrap();
+    s.add_no_masq_hosts(&[ip("192.168.1.11")]).unwrap(); // re-adding is success
+    assert_eq!(elems("nomasqhosts4"), serde_json::json!(["169.254.0.1", "192.168.1.11"]));
+    assert_eq!(elems("nomasqhosts6"), serde_json::json!(["fd00:1::1"]));
+    s.remove_no_masq_hosts(&[ip("169.254.0.1"), ip("10.9.9.9")]).unwrap(); // missing is success
+    assert_eq!(elems("nomasqhosts4"), serde_json::json!(["192.168.1.11"]));
+    s.set_no_masq_hosts(&[ip("10.1.2.3")]).unwrap();
+    assert_eq!(elems("nomasqhosts4"), serde_json::json!(["10.1.2.3"]));
+    assert_eq!(elems("nomasqhosts6"), Value::Null);
+    s.force_legacy_delete(true);
+    s.remove_no_masq_hosts(&[ip("10.1.2.3"), ip("10.1.2.4")]).unwrap();
+    assert_eq!(elems("nomasqhosts4"), Value::Null);
 }
 
 // ---------- traffic ----------
@@ -430,11 +428,12 @@ fn traffic_dnat_hairpin_and_masquerade() {
     assert_eq!(whoami(&t.pod1.0, "192.168.200.2:7000").unwrap(), "192.168.200.1");
     assert_eq!(whoami(&t.pod1.0, "[fd00:200::2]:7000").unwrap(), "fd00:200::1");
     assert_eq!(whoami(&t.pod1.0, "10.88.0.3:80").unwrap(), "10.88.0.2");
-    // a no-masq destination keeps the pod address; the set can change at any time
-    s.set_no_masq(&["192.168.200.2/32".parse().unwrap()], &["fd00:200::2/128".parse().unwrap()]).unwrap();
+    // a no-masq host keeps the pod address; the set can change at any time
+    let peers: [IpAddr; 2] = ["192.168.200.2".parse().unwrap(), "fd00:200::2".parse().unwrap()];
+    s.add_no_masq_hosts(&peers).unwrap();
     assert_eq!(whoami(&t.pod1.0, "192.168.200.2:7000").unwrap(), "10.88.0.2");
     assert_eq!(whoami(&t.pod1.0, "[fd00:200::2]:7000").unwrap(), "fd00:88::2");
-    s.set_no_masq(&[], &[]).unwrap();
+    s.remove_no_masq_hosts(&peers).unwrap();
     assert_eq!(whoami(&t.pod1.0, "192.168.200.2:7000").unwrap(), "192.168.200.1");
 
     // A Service-style DNAT made by someone else (kube-proxy) to another pod must not be

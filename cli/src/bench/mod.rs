@@ -6,6 +6,7 @@ mod ipam;
 mod peers;
 mod ports;
 mod sandbox;
+mod services;
 mod stats;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,9 @@ commands! {
         Ports(ports::BenchPortsArgs),
         /// Allocate every node CIDR of a /8 and every service IP of a /12.
         Ipam(ipam::BenchIpamArgs),
+        /// Program N services from empty, time one change at 100 and at N, and connects; compare
+        /// with kube-proxy's nft -f and iptables-restore.
+        Services(services::BenchServicesArgs),
         #[command(hide = true)]
         PortmapWorker(ports::PortmapWorkerArgs),
         #[command(hide = true)]

@@ -8,12 +8,17 @@
 use std::io;
 use std::net::IpAddr;
 
+use super::ruleset::{HostPort, Proto};
 use super::wire::{self, Writer, NFNL_SUBSYS_CTNETLINK, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
-use super::{HostPort, NftError, NftSocket, Proto};
+use super::{NftError, NftSocket};
 
 const IPCTNL_MSG_CT_GET: u16 = 1;
 const IPCTNL_MSG_CT_DELETE: u16 = 2;
 const CTA_TUPLE_ORIG: u16 = 1;
+const CTA_TUPLE_REPLY: u16 = 2;
+const CTA_IP_V4_SRC: u16 = 1;
+const CTA_IP_V6_SRC: u16 = 3;
+const CTA_PROTO_SRC_PORT: u16 = 2;
 const CTA_ID: u16 = 12;
 const CTA_ZONE: u16 = 18;
 const CTA_TUPLE_IP: u16 = 1;
@@ -155,6 +160,67 @@ pub(crate) fn flush_udp(s: &mut NftSocket, ports: &[HostPort]) -> Result<usize, 
             }
             Err(e) => return Err(e),
         }
+        for chunk in entries.chunks(DELETES_PER_SEND) {
+            deleted += delete_entries(s, family, chunk)?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// The address and port of a tuple's source or destination.
+fn tuple_end(tuple: &[u8], src: bool) -> Option<(IpAddr, u16)> {
+    let ip = wire::attr(tuple, CTA_TUPLE_IP)?;
+    let (a4, a6, pt) = if src {
+        (CTA_IP_V4_SRC, CTA_IP_V6_SRC, CTA_PROTO_SRC_PORT)
+    } else {
+        (CTA_IP_V4_DST, CTA_IP_V6_DST, CTA_PROTO_DST_PORT)
+    };
+    let addr: IpAddr = if let Some(v4) = wire::attr(ip, a4) {
+        IpAddr::from(<[u8; 4]>::try_from(v4).ok()?)
+    } else {
+        IpAddr::from(<[u8; 16]>::try_from(wire::attr(ip, a6)?).ok()?)
+    };
+    let port = wire::attr(wire::attr(tuple, CTA_TUPLE_PROTO)?, pt)?;
+    Some((addr, u16::from_be_bytes([*port.first()?, *port.get(1)?])))
+}
+
+/// Keep a UDP entry that was DNATed to one of `eps` (its reply comes from the endpoint, its
+/// original destination was another address: a service frontend).
+pub(crate) fn dnat_entry(payload: &[u8], eps: &[(IpAddr, u16)]) -> Option<Entry> {
+    let attrs = payload.get(wire::NFGENMSG_LEN..)?;
+    let orig = wire::attr(attrs, CTA_TUPLE_ORIG)?;
+    if wire::attr(wire::attr(orig, CTA_TUPLE_PROTO)?, CTA_PROTO_NUM)?.first() != Some(&UDP) {
+        return None;
+    }
+    let from = tuple_end(wire::attr(attrs, CTA_TUPLE_REPLY)?, true)?;
+    let to = tuple_end(orig, false)?;
+    (eps.contains(&from) && to.0 != from.0).then(|| Entry {
+        tuple: orig.to_vec(),
+        zone: wire::attr(attrs, CTA_ZONE).map(<[u8]>::to_vec),
+        id: wire::attr(attrs, CTA_ID).map(<[u8]>::to_vec),
+    })
+}
+
+/// Delete the UDP conntrack entries DNATed to the endpoints `eps` (ip, port).
+pub(crate) fn flush_udp_endpoints(s: &mut NftSocket, eps: &[(IpAddr, u16)]) -> Result<usize, NftError> {
+    let mut deleted = 0;
+    for (family, v6) in [(libc::AF_INET as u8, false), (libc::AF_INET6 as u8, true)] {
+        let wanted: Vec<(IpAddr, u16)> = eps.iter().filter(|(ip, _)| ip.is_ipv6() == v6).copied().collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let mut entries = Vec::new();
+        s.query(
+            || format!("dump conntrack table (family {family})"),
+            ct_type(IPCTNL_MSG_CT_GET),
+            NLM_F_DUMP,
+            family,
+            |_| {},
+            |m| {
+                entries.extend(dnat_entry(m.payload, &wanted));
+                Ok(())
+            },
+        )?;
         for chunk in entries.chunks(DELETES_PER_SEND) {
             deleted += delete_entries(s, family, chunk)?;
         }

@@ -187,6 +187,74 @@ pub(crate) fn mark_has(w: &mut Writer, bit: u32) {
     cmp_eq(w, reg::R1, &bit.to_ne_bytes());
 }
 
+/// `ct load state => dreg`, `& new`, `!= 0`: the packet opens a new connection.
+pub(crate) fn ct_state_new(w: &mut Writer) {
+    expr(w, "ct", |w| {
+        w.u32(1, reg::R1); // NFTA_CT_DREG
+        w.u32(2, 0); // NFTA_CT_KEY = NFT_CT_STATE
+    });
+    // NF_CT_STATE_BIT(IP_CT_NEW) = 1 << 3, host order like every ct result
+    bitwise(w, reg::R1, &8u32.to_ne_bytes(), &[0; 4]);
+    cmp_neq(w, reg::R1, &[0; 4]);
+}
+
+/// `cmp neq sreg <data>`.
+pub(crate) fn cmp_neq(w: &mut Writer, sreg: u32, data: &[u8]) {
+    expr(w, "cmp", |w| {
+        w.u32(1, sreg); // NFTA_CMP_SREG
+        w.u32(2, 1); // NFTA_CMP_OP = NFT_CMP_NEQ
+        data_value(w, 3, data); // NFTA_CMP_DATA
+    });
+}
+
+/// `numgen random mod <modulus> offset <offset> => dreg` (a host-order u32).
+pub(crate) fn numgen_random(w: &mut Writer, modulus: u32, offset: u32, dreg: u32) {
+    expr(w, "numgen", |w| {
+        w.u32(1, dreg); // NFTA_NG_DREG
+        w.u32(2, modulus); // NFTA_NG_MODULUS
+        w.u32(3, 1); // NFTA_NG_TYPE = NFT_NG_RANDOM
+        if offset != 0 {
+            w.u32(4, offset); // NFTA_NG_OFFSET
+        }
+    });
+}
+
+/// `update @set { sreg_key : sreg_data } timeout <ms>`: add or refresh a map element from
+/// the packet path (the set needs NFT_SET_EVAL | NFT_SET_TIMEOUT | NFT_SET_MAP).
+pub(crate) fn dynset_update(w: &mut Writer, set: &str, sreg_key: u32, sreg_data: u32, timeout_ms: u64) {
+    expr(w, "dynset", |w| {
+        w.str(1, set); // NFTA_DYNSET_SET_NAME
+        w.u32(3, 1); // NFTA_DYNSET_OP = NFT_DYNSET_OP_UPDATE
+        w.u32(4, sreg_key); // NFTA_DYNSET_SREG_KEY
+        w.u32(5, sreg_data); // NFTA_DYNSET_SREG_DATA
+        w.attr(6, &timeout_ms.to_be_bytes()); // NFTA_DYNSET_TIMEOUT (ms, be64)
+    });
+}
+
+/// `reject with tcp reset`: the client sees ECONNREFUSED at once (a RST is not rate-limited
+/// like the ICMP errors of the kernel's icmp_ratelimit). Only for TCP packets.
+pub(crate) fn reject_tcp_reset(w: &mut Writer) {
+    expr(w, "reject", |w| {
+        w.u32(1, 1); // NFTA_REJECT_TYPE = NFT_REJECT_TCP_RST
+    });
+}
+
+/// `reject` (icmpx port-unreachable: TCP clients see ECONNREFUSED, UDP clients an ICMP error).
+pub(crate) fn reject(w: &mut Writer) {
+    expr(w, "reject", |w| {
+        w.u32(1, 2); // NFTA_REJECT_TYPE = NFT_REJECT_ICMPX_UNREACH
+        w.attr(2, &[1]); // NFTA_REJECT_ICMP_CODE (u8) = NFT_REJECT_ICMPX_PORT_UNREACH
+    });
+}
+
+/// `immediate reg 0 <verdict>` for drop (0) and the other codes without a chain.
+pub(crate) fn verdict(w: &mut Writer, code: i32) {
+    expr(w, "immediate", |w| {
+        w.u32(1, reg::VERDICT); // NFTA_IMMEDIATE_DREG
+        w.nest(2, |w| w.nest(NFTA_DATA_VERDICT, |w| w.u32(NFTA_VERDICT_CODE, code as u32)));
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +276,54 @@ mod tests {
         ]
         .concat();
         assert_eq!(w.buf, want);
+    }
+
+    /// `numgen random mod 3 offset 0x10000 => reg 9`, as nft encodes it.
+    #[test]
+    fn numgen_encoding() {
+        let mut w = Writer::default();
+        numgen_random(&mut w, 3, 0x1_0000, reg::R32_01);
+        #[rustfmt::skip]
+        let want: Vec<u8> = [
+            &[52u8, 0, 1, 0x80][..],
+            &[11, 0, 1, 0], b"numgen\0", &[0],
+            &[36, 0, 2, 0x80],
+            &[8, 0, 1, 0, 0, 0, 0, 9],           // DREG
+            &[8, 0, 2, 0, 0, 0, 0, 3],           // MODULUS
+            &[8, 0, 3, 0, 0, 0, 0, 1],           // TYPE random
+            &[8, 0, 4, 0, 0, 1, 0, 0],           // OFFSET
+        ]
+        .concat();
+        assert_eq!(w.buf, want);
+    }
+
+    #[test]
+    fn dynset_reject_and_ct_state_encoding() {
+        let mut w = Writer::default();
+        dynset_update(&mut w, "aff4", 8, 10, 30_000);
+        #[rustfmt::skip]
+        let want: Vec<u8> = [
+            &[68u8, 0, 1, 0x80][..],
+            &[11, 0, 1, 0], b"dynset\0", &[0],
+            &[52, 0, 2, 0x80],
+            &[9, 0, 1, 0], b"aff4\0", &[0, 0, 0], // SET_NAME
+            &[8, 0, 3, 0, 0, 0, 0, 1],             // OP update
+            &[8, 0, 4, 0, 0, 0, 0, 8],             // SREG_KEY
+            &[8, 0, 5, 0, 0, 0, 0, 10],            // SREG_DATA
+            &[12, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0x75, 0x30], // TIMEOUT 30000 ms, be64
+        ]
+        .concat();
+        assert_eq!(w.buf, want);
+        let mut w = Writer::default();
+        reject(&mut w);
+        assert!(w.buf.ends_with(&[8, 0, 1, 0, 0, 0, 0, 2, 5, 0, 2, 0, 1, 0, 0, 0]), "{:?}", w.buf);
+        let mut w = Writer::default();
+        ct_state_new(&mut w);
+        // ct load state => reg 1; bitwise & 8 (host order); cmp neq 0
+        assert!(w.buf.windows(8).any(|x| x == [8, 0, 2, 0, 0, 0, 0, 0]));
+        assert!(w
+            .buf
+            .windows(8)
+            .any(|x| x == [8, 0, 1, 0].iter().copied().chain(8u32.to_ne_bytes()).collect::<Vec<u8>>()));
     }
 }

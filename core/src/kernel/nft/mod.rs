@@ -1,8 +1,11 @@
-//! podnet's nf_tables programming over netlink: table `inet podnet` with host-port DNAT maps and
-//! masquerade rules, built by our own encoder (no nft/iptables exec, no libnftnl), plus a UDP
-//! conntrack flush for host ports. Blocking calls on one NETLINK_NETFILTER socket.
+//! podnet's nf_tables programming over netlink, without nft/iptables exec or libnftnl: the
+//! generic message encoding (`wire.rs` framing, `expr.rs` rule expressions, `msg.rs` tables,
+//! chains, sets/maps, elements and rules), podnet's rulesets built with it (`ruleset.rs`: table
+//! `inet podnet` with host ports and masquerade; `services.rs`: table `inet podnet-services`),
+//! the transport (`sock.rs`) and a UDP conntrack flush (`conntrack.rs`). Blocking calls on one
+//! NETLINK_NETFILTER socket.
 //!
-//! # The table
+//! # Table `inet podnet`
 //! ```text
 //! table inet podnet {
 //!   map hostports     { type inet_proto . inet_service : ipv4_addr . inet_service }
@@ -11,7 +14,7 @@
 //!   map hostports6_ip { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service }
 //!   set podnets4 / podnets6         { flags interval }   # this node's pod CIDRs
 //!   set clusternets4 / clusternets6 { flags interval }   # cluster CIDRs: never egress-masqueraded
-//!   set nomasq4 / nomasq6           { flags interval }   # extra no-NAT destinations (set_no_masq)
+//!   set nomasqhosts4 / nomasqhosts6 { type ipv4_addr / ipv6_addr }  # peer node IPs (hash, O(1))
 //!   chain hostports_dnat {
 //!     meta nfproto ipv4 ip daddr . meta l4proto . th dport lookup @hostports_ip -> mark, dnat
 //!     meta nfproto ipv4 meta l4proto . th dport lookup @hostports -> mark, dnat
@@ -24,7 +27,7 @@
 //!     meta mark & M == M meta nfproto ipv4 ip saddr @podnets4 masquerade fully-random
 //!     meta mark & M == M meta nfproto ipv6 ip6 saddr @podnets6 masquerade fully-random
 //!     # with egress_masquerade:
-//!     meta nfproto ipv4 ip saddr @podnets4 ip daddr != @clusternets4 ip daddr != @nomasq4
+//!     meta nfproto ipv4 ip saddr @podnets4 ip daddr != @clusternets4 ip daddr != @nomasqhosts4
 //!       fib daddr type unicast masquerade fully-random      (and the ipv6 twin)
 //!   }
 //! }
@@ -37,8 +40,8 @@
 //! `nft list` prints the mark statement before `dnat ... map`, but it is encoded after the map
 //! lookup (a miss must not leave the mark on the packet); the listing is not a faithful script.
 //! Egress masquerade only hits unicast destinations (`fib daddr type unicast`: not local,
-//! broadcast or multicast, which flannel excludes as 224.0.0.0/4); everything else the caller
-//! wants untouched (peer node IPs, link-local, ...) goes into the no-masq sets.
+//! broadcast or multicast, which flannel excludes as 224.0.0.0/4); peer node IPs are single
+//! elements of the `nomasqhosts` hash sets, one O(1) change per peer.
 //!
 //! Host-port mappings are map elements: adding or removing one is one small batch, whatever the
 //! number of mappings. Node requirements outside this table: `net.ipv4.ip_forward=1`,
@@ -52,186 +55,26 @@
 mod conntrack;
 mod error;
 mod expr;
+pub(crate) mod msg;
+mod ruleset;
+pub(crate) mod services;
 mod sock;
-mod table;
 mod wire;
 
 use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
-
 pub use error::NftError;
+pub use ruleset::{HostPort, Proto, Ruleset, DEFAULT_HOSTPORT_MARK, TABLE};
+pub use services::{Pick, ServiceTable, DEFAULT_SERVICE_MASQ_MARK, SERVICES_TABLE};
 
-use table::{What, DELSETELEM, DESTROYSETELEM, NEWSETELEM, NEWTABLE};
+use msg::{Elem, SetDef, What, DELSETELEM, DESTROYSETELEM, NEWSETELEM, NEWTABLE};
+use ruleset::normalize;
 use wire::Batch;
-
-/// Name of podnet's table (family `inet`).
-pub const TABLE: &str = "podnet";
 
 /// NETLINK_NETFILTER, the netlink protocol of nf_tables and conntrack.
 pub const NETLINK_NETFILTER: isize = 12;
-
-/// Default [`Ruleset::hostport_mark`]: bit 13, the bit CNI portmap and netavark use for the same
-/// "masquerade this host-port connection" purpose.
-pub const DEFAULT_HOSTPORT_MARK: u32 = 0x2000;
-
-/// Transport protocol of a host port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
-    /// TCP (6).
-    Tcp,
-    /// UDP (17).
-    Udp,
-    /// SCTP (132).
-    Sctp,
-}
-
-impl Proto {
-    /// IP protocol number.
-    pub fn number(self) -> u8 {
-        match self {
-            Proto::Tcp => 6,
-            Proto::Udp => 17,
-            Proto::Sctp => 132,
-        }
-    }
-
-    /// The protocol with IP protocol number `n`, if it is one host ports support.
-    pub fn from_number(n: u8) -> Option<Proto> {
-        match n {
-            6 => Some(Proto::Tcp),
-            17 => Some(Proto::Udp),
-            132 => Some(Proto::Sctp),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-            Proto::Sctp => "sctp",
-        })
-    }
-}
-
-/// One host-port mapping: traffic to `[host_ip]:host_port` on this node goes to
-/// `pod_ip:pod_port`.
-///
-/// The pod IP decides the family (an IPv4 pod IP goes into the IPv4 maps). `host_ip: None`
-/// means every local address of that family; an unspecified host IP (`0.0.0.0`, `::`) is
-/// treated as `None`. Its key (protocol, host IP, host port, family) identifies the element.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HostPort {
-    /// Transport protocol.
-    pub protocol: Proto,
-    /// Local address the mapping is limited to, or `None` for all local addresses.
-    pub host_ip: Option<IpAddr>,
-    /// Port on the node (non-zero).
-    pub host_port: u16,
-    /// Destination pod address.
-    pub pod_ip: IpAddr,
-    /// Destination pod port (non-zero).
-    pub pod_port: u16,
-}
-
-impl HostPort {
-    /// Check the mapping and bring it to its canonical form (unspecified host IP -> `None`).
-    fn normalized(&self) -> Result<HostPort, NftError> {
-        let bad = |why: &str| Err(NftError::Invalid(format!("host port {self}: {why}")));
-        if self.host_port == 0 || self.pod_port == 0 {
-            return bad("port 0");
-        }
-        if self.pod_ip.is_unspecified() || self.pod_ip.is_multicast() || self.pod_ip.is_loopback() {
-            return bad("the pod IP must be a unicast, non-loopback address");
-        }
-        if let IpAddr::V4(a) = self.pod_ip {
-            if a.is_broadcast() {
-                return bad("the pod IP must be a unicast, non-loopback address");
-            }
-        }
-        let host_ip = self.host_ip.filter(|h| !h.is_unspecified());
-        if let Some(h) = host_ip {
-            if h.is_ipv4() != self.pod_ip.is_ipv4() {
-                return bad("host IP and pod IP are of different families");
-            }
-            if h.is_multicast() {
-                return bad("the host IP is a multicast address");
-            }
-        }
-        Ok(HostPort { host_ip, ..*self })
-    }
-}
-
-/// Validate and normalize a list of mappings; with `check_conflicts`, two mappings of the same
-/// key with different targets are refused (the kernel would reject the second with EEXIST).
-fn normalize(ports: &[HostPort], check_conflicts: bool) -> Result<Vec<HostPort>, NftError> {
-    let out = ports.iter().map(HostPort::normalized).collect::<Result<Vec<_>, _>>()?;
-    if check_conflicts && out.len() > 1 {
-        let mut seen = std::collections::HashMap::with_capacity(out.len());
-        for p in &out {
-            let key = (p.set(), p.protocol, p.host_ip, p.host_port);
-            if let Some(prev) = seen.insert(key, *p) {
-                if prev != *p {
-                    return Err(NftError::Invalid(format!(
-                        "host port {} is mapped twice: {prev} and {p}",
-                        p.key_string()
-                    )));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// What table `inet podnet` must contain besides the host-port elements.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ruleset {
-    /// This node's IPv4 pod CIDRs: the source match of the hairpin / pod-to-host-port
-    /// masquerade and of egress masquerade.
-    pub pod_cidrs_v4: Vec<Ipv4Network>,
-    /// This node's IPv6 pod CIDRs.
-    pub pod_cidrs_v6: Vec<Ipv6Network>,
-    /// Cluster-wide IPv4 CIDRs (all nodes' pods, services): egress masquerade skips them.
-    pub cluster_cidrs_v4: Vec<Ipv4Network>,
-    /// Cluster-wide IPv6 CIDRs.
-    pub cluster_cidrs_v6: Vec<Ipv6Network>,
-    /// Extra IPv4 destinations never masqueraded (peer node underlay IPs, link-local, ...);
-    /// replaceable later with [`NftSocket::set_no_masq`].
-    pub no_masq_v4: Vec<Ipv4Network>,
-    /// Extra IPv6 destinations never masqueraded.
-    pub no_masq_v6: Vec<Ipv6Network>,
-    /// Single hosts never masqueraded (peer node IPs), kept in hash sets so that one host is
-    /// added or removed in O(1) ([`NftSocket::add_no_masq_hosts`]).
-    pub no_masq_hosts: Vec<IpAddr>,
-    /// Masquerade pod traffic leaving the cluster (to non-cluster, non-no-masq, unicast
-    /// destinations) to the node's address.
-    pub egress_masquerade: bool,
-    /// Packet-mark bit(s) the DNAT rules set to ask postrouting for the hairpin / localhost
-    /// masquerade; must be non-zero and not used otherwise on the node.
-    /// Defaults to [`DEFAULT_HOSTPORT_MARK`].
-    pub hostport_mark: u32,
-}
-
-impl Default for Ruleset {
-    fn default() -> Ruleset {
-        Ruleset {
-            pod_cidrs_v4: Vec::new(),
-            pod_cidrs_v6: Vec::new(),
-            cluster_cidrs_v4: Vec::new(),
-            cluster_cidrs_v6: Vec::new(),
-            no_masq_v4: Vec::new(),
-            no_masq_v6: Vec::new(),
-            no_masq_hosts: Vec::new(),
-            egress_masquerade: false,
-            hostport_mark: DEFAULT_HOSTPORT_MARK,
-        }
-    }
-}
 
 /// A NETLINK_NETFILTER socket bound to one netns, programming table `inet podnet` there.
 ///
@@ -284,7 +127,7 @@ impl NftSocket {
         }
         let ports = normalize(ports, true)?;
         let mut b = self.batch();
-        table::build(&mut b, rs, &ports);
+        ruleset::build(&mut b, rs, &ports);
         self.commit(b)
     }
 
@@ -297,7 +140,7 @@ impl NftSocket {
             return Ok(());
         }
         let mut b = self.batch();
-        table::port_elements(&mut b, NEWSETELEM, &ports);
+        ruleset::port_elements(&mut b, NEWSETELEM, &ports);
         self.commit(b)
     }
 
@@ -310,7 +153,7 @@ impl NftSocket {
         }
         if !self.legacy_delete {
             let mut b = self.batch();
-            table::port_elements(&mut b, DESTROYSETELEM, &ports);
+            ruleset::port_elements(&mut b, DESTROYSETELEM, &ports);
             match self.commit(b) {
                 // Kernels before 6.3 do not know DESTROYSETELEM: nfnetlink answers EINVAL.
                 Err(e) if matches!(e.errno(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
@@ -323,28 +166,13 @@ impl NftSocket {
         self.remove_ports_legacy(&ports)
     }
 
-    /// Replace the contents of sets `nomasq4` / `nomasq6` atomically (flush + add, one batch).
-    pub fn set_no_masq(&mut self, v4: &[Ipv4Network], v6: &[Ipv6Network]) -> Result<(), NftError> {
-        let mut b = self.batch();
-        for (set, iv) in
-            [(table::SetId::NoMasq4, table::Intervals::v4(v4)), (table::SetId::NoMasq6, table::Intervals::v6(v6))]
-        {
-            table::flush_set(&mut b, set);
-            let e = iv.elems();
-            if !e.is_empty() {
-                table::elements(&mut b, NEWSETELEM, set, &e);
-            }
-        }
-        self.commit(b)
-    }
-
     /// Add single hosts to the never-masqueraded host sets (one batch; re-adding is success).
     pub fn add_no_masq_hosts(&mut self, ips: &[IpAddr]) -> Result<(), NftError> {
         if ips.is_empty() {
             return Ok(());
         }
         let mut b = self.batch();
-        host_elements(&mut b, NEWSETELEM, ips);
+        ruleset::host_elements(&mut b, NEWSETELEM, ips);
         self.commit(b)
     }
 
@@ -355,9 +183,7 @@ impl NftSocket {
         }
         if !self.legacy_delete {
             let mut b = self.batch();
-            for (set, e) in ips.iter().map(|ip| table::Elem::host(*ip)) {
-                table::elements(&mut b, DESTROYSETELEM, set, &[e]);
-            }
+            ruleset::host_elements(&mut b, DESTROYSETELEM, ips);
             match self.commit(b) {
                 Err(e) if matches!(e.errno(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => self.legacy_delete = true,
                 other => return other,
@@ -365,8 +191,7 @@ impl NftSocket {
         }
         for ip in ips {
             let mut b = self.batch();
-            let (set, e) = table::Elem::host(*ip);
-            table::elements(&mut b, DELSETELEM, set, &[e]);
+            ruleset::host_elements(&mut b, DELSETELEM, &[*ip]);
             match self.commit(b) {
                 Err(e) if e.errno() == Some(libc::ENOENT) => {}
                 other => other?,
@@ -378,16 +203,15 @@ impl NftSocket {
     /// Replace the never-masqueraded host sets with exactly `ips` (flush + add, one batch).
     pub fn set_no_masq_hosts(&mut self, ips: &[IpAddr]) -> Result<(), NftError> {
         let mut b = self.batch();
-        table::flush_set(&mut b, table::SetId::NoMasqHost4);
-        table::flush_set(&mut b, table::SetId::NoMasqHost6);
-        host_elements(&mut b, NEWSETELEM, ips);
+        ruleset::flush_hosts(&mut b);
+        ruleset::host_elements(&mut b, NEWSETELEM, ips);
         self.commit(b)
     }
 
     /// Whether table `inet podnet` exists.
     pub fn table_exists(&mut self) -> Result<bool, NftError> {
-        match self.get_table() {
-            Ok(()) => Ok(true),
+        match self.get_table(TABLE) {
+            Ok(_) => Ok(true),
             Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(e),
         }
@@ -397,7 +221,7 @@ impl NftSocket {
     /// Fails with `ENOENT` when the table does not exist.
     pub fn list_ports(&mut self) -> Result<Vec<HostPort>, NftError> {
         let mut out = Vec::new();
-        for set in table::SetId::PORT_MAPS {
+        for set in ruleset::PORT_MAPS {
             self.dump_map(set, &mut out)?;
         }
         out.sort_unstable();
@@ -408,8 +232,8 @@ impl NftSocket {
     pub fn delete_table(&mut self) -> Result<(), NftError> {
         // NEWTABLE (no EXCL) + DELTABLE: idempotent on every kernel, DESTROYTABLE needs 6.3.
         let mut b = self.batch();
-        table::table_msg(&mut b, NEWTABLE, "add");
-        table::table_msg(&mut b, table::DELTABLE, "delete");
+        msg::table_msg(&mut b, TABLE, NEWTABLE, "add");
+        msg::table_msg(&mut b, TABLE, msg::DELTABLE, "delete");
         self.commit(b)
     }
 
@@ -427,6 +251,76 @@ impl NftSocket {
     pub fn flush_udp_conntrack(&mut self, ports: &[HostPort]) -> Result<usize, NftError> {
         let ports = normalize(ports, false)?;
         conntrack::flush_udp(self, &ports)
+    }
+
+    /// Replace table `inet podnet-services` with the skeleton of `t`, the pick chains `picks`
+    /// (kind, selector) and exactly the elements `elems`, in one batch (the old table, if
+    /// any, is deleted in the same transaction). Returns the new table's handle.
+    pub(crate) fn services_rebuild(
+        &mut self,
+        t: &ServiceTable,
+        picks: &[(Pick, u32)],
+        elems: &[(&'static SetDef, Elem)],
+    ) -> Result<u64, NftError> {
+        if t.masq_mark == 0 {
+            return Err(NftError::Invalid("the service masquerade mark must be non-zero".into()));
+        }
+        let mut b = self.batch();
+        services::build(&mut b, t, picks.iter().map(|(p, s)| (p, *s)), elems);
+        self.commit(b)?;
+        self.get_table(SERVICES_TABLE)
+    }
+
+    /// One incremental change of the services table: new pick chains, then element deletes,
+    /// then element adds, in one batch.
+    pub(crate) fn services_apply(
+        &mut self,
+        mark: u32,
+        new_picks: &[(Pick, u32)],
+        dels: &[(&'static SetDef, Elem)],
+        adds: &[(&'static SetDef, Elem)],
+    ) -> Result<(), NftError> {
+        let mut b = self.batch();
+        for (p, sel) in new_picks {
+            services::pick_chain(&mut b, p, *sel, mark);
+        }
+        let del = if self.legacy_delete { DELSETELEM } else { DESTROYSETELEM };
+        services::elements(&mut b, del, dels);
+        services::elements(&mut b, NEWSETELEM, adds);
+        match self.commit(b) {
+            Err(e)
+                if !self.legacy_delete
+                    && !dels.is_empty()
+                    && matches!(e.errno(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
+            {
+                self.legacy_delete = true;
+                self.services_apply(mark, new_picks, dels, adds)
+            }
+            other => other,
+        }
+    }
+
+    /// The handle of table `inet podnet-services`, `None` when it does not exist.
+    pub(crate) fn services_table(&mut self) -> Result<Option<u64>, NftError> {
+        match self.get_table(SERVICES_TABLE) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if e.errno() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Delete table `inet podnet-services`. A missing table is success.
+    pub fn delete_services_table(&mut self) -> Result<(), NftError> {
+        let mut b = self.batch();
+        msg::table_msg(&mut b, SERVICES_TABLE, NEWTABLE, "add");
+        msg::table_msg(&mut b, SERVICES_TABLE, msg::DELTABLE, "delete");
+        self.commit(b)
+    }
+
+    /// Delete the UDP conntrack entries that were DNATed to the endpoints `eps` (ip, port):
+    /// a removed service endpoint would keep receiving their flows. Returns how many.
+    pub fn flush_udp_to_endpoints(&mut self, eps: &[(IpAddr, u16)]) -> Result<usize, NftError> {
+        conntrack::flush_udp_endpoints(self, eps)
     }
 
     /// Use DELSETELEM instead of DESTROYSETELEM for removals, as on kernels before 6.3
@@ -449,7 +343,7 @@ impl NftSocket {
             while !todo.is_empty() {
                 let mut b = self.batch();
                 for p in &todo {
-                    table::elements(&mut b, DELSETELEM, p.set(), &[p.elem()]);
+                    msg::elements(&mut b, TABLE, DELSETELEM, p.set(), &[p.elem()]);
                 }
                 let missing = self.commit_collect(b, libc::ENOENT)?;
                 if missing.is_empty() {
@@ -459,52 +353,5 @@ impl NftSocket {
             }
         }
         Ok(())
-    }
-}
-
-/// Element messages for single hosts, grouped per family set.
-fn host_elements(b: &mut Batch<What>, msg: u8, ips: &[IpAddr]) {
-    for family_v4 in [true, false] {
-        let mut set = None;
-        let elems: Vec<table::Elem> = ips
-            .iter()
-            .filter(|ip| ip.is_ipv4() == family_v4)
-            .map(|ip| {
-                let (s, e) = table::Elem::host(*ip);
-                set = Some(s);
-                e
-            })
-            .collect();
-        if let Some(set) = set {
-            table::elements(b, msg, set, &elems);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hp(host_ip: Option<&str>, port: u16, pod: &str) -> HostPort {
-        HostPort {
-            protocol: Proto::Tcp,
-            host_ip: host_ip.map(|s| s.parse().unwrap()),
-            host_port: port,
-            pod_ip: pod.parse().unwrap(),
-            pod_port: 80,
-        }
-    }
-
-    #[test]
-    fn validation() {
-        assert!(hp(None, 0, "10.0.0.1").normalized().is_err());
-        assert!(hp(None, 80, "0.0.0.0").normalized().is_err());
-        assert!(hp(None, 80, "127.0.0.1").normalized().is_err());
-        assert!(hp(Some("fd00::1"), 80, "10.0.0.1").normalized().is_err());
-        assert_eq!(hp(Some("0.0.0.0"), 80, "10.0.0.1").normalized().unwrap(), hp(None, 80, "10.0.0.1"));
-        let e = normalize(&[hp(None, 80, "10.0.0.1"), hp(None, 80, "10.0.0.2")], true).unwrap_err();
-        assert_eq!(e.to_string(), "host port tcp/80 is mapped twice: tcp/80 -> 10.0.0.1:80 and tcp/80 -> 10.0.0.2:80");
-        // same key, other family: two different maps
-        assert!(normalize(&[hp(None, 80, "10.0.0.1"), hp(None, 80, "fd00::1"), hp(None, 80, "10.0.0.1")], true).is_ok());
     }
 }

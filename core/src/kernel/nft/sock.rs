@@ -6,9 +6,10 @@ use std::time::Duration;
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use rtnetlink::sys::SocketAddr;
 
-use super::table::{self, SetId, What, FAMILY_INET};
+use super::msg::{self, SetDef, What, FAMILY_INET};
+use super::ruleset::{self, HostPort};
 use super::wire::{self, Ack, Batch, Msg, Writer, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
-use super::{HostPort, NftError, NftSocket, TABLE};
+use super::{NftError, NftSocket};
 
 /// Reply buffer: larger than any datagram the kernel sends us (dump skbs are at most 32 KiB;
 /// acks are capped by NETLINK_CAP_ACK). A reply that still does not fit is reported, not cut.
@@ -17,6 +18,8 @@ const RECV_BUF: usize = 128 * 1024;
 const RCVBUF: usize = 1 << 20;
 /// No kernel reply ever takes this long; it only turns a lost reply into an error.
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
+/// An element as dumped: key and data bytes (data empty for sets).
+pub(crate) type KeyData = (Vec<u8>, Vec<u8>);
 /// NLM_F_DUMP_INTR: the dumped object changed during the dump; the result may be inconsistent.
 const NLM_F_DUMP_INTR: u16 = 0x10;
 
@@ -215,36 +218,92 @@ impl NftSocket {
         }
     }
 
-    /// GETTABLE for `inet podnet`: Ok if it exists, ENOENT if not.
-    pub(super) fn get_table(&mut self) -> Result<(), NftError> {
-        let op = || format!("get table inet {TABLE}");
+    /// GETTABLE for `inet <table>`: its handle if it exists, ENOENT if not.
+    pub(crate) fn get_table(&mut self, table: &str) -> Result<u64, NftError> {
+        let op = || format!("get table inet {table}");
+        let mut handle = 0;
         self.query(
             op,
-            wire::nft_type(table::GETTABLE),
+            wire::nft_type(msg::GETTABLE),
             NLM_F_ACK,
             FAMILY_INET,
-            |w| w.str(1, TABLE), // NFTA_TABLE_NAME
-            |_| Ok(()),
+            |w| w.str(msg::NFTA_TABLE_NAME, table),
+            |m| {
+                let h = m.payload.get(wire::NFGENMSG_LEN..).and_then(|a| wire::attr(a, msg::NFTA_TABLE_HANDLE));
+                if let Some(h) = h.and_then(|h| <[u8; 8]>::try_from(h).ok()) {
+                    handle = u64::from_be_bytes(h);
+                }
+                Ok(())
+            },
         )?;
-        Ok(())
+        Ok(handle)
     }
 
-    /// Dump the elements of a host-port map into `out`; retried when a concurrent change
-    /// interrupted the dump.
-    pub(super) fn dump_map(&mut self, set: SetId, out: &mut Vec<HostPort>) -> Result<(), NftError> {
-        let op = || format!("list map {}", set.name());
+    /// The ruleset generation (NFT_MSG_GETGEN): every committed nf_tables transaction in this
+    /// netns, by anyone, increments it.
+    pub(crate) fn generation(&mut self) -> Result<u32, NftError> {
+        let mut gen = None;
+        self.query(
+            || "get nf_tables generation".to_string(),
+            wire::nft_type(msg::GETGEN),
+            NLM_F_ACK,
+            0,
+            |_| {},
+            |m| {
+                if m.ty == wire::nft_type(msg::NEWGEN) {
+                    let g = m.payload.get(wire::NFGENMSG_LEN..).and_then(|a| wire::attr(a, msg::NFTA_GEN_ID));
+                    gen = g.and_then(|g| <[u8; 4]>::try_from(g).ok()).map(u32::from_be_bytes);
+                }
+                Ok(())
+            },
+        )?;
+        gen.ok_or_else(|| NftError::Protocol("no generation in the GETGEN answer".into()))
+    }
+
+    /// Dump the (key, data) of every element of `set` in `table`.
+    pub(crate) fn dump_elems(&mut self, table: &str, set: &SetDef) -> Result<Vec<KeyData>, NftError> {
+        let op = || format!("list {} {}", set.kind(), set.name);
         for _ in 0..5 {
             let mut got = Vec::new();
             let interrupted = self.query(
                 op,
-                wire::nft_type(table::GETSETELEM),
+                wire::nft_type(msg::GETSETELEM),
                 NLM_F_DUMP,
                 FAMILY_INET,
                 |w| {
-                    w.str(table::NFTA_SET_ELEM_LIST_TABLE, TABLE);
-                    w.str(table::NFTA_SET_ELEM_LIST_SET, set.name());
+                    w.str(msg::NFTA_SET_ELEM_LIST_TABLE, table);
+                    w.str(msg::NFTA_SET_ELEM_LIST_SET, set.name);
                 },
-                |m| table::decode_port_dump(m.payload, &mut got),
+                |m| {
+                    msg::decode_elems(m.payload, |_, k, d| {
+                        got.push((k.to_vec(), d.unwrap_or_default().to_vec()));
+                        Ok(())
+                    })
+                },
+            )?;
+            if !interrupted {
+                return Ok(got);
+            }
+        }
+        Err(NftError::Protocol(format!("{}: kept changing during the dump", op())))
+    }
+
+    /// Dump the elements of a host-port map into `out`; retried when a concurrent change
+    /// interrupted the dump.
+    pub(super) fn dump_map(&mut self, set: &SetDef, out: &mut Vec<HostPort>) -> Result<(), NftError> {
+        let op = || format!("list map {}", set.name);
+        for _ in 0..5 {
+            let mut got = Vec::new();
+            let interrupted = self.query(
+                op,
+                wire::nft_type(msg::GETSETELEM),
+                NLM_F_DUMP,
+                FAMILY_INET,
+                |w| {
+                    w.str(msg::NFTA_SET_ELEM_LIST_TABLE, ruleset::TABLE);
+                    w.str(msg::NFTA_SET_ELEM_LIST_SET, set.name);
+                },
+                |m| ruleset::decode_port_dump(m.payload, &mut got),
             )?;
             if !interrupted {
                 out.extend(got);

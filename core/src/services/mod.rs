@@ -1,0 +1,935 @@
+//! Services: ClusterIPs, NodePorts and external IPs programmed into podnet's services table
+//! (`inet podnet-services`, see `kernel/nft/services.rs`), kube-proxy's nftables semantics with
+//! map elements instead of per-service chains.
+//!
+//! The component owns what it programmed, in memory: each change diffs one service's elements
+//! against what is in the kernel and sends the difference as one batch (O(changed elements));
+//! the table is never listed on this path. Before each change one GETGEN round trip tells
+//! whether anyone committed to nf_tables since our last batch; if so, the table's handle shows
+//! whether our table is still the one we built, and a table someone deleted or replaced (e.g.
+//! `nft flush ruleset`) is rebuilt from memory in one batch. The state is this process's: one
+//! process (the agent or runtime that owns the node's services) calls `sync_services` first,
+//! which takes the table over; a single-service change in a process that never programmed the
+//! table while one exists is refused (`Conflict`) rather than wiping the other's services.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use ipnetwork::IpNetwork;
+
+use crate::config::{NodeConfig, Protocol};
+use crate::kernel::nft::msg::{Elem, SetDef};
+use crate::kernel::nft::services::{self as table, Pick, ServiceTable, LOCAL_OFFSET, SELECTOR_DROP};
+use crate::kernel::nft::{NftError, NftSocket, Proto, DEFAULT_SERVICE_MASQ_MARK};
+use crate::{Error, ErrorKind, Result};
+
+/// Longest service name (a Kubernetes `namespace/name` fits).
+pub const MAX_SERVICE_NAME_LEN: usize = 253;
+/// Longest ClientIP affinity timeout (Kubernetes' limit: one day).
+pub const MAX_AFFINITY_SECS: u32 = 86_400;
+
+/// A Service as the node serves it: one ClusterIP per family, ports, external IPs, endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Service {
+    /// Unique name, e.g. `namespace/name` (1..=253 bytes, printable, no spaces).
+    pub name: String,
+    /// One ClusterIP per family (IPv4, IPv6 or both), each inside a service CIDR of the node.
+    pub cluster_ips: Vec<IpAddr>,
+    /// The ports (at least one).
+    pub ports: Vec<ServicePort>,
+    /// External IPs: traffic to `ip:port` is served like the ClusterIP's, with the external
+    /// traffic policy.
+    #[serde(default)]
+    pub external_ips: Vec<IpAddr>,
+    /// Endpoints; only ready ones receive traffic.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    /// Session affinity.
+    #[serde(default)]
+    pub affinity: Affinity,
+    /// Which endpoints external traffic (NodePorts, external IPs) reaches.
+    #[serde(default)]
+    pub external_traffic_policy: TrafficPolicy,
+}
+
+/// One port of a service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ServicePort {
+    /// Transport protocol.
+    pub protocol: Protocol,
+    /// Port on the ClusterIP and external IPs.
+    pub port: u16,
+    /// Port on the endpoints (unless an endpoint names its own).
+    pub target_port: u16,
+    /// Port on every local node address (not loopback), if any.
+    #[serde(default)]
+    pub node_port: Option<u16>,
+}
+
+/// One endpoint of a service.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    /// The endpoint's address (it serves the ClusterIP of its family).
+    pub ip: IpAddr,
+    /// Port per service port (same order as [`Service::ports`]); empty: each port's
+    /// `target_port`.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+    /// Ready endpoints receive new connections; others none.
+    pub ready: bool,
+    /// The endpoint runs on this node (policy Local sends external traffic only to these).
+    pub local: bool,
+}
+
+/// Session affinity of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Affinity {
+    /// Every new connection picks an endpoint at random.
+    #[default]
+    None,
+    /// A client IP keeps its endpoint while it keeps connecting within the timeout.
+    ClientIp {
+        /// Seconds (1..=86400).
+        timeout_secs: u32,
+    },
+}
+
+/// External traffic policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrafficPolicy {
+    /// Any ready endpoint; the client's address is masqueraded to the node's.
+    #[default]
+    Cluster,
+    /// Only endpoints on this node, the client's address kept; dropped when there is none.
+    Local,
+}
+
+fn proto(p: Protocol) -> Proto {
+    match p {
+        Protocol::Tcp => Proto::Tcp,
+        Protocol::Udp => Proto::Udp,
+        Protocol::Sctp => Proto::Sctp,
+    }
+}
+
+fn unicast(ip: IpAddr) -> bool {
+    !(ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || ip == IpAddr::V4(std::net::Ipv4Addr::BROADCAST))
+}
+
+impl Service {
+    /// Check the service on its own and against the node's service CIDRs.
+    pub fn validate(&self, service_cidrs: &[IpNetwork]) -> std::result::Result<(), String> {
+        if self.name.is_empty()
+            || self.name.len() > MAX_SERVICE_NAME_LEN
+            || self.name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!("name must be 1..={MAX_SERVICE_NAME_LEN} printable bytes without spaces"));
+        }
+        let (v4, v6) = (
+            self.cluster_ips.iter().filter(|i| i.is_ipv4()).count(),
+            self.cluster_ips.iter().filter(|i| i.is_ipv6()).count(),
+        );
+        if self.cluster_ips.is_empty() || v4 > 1 || v6 > 1 {
+            return Err("one ClusterIP per family (IPv4, IPv6 or both) is required".into());
+        }
+        for ip in &self.cluster_ips {
+            if !unicast(*ip) {
+                return Err(format!("ClusterIP {ip} is not a unicast address"));
+            }
+            if !service_cidrs.iter().any(|c| c.contains(*ip)) {
+                return Err(if service_cidrs.is_empty() {
+                    format!("ClusterIP {ip}: the node has no service CIDRs configured")
+                } else {
+                    format!("ClusterIP {ip} is outside the node's service CIDRs")
+                });
+            }
+        }
+        if self.ports.is_empty() {
+            return Err("at least one port is required".into());
+        }
+        let mut seen = HashSet::new();
+        let mut node_ports = HashSet::new();
+        for p in &self.ports {
+            if p.port == 0 || p.target_port == 0 || p.node_port == Some(0) {
+                return Err(format!("port {}/{}: ports must be in 1..=65535", p.port, p.protocol));
+            }
+            if !seen.insert((p.protocol, p.port)) {
+                return Err(format!("port {}/{} is listed twice", p.port, p.protocol));
+            }
+            if let Some(np) = p.node_port {
+                if !node_ports.insert((p.protocol, np)) {
+                    return Err(format!("node port {np}/{} is listed twice", p.protocol));
+                }
+            }
+        }
+        for ip in &self.external_ips {
+            if !unicast(*ip) {
+                return Err(format!("external IP {ip} is not a unicast address"));
+            }
+            if self.cluster_ips.contains(ip) {
+                return Err(format!("external IP {ip} is also a ClusterIP"));
+            }
+        }
+        for e in &self.endpoints {
+            if !unicast(e.ip) {
+                return Err(format!("endpoint {} is not a unicast address", e.ip));
+            }
+            if !e.ports.is_empty() && e.ports.len() != self.ports.len() {
+                return Err(format!(
+                    "endpoint {} has {} ports for {} service ports",
+                    e.ip,
+                    e.ports.len(),
+                    self.ports.len()
+                ));
+            }
+            if e.ports.contains(&0) {
+                return Err(format!("endpoint {}: port 0", e.ip));
+            }
+        }
+        if let Affinity::ClientIp { timeout_secs } = self.affinity {
+            if timeout_secs == 0 || timeout_secs > MAX_AFFINITY_SECS {
+                return Err(format!("affinity timeout {timeout_secs} s out of range 1..={MAX_AFFINITY_SECS}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// (frontend IP, protocol, port) pairs the service answers on.
+    fn frontends(&self) -> impl Iterator<Item = (IpAddr, Proto, u16)> + '_ {
+        self.cluster_ips
+            .iter()
+            .chain(&self.external_ips)
+            .flat_map(move |ip| self.ports.iter().map(move |p| (*ip, proto(p.protocol), p.port)))
+    }
+
+    fn node_ports(&self) -> impl Iterator<Item = (Proto, u16)> + '_ {
+        self.ports.iter().filter_map(|p| p.node_port.map(|n| (proto(p.protocol), n)))
+    }
+}
+
+/// Identity of one programmed element: its set and key.
+type ElemKey = (&'static str, [u8; 32], u8);
+
+fn ekey(set: &'static SetDef, e: &Elem) -> ElemKey {
+    (set.name, e.key, e.klen)
+}
+
+/// Endpoint order of one (service port, family, range): indices are positions, kept stable
+/// across changes so that one endpoint in or out touches O(1) elements.
+type OrderKey = (Proto, u16, bool, bool);
+type Order = Vec<(IpAddr, u16)>;
+
+/// The id of one (protocol, port, family) of a service: endpoints are keyed by it.
+type IdKey = (Proto, u16, bool);
+
+#[derive(Debug)]
+struct Entry {
+    svc: Service,
+    orders: HashMap<OrderKey, Order>,
+    ids: HashMap<IdKey, u32>,
+    elems: HashMap<ElemKey, (&'static SetDef, Elem)>,
+}
+
+/// What `State::elements` produces for one service.
+struct Planned {
+    elems: HashMap<ElemKey, (&'static SetDef, Elem)>,
+    orders: HashMap<OrderKey, Order>,
+    ids: HashMap<IdKey, u32>,
+}
+
+#[derive(Debug)]
+struct State {
+    sock: NftSocket,
+    table: ServiceTable,
+    service_cidrs: Vec<IpNetwork>,
+    services: BTreeMap<String, Entry>,
+    /// Every element in the kernel with the number of services that need it.
+    programmed: HashMap<ElemKey, (&'static SetDef, Elem, u32)>,
+    frontends: HashMap<(IpAddr, Proto, u16), String>,
+    node_ports: HashMap<(Proto, u16), String>,
+    picks: HashMap<Pick, u32>,
+    next_selector: u32,
+    free_ids: Vec<u32>,
+    next_id: u32,
+    /// The table in the kernel is the one this state describes (as of `generation`).
+    synced: bool,
+    /// This process has programmed the table (so it may rebuild it from its memory).
+    owner: bool,
+    generation: Option<u32>,
+    handle: u64,
+}
+
+/// Stable endpoint order: survivors keep their index, holes are filled by new endpoints
+/// first and then by the last ones.
+fn stable_order(prev: Option<&Order>, want: &[(IpAddr, u16)]) -> Order {
+    let want_set: HashSet<&(IpAddr, u16)> = want.iter().collect();
+    let prev_set: HashSet<&(IpAddr, u16)> = prev.map(|p| p.iter().collect()).unwrap_or_default();
+    let mut slots: Vec<Option<(IpAddr, u16)>> =
+        prev.map(|p| p.iter().map(|x| want_set.contains(x).then_some(*x)).collect()).unwrap_or_default();
+    let mut fresh = want.iter().filter(|x| !prev_set.contains(x)).copied();
+    for s in slots.iter_mut().filter(|s| s.is_none()) {
+        match fresh.next() {
+            Some(n) => *s = Some(n),
+            None => break,
+        }
+    }
+    slots.extend(fresh.map(Some));
+    loop {
+        while matches!(slots.last(), Some(None)) {
+            slots.pop();
+        }
+        match slots.iter().position(Option::is_none) {
+            Some(i) => slots[i] = slots.pop().flatten(),
+            None => break,
+        }
+    }
+    slots.into_iter().flatten().collect()
+}
+
+impl State {
+    /// The selector of a pick kind, allocating it (and noting that its chain must be made).
+    fn selector(&mut self, pick: Pick, new: &mut Vec<(Pick, u32)>) -> u32 {
+        if let Some(s) = self.picks.get(&pick) {
+            return *s;
+        }
+        let s = self.next_selector;
+        self.next_selector += 1;
+        self.picks.insert(pick, s);
+        new.push((pick, s));
+        s
+    }
+
+    fn alloc_id(&mut self) -> u32 {
+        self.free_ids.pop().unwrap_or_else(|| {
+            self.next_id += 1;
+            self.next_id - 1
+        })
+    }
+
+    /// Return the ids of `ids` that `keep` does not hold.
+    fn free_unused(&mut self, ids: &HashMap<IdKey, u32>, keep: Option<&HashMap<IdKey, u32>>) {
+        for (k, id) in ids {
+            if keep.and_then(|m| m.get(k)) != Some(id) {
+                self.free_ids.push(*id);
+            }
+        }
+    }
+
+    /// The elements service `svc` needs, its endpoint orders and port ids (kept from `prev`).
+    fn elements(&mut self, svc: &Service, prev: Option<&Entry>, new_picks: &mut Vec<(Pick, u32)>) -> Planned {
+        let mut out = HashMap::new();
+        let mut orders = HashMap::new();
+        let mut ids = HashMap::new();
+        let mut put = |(s, e): (&'static SetDef, Elem)| {
+            out.insert(ekey(s, &e), (s, e));
+        };
+        let aff = match svc.affinity {
+            Affinity::None => 0,
+            Affinity::ClientIp { timeout_secs } => timeout_secs,
+        };
+        for &cip in &svc.cluster_ips {
+            let v6 = cip.is_ipv6();
+            put(table::clusterip_elem(cip));
+            for (pi, sp) in svc.ports.iter().enumerate() {
+                let pr = proto(sp.protocol);
+                let mut all: Order = Vec::new();
+                let mut local: Order = Vec::new();
+                for e in svc.endpoints.iter().filter(|e| e.ready && e.ip.is_ipv6() == v6) {
+                    let ep = (e.ip, e.ports.get(pi).copied().unwrap_or(sp.target_port));
+                    if !all.contains(&ep) {
+                        all.push(ep);
+                        if e.local {
+                            local.push(ep);
+                        }
+                    }
+                }
+                let ka = (pr, sp.port, v6, false);
+                let kl = (pr, sp.port, v6, true);
+                let all = stable_order(prev.and_then(|p| p.orders.get(&ka)), &all);
+                let local = stable_order(prev.and_then(|p| p.orders.get(&kl)), &local);
+                let id = match prev.and_then(|p| p.ids.get(&(pr, sp.port, v6))) {
+                    Some(id) => *id,
+                    None => self.alloc_id(),
+                };
+                ids.insert((pr, sp.port, v6), id);
+                for (i, (ip, port)) in all.iter().enumerate() {
+                    put(table::ep_elem(id, i as u32, *ip, *port));
+                }
+                for (i, (ip, port)) in local.iter().enumerate() {
+                    put(table::ep_elem(id, LOCAL_OFFSET + i as u32, *ip, *port));
+                }
+                let n = all.len() as u32;
+                let l = local.len() as u32;
+                let externals = svc.external_ips.iter().filter(|x| x.is_ipv6() == v6);
+                if n == 0 {
+                    put(table::noeps_elem(cip, pr, sp.port));
+                    for x in externals {
+                        put(table::noeps_elem(*x, pr, sp.port));
+                    }
+                    if let Some(np) = sp.node_port {
+                        put(table::noeps_nodeport_elem(pr, np));
+                    }
+                } else {
+                    let mut pick = Pick { v6, n, local: false, masq: false, affinity_secs: aff, nodeport: false };
+                    let internal = self.selector(pick, new_picks);
+                    for e in table::frontend_elems(cip, pr, sp.port, internal, id) {
+                        put(e);
+                    }
+                    match svc.external_traffic_policy {
+                        TrafficPolicy::Cluster => pick.masq = true,
+                        TrafficPolicy::Local => {
+                            pick.local = true;
+                            pick.n = l;
+                        }
+                    }
+                    let mut external = |this: &mut State, nodeport: bool| {
+                        if pick.n == 0 {
+                            SELECTOR_DROP
+                        } else {
+                            this.selector(Pick { nodeport, ..pick }, new_picks)
+                        }
+                    };
+                    for x in externals {
+                        let sel = external(self, false);
+                        for e in table::frontend_elems(*x, pr, sp.port, sel, id) {
+                            put(e);
+                        }
+                    }
+                    if let Some(np) = sp.node_port {
+                        let sel = external(self, true);
+                        for e in table::nodeport_elems(v6, pr, np, sel, id) {
+                            put(e);
+                        }
+                    }
+                }
+                orders.insert(ka, all);
+                orders.insert(kl, local);
+            }
+            for e in svc.endpoints.iter().filter(|e| e.ready && e.local && e.ip.is_ipv6() == v6) {
+                put(table::hairpin_elem(e.ip));
+            }
+        }
+        Planned { elems: out, orders, ids }
+    }
+
+    /// Refcount changes from `old` to `new` elements; returns the kernel deletes and adds.
+    #[expect(clippy::type_complexity, reason = "two element lists")]
+    fn diff(
+        &mut self,
+        old: &HashMap<ElemKey, (&'static SetDef, Elem)>,
+        new: &HashMap<ElemKey, (&'static SetDef, Elem)>,
+    ) -> (Vec<(&'static SetDef, Elem)>, Vec<(&'static SetDef, Elem)>) {
+        let mut dels = vec![];
+        let mut adds = vec![];
+        for (k, (s, e)) in old {
+            if new.get(k).is_some_and(|(_, n)| n == e) {
+                continue;
+            }
+            if let Some(p) = self.programmed.get_mut(k) {
+                p.2 -= 1;
+                if p.2 == 0 {
+                    self.programmed.remove(k);
+                    dels.push((*s, e.clone()));
+                }
+            }
+        }
+        for (k, (s, e)) in new {
+            if old.get(k).is_some_and(|(_, o)| o == e) {
+                continue;
+            }
+            match self.programmed.get_mut(k) {
+                Some(p) => p.2 += 1,
+                None => {
+                    self.programmed.insert(*k, (*s, e.clone(), 1));
+                    adds.push((*s, e.clone()));
+                }
+            }
+        }
+        (dels, adds)
+    }
+
+    /// Whether the kernel's table is still ours, by the cheapest evidence: the generation has
+    /// not moved since our last batch, or our table still has the handle we created it with.
+    fn fresh(&mut self) -> std::result::Result<bool, NftError> {
+        if !self.synced {
+            return Ok(false);
+        }
+        let g = self.sock.generation()?;
+        if Some(g) == self.generation {
+            return Ok(true);
+        }
+        let ok = self.sock.services_table()? == Some(self.handle);
+        if ok {
+            self.generation = Some(g);
+        }
+        Ok(ok)
+    }
+
+    /// Program everything in memory into a fresh table (one batch).
+    fn rebuild(&mut self) -> std::result::Result<(), NftError> {
+        self.synced = false;
+        let picks: Vec<(Pick, u32)> = self.picks.iter().map(|(p, s)| (*p, *s)).collect();
+        let elems: Vec<(&'static SetDef, Elem)> = self.programmed.values().map(|(s, e, _)| (*s, e.clone())).collect();
+        self.handle = self.sock.services_rebuild(&self.table, &picks, &elems)?;
+        self.generation = Some(self.sock.generation()?);
+        self.synced = true;
+        self.owner = true;
+        Ok(())
+    }
+
+    /// Send one change; when our table was lost, rebuild instead (the state already holds
+    /// the change).
+    fn commit(
+        &mut self,
+        new_picks: &[(Pick, u32)],
+        dels: &[(&'static SetDef, Elem)],
+        adds: &[(&'static SetDef, Elem)],
+    ) -> std::result::Result<(), NftError> {
+        if !self.fresh()? {
+            return self.rebuild();
+        }
+        if new_picks.is_empty() && dels.is_empty() && adds.is_empty() {
+            return Ok(());
+        }
+        let before = self.generation;
+        match self.sock.services_apply(self.table.masq_mark, new_picks, dels, adds) {
+            Ok(()) => {
+                // Our commit is exactly one generation step; anyone else's shows up as a gap.
+                self.generation = before.map(|g| g.wrapping_add(1));
+                Ok(())
+            }
+            Err(e) => {
+                self.synced = false;
+                Err(e)
+            }
+        }
+    }
+
+    fn check_conflicts(&self, svc: &Service) -> Result<()> {
+        let op = || format!("set service {}", svc.name);
+        for f in svc.frontends() {
+            if let Some(holder) = self.frontends.get(&f).filter(|h| **h != svc.name) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    op(),
+                    format!("{}/{} on {} is already served by service {holder}", f.2, f.1, f.0),
+                ));
+            }
+        }
+        for n in svc.node_ports() {
+            if let Some(holder) = self.node_ports.get(&n).filter(|h| **h != svc.name) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    op(),
+                    format!("node port {}/{} is already used by service {holder}", n.1, n.0),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn index(&mut self, svc: &Service, add: bool) {
+        for f in svc.frontends() {
+            if add {
+                self.frontends.insert(f, svc.name.clone());
+            } else {
+                self.frontends.remove(&f);
+            }
+        }
+        for n in svc.node_ports() {
+            if add {
+                self.node_ports.insert(n, svc.name.clone());
+            } else {
+                self.node_ports.remove(&n);
+            }
+        }
+    }
+
+    /// Replace (or with `None` remove) service `name`; validated by the caller.
+    fn change(&mut self, name: &str, svc: Option<Service>) -> Result<()> {
+        let op = match &svc {
+            Some(_) => format!("set service {name}"),
+            None => format!("remove service {name}"),
+        };
+        if let Some(s) = &svc {
+            self.check_conflicts(s)?;
+        }
+        if !self.owner {
+            // Another process (or this one before a restart) programmed the table: rebuilding it
+            // from this process's empty memory would silently drop its services.
+            let theirs = self.sock.services_table().map_err(|e| e.into_error(op.clone()))?;
+            if theirs.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    op,
+                    "table inet podnet-services was programmed by another process or before a restart; \
+                     sync_services with the full list takes it over",
+                ));
+            }
+        }
+        let old = self.services.remove(name);
+        if old.is_none() && svc.is_none() {
+            return Ok(());
+        }
+        let empty = HashMap::new();
+        let old_elems = old.as_ref().map_or(&empty, |o| &o.elems);
+        let mut new_picks = vec![];
+        let plan = match &svc {
+            Some(s) => self.elements(s, old.as_ref(), &mut new_picks),
+            None => Planned { elems: HashMap::new(), orders: HashMap::new(), ids: HashMap::new() },
+        };
+        let Planned { elems: new_elems, orders, ids } = plan;
+        let (mut dels, adds) = self.diff(old_elems, &new_elems);
+        if let (Some(o), true) = (&old, self.synced) {
+            // ClientIP affinity entries of removed endpoints would keep sending their clients
+            // there until they time out: delete them in the same batch (a dump of the affinity
+            // map, only when an affinity service loses an endpoint).
+            if o.svc.affinity != Affinity::None {
+                dels.extend(self.stale_affinity(o, svc.as_ref()));
+            }
+        }
+        if let Some(o) = &old {
+            self.index(&o.svc, false);
+        }
+        if let Some(s) = &svc {
+            self.index(s, true);
+        }
+        match self.commit(&new_picks, &dels, &adds) {
+            Ok(()) => {
+                if let Some(o) = &old {
+                    self.free_unused(&o.ids, Some(&ids));
+                }
+                if let Some(s) = svc {
+                    self.services.insert(name.to_string(), Entry { svc: s, orders, ids, elems: new_elems });
+                }
+                if let Some(o) = &old {
+                    self.flush_removed_udp(o, &dels);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Undo in memory: the kernel applied nothing of the batch.
+                self.diff(&new_elems, old_elems);
+                self.free_unused(&ids, old.as_ref().map(|o| &o.ids));
+                for (p, _) in &new_picks {
+                    self.picks.remove(p);
+                }
+                if let Some(s) = &svc {
+                    self.index(s, false);
+                }
+                if let Some(o) = old {
+                    self.index(&o.svc, true);
+                    self.services.insert(name.to_string(), o);
+                }
+                Err(e.into_error(op))
+            }
+        }
+    }
+
+    /// Affinity entries of `old` that point at endpoints `new` no longer has.
+    fn stale_affinity(&mut self, old: &Entry, new: Option<&Service>) -> Vec<(&'static SetDef, Elem)> {
+        let ids: HashSet<u32> = old.ids.values().copied().collect();
+        let keep: HashSet<IpAddr> = new
+            .filter(|n| n.affinity != Affinity::None)
+            .map(|n| n.endpoints.iter().filter(|e| e.ready).map(|e| e.ip).collect())
+            .unwrap_or_default();
+        let mut out = vec![];
+        for set in [&table::AFF4, &table::AFF6] {
+            let Ok(elems) = self.sock.dump_elems(table::SERVICES_TABLE, set) else { continue };
+            for (k, d) in elems {
+                let id = k.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                let ep = match d.len() {
+                    8 => <[u8; 4]>::try_from(&d[..4]).ok().map(IpAddr::from),
+                    20 => <[u8; 16]>::try_from(&d[..16]).ok().map(IpAddr::from),
+                    _ => None,
+                };
+                if id.is_some_and(|i| ids.contains(&i)) && ep.is_some_and(|e| !keep.contains(&e)) {
+                    out.push((set, Elem::key(&k)));
+                }
+            }
+        }
+        out
+    }
+
+    /// UDP has no connection end: conntrack entries towards a removed endpoint keep steering
+    /// their flow to it. Best-effort: an error only costs the stale flows.
+    fn flush_removed_udp(&mut self, old: &Entry, dels: &[(&'static SetDef, Elem)]) {
+        let udp_ids: HashSet<u32> = old.ids.iter().filter(|(k, _)| k.0 == Proto::Udp).map(|(_, id)| *id).collect();
+        if udp_ids.is_empty() {
+            return;
+        }
+        let mut gone: Vec<(IpAddr, u16)> = vec![];
+        for (s, e) in dels {
+            let d = e.data_bytes();
+            let id = e.key_bytes().get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            if !(std::ptr::eq(*s, &table::EPS4) || std::ptr::eq(*s, &table::EPS6))
+                || !id.is_some_and(|i| udp_ids.contains(&i))
+            {
+                continue;
+            }
+            let (ip, port) = match d.len() {
+                8 => (IpAddr::from(<[u8; 4]>::try_from(&d[..4]).unwrap_or_default()), &d[4..6]),
+                _ => (IpAddr::from(<[u8; 16]>::try_from(&d[..16]).unwrap_or_default()), &d[16..18]),
+            };
+            gone.push((ip, u16::from_be_bytes([port[0], port[1]])));
+        }
+        // An endpoint still used by another index of the same service is not gone.
+        let now = self.services.get(&old.svc.name);
+        gone.retain(|g| !now.is_some_and(|n| n.orders.values().any(|o| o.contains(g))));
+        gone.sort();
+        gone.dedup();
+        if !gone.is_empty() {
+            if let Err(e) = self.sock.flush_udp_to_endpoints(&gone) {
+                tracing::warn!("flush UDP conntrack of removed endpoints of service {}: {e}", old.svc.name);
+            }
+        }
+    }
+
+    /// Replace every service with `svcs`: one batch with the difference when our table is
+    /// intact, else one batch with the whole table.
+    fn sync(&mut self, svcs: Vec<Service>) -> Result<()> {
+        let op = "sync services";
+        let mut names = HashSet::new();
+        let mut frontends: HashMap<(IpAddr, Proto, u16), String> = HashMap::new();
+        let mut node_ports: HashMap<(Proto, u16), String> = HashMap::new();
+        for s in &svcs {
+            if !names.insert(s.name.clone()) {
+                return Err(Error::invalid(op, format!("service {} is listed twice", s.name)));
+            }
+            for f in s.frontends() {
+                if let Some(h) = frontends.insert(f, s.name.clone()) {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        op,
+                        format!("{}/{} on {} is served by both {h} and {}", f.2, f.1, f.0, s.name),
+                    ));
+                }
+            }
+            for n in s.node_ports() {
+                if let Some(h) = node_ports.insert(n, s.name.clone()) {
+                    return Err(Error::new(
+                        ErrorKind::Conflict,
+                        op,
+                        format!("node port {}/{} is used by both {h} and {}", n.1, n.0, s.name),
+                    ));
+                }
+            }
+        }
+        // Build the new state beside the old one, then send the difference.
+        let old_services = std::mem::take(&mut self.services);
+        let old_programmed = std::mem::take(&mut self.programmed);
+        let old_picks = self.picks.clone();
+        let mut new_picks = vec![];
+        let old_free = (self.free_ids.clone(), self.next_id);
+        // Ids of services that go away are free for the new ones.
+        for (name, o) in &old_services {
+            if !names.contains(name) {
+                self.free_ids.extend(o.ids.values());
+            }
+        }
+        for s in svcs {
+            let prev = old_services.get(&s.name);
+            let Planned { elems, orders, ids } = self.elements(&s, prev, &mut new_picks);
+            if let Some(p) = prev {
+                let stale: Vec<u32> =
+                    p.ids.iter().filter(|(k, id)| ids.get(*k) != Some(*id)).map(|(_, id)| *id).collect();
+                self.free_ids.extend(stale);
+            }
+            for (k, (set, e)) in &elems {
+                self.programmed.entry(*k).or_insert_with(|| (*set, e.clone(), 0)).2 += 1;
+            }
+            self.services.insert(s.name.clone(), Entry { svc: s, orders, ids, elems });
+        }
+        let mut dels = vec![];
+        let mut adds = vec![];
+        for (k, (s, e, _)) in &old_programmed {
+            if self.programmed.get(k).is_none_or(|(_, n, _)| n != e) {
+                dels.push((*s, e.clone()));
+            }
+        }
+        for (k, (s, e, _)) in &self.programmed {
+            if old_programmed.get(k).is_none_or(|(_, o, _)| o != e) {
+                adds.push((*s, e.clone()));
+            }
+        }
+        self.frontends = frontends;
+        self.node_ports = node_ports;
+        match self.commit(&new_picks, &dels, &adds) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.services = old_services;
+                self.programmed = old_programmed;
+                self.picks = old_picks;
+                (self.free_ids, self.next_id) = old_free;
+                self.frontends.clear();
+                self.node_ports.clear();
+                let olds: Vec<Service> = self.services.values().map(|e| e.svc.clone()).collect();
+                for s in &olds {
+                    self.index(s, true);
+                }
+                Err(e.into_error(op))
+            }
+        }
+    }
+}
+
+/// The node's services: their programmed state and the socket that programs them.
+#[derive(Debug, Clone)]
+pub(crate) struct Services {
+    state: Arc<Mutex<State>>,
+}
+
+impl Services {
+    /// Open the socket in the node's netns. The table is left alone until the first change.
+    pub(crate) fn open(netns: &std::fs::File, cfg: &NodeConfig) -> Result<Services> {
+        let sock = NftSocket::open_in(netns).map_err(|e| e.into_error("open nf_tables socket for services"))?;
+        let mut table = ServiceTable { masq_mark: DEFAULT_SERVICE_MASQ_MARK, ..ServiceTable::default() };
+        for c in &cfg.service_cidrs {
+            match c {
+                IpNetwork::V4(n) => table.service_cidrs_v4.push(*n),
+                IpNetwork::V6(n) => table.service_cidrs_v6.push(*n),
+            }
+        }
+        for c in &cfg.cluster_cidrs {
+            match c {
+                IpNetwork::V4(n) => table.cluster_cidrs_v4.push(*n),
+                IpNetwork::V6(n) => table.cluster_cidrs_v6.push(*n),
+            }
+        }
+        let state = State {
+            sock,
+            table,
+            service_cidrs: cfg.service_cidrs.clone(),
+            services: BTreeMap::new(),
+            programmed: HashMap::new(),
+            frontends: HashMap::new(),
+            node_ports: HashMap::new(),
+            picks: HashMap::new(),
+            next_selector: SELECTOR_DROP + 1,
+            free_ids: vec![],
+            next_id: 1,
+            synced: false,
+            owner: false,
+            generation: None,
+            handle: 0,
+        };
+        Ok(Services { state: Arc::new(Mutex::new(state)) })
+    }
+
+    /// Run `f` on the state on a blocking thread (the socket calls block).
+    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut State) -> Result<T> + Send + 'static) -> Result<T> {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut s)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, "services", e))?
+    }
+
+    /// Add or replace a service.
+    pub(crate) async fn set_service(&self, svc: Service) -> Result<()> {
+        self.with(move |s| {
+            svc.validate(&s.service_cidrs).map_err(|m| Error::invalid(format!("set service {}", svc.name), m))?;
+            let name = svc.name.clone();
+            s.change(&name, Some(svc))
+        })
+        .await
+    }
+
+    /// Remove a service; a missing one is success.
+    pub(crate) async fn remove_service(&self, name: String) -> Result<()> {
+        self.with(move |s| s.change(&name, None)).await
+    }
+
+    /// Make the services exactly `svcs`.
+    pub(crate) async fn sync_services(&self, svcs: Vec<Service>) -> Result<()> {
+        self.with(move |s| {
+            for v in &svcs {
+                v.validate(&s.service_cidrs).map_err(|m| Error::invalid(format!("sync services: {}", v.name), m))?;
+            }
+            s.sync(svcs)
+        })
+        .await
+    }
+
+    /// Rebuild the table from memory unless the kernel still has the one we made.
+    pub(crate) async fn repair(&self) -> Result<bool> {
+        self.with(|s| {
+            let ok = s.fresh().map_err(|e| e.into_error("repair services: read nf_tables"))?;
+            if !ok && !s.services.is_empty() {
+                s.rebuild().map_err(|e| e.into_error("repair services: rebuild table inet podnet-services"))?;
+                return Ok(true);
+            }
+            Ok(false)
+        })
+        .await
+    }
+
+    /// The services, by name.
+    pub(crate) async fn list(&self) -> Result<Vec<Service>> {
+        self.with(|s| Ok(s.services.values().map(|e| e.svc.clone()).collect())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(s: &str, port: u16) -> (IpAddr, u16) {
+        (s.parse().unwrap(), port)
+    }
+
+    #[test]
+    fn stable_order_moves_one_endpoint() {
+        let prev = vec![ep("10.0.0.1", 80), ep("10.0.0.2", 80), ep("10.0.0.3", 80), ep("10.0.0.4", 80)];
+        // remove the second: the last one takes its slot, the others stay
+        let got = stable_order(Some(&prev), &[ep("10.0.0.1", 80), ep("10.0.0.3", 80), ep("10.0.0.4", 80)]);
+        assert_eq!(got, vec![ep("10.0.0.1", 80), ep("10.0.0.4", 80), ep("10.0.0.3", 80)]);
+        // replace one: the new one takes the hole
+        let got = stable_order(
+            Some(&prev),
+            &[ep("10.0.0.1", 80), ep("10.0.0.9", 80), ep("10.0.0.3", 80), ep("10.0.0.4", 80)],
+        );
+        assert_eq!(got, vec![ep("10.0.0.1", 80), ep("10.0.0.9", 80), ep("10.0.0.3", 80), ep("10.0.0.4", 80)]);
+        assert_eq!(stable_order(None, &prev[..2]), prev[..2].to_vec());
+        assert!(stable_order(Some(&prev), &[]).is_empty());
+        let got = stable_order(Some(&prev), &[ep("10.0.0.4", 80)]);
+        assert_eq!(got, vec![ep("10.0.0.4", 80)]);
+    }
+
+    fn svc() -> Service {
+        Service {
+            name: "default/web".into(),
+            cluster_ips: vec!["10.96.0.10".parse().unwrap()],
+            ports: vec![ServicePort { protocol: Protocol::Tcp, port: 80, target_port: 8080, node_port: Some(30080) }],
+            external_ips: vec![],
+            endpoints: vec![Endpoint { ip: "10.244.1.2".parse().unwrap(), ports: vec![], ready: true, local: true }],
+            affinity: Affinity::None,
+            external_traffic_policy: TrafficPolicy::Cluster,
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let cidrs: Vec<IpNetwork> = vec!["10.96.0.0/12".parse().unwrap()];
+        assert_eq!(svc().validate(&cidrs), Ok(()));
+        let bad = |f: fn(&mut Service)| {
+            let mut s = svc();
+            f(&mut s);
+            s.validate(&cidrs).unwrap_err()
+        };
+        assert!(bad(|s| s.cluster_ips = vec!["10.0.0.1".parse().unwrap()]).contains("outside"));
+        assert!(bad(|s| s.cluster_ips.clear()).contains("ClusterIP"));
+        assert!(bad(|s| s.ports[0].port = 0).contains("1..=65535"));
+        assert!(bad(|s| s.ports.push(s.ports[0].clone())).contains("twice"));
+        assert!(bad(|s| s.name = "a b".into()).contains("name"));
+        assert!(bad(|s| s.endpoints[0].ports = vec![1, 2]).contains("ports"));
+        assert!(bad(|s| s.affinity = Affinity::ClientIp { timeout_secs: 0 }).contains("timeout"));
+        assert!(bad(|s| s.external_ips = vec!["10.96.0.10".parse().unwrap()]).contains("ClusterIP"));
+        assert!(svc().validate(&[]).unwrap_err().contains("no service CIDRs"));
+    }
+}
