@@ -50,7 +50,7 @@ WORLD := unshare --net --mount --propagation private -- \
 BENCH_COUNT  ?= 500
 
 .PHONY: help lib header header-check symbols-check install stage c-example c-example-build \
-        c-test cxx-check bench-c cbindgen clean-c
+        c-test cxx-check bench-c cbindgen clean-c glue-count
 
 help:
 	@echo "make lib            cargo build --release -p podnet-ffi (libpodnet.so + libpodnet.a)"
@@ -62,6 +62,7 @@ help:
 	@echo "make c-test         C tests: ASan+UBSan build, valgrind run, static link (root)"
 	@echo "make cxx-check      the header from two C++ translation units"
 	@echo "make bench-c        sandbox create p50 through the C ABI vs the Rust API (root)"
+	@echo "make glue-count     lines of C + Go glue per exported core record (ffi/glue-count.sh)"
 
 lib:
 	$(CARGO) build --release -p podnet-ffi
@@ -165,6 +166,9 @@ bench-c: stage
 	$(CARGO) build --release -p podnet-ffi --example bench_rust
 	$(WORLD) sh tests/c/bench.sh $(BUILD)/bench_sandbox $(RELEASE)/examples/bench_rust \
 	  $(STAGE)/lib/libpodnet.so $(BENCH_COUNT)
+
+glue-count:
+	@sh ffi/glue-count.sh
 
 clean-c:
 	rm -rf $(BUILD)
