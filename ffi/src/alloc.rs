@@ -13,7 +13,7 @@ use podnet_cluster::{
 use crate::buffer::{podnet_bytes, podnet_string_list};
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable};
+use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable, Owned};
 use crate::status::podnet_status;
 
 /// Size of a buffer that holds any IP address as text with its NUL ("ffff:...:255.255.255.255"),
@@ -33,6 +33,7 @@ pub struct podnet_node_cidr_allocator {
 }
 
 impl Castable for podnet_node_cidr_allocator {
+    type Ownership = Owned;
     type RustType = NodeCidrAllocator;
 }
 
@@ -279,6 +280,7 @@ pub(crate) struct ServiceAllocObj {
 }
 
 impl Castable for podnet_service_ip_allocator {
+    type Ownership = Owned;
     type RustType = ServiceAllocObj;
 }
 

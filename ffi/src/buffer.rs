@@ -4,7 +4,7 @@
 use std::ffi::{c_char, CString};
 
 use crate::call::infallible;
-use crate::handle::{free_owned, try_ref, Castable};
+use crate::handle::{free_owned, try_ref, Castable, Owned};
 
 /// A byte buffer podnet hands out (e.g. `podnet_node_cidr_allocator_to_bytes`): read it with
 /// `podnet_bytes_data` and `podnet_bytes_len`.
@@ -15,6 +15,7 @@ pub struct podnet_bytes {
 }
 
 impl Castable for podnet_bytes {
+    type Ownership = Owned;
     type RustType = Vec<u8>;
 }
 
@@ -50,6 +51,7 @@ pub struct podnet_string_list {
 }
 
 impl Castable for podnet_string_list {
+    type Ownership = Owned;
     type RustType = Vec<CString>;
 }
 

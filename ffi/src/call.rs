@@ -87,7 +87,10 @@ impl Call {
     }
 
     /// A required object argument the call modifies.
-    pub(crate) fn obj_mut<'a, C: Castable>(&self, name: &str, ptr: *mut C) -> CallResult<&'a mut C::RustType> {
+    pub(crate) fn obj_mut<'a, C: Castable>(&self, name: &str, ptr: *mut C) -> CallResult<&'a mut C::RustType>
+    where
+        C::Ownership: crate::handle::MayOwn,
+    {
         try_mut(ptr).ok_or_else(|| self.null(name))
     }
 

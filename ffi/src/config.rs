@@ -7,7 +7,7 @@ use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable};
+use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
 use crate::status::podnet_status;
 
 /// How pods attach to the node.
@@ -76,6 +76,7 @@ pub struct podnet_node_config {
 }
 
 impl Castable for podnet_node_config {
+    type Ownership = Owned;
     type RustType = NodeConfig;
 }
 

@@ -8,7 +8,7 @@ use podnet_core::{Peer, SyncReport};
 
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Castable};
+use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Castable, Owned, OwnedOrLent};
 use crate::node::podnet_node;
 use crate::status::podnet_status;
 
@@ -38,6 +38,7 @@ pub(crate) struct PeerObj {
 }
 
 impl Castable for podnet_peer {
+    type Ownership = OwnedOrLent;
     type RustType = PeerObj;
 }
 
@@ -225,6 +226,7 @@ pub struct podnet_peer_list {
 }
 
 impl Castable for podnet_peer_list {
+    type Ownership = Owned;
     type RustType = Vec<PeerObj>;
 }
 
@@ -261,6 +263,7 @@ pub struct podnet_sync_report {
 }
 
 impl Castable for podnet_sync_report {
+    type Ownership = Owned;
     type RustType = SyncReport;
 }
 

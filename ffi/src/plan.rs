@@ -8,7 +8,7 @@ use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable};
+use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable, Owned};
 use crate::status::podnet_status;
 
 /// Why `podnet_plan` raised a warning (`podnet_plan_result_warning_code_at`). Values are
@@ -77,6 +77,7 @@ pub struct podnet_plan_input {
 }
 
 impl Castable for podnet_plan_input {
+    type Ownership = Owned;
     type RustType = PlanInput;
 }
 
@@ -254,6 +255,7 @@ pub(crate) struct PlanObj {
 }
 
 impl Castable for podnet_plan_result {
+    type Ownership = Owned;
     type RustType = PlanObj;
 }
 

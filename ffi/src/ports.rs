@@ -8,7 +8,7 @@ use podnet_core::{PortEntry, PortMapping, RepairReport};
 
 use crate::call::{core, fallible, infallible};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Castable};
+use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Borrowed, Castable, Owned};
 use crate::node::podnet_node;
 use crate::sandbox::{podnet_sandbox, SandboxObj};
 use crate::spec::{podnet_protocol, podnet_protocol_code, port_mapping};
@@ -24,6 +24,7 @@ pub struct podnet_port_list {
 }
 
 impl Castable for podnet_port_list {
+    type Ownership = Owned;
     type RustType = Vec<PortMapping>;
 }
 
@@ -160,6 +161,7 @@ pub(crate) struct PortEntryObj {
 }
 
 impl Castable for podnet_port_entry {
+    type Ownership = Borrowed;
     type RustType = PortEntryObj;
 }
 
@@ -240,6 +242,7 @@ pub struct podnet_port_entry_list {
 }
 
 impl Castable for podnet_port_entry_list {
+    type Ownership = Owned;
     type RustType = Vec<PortEntryObj>;
 }
 
@@ -298,6 +301,7 @@ pub struct podnet_repair_report {
 }
 
 impl Castable for podnet_repair_report {
+    type Ownership = Owned;
     type RustType = RepairReport;
 }
 

@@ -9,7 +9,7 @@ use podnet_core::{CheckReport, GcReport, PortMapping, Sandbox};
 use crate::call::infallible;
 use crate::config::podnet_mode;
 use crate::error::cstring;
-use crate::handle::{free_owned, to_borrowed_ptr, try_ref, Castable};
+use crate::handle::{free_owned, to_borrowed_ptr, try_ref, Castable, Owned, OwnedOrLent};
 use crate::spec::podnet_protocol;
 
 fn at(v: &[CString], index: usize) -> *const c_char {
@@ -47,6 +47,7 @@ pub(crate) struct SandboxObj {
 }
 
 impl Castable for podnet_sandbox {
+    type Ownership = OwnedOrLent;
     type RustType = SandboxObj;
 }
 
@@ -213,6 +214,7 @@ pub struct podnet_sandbox_list {
 }
 
 impl Castable for podnet_sandbox_list {
+    type Ownership = Owned;
     type RustType = Vec<SandboxObj>;
 }
 
@@ -257,6 +259,7 @@ pub(crate) struct CheckReportObj {
 }
 
 impl Castable for podnet_check_report {
+    type Ownership = Owned;
     type RustType = CheckReportObj;
 }
 
@@ -321,6 +324,7 @@ pub(crate) struct GcReportObj {
 }
 
 impl Castable for podnet_gc_report {
+    type Ownership = Owned;
     type RustType = GcReportObj;
 }
 

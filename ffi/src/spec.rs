@@ -7,7 +7,7 @@ use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec};
 use crate::call::{fallible, infallible, Call, CallResult};
 use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable};
+use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
 use crate::status::podnet_status;
 
 /// Transport protocol of a host port mapping (values are the IANA protocol numbers).
@@ -49,6 +49,7 @@ pub struct podnet_sandbox_spec {
 }
 
 impl Castable for podnet_sandbox_spec {
+    type Ownership = Owned;
     type RustType = SandboxSpec;
 }
 
