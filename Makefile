@@ -14,10 +14,12 @@ INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR      ?=
 
-# The version lives in the workspace Cargo.toml ([workspace.package]); the SONAME carries
-# its major number: libpodnet.so.$(SOVERSION).
+# The version lives in the workspace Cargo.toml ([workspace.package]); the SONAME is
+# libpodnet.so.$(SOVERSION): MAJOR.MINOR while the major is 0 (a 0.x minor release may change
+# the ABI, the header's ABI policy), MAJOR alone from 1.0 on (ffi/build.rs sets it).
 VERSION   := $(shell sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
-SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+MAJOR     := $(word 1,$(subst ., ,$(VERSION)))
+SOVERSION := $(if $(filter 0,$(MAJOR)),$(MAJOR).$(word 2,$(subst ., ,$(VERSION))),$(MAJOR))
 URL       := $(shell sed -n '/^\[workspace.package\]/,/^\[/ s/^repository *= *"\([^"]*\)".*/\1/p' Cargo.toml)
 # What libpodnet.a needs besides itself (`rustc --print native-static-libs`).
 LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc

@@ -30,21 +30,6 @@ func bytesPtr(data []byte) *C.uint8_t {
 	return (*C.uint8_t)(unsafe.Pointer(&data[0]))
 }
 
-// prefixesOf parses a podnet_string_list of CIDRs (the caller frees it).
-func prefixesOf(op string, list *C.podnet_string_list) ([]netip.Prefix, error) {
-	n := int(C.podnet_string_list_count(list))
-	out := make([]netip.Prefix, 0, n)
-	for i := 0; i < n; i++ {
-		s := goString(C.podnet_string_list_at(list, C.size_t(i)))
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, internalError(op, "CIDR %q: %v", s, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 // cStrings is an array of C strings that C may read: Go memory holding only C pointers (cgo
 // pointer rules allow passing it).
 type cStrings []*C.char

@@ -9,7 +9,6 @@ import "C"
 import (
 	"net/netip"
 	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -24,8 +23,7 @@ import (
 // IPv6): round-robin, like Kubernetes' range allocator. It never hands out a CIDR
 // overlapping the service ranges it was built with.
 type NodeCIDRAllocator struct {
-	mu  sync.RWMutex
-	ptr *C.podnet_node_cidr_allocator
+	h *handle[*C.podnet_node_cidr_allocator]
 }
 
 // NewNodeCIDRAllocator creates an empty allocator. clusterCIDRs: one, or one IPv4 and one
@@ -74,9 +72,7 @@ func NodeCIDRAllocatorFromBytes(data []byte) (*NodeCIDRAllocator, error) {
 }
 
 func newNodeCIDRAllocator(ptr *C.podnet_node_cidr_allocator) *NodeCIDRAllocator {
-	a := &NodeCIDRAllocator{ptr: ptr}
-	runtime.SetFinalizer(a, (*NodeCIDRAllocator).Close)
-	return a
+	return &NodeCIDRAllocator{h: newHandle(ptr, func(p *C.podnet_node_cidr_allocator) { C.podnet_node_cidr_allocator_free(p) })}
 }
 
 // Close frees the allocator. Idempotent; always nil.
@@ -84,45 +80,13 @@ func (a *NodeCIDRAllocator) Close() error {
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ptr != nil {
-		runtime.SetFinalizer(a, nil)
-		C.podnet_node_cidr_allocator_free(a.ptr)
-		a.ptr = nil
-	}
-	return nil
-}
-
-// read and write lock the allocator for one call and return its pointer, or ErrClosed.
-func (a *NodeCIDRAllocator) read() (*C.podnet_node_cidr_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.RLock()
-	if a.ptr == nil {
-		a.mu.RUnlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.RUnlock(); runtime.KeepAlive(a) }, nil
-}
-
-func (a *NodeCIDRAllocator) write() (*C.podnet_node_cidr_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.Lock()
-	if a.ptr == nil {
-		a.mu.Unlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.Unlock(); runtime.KeepAlive(a) }, nil
+	return a.h.Close()
 }
 
 // Allocate hands out one node CIDR per family for a new node, primary family first (its
 // spec.podCIDRs). All or nothing: ErrExhausted when one family has none left.
 func (a *NodeCIDRAllocator) Allocate() ([]netip.Prefix, error) {
-	ptr, done, err := a.write()
+	ptr, done, err := a.h.lock(true)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +98,7 @@ func (a *NodeCIDRAllocator) Allocate() ([]netip.Prefix, error) {
 		return nil, err
 	}
 	defer C.podnet_string_list_free(list)
-	return prefixesOf("Allocate", list)
+	return parseAll("Allocate", "node CIDR", goStrings(*list), netip.ParsePrefix)
 }
 
 // Occupy marks node CIDRs as allocated (adopting an existing node's spec.podCIDRs): at least
@@ -145,7 +109,7 @@ func (a *NodeCIDRAllocator) Occupy(cidrs ...netip.Prefix) error {
 		return err
 	}
 	defer cs.free()
-	ptr, done, err := a.write()
+	ptr, done, err := a.h.lock(true)
 	if err != nil {
 		return err
 	}
@@ -163,7 +127,7 @@ func (a *NodeCIDRAllocator) Release(cidrs ...netip.Prefix) (int, error) {
 		return 0, err
 	}
 	defer cs.free()
-	ptr, done, err := a.write()
+	ptr, done, err := a.h.lock(true)
 	if err != nil {
 		return 0, err
 	}
@@ -185,7 +149,7 @@ func (a *NodeCIDRAllocator) IsAllocated(cidr netip.Prefix) (bool, error) {
 		return false, err
 	}
 	defer cs.free()
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return false, err
 	}
@@ -202,7 +166,7 @@ func (a *NodeCIDRAllocator) IsAllocated(cidr netip.Prefix) (bool, error) {
 // Capacity is how many nodes get a full set of node CIDRs from an empty allocator (0 after
 // Close).
 func (a *NodeCIDRAllocator) Capacity() uint64 {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return 0
 	}
@@ -212,7 +176,7 @@ func (a *NodeCIDRAllocator) Capacity() uint64 {
 
 // Available is how many more Allocate calls succeed now (0 after Close).
 func (a *NodeCIDRAllocator) Available() uint64 {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return 0
 	}
@@ -224,7 +188,7 @@ func (a *NodeCIDRAllocator) Available() uint64 {
 // positions): a versioned header, JSON configuration, one bitmap per family and a CRC-32.
 // NodeCIDRAllocatorFromBytes restores it.
 func (a *NodeCIDRAllocator) MarshalBinary() ([]byte, error) {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return nil, err
 	}

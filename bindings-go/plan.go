@@ -176,30 +176,5 @@ func Plan(in PlanInput) (*PlanResult, error) {
 		return nil, err
 	}
 	defer C.podnet_plan_result_free(plan)
-	r := &PlanResult{
-		Nodes:        uint64(C.podnet_plan_result_nodes(plan)),
-		ControlPlane: uint64(C.podnet_plan_result_control_plane(plan)),
-		Workers:      uint64(C.podnet_plan_result_workers(plan)),
-		PodsPerNode:  uint64(C.podnet_plan_result_pods_per_node(plan)),
-		PodCapacity:  uint64(C.podnet_plan_result_pod_capacity(plan)),
-		JSON:         goString(C.podnet_plan_result_json(plan)),
-	}
-	for i, n := 0, int(C.podnet_plan_result_service_count(plan)); i < n; i++ {
-		s := goString(C.podnet_plan_result_service_cidr_at(plan, C.size_t(i)))
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, internalError(op, "service range %q: %v", s, err)
-		}
-		r.Services = append(r.Services, PlanService{
-			CIDR: p,
-			IPs:  uint64(C.podnet_plan_result_service_ips_at(plan, C.size_t(i))),
-		})
-	}
-	for i, n := 0, int(C.podnet_plan_result_warning_count(plan)); i < n; i++ {
-		r.Warnings = append(r.Warnings, PlanWarning{
-			Code:    PlanWarningCode(C.podnet_plan_result_warning_code_at(plan, C.size_t(i))),
-			Message: goString(C.podnet_plan_result_warning_message_at(plan, C.size_t(i))),
-		})
-	}
-	return r, nil
+	return copyPlan(op, plan)
 }

@@ -9,7 +9,6 @@ import "C"
 import (
 	"net/netip"
 	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -20,8 +19,7 @@ import (
 // dynamic ones at random from the upper band first, never the API server's (the first
 // address) unless asked for.
 type ServiceIPAllocator struct {
-	mu  sync.RWMutex
-	ptr *C.podnet_service_ip_allocator
+	h *handle[*C.podnet_service_ip_allocator]
 }
 
 // NewServiceIPAllocator creates an empty allocator for cidr ("10.96.0.0/12",
@@ -56,9 +54,7 @@ func ServiceIPAllocatorFromBytes(data []byte) (*ServiceIPAllocator, error) {
 }
 
 func newServiceIPAllocator(ptr *C.podnet_service_ip_allocator) *ServiceIPAllocator {
-	a := &ServiceIPAllocator{ptr: ptr}
-	runtime.SetFinalizer(a, (*ServiceIPAllocator).Close)
-	return a
+	return &ServiceIPAllocator{h: newHandle(ptr, func(p *C.podnet_service_ip_allocator) { C.podnet_service_ip_allocator_free(p) })}
 }
 
 // Close frees the allocator. Idempotent; always nil.
@@ -66,38 +62,7 @@ func (a *ServiceIPAllocator) Close() error {
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ptr != nil {
-		runtime.SetFinalizer(a, nil)
-		C.podnet_service_ip_allocator_free(a.ptr)
-		a.ptr = nil
-	}
-	return nil
-}
-
-func (a *ServiceIPAllocator) read() (*C.podnet_service_ip_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.RLock()
-	if a.ptr == nil {
-		a.mu.RUnlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.RUnlock(); runtime.KeepAlive(a) }, nil
-}
-
-func (a *ServiceIPAllocator) write() (*C.podnet_service_ip_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.Lock()
-	if a.ptr == nil {
-		a.mu.Unlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.Unlock(); runtime.KeepAlive(a) }, nil
+	return a.h.Close()
 }
 
 // Allocate takes a user-chosen service IP (a Service's spec.clusterIP), anywhere in the
@@ -109,7 +74,7 @@ func (a *ServiceIPAllocator) Allocate(ip netip.Addr) error {
 		return err
 	}
 	defer C.free(unsafe.Pointer(cs))
-	ptr, done, err := a.write()
+	ptr, done, err := a.h.lock(true)
 	if err != nil {
 		return err
 	}
@@ -124,7 +89,7 @@ func (a *ServiceIPAllocator) Allocate(ip netip.Addr) error {
 func (a *ServiceIPAllocator) AllocateNext() (netip.Addr, error) {
 	// C writes the text into this Go buffer (pointer-free memory) during the call.
 	var buf [C.PODNET_IP_STR_LEN]C.char
-	ptr, done, err := a.write()
+	ptr, done, err := a.h.lock(true)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -150,7 +115,7 @@ func (a *ServiceIPAllocator) Release(ip netip.Addr) (bool, error) {
 		return false, err
 	}
 	defer C.free(unsafe.Pointer(cs))
-	ptr, done, err := a.write()
+	ptr, done, err := a.h.lock(true)
 	if err != nil {
 		return false, err
 	}
@@ -171,7 +136,7 @@ func (a *ServiceIPAllocator) IsAllocated(ip netip.Addr) (bool, error) {
 		return false, err
 	}
 	defer C.free(unsafe.Pointer(cs))
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return false, err
 	}
@@ -193,7 +158,7 @@ func (a *ServiceIPAllocator) Resize(cidr netip.Prefix) error {
 		return err
 	}
 	defer cs.free()
-	ptr, done, err := a.write()
+	ptr, done, err := a.h.lock(true)
 	if err != nil {
 		return err
 	}
@@ -205,7 +170,7 @@ func (a *ServiceIPAllocator) Resize(cidr netip.Prefix) error {
 
 // CIDR is the service range (the zero Prefix after Close).
 func (a *ServiceIPAllocator) CIDR() netip.Prefix {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return netip.Prefix{}
 	}
@@ -218,7 +183,7 @@ func (a *ServiceIPAllocator) CIDR() netip.Prefix {
 
 // Size is the number of addresses the allocator manages, the API server's included.
 func (a *ServiceIPAllocator) Size() uint64 {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return 0
 	}
@@ -228,7 +193,7 @@ func (a *ServiceIPAllocator) Size() uint64 {
 
 // Allocated is the number of allocated addresses.
 func (a *ServiceIPAllocator) Allocated() uint64 {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return 0
 	}
@@ -238,7 +203,7 @@ func (a *ServiceIPAllocator) Allocated() uint64 {
 
 // Available is the number of free addresses (the API server's included when it is free).
 func (a *ServiceIPAllocator) Available() uint64 {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return 0
 	}
@@ -249,7 +214,7 @@ func (a *ServiceIPAllocator) Available() uint64 {
 // MarshalBinary saves the allocator's state (range and allocations, not the random seed).
 // ServiceIPAllocatorFromBytes restores it.
 func (a *ServiceIPAllocator) MarshalBinary() ([]byte, error) {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.lock(false)
 	if err != nil {
 		return nil, err
 	}

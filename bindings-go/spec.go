@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"net/netip"
+	"sort"
 	"strconv"
 	"unsafe"
 )
@@ -67,6 +68,10 @@ type SandboxSpec struct {
 	IPs []netip.Addr
 	// Ports are the host port mappings to install.
 	Ports []PortMapping
+	// Labels are metadata kept with the sandbox and returned by GetSandbox and
+	// ListSandboxes (pod namespace, name, uid, ...): keys 1..253 bytes of [A-Za-z0-9_./-],
+	// values up to 4 KiB, at most 64.
+	Labels map[string]string
 	// Mode attaches this pod differently from the node's mode (ModeDefault: the node's). A
 	// routed pod on a bridge node gets a /32 (/128) address and a host route and reaches the
 	// bridge pods through proxy ARP (NDP); a bridge pod on a routed node makes the node create
@@ -132,6 +137,23 @@ func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, op string) error {
 		st := C.podnet_sandbox_spec_add_ip(spec, cs, &cerr)
 		C.free(unsafe.Pointer(cs))
 		if err := takeError(st, cerr, "podnet_sandbox_spec_add_ip"); err != nil {
+			return err
+		}
+	}
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first bad label is the one reported, every time
+	for _, k := range keys {
+		if err := checkString(op, "label", k+s.Labels[k]); err != nil {
+			return err
+		}
+		ck, cv := C.CString(k), C.CString(s.Labels[k])
+		st := C.podnet_sandbox_spec_set_label(spec, ck, cv, &cerr)
+		C.free(unsafe.Pointer(ck))
+		C.free(unsafe.Pointer(cv))
+		if err := takeError(st, cerr, "podnet_sandbox_spec_set_label"); err != nil {
 			return err
 		}
 	}

@@ -10,7 +10,7 @@ use podnet_cluster::{
     ClusterCidr, Family, NodeCidrAllocator, ServiceIpAllocator, DEFAULT_NODE_MASK_V4, DEFAULT_NODE_MASK_V6,
 };
 
-use crate::buffer::{podnet_bytes, podnet_string_list};
+use crate::buffer::{podnet_bytes, podnet_string_list, StringListObj, Strings};
 use crate::call::{core, fallible, infallible, Call, CallResult};
 use crate::error::{cstring, podnet_error};
 use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable, Owned};
@@ -35,10 +35,6 @@ pub struct podnet_node_cidr_allocator {
 impl Castable for podnet_node_cidr_allocator {
     type Ownership = Owned;
     type RustType = NodeCidrAllocator;
-}
-
-fn strings(cidrs: impl IntoIterator<Item = impl ToString>) -> Vec<CString> {
-    cidrs.into_iter().map(|c| cstring(c.to_string())).collect()
 }
 
 /// Create an empty node CIDR allocator.
@@ -126,7 +122,7 @@ pub extern "C" fn podnet_node_cidr_allocator_allocate(
         let a = c.obj_mut("allocator", allocator)?;
         let out = c.out("cidrs_out", cidrs_out)?;
         let cidrs = core(a.allocate())?;
-        out.write(to_owned_ptr::<podnet_string_list>(strings(cidrs)));
+        out.write(to_owned_ptr::<podnet_string_list>(StringListObj::new(Strings::new(cidrs))));
         Ok(())
     })
 }

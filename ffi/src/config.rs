@@ -14,7 +14,8 @@ use crate::status::podnet_status;
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum podnet_mode {
-    /// Returned by accessors given NULL; never accepted by setters.
+    /// Never accepted by setters (0 is never a valid mode, as in every podnet enum).
+    #[expect(dead_code, reason = "a C value only: Rust never produces it, setters refuse it")]
     Unknown = 0,
     /// Host veths join a Linux bridge holding the gateway address (CNI `bridge` plugin style).
     Bridge = 1,

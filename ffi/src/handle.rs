@@ -97,6 +97,41 @@ where
     drop(unsafe { Box::from_raw(ptr.cast::<C::RustType>()) });
 }
 
+/// A record object that shows its fields through one `#[repr(C)]` view (`podnet_*_info`)
+/// pointing into memory the object owns. Declare one with `view!`.
+pub(crate) trait View {
+    /// The `#[repr(C)]` view: a borrowed C type that is its own Rust value.
+    type Info: Castable<Ownership = Borrowed, RustType = Self::Info>;
+    /// The view, valid as long as the object.
+    fn info(&self) -> &Self::Info;
+}
+
+/// `view!(Obj => podnet_x_info, field)`: `Obj` shows its fields through `podnet_x_info`, kept
+/// in `Obj.field` and lent to C (never freed or changed by it).
+macro_rules! view {
+    ($obj:ty => $info:ident, $field:tt) => {
+        impl $crate::handle::Castable for $info {
+            type Ownership = $crate::handle::Borrowed;
+            type RustType = $info;
+        }
+        impl $crate::handle::View for $obj {
+            type Info = $info;
+            fn info(&self) -> &$info {
+                &self.$field
+            }
+        }
+    };
+}
+pub(crate) use view;
+
+/// The view of the object behind `ptr`, lent to C for the object's lifetime; NULL for NULL.
+pub(crate) fn view_of<C: Castable>(ptr: *const C) -> *const <C::RustType as View>::Info
+where
+    C::RustType: View,
+{
+    try_ref(ptr).map_or(std::ptr::null(), |o| to_borrowed_ptr(o.info()))
+}
+
 /// Why a C string argument was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StrError {

@@ -2,7 +2,7 @@
 
 use std::ffi::c_char;
 
-use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec};
+use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};
 
 use crate::call::{fallible, infallible, Call, CallResult};
 use crate::config::{podnet_mode, podnet_mode_code};
@@ -14,7 +14,8 @@ use crate::status::podnet_status;
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum podnet_protocol {
-    /// Returned by accessors given NULL or an index out of range; never accepted by setters.
+    /// Never accepted by setters (0 is never a valid protocol, as in every podnet enum).
+    #[expect(dead_code, reason = "a C value only: Rust never produces it, setters refuse it")]
     Unknown = 0,
     /// TCP.
     Tcp = 6,
@@ -227,6 +228,39 @@ pub extern "C" fn podnet_sandbox_spec_set_mode(
         let m = podnet_mode::to_core(mode)
             .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
         s.mode = Some(m);
+        Ok(())
+    })
+}
+
+/// Keep a label with the sandbox (pod namespace, name, uid or any metadata the runtime wants
+/// back from `podnet_node_sandbox_list`); a key set again replaces its value. Read back as
+/// "key=value" in `podnet_sandbox_info.labels`.
+///
+/// `key`: 1..=253 bytes of `[A-Za-z0-9_./-]`; `value`: at most 4,096 bytes (may be empty). At
+/// most 64 labels. Errors: `PODNET_STATUS_TOO_LONG` for a key or value over its limit,
+/// `PODNET_STATUS_INVALID_ARGUMENT` for an empty key, a character outside the set, or a 65th
+/// label. On failure the spec is unchanged. Not thread-safe for one spec.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_set_label(
+    spec: *mut podnet_sandbox_spec,
+    key: *const c_char,
+    value: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_spec("podnet_sandbox_spec_set_label", spec, err_out, |c, s| {
+        let key = c.str("key", key, MAX_LABEL_KEY_LEN)?;
+        let value = c.str("value", value, MAX_LABEL_VALUE_LEN)?;
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b)) {
+            return Err(c.err(
+                podnet_status::InvalidArgument,
+                format!("label key {key:?}: 1..={MAX_LABEL_KEY_LEN} bytes of [A-Za-z0-9_./-]"),
+            ));
+        }
+        if !s.labels.contains_key(key) && s.labels.len() >= MAX_LABELS {
+            return Err(c.err(podnet_status::InvalidArgument, format!("at most {MAX_LABELS} labels")));
+        }
+        s.labels.insert(key.to_string(), value.to_string());
         Ok(())
     })
 }
