@@ -23,11 +23,10 @@
 // Close, finalizer, KeepAlive: handle.go), and every record the library returns is copied into
 // Go in one file (records.go) from the library's one-call record views.
 //
-// Configurations and specs (NodeConfig, SandboxSpec, Peer, PortMapping, PlanInput) and results
-// (Sandbox, CheckReport, GCReport, SyncReport, PortEntry, RepairReport, PlanResult) are plain Go
+// Configurations and specs (NodeConfig, SandboxSpec, Peer, PortMapping) and results
+// (Sandbox, CheckReport, GCReport, SyncReport, PortEntry, RepairReport) are plain Go
 // values: a call copies them into or out of the library and frees the C objects before it
-// returns. The objects that hold a C handle are *Node, *NodeCIDRAllocator and
-// *ServiceIPAllocator: Close them (Close is idempotent; later calls return ErrClosed); a
+// returns. The objects that hold a C handle are *Node and package cluster's allocators: Close them (Close is idempotent; later calls return ErrClosed); a
 // finalizer closes a forgotten one as a safety net. C never keeps a Go pointer.
 //
 // # Errors
@@ -39,7 +38,7 @@
 // # Goroutines, threads and namespaces
 //
 // A *Node is safe for concurrent use by many goroutines; the library runs the calls in
-// parallel (calls for the same sandbox id serialize). So are the allocators (the Go wrapper
+// parallel (calls for the same sandbox id serialize). So are package cluster's allocators (the Go wrapper
 // serializes the calls that change them). The library never changes the calling
 // thread's namespaces, never forks and never execs, so callers never need
 // runtime.LockOSThread.

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"runtime"
 	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
 // Node is an open node: one network namespace (a Kubernetes node), its pod CIDRs, bridge and
@@ -21,7 +23,7 @@ import (
 // library never changes the calling thread's namespaces.
 type Node struct {
 	// h: every call read-holds it (the C node is thread-safe), Close write-holds it.
-	h    *handle[*C.podnet_node]
+	h    *cabi.Handle[*C.podnet_node]
 	name string
 }
 
@@ -44,7 +46,7 @@ func OpenNode(cfg NodeConfig) (*Node, error) {
 	if err := takeError(st, cerr, "podnet_node_open"); err != nil {
 		return nil, err
 	}
-	return &Node{h: newHandle(ptr, func(p *C.podnet_node) { C.podnet_node_free(p) }), name: cfg.Name}, nil
+	return &Node{h: cabi.NewHandle(ptr, func(p *C.podnet_node) { C.podnet_node_free(p) }), name: cfg.Name}, nil
 }
 
 // Name is the node's name (NodeConfig.Name).
@@ -68,7 +70,7 @@ func (n *Node) call(op string, fn func(node *C.podnet_node, cerr **C.podnet_erro
 	}
 	var st C.podnet_status
 	var cerr *C.podnet_error
-	if err := n.h.read(func(p *C.podnet_node) { st = fn(p, &cerr) }); err != nil {
+	if err := n.h.Read(func(p *C.podnet_node) { st = fn(p, &cerr) }); err != nil {
 		return err
 	}
 	return takeError(st, cerr, op)
@@ -199,17 +201,16 @@ type GCReport struct {
 // It keeps going after errors and reports them in the report's Errors; every id is checked
 // before anything is deleted. An empty liveIDs deletes every sandbox.
 func (n *Node) GC(liveIDs []string) (*GCReport, error) {
-	ids := make(cStrings, 0, len(liveIDs))
-	defer func() { ids.free() }()
 	for _, id := range liveIDs {
 		if err := checkString("GC", "live sandbox id", id); err != nil {
 			return nil, err
 		}
-		ids = append(ids, C.CString(id))
 	}
+	ids := cabi.NewCStrings(liveIDs)
+	defer ids.Free()
 	var rep *C.podnet_gc_report
 	err := n.call("podnet_node_gc", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_gc(node, ids.ptr(), C.size_t(len(ids)), &rep, cerr)
+		return C.podnet_node_gc(node, (**C.char)(ids.Ptr()), C.size_t(len(ids)), &rep, cerr)
 	})
 	runtime.KeepAlive(ids)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"strings"
 	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
 // goString copies a C string owned by a podnet object; NULL gives "".
@@ -25,15 +27,7 @@ func goString(s *C.char) string {
 
 // goStrings copies a podnet_string_list; an empty list gives nil.
 func goStrings(l C.podnet_string_list) []string {
-	if l.count == 0 {
-		return nil
-	}
-	items := unsafe.Slice(l.items, int(l.count))
-	out := make([]string, len(items))
-	for i, s := range items {
-		out[i] = goString(s)
-	}
-	return out
+	return cabi.GoStrings(unsafe.Pointer(&l))
 }
 
 // parseAll parses every string with parse; a failure is a library bug (CodeInternal) naming
@@ -185,31 +179,4 @@ func copyPortEntry(op string, e *C.podnet_port_entry) (PortEntry, error) {
 	}
 	ips, err := parseAll(op, "pod IP", goStrings(e.pod_ips), netip.ParseAddr)
 	return PortEntry{SandboxID: goString(e.sandbox_id), PortMapping: pm, PodIPs: ips}, err
-}
-
-func copyPlan(op string, plan *C.podnet_plan_result) (*PlanResult, error) {
-	v := C.podnet_plan_result_get_info(plan)
-	r := &PlanResult{
-		Nodes:        uint64(v.nodes),
-		ControlPlane: uint64(v.control_plane),
-		Workers:      uint64(v.workers),
-		PodsPerNode:  uint64(v.pods_per_node),
-		PodCapacity:  uint64(v.pod_capacity),
-		JSON:         goString(v.json),
-	}
-	if v.service_count > 0 {
-		for _, s := range unsafe.Slice(v.services, int(v.service_count)) {
-			p, err := netip.ParsePrefix(goString(s.cidr))
-			if err != nil {
-				return nil, internalError(op, "service range %q: %v", goString(s.cidr), err)
-			}
-			r.Services = append(r.Services, PlanService{CIDR: p, IPs: uint64(s.service_ips)})
-		}
-	}
-	if v.warning_count > 0 {
-		for _, w := range unsafe.Slice(v.warnings, int(v.warning_count)) {
-			r.Warnings = append(r.Warnings, PlanWarning{Code: PlanWarningCode(w.code), Message: goString(w.message)})
-		}
-	}
-	return r, nil
 }

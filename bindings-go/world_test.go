@@ -39,6 +39,9 @@ var (
 	// nodeNetns identifies the node's netns (the test process's), read before any test runs.
 	nodeNetns string
 
+	pfx  = netip.MustParsePrefix
+	addr = netip.MustParseAddr
+
 	testCIDR4 = netip.MustParsePrefix("10.88.0.0/16")
 	testCIDR6 = netip.MustParsePrefix("fd00:88::/64")
 )

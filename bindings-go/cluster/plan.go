@@ -1,4 +1,4 @@
-package podnet
+package cluster
 
 /*
 #include <stdlib.h>
@@ -7,6 +7,7 @@ package podnet
 import "C"
 
 import (
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 	"math"
 	"net/netip"
 	"strconv"
@@ -128,7 +129,7 @@ func Plan(in PlanInput) (*PlanResult, error) {
 	defer C.podnet_plan_input_free(input)
 	addPrefix := func(what string, p netip.Prefix, add func(*C.char) C.podnet_status, cop string) error {
 		if !p.IsValid() {
-			return argError(CodeInvalidAddress, op, "invalid %s %v", what, p)
+			return argError(cabi.CodeInvalidAddress, op, "invalid %s %v", what, p)
 		}
 		cs := C.CString(p.String())
 		defer C.free(unsafe.Pointer(cs))
