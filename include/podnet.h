@@ -277,7 +277,7 @@ typedef uint32_t podnet_protocol;
 #endif // __cplusplus
 
 /**
- * Why `podnet_plan` raised a warning (`podnet_plan_result_warning_code_at`). Values are
+ * Why `podnet_plan` raised a warning (`podnet_plan_warning_entry.code`). Values are
  * stable; a warning added to podnet later is `PODNET_PLAN_WARNING_UNKNOWN` here (its message
  * still explains it, and the JSON names it).
  */
@@ -1457,7 +1457,7 @@ podnet_status podnet_sandbox_spec_add_ip(podnet_sandbox_spec *spec,
  *
  * The mappings are installed by `podnet_node_sandbox_create` (a host port already mapped to
  * another sandbox gives `PODNET_STATUS_CONFLICT`, nothing created) and read back with
- * `podnet_sandbox_port_count` and the `podnet_sandbox_port_*` accessors.
+ * `podnet_sandbox_info.ports`.
  */
 podnet_status podnet_sandbox_spec_add_port(podnet_sandbox_spec *spec,
                                            podnet_protocol protocol,
@@ -1471,7 +1471,7 @@ podnet_status podnet_sandbox_spec_add_port(podnet_sandbox_spec *spec,
  * `PODNET_MODE_ROUTED` (default: the node's mode). A routed pod on a bridge node gets a /32
  * (/128) address and a host route, and reaches the bridge pods through proxy ARP (proxy NDP);
  * a bridge pod on a routed node makes the node create its bridge on first use. Read back with
- * `podnet_sandbox_mode`.
+ * `podnet_sandbox_info.mode`.
  *
  * Any other value gives `PODNET_STATUS_INVALID_ARGUMENT` and leaves the spec unchanged.
  * Not thread-safe for one spec.

@@ -12,7 +12,7 @@ use crate::error::podnet_error;
 use crate::handle::{free_owned, to_owned_ptr, view, view_of, Castable, Owned};
 use crate::status::podnet_status;
 
-/// Why `podnet_plan` raised a warning (`podnet_plan_result_warning_code_at`). Values are
+/// Why `podnet_plan` raised a warning (`podnet_plan_warning_entry.code`). Values are
 /// stable; a warning added to podnet later is `PODNET_PLAN_WARNING_UNKNOWN` here (its message
 /// still explains it, and the JSON names it).
 #[repr(u32)]

@@ -165,7 +165,7 @@ pub extern "C" fn podnet_sandbox_spec_add_ip(
 ///
 /// The mappings are installed by `podnet_node_sandbox_create` (a host port already mapped to
 /// another sandbox gives `PODNET_STATUS_CONFLICT`, nothing created) and read back with
-/// `podnet_sandbox_port_count` and the `podnet_sandbox_port_*` accessors.
+/// `podnet_sandbox_info.ports`.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_spec_add_port(
     spec: *mut podnet_sandbox_spec,
@@ -213,7 +213,7 @@ pub(crate) fn port_mapping(
 /// `PODNET_MODE_ROUTED` (default: the node's mode). A routed pod on a bridge node gets a /32
 /// (/128) address and a host route, and reaches the bridge pods through proxy ARP (proxy NDP);
 /// a bridge pod on a routed node makes the node create its bridge on first use. Read back with
-/// `podnet_sandbox_mode`.
+/// `podnet_sandbox_info.mode`.
 ///
 /// Any other value gives `PODNET_STATUS_INVALID_ARGUMENT` and leaves the spec unchanged.
 /// Not thread-safe for one spec.
