@@ -27,7 +27,7 @@ func goString(s *C.char) string {
 
 // goStrings copies a podnet_string_list; an empty list gives nil.
 func goStrings(l C.podnet_string_list) []string {
-	return cabi.GoStrings(unsafe.Pointer(&l))
+	return cabi.GoStrings(unsafe.Pointer(l.items), int(l.count))
 }
 
 // parseAll parses every string with parse; a failure is a library bug (CodeInternal) naming

@@ -95,7 +95,7 @@ func (a *NodeCIDRAllocator) Allocate() ([]netip.Prefix, error) {
 		return nil, err
 	}
 	defer C.podnet_string_list_free(list)
-	return parsePrefixes("Allocate", cabi.GoStrings(unsafe.Pointer(list)))
+	return parsePrefixes("Allocate", cabi.GoStrings(unsafe.Pointer(list.items), int(list.count)))
 }
 
 // Occupy marks node CIDRs as allocated (adopting an existing node's spec.podCIDRs): at least

@@ -372,3 +372,67 @@ pub extern "C" fn podnet_gc_report_get_info(report: *const podnet_gc_report) -> 
 pub extern "C" fn podnet_gc_report_free(report: *mut podnet_gc_report) {
     infallible((), || free_owned(report))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use podnet_core::{PodMode, Protocol};
+
+    use super::*;
+    use crate::handle::to_owned_ptr;
+
+    fn text(p: *const c_char) -> Option<String> {
+        // SAFETY: the views' strings are NUL-terminated and live as long as the object.
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string())
+    }
+
+    fn list(l: podnet_string_list) -> Vec<String> {
+        // SAFETY: a view's list holds `count` valid string pointers.
+        let items = unsafe { std::slice::from_raw_parts(l.items, l.count) };
+        items.iter().map(|p| text(*p).unwrap()).collect()
+    }
+
+    #[test]
+    fn sandbox_view() {
+        let port = |host_ip: Option<&str>, host_port| PortMapping {
+            protocol: Protocol::Udp,
+            host_ip: host_ip.map(|s| s.parse().unwrap()),
+            host_port,
+            container_port: 53,
+        };
+        let sb = Sandbox {
+            id: "web-1".into(),
+            ifname: "eth0".into(),
+            netns_path: "/run/netns/pn-n-web-1".into(),
+            owns_netns: true,
+            host_ifname: "pn0123456789ab".into(),
+            mac: "0a:58:0a:01:00:02".into(),
+            ips: vec!["10.1.0.2/24".parse().unwrap(), "fd00::2/64".parse().unwrap()],
+            gateways: vec!["10.1.0.1".parse().unwrap()],
+            mode: PodMode::Routed,
+            // host IPs on the 2nd and 4th mapping only: each must land on its own mapping
+            ports: vec![port(None, 1), port(Some("10.0.0.1"), 2), port(None, 3), port(Some("fd00::1"), 4)],
+            labels: [("b", "2=two"), ("a", "")].into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        };
+        let obj = to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb));
+        let v = try_ref::<podnet_sandbox_info>(podnet_sandbox_get_info(obj)).unwrap();
+        assert_eq!(v.struct_size, std::mem::size_of::<podnet_sandbox_info>());
+        assert_eq!(text(v.id).unwrap(), "web-1");
+        assert_eq!(text(v.netns_path).unwrap(), "/run/netns/pn-n-web-1");
+        assert_eq!(text(v.mac).unwrap(), "0a:58:0a:01:00:02");
+        assert!(v.owns_netns);
+        assert_eq!(v.mode, podnet_mode::Routed);
+        assert_eq!(list(v.ips), ["10.1.0.2/24", "fd00::2/64"]);
+        assert_eq!(list(v.gateways), ["10.1.0.1"]);
+        assert_eq!(list(v.labels), ["a=", "b=2=two"]);
+        // SAFETY: `ports` holds `port_count` mappings while the sandbox lives.
+        let ports = unsafe { std::slice::from_raw_parts(v.ports, v.port_count) };
+        let got: Vec<(u16, Option<String>)> = ports.iter().map(|p| (p.host_port, text(p.host_ip))).collect();
+        let want = [(1, None), (2, Some("10.0.0.1".into())), (3, None), (4, Some("fd00::1".into()))];
+        assert_eq!(got, want);
+        assert!(ports.iter().all(|p| p.protocol == podnet_protocol::Udp && p.container_port == 53));
+        podnet_sandbox_free(obj);
+        assert!(podnet_sandbox_get_info(std::ptr::null()).is_null());
+    }
+}

@@ -8,14 +8,13 @@ import "C"
 
 import "unsafe"
 
-// GoStrings copies a podnet_string_list (list: a *C.podnet_string_list of any package); an
-// empty list gives nil.
-func GoStrings(list unsafe.Pointer) []string {
-	l := (*C.podnet_string_list)(list)
-	if l == nil || l.count == 0 {
+// GoStrings copies the strings of a podnet_string_list (its items and count, passed apart so
+// the list itself need not escape to the heap); an empty list gives nil.
+func GoStrings(list unsafe.Pointer, count int) []string {
+	if list == nil || count == 0 {
 		return nil
 	}
-	items := unsafe.Slice(l.items, int(l.count))
+	items := unsafe.Slice((**C.char)(list), count)
 	out := make([]string, len(items))
 	for i, s := range items {
 		if s != nil {
