@@ -11,7 +11,7 @@ use podnet_cluster::{
 };
 
 use crate::buffer::{podnet_bytes, podnet_string_list, StringListObj, Strings};
-use crate::call::{core, fallible, infallible, Call, CallResult};
+use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::{cstring, podnet_error};
 use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable, Owned};
 use crate::status::podnet_status;
@@ -317,18 +317,6 @@ pub extern "C" fn podnet_service_ip_allocator_free(allocator: *mut podnet_servic
     infallible((), || free_owned(allocator))
 }
 
-fn with_service(
-    op: &'static str,
-    allocator: *mut podnet_service_ip_allocator,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut ServiceAllocObj) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let a = c.obj_mut("allocator", allocator)?;
-        body(c, a)
-    })
-}
-
 /// Allocate a user-chosen service IP (a Service's `spec.clusterIP`), anywhere in the range, the
 /// API server's included.
 ///
@@ -343,7 +331,7 @@ pub extern "C" fn podnet_service_ip_allocator_allocate(
     ip: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_allocate", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_allocate", "allocator", allocator, err_out, |c, a| {
         let ip = c.ip("ip", ip)?;
         core(a.alloc.allocate(ip))
     })
@@ -364,7 +352,7 @@ pub extern "C" fn podnet_service_ip_allocator_allocate_next(
     ip_out_len: usize,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_allocate_next", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_allocate_next", "allocator", allocator, err_out, |c, a| {
         let buf = c.out_buf("ip_out", ip_out, ip_out_len, PODNET_IP_STR_LEN)?;
         let ip = core(a.alloc.allocate_next())?;
         let text = cstring(ip.to_string());
@@ -392,7 +380,7 @@ pub extern "C" fn podnet_service_ip_allocator_release(
     released_out: *mut bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_release", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_release", "allocator", allocator, err_out, |c, a| {
         let ip = c.ip("ip", ip)?;
         let out = c.out("released_out", released_out)?;
         out.write(core(a.alloc.release(ip))?);
@@ -438,7 +426,7 @@ pub extern "C" fn podnet_service_ip_allocator_resize(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_resize", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_resize", "allocator", allocator, err_out, |c, a| {
         let cidr = c.range("cidr", cidr)?;
         core(a.alloc.resize(cidr))?;
         a.cidr = cstring(cidr.to_string());

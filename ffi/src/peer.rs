@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use podnet_core::Peer;
 
 use crate::buffer::{podnet_string_list, Strings};
-use crate::call::{core, fallible, infallible, Call, CallResult};
+use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::podnet_error;
 use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of, Castable, Owned, OwnedOrLent};
 use crate::node::podnet_node;
@@ -126,18 +126,6 @@ pub extern "C" fn podnet_peer_free(peer: *mut podnet_peer) {
     infallible((), || free_owned(peer))
 }
 
-fn with_peer(
-    op: &'static str,
-    peer: *mut podnet_peer,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut PeerObj) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let p = c.obj_mut("peer", peer)?;
-        body(c, p)
-    })
-}
-
 /// Add one of the peer's pod CIDRs ("10.244.2.0/24", "fd00:10:244:2::/64"). Adding the same
 /// CIDR twice is fine. Whether it overlaps the node's own pod CIDRs is checked when the peer is
 /// added to a node (`PODNET_STATUS_CONFLICT`).
@@ -152,7 +140,7 @@ pub extern "C" fn podnet_peer_add_pod_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_peer("podnet_peer_add_pod_cidr", peer, err_out, |c, p| {
+    with_mut("podnet_peer_add_pod_cidr", "peer", peer, err_out, |c, p| {
         let net = c.cidr("cidr", cidr)?;
         if net.ip() != net.network() {
             let hint = format!("{}/{}", net.network(), net.prefix());
@@ -185,7 +173,7 @@ pub extern "C" fn podnet_peer_set_vtep_mac(
     mac_len: usize,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_peer("podnet_peer_set_vtep_mac", peer, err_out, |c, p| {
+    with_mut("podnet_peer_set_vtep_mac", "peer", peer, err_out, |c, p| {
         if mac.is_null() {
             return Err(c.err(podnet_status::NullArgument, "`mac` is NULL"));
         }

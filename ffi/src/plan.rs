@@ -7,7 +7,7 @@ use std::ffi::c_char;
 use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 
 use crate::buffer::Strings;
-use crate::call::{core, fallible, infallible, Call, CallResult};
+use crate::call::{core, fallible, infallible, with_mut, Call, CallResult};
 use crate::error::podnet_error;
 use crate::handle::{free_owned, to_owned_ptr, view, view_of, Castable, Owned};
 use crate::status::podnet_status;
@@ -108,18 +108,6 @@ pub extern "C" fn podnet_plan_input_free(input: *mut podnet_plan_input) {
     infallible((), || free_owned(input))
 }
 
-fn with_input(
-    op: &'static str,
-    input: *mut podnet_plan_input,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut PlanInput) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let i = c.obj_mut("input", input)?;
-        body(c, i)
-    })
-}
-
 /// Add `range` to a dual-stack list (at most one per family; the same range again is fine).
 fn add_dual_stack(c: &Call, list: &mut Vec<Cidr>, range: Cidr, what: &str) -> CallResult {
     if list.contains(&range) {
@@ -148,7 +136,7 @@ pub extern "C" fn podnet_plan_input_add_cluster_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_add_cluster_cidr", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_add_cluster_cidr", "input", input, err_out, |c, i| {
         let range = c.range("cidr", cidr)?;
         add_dual_stack(c, &mut i.cluster_cidrs, range, "cluster CIDR")
     })
@@ -169,7 +157,7 @@ pub extern "C" fn podnet_plan_input_add_node_mask(
     mask: u8,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_add_node_mask", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_add_node_mask", "input", input, err_out, |c, i| {
         if mask > 128 {
             return Err(c.err(podnet_status::InvalidArgument, format!("node mask /{mask} is over /128")));
         }
@@ -194,7 +182,7 @@ pub extern "C" fn podnet_plan_input_set_machine_subnet(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_set_machine_subnet", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_set_machine_subnet", "input", input, err_out, |c, i| {
         i.machine_subnet = Some(c.range("cidr", cidr)?);
         Ok(())
     })
@@ -209,7 +197,7 @@ pub extern "C" fn podnet_plan_input_set_control_plane(
     count: u64,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_set_control_plane", input, err_out, |_, i| {
+    with_mut("podnet_plan_input_set_control_plane", "input", input, err_out, |_, i| {
         i.control_plane = count;
         Ok(())
     })
@@ -228,7 +216,7 @@ pub extern "C" fn podnet_plan_input_add_service_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_add_service_cidr", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_add_service_cidr", "input", input, err_out, |c, i| {
         let range = c.range("cidr", cidr)?;
         add_dual_stack(c, &mut i.service_cidrs, range, "service range")
     })

@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};
 
-use crate::call::{fallible, infallible, Call, CallResult};
+use crate::call::{fallible, infallible, with_mut, Call, CallResult};
 use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
 use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
@@ -85,18 +85,6 @@ pub extern "C" fn podnet_sandbox_spec_free(spec: *mut podnet_sandbox_spec) {
     infallible((), || free_owned(spec))
 }
 
-fn with_spec(
-    op: &'static str,
-    spec: *mut podnet_sandbox_spec,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut SandboxSpec) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let s = c.obj_mut("spec", spec)?;
-        body(c, s)
-    })
-}
-
 /// Name the pod's interface (default "eth0"): 1..=15 bytes of `[A-Za-z0-9_.-]`.
 ///
 /// On failure the spec is unchanged. Not thread-safe for one spec.
@@ -107,7 +95,7 @@ pub extern "C" fn podnet_sandbox_spec_set_ifname(
     ifname: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_set_ifname", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_set_ifname", "spec", spec, err_out, |c, s| {
         s.ifname = c.ifname("ifname", ifname)?.to_string();
         Ok(())
     })
@@ -125,7 +113,7 @@ pub extern "C" fn podnet_sandbox_spec_set_netns_path(
     path: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_set_netns_path", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_set_netns_path", "spec", spec, err_out, |c, s| {
         s.netns = NetnsSpec::Path(c.path("path", path, true)?.into());
         Ok(())
     })
@@ -144,7 +132,7 @@ pub extern "C" fn podnet_sandbox_spec_add_ip(
     ip: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_add_ip", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_add_ip", "spec", spec, err_out, |c, s| {
         let ip = c.ip("ip", ip)?;
         if s.ips.iter().any(|o| o.is_ipv4() == ip.is_ipv4()) {
             return Err(c.err(podnet_status::InvalidArgument, "at most one requested address per family"));
@@ -175,7 +163,7 @@ pub extern "C" fn podnet_sandbox_spec_add_port(
     container_port: u16,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_add_port", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_add_port", "spec", spec, err_out, |c, s| {
         let m = port_mapping(c, &s.ports, protocol, host_ip, host_port, container_port)?;
         s.ports.push(m);
         Ok(())
@@ -224,7 +212,7 @@ pub extern "C" fn podnet_sandbox_spec_set_mode(
     mode: podnet_mode_code,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_set_mode", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_set_mode", "spec", spec, err_out, |c, s| {
         let m = podnet_mode::to_core(mode)
             .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
         s.mode = Some(m);
@@ -248,7 +236,7 @@ pub extern "C" fn podnet_sandbox_spec_set_label(
     value: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_set_label", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_set_label", "spec", spec, err_out, |c, s| {
         let key = c.str("key", key, MAX_LABEL_KEY_LEN)?;
         let value = c.str("value", value, MAX_LABEL_VALUE_LEN)?;
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b)) {
