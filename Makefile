@@ -14,10 +14,12 @@ INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DESTDIR      ?=
 
-# The version lives in the workspace Cargo.toml ([workspace.package]); the SONAME carries
-# its major number: libpodnet.so.$(SOVERSION).
+# The version lives in the workspace Cargo.toml ([workspace.package]); the SONAME is
+# libpodnet.so.$(SOVERSION): MAJOR.MINOR while the major is 0 (a 0.x minor release may change
+# the ABI, the header's ABI policy), MAJOR alone from 1.0 on (ffi/build.rs sets it).
 VERSION   := $(shell sed -n '/^\[workspace.package\]/,/^\[/ s/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml)
-SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+MAJOR     := $(word 1,$(subst ., ,$(VERSION)))
+SOVERSION := $(if $(filter 0,$(MAJOR)),$(MAJOR).$(word 2,$(subst ., ,$(VERSION))),$(MAJOR))
 URL       := $(shell sed -n '/^\[workspace.package\]/,/^\[/ s/^repository *= *"\([^"]*\)".*/\1/p' Cargo.toml)
 # What libpodnet.a needs besides itself (`rustc --print native-static-libs`).
 LIBS_PRIVATE := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
@@ -50,7 +52,7 @@ WORLD := unshare --net --mount --propagation private -- \
 BENCH_COUNT  ?= 500
 
 .PHONY: help lib header header-check symbols-check install stage c-example c-example-build \
-        c-test cxx-check bench-c cbindgen clean-c
+        c-test cxx-check bench-c cbindgen clean-c glue-count
 
 help:
 	@echo "make lib            cargo build --release -p podnet-ffi (libpodnet.so + libpodnet.a)"
@@ -62,6 +64,7 @@ help:
 	@echo "make c-test         C tests: ASan+UBSan build, valgrind run, static link (root)"
 	@echo "make cxx-check      the header from two C++ translation units"
 	@echo "make bench-c        sandbox create p50 through the C ABI vs the Rust API (root)"
+	@echo "make glue-count     lines of C + Go glue per exported core record (ffi/glue-count.sh)"
 
 lib:
 	$(CARGO) build --release -p podnet-ffi
@@ -165,6 +168,9 @@ bench-c: stage
 	$(CARGO) build --release -p podnet-ffi --example bench_rust
 	$(WORLD) sh tests/c/bench.sh $(BUILD)/bench_sandbox $(RELEASE)/examples/bench_rust \
 	  $(STAGE)/lib/libpodnet.so $(BENCH_COUNT)
+
+glue-count:
+	@sh ffi/glue-count.sh
 
 clean-c:
 	rm -rf $(BUILD)

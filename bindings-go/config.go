@@ -173,160 +173,144 @@ func (c *NodeConfig) build(op string) (*C.podnet_node_config, error) {
 }
 
 func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
-	var cerr *C.podnet_error
-	// setStr calls one string setter of the config.
-	setStr := func(what, s string, set func(*C.char) C.podnet_status, cop string) error {
-		if err := checkString(op, what, s); err != nil {
-			return err
-		}
-		cs := C.CString(s)
-		defer C.free(unsafe.Pointer(cs))
-		cerr = nil
-		st := set(cs)
-		return takeError(st, cerr, cop)
-	}
+	set := &setter{op: op}
+	type setFn = func(*C.char, **C.podnet_error) C.podnet_status
 	for _, p := range c.PodCIDRs {
-		if !p.IsValid() {
-			return argError(CodeInvalidAddress, op, "invalid pod CIDR %v", p)
-		}
-		err := setStr("pod CIDR", p.String(), func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_add_pod_cidr(cfg, s, &cerr)
-		}, "podnet_node_config_add_pod_cidr")
-		if err != nil {
-			return err
-		}
+		set.addr("pod CIDR", p.IsValid(), p.String(), "podnet_node_config_add_pod_cidr", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_add_pod_cidr(cfg, s, e)
+		})
 	}
 	for _, r := range c.IPRanges {
-		if !r.First.IsValid() || !r.Last.IsValid() {
-			return argError(CodeInvalidAddress, op, "invalid IP range %v-%v", r.First, r.Last)
+		if set.err == nil && (!r.First.IsValid() || !r.Last.IsValid()) {
+			set.err = argError(CodeInvalidAddress, op, "invalid IP range %v-%v", r.First, r.Last)
 		}
 		first, last := C.CString(r.First.String()), C.CString(r.Last.String())
-		cerr = nil
-		st := C.podnet_node_config_set_ip_range(cfg, first, last, &cerr)
+		set.call("podnet_node_config_set_ip_range", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_ip_range(cfg, first, last, e)
+		})
 		C.free(unsafe.Pointer(first))
 		C.free(unsafe.Pointer(last))
-		if err := takeError(st, cerr, "podnet_node_config_set_ip_range"); err != nil {
-			return err
-		}
 	}
 	for _, ip := range c.ReservedIPs {
-		if !ip.IsValid() {
-			return argError(CodeInvalidAddress, op, "invalid reserved IP %v", ip)
-		}
-		err := setStr("reserved IP", ip.String(), func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_add_reserved_ip(cfg, s, &cerr)
-		}, "podnet_node_config_add_reserved_ip")
-		if err != nil {
-			return err
-		}
+		set.addr("reserved IP", ip.IsValid(), ip.String(), "podnet_node_config_add_reserved_ip", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_add_reserved_ip(cfg, s, e)
+		})
 	}
 	if c.Mode != ModeDefault {
-		cerr = nil
-		st := C.podnet_node_config_set_mode(cfg, C.podnet_mode(c.Mode), &cerr)
-		if err := takeError(st, cerr, "podnet_node_config_set_mode"); err != nil {
-			return err
-		}
+		set.call("podnet_node_config_set_mode", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_mode(cfg, C.podnet_mode(c.Mode), e)
+		})
 	}
 	if c.MTU != 0 {
-		cerr = nil
-		st := C.podnet_node_config_set_mtu(cfg, C.uint32_t(c.MTU), &cerr)
-		if err := takeError(st, cerr, "podnet_node_config_set_mtu"); err != nil {
-			return err
-		}
+		set.call("podnet_node_config_set_mtu", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_mtu(cfg, C.uint32_t(c.MTU), e)
+		})
 	}
 	if c.Underlay.Address.IsValid() || c.Underlay.Interface != "" {
-		if !c.Underlay.Address.IsValid() {
-			return argError(CodeInvalidAddress, op, "underlay interface %q without an address", c.Underlay.Interface)
+		if set.err == nil && !c.Underlay.Address.IsValid() {
+			set.err = argError(CodeInvalidAddress, op, "underlay interface %q without an address", c.Underlay.Interface)
 		}
-		if err := checkString(op, "underlay interface", c.Underlay.Interface); err != nil {
-			return err
-		}
-		addr := C.CString(c.Underlay.Address.String())
-		var iface *C.char // NULL: found by address
-		if c.Underlay.Interface != "" {
-			iface = C.CString(c.Underlay.Interface)
-		}
-		cerr = nil
-		st := C.podnet_node_config_set_underlay(cfg, addr, iface, &cerr)
-		C.free(unsafe.Pointer(addr))
-		C.free(unsafe.Pointer(iface))
-		if err := takeError(st, cerr, "podnet_node_config_set_underlay"); err != nil {
-			return err
-		}
+		set.str("underlay interface", c.Underlay.Interface, "podnet_node_config_set_underlay", func(iface *C.char, e **C.podnet_error) C.podnet_status {
+			if c.Underlay.Interface == "" {
+				iface = nil // NULL: found by address
+			}
+			addr := C.CString(c.Underlay.Address.String())
+			defer C.free(unsafe.Pointer(addr))
+			return C.podnet_node_config_set_underlay(cfg, addr, iface, e)
+		})
 	}
 	for _, p := range c.ClusterCIDRs {
-		if !p.IsValid() {
-			return argError(CodeInvalidAddress, op, "invalid cluster CIDR %v", p)
-		}
-		err := setStr("cluster CIDR", p.String(), func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_add_cluster_cidr(cfg, s, &cerr)
-		}, "podnet_node_config_add_cluster_cidr")
-		if err != nil {
-			return err
-		}
+		set.addr("cluster CIDR", p.IsValid(), p.String(), "podnet_node_config_add_cluster_cidr", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_add_cluster_cidr(cfg, s, e)
+		})
 	}
 	if c.CrossNode != CrossNodeDefault {
-		cerr = nil
-		st := C.podnet_node_config_set_cross_node_mode(cfg, C.podnet_cross_node_mode(c.CrossNode), &cerr)
-		if err := takeError(st, cerr, "podnet_node_config_set_cross_node_mode"); err != nil {
-			return err
-		}
+		set.call("podnet_node_config_set_cross_node_mode", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_cross_node_mode(cfg, C.podnet_cross_node_mode(c.CrossNode), e)
+		})
 	}
 	if c.VXLANVNI != 0 {
-		cerr = nil
-		st := C.podnet_node_config_set_vxlan_vni(cfg, C.uint32_t(c.VXLANVNI), &cerr)
-		if err := takeError(st, cerr, "podnet_node_config_set_vxlan_vni"); err != nil {
-			return err
-		}
+		set.call("podnet_node_config_set_vxlan_vni", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_vxlan_vni(cfg, C.uint32_t(c.VXLANVNI), e)
+		})
 	}
 	if c.VXLANPort != 0 {
-		cerr = nil
-		st := C.podnet_node_config_set_vxlan_port(cfg, C.uint16_t(c.VXLANPort), &cerr)
-		if err := takeError(st, cerr, "podnet_node_config_set_vxlan_port"); err != nil {
-			return err
-		}
+		set.call("podnet_node_config_set_vxlan_port", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_vxlan_port(cfg, C.uint16_t(c.VXLANPort), e)
+		})
 	}
 	if c.KeepVXLANTxChecksumOffload {
-		cerr = nil
-		st := C.podnet_node_config_set_vxlan_disable_tx_checksum_offload(cfg, false, &cerr)
-		if err := takeError(st, cerr, "podnet_node_config_set_vxlan_disable_tx_checksum_offload"); err != nil {
-			return err
-		}
+		set.call("podnet_node_config_set_vxlan_disable_tx_checksum_offload", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_vxlan_disable_tx_checksum_offload(cfg, false, e)
+		})
 	}
 	if c.DisableEgressMasquerade {
-		cerr = nil
-		st := C.podnet_node_config_set_egress_masquerade(cfg, false, &cerr)
-		if err := takeError(st, cerr, "podnet_node_config_set_egress_masquerade"); err != nil {
-			return err
-		}
+		set.call("podnet_node_config_set_egress_masquerade", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_egress_masquerade(cfg, false, e)
+		})
 	}
-	strs := []struct {
+	for _, s := range []struct {
 		what, value, cop string
-		set              func(*C.char) C.podnet_status
+		set              setFn
 	}{
-		{"bridge name", c.BridgeName, "podnet_node_config_set_bridge_name", func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_set_bridge_name(cfg, s, &cerr)
+		{"bridge name", c.BridgeName, "podnet_node_config_set_bridge_name", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_bridge_name(cfg, s, e)
 		}},
-		{"netns path", c.NetnsPath, "podnet_node_config_set_netns_path", func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_set_netns_path(cfg, s, &cerr)
+		{"netns path", c.NetnsPath, "podnet_node_config_set_netns_path", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_netns_path(cfg, s, e)
 		}},
-		{"state dir", c.StateDir, "podnet_node_config_set_state_dir", func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_set_state_dir(cfg, s, &cerr)
+		{"state dir", c.StateDir, "podnet_node_config_set_state_dir", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_state_dir(cfg, s, e)
 		}},
-		{"netns dir", c.NetnsDir, "podnet_node_config_set_netns_dir", func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_set_netns_dir(cfg, s, &cerr)
+		{"netns dir", c.NetnsDir, "podnet_node_config_set_netns_dir", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_netns_dir(cfg, s, e)
 		}},
-		{"VXLAN device", c.VXLANDevice, "podnet_node_config_set_vxlan_device", func(s *C.char) C.podnet_status {
-			return C.podnet_node_config_set_vxlan_device(cfg, s, &cerr)
+		{"VXLAN device", c.VXLANDevice, "podnet_node_config_set_vxlan_device", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_vxlan_device(cfg, s, e)
 		}},
-	}
-	for _, s := range strs {
-		if s.value == "" {
-			continue
-		}
-		if err := setStr(s.what, s.value, s.set, s.cop); err != nil {
-			return err
+	} {
+		if s.value != "" {
+			set.str(s.what, s.value, s.cop, s.set)
 		}
 	}
-	return nil
+	return set.err
+}
+
+// setter applies a Go value's fields to a C builder, one setter call each, and keeps the first
+// error: after it, every later call does nothing.
+type setter struct {
+	op  string
+	err error
+}
+
+// call runs one C setter (cop names it) unless an earlier one failed.
+func (s *setter) call(cop string, fn func(**C.podnet_error) C.podnet_status) {
+	if s.err != nil {
+		return
+	}
+	var cerr *C.podnet_error
+	st := fn(&cerr)
+	s.err = takeError(st, cerr, cop)
+}
+
+// str checks v (what it is, for the error) and passes it to a string setter as a C string.
+func (s *setter) str(what, v, cop string, fn func(*C.char, **C.podnet_error) C.podnet_status) {
+	if s.err == nil {
+		s.err = checkString(s.op, what, v)
+	}
+	if s.err != nil {
+		return
+	}
+	cs := C.CString(v)
+	defer C.free(unsafe.Pointer(cs))
+	s.call(cop, func(e **C.podnet_error) C.podnet_status { return fn(cs, e) })
+}
+
+// addr passes an address or CIDR (its text v) to a setter; an invalid one (the zero
+// netip value) is refused before C sees it.
+func (s *setter) addr(what string, valid bool, v, cop string, fn func(*C.char, **C.podnet_error) C.podnet_status) {
+	if s.err == nil && !valid {
+		s.err = argError(CodeInvalidAddress, s.op, "invalid %s %v", what, v)
+	}
+	s.str(what, v, cop, fn)
 }

@@ -19,11 +19,14 @@
 //
 // # Objects and lifetimes
 //
-// Configurations and specs (NodeConfig, SandboxSpec, Peer, PortMapping, PlanInput) and results
-// (Sandbox, CheckReport, GCReport, SyncReport, PortEntry, RepairReport, PlanResult) are plain Go
+// Every C object this package holds lives in one generic handle (pointer, lock, idempotent
+// Close, finalizer, KeepAlive: handle.go), and every record the library returns is copied into
+// Go in one file (records.go) from the library's one-call record views.
+//
+// Configurations and specs (NodeConfig, SandboxSpec, Peer, PortMapping) and results
+// (Sandbox, CheckReport, GCReport, SyncReport, PortEntry, RepairReport) are plain Go
 // values: a call copies them into or out of the library and frees the C objects before it
-// returns. The objects that hold a C handle are *Node, *NodeCIDRAllocator and
-// *ServiceIPAllocator: Close them (Close is idempotent; later calls return ErrClosed); a
+// returns. The objects that hold a C handle are *Node and package cluster's allocators: Close them (Close is idempotent; later calls return ErrClosed); a
 // finalizer closes a forgotten one as a safety net. C never keeps a Go pointer.
 //
 // # Errors
@@ -35,18 +38,16 @@
 // # Goroutines, threads and namespaces
 //
 // A *Node is safe for concurrent use by many goroutines; the library runs the calls in
-// parallel (calls for the same sandbox id serialize). So are the allocators (the Go wrapper
+// parallel (calls for the same sandbox id serialize). So are package cluster's allocators (the Go wrapper
 // serializes the calls that change them). The library never changes the calling
 // thread's namespaces, never forks and never execs, so callers never need
 // runtime.LockOSThread.
 //
 // Running something inside a pod (a listener, a dial) is the caller's business, not the
-// library's: enter Sandbox.NetnsPath on a dedicated OS thread (runtime.LockOSThread, then
-// setns(2)), create the sockets there and never unlock that thread, so it exits with its
-// goroutine; sockets keep their namespace. Never do it on the main thread: the runtime cannot
-// end it and parks it instead, still in the pod's namespace, which then outlives the pod. And
-// close a pod's sockets before deleting it: an open socket keeps its namespace alive too. The
-// tests and examples/go show how.
+// library's: RunInNetns(sandbox.NetnsPath, fn) runs fn on a fresh OS thread that has entered
+// the pod's namespace and is never given back to the scheduler (nor is it ever the main
+// thread, which the runtime cannot end); sockets fn creates keep that namespace. Close a pod's
+// sockets before deleting it: an open socket keeps its namespace alive too.
 //
 // The node is bound to NodeConfig.NetnsPath, or when it is empty to the network namespace of
 // the thread calling OpenNode. In a Go program all threads normally share one (the process's);

@@ -4,150 +4,77 @@ package podnet
 import "C"
 
 import (
-	"errors"
-	"fmt"
-	"strings"
-	"syscall"
+	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
+
+// The error type and codes are shared with package cluster (internal/cabi defines them once).
 
 // Code is the reason a podnet call failed: the C ABI's podnet_status. The values are stable
 // (never renumbered); a later library may return codes this package has no constant for, and
-// callers should treat those like CodeInternal.
-type Code uint32
+// callers should treat those like CodeInternal. String gives the library's stable name.
+type Code = cabi.Code
+
+// Error is a failed podnet call: Code is the reason, Op the operation that failed ("create
+// sandbox web-1: allocate address from 10.1.0.0/24", or the C function's name for an argument
+// the library refused), Message the whole description ("<operation>: <cause>"), Errno the
+// errno behind it (0 if none). errors.Is(err, ErrNotFound) (and the other Err* sentinels)
+// matches on Code; when Errno is set, errors.Is(err, syscall.EEXIST) and
+// errors.Is(err, fs.ErrNotExist) work too.
+type Error = cabi.Error
 
 // The codes of include/podnet.h (PODNET_STATUS_*).
 const (
-	CodeOK              Code = C.PODNET_STATUS_OK
-	CodeInvalidArgument Code = C.PODNET_STATUS_INVALID_ARGUMENT
-	CodeNullArgument    Code = C.PODNET_STATUS_NULL_ARGUMENT
-	CodeInvalidUTF8     Code = C.PODNET_STATUS_INVALID_UTF8
-	CodeNotFound        Code = C.PODNET_STATUS_NOT_FOUND
-	CodeAlreadyExists   Code = C.PODNET_STATUS_ALREADY_EXISTS
-	CodeExhausted       Code = C.PODNET_STATUS_EXHAUSTED
-	CodeConflict        Code = C.PODNET_STATUS_CONFLICT
-	CodePermission      Code = C.PODNET_STATUS_PERMISSION
-	CodeKernel          Code = C.PODNET_STATUS_KERNEL
-	CodeIO              Code = C.PODNET_STATUS_IO
-	CodeInconsistent    Code = C.PODNET_STATUS_INCONSISTENT
-	CodeInternal        Code = C.PODNET_STATUS_INTERNAL
-	CodePanic           Code = C.PODNET_STATUS_PANIC
-	CodeTooLong         Code = C.PODNET_STATUS_TOO_LONG
-	CodeInvalidAddress  Code = C.PODNET_STATUS_INVALID_ADDRESS
+	CodeOK              = cabi.CodeOK
+	CodeInvalidArgument = cabi.CodeInvalidArgument
+	CodeNullArgument    = cabi.CodeNullArgument
+	CodeInvalidUTF8     = cabi.CodeInvalidUTF8
+	CodeNotFound        = cabi.CodeNotFound
+	CodeAlreadyExists   = cabi.CodeAlreadyExists
+	CodeExhausted       = cabi.CodeExhausted
+	CodeConflict        = cabi.CodeConflict
+	CodePermission      = cabi.CodePermission
+	CodeKernel          = cabi.CodeKernel
+	CodeIO              = cabi.CodeIO
+	CodeInconsistent    = cabi.CodeInconsistent
+	CodeInternal        = cabi.CodeInternal
+	CodePanic           = cabi.CodePanic
+	CodeTooLong         = cabi.CodeTooLong
+	CodeInvalidAddress  = cabi.CodeInvalidAddress
 )
-
-// String is the library's stable lowercase name of the code ("not_found"), "unknown" for a
-// value it does not know.
-func (c Code) String() string {
-	return C.GoString(C.podnet_status_str(C.podnet_status(c)))
-}
-
-// Error is a failed podnet call.
-//
-// Code is the reason, Op the operation that failed ("create sandbox web-1: allocate address
-// from 10.1.0.0/24", or the C function's name for an argument the library refused), Message
-// the whole description ("<operation>: <cause>"), Errno the errno behind it (0 if none).
-//
-// errors.Is(err, ErrNotFound) (and the other Err* sentinels) matches on Code; when Errno is
-// set, errors.Is(err, syscall.EEXIST) and errors.Is(err, fs.ErrNotExist) work too.
-type Error struct {
-	Code    Code
-	Op      string
-	Message string
-	Errno   syscall.Errno
-}
-
-// Error returns "podnet: " and the message.
-func (e *Error) Error() string {
-	if e.Message == "" {
-		return "podnet: " + e.Op + ": " + e.Code.String()
-	}
-	return "podnet: " + e.Message
-}
-
-// Is reports whether target is the sentinel of e's code (ErrNotFound for CodeNotFound, ...).
-func (e *Error) Is(target error) bool {
-	s, ok := target.(*sentinel)
-	return ok && s.code == e.Code
-}
-
-// Unwrap returns the errno behind the failure, or nil.
-func (e *Error) Unwrap() error {
-	if e.Errno == 0 {
-		return nil
-	}
-	return e.Errno
-}
-
-// sentinel is the type of the Err* values: it matches every *Error with its code.
-type sentinel struct {
-	code Code
-	name string
-}
-
-func (s *sentinel) Error() string { return "podnet: " + s.name }
 
 // Sentinel errors, one per code: errors.Is(err, ErrNotFound) is true for an *Error whose Code
 // is CodeNotFound.
 var (
-	ErrInvalidArgument error = &sentinel{CodeInvalidArgument, "invalid argument"}
-	ErrNullArgument    error = &sentinel{CodeNullArgument, "null argument"}
-	ErrInvalidUTF8     error = &sentinel{CodeInvalidUTF8, "invalid utf-8"}
-	ErrNotFound        error = &sentinel{CodeNotFound, "not found"}
-	ErrAlreadyExists   error = &sentinel{CodeAlreadyExists, "already exists"}
-	ErrExhausted       error = &sentinel{CodeExhausted, "exhausted"}
-	ErrConflict        error = &sentinel{CodeConflict, "conflict"}
-	ErrPermission      error = &sentinel{CodePermission, "permission denied"}
-	ErrKernel          error = &sentinel{CodeKernel, "kernel error"}
-	ErrIO              error = &sentinel{CodeIO, "i/o error"}
-	ErrInconsistent    error = &sentinel{CodeInconsistent, "inconsistent"}
-	ErrInternal        error = &sentinel{CodeInternal, "internal error"}
-	ErrPanic           error = &sentinel{CodePanic, "panic"}
-	ErrTooLong         error = &sentinel{CodeTooLong, "too long"}
-	ErrInvalidAddress  error = &sentinel{CodeInvalidAddress, "invalid address"}
+	ErrInvalidArgument = cabi.ErrInvalidArgument
+	ErrNullArgument    = cabi.ErrNullArgument
+	ErrInvalidUTF8     = cabi.ErrInvalidUTF8
+	ErrNotFound        = cabi.ErrNotFound
+	ErrAlreadyExists   = cabi.ErrAlreadyExists
+	ErrExhausted       = cabi.ErrExhausted
+	ErrConflict        = cabi.ErrConflict
+	ErrPermission      = cabi.ErrPermission
+	ErrKernel          = cabi.ErrKernel
+	ErrIO              = cabi.ErrIO
+	ErrInconsistent    = cabi.ErrInconsistent
+	ErrInternal        = cabi.ErrInternal
+	ErrPanic           = cabi.ErrPanic
+	ErrTooLong         = cabi.ErrTooLong
+	ErrInvalidAddress  = cabi.ErrInvalidAddress
 )
 
-// ErrClosed is returned (wrapped) by every method of a Node after Close.
-var ErrClosed = errors.New("podnet: node is closed")
+// ErrClosed is returned (wrapped) by every method of a Node or an allocator after Close.
+var ErrClosed = cabi.ErrClosed
 
 // takeError turns a status and the podnet_error a failed call wrote into an *Error and frees
-// the C object. op names the call when the library gave no error object.
+// the C object.
 func takeError(status C.podnet_status, cerr *C.podnet_error, op string) error {
-	if status == C.PODNET_STATUS_OK {
-		if cerr != nil { // a successful call never writes err_out; free defensively all the same
-			C.podnet_error_free(cerr)
-		}
-		return nil
-	}
-	e := &Error{Code: Code(status), Op: op}
-	if cerr != nil {
-		e.Code = Code(C.podnet_error_status(cerr))
-		if s := C.podnet_error_operation(cerr); s != nil {
-			e.Op = C.GoString(s)
-		}
-		if s := C.podnet_error_message(cerr); s != nil {
-			e.Message = C.GoString(s)
-		}
-		e.Errno = syscall.Errno(C.podnet_error_errno(cerr))
-		C.podnet_error_free(cerr)
-	}
-	return e
+	return cabi.TakeError(uint32(status), unsafe.Pointer(cerr), op)
 }
 
-// argError is a Go-side refusal, before any C call: the same *Error type, so errors.Is works
-// the same way.
-func argError(code Code, op, format string, args ...any) error {
-	return &Error{Code: code, Op: op, Message: op + ": " + fmt.Sprintf(format, args...)}
-}
-
-// internalError reports output of the library this package cannot read (a bug on one side).
-func internalError(op, format string, args ...any) error {
-	return argError(CodeInternal, op, format, args...)
-}
-
-// checkString refuses strings C would silently truncate (an embedded NUL).
-func checkString(op, what, s string) error {
-	if strings.IndexByte(s, 0) >= 0 {
-		return argError(CodeInvalidArgument, op, "%s %q contains a NUL byte", what, s)
-	}
-	return nil
-}
+var (
+	argError      = cabi.ArgError
+	internalError = cabi.InternalError
+	checkString   = cabi.CheckString
+)

@@ -313,3 +313,37 @@ func TestRoutedPodOnBridgeNode(t *testing.T) {
 	}
 	assertNothingLeft(t)
 }
+
+func TestMultiNodeConfigRefused(t *testing.T) {
+	base := func() podnet.NodeConfig {
+		return podnet.NodeConfig{Name: "n", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.30.1.0/24")}}
+	}
+	for _, c := range []struct {
+		what   string
+		change func(*podnet.NodeConfig)
+		code   podnet.Code
+	}{
+		{"pod CIDR outside the cluster CIDR", func(c *podnet.NodeConfig) { c.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.40.0.0/16")} }, podnet.CodeInvalidArgument},
+		{"cross-node mode", func(c *podnet.NodeConfig) { c.CrossNode = 9 }, podnet.CodeInvalidArgument},
+		{"VNI", func(c *podnet.NodeConfig) { c.VXLANVNI = 1 << 24 }, podnet.CodeInvalidArgument},
+		{"VXLAN device", func(c *podnet.NodeConfig) { c.VXLANDevice = "a/b" }, podnet.CodeInvalidArgument},
+		{"loopback underlay", func(c *podnet.NodeConfig) { c.Underlay.Address = netip.MustParseAddr("127.0.0.1") }, podnet.CodeInvalidArgument},
+		{"underlay interface without address", func(c *podnet.NodeConfig) { c.Underlay.Interface = "eth0" }, podnet.CodeInvalidAddress},
+		{"long underlay interface", func(c *podnet.NodeConfig) {
+			c.Underlay = podnet.Underlay{Address: netip.MustParseAddr("10.0.0.1"), Interface: "i234567890123456"}
+		}, podnet.CodeTooLong},
+	} {
+		cfg := base()
+		c.change(&cfg)
+		refused(t, c.what, cfg.Validate(), c.code, "")
+	}
+	cfg := base()
+	cfg.ClusterCIDRs = []netip.Prefix{netip.MustParsePrefix("10.30.0.0/16")}
+	cfg.Underlay = podnet.Underlay{Address: netip.MustParseAddr("192.168.1.10"), Interface: "eth0"}
+	cfg.CrossNode = podnet.CrossNodeAuto
+	cfg.VXLANVNI, cfg.VXLANPort, cfg.VXLANDevice = 42, 4789, "vx0"
+	cfg.KeepVXLANTxChecksumOffload, cfg.DisableEgressMasquerade = true, true
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid multi-node config: %v", err)
+	}
+}

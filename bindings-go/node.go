@@ -7,9 +7,11 @@ package podnet
 import "C"
 
 import (
+	"net/netip"
 	"runtime"
-	"sync"
 	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
 // Node is an open node: one network namespace (a Kubernetes node), its pod CIDRs, bridge and
@@ -20,10 +22,8 @@ import (
 // in flight and makes later ones return ErrClosed. No call needs runtime.LockOSThread: the
 // library never changes the calling thread's namespaces.
 type Node struct {
-	// mu is read-held by every call on ptr and write-held by Close: the C ABI forbids
-	// podnet_node_free concurrently with any other call on the node.
-	mu   sync.RWMutex
-	ptr  *C.podnet_node
+	// h: every call read-holds it (the C node is thread-safe), Close write-holds it.
+	h    *cabi.Handle[*C.podnet_node]
 	name string
 }
 
@@ -46,9 +46,7 @@ func OpenNode(cfg NodeConfig) (*Node, error) {
 	if err := takeError(st, cerr, "podnet_node_open"); err != nil {
 		return nil, err
 	}
-	n := &Node{ptr: ptr, name: cfg.Name}
-	runtime.SetFinalizer(n, (*Node).Close)
-	return n, nil
+	return &Node{h: cabi.NewHandle(ptr, func(p *C.podnet_node) { C.podnet_node_free(p) }), name: cfg.Name}, nil
 }
 
 // Name is the node's name (NodeConfig.Name).
@@ -61,28 +59,31 @@ func (n *Node) Close() error {
 	if n == nil {
 		return nil
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.ptr == nil {
-		return nil
-	}
-	runtime.SetFinalizer(n, nil)
-	C.podnet_node_free(n.ptr)
-	n.ptr = nil
-	return nil
+	return n.h.Close()
 }
 
-// acquire read-locks the node for one call; release with n.mu.RUnlock.
-func (n *Node) acquire() (*C.podnet_node, error) {
+// call runs one C call on the node and turns its status and error object into an error; op
+// names the C function.
+func (n *Node) call(op string, fn func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status) error {
 	if n == nil {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	n.mu.RLock()
-	if n.ptr == nil {
-		n.mu.RUnlock()
-		return nil, ErrClosed
+	var st C.podnet_status
+	var cerr *C.podnet_error
+	if err := n.h.Read(func(p *C.podnet_node) { st = fn(p, &cerr) }); err != nil {
+		return err
 	}
-	return n.ptr, nil
+	return takeError(st, cerr, op)
+}
+
+// withCString checks s (what it is, for the error) and lends it to fn as a C string.
+func withCString(op, what, s string, fn func(*C.char) error) error {
+	if err := checkString(op, what, s); err != nil {
+		return err
+	}
+	cs := C.CString(s)
+	defer C.free(unsafe.Pointer(cs))
+	return fn(cs)
 }
 
 // CreateSandbox creates a sandbox: allocates its addresses, creates and pins its netns (or
@@ -96,20 +97,15 @@ func (n *Node) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 		return nil, err
 	}
 	defer C.podnet_sandbox_spec_free(cspec)
-	node, err := n.acquire()
+	var sb *C.podnet_sandbox
+	err = n.call("podnet_node_sandbox_create", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_sandbox_create(node, cspec, &sb, cerr)
+	})
 	if err != nil {
 		return nil, err
 	}
-	var sb *C.podnet_sandbox
-	var cerr *C.podnet_error
-	st := C.podnet_node_sandbox_create(node, cspec, &sb, &cerr)
-	n.mu.RUnlock()
-	runtime.KeepAlive(n)
-	if err := takeError(st, cerr, "podnet_node_sandbox_create"); err != nil {
-		return nil, err
-	}
 	defer C.podnet_sandbox_free(sb)
-	return copySandbox(sb, "CreateSandbox")
+	return copySandbox("CreateSandbox", sb)
 }
 
 // DeleteSandbox releases a sandbox's addresses and host ports, removes its netns (the kernel
@@ -117,86 +113,87 @@ func (n *Node) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 // its record. Idempotent: an unknown id is success. When it returns nil the addresses are free
 // and a create with the same id succeeds.
 func (n *Node) DeleteSandbox(id string) error {
-	if err := checkString("DeleteSandbox", "sandbox id", id); err != nil {
-		return err
-	}
-	cid := C.CString(id)
-	defer C.free(unsafe.Pointer(cid))
-	node, err := n.acquire()
-	if err != nil {
-		return err
-	}
-	var cerr *C.podnet_error
-	st := C.podnet_node_sandbox_delete(node, cid, &cerr)
-	n.mu.RUnlock()
-	runtime.KeepAlive(n)
-	return takeError(st, cerr, "podnet_node_sandbox_delete")
+	return withCString("DeleteSandbox", "sandbox id", id, func(cid *C.char) error {
+		return n.call("podnet_node_sandbox_delete", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+			return C.podnet_node_sandbox_delete(node, cid, cerr)
+		})
+	})
 }
 
 // GetSandbox reads a sandbox's record; an unknown id gives ErrNotFound.
 func (n *Node) GetSandbox(id string) (*Sandbox, error) {
-	if err := checkString("GetSandbox", "sandbox id", id); err != nil {
-		return nil, err
-	}
-	cid := C.CString(id)
-	defer C.free(unsafe.Pointer(cid))
-	node, err := n.acquire()
-	if err != nil {
-		return nil, err
-	}
-	var sb *C.podnet_sandbox
-	var cerr *C.podnet_error
-	st := C.podnet_node_sandbox_get(node, cid, &sb, &cerr)
-	n.mu.RUnlock()
-	runtime.KeepAlive(n)
-	if err := takeError(st, cerr, "podnet_node_sandbox_get"); err != nil {
-		return nil, err
-	}
-	defer C.podnet_sandbox_free(sb)
-	return copySandbox(sb, "GetSandbox")
+	var out *Sandbox
+	err := withCString("GetSandbox", "sandbox id", id, func(cid *C.char) error {
+		var sb *C.podnet_sandbox
+		err := n.call("podnet_node_sandbox_get", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+			return C.podnet_node_sandbox_get(node, cid, &sb, cerr)
+		})
+		if err != nil {
+			return err
+		}
+		defer C.podnet_sandbox_free(sb)
+		out, err = copySandbox("GetSandbox", sb)
+		return err
+	})
+	return out, err
 }
 
 // ListSandboxes returns the node's sandboxes, sorted by id.
 func (n *Node) ListSandboxes() ([]*Sandbox, error) {
-	node, err := n.acquire()
+	var list *C.podnet_sandbox_list
+	err := n.call("podnet_node_sandbox_list", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_sandbox_list(node, &list, cerr)
+	})
 	if err != nil {
 		return nil, err
 	}
-	var list *C.podnet_sandbox_list
-	var cerr *C.podnet_error
-	st := C.podnet_node_sandbox_list(node, &list, &cerr)
-	n.mu.RUnlock()
-	runtime.KeepAlive(n)
-	if err := takeError(st, cerr, "podnet_node_sandbox_list"); err != nil {
-		return nil, err
-	}
 	defer C.podnet_sandbox_list_free(list)
-	return copySandboxList(list)
+	return copySandboxList("ListSandboxes", list)
 }
 
 // CheckSandbox compares a sandbox's kernel state (addresses, veth, routes, pod interface)
 // with its record. Differences are not an error: they are the report's Problems. An unknown
 // id gives ErrNotFound.
 func (n *Node) CheckSandbox(id string) (*CheckReport, error) {
-	if err := checkString("CheckSandbox", "sandbox id", id); err != nil {
-		return nil, err
-	}
-	cid := C.CString(id)
-	defer C.free(unsafe.Pointer(cid))
-	node, err := n.acquire()
-	if err != nil {
-		return nil, err
-	}
-	var rep *C.podnet_check_report
-	var cerr *C.podnet_error
-	st := C.podnet_node_sandbox_check(node, cid, &rep, &cerr)
-	n.mu.RUnlock()
-	runtime.KeepAlive(n)
-	if err := takeError(st, cerr, "podnet_node_sandbox_check"); err != nil {
-		return nil, err
-	}
-	defer C.podnet_check_report_free(rep)
-	return copyCheckReport(rep), nil
+	var out *CheckReport
+	err := withCString("CheckSandbox", "sandbox id", id, func(cid *C.char) error {
+		var rep *C.podnet_check_report
+		err := n.call("podnet_node_sandbox_check", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+			return C.podnet_node_sandbox_check(node, cid, &rep, cerr)
+		})
+		if err != nil {
+			return err
+		}
+		defer C.podnet_check_report_free(rep)
+		out = copyCheckReport(rep)
+		return nil
+	})
+	return out, err
+}
+
+// CheckReport is what CheckSandbox found for one sandbox: one line per difference between the
+// kernel and the record, none when healthy. A copy: it owns no C memory.
+type CheckReport struct {
+	ID string
+	// OK is true when the kernel matches the record.
+	OK bool
+	// Problems, e.g. "host veth pn3f2a1c0b9d11 is missing".
+	Problems []string
+}
+
+// GCReport is what GC removed, and the errors it met and went past. A copy: it owns no C
+// memory.
+type GCReport struct {
+	// Sandboxes are the ids of the sandboxes deleted (not in the live list).
+	Sandboxes []string
+	// IPs are orphaned address reservations released.
+	IPs []netip.Addr
+	// Netns are the paths of orphaned netns pins removed.
+	Netns []string
+	// Links are the names of orphaned host veths deleted.
+	Links []string
+	// Errors, one line each.
+	Errors []string
 }
 
 // GC deletes every sandbox whose id is not in liveIDs (the runtime's live pods) and every
@@ -204,40 +201,21 @@ func (n *Node) CheckSandbox(id string) (*CheckReport, error) {
 // It keeps going after errors and reports them in the report's Errors; every id is checked
 // before anything is deleted. An empty liveIDs deletes every sandbox.
 func (n *Node) GC(liveIDs []string) (*GCReport, error) {
-	ids := make(cStrings, 0, len(liveIDs))
-	defer func() { ids.free() }()
 	for _, id := range liveIDs {
 		if err := checkString("GC", "live sandbox id", id); err != nil {
 			return nil, err
 		}
-		ids = append(ids, C.CString(id))
 	}
-	node, err := n.acquire()
-	if err != nil {
-		return nil, err
-	}
+	ids := cabi.NewCStrings(liveIDs)
+	defer ids.Free()
 	var rep *C.podnet_gc_report
-	var cerr *C.podnet_error
-	st := C.podnet_node_gc(node, ids.ptr(), C.size_t(len(ids)), &rep, &cerr)
-	n.mu.RUnlock()
-	runtime.KeepAlive(n)
+	err := n.call("podnet_node_gc", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_gc(node, (**C.char)(ids.Ptr()), C.size_t(len(ids)), &rep, cerr)
+	})
 	runtime.KeepAlive(ids)
-	if err := takeError(st, cerr, "podnet_node_gc"); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	defer C.podnet_gc_report_free(rep)
 	return copyGCReport(rep)
-}
-
-// do runs one C call on the node under the read lock; fn gets the node's pointer. It returns
-// ErrClosed, without calling fn, after Close.
-func (n *Node) do(fn func(node *C.podnet_node)) error {
-	node, err := n.acquire()
-	if err != nil {
-		return err
-	}
-	fn(node)
-	n.mu.RUnlock()
-	runtime.KeepAlive(n)
-	return nil
 }

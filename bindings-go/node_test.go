@@ -570,3 +570,31 @@ func TestErrnoOfOpen(t *testing.T) {
 		t.Errorf("want not found / ENOENT: %#v", pe)
 	}
 }
+
+// Labels are kept with the sandbox and come back from create, get and list; a bad one is
+// refused before anything is created.
+func TestLabels(t *testing.T) {
+	needWorld(t)
+	labels := map[string]string{"k8s.pod.name": "web-0", "k8s.pod.namespace": "shop", "empty": ""}
+	sb := createOK(t, podnet.SandboxSpec{ID: "labels-1", Labels: labels})
+	deleteOnCleanup(t, "labels-1")
+	if !reflect.DeepEqual(sb.Labels, labels) {
+		t.Errorf("created: labels %v, want %v", sb.Labels, labels)
+	}
+	got, err := testNode.GetSandbox("labels-1")
+	if err != nil || !reflect.DeepEqual(got.Labels, labels) {
+		t.Errorf("get: labels %v (%v), want %v", got.Labels, err, labels)
+	}
+	list, err := testNode.ListSandboxes()
+	if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0].Labels, labels) {
+		t.Errorf("list: %v (%v)", list, err)
+	}
+	_, err = testNode.CreateSandbox(podnet.SandboxSpec{ID: "labels-2", Labels: map[string]string{"a=b": "x"}})
+	if codeOf(t, err) != podnet.CodeInvalidArgument {
+		t.Errorf("label key with '=': %v, want invalid argument", err)
+	}
+	if plain := createOK(t, podnet.SandboxSpec{ID: "labels-3"}); plain.Labels != nil {
+		t.Errorf("no labels: %v, want nil", plain.Labels)
+	}
+	deleteOnCleanup(t, "labels-3")
+}

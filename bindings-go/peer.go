@@ -51,28 +51,19 @@ func (n *Node) AddPeer(p Peer) error {
 		return err
 	}
 	defer C.podnet_peer_free(cp)
-	var st C.podnet_status
-	var cerr *C.podnet_error
-	if err := n.do(func(node *C.podnet_node) { st = C.podnet_node_peer_add(node, cp, &cerr) }); err != nil {
-		return err
-	}
-	return takeError(st, cerr, "podnet_node_peer_add")
+	return n.call("podnet_node_peer_add", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_peer_add(node, cp, cerr)
+	})
 }
 
 // RemovePeer removes one peer's routes and entries and its record. Idempotent: an unknown
 // name is success.
 func (n *Node) RemovePeer(name string) error {
-	if err := checkString("RemovePeer", "peer name", name); err != nil {
-		return err
-	}
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
-	var st C.podnet_status
-	var cerr *C.podnet_error
-	if err := n.do(func(node *C.podnet_node) { st = C.podnet_node_peer_remove(node, cname, &cerr) }); err != nil {
-		return err
-	}
-	return takeError(st, cerr, "podnet_node_peer_remove")
+	return withCString("RemovePeer", "peer name", name, func(cname *C.char) error {
+		return n.call("podnet_node_peer_remove", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+			return C.podnet_node_peer_remove(node, cname, cerr)
+		})
+	})
 }
 
 // SyncPeers converges the node to exactly peers: adds what is missing, fixes what changed and
@@ -100,35 +91,24 @@ func (n *Node) SyncPeers(peers []Peer) (*SyncReport, error) {
 		arr = &cps[0]
 	}
 	var rep *C.podnet_sync_report
-	var st C.podnet_status
-	var cerr *C.podnet_error
-	err := n.do(func(node *C.podnet_node) {
-		st = C.podnet_node_peers_sync(node, arr, C.size_t(len(cps)), &rep, &cerr)
+	err := n.call("podnet_node_peers_sync", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_peers_sync(node, arr, C.size_t(len(cps)), &rep, cerr)
 	})
 	runtime.KeepAlive(cps)
 	if err != nil {
 		return nil, err
 	}
-	if err := takeError(st, cerr, "podnet_node_peers_sync"); err != nil {
-		return nil, err
-	}
 	defer C.podnet_sync_report_free(rep)
-	return &SyncReport{
-		Peers:   int(C.podnet_sync_report_peers(rep)),
-		Added:   int(C.podnet_sync_report_added(rep)),
-		Removed: int(C.podnet_sync_report_removed(rep)),
-	}, nil
+	return copySyncReport(rep), nil
 }
 
 // ListPeers returns the peers the node is configured with (its records), sorted by name.
 func (n *Node) ListPeers() ([]Peer, error) {
 	var list *C.podnet_peer_list
-	var st C.podnet_status
-	var cerr *C.podnet_error
-	if err := n.do(func(node *C.podnet_node) { st = C.podnet_node_peer_list(node, &list, &cerr) }); err != nil {
-		return nil, err
-	}
-	if err := takeError(st, cerr, "podnet_node_peer_list"); err != nil {
+	err := n.call("podnet_node_peer_list", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_peer_list(node, &list, cerr)
+	})
+	if err != nil {
 		return nil, err
 	}
 	defer C.podnet_peer_list_free(list)
@@ -140,7 +120,7 @@ func (n *Node) ListPeers() ([]Peer, error) {
 		if cp == nil {
 			return nil, internalError("ListPeers", "peer %d of %d is missing", i, count)
 		}
-		p, err := copyPeer(cp)
+		p, err := copyPeer("ListPeers", cp)
 		if err != nil {
 			return nil, err
 		}
@@ -192,32 +172,4 @@ func (p *Peer) build(op string) (*C.podnet_peer, error) {
 		}
 	}
 	return cp, nil
-}
-
-// copyPeer reads a C peer into a Go value.
-func copyPeer(cp *C.podnet_peer) (Peer, error) {
-	p := Peer{Name: goString(C.podnet_peer_name(cp))}
-	ip := goString(C.podnet_peer_underlay_ip(cp))
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return Peer{}, internalError("ListPeers", "peer %s: underlay IP %q: %v", p.Name, ip, err)
-	}
-	p.UnderlayIP = a
-	count := int(C.podnet_peer_pod_cidr_count(cp))
-	for i := 0; i < count; i++ {
-		s := goString(C.podnet_peer_pod_cidr_at(cp, C.size_t(i)))
-		pfx, err := netip.ParsePrefix(s)
-		if err != nil {
-			return Peer{}, internalError("ListPeers", "peer %s: pod CIDR %q: %v", p.Name, s, err)
-		}
-		p.PodCIDRs = append(p.PodCIDRs, pfx)
-	}
-	if s := goString(C.podnet_peer_vtep_mac(cp)); s != "" {
-		mac, err := net.ParseMAC(s)
-		if err != nil {
-			return Peer{}, internalError("ListPeers", "peer %s: VTEP MAC %q: %v", p.Name, s, err)
-		}
-		p.VTEPMAC = mac
-	}
-	return p, nil
 }

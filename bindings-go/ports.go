@@ -47,27 +47,21 @@ func (n *Node) changePorts(op, id string, ports []PortMapping, add bool) (*Sandb
 	cid := C.CString(id)
 	defer C.free(unsafe.Pointer(cid))
 	var sb *C.podnet_sandbox
-	var st C.podnet_status
-	var cerr *C.podnet_error
 	cop := "podnet_node_ports_remove"
 	if add {
 		cop = "podnet_node_ports_add"
 	}
-	err = n.do(func(node *C.podnet_node) {
+	err = n.call(cop, func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
 		if add {
-			st = C.podnet_node_ports_add(node, cid, list, &sb, &cerr)
-		} else {
-			st = C.podnet_node_ports_remove(node, cid, list, &sb, &cerr)
+			return C.podnet_node_ports_add(node, cid, list, &sb, cerr)
 		}
+		return C.podnet_node_ports_remove(node, cid, list, &sb, cerr)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := takeError(st, cerr, cop); err != nil {
-		return nil, err
-	}
 	defer C.podnet_sandbox_free(sb)
-	return copySandbox(sb, op)
+	return copySandbox(op, sb)
 }
 
 // buildPortList copies ports into a new C port list (free it with podnet_port_list_free).
@@ -99,12 +93,10 @@ func buildPortList(ports []PortMapping) (*C.podnet_port_list, error) {
 // by sandbox id, each sandbox's mappings in the order they were added.
 func (n *Node) ListPorts() ([]PortEntry, error) {
 	var list *C.podnet_port_entry_list
-	var st C.podnet_status
-	var cerr *C.podnet_error
-	if err := n.do(func(node *C.podnet_node) { st = C.podnet_node_ports_list(node, &list, &cerr) }); err != nil {
-		return nil, err
-	}
-	if err := takeError(st, cerr, "podnet_node_ports_list"); err != nil {
+	err := n.call("podnet_node_ports_list", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_ports_list(node, &list, cerr)
+	})
+	if err != nil {
 		return nil, err
 	}
 	defer C.podnet_port_entry_list_free(list)
@@ -116,31 +108,35 @@ func (n *Node) ListPorts() ([]PortEntry, error) {
 		if e == nil {
 			return nil, internalError("ListPorts", "entry %d of %d is missing", i, count)
 		}
-		pe := PortEntry{
-			SandboxID: goString(C.podnet_port_entry_sandbox_id(e)),
-			PortMapping: PortMapping{
-				Protocol:      Protocol(C.podnet_port_entry_protocol(e)),
-				HostPort:      uint16(C.podnet_port_entry_host_port(e)),
-				ContainerPort: uint16(C.podnet_port_entry_container_port(e)),
-			},
-		}
-		if s := C.podnet_port_entry_host_ip(e); s != nil {
-			a, err := netip.ParseAddr(C.GoString(s))
-			if err != nil {
-				return nil, internalError("ListPorts", "host IP %q: %v", C.GoString(s), err)
-			}
-			pe.HostIP = a
-		}
-		ips := int(C.podnet_port_entry_pod_ip_count(e))
-		for j := 0; j < ips; j++ {
-			s := goString(C.podnet_port_entry_pod_ip_at(e, C.size_t(j)))
-			a, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, internalError("ListPorts", "pod IP %q: %v", s, err)
-			}
-			pe.PodIPs = append(pe.PodIPs, a)
+		pe, err := copyPortEntry("ListPorts", e)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, pe)
 	}
 	return out, nil
+}
+
+// RepairReport is what Repair found and fixed.
+type RepairReport struct {
+	// TableRecreated: podnet's nftables table was missing (someone flushed the ruleset).
+	TableRecreated bool
+	// PortsRestored: host-port elements (one per mapping and pod address family) re-added.
+	PortsRestored int
+}
+
+// Repair re-installs podnet's nftables table (host ports, egress masquerade) and every
+// recorded host port when someone flushed the ruleset or deleted elements. Other tables are
+// never touched; a healthy node is left as it is. Run it after anything that may flush
+// nftables (a firewall reload).
+func (n *Node) Repair() (*RepairReport, error) {
+	var rep *C.podnet_repair_report
+	err := n.call("podnet_node_repair", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_repair(node, &rep, cerr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer C.podnet_repair_report_free(rep)
+	return copyRepairReport(rep), nil
 }

@@ -1,8 +1,5 @@
 package podnet
 
-// #include <podnet.h>
-import "C"
-
 import (
 	"net"
 	"net/netip"
@@ -33,6 +30,8 @@ type Sandbox struct {
 	Gateways []netip.Addr
 	// Ports are the host port mappings.
 	Ports []PortMapping
+	// Labels are the metadata kept with the sandbox (SandboxSpec.Labels); nil when none.
+	Labels map[string]string
 }
 
 // IPv4 returns the pod's IPv4 address, if it has one.
@@ -53,74 +52,4 @@ func (s *Sandbox) IPv6() (netip.Addr, bool) {
 		}
 	}
 	return netip.Addr{}, false
-}
-
-// copySandbox reads every accessor of a C sandbox into a Go value. sb stays owned by the
-// caller (a created sandbox or one borrowed from a list).
-func copySandbox(sb *C.podnet_sandbox, op string) (*Sandbox, error) {
-	s := &Sandbox{
-		ID:         goString(C.podnet_sandbox_id(sb)),
-		IfName:     goString(C.podnet_sandbox_ifname(sb)),
-		NetnsPath:  goString(C.podnet_sandbox_netns_path(sb)),
-		OwnsNetns:  bool(C.podnet_sandbox_owns_netns(sb)),
-		HostIfName: goString(C.podnet_sandbox_host_ifname(sb)),
-		Mode:       Mode(C.podnet_sandbox_mode(sb)),
-	}
-	if mac := goString(C.podnet_sandbox_mac(sb)); mac != "" {
-		hw, err := net.ParseMAC(mac)
-		if err != nil {
-			return nil, internalError(op, "sandbox %s: MAC %q: %v", s.ID, mac, err)
-		}
-		s.MAC = hw
-	}
-	if n := int(C.podnet_sandbox_ip_count(sb)); n > 0 {
-		s.IPs = make([]netip.Prefix, 0, n)
-		for i := 0; i < n; i++ {
-			str := goString(C.podnet_sandbox_ip_at(sb, C.size_t(i)))
-			p, err := netip.ParsePrefix(str)
-			if err != nil {
-				return nil, internalError(op, "sandbox %s: address %q: %v", s.ID, str, err)
-			}
-			s.IPs = append(s.IPs, p)
-		}
-	}
-	if n := int(C.podnet_sandbox_gateway_count(sb)); n > 0 {
-		s.Gateways = make([]netip.Addr, 0, n)
-		for i := 0; i < n; i++ {
-			str := goString(C.podnet_sandbox_gateway_at(sb, C.size_t(i)))
-			a, err := netip.ParseAddr(str)
-			if err != nil {
-				return nil, internalError(op, "sandbox %s: gateway %q: %v", s.ID, str, err)
-			}
-			s.Gateways = append(s.Gateways, a)
-		}
-	}
-	if n := int(C.podnet_sandbox_port_count(sb)); n > 0 {
-		s.Ports = make([]PortMapping, 0, n)
-		for i := 0; i < n; i++ {
-			ci := C.size_t(i)
-			pm := PortMapping{
-				Protocol:      Protocol(C.podnet_sandbox_port_protocol(sb, ci)),
-				HostPort:      uint16(C.podnet_sandbox_port_host_port(sb, ci)),
-				ContainerPort: uint16(C.podnet_sandbox_port_container_port(sb, ci)),
-			}
-			if str := C.podnet_sandbox_port_host_ip(sb, ci); str != nil {
-				a, err := netip.ParseAddr(C.GoString(str))
-				if err != nil {
-					return nil, internalError(op, "sandbox %s: host IP %q: %v", s.ID, C.GoString(str), err)
-				}
-				pm.HostIP = a
-			}
-			s.Ports = append(s.Ports, pm)
-		}
-	}
-	return s, nil
-}
-
-// goString copies a C string owned by a podnet object; NULL gives "".
-func goString(s *C.char) string {
-	if s == nil {
-		return ""
-	}
-	return C.GoString(s)
 }

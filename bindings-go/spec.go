@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"net/netip"
+	"sort"
 	"strconv"
 	"unsafe"
 )
@@ -67,6 +68,10 @@ type SandboxSpec struct {
 	IPs []netip.Addr
 	// Ports are the host port mappings to install.
 	Ports []PortMapping
+	// Labels are metadata kept with the sandbox and returned by GetSandbox and
+	// ListSandboxes (pod namespace, name, uid, ...): keys 1..253 bytes of [A-Za-z0-9_./-],
+	// values up to 4 KiB, at most 64.
+	Labels map[string]string
 	// Mode attaches this pod differently from the node's mode (ModeDefault: the node's). A
 	// routed pod on a bridge node gets a /32 (/128) address and a host route and reaches the
 	// bridge pods through proxy ARP (NDP); a bridge pod on a routed node makes the node create
@@ -95,54 +100,50 @@ func (s *SandboxSpec) build(op string) (*C.podnet_sandbox_spec, error) {
 }
 
 func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, op string) error {
-	var cerr *C.podnet_error
+	set := &setter{op: op}
 	if s.IfName != "" {
-		if err := checkString(op, "interface name", s.IfName); err != nil {
-			return err
-		}
-		cs := C.CString(s.IfName)
-		st := C.podnet_sandbox_spec_set_ifname(spec, cs, &cerr)
-		C.free(unsafe.Pointer(cs))
-		if err := takeError(st, cerr, "podnet_sandbox_spec_set_ifname"); err != nil {
-			return err
-		}
+		set.str("interface name", s.IfName, "podnet_sandbox_spec_set_ifname", func(v *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_sandbox_spec_set_ifname(spec, v, e)
+		})
 	}
 	if s.NetnsPath != "" {
-		if err := checkString(op, "netns path", s.NetnsPath); err != nil {
-			return err
-		}
-		cs := C.CString(s.NetnsPath)
-		st := C.podnet_sandbox_spec_set_netns_path(spec, cs, &cerr)
-		C.free(unsafe.Pointer(cs))
-		if err := takeError(st, cerr, "podnet_sandbox_spec_set_netns_path"); err != nil {
-			return err
-		}
+		set.str("netns path", s.NetnsPath, "podnet_sandbox_spec_set_netns_path", func(v *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_sandbox_spec_set_netns_path(spec, v, e)
+		})
 	}
 	if s.Mode != ModeDefault {
-		st := C.podnet_sandbox_spec_set_mode(spec, C.podnet_mode(s.Mode), &cerr)
-		if err := takeError(st, cerr, "podnet_sandbox_spec_set_mode"); err != nil {
-			return err
-		}
+		set.call("podnet_sandbox_spec_set_mode", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_sandbox_spec_set_mode(spec, C.podnet_mode(s.Mode), e)
+		})
 	}
 	for _, ip := range s.IPs {
-		if !ip.IsValid() {
-			return argError(CodeInvalidAddress, op, "invalid sandbox IP %v", ip)
+		set.addr("sandbox IP", ip.IsValid(), ip.String(), "podnet_sandbox_spec_add_ip", func(v *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_sandbox_spec_add_ip(spec, v, e)
+		})
+	}
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first bad label is the one reported, every time
+	for _, k := range keys {
+		value := s.Labels[k]
+		if set.err == nil {
+			set.err = checkString(op, "label", k+value)
 		}
-		cs := C.CString(ip.String())
-		st := C.podnet_sandbox_spec_add_ip(spec, cs, &cerr)
-		C.free(unsafe.Pointer(cs))
-		if err := takeError(st, cerr, "podnet_sandbox_spec_add_ip"); err != nil {
-			return err
-		}
+		set.str("label", k, "podnet_sandbox_spec_set_label", func(ck *C.char, e **C.podnet_error) C.podnet_status {
+			cv := C.CString(value)
+			defer C.free(unsafe.Pointer(cv))
+			return C.podnet_sandbox_spec_set_label(spec, ck, cv, e)
+		})
 	}
 	for _, p := range s.Ports {
 		hostIP := p.cHostIP()
-		st := C.podnet_sandbox_spec_add_port(spec, C.podnet_protocol(p.Protocol), hostIP,
-			C.uint16_t(p.HostPort), C.uint16_t(p.ContainerPort), &cerr)
+		set.call("podnet_sandbox_spec_add_port", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_sandbox_spec_add_port(spec, C.podnet_protocol(p.Protocol), hostIP,
+				C.uint16_t(p.HostPort), C.uint16_t(p.ContainerPort), e)
+		})
 		C.free(unsafe.Pointer(hostIP))
-		if err := takeError(st, cerr, "podnet_sandbox_spec_add_port"); err != nil {
-			return err
-		}
 	}
-	return nil
+	return set.err
 }

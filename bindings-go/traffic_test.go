@@ -100,7 +100,7 @@ func pingPongTry(serverNS string, ip netip.Addr, clientNS string) (netip.Addr, s
 func pingPongErr(serverNS string, ip netip.Addr, clientNS string) (netip.Addr, string, error) {
 	target := netip.AddrPortFrom(ip, 8080).String()
 	var ln net.Listener
-	if err := inNetns(serverNS, func() (err error) {
+	if err := podnet.RunInNetns(serverNS, func() (err error) {
 		ln, err = net.Listen("tcp", target)
 		return err
 	}); err != nil {
@@ -112,7 +112,7 @@ func pingPongErr(serverNS string, ip netip.Addr, clientNS string) (netip.Addr, s
 	go func() { seen <- serveOnce(ln) }()
 
 	var c net.Conn
-	if err := inNetns(clientNS, func() (err error) {
+	if err := podnet.RunInNetns(clientNS, func() (err error) {
 		// The socket is created on this thread, in the client pod's netns, and stays there.
 		c, err = net.DialTimeout("tcp", target, 5*time.Second)
 		return err
@@ -136,7 +136,7 @@ func pingPongErr(serverNS string, ip netip.Addr, clientNS string) (netip.Addr, s
 func listenIn(t *testing.T, path string, addr netip.AddrPort) net.Listener {
 	t.Helper()
 	var ln net.Listener
-	err := inNetns(path, func() error {
+	err := podnet.RunInNetns(path, func() error {
 		var err error
 		ln, err = net.Listen("tcp", addr.String())
 		return err

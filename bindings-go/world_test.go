@@ -16,14 +16,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	podnet "github.com/podnet/podnet/bindings-go"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -40,6 +38,9 @@ var (
 	openTestNode sync.Once
 	// nodeNetns identifies the node's netns (the test process's), read before any test runs.
 	nodeNetns string
+
+	pfx  = netip.MustParsePrefix
+	addr = netip.MustParseAddr
 
 	testCIDR4 = netip.MustParsePrefix("10.88.0.0/16")
 	testCIDR6 = netip.MustParsePrefix("fd00:88::/64")
@@ -121,47 +122,6 @@ func needWorld(t testing.TB) {
 			os.Exit(1)
 		}
 	})
-}
-
-// inNetns runs fn on a fresh OS thread that has entered the network namespace at path.
-//
-// This is the test's business, not the library's (which never changes a thread's
-// namespace): the goroutine locks its thread, setns(2)s it and never unlocks it, so the
-// thread exits with the goroutine instead of going back to the scheduler in the pod's
-// namespace (the way the CNI plugins' ns package does it). Sockets fn creates stay in that
-// namespace for their whole life, whichever thread uses them later.
-//
-// One exception: the process's main thread cannot exit (the runtime parks it forever
-// instead), and parked in a pod's netns it would keep that netns, and its veth, alive after
-// the pod is deleted. So a goroutine that finds itself on the main thread keeps it locked,
-// lets another goroutine (necessarily on another thread) do the work, then unlocks.
-func inNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	var run func()
-	run = func() {
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			done := make(chan struct{})
-			go func() { run(); close(done) }()
-			<-done
-			runtime.UnlockOSThread()
-			return
-		}
-		// No UnlockOSThread from here on: this thread must never run another goroutine.
-		f, err := os.Open(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", path, err)
-			return
-		}
-		errc <- fn()
-	}
-	go run()
-	return <-errc
 }
 
 // createOK creates a sandbox or fails the test.

@@ -1,13 +1,27 @@
 /*
  * podnet.h: C API of podnet, Kubernetes pod networking as a library.
  *
- * Link with `pkg-config --cflags --libs podnet` (libpodnet.so.0 or libpodnet.a).
+ * Link with `pkg-config --cflags --libs podnet` (libpodnet.so.0.1 or libpodnet.a).
+ *
+ * ABI policy (0.x): while PODNET_VERSION_MAJOR is 0, any minor release may change the ABI, so
+ * the SONAME carries MAJOR.MINOR (libpodnet.so.0.1): a program linked against 0.1 never loads
+ * 0.2 by accident. Patch releases never change the ABI. From 1.0 on, the SONAME carries the
+ * major version alone and the ABI changes only with it. Compare `podnet_version()` with
+ * PODNET_VERSION to detect a header/library mismatch.
  *
  * Conventions (every function below follows them; each one's comment adds what is specific):
  * - Objects are opaque and reached only through pointers and functions. Every object a call
  *   hands out is owned by the caller and freed with its type's `_free`, which accepts NULL;
  *   pointers returned by accessors (`const char *`, borrowed list elements) are owned by the
  *   object they came from and valid until that object is freed.
+ * - Records are read in one call: `podnet_<object>_get_info(object)` returns a `const`
+ *   pointer to a plain struct (`podnet_sandbox_info`, `podnet_peer_info`, the reports'
+ *   `_info`, `podnet_plan_result_info`; list elements such as `podnet_port_entry` are such
+ *   structs themselves) whose fields the caller reads directly: text as `const char *`, lists as
+ *   `podnet_string_list` (`items[0..count]`) or a pointer and a count. All of it is owned by
+ *   the object and valid as long as it is; never write to it. These structs grow only at the
+ *   end, and their first field, `struct_size`, is their size in the library that filled them:
+ *   a program built against a newer header reads a field only when `struct_size` covers it.
  * - A fallible function returns a `podnet_status`: PODNET_STATUS_OK (0) or the reason. Its
  *   out-parameters are written only on success. Its last parameter, `podnet_error **err_out`,
  *   may be NULL; otherwise, on failure only, `*err_out` receives a new `podnet_error` (message,
@@ -216,7 +230,7 @@ enum podnet_mode
 #endif // __cplusplus
  {
     /**
-     * Returned by accessors given NULL; never accepted by setters.
+     * Never accepted by setters (0 is never a valid mode, as in every podnet enum).
      */
     PODNET_MODE_UNKNOWN = 0,
     /**
@@ -242,7 +256,7 @@ enum podnet_protocol
 #endif // __cplusplus
  {
     /**
-     * Returned by accessors given NULL or an index out of range; never accepted by setters.
+     * Never accepted by setters (0 is never a valid protocol, as in every podnet enum).
      */
     PODNET_PROTOCOL_UNKNOWN = 0,
     /**
@@ -263,7 +277,7 @@ typedef uint32_t podnet_protocol;
 #endif // __cplusplus
 
 /**
- * Why `podnet_plan` raised a warning (`podnet_plan_result_warning_code_at`). Values are
+ * Why `podnet_plan` raised a warning (`podnet_plan_warning_entry.code`). Values are
  * stable; a warning added to podnet later is `PODNET_PLAN_WARNING_UNKNOWN` here (its message
  * still explains it, and the JSON names it).
  */
@@ -273,7 +287,7 @@ enum podnet_plan_warning
 #endif // __cplusplus
  {
     /**
-     * NULL plan, an index out of range, or a warning this version does not know.
+     * A warning this version does not know.
      */
     PODNET_PLAN_WARNING_UNKNOWN = 0,
     /**
@@ -370,10 +384,9 @@ typedef struct podnet_bytes podnet_bytes;
 
 /**
  * What `podnet_node_sandbox_check` found for one sandbox: one line per difference between the
- * kernel and the record; none when healthy.
+ * kernel and the record; none when healthy. Read it with `podnet_check_report_get_info`.
  *
  * Owned by the caller; free with `podnet_check_report_free`. Immutable: thread-safe to read.
- * Strings are owned by the report and valid until it is freed.
  */
 typedef struct podnet_check_report podnet_check_report;
 
@@ -387,10 +400,10 @@ typedef struct podnet_check_report podnet_check_report;
 typedef struct podnet_error podnet_error;
 
 /**
- * What `podnet_node_gc` removed, and the errors it met (gc keeps going after an error).
+ * What `podnet_node_gc` removed, and the errors it met (gc keeps going after an error). Read
+ * it with `podnet_gc_report_get_info`.
  *
  * Owned by the caller; free with `podnet_gc_report_free`. Immutable: thread-safe to read.
- * Strings are owned by the report and valid until it is freed.
  */
 typedef struct podnet_gc_report podnet_gc_report;
 
@@ -431,14 +444,12 @@ typedef struct podnet_node_config podnet_node_config;
  * Another node as the cluster's source of truth describes it: name, underlay address, pod CIDRs
  * and (optionally) its VTEP MAC. Built with `podnet_peer_new` and the setters, passed to
  * `podnet_node_peer_add` or `podnet_node_peers_sync` (which read it and keep no reference);
- * also the element of a `podnet_peer_list`.
+ * also the element of a `podnet_peer_list`. Read it with `podnet_peer_get_info`.
  *
  * A peer from `podnet_peer_new` is owned by the caller (free it with `podnet_peer_free`); one
  * borrowed from a `podnet_peer_list` is valid until the list is freed (never free or modify
  * it). Not thread-safe while it is modified: do not use one peer from two threads at the same
- * time while a setter runs (it may move between threads); the accessors alone may run
- * concurrently. Strings an accessor returns are owned by the peer and valid until the next
- * setter call on it or until it is freed; accessors given NULL return NULL or 0.
+ * time while a setter runs (it may move between threads); reading alone may run concurrently.
  */
 typedef struct podnet_peer podnet_peer;
 
@@ -459,27 +470,12 @@ typedef struct podnet_peer_list podnet_peer_list;
 typedef struct podnet_plan_input podnet_plan_input;
 
 /**
- * The capacity of a cluster's address plan (from `podnet_plan`): nodes, workers, pods per node,
- * pod capacity, service IPs per service range, warnings, and the whole plan as JSON.
+ * The capacity of a cluster's address plan (from `podnet_plan`): read it with
+ * `podnet_plan_result_get_info`.
  *
- * Counts are `uint64_t` and saturate: `UINT64_MAX` means "at least UINT64_MAX" (only IPv6
- * ranges get there; the JSON has the exact value). Owned by the caller; free with
- * `podnet_plan_result_free`. Immutable: the accessors may be called from any thread,
- * concurrently. Strings are owned by the plan and valid until it is freed; accessors given NULL
- * (or an index out of range) return NULL, 0 or `PODNET_PLAN_WARNING_UNKNOWN`.
+ * Owned by the caller; free with `podnet_plan_result_free`. Immutable: thread-safe to read.
  */
 typedef struct podnet_plan_result podnet_plan_result;
-
-/**
- * One mapped host port of a node (an element of `podnet_port_entry_list`): the sandbox holding
- * it, the mapping, and the pod addresses its traffic goes to.
- *
- * Borrowed from its list: valid until the list is freed; never free it. Immutable: the
- * accessors may be called from any thread, concurrently. Strings are owned by the list;
- * accessors given NULL (or an index out of range) return NULL, 0 or
- * `PODNET_PROTOCOL_UNKNOWN`.
- */
-typedef struct podnet_port_entry podnet_port_entry;
 
 /**
  * Every host port mapped on a node (from `podnet_node_ports_list`), sorted by sandbox id, each
@@ -499,20 +495,19 @@ typedef struct podnet_port_entry_list podnet_port_entry_list;
 typedef struct podnet_port_list podnet_port_list;
 
 /**
- * What `podnet_node_repair` found and fixed.
+ * What `podnet_node_repair` found and fixed. Read it with `podnet_repair_report_get_info`.
  *
  * Owned by the caller; free with `podnet_repair_report_free`. Immutable: thread-safe to read.
  */
 typedef struct podnet_repair_report podnet_repair_report;
 
 /**
- * One sandbox (pod network) as created or recorded: id, interfaces, netns, addresses.
+ * One sandbox (pod network) as created or recorded: read it with `podnet_sandbox_get_info`.
  *
- * Returned by `podnet_node_sandbox_create` and `podnet_node_sandbox_get` (owned by the caller,
- * free with `podnet_sandbox_free`) or borrowed from a `podnet_sandbox_list` (valid until the
- * list is freed; never free it yourself). Immutable: the accessors may be called from any
- * thread, concurrently. Every string an accessor returns is owned by the sandbox and valid until
- * it is freed; accessors given NULL return NULL, 0 or `PODNET_MODE_UNKNOWN`.
+ * Returned by `podnet_node_sandbox_create`, `podnet_node_sandbox_get` and the host port calls
+ * (owned by the caller, free with `podnet_sandbox_free`) or borrowed from a
+ * `podnet_sandbox_list` (valid until the list is freed; never free it yourself). Immutable:
+ * thread-safe to read.
  */
 typedef struct podnet_sandbox podnet_sandbox;
 
@@ -546,15 +541,7 @@ typedef struct podnet_sandbox_spec podnet_sandbox_spec;
 typedef struct podnet_service_ip_allocator podnet_service_ip_allocator;
 
 /**
- * A list of strings podnet hands out (e.g. `podnet_node_cidr_allocator_allocate`).
- *
- * Owned by the caller; free with `podnet_string_list_free`. Immutable: thread-safe to read.
- * The strings are owned by the list and valid until it is freed.
- */
-typedef struct podnet_string_list podnet_string_list;
-
-/**
- * What `podnet_node_peers_sync` changed.
+ * What `podnet_node_peers_sync` changed. Read it with `podnet_sync_report_get_info`.
  *
  * Owned by the caller; free with `podnet_sync_report_free`. Immutable: thread-safe to read.
  */
@@ -574,6 +561,363 @@ typedef void (*podnet_log_fn)(void *user_data,
                               podnet_log_level level,
                               const char *target,
                               const char *message);
+
+/**
+ * A list of strings: `count` NUL-terminated UTF-8 strings at `items[0]` .. `items[count - 1]`.
+ *
+ * A plain struct the caller reads directly: the record views embed it by value (the
+ * addresses of a `podnet_sandbox_info`, the lines of a report), and a few calls hand one out
+ * on its own (`podnet_node_cidr_allocator_allocate`: owned by the caller, free it with
+ * `podnet_string_list_free`). The array and the strings belong to whatever the list came
+ * from and are valid as long as it is; never write to them. `items` may be any non-NULL
+ * pointer when `count` is 0 (do not read it). Thread-safe to read.
+ */
+typedef struct {
+    /**
+     * The strings, `count` of them.
+     */
+    const char *const *items;
+    /**
+     * Number of strings.
+     */
+    size_t count;
+} podnet_string_list;
+
+/**
+ * One host port mapping as podnet reports it (an element of `podnet_sandbox_info.ports`, the
+ * mapping of a `podnet_port_entry`).
+ */
+typedef struct {
+    /**
+     * `PODNET_PROTOCOL_TCP`, `_UDP` or `_SCTP`.
+     */
+    podnet_protocol protocol;
+    /**
+     * The host address the mapping is limited to ("192.168.1.10"), or NULL for every node
+     * address.
+     */
+    const char *host_ip;
+    /**
+     * Port on the node.
+     */
+    uint16_t host_port;
+    /**
+     * Port in the pod.
+     */
+    uint16_t container_port;
+} podnet_port_mapping;
+
+/**
+ * Everything podnet knows of one sandbox, read in one call with `podnet_sandbox_get_info`.
+ *
+ * Grows only at the end: a field added in a later version follows all existing ones, and
+ * `struct_size` is `sizeof(podnet_sandbox_info)` of the library that filled it, so a program
+ * built against a newer header checks `info->struct_size > offsetof(podnet_sandbox_info,
+ * field)` before reading a field an older library may lack. Every pointer is owned by the
+ * sandbox and valid until it is freed (for a sandbox borrowed from a list: until the list is).
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_sandbox_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * The sandbox id.
+     */
+    const char *id;
+    /**
+     * Interface name inside the pod ("eth0").
+     */
+    const char *ifname;
+    /**
+     * Path of the pod's network namespace ("/run/netns/pn-node1-web-1"): open it and
+     * `setns(2)` into it to run the pod.
+     */
+    const char *netns_path;
+    /**
+     * Name of the host end of the pod's veth ("pn3f2a1c0b9d11").
+     */
+    const char *host_ifname;
+    /**
+     * MAC address of the pod interface ("0a:58:0a:01:00:02").
+     */
+    const char *mac;
+    /**
+     * True when podnet created the netns (and removes it on delete); false for a netns the
+     * runtime passed in with `podnet_sandbox_spec_set_netns_path`.
+     */
+    bool owns_netns;
+    /**
+     * How the pod is attached: `PODNET_MODE_BRIDGE` or `PODNET_MODE_ROUTED`.
+     */
+    podnet_mode mode;
+    /**
+     * Pod addresses (one per pod CIDR of the node) with the prefix length configured on the
+     * interface: "10.1.0.2/24" (bridge) or "10.1.0.2/32" (routed).
+     */
+    podnet_string_list ips;
+    /**
+     * Default gateways, one per address family ("10.1.0.1", "169.254.1.1" when routed).
+     */
+    podnet_string_list gateways;
+    /**
+     * Host port mappings, `port_count` of them (any non-NULL pointer when 0).
+     */
+    const podnet_port_mapping *ports;
+    /**
+     * Number of host port mappings.
+     */
+    size_t port_count;
+    /**
+     * Labels as "key=value" (`podnet_sandbox_spec_set_label`), sorted by key. A key never
+     * contains '=': split at the first one.
+     */
+    podnet_string_list labels;
+} podnet_sandbox_info;
+
+/**
+ * What `podnet_node_sandbox_check` found, read with `podnet_check_report_get_info`. Grows only at
+ * the end (see `podnet_sandbox_info`). Owned by the report.
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_check_report_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * The checked sandbox's id.
+     */
+    const char *id;
+    /**
+     * True when the kernel matches the record (no problems).
+     */
+    bool ok;
+    /**
+     * One line per difference, e.g. "host veth pn3f2a1c0b9d11 is missing"; none when healthy.
+     */
+    podnet_string_list problems;
+} podnet_check_report_info;
+
+/**
+ * What `podnet_node_gc` removed and the errors it went past, read with
+ * `podnet_gc_report_get_info`. Grows only at the end (see `podnet_sandbox_info`). Owned by the
+ * report.
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_gc_report_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * Ids of the sandboxes gc deleted (not in the live list).
+     */
+    podnet_string_list sandboxes;
+    /**
+     * Orphaned address reservations released ("10.1.0.9").
+     */
+    podnet_string_list ips;
+    /**
+     * Paths of orphaned netns pins removed.
+     */
+    podnet_string_list netns;
+    /**
+     * Names of orphaned host veths deleted.
+     */
+    podnet_string_list links;
+    /**
+     * Errors gc met and went past, one line each.
+     */
+    podnet_string_list errors;
+} podnet_gc_report_info;
+
+/**
+ * A peer's fields, read with `podnet_peer_get_info`. Grows only at the end (see
+ * `podnet_sandbox_info`). Owned by the peer: valid until the next setter call on it or until
+ * it is freed (for a peer borrowed from a list: until the list is).
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_peer_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * The peer's name.
+     */
+    const char *name;
+    /**
+     * The peer's underlay address ("192.168.1.12").
+     */
+    const char *underlay_ip;
+    /**
+     * The peer's pod CIDRs ("10.244.2.0/24"), in the order they were added.
+     */
+    podnet_string_list pod_cidrs;
+    /**
+     * The VTEP MAC as podnet uses it ("0e:5a:17:c4:09:e2"): the one set with
+     * `podnet_peer_set_vtep_mac`, or else the one derived from the name.
+     */
+    const char *vtep_mac;
+} podnet_peer_info;
+
+/**
+ * What `podnet_node_peers_sync` changed, read with `podnet_sync_report_get_info`. Grows only at
+ * the end (see `podnet_sandbox_info`). Owned by the report.
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_sync_report_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * Peers the node is configured with after the sync.
+     */
+    size_t peers;
+    /**
+     * Kernel entries (routes, neighbours, FDB entries) the sync added.
+     */
+    size_t added;
+    /**
+     * Stale kernel entries the sync removed (including ones an earlier run or another process
+     * left behind).
+     */
+    size_t removed;
+} podnet_sync_report_info;
+
+/**
+ * One service range of a plan (an element of `podnet_plan_result_info.services`).
+ */
+typedef struct {
+    /**
+     * The range, e.g. "10.0.0.0/16".
+     */
+    const char *cidr;
+    /**
+     * Allocatable service IPs, the API server's included: 2^n - 2 (IPv4) or min(2^n, 2^20) - 1
+     * (IPv6), saturating.
+     */
+    uint64_t service_ips;
+} podnet_plan_service;
+
+/**
+ * One warning of a plan (an element of `podnet_plan_result_info.warnings`).
+ */
+typedef struct {
+    /**
+     * Why; `PODNET_PLAN_WARNING_UNKNOWN` for a warning this version does not know.
+     */
+    podnet_plan_warning code;
+    /**
+     * What, naming the ranges involved.
+     */
+    const char *message;
+} podnet_plan_warning_entry;
+
+/**
+ * A plan's fields, read with `podnet_plan_result_get_info`. Counts are `uint64_t` and saturate:
+ * `UINT64_MAX` means "at least UINT64_MAX" (only IPv6 ranges get there; `json` has the exact
+ * value). Grows only at the end (see `podnet_sandbox_info`). Owned by the plan.
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_plan_result_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * Nodes that can join with a pod CIDR of every family: the smallest of the node CIDR counts
+     * and the machine subnet's usable addresses.
+     */
+    uint64_t nodes;
+    /**
+     * Control-plane nodes, as given.
+     */
+    uint64_t control_plane;
+    /**
+     * Nodes that run workload pods: nodes minus control-plane nodes.
+     */
+    uint64_t workers;
+    /**
+     * Pods one node can run: the smallest usable pod address count of a node CIDR over the
+     * families (a dual-stack pod takes one address of each).
+     */
+    uint64_t pods_per_node;
+    /**
+     * Pods the cluster can run: workers x pods per node.
+     */
+    uint64_t pod_capacity;
+    /**
+     * Service ranges, one per family in input order, `service_count` of them.
+     */
+    const podnet_plan_service *services;
+    /**
+     * Number of service ranges.
+     */
+    size_t service_count;
+    /**
+     * Things worth a second look that do not make the plan invalid, `warning_count` of them.
+     */
+    const podnet_plan_warning_entry *warnings;
+    /**
+     * Number of warnings.
+     */
+    size_t warning_count;
+    /**
+     * The whole plan as one line of JSON, the format of `podnet plan --json`: `pod_ranges` (per
+     * cluster CIDR: family, cluster_cidr, node_mask, pods_per_node, node_cidrs,
+     * first_node_cidr, last_node_cidr, pod_capacity), `machines`, `services` (family, cidr,
+     * service_ips, static_band, api_server_ip), `nodes`, `control_plane`, `workers`,
+     * `pods_per_node`, `pod_capacity` and `warnings` (code as a snake_case string, message).
+     * Numbers are exact (they may exceed 64 bits for IPv6).
+     */
+    const char *json;
+} podnet_plan_result_info;
+
+/**
+ * One mapped host port of a node (an element of `podnet_port_entry_list`): the sandbox holding
+ * it, the mapping, and the pod addresses its traffic goes to. A plain struct read directly.
+ *
+ * Borrowed from its list: valid until the list is freed; never free or change it. Grows only
+ * at the end (see `podnet_sandbox_info`).
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_port_entry)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * Id of the sandbox the port is mapped to.
+     */
+    const char *sandbox_id;
+    /**
+     * The mapping.
+     */
+    podnet_port_mapping mapping;
+    /**
+     * Pod addresses the port's traffic goes to, without prefix length ("10.88.0.5"): one per
+     * pod address family, only the host IP's family when the mapping has one.
+     */
+    podnet_string_list pod_ips;
+} podnet_port_entry;
+
+/**
+ * What `podnet_node_repair` found and fixed, read with `podnet_repair_report_get_info`. Grows
+ * only at the end (see `podnet_sandbox_info`). Owned by the report.
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_repair_report_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * True when podnet's nftables table was missing (someone flushed the ruleset) and was
+     * recreated.
+     */
+    bool table_recreated;
+    /**
+     * Host-port elements (one per mapping and pod address family) that were missing and were
+     * re-added.
+     */
+    size_t ports_restored;
+} podnet_repair_report_info;
 
 #ifdef __cplusplus
 extern "C" {
@@ -986,120 +1330,16 @@ podnet_status podnet_node_gc(const podnet_node *node,
                              podnet_error **err_out);
 
 /**
- * The sandbox id. Owned by `sandbox`. NULL `sandbox` gives NULL.
+ * The sandbox's fields, owned by `sandbox` (see `podnet_sandbox_info`). NULL gives NULL.
  * Thread-safe.
  */
-const char *podnet_sandbox_id(const podnet_sandbox *sandbox);
+const podnet_sandbox_info *podnet_sandbox_get_info(const podnet_sandbox *sandbox);
 
 /**
- * The interface name inside the pod (e.g. "eth0"). Owned by `sandbox`. NULL gives NULL.
- * Thread-safe.
- */
-const char *podnet_sandbox_ifname(const podnet_sandbox *sandbox);
-
-/**
- * Path of the pod's network namespace (e.g. "/run/netns/pn-node1-web-1"): open it and
- * `setns(2)` into it to run the pod. Owned by `sandbox`. NULL gives NULL.
- * Thread-safe.
- */
-const char *podnet_sandbox_netns_path(const podnet_sandbox *sandbox);
-
-/**
- * True when podnet created the netns (and removes it on delete); false for a netns the runtime
- * passed in with `podnet_sandbox_spec_set_netns_path`, or for NULL.
- * Thread-safe.
- */
-bool podnet_sandbox_owns_netns(const podnet_sandbox *sandbox);
-
-/**
- * Name of the host end of the pod's veth (e.g. "pn3f2a1c0b9d11"). Owned by `sandbox`. NULL
- * gives NULL.
- * Thread-safe.
- */
-const char *podnet_sandbox_host_ifname(const podnet_sandbox *sandbox);
-
-/**
- * MAC address of the pod interface ("0a:58:0a:01:00:02"). Owned by `sandbox`. NULL gives NULL.
- * Thread-safe.
- */
-const char *podnet_sandbox_mac(const podnet_sandbox *sandbox);
-
-/**
- * How the pod is attached (`PODNET_MODE_BRIDGE` or `PODNET_MODE_ROUTED`); NULL gives
- * `PODNET_MODE_UNKNOWN`.
- * Thread-safe.
- */
-podnet_mode podnet_sandbox_mode(const podnet_sandbox *sandbox);
-
-/**
- * Number of pod addresses (one per pod CIDR of the node). NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_sandbox_ip_count(const podnet_sandbox *sandbox);
-
-/**
- * Pod address `index` (0-based) with the prefix length configured on the interface, e.g.
- * "10.1.0.2/24" (bridge) or "10.1.0.2/32" (routed). Owned by `sandbox`. NULL `sandbox` or an
- * index out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_sandbox_ip_at(const podnet_sandbox *sandbox,
-                                 size_t index);
-
-/**
- * Number of default gateways (one per address family). NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_sandbox_gateway_count(const podnet_sandbox *sandbox);
-
-/**
- * Default gateway `index` (0-based), e.g. "10.1.0.1" or "169.254.1.1" (routed). Owned by
- * `sandbox`. NULL `sandbox` or an index out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_sandbox_gateway_at(const podnet_sandbox *sandbox,
-                                      size_t index);
-
-/**
- * Number of host port mappings of the sandbox. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_sandbox_port_count(const podnet_sandbox *sandbox);
-
-/**
- * Protocol of port mapping `index` (0-based). NULL `sandbox` or an index out of range gives
- * `PODNET_PROTOCOL_UNKNOWN`.
- * Thread-safe.
- */
-podnet_protocol podnet_sandbox_port_protocol(const podnet_sandbox *sandbox,
-                                             size_t index);
-
-/**
- * Host address of port mapping `index`, or NULL when it applies to every node address (and
- * for NULL `sandbox` or an index out of range). Owned by `sandbox`.
- * Thread-safe.
- */
-const char *podnet_sandbox_port_host_ip(const podnet_sandbox *sandbox,
-                                        size_t index);
-
-/**
- * Host port of port mapping `index`. NULL `sandbox` or an index out of range gives 0.
- * Thread-safe.
- */
-uint16_t podnet_sandbox_port_host_port(const podnet_sandbox *sandbox,
-                                       size_t index);
-
-/**
- * Pod (container) port of port mapping `index`. NULL `sandbox` or an index out of range gives 0.
- * Thread-safe.
- */
-uint16_t podnet_sandbox_port_container_port(const podnet_sandbox *sandbox,
-                                            size_t index);
-
-/**
- * Free a sandbox returned by `podnet_node_sandbox_create` or `podnet_node_sandbox_get`. NULL is
- * accepted (no-op). Never pass a sandbox borrowed from a `podnet_sandbox_list`. Freeing the
- * object does not delete the pod: that is `podnet_node_sandbox_delete`.
+ * Free a sandbox returned by `podnet_node_sandbox_create`, `podnet_node_sandbox_get` or a
+ * host port call. NULL is accepted (no-op). Never pass a sandbox borrowed from a
+ * `podnet_sandbox_list`. Freeing the object does not delete the pod: that is
+ * `podnet_node_sandbox_delete`.
  * Must not race with any other call using the same object.
  */
 void podnet_sandbox_free(podnet_sandbox *sandbox);
@@ -1125,30 +1365,10 @@ const podnet_sandbox *podnet_sandbox_list_at(const podnet_sandbox_list *list,
 void podnet_sandbox_list_free(podnet_sandbox_list *list);
 
 /**
- * The checked sandbox's id. Owned by `report`. NULL gives NULL.
+ * The report's fields, owned by `report`. NULL gives NULL.
  * Thread-safe.
  */
-const char *podnet_check_report_id(const podnet_check_report *report);
-
-/**
- * True when the kernel matches the record (no problems). NULL gives false.
- * Thread-safe.
- */
-bool podnet_check_report_is_ok(const podnet_check_report *report);
-
-/**
- * Number of problems found. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_check_report_problem_count(const podnet_check_report *report);
-
-/**
- * Problem `index` (0-based), e.g. "host veth pn3f2a1c0b9d11 is missing". Owned by `report`.
- * NULL `report` or an index out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_check_report_problem_at(const podnet_check_report *report,
-                                           size_t index);
+const podnet_check_report_info *podnet_check_report_get_info(const podnet_check_report *report);
 
 /**
  * Free a check report. NULL is accepted (no-op).
@@ -1157,69 +1377,10 @@ const char *podnet_check_report_problem_at(const podnet_check_report *report,
 void podnet_check_report_free(podnet_check_report *report);
 
 /**
- * Number of sandboxes gc deleted (not in the live list). NULL gives 0.
+ * The report's fields, owned by `report`. NULL gives NULL.
  * Thread-safe.
  */
-size_t podnet_gc_report_sandbox_count(const podnet_gc_report *report);
-
-/**
- * Id of deleted sandbox `index`. Owned by `report`. NULL or out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_gc_report_sandbox_at(const podnet_gc_report *report,
-                                        size_t index);
-
-/**
- * Number of orphaned address reservations released. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_gc_report_ip_count(const podnet_gc_report *report);
-
-/**
- * Released address `index` ("10.1.0.9"). Owned by `report`. NULL or out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_gc_report_ip_at(const podnet_gc_report *report,
-                                   size_t index);
-
-/**
- * Number of orphaned netns pins removed. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_gc_report_netns_count(const podnet_gc_report *report);
-
-/**
- * Path of removed netns pin `index`. Owned by `report`. NULL or out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_gc_report_netns_at(const podnet_gc_report *report,
-                                      size_t index);
-
-/**
- * Number of orphaned host veths deleted. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_gc_report_link_count(const podnet_gc_report *report);
-
-/**
- * Name of deleted host veth `index`. Owned by `report`. NULL or out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_gc_report_link_at(const podnet_gc_report *report,
-                                     size_t index);
-
-/**
- * Number of errors gc met and went past. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_gc_report_error_count(const podnet_gc_report *report);
-
-/**
- * Error `index` as one line of text. Owned by `report`. NULL or out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_gc_report_error_at(const podnet_gc_report *report,
-                                      size_t index);
+const podnet_gc_report_info *podnet_gc_report_get_info(const podnet_gc_report *report);
 
 /**
  * Free a gc report. NULL is accepted (no-op).
@@ -1296,7 +1457,7 @@ podnet_status podnet_sandbox_spec_add_ip(podnet_sandbox_spec *spec,
  *
  * The mappings are installed by `podnet_node_sandbox_create` (a host port already mapped to
  * another sandbox gives `PODNET_STATUS_CONFLICT`, nothing created) and read back with
- * `podnet_sandbox_port_count` and the `podnet_sandbox_port_*` accessors.
+ * `podnet_sandbox_info.ports`.
  */
 podnet_status podnet_sandbox_spec_add_port(podnet_sandbox_spec *spec,
                                            podnet_protocol protocol,
@@ -1310,7 +1471,7 @@ podnet_status podnet_sandbox_spec_add_port(podnet_sandbox_spec *spec,
  * `PODNET_MODE_ROUTED` (default: the node's mode). A routed pod on a bridge node gets a /32
  * (/128) address and a host route, and reaches the bridge pods through proxy ARP (proxy NDP);
  * a bridge pod on a routed node makes the node create its bridge on first use. Read back with
- * `podnet_sandbox_mode`.
+ * `podnet_sandbox_info.mode`.
  *
  * Any other value gives `PODNET_STATUS_INVALID_ARGUMENT` and leaves the spec unchanged.
  * Not thread-safe for one spec.
@@ -1319,6 +1480,22 @@ podnet_status podnet_sandbox_spec_add_port(podnet_sandbox_spec *spec,
 podnet_status podnet_sandbox_spec_set_mode(podnet_sandbox_spec *spec,
                                            podnet_mode mode,
                                            podnet_error **err_out);
+
+/**
+ * Keep a label with the sandbox (pod namespace, name, uid or any metadata the runtime wants
+ * back from `podnet_node_sandbox_list`); a key set again replaces its value. Read back as
+ * "key=value" in `podnet_sandbox_info.labels`.
+ *
+ * `key`: 1..=253 bytes of `[A-Za-z0-9_./-]`; `value`: at most 4,096 bytes (may be empty). At
+ * most 64 labels. Errors: `PODNET_STATUS_TOO_LONG` for a key or value over its limit,
+ * `PODNET_STATUS_INVALID_ARGUMENT` for an empty key, a character outside the set, or a 65th
+ * label. On failure the spec is unchanged. Not thread-safe for one spec.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_sandbox_spec_set_label(podnet_sandbox_spec *spec,
+                                            const char *key,
+                                            const char *value,
+                                            podnet_error **err_out);
 
 /**
  * Short, stable, lowercase name of a status code, e.g. "not_found" for `PODNET_STATUS_NOT_FOUND`.
@@ -1627,20 +1804,8 @@ size_t podnet_bytes_len(const podnet_bytes *bytes);
 void podnet_bytes_free(podnet_bytes *bytes);
 
 /**
- * Number of strings. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_string_list_count(const podnet_string_list *list);
-
-/**
- * String `index` (0-based). Owned by `list`. NULL `list` or an index out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_string_list_at(const podnet_string_list *list,
-                                  size_t index);
-
-/**
- * Free a string list. NULL is accepted (no-op).
+ * Free a string list a call handed out (never one embedded in a record view). NULL is
+ * accepted (no-op).
  * Must not race with any other call using the same object.
  */
 void podnet_string_list_free(podnet_string_list *list);
@@ -1704,38 +1869,10 @@ podnet_status podnet_peer_set_vtep_mac(podnet_peer *peer,
                                        podnet_error **err_out);
 
 /**
- * The peer's name. Owned by `peer`. NULL gives NULL.
+ * The peer's fields, owned by `peer` (see `podnet_peer_info`). NULL gives NULL.
  * Thread-safe (not concurrently with a setter on the same peer).
  */
-const char *podnet_peer_name(const podnet_peer *peer);
-
-/**
- * The peer's underlay address, e.g. "192.168.1.12". Owned by `peer`. NULL gives NULL.
- * Thread-safe (not concurrently with a setter on the same peer).
- */
-const char *podnet_peer_underlay_ip(const podnet_peer *peer);
-
-/**
- * Number of the peer's pod CIDRs. NULL gives 0.
- * Thread-safe (not concurrently with a setter on the same peer).
- */
-size_t podnet_peer_pod_cidr_count(const podnet_peer *peer);
-
-/**
- * Pod CIDR `index` (0-based), e.g. "10.244.2.0/24", in the order they were added. Owned by
- * `peer`. NULL `peer` or an index out of range gives NULL.
- * Thread-safe (not concurrently with a setter on the same peer).
- */
-const char *podnet_peer_pod_cidr_at(const podnet_peer *peer,
-                                    size_t index);
-
-/**
- * The peer's VTEP MAC as podnet uses it, e.g. "0e:5a:17:c4:09:e2": the one set with
- * `podnet_peer_set_vtep_mac`, or else the one derived from the name. Owned by `peer`; replaced
- * (the old pointer becomes invalid) by `podnet_peer_set_vtep_mac`. NULL gives NULL.
- * Thread-safe (not concurrently with a setter on the same peer).
- */
-const char *podnet_peer_vtep_mac(const podnet_peer *peer);
+const podnet_peer_info *podnet_peer_get_info(const podnet_peer *peer);
 
 /**
  * Number of peers in the list. NULL gives 0.
@@ -1759,23 +1896,10 @@ const podnet_peer *podnet_peer_list_at(const podnet_peer_list *list,
 void podnet_peer_list_free(podnet_peer_list *list);
 
 /**
- * Number of peers the node is configured with after the sync. NULL gives 0.
+ * The report's fields, owned by `report`. NULL gives NULL.
  * Thread-safe.
  */
-size_t podnet_sync_report_peers(const podnet_sync_report *report);
-
-/**
- * Number of kernel entries (routes, neighbours, FDB entries) the sync added. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_sync_report_added(const podnet_sync_report *report);
-
-/**
- * Number of stale kernel entries the sync removed (including ones an earlier run or another
- * process left behind). NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_sync_report_removed(const podnet_sync_report *report);
+const podnet_sync_report_info *podnet_sync_report_get_info(const podnet_sync_report *report);
 
 /**
  * Free a sync report. NULL is accepted (no-op).
@@ -1940,92 +2064,10 @@ podnet_status podnet_plan(const podnet_plan_input *input,
                           podnet_error **err_out);
 
 /**
- * Nodes that can join with a pod CIDR of every family: the smallest of the node CIDR counts and
- * the machine subnet's usable addresses (saturating). NULL gives 0.
+ * The plan's fields, owned by `plan` (see `podnet_plan_result_info`). NULL gives NULL.
  * Thread-safe.
  */
-uint64_t podnet_plan_result_nodes(const podnet_plan_result *plan);
-
-/**
- * Control-plane nodes, as given. NULL gives 0.
- * Thread-safe.
- */
-uint64_t podnet_plan_result_control_plane(const podnet_plan_result *plan);
-
-/**
- * Nodes that run workload pods: nodes minus control-plane nodes (saturating). NULL gives 0.
- * Thread-safe.
- */
-uint64_t podnet_plan_result_workers(const podnet_plan_result *plan);
-
-/**
- * Pods one node can run: the smallest usable pod address count of a node CIDR over the
- * families (a dual-stack pod takes one address of each), saturating. NULL gives 0.
- * Thread-safe.
- */
-uint64_t podnet_plan_result_pods_per_node(const podnet_plan_result *plan);
-
-/**
- * Pods the cluster can run: workers x pods per node (saturating). NULL gives 0.
- * Thread-safe.
- */
-uint64_t podnet_plan_result_pod_capacity(const podnet_plan_result *plan);
-
-/**
- * Number of service ranges (one per family, in input order). NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_plan_result_service_count(const podnet_plan_result *plan);
-
-/**
- * Service range `index` (0-based), e.g. "10.0.0.0/16". Owned by `plan`. NULL `plan` or an
- * index out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_plan_result_service_cidr_at(const podnet_plan_result *plan,
-                                               size_t index);
-
-/**
- * Allocatable service IPs of service range `index`, the API server's included: 2^n - 2 (IPv4)
- * or min(2^n, 2^20) - 1 (IPv6). NULL `plan` or an index out of range gives 0.
- * Thread-safe.
- */
-uint64_t podnet_plan_result_service_ips_at(const podnet_plan_result *plan,
-                                           size_t index);
-
-/**
- * Number of warnings (things worth a second look that do not make the plan invalid). NULL
- * gives 0.
- * Thread-safe.
- */
-size_t podnet_plan_result_warning_count(const podnet_plan_result *plan);
-
-/**
- * Code of warning `index` (0-based). NULL `plan` or an index out of range gives
- * `PODNET_PLAN_WARNING_UNKNOWN`.
- * Thread-safe.
- */
-podnet_plan_warning podnet_plan_result_warning_code_at(const podnet_plan_result *plan,
-                                                       size_t index);
-
-/**
- * Message of warning `index`, naming the ranges involved. Owned by `plan`. NULL `plan` or an
- * index out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_plan_result_warning_message_at(const podnet_plan_result *plan,
-                                                  size_t index);
-
-/**
- * The whole plan as one line of JSON, the format of `podnet plan --json`: `pod_ranges` (per
- * cluster CIDR: family, cluster_cidr, node_mask, pods_per_node, node_cidrs, first_node_cidr,
- * last_node_cidr, pod_capacity), `machines`, `services` (family, cidr, service_ips,
- * static_band, api_server_ip), `nodes`, `control_plane`, `workers`, `pods_per_node`,
- * `pod_capacity` and `warnings` (code as a snake_case string, message). Numbers are exact (they
- * may exceed 64 bits for IPv6). Owned by `plan`. NULL gives NULL.
- * Thread-safe.
- */
-const char *podnet_plan_result_json(const podnet_plan_result *plan);
+const podnet_plan_result_info *podnet_plan_result_get_info(const podnet_plan_result *plan);
 
 /**
  * Free a plan. NULL is accepted (no-op).
@@ -2107,51 +2149,6 @@ podnet_status podnet_node_ports_remove(const podnet_node *node,
                                        podnet_error **err_out);
 
 /**
- * Id of the sandbox the port is mapped to. NULL gives NULL.
- * Thread-safe.
- */
-const char *podnet_port_entry_sandbox_id(const podnet_port_entry *entry);
-
-/**
- * Protocol of the mapping. NULL gives `PODNET_PROTOCOL_UNKNOWN`.
- * Thread-safe.
- */
-podnet_protocol podnet_port_entry_protocol(const podnet_port_entry *entry);
-
-/**
- * Host address of the mapping, or NULL when it applies to every node address (and for NULL).
- * Thread-safe.
- */
-const char *podnet_port_entry_host_ip(const podnet_port_entry *entry);
-
-/**
- * Host port of the mapping. NULL gives 0.
- * Thread-safe.
- */
-uint16_t podnet_port_entry_host_port(const podnet_port_entry *entry);
-
-/**
- * Pod (container) port of the mapping. NULL gives 0.
- * Thread-safe.
- */
-uint16_t podnet_port_entry_container_port(const podnet_port_entry *entry);
-
-/**
- * Number of pod addresses the port's traffic goes to (one per pod address family, only the
- * host IP's family when the mapping has one). NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_port_entry_pod_ip_count(const podnet_port_entry *entry);
-
-/**
- * Pod address `index` (0-based), without prefix length, e.g. "10.88.0.5". NULL `entry` or an
- * index out of range gives NULL.
- * Thread-safe.
- */
-const char *podnet_port_entry_pod_ip_at(const podnet_port_entry *entry,
-                                        size_t index);
-
-/**
  * Number of entries. NULL gives 0.
  * Thread-safe.
  */
@@ -2183,18 +2180,10 @@ podnet_status podnet_node_ports_list(const podnet_node *node,
                                      podnet_error **err_out);
 
 /**
- * True when podnet's nftables table was missing (someone flushed the ruleset) and was
- * recreated. NULL gives false.
+ * The report's fields, owned by `report`. NULL gives NULL.
  * Thread-safe.
  */
-bool podnet_repair_report_table_recreated(const podnet_repair_report *report);
-
-/**
- * Number of host-port elements (one per mapping and pod address family) that were missing and
- * were re-added. NULL gives 0.
- * Thread-safe.
- */
-size_t podnet_repair_report_ports_restored(const podnet_repair_report *report);
+const podnet_repair_report_info *podnet_repair_report_get_info(const podnet_repair_report *report);
 
 /**
  * Free a repair report. NULL is accepted (no-op).

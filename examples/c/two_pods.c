@@ -148,26 +148,28 @@ static int child_ok(pid_t pid, const char *who) {
 }
 
 /* Run the TCP exchange between the pods; returns 0 on success. */
-static int talk(const podnet_sandbox *a, const podnet_sandbox *b) {
+static int talk(const podnet_sandbox *sa, const podnet_sandbox *sb) {
+    /* Every field of a sandbox in one call; the strings live as long as the sandbox. */
+    const podnet_sandbox_info *a = podnet_sandbox_get_info(sa), *b = podnet_sandbox_get_info(sb);
     struct in_addr ip_a, ip_b, seen;
     int ready[2], report[2], reply[2], ok = 1;
     char pong[16] = "";
     char seen_str[INET_ADDRSTRLEN] = "?";
     pid_t server, client;
 
-    if (parse_ip(podnet_sandbox_ip_at(a, 0), &ip_a) != 0 || parse_ip(podnet_sandbox_ip_at(b, 0), &ip_b) != 0)
+    if (parse_ip(a->ips.items[0], &ip_a) != 0 || parse_ip(b->ips.items[0], &ip_b) != 0)
         return 1;
     if (pipe(ready) != 0 || pipe(report) != 0 || pipe(reply) != 0) return 1;
     fflush(NULL);
     server = fork();
-    if (server == 0) run_server(podnet_sandbox_netns_path(a), ip_a, ready[1], report[1]);
+    if (server == 0) run_server(a->netns_path, ip_a, ready[1], report[1]);
     if (server < 0) return 1;
     if (read_timeout(ready[0], pong, 1) != 1) {
-        fprintf(stderr, "two_pods: the server in %s did not start\n", podnet_sandbox_id(a));
+        fprintf(stderr, "two_pods: the server in %s did not start\n", a->id);
         ok = 0;
     } else {
         client = fork();
-        if (client == 0) run_client(podnet_sandbox_netns_path(b), ip_a, reply[1]);
+        if (client == 0) run_client(b->netns_path, ip_a, reply[1]);
         if (client < 0) return 1;
         memset(pong, 0, sizeof pong);
         if (read_timeout(reply[0], pong, sizeof pong - 1) <= 0 || strcmp(pong, "pong") != 0) ok = 0;
@@ -177,8 +179,8 @@ static int talk(const podnet_sandbox *a, const podnet_sandbox *b) {
     }
     ok &= child_ok(server, "server");
     close(ready[0]), close(ready[1]), close(report[0]), close(report[1]), close(reply[0]), close(reply[1]);
-    printf("TCP %s -> %s:%d: reply \"%s\", server saw the client as %s\n", podnet_sandbox_id(b),
-           podnet_sandbox_ip_at(a, 0), PORT, pong, seen_str);
+    printf("TCP %s -> %s:%d: reply \"%s\", server saw the client as %s\n", b->id,
+           a->ips.items[0], PORT, pong, seen_str);
     if (ok && seen.s_addr != ip_b.s_addr) {
         fprintf(stderr, "two_pods: the server saw %s, not pod-b's address\n", seen_str);
         ok = 0;
@@ -186,13 +188,13 @@ static int talk(const podnet_sandbox *a, const podnet_sandbox *b) {
     return ok ? 0 : 1;
 }
 
-static void show(const podnet_sandbox *sb) {
+static void show(const podnet_sandbox *sandbox) {
+    const podnet_sandbox_info *sb = podnet_sandbox_get_info(sandbox);
     size_t i;
-    printf("%s: netns %s, %s <-> host %s, mac %s, mode %s\n", podnet_sandbox_id(sb),
-           podnet_sandbox_netns_path(sb), podnet_sandbox_ifname(sb), podnet_sandbox_host_ifname(sb),
-           podnet_sandbox_mac(sb), podnet_sandbox_mode(sb) == PODNET_MODE_BRIDGE ? "bridge" : "routed");
-    for (i = 0; i < podnet_sandbox_ip_count(sb); i++)
-        printf("  ip %s via %s\n", podnet_sandbox_ip_at(sb, i), podnet_sandbox_gateway_at(sb, i));
+    printf("%s: netns %s, %s <-> host %s, mac %s, mode %s\n", sb->id, sb->netns_path, sb->ifname,
+           sb->host_ifname, sb->mac, sb->mode == PODNET_MODE_BRIDGE ? "bridge" : "routed");
+    for (i = 0; i < sb->ips.count; i++)
+        printf("  ip %s via %s\n", sb->ips.items[i], sb->gateways.items[i]);
 }
 
 int main(void) {

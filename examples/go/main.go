@@ -13,8 +13,8 @@
 // (a new netns plays the node; tmpfs on /run holds the pods' netns pins and podnet's state).
 //
 // podnet itself never changes a thread's namespace: nothing here needs runtime.LockOSThread
-// to call it. Running something *inside* a pod is the runtime's business: inPod below enters
-// the pod's netns on a dedicated OS thread that is never given back to the scheduler.
+// to call it. Running something *inside* a pod is the runtime's business: podnet.RunInNetns
+// enters the pod's netns on a dedicated OS thread that is never given back to the scheduler.
 package main
 
 import (
@@ -26,12 +26,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"time"
 
 	podnet "github.com/podnet/podnet/bindings-go"
-	"golang.org/x/sys/unix"
 )
 
 const port = 8080
@@ -105,7 +103,7 @@ func talk(a, b *podnet.Sandbox) error {
 	server := netip.AddrPortFrom(ipA, port)
 
 	var ln net.Listener
-	if err := inPod(a.NetnsPath, func() (err error) {
+	if err := podnet.RunInNetns(a.NetnsPath, func() (err error) {
 		ln, err = net.Listen("tcp", server.String())
 		return err
 	}); err != nil {
@@ -129,7 +127,7 @@ func talk(a, b *podnet.Sandbox) error {
 	}()
 
 	var c net.Conn
-	if err := inPod(b.NetnsPath, func() (err error) {
+	if err := podnet.RunInNetns(b.NetnsPath, func() (err error) {
 		c, err = net.DialTimeout("tcp", server.String(), 10*time.Second)
 		return err
 	}); err != nil {
@@ -148,39 +146,4 @@ func talk(a, b *podnet.Sandbox) error {
 		return fmt.Errorf("the server saw %s, not %s's address %s", from, b.ID, ipB)
 	}
 	return nil
-}
-
-// inPod runs fn on a dedicated OS thread inside the network namespace at path. Sockets fn
-// creates belong to that namespace for good, whichever thread uses them afterwards.
-//
-// The thread is locked and never unlocked, so it exits with its goroutine rather than run
-// other goroutines in the pod's namespace. The main thread cannot exit (the Go runtime would
-// park it forever, keeping the pod's netns alive): a goroutine that lands there keeps it
-// locked while another goroutine, necessarily on another thread, does the work.
-func inPod(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	var enter func()
-	enter = func() {
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			done := make(chan struct{})
-			go func() { enter(); close(done) }()
-			<-done
-			runtime.UnlockOSThread()
-			return
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", path, err)
-			return
-		}
-		errc <- fn()
-	}
-	go enter()
-	return <-errc
 }

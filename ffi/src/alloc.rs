@@ -10,10 +10,10 @@ use podnet_cluster::{
     ClusterCidr, Family, NodeCidrAllocator, ServiceIpAllocator, DEFAULT_NODE_MASK_V4, DEFAULT_NODE_MASK_V6,
 };
 
-use crate::buffer::{podnet_bytes, podnet_string_list};
-use crate::call::{core, fallible, infallible, Call, CallResult};
+use crate::buffer::{podnet_bytes, podnet_string_list, StringListObj, Strings};
+use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable};
+use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable, Owned};
 use crate::status::podnet_status;
 
 /// Size of a buffer that holds any IP address as text with its NUL ("ffff:...:255.255.255.255"),
@@ -33,11 +33,8 @@ pub struct podnet_node_cidr_allocator {
 }
 
 impl Castable for podnet_node_cidr_allocator {
+    type Ownership = Owned;
     type RustType = NodeCidrAllocator;
-}
-
-fn strings(cidrs: impl IntoIterator<Item = impl ToString>) -> Vec<CString> {
-    cidrs.into_iter().map(|c| cstring(c.to_string())).collect()
 }
 
 /// Create an empty node CIDR allocator.
@@ -125,7 +122,7 @@ pub extern "C" fn podnet_node_cidr_allocator_allocate(
         let a = c.obj_mut("allocator", allocator)?;
         let out = c.out("cidrs_out", cidrs_out)?;
         let cidrs = core(a.allocate())?;
-        out.write(to_owned_ptr::<podnet_string_list>(strings(cidrs)));
+        out.write(to_owned_ptr::<podnet_string_list>(StringListObj::new(Strings::new(cidrs))));
         Ok(())
     })
 }
@@ -279,6 +276,7 @@ pub(crate) struct ServiceAllocObj {
 }
 
 impl Castable for podnet_service_ip_allocator {
+    type Ownership = Owned;
     type RustType = ServiceAllocObj;
 }
 
@@ -319,18 +317,6 @@ pub extern "C" fn podnet_service_ip_allocator_free(allocator: *mut podnet_servic
     infallible((), || free_owned(allocator))
 }
 
-fn with_service(
-    op: &'static str,
-    allocator: *mut podnet_service_ip_allocator,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut ServiceAllocObj) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let a = c.obj_mut("allocator", allocator)?;
-        body(c, a)
-    })
-}
-
 /// Allocate a user-chosen service IP (a Service's `spec.clusterIP`), anywhere in the range, the
 /// API server's included.
 ///
@@ -345,7 +331,7 @@ pub extern "C" fn podnet_service_ip_allocator_allocate(
     ip: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_allocate", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_allocate", "allocator", allocator, err_out, |c, a| {
         let ip = c.ip("ip", ip)?;
         core(a.alloc.allocate(ip))
     })
@@ -366,7 +352,7 @@ pub extern "C" fn podnet_service_ip_allocator_allocate_next(
     ip_out_len: usize,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_allocate_next", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_allocate_next", "allocator", allocator, err_out, |c, a| {
         let buf = c.out_buf("ip_out", ip_out, ip_out_len, PODNET_IP_STR_LEN)?;
         let ip = core(a.alloc.allocate_next())?;
         let text = cstring(ip.to_string());
@@ -394,7 +380,7 @@ pub extern "C" fn podnet_service_ip_allocator_release(
     released_out: *mut bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_release", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_release", "allocator", allocator, err_out, |c, a| {
         let ip = c.ip("ip", ip)?;
         let out = c.out("released_out", released_out)?;
         out.write(core(a.alloc.release(ip))?);
@@ -440,7 +426,7 @@ pub extern "C" fn podnet_service_ip_allocator_resize(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_service("podnet_service_ip_allocator_resize", allocator, err_out, |c, a| {
+    with_mut("podnet_service_ip_allocator_resize", "allocator", allocator, err_out, |c, a| {
         let cidr = c.range("cidr", cidr)?;
         core(a.alloc.resize(cidr))?;
         a.cidr = cstring(cidr.to_string());

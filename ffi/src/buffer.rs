@@ -3,8 +3,10 @@
 
 use std::ffi::{c_char, CString};
 
+use crate::error::cstring;
+
 use crate::call::infallible;
-use crate::handle::{free_owned, try_ref, Castable};
+use crate::handle::{free_owned, try_ref, Castable, Owned};
 
 /// A byte buffer podnet hands out (e.g. `podnet_node_cidr_allocator_to_bytes`): read it with
 /// `podnet_bytes_data` and `podnet_bytes_len`.
@@ -15,6 +17,7 @@ pub struct podnet_bytes {
 }
 
 impl Castable for podnet_bytes {
+    type Ownership = Owned;
     type RustType = Vec<u8>;
 }
 
@@ -41,33 +44,77 @@ pub extern "C" fn podnet_bytes_free(bytes: *mut podnet_bytes) {
     infallible((), || free_owned(bytes))
 }
 
-/// A list of strings podnet hands out (e.g. `podnet_node_cidr_allocator_allocate`).
+/// A list of strings: `count` NUL-terminated UTF-8 strings at `items[0]` .. `items[count - 1]`.
 ///
-/// Owned by the caller; free with `podnet_string_list_free`. Immutable: thread-safe to read.
-/// The strings are owned by the list and valid until it is freed.
+/// A plain struct the caller reads directly: the record views embed it by value (the
+/// addresses of a `podnet_sandbox_info`, the lines of a report), and a few calls hand one out
+/// on its own (`podnet_node_cidr_allocator_allocate`: owned by the caller, free it with
+/// `podnet_string_list_free`). The array and the strings belong to whatever the list came
+/// from and are valid as long as it is; never write to them. `items` may be any non-NULL
+/// pointer when `count` is 0 (do not read it). Thread-safe to read.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
 pub struct podnet_string_list {
-    _private: [u8; 0],
+    /// The strings, `count` of them.
+    pub items: *const *const c_char,
+    /// Number of strings.
+    pub count: usize,
+}
+
+/// Strings converted to C once, and the array of pointers a `podnet_string_list` shows.
+#[derive(Debug, Default)]
+pub(crate) struct Strings {
+    strings: Vec<CString>,
+    ptrs: Vec<*const c_char>,
+}
+
+impl Strings {
+    /// Convert each item to C (a NUL inside a string is dropped, never a panic).
+    pub(crate) fn new<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> Strings {
+        let strings: Vec<CString> = items.into_iter().map(|x| cstring(x.to_string())).collect();
+        let ptrs = strings.iter().map(|s| s.as_ptr()).collect();
+        Strings { strings, ptrs }
+    }
+
+    /// The C view. It points into heap memory `self` owns, so it stays valid when `self` moves
+    /// and until `self` is dropped.
+    pub(crate) fn view(&self) -> podnet_string_list {
+        podnet_string_list { items: self.ptrs.as_ptr(), count: self.ptrs.len() }
+    }
+
+    /// String `i` (NULL when out of range); valid as long as the view.
+    pub(crate) fn at(&self, i: usize) -> *const c_char {
+        self.ptrs.get(i).copied().unwrap_or(std::ptr::null())
+    }
+
+    /// The number of strings.
+    pub(crate) fn len(&self) -> usize {
+        self.strings.len()
+    }
+}
+
+/// The Rust value behind an owned `podnet_string_list`: the view first (`#[repr(C)]`), so a
+/// pointer to it is a pointer to the view.
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct StringListObj {
+    view: podnet_string_list,
+    strings: Strings,
+}
+
+impl StringListObj {
+    pub(crate) fn new(strings: Strings) -> StringListObj {
+        StringListObj { view: strings.view(), strings }
+    }
 }
 
 impl Castable for podnet_string_list {
-    type RustType = Vec<CString>;
+    type Ownership = Owned;
+    type RustType = StringListObj;
 }
 
-/// Number of strings. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_string_list_count(list: *const podnet_string_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
-}
-
-/// String `index` (0-based). Owned by `list`. NULL `list` or an index out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_string_list_at(list: *const podnet_string_list, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), |s| s.as_ptr()))
-}
-
-/// Free a string list. NULL is accepted (no-op).
+/// Free a string list a call handed out (never one embedded in a record view). NULL is
+/// accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_string_list_free(list: *mut podnet_string_list) {

@@ -13,8 +13,8 @@ use crate::error::{podnet_error, ErrorObj};
 use podnet_cluster::Cidr;
 
 use crate::handle::{
-    to_owned_ptr, try_mut, try_out, try_out_buf, try_ref, try_slice, try_str, Castable, Out, OutBuf, SliceError,
-    StrError,
+    to_owned_ptr, try_mut, try_out, try_out_buf, try_ref, try_slice, try_str, Castable, MayOwn, Out, OutBuf,
+    SliceError, StrError,
 };
 use crate::status::podnet_status;
 
@@ -61,6 +61,24 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
+/// Run the body of a fallible export named `op` that changes the object `ptr` (a builder or an
+/// allocator the caller owns; `name` is its parameter's name for a NULL error).
+pub(crate) fn with_mut<C: Castable>(
+    op: &'static str,
+    name: &'static str,
+    ptr: *mut C,
+    err_out: *mut *mut podnet_error,
+    body: impl FnOnce(&Call, &mut C::RustType) -> CallResult,
+) -> podnet_status
+where
+    C::Ownership: MayOwn,
+{
+    fallible(op, err_out, |c| {
+        let obj = c.obj_mut(name, ptr)?;
+        body(c, obj)
+    })
+}
+
 /// Map a core result into the export's result.
 pub(crate) fn core<T>(r: podnet_core::Result<T>) -> CallResult<T> {
     r.map_err(ErrorObj::from_core)
@@ -87,7 +105,10 @@ impl Call {
     }
 
     /// A required object argument the call modifies.
-    pub(crate) fn obj_mut<'a, C: Castable>(&self, name: &str, ptr: *mut C) -> CallResult<&'a mut C::RustType> {
+    pub(crate) fn obj_mut<'a, C: Castable>(&self, name: &str, ptr: *mut C) -> CallResult<&'a mut C::RustType>
+    where
+        C::Ownership: MayOwn,
+    {
         try_mut(ptr).ok_or_else(|| self.null(name))
     }
 

@@ -5,16 +5,17 @@ use std::ffi::c_char;
 
 use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
-use crate::call::{core, fallible, infallible, Call, CallResult};
+use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable};
+use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
 use crate::status::podnet_status;
 
 /// How pods attach to the node.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum podnet_mode {
-    /// Returned by accessors given NULL; never accepted by setters.
+    /// Never accepted by setters (0 is never a valid mode, as in every podnet enum).
+    #[expect(dead_code, reason = "a C value only: Rust never produces it, setters refuse it")]
     Unknown = 0,
     /// Host veths join a Linux bridge holding the gateway address (CNI `bridge` plugin style).
     Bridge = 1,
@@ -76,6 +77,7 @@ pub struct podnet_node_config {
 }
 
 impl Castable for podnet_node_config {
+    type Ownership = Owned;
     type RustType = NodeConfig;
 }
 
@@ -112,18 +114,6 @@ pub extern "C" fn podnet_node_config_free(config: *mut podnet_node_config) {
     infallible((), || free_owned(config))
 }
 
-fn with_config(
-    op: &'static str,
-    config: *mut podnet_node_config,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut NodeConfig) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let cfg = c.obj_mut("config", config)?;
-        body(c, cfg)
-    })
-}
-
 /// Bind the node to the network namespace at `path` (e.g. "/run/netns/node1"), instead of the
 /// caller's current one. `path` must be absolute; it is opened by `podnet_node_open`.
 ///
@@ -135,7 +125,7 @@ pub extern "C" fn podnet_node_config_set_netns_path(
     path: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_netns_path", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_netns_path", "config", config, err_out, |c, cfg| {
         cfg.netns = Some(c.path("path", path, true)?.into());
         Ok(())
     })
@@ -152,7 +142,7 @@ pub extern "C" fn podnet_node_config_set_state_dir(
     path: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_state_dir", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_state_dir", "config", config, err_out, |c, cfg| {
         cfg.state_dir = Some(c.path("path", path, false)?.into());
         Ok(())
     })
@@ -168,7 +158,7 @@ pub extern "C" fn podnet_node_config_set_netns_dir(
     path: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_netns_dir", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_netns_dir", "config", config, err_out, |c, cfg| {
         cfg.netns_dir = c.path("path", path, true)?.into();
         Ok(())
     })
@@ -188,7 +178,7 @@ pub extern "C" fn podnet_node_config_add_pod_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_add_pod_cidr", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_add_pod_cidr", "config", config, err_out, |c, cfg| {
         let net = c.cidr("cidr", cidr)?;
         if net.ip() != net.network() {
             let hint = format!("{}/{}", net.network(), net.prefix());
@@ -221,7 +211,7 @@ pub extern "C" fn podnet_node_config_set_ip_range(
     last: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_ip_range", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_ip_range", "config", config, err_out, |c, cfg| {
         let first = c.ip("first", first)?;
         let last = c.ip("last", last)?;
         let pool = cfg.pools.iter_mut().find(|p| p.cidr.contains(first) && p.cidr.contains(last)).ok_or_else(|| {
@@ -256,7 +246,7 @@ pub extern "C" fn podnet_node_config_add_reserved_ip(
     ip: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_add_reserved_ip", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_add_reserved_ip", "config", config, err_out, |c, cfg| {
         let ip = c.ip("ip", ip)?;
         let pool = cfg.pools.iter_mut().find(|p| p.cidr.contains(ip)).ok_or_else(|| {
             c.err(podnet_status::InvalidArgument, format!("no pod CIDR contains {ip} (add it first)"))
@@ -278,7 +268,7 @@ pub extern "C" fn podnet_node_config_set_mode(
     mode: podnet_mode_code,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_mode", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_mode", "config", config, err_out, |c, cfg| {
         cfg.mode = podnet_mode::to_core(mode)
             .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
         Ok(())
@@ -295,7 +285,7 @@ pub extern "C" fn podnet_node_config_set_bridge_name(
     name: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_bridge_name", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_bridge_name", "config", config, err_out, |c, cfg| {
         cfg.bridge_name = c.ifname("name", name)?.to_string();
         Ok(())
     })
@@ -311,7 +301,7 @@ pub extern "C" fn podnet_node_config_set_mtu(
     mtu: u32,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_mtu", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_mtu", "config", config, err_out, |c, cfg| {
         if !(576..=65535).contains(&mtu) {
             return Err(c.err(podnet_status::InvalidArgument, format!("MTU {mtu} out of range 576..65535")));
         }
@@ -361,7 +351,7 @@ pub extern "C" fn podnet_node_config_set_underlay(
     interface: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_underlay", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_underlay", "config", config, err_out, |c, cfg| {
         let address = c.ip("address", address)?;
         let interface = if interface.is_null() { None } else { Some(c.ifname("interface", interface)?.to_string()) };
         if address.is_unspecified() || address.is_loopback() || address.is_multicast() {
@@ -388,7 +378,7 @@ pub extern "C" fn podnet_node_config_add_cluster_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_add_cluster_cidr", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_add_cluster_cidr", "config", config, err_out, |c, cfg| {
         let net = c.cidr("cidr", cidr)?;
         if net.ip() != net.network() {
             let hint = format!("{}/{}", net.network(), net.prefix());
@@ -421,7 +411,7 @@ pub extern "C" fn podnet_node_config_set_cross_node_mode(
     mode: podnet_cross_node_mode_code,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_cross_node_mode", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_cross_node_mode", "config", config, err_out, |c, cfg| {
         cfg.cross_node = match mode {
             m if m == podnet_cross_node_mode::Overlay as u32 => CrossNodeMode::Overlay,
             m if m == podnet_cross_node_mode::Routed as u32 => CrossNodeMode::Routed,
@@ -441,7 +431,7 @@ pub extern "C" fn podnet_node_config_set_vxlan_vni(
     vni: u32,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_vxlan_vni", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_vxlan_vni", "config", config, err_out, |c, cfg| {
         if !(1..=0xff_ffff).contains(&vni) {
             return Err(c.err(podnet_status::InvalidArgument, format!("VNI {vni} out of range 1..16777215")));
         }
@@ -460,7 +450,7 @@ pub extern "C" fn podnet_node_config_set_vxlan_port(
     port: u16,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_vxlan_port", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_vxlan_port", "config", config, err_out, |c, cfg| {
         if port == 0 {
             return Err(c.err(podnet_status::InvalidArgument, "VXLAN port 0 is not a valid UDP port"));
         }
@@ -479,7 +469,7 @@ pub extern "C" fn podnet_node_config_set_vxlan_device(
     name: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_vxlan_device", config, err_out, |c, cfg| {
+    with_mut("podnet_node_config_set_vxlan_device", "config", config, err_out, |c, cfg| {
         cfg.vxlan.device = c.ifname("name", name)?.to_string();
         Ok(())
     })
@@ -495,7 +485,7 @@ pub extern "C" fn podnet_node_config_set_vxlan_disable_tx_checksum_offload(
     disable: bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_vxlan_disable_tx_checksum_offload", config, err_out, |_, cfg| {
+    with_mut("podnet_node_config_set_vxlan_disable_tx_checksum_offload", "config", config, err_out, |_, cfg| {
         cfg.vxlan.disable_tx_checksum_offload = disable;
         Ok(())
     })
@@ -511,7 +501,7 @@ pub extern "C" fn podnet_node_config_set_egress_masquerade(
     enable: bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_config("podnet_node_config_set_egress_masquerade", config, err_out, |_, cfg| {
+    with_mut("podnet_node_config_set_egress_masquerade", "config", config, err_out, |_, cfg| {
         cfg.egress_masquerade = enable;
         Ok(())
     })

@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, CString};
 
 use crate::call::infallible;
-use crate::handle::{free_owned, try_ref, Castable};
+use crate::handle::{free_owned, try_ref, Castable, Owned};
 use crate::status::{podnet_status, status_of_kind};
 
 /// Details of one failed call: status, message, failed operation and errno.
@@ -26,6 +26,7 @@ pub(crate) struct ErrorObj {
 }
 
 impl Castable for podnet_error {
+    type Ownership = Owned;
     type RustType = ErrorObj;
 }
 

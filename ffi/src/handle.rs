@@ -12,19 +12,56 @@
 use std::ffi::{c_char, CStr};
 use std::marker::PhantomData;
 
-/// A C-visible opaque type and the Rust value a pointer to it really points at.
+/// How C holds pointers to a type, as rustls-ffi's ownership markers do: the helpers below
+/// accept only the kinds that make sense, so handing C a pointer it could wrongly free, freeing
+/// a borrowed one or mutating through one is a compile error here instead of a bug in C.
+pub(crate) trait Ownership {}
+
+/// Boxed and handed to C, which frees it exactly once with the type's `_free`; the only kind
+/// C may change through a `*mut` (builders, allocators).
+pub(crate) struct Owned;
+/// Lives inside another object (a list's element, a record's view): C reads it through a
+/// `*const` until the owner is freed, and never frees or changes it.
+pub(crate) struct Borrowed;
+/// Both: boxed by a constructor or a node call (owned), or lent by a list (borrowed), e.g.
+/// `podnet_sandbox`, `podnet_peer`. The C signatures tell them apart: lists hand out `const *`.
+pub(crate) struct OwnedOrLent;
+
+impl Ownership for Owned {}
+impl Ownership for Borrowed {}
+impl Ownership for OwnedOrLent {}
+
+/// Kinds a C caller may own (and so free and change).
+pub(crate) trait MayOwn: Ownership {}
+impl MayOwn for Owned {}
+impl MayOwn for OwnedOrLent {}
+
+/// Kinds podnet may lend from inside another object.
+pub(crate) trait MayLend: Ownership {}
+impl MayLend for Borrowed {}
+impl MayLend for OwnedOrLent {}
+
+/// A C-visible type, the Rust value a pointer to it really points at, and how C holds it.
 pub(crate) trait Castable {
-    /// The Rust value behind a `*const Self` / `*mut Self`.
+    /// `Owned`, `Borrowed` or `OwnedOrLent`.
+    type Ownership: Ownership;
+    /// The Rust value behind a `*const Self` / `*mut Self` (`Self` for a `#[repr(C)]` view).
     type RustType;
 }
 
 /// Move `value` to the heap and hand ownership to C (freed by the type's `_free`).
-pub(crate) fn to_owned_ptr<C: Castable>(value: C::RustType) -> *mut C {
+pub(crate) fn to_owned_ptr<C: Castable>(value: C::RustType) -> *mut C
+where
+    C::Ownership: MayOwn,
+{
     Box::into_raw(Box::new(value)).cast::<C>()
 }
 
-/// A pointer to a value that stays owned by Rust (e.g. an element of a list object).
-pub(crate) fn to_borrowed_ptr<C: Castable>(value: &C::RustType) -> *const C {
+/// A pointer to a value that stays owned by Rust (an element of a list, a record's view).
+pub(crate) fn to_borrowed_ptr<C: Castable>(value: &C::RustType) -> *const C
+where
+    C::Ownership: MayLend,
+{
     std::ptr::from_ref(value).cast::<C>()
 }
 
@@ -36,21 +73,63 @@ pub(crate) fn try_ref<'a, C: Castable>(ptr: *const C) -> Option<&'a C::RustType>
     unsafe { ptr.cast::<C::RustType>().as_ref() }
 }
 
-/// Borrow the value behind a pointer from C mutably; `None` for NULL.
-pub(crate) fn try_mut<'a, C: Castable>(ptr: *mut C) -> Option<&'a mut C::RustType> {
+/// Borrow the value behind a pointer from C mutably; `None` for NULL. Only for kinds C owns:
+/// a borrowed object is never changed.
+pub(crate) fn try_mut<'a, C: Castable>(ptr: *mut C) -> Option<&'a mut C::RustType>
+where
+    C::Ownership: MayOwn,
+{
     // SAFETY: as in `try_ref`; in addition the header documents every mutable object as
     // "not to be used from two threads at once", so this is the only reference during the call.
     unsafe { ptr.cast::<C::RustType>().as_mut() }
 }
 
 /// Take ownership back from C and drop the value. NULL is a no-op.
-pub(crate) fn free_owned<C: Castable>(ptr: *mut C) {
+pub(crate) fn free_owned<C: Castable>(ptr: *mut C)
+where
+    C::Ownership: MayOwn,
+{
     if ptr.is_null() {
         return;
     }
     // SAFETY: a non-NULL pointer passed to a `_free` function came from `to_owned_ptr::<C>`
     // (the header says which pointers may be freed) and is given back exactly once.
     drop(unsafe { Box::from_raw(ptr.cast::<C::RustType>()) });
+}
+
+/// A record object that shows its fields through one `#[repr(C)]` view (`podnet_*_info`)
+/// pointing into memory the object owns. Declare one with `view!`.
+pub(crate) trait View {
+    /// The `#[repr(C)]` view: a borrowed C type that is its own Rust value.
+    type Info: Castable<Ownership = Borrowed, RustType = Self::Info>;
+    /// The view, valid as long as the object.
+    fn info(&self) -> &Self::Info;
+}
+
+/// `view!(Obj => podnet_x_info, field)`: `Obj` shows its fields through `podnet_x_info`, kept
+/// in `Obj.field` and lent to C (never freed or changed by it).
+macro_rules! view {
+    ($obj:ty => $info:ident, $field:tt) => {
+        impl $crate::handle::Castable for $info {
+            type Ownership = $crate::handle::Borrowed;
+            type RustType = $info;
+        }
+        impl $crate::handle::View for $obj {
+            type Info = $info;
+            fn info(&self) -> &$info {
+                &self.$field
+            }
+        }
+    };
+}
+pub(crate) use view;
+
+/// The view of the object behind `ptr`, lent to C for the object's lifetime; NULL for NULL.
+pub(crate) fn view_of<C: Castable>(ptr: *const C) -> *const <C::RustType as View>::Info
+where
+    C::RustType: View,
+{
+    try_ref(ptr).map_or(std::ptr::null(), |o| to_borrowed_ptr(o.info()))
 }
 
 /// Why a C string argument was refused.
@@ -174,6 +253,7 @@ mod tests {
 
     struct Thing;
     impl Castable for Thing {
+        type Ownership = Owned;
         type RustType = String;
     }
 

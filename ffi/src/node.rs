@@ -8,7 +8,7 @@ use podnet_core::blocking::Node;
 use crate::call::{core, fallible, infallible};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable};
+use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
 use crate::sandbox::{
     podnet_check_report, podnet_gc_report, podnet_sandbox, podnet_sandbox_list, CheckReportObj, GcReportObj, SandboxObj,
 };
@@ -28,6 +28,7 @@ pub struct podnet_node {
 }
 
 impl Castable for podnet_node {
+    type Ownership = Owned;
     type RustType = Node;
 }
 

@@ -2,54 +2,81 @@
 //! `podnet_peer_list`, `podnet_sync_report`, and the node calls that add, remove, list and sync
 //! peers (`podnet_node_peer_*`, `podnet_node_peers_sync`).
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
-use podnet_core::{Peer, SyncReport};
+use podnet_core::Peer;
 
-use crate::call::{core, fallible, infallible, Call, CallResult};
-use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Castable};
+use crate::buffer::{podnet_string_list, Strings};
+use crate::call::{core, fallible, infallible, with_mut};
+use crate::error::podnet_error;
+use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of, Castable, Owned, OwnedOrLent};
 use crate::node::podnet_node;
 use crate::status::podnet_status;
+
+/// A peer's fields, read with `podnet_peer_get_info`. Grows only at the end (see
+/// `podnet_sandbox_info`). Owned by the peer: valid until the next setter call on it or until
+/// it is freed (for a peer borrowed from a list: until the list is).
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_peer_info {
+    /// `sizeof(podnet_peer_info)` as the library knows it.
+    pub struct_size: usize,
+    /// The peer's name.
+    pub name: *const c_char,
+    /// The peer's underlay address ("192.168.1.12").
+    pub underlay_ip: *const c_char,
+    /// The peer's pod CIDRs ("10.244.2.0/24"), in the order they were added.
+    pub pod_cidrs: podnet_string_list,
+    /// The VTEP MAC as podnet uses it ("0e:5a:17:c4:09:e2"): the one set with
+    /// `podnet_peer_set_vtep_mac`, or else the one derived from the name.
+    pub vtep_mac: *const c_char,
+}
 
 /// Another node as the cluster's source of truth describes it: name, underlay address, pod CIDRs
 /// and (optionally) its VTEP MAC. Built with `podnet_peer_new` and the setters, passed to
 /// `podnet_node_peer_add` or `podnet_node_peers_sync` (which read it and keep no reference);
-/// also the element of a `podnet_peer_list`.
+/// also the element of a `podnet_peer_list`. Read it with `podnet_peer_get_info`.
 ///
 /// A peer from `podnet_peer_new` is owned by the caller (free it with `podnet_peer_free`); one
 /// borrowed from a `podnet_peer_list` is valid until the list is freed (never free or modify
 /// it). Not thread-safe while it is modified: do not use one peer from two threads at the same
-/// time while a setter runs (it may move between threads); the accessors alone may run
-/// concurrently. Strings an accessor returns are owned by the peer and valid until the next
-/// setter call on it or until it is freed; accessors given NULL return NULL or 0.
+/// time while a setter runs (it may move between threads); reading alone may run concurrently.
 pub struct podnet_peer {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_peer`: the core's peer and its strings, converted to C once.
+/// The Rust value behind `podnet_peer`: the core's peer and its view, rebuilt by each setter.
 #[derive(Debug)]
 pub(crate) struct PeerObj {
     peer: Peer,
-    name: CString,
-    underlay_ip: CString,
-    pod_cidrs: Vec<CString>,
-    vtep_mac: CString,
+    info: podnet_peer_info,
+    _text: Strings,
+    _pod_cidrs: Strings,
 }
 
 impl Castable for podnet_peer {
+    type Ownership = OwnedOrLent;
     type RustType = PeerObj;
 }
+
+view!(PeerObj => podnet_peer_info, info);
 
 impl PeerObj {
     fn new(peer: Peer) -> PeerObj {
         let mac = peer.vtep_mac.unwrap_or_else(|| podnet_core::vtep_mac(&peer.name));
+        let text = Strings::new([peer.name.clone(), peer.underlay_ip.to_string(), mac_string(mac)]);
+        let pod_cidrs = Strings::new(&peer.pod_cidrs);
         PeerObj {
-            name: cstring(peer.name.as_str()),
-            underlay_ip: cstring(peer.underlay_ip.to_string()),
-            pod_cidrs: peer.pod_cidrs.iter().map(|c| cstring(c.to_string())).collect(),
-            vtep_mac: cstring(mac_string(mac)),
+            info: podnet_peer_info {
+                struct_size: std::mem::size_of::<podnet_peer_info>(),
+                name: text.at(0),
+                underlay_ip: text.at(1),
+                pod_cidrs: pod_cidrs.view(),
+                vtep_mac: text.at(2),
+            },
             peer,
+            _text: text,
+            _pod_cidrs: pod_cidrs,
         }
     }
 }
@@ -99,18 +126,6 @@ pub extern "C" fn podnet_peer_free(peer: *mut podnet_peer) {
     infallible((), || free_owned(peer))
 }
 
-fn with_peer(
-    op: &'static str,
-    peer: *mut podnet_peer,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut PeerObj) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let p = c.obj_mut("peer", peer)?;
-        body(c, p)
-    })
-}
-
 /// Add one of the peer's pod CIDRs ("10.244.2.0/24", "fd00:10:244:2::/64"). Adding the same
 /// CIDR twice is fine. Whether it overlaps the node's own pod CIDRs is checked when the peer is
 /// added to a node (`PODNET_STATUS_CONFLICT`).
@@ -125,7 +140,7 @@ pub extern "C" fn podnet_peer_add_pod_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_peer("podnet_peer_add_pod_cidr", peer, err_out, |c, p| {
+    with_mut("podnet_peer_add_pod_cidr", "peer", peer, err_out, |c, p| {
         let net = c.cidr("cidr", cidr)?;
         if net.ip() != net.network() {
             let hint = format!("{}/{}", net.network(), net.prefix());
@@ -134,8 +149,9 @@ pub extern "C" fn podnet_peer_add_pod_cidr(
             );
         }
         if !p.peer.pod_cidrs.contains(&net) {
-            p.peer.pod_cidrs.push(net);
-            p.pod_cidrs.push(cstring(net.to_string()));
+            let mut peer = p.peer.clone();
+            peer.pod_cidrs.push(net);
+            *p = PeerObj::new(peer);
         }
         Ok(())
     })
@@ -157,7 +173,7 @@ pub extern "C" fn podnet_peer_set_vtep_mac(
     mac_len: usize,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_peer("podnet_peer_set_vtep_mac", peer, err_out, |c, p| {
+    with_mut("podnet_peer_set_vtep_mac", "peer", peer, err_out, |c, p| {
         if mac.is_null() {
             return Err(c.err(podnet_status::NullArgument, "`mac` is NULL"));
         }
@@ -171,50 +187,18 @@ pub extern "C" fn podnet_peer_set_vtep_mac(
                 format!("{} is not a unicast, non-zero MAC address", mac_string(m)),
             ));
         }
-        p.peer.vtep_mac = Some(m);
-        p.vtep_mac = cstring(mac_string(m));
+        let mut peer = p.peer.clone();
+        peer.vtep_mac = Some(m);
+        *p = PeerObj::new(peer);
         Ok(())
     })
 }
 
-/// The peer's name. Owned by `peer`. NULL gives NULL.
+/// The peer's fields, owned by `peer` (see `podnet_peer_info`). NULL gives NULL.
 /// Thread-safe (not concurrently with a setter on the same peer).
 #[no_mangle]
-pub extern "C" fn podnet_peer_name(peer: *const podnet_peer) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(peer).map_or(std::ptr::null(), |p| p.name.as_ptr()))
-}
-
-/// The peer's underlay address, e.g. "192.168.1.12". Owned by `peer`. NULL gives NULL.
-/// Thread-safe (not concurrently with a setter on the same peer).
-#[no_mangle]
-pub extern "C" fn podnet_peer_underlay_ip(peer: *const podnet_peer) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(peer).map_or(std::ptr::null(), |p| p.underlay_ip.as_ptr()))
-}
-
-/// Number of the peer's pod CIDRs. NULL gives 0.
-/// Thread-safe (not concurrently with a setter on the same peer).
-#[no_mangle]
-pub extern "C" fn podnet_peer_pod_cidr_count(peer: *const podnet_peer) -> usize {
-    infallible(0, || try_ref(peer).map_or(0, |p| p.pod_cidrs.len()))
-}
-
-/// Pod CIDR `index` (0-based), e.g. "10.244.2.0/24", in the order they were added. Owned by
-/// `peer`. NULL `peer` or an index out of range gives NULL.
-/// Thread-safe (not concurrently with a setter on the same peer).
-#[no_mangle]
-pub extern "C" fn podnet_peer_pod_cidr_at(peer: *const podnet_peer, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || {
-        try_ref(peer).and_then(|p| p.pod_cidrs.get(index)).map_or(std::ptr::null(), |s| s.as_ptr())
-    })
-}
-
-/// The peer's VTEP MAC as podnet uses it, e.g. "0e:5a:17:c4:09:e2": the one set with
-/// `podnet_peer_set_vtep_mac`, or else the one derived from the name. Owned by `peer`; replaced
-/// (the old pointer becomes invalid) by `podnet_peer_set_vtep_mac`. NULL gives NULL.
-/// Thread-safe (not concurrently with a setter on the same peer).
-#[no_mangle]
-pub extern "C" fn podnet_peer_vtep_mac(peer: *const podnet_peer) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(peer).map_or(std::ptr::null(), |p| p.vtep_mac.as_ptr()))
+pub extern "C" fn podnet_peer_get_info(peer: *const podnet_peer) -> *const podnet_peer_info {
+    infallible(std::ptr::null(), || view_of(peer))
 }
 
 /// The peers a node is configured with, sorted by name (from `podnet_node_peer_list`).
@@ -225,6 +209,7 @@ pub struct podnet_peer_list {
 }
 
 impl Castable for podnet_peer_list {
+    type Ownership = Owned;
     type RustType = Vec<PeerObj>;
 }
 
@@ -253,37 +238,45 @@ pub extern "C" fn podnet_peer_list_free(list: *mut podnet_peer_list) {
     infallible((), || free_owned(list))
 }
 
-/// What `podnet_node_peers_sync` changed.
+/// What `podnet_node_peers_sync` changed, read with `podnet_sync_report_get_info`. Grows only at
+/// the end (see `podnet_sandbox_info`). Owned by the report.
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_sync_report_info {
+    /// `sizeof(podnet_sync_report_info)` as the library knows it.
+    pub struct_size: usize,
+    /// Peers the node is configured with after the sync.
+    pub peers: usize,
+    /// Kernel entries (routes, neighbours, FDB entries) the sync added.
+    pub added: usize,
+    /// Stale kernel entries the sync removed (including ones an earlier run or another process
+    /// left behind).
+    pub removed: usize,
+}
+
+/// What `podnet_node_peers_sync` changed. Read it with `podnet_sync_report_get_info`.
 ///
 /// Owned by the caller; free with `podnet_sync_report_free`. Immutable: thread-safe to read.
 pub struct podnet_sync_report {
     _private: [u8; 0],
 }
 
+/// The Rust value behind `podnet_sync_report`: its view, which holds no pointer.
+#[derive(Debug)]
+pub(crate) struct SyncReportObj(podnet_sync_report_info);
+
 impl Castable for podnet_sync_report {
-    type RustType = SyncReport;
+    type Ownership = Owned;
+    type RustType = SyncReportObj;
 }
 
-/// Number of peers the node is configured with after the sync. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sync_report_peers(report: *const podnet_sync_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.peers))
-}
+view!(SyncReportObj => podnet_sync_report_info, 0);
 
-/// Number of kernel entries (routes, neighbours, FDB entries) the sync added. NULL gives 0.
+/// The report's fields, owned by `report`. NULL gives NULL.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn podnet_sync_report_added(report: *const podnet_sync_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.added))
-}
-
-/// Number of stale kernel entries the sync removed (including ones an earlier run or another
-/// process left behind). NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sync_report_removed(report: *const podnet_sync_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.removed))
+pub extern "C" fn podnet_sync_report_get_info(report: *const podnet_sync_report) -> *const podnet_sync_report_info {
+    infallible(std::ptr::null(), || view_of(report))
 }
 
 /// Free a sync report. NULL is accepted (no-op).
@@ -363,7 +356,12 @@ pub extern "C" fn podnet_node_peers_sync(
             list.push(c.obj::<podnet_peer>(&format!("peers[{i}]"), *p)?.peer.clone());
         }
         let r = core(node.sync_peers(&list))?;
-        out.write(to_owned_ptr::<podnet_sync_report>(r));
+        out.write(to_owned_ptr::<podnet_sync_report>(SyncReportObj(podnet_sync_report_info {
+            struct_size: std::mem::size_of::<podnet_sync_report_info>(),
+            peers: r.peers,
+            added: r.added,
+            removed: r.removed,
+        })));
         Ok(())
     })
 }
@@ -401,16 +399,18 @@ mod tests {
         );
         assert_eq!(podnet_peer_add_pod_cidr(p, c"10.244.2.0/24".as_ptr(), std::ptr::null_mut()), podnet_status::Ok);
         assert_eq!(podnet_peer_add_pod_cidr(p, c"10.244.2.0/24".as_ptr(), std::ptr::null_mut()), podnet_status::Ok);
-        assert_eq!(podnet_peer_pod_cidr_count(p), 1);
+        let info = || try_ref::<podnet_peer_info>(podnet_peer_get_info(p)).unwrap();
+        assert_eq!(info().pod_cidrs.count, 1);
         let derived = podnet_core::vtep_mac("n2");
-        let o = try_ref::<podnet_peer>(p).unwrap();
-        assert_eq!(o.vtep_mac.to_str().unwrap(), mac_string(derived));
+        // SAFETY: the view's strings are valid NUL-terminated strings while the peer lives.
+        let mac = || unsafe { std::ffi::CStr::from_ptr(info().vtep_mac) }.to_str().unwrap().to_string();
+        assert_eq!(mac(), mac_string(derived));
         let bad = [1u8, 0, 0, 0, 0, 1];
         assert_eq!(podnet_peer_set_vtep_mac(p, bad.as_ptr(), 6, std::ptr::null_mut()), podnet_status::InvalidArgument);
         let good = [0x0eu8, 0, 0, 0, 0, 3];
         assert_eq!(podnet_peer_set_vtep_mac(p, good.as_ptr(), 5, std::ptr::null_mut()), podnet_status::InvalidArgument);
         assert_eq!(podnet_peer_set_vtep_mac(p, good.as_ptr(), 6, std::ptr::null_mut()), podnet_status::Ok);
-        assert_eq!(try_ref::<podnet_peer>(p).unwrap().vtep_mac.to_str().unwrap(), "0e:00:00:00:00:03");
+        assert_eq!(mac(), "0e:00:00:00:00:03");
         podnet_peer_free(p);
     }
 }

@@ -2,22 +2,23 @@
 //! and its `podnet_plan_result` (headline numbers as accessors, the full plan as JSON). Pure
 //! computation: nothing here needs privileges or touches the kernel.
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
 use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 
-use crate::call::{core, fallible, infallible, Call, CallResult};
-use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable};
+use crate::buffer::Strings;
+use crate::call::{core, fallible, infallible, with_mut, Call, CallResult};
+use crate::error::podnet_error;
+use crate::handle::{free_owned, to_owned_ptr, view, view_of, Castable, Owned};
 use crate::status::podnet_status;
 
-/// Why `podnet_plan` raised a warning (`podnet_plan_result_warning_code_at`). Values are
+/// Why `podnet_plan` raised a warning (`podnet_plan_warning_entry.code`). Values are
 /// stable; a warning added to podnet later is `PODNET_PLAN_WARNING_UNKNOWN` here (its message
 /// still explains it, and the JSON names it).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum podnet_plan_warning {
-    /// NULL plan, an index out of range, or a warning this version does not know.
+    /// A warning this version does not know.
     Unknown = 0,
     /// The machine subnet overlaps a cluster CIDR or a service range.
     Overlap = 1,
@@ -77,6 +78,7 @@ pub struct podnet_plan_input {
 }
 
 impl Castable for podnet_plan_input {
+    type Ownership = Owned;
     type RustType = PlanInput;
 }
 
@@ -104,18 +106,6 @@ pub extern "C" fn podnet_plan_input_new(
 #[no_mangle]
 pub extern "C" fn podnet_plan_input_free(input: *mut podnet_plan_input) {
     infallible((), || free_owned(input))
-}
-
-fn with_input(
-    op: &'static str,
-    input: *mut podnet_plan_input,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut PlanInput) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let i = c.obj_mut("input", input)?;
-        body(c, i)
-    })
 }
 
 /// Add `range` to a dual-stack list (at most one per family; the same range again is fine).
@@ -146,7 +136,7 @@ pub extern "C" fn podnet_plan_input_add_cluster_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_add_cluster_cidr", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_add_cluster_cidr", "input", input, err_out, |c, i| {
         let range = c.range("cidr", cidr)?;
         add_dual_stack(c, &mut i.cluster_cidrs, range, "cluster CIDR")
     })
@@ -167,7 +157,7 @@ pub extern "C" fn podnet_plan_input_add_node_mask(
     mask: u8,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_add_node_mask", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_add_node_mask", "input", input, err_out, |c, i| {
         if mask > 128 {
             return Err(c.err(podnet_status::InvalidArgument, format!("node mask /{mask} is over /128")));
         }
@@ -192,7 +182,7 @@ pub extern "C" fn podnet_plan_input_set_machine_subnet(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_set_machine_subnet", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_set_machine_subnet", "input", input, err_out, |c, i| {
         i.machine_subnet = Some(c.range("cidr", cidr)?);
         Ok(())
     })
@@ -207,7 +197,7 @@ pub extern "C" fn podnet_plan_input_set_control_plane(
     count: u64,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_set_control_plane", input, err_out, |_, i| {
+    with_mut("podnet_plan_input_set_control_plane", "input", input, err_out, |_, i| {
         i.control_plane = count;
         Ok(())
     })
@@ -226,35 +216,137 @@ pub extern "C" fn podnet_plan_input_add_service_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_input("podnet_plan_input_add_service_cidr", input, err_out, |c, i| {
+    with_mut("podnet_plan_input_add_service_cidr", "input", input, err_out, |c, i| {
         let range = c.range("cidr", cidr)?;
         add_dual_stack(c, &mut i.service_cidrs, range, "service range")
     })
 }
 
-/// The capacity of a cluster's address plan (from `podnet_plan`): nodes, workers, pods per node,
-/// pod capacity, service IPs per service range, warnings, and the whole plan as JSON.
+/// One service range of a plan (an element of `podnet_plan_result_info.services`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct podnet_plan_service {
+    /// The range, e.g. "10.0.0.0/16".
+    pub cidr: *const c_char,
+    /// Allocatable service IPs, the API server's included: 2^n - 2 (IPv4) or min(2^n, 2^20) - 1
+    /// (IPv6), saturating.
+    pub service_ips: u64,
+}
+
+/// One warning of a plan (an element of `podnet_plan_result_info.warnings`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct podnet_plan_warning_entry {
+    /// Why; `PODNET_PLAN_WARNING_UNKNOWN` for a warning this version does not know.
+    pub code: podnet_plan_warning,
+    /// What, naming the ranges involved.
+    pub message: *const c_char,
+}
+
+/// A plan's fields, read with `podnet_plan_result_get_info`. Counts are `uint64_t` and saturate:
+/// `UINT64_MAX` means "at least UINT64_MAX" (only IPv6 ranges get there; `json` has the exact
+/// value). Grows only at the end (see `podnet_sandbox_info`). Owned by the plan.
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_plan_result_info {
+    /// `sizeof(podnet_plan_result_info)` as the library knows it.
+    pub struct_size: usize,
+    /// Nodes that can join with a pod CIDR of every family: the smallest of the node CIDR counts
+    /// and the machine subnet's usable addresses.
+    pub nodes: u64,
+    /// Control-plane nodes, as given.
+    pub control_plane: u64,
+    /// Nodes that run workload pods: nodes minus control-plane nodes.
+    pub workers: u64,
+    /// Pods one node can run: the smallest usable pod address count of a node CIDR over the
+    /// families (a dual-stack pod takes one address of each).
+    pub pods_per_node: u64,
+    /// Pods the cluster can run: workers x pods per node.
+    pub pod_capacity: u64,
+    /// Service ranges, one per family in input order, `service_count` of them.
+    pub services: *const podnet_plan_service,
+    /// Number of service ranges.
+    pub service_count: usize,
+    /// Things worth a second look that do not make the plan invalid, `warning_count` of them.
+    pub warnings: *const podnet_plan_warning_entry,
+    /// Number of warnings.
+    pub warning_count: usize,
+    /// The whole plan as one line of JSON, the format of `podnet plan --json`: `pod_ranges` (per
+    /// cluster CIDR: family, cluster_cidr, node_mask, pods_per_node, node_cidrs,
+    /// first_node_cidr, last_node_cidr, pod_capacity), `machines`, `services` (family, cidr,
+    /// service_ips, static_band, api_server_ip), `nodes`, `control_plane`, `workers`,
+    /// `pods_per_node`, `pod_capacity` and `warnings` (code as a snake_case string, message).
+    /// Numbers are exact (they may exceed 64 bits for IPv6).
+    pub json: *const c_char,
+}
+
+/// The capacity of a cluster's address plan (from `podnet_plan`): read it with
+/// `podnet_plan_result_get_info`.
 ///
-/// Counts are `uint64_t` and saturate: `UINT64_MAX` means "at least UINT64_MAX" (only IPv6
-/// ranges get there; the JSON has the exact value). Owned by the caller; free with
-/// `podnet_plan_result_free`. Immutable: the accessors may be called from any thread,
-/// concurrently. Strings are owned by the plan and valid until it is freed; accessors given NULL
-/// (or an index out of range) return NULL, 0 or `PODNET_PLAN_WARNING_UNKNOWN`.
+/// Owned by the caller; free with `podnet_plan_result_free`. Immutable: thread-safe to read.
 pub struct podnet_plan_result {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_plan_result`.
+/// The Rust value behind `podnet_plan_result`: the view and the C memory it points into.
 #[derive(Debug)]
 pub(crate) struct PlanObj {
-    plan: Plan,
-    json: CString,
-    service_cidrs: Vec<CString>,
-    warnings: Vec<(podnet_plan_warning, CString)>,
+    info: podnet_plan_result_info,
+    _text: Strings,
+    _services: Vec<podnet_plan_service>,
+    _warnings: Vec<podnet_plan_warning_entry>,
 }
 
 impl Castable for podnet_plan_result {
+    type Ownership = Owned;
     type RustType = PlanObj;
+}
+
+view!(PlanObj => podnet_plan_result_info, info);
+
+impl PlanObj {
+    fn new(plan: &Plan, json: String) -> PlanObj {
+        // One string list for all the text: the JSON, the service ranges, the warning messages.
+        let text = Strings::new(
+            std::iter::once(json)
+                .chain(plan.services.iter().map(|s| s.cidr.to_string()))
+                .chain(plan.warnings.iter().map(|w| w.message.clone())),
+        );
+        let n = plan.services.len();
+        let services: Vec<podnet_plan_service> = plan
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| podnet_plan_service { cidr: text.at(1 + i), service_ips: saturate(s.service_ips) })
+            .collect();
+        let warnings: Vec<podnet_plan_warning_entry> = plan
+            .warnings
+            .iter()
+            .enumerate()
+            .map(|(i, w)| podnet_plan_warning_entry {
+                code: podnet_plan_warning::from_core(w.code),
+                message: text.at(1 + n + i),
+            })
+            .collect();
+        PlanObj {
+            info: podnet_plan_result_info {
+                struct_size: std::mem::size_of::<podnet_plan_result_info>(),
+                nodes: saturate(plan.nodes),
+                control_plane: plan.control_plane,
+                workers: saturate(plan.workers),
+                pods_per_node: saturate(plan.pods_per_node),
+                pod_capacity: saturate(plan.pod_capacity),
+                services: services.as_ptr(),
+                service_count: services.len(),
+                warnings: warnings.as_ptr(),
+                warning_count: warnings.len(),
+                json: text.at(0),
+            },
+            _text: text,
+            _services: services,
+            _warnings: warnings,
+        }
+    }
 }
 
 fn saturate(n: u128) -> u64 {
@@ -284,127 +376,17 @@ pub extern "C" fn podnet_plan(
         let plan = core(plan(input))?;
         let json = serde_json::to_string(&plan)
             .map_err(|e| c.err(podnet_status::Internal, format!("encode plan as JSON: {e}")))?;
-        let obj = PlanObj {
-            json: cstring(json),
-            service_cidrs: plan.services.iter().map(|s| cstring(s.cidr.to_string())).collect(),
-            warnings: plan
-                .warnings
-                .iter()
-                .map(|w| (podnet_plan_warning::from_core(w.code), cstring(w.message.as_str())))
-                .collect(),
-            plan,
-        };
+        let obj = PlanObj::new(&plan, json);
         out.write(to_owned_ptr::<podnet_plan_result>(obj));
         Ok(())
     })
 }
 
-/// Nodes that can join with a pod CIDR of every family: the smallest of the node CIDR counts and
-/// the machine subnet's usable addresses (saturating). NULL gives 0.
+/// The plan's fields, owned by `plan` (see `podnet_plan_result_info`). NULL gives NULL.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn podnet_plan_result_nodes(plan: *const podnet_plan_result) -> u64 {
-    infallible(0, || try_ref(plan).map_or(0, |p| saturate(p.plan.nodes)))
-}
-
-/// Control-plane nodes, as given. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_control_plane(plan: *const podnet_plan_result) -> u64 {
-    infallible(0, || try_ref(plan).map_or(0, |p| p.plan.control_plane))
-}
-
-/// Nodes that run workload pods: nodes minus control-plane nodes (saturating). NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_workers(plan: *const podnet_plan_result) -> u64 {
-    infallible(0, || try_ref(plan).map_or(0, |p| saturate(p.plan.workers)))
-}
-
-/// Pods one node can run: the smallest usable pod address count of a node CIDR over the
-/// families (a dual-stack pod takes one address of each), saturating. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_pods_per_node(plan: *const podnet_plan_result) -> u64 {
-    infallible(0, || try_ref(plan).map_or(0, |p| saturate(p.plan.pods_per_node)))
-}
-
-/// Pods the cluster can run: workers x pods per node (saturating). NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_pod_capacity(plan: *const podnet_plan_result) -> u64 {
-    infallible(0, || try_ref(plan).map_or(0, |p| saturate(p.plan.pod_capacity)))
-}
-
-/// Number of service ranges (one per family, in input order). NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_service_count(plan: *const podnet_plan_result) -> usize {
-    infallible(0, || try_ref(plan).map_or(0, |p| p.service_cidrs.len()))
-}
-
-/// Service range `index` (0-based), e.g. "10.0.0.0/16". Owned by `plan`. NULL `plan` or an
-/// index out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_service_cidr_at(plan: *const podnet_plan_result, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || {
-        try_ref(plan).and_then(|p| p.service_cidrs.get(index)).map_or(std::ptr::null(), |s| s.as_ptr())
-    })
-}
-
-/// Allocatable service IPs of service range `index`, the API server's included: 2^n - 2 (IPv4)
-/// or min(2^n, 2^20) - 1 (IPv6). NULL `plan` or an index out of range gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_service_ips_at(plan: *const podnet_plan_result, index: usize) -> u64 {
-    infallible(0, || try_ref(plan).and_then(|p| p.plan.services.get(index)).map_or(0, |s| saturate(s.service_ips)))
-}
-
-/// Number of warnings (things worth a second look that do not make the plan invalid). NULL
-/// gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_warning_count(plan: *const podnet_plan_result) -> usize {
-    infallible(0, || try_ref(plan).map_or(0, |p| p.warnings.len()))
-}
-
-/// Code of warning `index` (0-based). NULL `plan` or an index out of range gives
-/// `PODNET_PLAN_WARNING_UNKNOWN`.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_warning_code_at(
-    plan: *const podnet_plan_result,
-    index: usize,
-) -> podnet_plan_warning {
-    infallible(podnet_plan_warning::Unknown, || {
-        try_ref(plan).and_then(|p| p.warnings.get(index)).map_or(podnet_plan_warning::Unknown, |w| w.0)
-    })
-}
-
-/// Message of warning `index`, naming the ranges involved. Owned by `plan`. NULL `plan` or an
-/// index out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_warning_message_at(
-    plan: *const podnet_plan_result,
-    index: usize,
-) -> *const c_char {
-    infallible(std::ptr::null(), || {
-        try_ref(plan).and_then(|p| p.warnings.get(index)).map_or(std::ptr::null(), |w| w.1.as_ptr())
-    })
-}
-
-/// The whole plan as one line of JSON, the format of `podnet plan --json`: `pod_ranges` (per
-/// cluster CIDR: family, cluster_cidr, node_mask, pods_per_node, node_cidrs, first_node_cidr,
-/// last_node_cidr, pod_capacity), `machines`, `services` (family, cidr, service_ips,
-/// static_band, api_server_ip), `nodes`, `control_plane`, `workers`, `pods_per_node`,
-/// `pod_capacity` and `warnings` (code as a snake_case string, message). Numbers are exact (they
-/// may exceed 64 bits for IPv6). Owned by `plan`. NULL gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_plan_result_json(plan: *const podnet_plan_result) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(plan).map_or(std::ptr::null(), |p| p.json.as_ptr()))
+pub extern "C" fn podnet_plan_result_get_info(plan: *const podnet_plan_result) -> *const podnet_plan_result_info {
+    infallible(std::ptr::null(), || view_of(plan))
 }
 
 /// Free a plan. NULL is accepted (no-op).

@@ -2,16 +2,17 @@
 //! `podnet_port_entry` / `podnet_port_entry_list` and `podnet_repair_report` results, and the
 //! node calls `podnet_node_ports_add/remove/list` and `podnet_node_repair`.
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
-use podnet_core::{PortEntry, PortMapping, RepairReport};
+use podnet_core::{PortEntry, PortMapping};
 
+use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible};
-use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, Castable};
+use crate::error::podnet_error;
+use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of, Borrowed, Castable, Owned};
 use crate::node::podnet_node;
-use crate::sandbox::{podnet_sandbox, SandboxObj};
-use crate::spec::{podnet_protocol, podnet_protocol_code, port_mapping};
+use crate::sandbox::{podnet_port_mapping, podnet_sandbox, PortMappings, SandboxObj};
+use crate::spec::{podnet_protocol_code, port_mapping};
 use crate::status::podnet_status;
 
 /// A list of host port mappings to add to or remove from a sandbox (`podnet_node_ports_add`,
@@ -24,6 +25,7 @@ pub struct podnet_port_list {
 }
 
 impl Castable for podnet_port_list {
+    type Ownership = Owned;
     type RustType = Vec<PortMapping>;
 }
 
@@ -140,95 +142,56 @@ pub extern "C" fn podnet_node_ports_remove(
 }
 
 /// One mapped host port of a node (an element of `podnet_port_entry_list`): the sandbox holding
-/// it, the mapping, and the pod addresses its traffic goes to.
+/// it, the mapping, and the pod addresses its traffic goes to. A plain struct read directly.
 ///
-/// Borrowed from its list: valid until the list is freed; never free it. Immutable: the
-/// accessors may be called from any thread, concurrently. Strings are owned by the list;
-/// accessors given NULL (or an index out of range) return NULL, 0 or
-/// `PODNET_PROTOCOL_UNKNOWN`.
-pub struct podnet_port_entry {
-    _private: [u8; 0],
-}
-
-/// The Rust value behind `podnet_port_entry`.
+/// Borrowed from its list: valid until the list is freed; never free or change it. Grows only
+/// at the end (see `podnet_sandbox_info`).
+#[repr(C)]
 #[derive(Debug)]
-pub(crate) struct PortEntryObj {
-    sandbox_id: CString,
-    mapping: PortMapping,
-    host_ip: Option<CString>,
-    pod_ips: Vec<CString>,
+pub struct podnet_port_entry {
+    /// `sizeof(podnet_port_entry)` as the library knows it.
+    pub struct_size: usize,
+    /// Id of the sandbox the port is mapped to.
+    pub sandbox_id: *const c_char,
+    /// The mapping.
+    pub mapping: podnet_port_mapping,
+    /// Pod addresses the port's traffic goes to, without prefix length ("10.88.0.5"): one per
+    /// pod address family, only the host IP's family when the mapping has one.
+    pub pod_ips: podnet_string_list,
 }
 
 impl Castable for podnet_port_entry {
-    type RustType = PortEntryObj;
+    type Ownership = Borrowed;
+    type RustType = podnet_port_entry;
+}
+
+/// One entry and the C memory it points into.
+#[derive(Debug)]
+pub(crate) struct PortEntryObj {
+    entry: podnet_port_entry,
+    _id: Strings,
+    _mapping: PortMappings,
+    _pod_ips: Strings,
 }
 
 impl PortEntryObj {
     fn new(e: &PortEntry) -> PortEntryObj {
+        let id = Strings::new([&e.sandbox]);
+        let mapping = PortMappings::new(std::slice::from_ref(&e.mapping));
+        let pod_ips = Strings::new(&e.pod_ips);
+        let m = mapping.slice()[0];
         PortEntryObj {
-            sandbox_id: cstring(e.sandbox.as_str()),
-            mapping: e.mapping,
-            host_ip: e.mapping.host_ip.map(|ip| cstring(ip.to_string())),
-            pod_ips: e.pod_ips.iter().map(|ip| cstring(ip.to_string())).collect(),
+            entry: podnet_port_entry {
+                struct_size: std::mem::size_of::<podnet_port_entry>(),
+                sandbox_id: id.at(0),
+                mapping: m,
+                pod_ips: pod_ips.view(),
+            },
+            _id: id,
+            _mapping: mapping,
+            _pod_ips: pod_ips,
         }
     }
-}
-
-/// Id of the sandbox the port is mapped to. NULL gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_port_entry_sandbox_id(entry: *const podnet_port_entry) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(entry).map_or(std::ptr::null(), |e| e.sandbox_id.as_ptr()))
-}
-
-/// Protocol of the mapping. NULL gives `PODNET_PROTOCOL_UNKNOWN`.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_port_entry_protocol(entry: *const podnet_port_entry) -> podnet_protocol {
-    infallible(podnet_protocol::Unknown, || {
-        try_ref(entry).map_or(podnet_protocol::Unknown, |e| podnet_protocol::from_core(e.mapping.protocol))
-    })
-}
-
-/// Host address of the mapping, or NULL when it applies to every node address (and for NULL).
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_port_entry_host_ip(entry: *const podnet_port_entry) -> *const c_char {
-    infallible(std::ptr::null(), || {
-        try_ref(entry).and_then(|e| e.host_ip.as_ref()).map_or(std::ptr::null(), |s| s.as_ptr())
-    })
-}
-
-/// Host port of the mapping. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_port_entry_host_port(entry: *const podnet_port_entry) -> u16 {
-    infallible(0, || try_ref(entry).map_or(0, |e| e.mapping.host_port))
-}
-
-/// Pod (container) port of the mapping. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_port_entry_container_port(entry: *const podnet_port_entry) -> u16 {
-    infallible(0, || try_ref(entry).map_or(0, |e| e.mapping.container_port))
-}
-
-/// Number of pod addresses the port's traffic goes to (one per pod address family, only the
-/// host IP's family when the mapping has one). NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_port_entry_pod_ip_count(entry: *const podnet_port_entry) -> usize {
-    infallible(0, || try_ref(entry).map_or(0, |e| e.pod_ips.len()))
-}
-
-/// Pod address `index` (0-based), without prefix length, e.g. "10.88.0.5". NULL `entry` or an
-/// index out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_port_entry_pod_ip_at(entry: *const podnet_port_entry, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || {
-        try_ref(entry).and_then(|e| e.pod_ips.get(index)).map_or(std::ptr::null(), |s| s.as_ptr())
-    })
 }
 
 /// Every host port mapped on a node (from `podnet_node_ports_list`), sorted by sandbox id, each
@@ -240,6 +203,7 @@ pub struct podnet_port_entry_list {
 }
 
 impl Castable for podnet_port_entry_list {
+    type Ownership = Owned;
     type RustType = Vec<PortEntryObj>;
 }
 
@@ -259,7 +223,9 @@ pub extern "C" fn podnet_port_entry_list_at(
     index: usize,
 ) -> *const podnet_port_entry {
     infallible(std::ptr::null(), || {
-        try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<podnet_port_entry>)
+        try_ref(list)
+            .and_then(|l| l.get(index))
+            .map_or(std::ptr::null(), |e| to_borrowed_ptr::<podnet_port_entry>(&e.entry))
     })
 }
 
@@ -290,31 +256,46 @@ pub extern "C" fn podnet_node_ports_list(
     })
 }
 
-/// What `podnet_node_repair` found and fixed.
+/// What `podnet_node_repair` found and fixed, read with `podnet_repair_report_get_info`. Grows
+/// only at the end (see `podnet_sandbox_info`). Owned by the report.
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_repair_report_info {
+    /// `sizeof(podnet_repair_report_info)` as the library knows it.
+    pub struct_size: usize,
+    /// True when podnet's nftables table was missing (someone flushed the ruleset) and was
+    /// recreated.
+    pub table_recreated: bool,
+    /// Host-port elements (one per mapping and pod address family) that were missing and were
+    /// re-added.
+    pub ports_restored: usize,
+}
+
+/// What `podnet_node_repair` found and fixed. Read it with `podnet_repair_report_get_info`.
 ///
 /// Owned by the caller; free with `podnet_repair_report_free`. Immutable: thread-safe to read.
 pub struct podnet_repair_report {
     _private: [u8; 0],
 }
 
+/// The Rust value behind `podnet_repair_report`: its view, which holds no pointer.
+#[derive(Debug)]
+pub(crate) struct RepairReportObj(podnet_repair_report_info);
+
 impl Castable for podnet_repair_report {
-    type RustType = RepairReport;
+    type Ownership = Owned;
+    type RustType = RepairReportObj;
 }
 
-/// True when podnet's nftables table was missing (someone flushed the ruleset) and was
-/// recreated. NULL gives false.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_repair_report_table_recreated(report: *const podnet_repair_report) -> bool {
-    infallible(false, || try_ref(report).is_some_and(|r| r.table_recreated))
-}
+view!(RepairReportObj => podnet_repair_report_info, 0);
 
-/// Number of host-port elements (one per mapping and pod address family) that were missing and
-/// were re-added. NULL gives 0.
+/// The report's fields, owned by `report`. NULL gives NULL.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn podnet_repair_report_ports_restored(report: *const podnet_repair_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.ports_restored))
+pub extern "C" fn podnet_repair_report_get_info(
+    report: *const podnet_repair_report,
+) -> *const podnet_repair_report_info {
+    infallible(std::ptr::null(), || view_of(report))
 }
 
 /// Free a repair report. NULL is accepted (no-op).
@@ -342,7 +323,11 @@ pub extern "C" fn podnet_node_repair(
         let node = c.obj("node", node)?;
         let out = c.out("report_out", report_out)?;
         let r = core(node.repair())?;
-        out.write(to_owned_ptr::<podnet_repair_report>(r));
+        out.write(to_owned_ptr::<podnet_repair_report>(RepairReportObj(podnet_repair_report_info {
+            struct_size: std::mem::size_of::<podnet_repair_report_info>(),
+            table_recreated: r.table_recreated,
+            ports_restored: r.ports_restored,
+        })));
         Ok(())
     })
 }

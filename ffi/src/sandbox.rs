@@ -1,204 +1,187 @@
 //! Result objects: `podnet_sandbox`, `podnet_sandbox_list`, `podnet_check_report`,
 //! `podnet_gc_report`. Each is immutable, converts its strings to C once when it is built, and
-//! hands out `const char *` that live as long as the object.
+//! shows them through one `#[repr(C)]` view (`podnet_<object>_info`) that the caller reads
+//! directly: one call per record, no per-field accessors.
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
 use podnet_core::{CheckReport, GcReport, PortMapping, Sandbox};
 
+use crate::buffer::{podnet_string_list, Strings};
 use crate::call::infallible;
 use crate::config::podnet_mode;
-use crate::error::cstring;
-use crate::handle::{free_owned, to_borrowed_ptr, try_ref, Castable};
+use crate::handle::{free_owned, to_borrowed_ptr, try_ref, view, view_of, Castable, Owned, OwnedOrLent};
 use crate::spec::podnet_protocol;
 
-fn at(v: &[CString], index: usize) -> *const c_char {
-    v.get(index).map_or(std::ptr::null(), |s| s.as_ptr())
+/// One host port mapping as podnet reports it (an element of `podnet_sandbox_info.ports`, the
+/// mapping of a `podnet_port_entry`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct podnet_port_mapping {
+    /// `PODNET_PROTOCOL_TCP`, `_UDP` or `_SCTP`.
+    pub protocol: podnet_protocol,
+    /// The host address the mapping is limited to ("192.168.1.10"), or NULL for every node
+    /// address.
+    pub host_ip: *const c_char,
+    /// Port on the node.
+    pub host_port: u16,
+    /// Port in the pod.
+    pub container_port: u16,
 }
 
-fn strings<T: std::fmt::Display>(v: &[T]) -> Vec<CString> {
-    v.iter().map(|x| cstring(x.to_string())).collect()
+/// Host port mappings converted to C once (their host IPs as text) and the array C reads.
+#[derive(Debug, Default)]
+pub(crate) struct PortMappings {
+    _host_ips: Strings,
+    mappings: Vec<podnet_port_mapping>,
 }
 
-/// One sandbox (pod network) as created or recorded: id, interfaces, netns, addresses.
+impl PortMappings {
+    pub(crate) fn new(ports: &[PortMapping]) -> PortMappings {
+        let host_ips = Strings::new(ports.iter().filter_map(|p| p.host_ip));
+        let mut next = 0;
+        let mappings = ports
+            .iter()
+            .map(|p| podnet_port_mapping {
+                protocol: podnet_protocol::from_core(p.protocol),
+                host_ip: p.host_ip.map_or(std::ptr::null(), |_| {
+                    next += 1;
+                    host_ips.at(next - 1)
+                }),
+                host_port: p.host_port,
+                container_port: p.container_port,
+            })
+            .collect();
+        PortMappings { _host_ips: host_ips, mappings }
+    }
+
+    /// The array and its length; valid while `self` lives (heap memory, stable when moved).
+    pub(crate) fn array(&self) -> (*const podnet_port_mapping, usize) {
+        (self.mappings.as_ptr(), self.mappings.len())
+    }
+
+    /// The mappings.
+    pub(crate) fn slice(&self) -> &[podnet_port_mapping] {
+        &self.mappings
+    }
+}
+
+/// Everything podnet knows of one sandbox, read in one call with `podnet_sandbox_get_info`.
 ///
-/// Returned by `podnet_node_sandbox_create` and `podnet_node_sandbox_get` (owned by the caller,
-/// free with `podnet_sandbox_free`) or borrowed from a `podnet_sandbox_list` (valid until the
-/// list is freed; never free it yourself). Immutable: the accessors may be called from any
-/// thread, concurrently. Every string an accessor returns is owned by the sandbox and valid until
-/// it is freed; accessors given NULL return NULL, 0 or `PODNET_MODE_UNKNOWN`.
+/// Grows only at the end: a field added in a later version follows all existing ones, and
+/// `struct_size` is `sizeof(podnet_sandbox_info)` of the library that filled it, so a program
+/// built against a newer header checks `info->struct_size > offsetof(podnet_sandbox_info,
+/// field)` before reading a field an older library may lack. Every pointer is owned by the
+/// sandbox and valid until it is freed (for a sandbox borrowed from a list: until the list is).
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_sandbox_info {
+    /// `sizeof(podnet_sandbox_info)` as the library knows it.
+    pub struct_size: usize,
+    /// The sandbox id.
+    pub id: *const c_char,
+    /// Interface name inside the pod ("eth0").
+    pub ifname: *const c_char,
+    /// Path of the pod's network namespace ("/run/netns/pn-node1-web-1"): open it and
+    /// `setns(2)` into it to run the pod.
+    pub netns_path: *const c_char,
+    /// Name of the host end of the pod's veth ("pn3f2a1c0b9d11").
+    pub host_ifname: *const c_char,
+    /// MAC address of the pod interface ("0a:58:0a:01:00:02").
+    pub mac: *const c_char,
+    /// True when podnet created the netns (and removes it on delete); false for a netns the
+    /// runtime passed in with `podnet_sandbox_spec_set_netns_path`.
+    pub owns_netns: bool,
+    /// How the pod is attached: `PODNET_MODE_BRIDGE` or `PODNET_MODE_ROUTED`.
+    pub mode: podnet_mode,
+    /// Pod addresses (one per pod CIDR of the node) with the prefix length configured on the
+    /// interface: "10.1.0.2/24" (bridge) or "10.1.0.2/32" (routed).
+    pub ips: podnet_string_list,
+    /// Default gateways, one per address family ("10.1.0.1", "169.254.1.1" when routed).
+    pub gateways: podnet_string_list,
+    /// Host port mappings, `port_count` of them (any non-NULL pointer when 0).
+    pub ports: *const podnet_port_mapping,
+    /// Number of host port mappings.
+    pub port_count: usize,
+    /// Labels as "key=value" (`podnet_sandbox_spec_set_label`), sorted by key. A key never
+    /// contains '=': split at the first one.
+    pub labels: podnet_string_list,
+}
+
+/// One sandbox (pod network) as created or recorded: read it with `podnet_sandbox_get_info`.
+///
+/// Returned by `podnet_node_sandbox_create`, `podnet_node_sandbox_get` and the host port calls
+/// (owned by the caller, free with `podnet_sandbox_free`) or borrowed from a
+/// `podnet_sandbox_list` (valid until the list is freed; never free it yourself). Immutable:
+/// thread-safe to read.
 pub struct podnet_sandbox {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_sandbox`.
+/// The Rust value behind `podnet_sandbox`: the view and the C memory it points into.
 #[derive(Debug)]
 pub(crate) struct SandboxObj {
-    mode: podnet_mode,
-    owns_netns: bool,
-    id: CString,
-    ifname: CString,
-    netns_path: CString,
-    host_ifname: CString,
-    mac: CString,
-    ips: Vec<CString>,
-    gateways: Vec<CString>,
-    ports: Vec<(PortMapping, Option<CString>)>,
+    info: podnet_sandbox_info,
+    _text: Strings,
+    _ips: Strings,
+    _gateways: Strings,
+    _ports: PortMappings,
+    _labels: Strings,
 }
 
 impl Castable for podnet_sandbox {
+    type Ownership = OwnedOrLent;
     type RustType = SandboxObj;
 }
 
+view!(SandboxObj => podnet_sandbox_info, info);
+
 impl SandboxObj {
     pub(crate) fn new(sb: &Sandbox) -> SandboxObj {
+        let netns = sb.netns_path.to_string_lossy();
+        let text = Strings::new([sb.id.as_str(), &sb.ifname, &netns, &sb.host_ifname, &sb.mac]);
+        let [id, ifname, netns_path, host_ifname, mac] = std::array::from_fn(|i| text.at(i));
+        let ips = Strings::new(&sb.ips);
+        let gateways = Strings::new(&sb.gateways);
+        let ports = PortMappings::new(&sb.ports);
+        let labels = Strings::new(sb.labels.iter().map(|(k, v)| format!("{k}={v}")));
+        let (port_ptr, port_count) = ports.array();
         SandboxObj {
-            mode: podnet_mode::from_core(sb.mode),
-            owns_netns: sb.owns_netns,
-            id: cstring(sb.id.as_str()),
-            ifname: cstring(sb.ifname.as_str()),
-            netns_path: cstring(sb.netns_path.to_string_lossy()),
-            host_ifname: cstring(sb.host_ifname.as_str()),
-            mac: cstring(sb.mac.as_str()),
-            ips: strings(&sb.ips),
-            gateways: strings(&sb.gateways),
-            ports: sb.ports.iter().map(|p| (*p, p.host_ip.map(|ip| cstring(ip.to_string())))).collect(),
+            info: podnet_sandbox_info {
+                struct_size: std::mem::size_of::<podnet_sandbox_info>(),
+                id,
+                ifname,
+                netns_path,
+                host_ifname,
+                mac,
+                owns_netns: sb.owns_netns,
+                mode: podnet_mode::from_core(sb.mode),
+                ips: ips.view(),
+                gateways: gateways.view(),
+                ports: port_ptr,
+                port_count,
+                labels: labels.view(),
+            },
+            _text: text,
+            _ips: ips,
+            _gateways: gateways,
+            _ports: ports,
+            _labels: labels,
         }
     }
 }
 
-/// The sandbox id. Owned by `sandbox`. NULL `sandbox` gives NULL.
+/// The sandbox's fields, owned by `sandbox` (see `podnet_sandbox_info`). NULL gives NULL.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn podnet_sandbox_id(sandbox: *const podnet_sandbox) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(sandbox).map_or(std::ptr::null(), |s| s.id.as_ptr()))
+pub extern "C" fn podnet_sandbox_get_info(sandbox: *const podnet_sandbox) -> *const podnet_sandbox_info {
+    infallible(std::ptr::null(), || view_of(sandbox))
 }
 
-/// The interface name inside the pod (e.g. "eth0"). Owned by `sandbox`. NULL gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_ifname(sandbox: *const podnet_sandbox) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(sandbox).map_or(std::ptr::null(), |s| s.ifname.as_ptr()))
-}
-
-/// Path of the pod's network namespace (e.g. "/run/netns/pn-node1-web-1"): open it and
-/// `setns(2)` into it to run the pod. Owned by `sandbox`. NULL gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_netns_path(sandbox: *const podnet_sandbox) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(sandbox).map_or(std::ptr::null(), |s| s.netns_path.as_ptr()))
-}
-
-/// True when podnet created the netns (and removes it on delete); false for a netns the runtime
-/// passed in with `podnet_sandbox_spec_set_netns_path`, or for NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_owns_netns(sandbox: *const podnet_sandbox) -> bool {
-    infallible(false, || try_ref(sandbox).is_some_and(|s| s.owns_netns))
-}
-
-/// Name of the host end of the pod's veth (e.g. "pn3f2a1c0b9d11"). Owned by `sandbox`. NULL
-/// gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_host_ifname(sandbox: *const podnet_sandbox) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(sandbox).map_or(std::ptr::null(), |s| s.host_ifname.as_ptr()))
-}
-
-/// MAC address of the pod interface ("0a:58:0a:01:00:02"). Owned by `sandbox`. NULL gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_mac(sandbox: *const podnet_sandbox) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(sandbox).map_or(std::ptr::null(), |s| s.mac.as_ptr()))
-}
-
-/// How the pod is attached (`PODNET_MODE_BRIDGE` or `PODNET_MODE_ROUTED`); NULL gives
-/// `PODNET_MODE_UNKNOWN`.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_mode(sandbox: *const podnet_sandbox) -> podnet_mode {
-    infallible(podnet_mode::Unknown, || try_ref(sandbox).map_or(podnet_mode::Unknown, |s| s.mode))
-}
-
-/// Number of pod addresses (one per pod CIDR of the node). NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_ip_count(sandbox: *const podnet_sandbox) -> usize {
-    infallible(0, || try_ref(sandbox).map_or(0, |s| s.ips.len()))
-}
-
-/// Pod address `index` (0-based) with the prefix length configured on the interface, e.g.
-/// "10.1.0.2/24" (bridge) or "10.1.0.2/32" (routed). Owned by `sandbox`. NULL `sandbox` or an
-/// index out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_ip_at(sandbox: *const podnet_sandbox, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(sandbox).map_or(std::ptr::null(), |s| at(&s.ips, index)))
-}
-
-/// Number of default gateways (one per address family). NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_gateway_count(sandbox: *const podnet_sandbox) -> usize {
-    infallible(0, || try_ref(sandbox).map_or(0, |s| s.gateways.len()))
-}
-
-/// Default gateway `index` (0-based), e.g. "10.1.0.1" or "169.254.1.1" (routed). Owned by
-/// `sandbox`. NULL `sandbox` or an index out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_gateway_at(sandbox: *const podnet_sandbox, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(sandbox).map_or(std::ptr::null(), |s| at(&s.gateways, index)))
-}
-
-/// Number of host port mappings of the sandbox. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_port_count(sandbox: *const podnet_sandbox) -> usize {
-    infallible(0, || try_ref(sandbox).map_or(0, |s| s.ports.len()))
-}
-
-fn port_of<'a>(sandbox: *const podnet_sandbox, index: usize) -> Option<&'a (PortMapping, Option<CString>)> {
-    try_ref(sandbox).and_then(|s| s.ports.get(index))
-}
-
-/// Protocol of port mapping `index` (0-based). NULL `sandbox` or an index out of range gives
-/// `PODNET_PROTOCOL_UNKNOWN`.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_port_protocol(sandbox: *const podnet_sandbox, index: usize) -> podnet_protocol {
-    infallible(podnet_protocol::Unknown, || {
-        port_of(sandbox, index).map_or(podnet_protocol::Unknown, |p| podnet_protocol::from_core(p.0.protocol))
-    })
-}
-
-/// Host address of port mapping `index`, or NULL when it applies to every node address (and
-/// for NULL `sandbox` or an index out of range). Owned by `sandbox`.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_port_host_ip(sandbox: *const podnet_sandbox, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || {
-        port_of(sandbox, index).and_then(|p| p.1.as_ref()).map_or(std::ptr::null(), |s| s.as_ptr())
-    })
-}
-
-/// Host port of port mapping `index`. NULL `sandbox` or an index out of range gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_port_host_port(sandbox: *const podnet_sandbox, index: usize) -> u16 {
-    infallible(0, || port_of(sandbox, index).map_or(0, |p| p.0.host_port))
-}
-
-/// Pod (container) port of port mapping `index`. NULL `sandbox` or an index out of range gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_sandbox_port_container_port(sandbox: *const podnet_sandbox, index: usize) -> u16 {
-    infallible(0, || port_of(sandbox, index).map_or(0, |p| p.0.container_port))
-}
-
-/// Free a sandbox returned by `podnet_node_sandbox_create` or `podnet_node_sandbox_get`. NULL is
-/// accepted (no-op). Never pass a sandbox borrowed from a `podnet_sandbox_list`. Freeing the
-/// object does not delete the pod: that is `podnet_node_sandbox_delete`.
+/// Free a sandbox returned by `podnet_node_sandbox_create`, `podnet_node_sandbox_get` or a
+/// host port call. NULL is accepted (no-op). Never pass a sandbox borrowed from a
+/// `podnet_sandbox_list`. Freeing the object does not delete the pod: that is
+/// `podnet_node_sandbox_delete`.
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_free(sandbox: *mut podnet_sandbox) {
@@ -213,6 +196,7 @@ pub struct podnet_sandbox_list {
 }
 
 impl Castable for podnet_sandbox_list {
+    type Ownership = Owned;
     type RustType = Vec<SandboxObj>;
 }
 
@@ -240,11 +224,25 @@ pub extern "C" fn podnet_sandbox_list_free(list: *mut podnet_sandbox_list) {
     infallible((), || free_owned(list))
 }
 
+/// What `podnet_node_sandbox_check` found, read with `podnet_check_report_get_info`. Grows only at
+/// the end (see `podnet_sandbox_info`). Owned by the report.
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_check_report_info {
+    /// `sizeof(podnet_check_report_info)` as the library knows it.
+    pub struct_size: usize,
+    /// The checked sandbox's id.
+    pub id: *const c_char,
+    /// True when the kernel matches the record (no problems).
+    pub ok: bool,
+    /// One line per difference, e.g. "host veth pn3f2a1c0b9d11 is missing"; none when healthy.
+    pub problems: podnet_string_list,
+}
+
 /// What `podnet_node_sandbox_check` found for one sandbox: one line per difference between the
-/// kernel and the record; none when healthy.
+/// kernel and the record; none when healthy. Read it with `podnet_check_report_get_info`.
 ///
 /// Owned by the caller; free with `podnet_check_report_free`. Immutable: thread-safe to read.
-/// Strings are owned by the report and valid until it is freed.
 pub struct podnet_check_report {
     _private: [u8; 0],
 }
@@ -252,47 +250,41 @@ pub struct podnet_check_report {
 /// The Rust value behind `podnet_check_report`.
 #[derive(Debug)]
 pub(crate) struct CheckReportObj {
-    id: CString,
-    problems: Vec<CString>,
+    info: podnet_check_report_info,
+    _id: Strings,
+    _problems: Strings,
 }
 
 impl Castable for podnet_check_report {
+    type Ownership = Owned;
     type RustType = CheckReportObj;
 }
 
+view!(CheckReportObj => podnet_check_report_info, info);
+
 impl CheckReportObj {
     pub(crate) fn new(r: &CheckReport) -> CheckReportObj {
-        CheckReportObj { id: cstring(r.id.as_str()), problems: strings(&r.problems) }
+        let id = Strings::new([&r.id]);
+        let problems = Strings::new(&r.problems);
+        let id_ptr = id.at(0);
+        CheckReportObj {
+            info: podnet_check_report_info {
+                struct_size: std::mem::size_of::<podnet_check_report_info>(),
+                id: id_ptr,
+                ok: problems.len() == 0,
+                problems: problems.view(),
+            },
+            _id: id,
+            _problems: problems,
+        }
     }
 }
 
-/// The checked sandbox's id. Owned by `report`. NULL gives NULL.
+/// The report's fields, owned by `report`. NULL gives NULL.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn podnet_check_report_id(report: *const podnet_check_report) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(report).map_or(std::ptr::null(), |r| r.id.as_ptr()))
-}
-
-/// True when the kernel matches the record (no problems). NULL gives false.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_check_report_is_ok(report: *const podnet_check_report) -> bool {
-    infallible(false, || try_ref(report).is_some_and(|r| r.problems.is_empty()))
-}
-
-/// Number of problems found. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_check_report_problem_count(report: *const podnet_check_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.problems.len()))
-}
-
-/// Problem `index` (0-based), e.g. "host veth pn3f2a1c0b9d11 is missing". Owned by `report`.
-/// NULL `report` or an index out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_check_report_problem_at(report: *const podnet_check_report, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(report).map_or(std::ptr::null(), |r| at(&r.problems, index)))
+pub extern "C" fn podnet_check_report_get_info(report: *const podnet_check_report) -> *const podnet_check_report_info {
+    infallible(std::ptr::null(), || view_of(report))
 }
 
 /// Free a check report. NULL is accepted (no-op).
@@ -302,10 +294,30 @@ pub extern "C" fn podnet_check_report_free(report: *mut podnet_check_report) {
     infallible((), || free_owned(report))
 }
 
-/// What `podnet_node_gc` removed, and the errors it met (gc keeps going after an error).
+/// What `podnet_node_gc` removed and the errors it went past, read with
+/// `podnet_gc_report_get_info`. Grows only at the end (see `podnet_sandbox_info`). Owned by the
+/// report.
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_gc_report_info {
+    /// `sizeof(podnet_gc_report_info)` as the library knows it.
+    pub struct_size: usize,
+    /// Ids of the sandboxes gc deleted (not in the live list).
+    pub sandboxes: podnet_string_list,
+    /// Orphaned address reservations released ("10.1.0.9").
+    pub ips: podnet_string_list,
+    /// Paths of orphaned netns pins removed.
+    pub netns: podnet_string_list,
+    /// Names of orphaned host veths deleted.
+    pub links: podnet_string_list,
+    /// Errors gc met and went past, one line each.
+    pub errors: podnet_string_list,
+}
+
+/// What `podnet_node_gc` removed, and the errors it met (gc keeps going after an error). Read
+/// it with `podnet_gc_report_get_info`.
 ///
 /// Owned by the caller; free with `podnet_gc_report_free`. Immutable: thread-safe to read.
-/// Strings are owned by the report and valid until it is freed.
 pub struct podnet_gc_report {
     _private: [u8; 0],
 }
@@ -313,97 +325,45 @@ pub struct podnet_gc_report {
 /// The Rust value behind `podnet_gc_report`.
 #[derive(Debug)]
 pub(crate) struct GcReportObj {
-    sandboxes: Vec<CString>,
-    ips: Vec<CString>,
-    netns: Vec<CString>,
-    links: Vec<CString>,
-    errors: Vec<CString>,
+    info: podnet_gc_report_info,
+    _lists: [Strings; 5],
 }
 
 impl Castable for podnet_gc_report {
+    type Ownership = Owned;
     type RustType = GcReportObj;
 }
 
+view!(GcReportObj => podnet_gc_report_info, info);
+
 impl GcReportObj {
     pub(crate) fn new(r: &GcReport) -> GcReportObj {
+        let lists = [
+            Strings::new(&r.sandboxes),
+            Strings::new(&r.ips),
+            Strings::new(r.netns.iter().map(|p| p.to_string_lossy())),
+            Strings::new(&r.links),
+            Strings::new(&r.errors),
+        ];
         GcReportObj {
-            sandboxes: strings(&r.sandboxes),
-            ips: strings(&r.ips),
-            netns: r.netns.iter().map(|p| cstring(p.to_string_lossy())).collect(),
-            links: strings(&r.links),
-            errors: strings(&r.errors),
+            info: podnet_gc_report_info {
+                struct_size: std::mem::size_of::<podnet_gc_report_info>(),
+                sandboxes: lists[0].view(),
+                ips: lists[1].view(),
+                netns: lists[2].view(),
+                links: lists[3].view(),
+                errors: lists[4].view(),
+            },
+            _lists: lists,
         }
     }
 }
 
-/// Number of sandboxes gc deleted (not in the live list). NULL gives 0.
+/// The report's fields, owned by `report`. NULL gives NULL.
 /// Thread-safe.
 #[no_mangle]
-pub extern "C" fn podnet_gc_report_sandbox_count(report: *const podnet_gc_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.sandboxes.len()))
-}
-
-/// Id of deleted sandbox `index`. Owned by `report`. NULL or out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_sandbox_at(report: *const podnet_gc_report, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(report).map_or(std::ptr::null(), |r| at(&r.sandboxes, index)))
-}
-
-/// Number of orphaned address reservations released. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_ip_count(report: *const podnet_gc_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.ips.len()))
-}
-
-/// Released address `index` ("10.1.0.9"). Owned by `report`. NULL or out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_ip_at(report: *const podnet_gc_report, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(report).map_or(std::ptr::null(), |r| at(&r.ips, index)))
-}
-
-/// Number of orphaned netns pins removed. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_netns_count(report: *const podnet_gc_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.netns.len()))
-}
-
-/// Path of removed netns pin `index`. Owned by `report`. NULL or out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_netns_at(report: *const podnet_gc_report, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(report).map_or(std::ptr::null(), |r| at(&r.netns, index)))
-}
-
-/// Number of orphaned host veths deleted. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_link_count(report: *const podnet_gc_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.links.len()))
-}
-
-/// Name of deleted host veth `index`. Owned by `report`. NULL or out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_link_at(report: *const podnet_gc_report, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(report).map_or(std::ptr::null(), |r| at(&r.links, index)))
-}
-
-/// Number of errors gc met and went past. NULL gives 0.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_error_count(report: *const podnet_gc_report) -> usize {
-    infallible(0, || try_ref(report).map_or(0, |r| r.errors.len()))
-}
-
-/// Error `index` as one line of text. Owned by `report`. NULL or out of range gives NULL.
-/// Thread-safe.
-#[no_mangle]
-pub extern "C" fn podnet_gc_report_error_at(report: *const podnet_gc_report, index: usize) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(report).map_or(std::ptr::null(), |r| at(&r.errors, index)))
+pub extern "C" fn podnet_gc_report_get_info(report: *const podnet_gc_report) -> *const podnet_gc_report_info {
+    infallible(std::ptr::null(), || view_of(report))
 }
 
 /// Free a gc report. NULL is accepted (no-op).
@@ -411,4 +371,68 @@ pub extern "C" fn podnet_gc_report_error_at(report: *const podnet_gc_report, ind
 #[no_mangle]
 pub extern "C" fn podnet_gc_report_free(report: *mut podnet_gc_report) {
     infallible((), || free_owned(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use podnet_core::{PodMode, Protocol};
+
+    use super::*;
+    use crate::handle::to_owned_ptr;
+
+    fn text(p: *const c_char) -> Option<String> {
+        // SAFETY: the views' strings are NUL-terminated and live as long as the object.
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_string())
+    }
+
+    fn list(l: podnet_string_list) -> Vec<String> {
+        // SAFETY: a view's list holds `count` valid string pointers.
+        let items = unsafe { std::slice::from_raw_parts(l.items, l.count) };
+        items.iter().map(|p| text(*p).unwrap()).collect()
+    }
+
+    #[test]
+    fn sandbox_view() {
+        let port = |host_ip: Option<&str>, host_port| PortMapping {
+            protocol: Protocol::Udp,
+            host_ip: host_ip.map(|s| s.parse().unwrap()),
+            host_port,
+            container_port: 53,
+        };
+        let sb = Sandbox {
+            id: "web-1".into(),
+            ifname: "eth0".into(),
+            netns_path: "/run/netns/pn-n-web-1".into(),
+            owns_netns: true,
+            host_ifname: "pn0123456789ab".into(),
+            mac: "0a:58:0a:01:00:02".into(),
+            ips: vec!["10.1.0.2/24".parse().unwrap(), "fd00::2/64".parse().unwrap()],
+            gateways: vec!["10.1.0.1".parse().unwrap()],
+            mode: PodMode::Routed,
+            // host IPs on the 2nd and 4th mapping only: each must land on its own mapping
+            ports: vec![port(None, 1), port(Some("10.0.0.1"), 2), port(None, 3), port(Some("fd00::1"), 4)],
+            labels: [("b", "2=two"), ("a", "")].into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        };
+        let obj = to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb));
+        let v = try_ref::<podnet_sandbox_info>(podnet_sandbox_get_info(obj)).unwrap();
+        assert_eq!(v.struct_size, std::mem::size_of::<podnet_sandbox_info>());
+        assert_eq!(text(v.id).unwrap(), "web-1");
+        assert_eq!(text(v.netns_path).unwrap(), "/run/netns/pn-n-web-1");
+        assert_eq!(text(v.mac).unwrap(), "0a:58:0a:01:00:02");
+        assert!(v.owns_netns);
+        assert_eq!(v.mode, podnet_mode::Routed);
+        assert_eq!(list(v.ips), ["10.1.0.2/24", "fd00::2/64"]);
+        assert_eq!(list(v.gateways), ["10.1.0.1"]);
+        assert_eq!(list(v.labels), ["a=", "b=2=two"]);
+        // SAFETY: `ports` holds `port_count` mappings while the sandbox lives.
+        let ports = unsafe { std::slice::from_raw_parts(v.ports, v.port_count) };
+        let got: Vec<(u16, Option<String>)> = ports.iter().map(|p| (p.host_port, text(p.host_ip))).collect();
+        let want = [(1, None), (2, Some("10.0.0.1".into())), (3, None), (4, Some("fd00::1".into()))];
+        assert_eq!(got, want);
+        assert!(ports.iter().all(|p| p.protocol == podnet_protocol::Udp && p.container_port == 53));
+        podnet_sandbox_free(obj);
+        assert!(podnet_sandbox_get_info(std::ptr::null()).is_null());
+    }
 }

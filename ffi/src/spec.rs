@@ -2,19 +2,20 @@
 
 use std::ffi::c_char;
 
-use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec};
+use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};
 
-use crate::call::{fallible, infallible, Call, CallResult};
+use crate::call::{fallible, infallible, with_mut, Call, CallResult};
 use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable};
+use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
 use crate::status::podnet_status;
 
 /// Transport protocol of a host port mapping (values are the IANA protocol numbers).
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum podnet_protocol {
-    /// Returned by accessors given NULL or an index out of range; never accepted by setters.
+    /// Never accepted by setters (0 is never a valid protocol, as in every podnet enum).
+    #[expect(dead_code, reason = "a C value only: Rust never produces it, setters refuse it")]
     Unknown = 0,
     /// TCP.
     Tcp = 6,
@@ -49,6 +50,7 @@ pub struct podnet_sandbox_spec {
 }
 
 impl Castable for podnet_sandbox_spec {
+    type Ownership = Owned;
     type RustType = SandboxSpec;
 }
 
@@ -83,18 +85,6 @@ pub extern "C" fn podnet_sandbox_spec_free(spec: *mut podnet_sandbox_spec) {
     infallible((), || free_owned(spec))
 }
 
-fn with_spec(
-    op: &'static str,
-    spec: *mut podnet_sandbox_spec,
-    err_out: *mut *mut podnet_error,
-    body: impl FnOnce(&Call, &mut SandboxSpec) -> CallResult,
-) -> podnet_status {
-    fallible(op, err_out, |c| {
-        let s = c.obj_mut("spec", spec)?;
-        body(c, s)
-    })
-}
-
 /// Name the pod's interface (default "eth0"): 1..=15 bytes of `[A-Za-z0-9_.-]`.
 ///
 /// On failure the spec is unchanged. Not thread-safe for one spec.
@@ -105,7 +95,7 @@ pub extern "C" fn podnet_sandbox_spec_set_ifname(
     ifname: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_set_ifname", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_set_ifname", "spec", spec, err_out, |c, s| {
         s.ifname = c.ifname("ifname", ifname)?.to_string();
         Ok(())
     })
@@ -123,7 +113,7 @@ pub extern "C" fn podnet_sandbox_spec_set_netns_path(
     path: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_set_netns_path", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_set_netns_path", "spec", spec, err_out, |c, s| {
         s.netns = NetnsSpec::Path(c.path("path", path, true)?.into());
         Ok(())
     })
@@ -142,7 +132,7 @@ pub extern "C" fn podnet_sandbox_spec_add_ip(
     ip: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_add_ip", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_add_ip", "spec", spec, err_out, |c, s| {
         let ip = c.ip("ip", ip)?;
         if s.ips.iter().any(|o| o.is_ipv4() == ip.is_ipv4()) {
             return Err(c.err(podnet_status::InvalidArgument, "at most one requested address per family"));
@@ -163,7 +153,7 @@ pub extern "C" fn podnet_sandbox_spec_add_ip(
 ///
 /// The mappings are installed by `podnet_node_sandbox_create` (a host port already mapped to
 /// another sandbox gives `PODNET_STATUS_CONFLICT`, nothing created) and read back with
-/// `podnet_sandbox_port_count` and the `podnet_sandbox_port_*` accessors.
+/// `podnet_sandbox_info.ports`.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_spec_add_port(
     spec: *mut podnet_sandbox_spec,
@@ -173,7 +163,7 @@ pub extern "C" fn podnet_sandbox_spec_add_port(
     container_port: u16,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_add_port", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_add_port", "spec", spec, err_out, |c, s| {
         let m = port_mapping(c, &s.ports, protocol, host_ip, host_port, container_port)?;
         s.ports.push(m);
         Ok(())
@@ -211,7 +201,7 @@ pub(crate) fn port_mapping(
 /// `PODNET_MODE_ROUTED` (default: the node's mode). A routed pod on a bridge node gets a /32
 /// (/128) address and a host route, and reaches the bridge pods through proxy ARP (proxy NDP);
 /// a bridge pod on a routed node makes the node create its bridge on first use. Read back with
-/// `podnet_sandbox_mode`.
+/// `podnet_sandbox_info.mode`.
 ///
 /// Any other value gives `PODNET_STATUS_INVALID_ARGUMENT` and leaves the spec unchanged.
 /// Not thread-safe for one spec.
@@ -222,10 +212,43 @@ pub extern "C" fn podnet_sandbox_spec_set_mode(
     mode: podnet_mode_code,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_spec("podnet_sandbox_spec_set_mode", spec, err_out, |c, s| {
+    with_mut("podnet_sandbox_spec_set_mode", "spec", spec, err_out, |c, s| {
         let m = podnet_mode::to_core(mode)
             .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
         s.mode = Some(m);
+        Ok(())
+    })
+}
+
+/// Keep a label with the sandbox (pod namespace, name, uid or any metadata the runtime wants
+/// back from `podnet_node_sandbox_list`); a key set again replaces its value. Read back as
+/// "key=value" in `podnet_sandbox_info.labels`.
+///
+/// `key`: 1..=253 bytes of `[A-Za-z0-9_./-]`; `value`: at most 4,096 bytes (may be empty). At
+/// most 64 labels. Errors: `PODNET_STATUS_TOO_LONG` for a key or value over its limit,
+/// `PODNET_STATUS_INVALID_ARGUMENT` for an empty key, a character outside the set, or a 65th
+/// label. On failure the spec is unchanged. Not thread-safe for one spec.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_set_label(
+    spec: *mut podnet_sandbox_spec,
+    key: *const c_char,
+    value: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_mut("podnet_sandbox_spec_set_label", "spec", spec, err_out, |c, s| {
+        let key = c.str("key", key, MAX_LABEL_KEY_LEN)?;
+        let value = c.str("value", value, MAX_LABEL_VALUE_LEN)?;
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_./-".contains(&b)) {
+            return Err(c.err(
+                podnet_status::InvalidArgument,
+                format!("label key {key:?}: 1..={MAX_LABEL_KEY_LEN} bytes of [A-Za-z0-9_./-]"),
+            ));
+        }
+        if !s.labels.contains_key(key) && s.labels.len() >= MAX_LABELS {
+            return Err(c.err(podnet_status::InvalidArgument, format!("at most {MAX_LABELS} labels")));
+        }
+        s.labels.insert(key.to_string(), value.to_string());
         Ok(())
     })
 }

@@ -75,6 +75,7 @@ void test_concurrency(void);
 void test_log_callback(void);
 void test_panic_boundary(void);
 void test_ports(void);
+void test_labels(void);
 void test_bad_input_node(void);
 /* test_cluster.c */
 void test_plan(void);

@@ -15,7 +15,7 @@ int run_b() {
     if (podnet_sandbox_spec_add_port(spec, PODNET_PROTOCOL_TCP, nullptr, 80, 8080, nullptr) != PODNET_STATUS_OK) failed++;
     podnet_sandbox_spec_free(spec);
     podnet_mode mode = PODNET_MODE_ROUTED;
-    if (podnet_sandbox_mode(nullptr) == mode) failed++;
+    if (podnet_sandbox_get_info(nullptr) != nullptr || mode != PODNET_MODE_ROUTED) failed++;
     // Multi-node and planning: new enums and objects from C++.
     podnet_node_config *cfg = nullptr;
     if (podnet_node_config_new("cxx", &cfg, nullptr) != PODNET_STATUS_OK) failed++;
@@ -27,8 +27,9 @@ int run_b() {
     if (podnet_plan_input_new(&in, nullptr) != PODNET_STATUS_OK) failed++;
     if (podnet_plan_input_add_cluster_cidr(in, "10.10.0.0/16", nullptr) != PODNET_STATUS_OK) failed++;
     if (podnet_plan(in, &plan, nullptr) != PODNET_STATUS_OK) failed++;
-    if (podnet_plan_result_pods_per_node(plan) != 254) failed++;
-    podnet_plan_warning w = podnet_plan_result_warning_code_at(plan, 0);
+    const podnet_plan_result_info *info = podnet_plan_result_get_info(plan);
+    if (info->struct_size != sizeof(podnet_plan_result_info) || info->pods_per_node != 254) failed++;
+    podnet_plan_warning w = info->warning_count ? info->warnings[0].code : PODNET_PLAN_WARNING_UNKNOWN;
     if (w != PODNET_PLAN_WARNING_UNKNOWN) failed++;
     podnet_plan_result_free(plan);
     podnet_plan_input_free(in);

@@ -38,23 +38,19 @@ void test_plan(void) {
     CHECK_OK(podnet_plan_input_add_service_cidr(in, "10.0.0.0/16", &err));
     CHECK_OK(podnet_plan(in, &plan, &err));
     CHECK(plan != NULL);
-    CHECK_INT(podnet_plan_result_nodes(plan), 254);
-    CHECK_INT(podnet_plan_result_control_plane(plan), 9);
-    CHECK_INT(podnet_plan_result_workers(plan), 245);
-    CHECK_INT(podnet_plan_result_pods_per_node(plan), 254);
-    CHECK_INT(podnet_plan_result_pod_capacity(plan), 62230);
-    CHECK_INT(podnet_plan_result_service_count(plan), 1);
-    CHECK_STR(podnet_plan_result_service_cidr_at(plan, 0), "10.0.0.0/16");
-    CHECK_INT(podnet_plan_result_service_ips_at(plan, 0), 65534);
-    CHECK(podnet_plan_result_service_cidr_at(plan, 1) == NULL);
-    CHECK_INT(podnet_plan_result_service_ips_at(plan, 1), 0);
+    CHECK_INT(podnet_plan_result_get_info(plan)->nodes, 254);
+    CHECK_INT(podnet_plan_result_get_info(plan)->control_plane, 9);
+    CHECK_INT(podnet_plan_result_get_info(plan)->workers, 245);
+    CHECK_INT(podnet_plan_result_get_info(plan)->pods_per_node, 254);
+    CHECK_INT(podnet_plan_result_get_info(plan)->pod_capacity, 62230);
+    CHECK_INT(podnet_plan_result_get_info(plan)->service_count, 1);
+    CHECK_STR(podnet_plan_result_get_info(plan)->services[0].cidr, "10.0.0.0/16");
+    CHECK_INT(podnet_plan_result_get_info(plan)->services[0].service_ips, 65534);
     /* 256 node CIDRs but 254 machine addresses */
-    CHECK_INT(podnet_plan_result_warning_count(plan), 1);
-    CHECK_INT(podnet_plan_result_warning_code_at(plan, 0), PODNET_PLAN_WARNING_NODE_CIDRS_EXCEED_MACHINES);
-    CHECK(contains(podnet_plan_result_warning_message_at(plan, 0), "10.1.0.0/24"));
-    CHECK_INT(podnet_plan_result_warning_code_at(plan, 1), PODNET_PLAN_WARNING_UNKNOWN);
-    CHECK(podnet_plan_result_warning_message_at(plan, 1) == NULL);
-    json = podnet_plan_result_json(plan);
+    CHECK_INT(podnet_plan_result_get_info(plan)->warning_count, 1);
+    CHECK_INT(podnet_plan_result_get_info(plan)->warnings[0].code, PODNET_PLAN_WARNING_NODE_CIDRS_EXCEED_MACHINES);
+    CHECK(contains(podnet_plan_result_get_info(plan)->warnings[0].message, "10.1.0.0/24"));
+    json = podnet_plan_result_get_info(plan)->json;
     CHECK(json != NULL && json[0] == '{' && strchr(json, '\n') == NULL);
     CHECK(contains(json, "\"pod_capacity\":62230"));
     CHECK(contains(json, "\"workers\":245"));
@@ -65,7 +61,7 @@ void test_plan(void) {
     /* the input is only read: planning again gives the same */
     plan = NULL;
     CHECK_OK(podnet_plan(in, &plan, &err));
-    CHECK_INT(podnet_plan_result_pod_capacity(plan), 62230);
+    CHECK_INT(podnet_plan_result_get_info(plan)->pod_capacity, 62230);
     podnet_plan_result_free(plan);
     podnet_plan_input_free(in);
 
@@ -75,14 +71,14 @@ void test_plan(void) {
     CHECK_OK(podnet_plan_input_add_cluster_cidr(in, "fd00:10::/48", &err));
     CHECK_OK(podnet_plan_input_add_service_cidr(in, "fd00:96::/100", &err));
     CHECK_OK(podnet_plan(in, &plan, &err));
-    CHECK_INT(podnet_plan_result_nodes(plan), 65536);
-    CHECK_INT(podnet_plan_result_workers(plan), 65536);
-    CHECK(podnet_plan_result_pods_per_node(plan) == UINT64_MAX); /* 2^64 - 1 exactly */
-    CHECK(podnet_plan_result_pod_capacity(plan) == UINT64_MAX); /* 2^80 - 2^16: saturated */
-    CHECK(contains(podnet_plan_result_json(plan), "\"pod_capacity\":1208925819614629174640640"));
-    CHECK_INT(podnet_plan_result_service_ips_at(plan, 0), 1048575); /* capped at 2^20 - 1 */
-    CHECK_INT(podnet_plan_result_warning_count(plan), 1);
-    CHECK_INT(podnet_plan_result_warning_code_at(plan, 0), PODNET_PLAN_WARNING_SERVICE_RANGE_CAPPED);
+    CHECK_INT(podnet_plan_result_get_info(plan)->nodes, 65536);
+    CHECK_INT(podnet_plan_result_get_info(plan)->workers, 65536);
+    CHECK(podnet_plan_result_get_info(plan)->pods_per_node == UINT64_MAX); /* 2^64 - 1 exactly */
+    CHECK(podnet_plan_result_get_info(plan)->pod_capacity == UINT64_MAX); /* 2^80 - 2^16: saturated */
+    CHECK(contains(podnet_plan_result_get_info(plan)->json, "\"pod_capacity\":1208925819614629174640640"));
+    CHECK_INT(podnet_plan_result_get_info(plan)->services[0].service_ips, 1048575); /* capped at 2^20 - 1 */
+    CHECK_INT(podnet_plan_result_get_info(plan)->warning_count, 1);
+    CHECK_INT(podnet_plan_result_get_info(plan)->warnings[0].code, PODNET_PLAN_WARNING_SERVICE_RANGE_CAPPED);
     podnet_plan_result_free(plan);
     podnet_plan_input_free(in);
 
@@ -96,13 +92,13 @@ void test_plan(void) {
     CHECK_OK(podnet_plan_input_set_control_plane(in, 300, &err));
     CHECK_OK(podnet_plan_input_add_service_cidr(in, "10.96.0.0/12", &err));
     CHECK_OK(podnet_plan(in, &plan, &err));
-    CHECK_INT(podnet_plan_result_nodes(plan), 256);
-    CHECK_INT(podnet_plan_result_workers(plan), 0);
-    CHECK_INT(podnet_plan_result_pods_per_node(plan), 254); /* the smaller family */
-    CHECK_INT(podnet_plan_result_pod_capacity(plan), 0);
-    CHECK_INT(podnet_plan_result_service_ips_at(plan, 0), 1048574);
-    CHECK_INT(podnet_plan_result_warning_count(plan), 1);
-    CHECK_INT(podnet_plan_result_warning_code_at(plan, 0), PODNET_PLAN_WARNING_CONTROL_PLANE_EXCEEDS_NODES);
+    CHECK_INT(podnet_plan_result_get_info(plan)->nodes, 256);
+    CHECK_INT(podnet_plan_result_get_info(plan)->workers, 0);
+    CHECK_INT(podnet_plan_result_get_info(plan)->pods_per_node, 254); /* the smaller family */
+    CHECK_INT(podnet_plan_result_get_info(plan)->pod_capacity, 0);
+    CHECK_INT(podnet_plan_result_get_info(plan)->services[0].service_ips, 1048574);
+    CHECK_INT(podnet_plan_result_get_info(plan)->warning_count, 1);
+    CHECK_INT(podnet_plan_result_get_info(plan)->warnings[0].code, PODNET_PLAN_WARNING_CONTROL_PLANE_EXCEEDS_NODES);
     podnet_plan_result_free(plan);
     podnet_plan_input_free(in);
 }
@@ -131,12 +127,11 @@ void test_node_cidr_allocator(void) {
     CHECK_INT(podnet_node_cidr_allocator_capacity(a), 256);
     CHECK_INT(podnet_node_cidr_allocator_available(a), 256);
     l = allocate(a);
-    CHECK_INT(podnet_string_list_count(l), 1);
-    CHECK_STR(podnet_string_list_at(l, 0), "10.10.0.0/24");
-    CHECK(podnet_string_list_at(l, 1) == NULL);
+    CHECK_INT(l->count, 1);
+    CHECK_STR(l->items[0], "10.10.0.0/24");
     podnet_string_list_free(l);
     l = allocate(a);
-    CHECK_STR(podnet_string_list_at(l, 0), "10.10.1.0/24");
+    CHECK_STR(l->items[0], "10.10.1.0/24");
     podnet_string_list_free(l);
     CHECK_OK(podnet_node_cidr_allocator_occupy(a, occupy, 1, &err));
     REFUSED(PODNET_STATUS_ALREADY_EXISTS, NULL, podnet_node_cidr_allocator_occupy(a, occupy, 1, &err));
@@ -164,8 +159,8 @@ void test_node_cidr_allocator(void) {
     CHECK_OK(podnet_node_cidr_allocator_is_allocated(b, "10.10.1.0/24", &allocated, &err));
     CHECK(!allocated);
     la = allocate(a), lb = allocate(b);
-    CHECK_STR(podnet_string_list_at(la, 0), "10.10.2.0/24"); /* released 10.10.1.0 is not reused yet */
-    CHECK_STR(podnet_string_list_at(lb, 0), "10.10.2.0/24");
+    CHECK_STR(la->items[0], "10.10.2.0/24"); /* released 10.10.1.0 is not reused yet */
+    CHECK_STR(lb->items[0], "10.10.2.0/24");
     podnet_string_list_free(la);
     podnet_string_list_free(lb);
     podnet_node_cidr_allocator_free(a);
@@ -174,9 +169,9 @@ void test_node_cidr_allocator(void) {
     /* dual-stack: one CIDR per family, primary first; default masks when none are given */
     CHECK_OK(podnet_node_cidr_allocator_new(ds_clusters, 2, ds_masks, 2, NULL, 0, &ds, &err));
     l = allocate(ds);
-    CHECK_INT(podnet_string_list_count(l), 2);
-    CHECK_STR(podnet_string_list_at(l, 0), "10.10.0.0/24");
-    CHECK_STR(podnet_string_list_at(l, 1), "fd00:10::/64");
+    CHECK_INT(l->count, 2);
+    CHECK_STR(l->items[0], "10.10.0.0/24");
+    CHECK_STR(l->items[1], "fd00:10::/64");
     podnet_string_list_free(l);
     podnet_node_cidr_allocator_free(ds);
     ds = NULL;
@@ -495,18 +490,7 @@ void test_bad_input_cluster(void) {
     podnet_service_ip_allocator_free(NULL);
 
     /* accessors on NULL */
-    CHECK_INT(podnet_plan_result_nodes(NULL), 0);
-    CHECK_INT(podnet_plan_result_control_plane(NULL), 0);
-    CHECK_INT(podnet_plan_result_workers(NULL), 0);
-    CHECK_INT(podnet_plan_result_pods_per_node(NULL), 0);
-    CHECK_INT(podnet_plan_result_pod_capacity(NULL), 0);
-    CHECK_INT(podnet_plan_result_service_count(NULL), 0);
-    CHECK(podnet_plan_result_service_cidr_at(NULL, 0) == NULL);
-    CHECK_INT(podnet_plan_result_service_ips_at(NULL, 0), 0);
-    CHECK_INT(podnet_plan_result_warning_count(NULL), 0);
-    CHECK_INT(podnet_plan_result_warning_code_at(NULL, 0), PODNET_PLAN_WARNING_UNKNOWN);
-    CHECK(podnet_plan_result_warning_message_at(NULL, 0) == NULL);
-    CHECK(podnet_plan_result_json(NULL) == NULL);
+    CHECK(podnet_plan_result_get_info(NULL) == NULL);
     CHECK_INT(podnet_node_cidr_allocator_capacity(NULL), 0);
     CHECK_INT(podnet_node_cidr_allocator_available(NULL), 0);
     CHECK(podnet_service_ip_allocator_cidr(NULL) == NULL);
@@ -515,8 +499,6 @@ void test_bad_input_cluster(void) {
     CHECK_INT(podnet_service_ip_allocator_available(NULL), 0);
     CHECK(podnet_bytes_data(NULL) == NULL);
     CHECK_INT(podnet_bytes_len(NULL), 0);
-    CHECK_INT(podnet_string_list_count(NULL), 0);
-    CHECK(podnet_string_list_at(NULL, 0) == NULL);
     podnet_plan_result_free(NULL);
     podnet_bytes_free(NULL);
     podnet_string_list_free(NULL);

@@ -177,31 +177,24 @@ void test_bad_input_multinode_objects(void) {
     REFUSED(ARG, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, mac_multicast, 6, &err));
     REFUSED(ARG, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, mac_zero, 6, &err));
     /* nothing of that changed the peer */
-    CHECK_STR(podnet_peer_name(peer), "n2");
-    CHECK_STR(podnet_peer_underlay_ip(peer), "10.200.0.2");
-    CHECK_INT(podnet_peer_pod_cidr_count(peer), 0);
-    CHECK(starts_with(podnet_peer_vtep_mac(peer), "0e:") && strlen(podnet_peer_vtep_mac(peer)) == 17);
+    CHECK_STR(podnet_peer_get_info(peer)->name, "n2");
+    CHECK_STR(podnet_peer_get_info(peer)->underlay_ip, "10.200.0.2");
+    CHECK_INT(podnet_peer_get_info(peer)->pod_cidrs.count, 0);
+    CHECK(starts_with(podnet_peer_get_info(peer)->vtep_mac, "0e:") && strlen(podnet_peer_get_info(peer)->vtep_mac) == 17);
     CHECK_OK(podnet_peer_add_pod_cidr(peer, "10.244.2.0/24", &err));
     CHECK_OK(podnet_peer_add_pod_cidr(peer, "fd00:244:2::/64", &err));
     CHECK_OK(podnet_peer_add_pod_cidr(peer, "10.244.2.0/24", &err)); /* again: fine */
-    CHECK_INT(podnet_peer_pod_cidr_count(peer), 2);
-    CHECK_STR(podnet_peer_pod_cidr_at(peer, 0), "10.244.2.0/24");
-    CHECK_STR(podnet_peer_pod_cidr_at(peer, 1), "fd00:244:2::/64");
-    CHECK(podnet_peer_pod_cidr_at(peer, 2) == NULL);
+    CHECK_INT(podnet_peer_get_info(peer)->pod_cidrs.count, 2);
+    CHECK_STR(podnet_peer_get_info(peer)->pod_cidrs.items[0], "10.244.2.0/24");
+    CHECK_STR(podnet_peer_get_info(peer)->pod_cidrs.items[1], "fd00:244:2::/64");
     CHECK_OK(podnet_peer_set_vtep_mac(peer, mac_ok, sizeof mac_ok, &err));
-    CHECK_STR(podnet_peer_vtep_mac(peer), "0e:11:22:33:44:55");
+    CHECK_STR(podnet_peer_get_info(peer)->vtep_mac, "0e:11:22:33:44:55");
     podnet_peer_free(peer);
     podnet_peer_free(NULL);
-    CHECK(podnet_peer_name(NULL) == NULL);
-    CHECK(podnet_peer_underlay_ip(NULL) == NULL);
-    CHECK_INT(podnet_peer_pod_cidr_count(NULL), 0);
-    CHECK(podnet_peer_pod_cidr_at(NULL, 0) == NULL);
-    CHECK(podnet_peer_vtep_mac(NULL) == NULL);
+    CHECK(podnet_peer_get_info(NULL) == NULL);
     CHECK_INT(podnet_peer_list_count(NULL), 0);
     CHECK(podnet_peer_list_at(NULL, 0) == NULL);
-    CHECK_INT(podnet_sync_report_peers(NULL), 0);
-    CHECK_INT(podnet_sync_report_added(NULL), 0);
-    CHECK_INT(podnet_sync_report_removed(NULL), 0);
+    CHECK(podnet_sync_report_get_info(NULL) == NULL);
     podnet_peer_list_free(NULL);
     podnet_sync_report_free(NULL);
 
@@ -224,17 +217,9 @@ void test_bad_input_multinode_objects(void) {
     CHECK_INT(podnet_port_list_count(NULL), 0);
     podnet_port_list_free(pl);
     podnet_port_list_free(NULL);
-    CHECK(podnet_port_entry_sandbox_id(NULL) == NULL);
-    CHECK_INT(podnet_port_entry_protocol(NULL), PODNET_PROTOCOL_UNKNOWN);
-    CHECK(podnet_port_entry_host_ip(NULL) == NULL);
-    CHECK_INT(podnet_port_entry_host_port(NULL), 0);
-    CHECK_INT(podnet_port_entry_container_port(NULL), 0);
-    CHECK_INT(podnet_port_entry_pod_ip_count(NULL), 0);
-    CHECK(podnet_port_entry_pod_ip_at(NULL, 0) == NULL);
     CHECK_INT(podnet_port_entry_list_count(NULL), 0);
     CHECK(podnet_port_entry_list_at(NULL, 0) == NULL);
-    CHECK(!podnet_repair_report_table_recreated(NULL));
-    CHECK_INT(podnet_repair_report_ports_restored(NULL), 0);
+    CHECK(podnet_repair_report_get_info(NULL) == NULL);
     podnet_port_entry_list_free(NULL);
     podnet_repair_report_free(NULL);
 }
@@ -316,9 +301,9 @@ void test_sandbox_mode(void) {
     CHECK_OK(podnet_sandbox_spec_set_mode(spec, PODNET_MODE_ROUTED, &err));
     CHECK_OK(podnet_node_sandbox_create(test_node, spec, &sb, &err));
     podnet_sandbox_spec_free(spec);
-    CHECK_INT(podnet_sandbox_mode(sb), PODNET_MODE_ROUTED);
-    CHECK(starts_with(podnet_sandbox_ip_at(sb, 0), "10.88.0.") && strstr(podnet_sandbox_ip_at(sb, 0), "/32") != NULL);
-    CHECK_STR(podnet_sandbox_gateway_at(sb, 0), "169.254.1.1");
+    CHECK_INT(podnet_sandbox_get_info(sb)->mode, PODNET_MODE_ROUTED);
+    CHECK(starts_with(podnet_sandbox_get_info(sb)->ips.items[0], "10.88.0.") && strstr(podnet_sandbox_get_info(sb)->ips.items[0], "/32") != NULL);
+    CHECK_STR(podnet_sandbox_get_info(sb)->gateways.items[0], "169.254.1.1");
     podnet_sandbox_free(sb);
     CHECK_OK(podnet_node_sandbox_delete(test_node, "routed-1", &err));
 }
@@ -401,21 +386,21 @@ void test_peers(void) {
     /* list: sorted by name, everything read back */
     CHECK_OK(podnet_node_peer_list(node, &list, &err));
     CHECK_INT(podnet_peer_list_count(list), 2);
-    CHECK_STR(podnet_peer_name(podnet_peer_list_at(list, 0)), "n2");
-    CHECK_STR(podnet_peer_underlay_ip(podnet_peer_list_at(list, 0)), "10.200.0.2");
-    CHECK_STR(podnet_peer_vtep_mac(podnet_peer_list_at(list, 0)), podnet_peer_vtep_mac(n2));
-    CHECK_STR(podnet_peer_name(podnet_peer_list_at(list, 1)), "n3");
-    CHECK_INT(podnet_peer_pod_cidr_count(podnet_peer_list_at(list, 1)), 1);
-    CHECK_STR(podnet_peer_pod_cidr_at(podnet_peer_list_at(list, 1), 0), "10.244.3.0/24");
-    CHECK_STR(podnet_peer_vtep_mac(podnet_peer_list_at(list, 1)), "0e:00:00:00:00:03");
+    CHECK_STR(podnet_peer_get_info(podnet_peer_list_at(list, 0))->name, "n2");
+    CHECK_STR(podnet_peer_get_info(podnet_peer_list_at(list, 0))->underlay_ip, "10.200.0.2");
+    CHECK_STR(podnet_peer_get_info(podnet_peer_list_at(list, 0))->vtep_mac, podnet_peer_get_info(n2)->vtep_mac);
+    CHECK_STR(podnet_peer_get_info(podnet_peer_list_at(list, 1))->name, "n3");
+    CHECK_INT(podnet_peer_get_info(podnet_peer_list_at(list, 1))->pod_cidrs.count, 1);
+    CHECK_STR(podnet_peer_get_info(podnet_peer_list_at(list, 1))->pod_cidrs.items[0], "10.244.3.0/24");
+    CHECK_STR(podnet_peer_get_info(podnet_peer_list_at(list, 1))->vtep_mac, "0e:00:00:00:00:03");
     CHECK(podnet_peer_list_at(list, 2) == NULL);
 
     /* sync to {n2 (borrowed from the list), n4}: n3's route, neighbour and FDB entry go */
     want[0] = podnet_peer_list_at(list, 0), want[1] = n4;
     CHECK_OK(podnet_node_peers_sync(node, want, 2, &rep, &err));
-    CHECK_INT(podnet_sync_report_peers(rep), 2);
-    CHECK_INT(podnet_sync_report_added(rep), 1);
-    CHECK_INT(podnet_sync_report_removed(rep), 3);
+    CHECK_INT(podnet_sync_report_get_info(rep)->peers, 2);
+    CHECK_INT(podnet_sync_report_get_info(rep)->added, 1);
+    CHECK_INT(podnet_sync_report_get_info(rep)->removed, 3);
     podnet_sync_report_free(rep);
     podnet_peer_list_free(list);
     CHECK(sh_fails(IN_UL "route show 10.244.3.0/24 | grep -q ."));
@@ -423,14 +408,14 @@ void test_peers(void) {
     list = NULL;
     CHECK_OK(podnet_node_peer_list(node, &list, &err));
     CHECK_INT(podnet_peer_list_count(list), 2);
-    CHECK_STR(podnet_peer_name(podnet_peer_list_at(list, 1)), "n4");
+    CHECK_STR(podnet_peer_get_info(podnet_peer_list_at(list, 1))->name, "n4");
     podnet_peer_list_free(list);
     /* converged: a second sync changes nothing */
     want[0] = n2;
     rep = NULL;
     CHECK_OK(podnet_node_peers_sync(node, want, 2, &rep, &err));
-    CHECK_INT(podnet_sync_report_added(rep), 0);
-    CHECK_INT(podnet_sync_report_removed(rep), 0);
+    CHECK_INT(podnet_sync_report_get_info(rep)->added, 0);
+    CHECK_INT(podnet_sync_report_get_info(rep)->removed, 0);
     podnet_sync_report_free(rep);
 
     /* remove: idempotent */
@@ -441,8 +426,8 @@ void test_peers(void) {
     /* sync to nothing: every peer entry goes */
     rep = NULL;
     CHECK_OK(podnet_node_peers_sync(node, NULL, 0, &rep, &err));
-    CHECK_INT(podnet_sync_report_peers(rep), 0);
-    CHECK_INT(podnet_sync_report_removed(rep), 1);
+    CHECK_INT(podnet_sync_report_get_info(rep)->peers, 0);
+    CHECK_INT(podnet_sync_report_get_info(rep)->removed, 1);
     podnet_sync_report_free(rep);
     list = NULL;
     CHECK_OK(podnet_node_peer_list(node, &list, &err));
@@ -476,20 +461,20 @@ void test_host_ports(void) {
     CHECK_OK(podnet_node_sandbox_create(test_node, spec, &b, &err));
     podnet_sandbox_spec_free(spec);
     if (a == NULL || b == NULL) goto out;
-    snprintf(a_ip, sizeof a_ip, "%s", podnet_sandbox_ip_at(a, 0));
+    snprintf(a_ip, sizeof a_ip, "%s", podnet_sandbox_get_info(a)->ips.items[0]);
     if (strchr(a_ip, '/')) *strchr(a_ip, '/') = '\0';
 
     CHECK_OK(podnet_port_list_new(&pa, &err));
     CHECK_OK(podnet_port_list_add(pa, PODNET_PROTOCOL_TCP, NULL, 8081, 80, &err));
     CHECK_OK(podnet_port_list_add(pa, PODNET_PROTOCOL_UDP, "10.88.0.1", 5354, 53, &err));
     CHECK_OK(podnet_node_ports_add(test_node, "hp-1", pa, &sb, &err));
-    CHECK_INT(podnet_sandbox_port_count(sb), 2);
-    CHECK_INT(podnet_sandbox_port_host_port(sb, 0), 8081);
-    CHECK_STR(podnet_sandbox_port_host_ip(sb, 1), "10.88.0.1");
+    CHECK_INT(podnet_sandbox_get_info(sb)->port_count, 2);
+    CHECK_INT(podnet_sandbox_get_info(sb)->ports[0].host_port, 8081);
+    CHECK_STR(podnet_sandbox_get_info(sb)->ports[1].host_ip, "10.88.0.1");
     podnet_sandbox_free(sb);
     sb = NULL;
     CHECK_OK(podnet_node_ports_add(test_node, "hp-1", pa, &sb, &err)); /* again: idempotent */
-    CHECK_INT(podnet_sandbox_port_count(sb), 2);
+    CHECK_INT(podnet_sandbox_get_info(sb)->port_count, 2);
     podnet_sandbox_free(sb);
     CHECK(sh_ok("nft list table inet podnet | grep -q 8081"));
     /* another sandbox cannot take the same host port */
@@ -500,19 +485,18 @@ void test_host_ports(void) {
     CHECK_OK(podnet_node_ports_list(test_node, &list, &err));
     CHECK_INT(podnet_port_entry_list_count(list), 2);
     e = podnet_port_entry_list_at(list, 0);
-    CHECK_STR(podnet_port_entry_sandbox_id(e), "hp-1");
-    CHECK_INT(podnet_port_entry_protocol(e), PODNET_PROTOCOL_TCP);
-    CHECK(podnet_port_entry_host_ip(e) == NULL);
-    CHECK_INT(podnet_port_entry_host_port(e), 8081);
-    CHECK_INT(podnet_port_entry_container_port(e), 80);
-    CHECK_INT(podnet_port_entry_pod_ip_count(e), 1);
-    CHECK_STR(podnet_port_entry_pod_ip_at(e, 0), a_ip);
-    CHECK(podnet_port_entry_pod_ip_at(e, 1) == NULL);
+    CHECK_STR(e->sandbox_id, "hp-1");
+    CHECK_INT(e->mapping.protocol, PODNET_PROTOCOL_TCP);
+    CHECK(e->mapping.host_ip == NULL);
+    CHECK_INT(e->mapping.host_port, 8081);
+    CHECK_INT(e->mapping.container_port, 80);
+    CHECK_INT(e->pod_ips.count, 1);
+    CHECK_STR(e->pod_ips.items[0], a_ip);
     e = podnet_port_entry_list_at(list, 1);
-    CHECK_INT(podnet_port_entry_protocol(e), PODNET_PROTOCOL_UDP);
-    CHECK_STR(podnet_port_entry_host_ip(e), "10.88.0.1");
-    CHECK_INT(podnet_port_entry_host_port(e), 5354);
-    CHECK_INT(podnet_port_entry_container_port(e), 53);
+    CHECK_INT(e->mapping.protocol, PODNET_PROTOCOL_UDP);
+    CHECK_STR(e->mapping.host_ip, "10.88.0.1");
+    CHECK_INT(e->mapping.host_port, 5354);
+    CHECK_INT(e->mapping.container_port, 53);
     CHECK(podnet_port_entry_list_at(list, 2) == NULL);
     podnet_port_entry_list_free(list);
 
@@ -520,38 +504,38 @@ void test_host_ports(void) {
     CHECK(sh_ok("nft delete table inet podnet"));
     CHECK(sh_fails("nft list table inet podnet >/dev/null 2>&1"));
     CHECK_OK(podnet_node_repair(test_node, &rep, &err));
-    CHECK(podnet_repair_report_table_recreated(rep));
-    CHECK_INT(podnet_repair_report_ports_restored(rep), 2);
+    CHECK(podnet_repair_report_get_info(rep)->table_recreated);
+    CHECK_INT(podnet_repair_report_get_info(rep)->ports_restored, 2);
     podnet_repair_report_free(rep);
     CHECK(sh_ok("nft list table inet podnet | grep -q 8081"));
     rep = NULL;
     CHECK_OK(podnet_node_repair(test_node, &rep, &err)); /* healthy: nothing to do */
-    CHECK(!podnet_repair_report_table_recreated(rep));
-    CHECK_INT(podnet_repair_report_ports_restored(rep), 0);
+    CHECK(!podnet_repair_report_get_info(rep)->table_recreated);
+    CHECK_INT(podnet_repair_report_get_info(rep)->ports_restored, 0);
     podnet_repair_report_free(rep);
 
     /* remove the TCP mapping (twice: the retry is fine); then hp-2 may take the port */
     ptcp = ports_of(PODNET_PROTOCOL_TCP, NULL, 8081, 80);
     sb = NULL;
     CHECK_OK(podnet_node_ports_remove(test_node, "hp-1", ptcp, &sb, &err));
-    CHECK_INT(podnet_sandbox_port_count(sb), 1);
-    CHECK_INT(podnet_sandbox_port_protocol(sb, 0), PODNET_PROTOCOL_UDP);
+    CHECK_INT(podnet_sandbox_get_info(sb)->port_count, 1);
+    CHECK_INT(podnet_sandbox_get_info(sb)->ports[0].protocol, PODNET_PROTOCOL_UDP);
     podnet_sandbox_free(sb);
     sb = NULL;
     CHECK_OK(podnet_node_ports_remove(test_node, "hp-1", ptcp, &sb, &err));
-    CHECK_INT(podnet_sandbox_port_count(sb), 1);
+    CHECK_INT(podnet_sandbox_get_info(sb)->port_count, 1);
     podnet_sandbox_free(sb);
     podnet_port_list_free(ptcp);
     sb = NULL;
     CHECK_OK(podnet_node_ports_add(test_node, "hp-2", pb, &sb, &err));
-    CHECK_INT(podnet_sandbox_port_count(sb), 1);
-    CHECK_INT(podnet_sandbox_port_container_port(sb, 0), 81);
+    CHECK_INT(podnet_sandbox_get_info(sb)->port_count, 1);
+    CHECK_INT(podnet_sandbox_get_info(sb)->ports[0].container_port, 81);
     podnet_sandbox_free(sb);
     list = NULL;
     CHECK_OK(podnet_node_ports_list(test_node, &list, &err));
     CHECK_INT(podnet_port_entry_list_count(list), 2);
-    CHECK_STR(podnet_port_entry_sandbox_id(podnet_port_entry_list_at(list, 0)), "hp-1");
-    CHECK_STR(podnet_port_entry_sandbox_id(podnet_port_entry_list_at(list, 1)), "hp-2");
+    CHECK_STR(podnet_port_entry_list_at(list, 0)->sandbox_id, "hp-1");
+    CHECK_STR(podnet_port_entry_list_at(list, 1)->sandbox_id, "hp-2");
     podnet_port_entry_list_free(list);
 out:
     CHECK_OK(podnet_node_sandbox_delete(test_node, "hp-1", &err));

@@ -52,28 +52,25 @@ void test_node_lifecycle(void) {
     a = create("life-1");
     CHECK(a != NULL);
     if (a == NULL) return;
-    CHECK_STR(podnet_sandbox_id(a), "life-1");
-    CHECK_STR(podnet_sandbox_ifname(a), "eth0");
-    CHECK_STR(podnet_sandbox_netns_path(a), "/run/netns/pn-ctest-life-1");
-    CHECK(podnet_sandbox_owns_netns(a));
-    CHECK(starts_with(podnet_sandbox_host_ifname(a), "pn") && strlen(podnet_sandbox_host_ifname(a)) == 14);
-    CHECK(starts_with(podnet_sandbox_mac(a), "0a:58:0a:58:00:") && strlen(podnet_sandbox_mac(a)) == 17);
-    CHECK_INT(podnet_sandbox_mode(a), PODNET_MODE_BRIDGE);
-    CHECK_INT(podnet_sandbox_ip_count(a), 1);
-    CHECK(starts_with(podnet_sandbox_ip_at(a, 0), "10.88.0.") && ends_with(podnet_sandbox_ip_at(a, 0), "/24"));
-    CHECK(podnet_sandbox_ip_at(a, 1) == NULL);
-    CHECK(podnet_sandbox_ip_at(a, (size_t)-1) == NULL);
-    CHECK_INT(podnet_sandbox_gateway_count(a), 1);
-    CHECK_STR(podnet_sandbox_gateway_at(a, 0), "10.88.0.1");
-    CHECK(podnet_sandbox_gateway_at(a, 1) == NULL);
-    snprintf(netns_a, sizeof netns_a, "%s", podnet_sandbox_netns_path(a));
+    CHECK_STR(podnet_sandbox_get_info(a)->id, "life-1");
+    CHECK_STR(podnet_sandbox_get_info(a)->ifname, "eth0");
+    CHECK_STR(podnet_sandbox_get_info(a)->netns_path, "/run/netns/pn-ctest-life-1");
+    CHECK(podnet_sandbox_get_info(a)->owns_netns);
+    CHECK(starts_with(podnet_sandbox_get_info(a)->host_ifname, "pn") && strlen(podnet_sandbox_get_info(a)->host_ifname) == 14);
+    CHECK(starts_with(podnet_sandbox_get_info(a)->mac, "0a:58:0a:58:00:") && strlen(podnet_sandbox_get_info(a)->mac) == 17);
+    CHECK_INT(podnet_sandbox_get_info(a)->mode, PODNET_MODE_BRIDGE);
+    CHECK_INT(podnet_sandbox_get_info(a)->ips.count, 1);
+    CHECK(starts_with(podnet_sandbox_get_info(a)->ips.items[0], "10.88.0.") && ends_with(podnet_sandbox_get_info(a)->ips.items[0], "/24"));
+    CHECK_INT(podnet_sandbox_get_info(a)->gateways.count, 1);
+    CHECK_STR(podnet_sandbox_get_info(a)->gateways.items[0], "10.88.0.1");
+    snprintf(netns_a, sizeof netns_a, "%s", podnet_sandbox_get_info(a)->netns_path);
     CHECK(access(netns_a, F_OK) == 0);
 
     /* get returns the record */
     CHECK_OK(podnet_node_sandbox_get(test_node, "life-1", &got, &err));
-    CHECK_STR(podnet_sandbox_ip_at(got, 0), podnet_sandbox_ip_at(a, 0));
-    CHECK_STR(podnet_sandbox_host_ifname(got), podnet_sandbox_host_ifname(a));
-    CHECK_STR(podnet_sandbox_mac(got), podnet_sandbox_mac(a));
+    CHECK_STR(podnet_sandbox_get_info(got)->ips.items[0], podnet_sandbox_get_info(a)->ips.items[0]);
+    CHECK_STR(podnet_sandbox_get_info(got)->host_ifname, podnet_sandbox_get_info(a)->host_ifname);
+    CHECK_STR(podnet_sandbox_get_info(got)->mac, podnet_sandbox_get_info(a)->mac);
     podnet_sandbox_free(got);
 
     /* a second pod with its own interface name and a requested address */
@@ -82,28 +79,27 @@ void test_node_lifecycle(void) {
     CHECK_OK(podnet_sandbox_spec_add_ip(spec, "10.88.0.200", &err));
     CHECK_OK(podnet_node_sandbox_create(test_node, spec, &b, &err));
     podnet_sandbox_spec_free(spec);
-    CHECK_STR(podnet_sandbox_ifname(b), "net1");
-    CHECK_STR(podnet_sandbox_ip_at(b, 0), "10.88.0.200/24");
+    CHECK_STR(podnet_sandbox_get_info(b)->ifname, "net1");
+    CHECK_STR(podnet_sandbox_get_info(b)->ips.items[0], "10.88.0.200/24");
 
     /* list: sorted by id, elements borrowed */
     CHECK_OK(podnet_node_sandbox_list(test_node, &list, &err));
     CHECK_INT(podnet_sandbox_list_count(list), 2);
     for (i = 0; i < podnet_sandbox_list_count(list); i++) {
         const podnet_sandbox *s = podnet_sandbox_list_at(list, i);
-        if (strcmp(podnet_sandbox_id(s), "life-1") == 0) found |= 1;
-        if (strcmp(podnet_sandbox_id(s), "life-2") == 0) found |= 2;
+        if (strcmp(podnet_sandbox_get_info(s)->id, "life-1") == 0) found |= 1;
+        if (strcmp(podnet_sandbox_get_info(s)->id, "life-2") == 0) found |= 2;
     }
     CHECK_INT(found, 3);
-    CHECK_STR(podnet_sandbox_id(podnet_sandbox_list_at(list, 0)), "life-1");
+    CHECK_STR(podnet_sandbox_get_info(podnet_sandbox_list_at(list, 0))->id, "life-1");
     CHECK(podnet_sandbox_list_at(list, 2) == NULL);
     podnet_sandbox_list_free(list);
 
     /* check: healthy */
     CHECK_OK(podnet_node_sandbox_check(test_node, "life-1", &report, &err));
-    CHECK_STR(podnet_check_report_id(report), "life-1");
-    CHECK(podnet_check_report_is_ok(report));
-    CHECK_INT(podnet_check_report_problem_count(report), 0);
-    CHECK(podnet_check_report_problem_at(report, 0) == NULL);
+    CHECK_STR(podnet_check_report_get_info(report)->id, "life-1");
+    CHECK(podnet_check_report_get_info(report)->ok);
+    CHECK_INT(podnet_check_report_get_info(report)->problems.count, 0);
     podnet_check_report_free(report);
 
     /* delete: gone, idempotent */
@@ -116,7 +112,7 @@ void test_node_lifecycle(void) {
     CHECK(access(netns_a, F_OK) != 0);
     CHECK_INT(list_count(), 0);
     /* the objects outlive the pods they describe */
-    CHECK_STR(podnet_sandbox_id(a), "life-1");
+    CHECK_STR(podnet_sandbox_get_info(a)->id, "life-1");
     podnet_sandbox_free(a);
     podnet_sandbox_free(b);
 }
@@ -125,8 +121,8 @@ void test_idempotence(void) {
     podnet_sandbox *a = create("same-1"), *again = create("same-1"), *sb = NULL;
     podnet_sandbox_spec *spec = NULL;
     CHECK(a != NULL && again != NULL);
-    CHECK_STR(podnet_sandbox_ip_at(again, 0), podnet_sandbox_ip_at(a, 0));
-    CHECK_STR(podnet_sandbox_host_ifname(again), podnet_sandbox_host_ifname(a));
+    CHECK_STR(podnet_sandbox_get_info(again)->ips.items[0], podnet_sandbox_get_info(a)->ips.items[0]);
+    CHECK_STR(podnet_sandbox_get_info(again)->host_ifname, podnet_sandbox_get_info(a)->host_ifname);
     /* the same id with a different spec */
     CHECK_OK(podnet_sandbox_spec_new("same-1", &spec, &err));
     CHECK_OK(podnet_sandbox_spec_set_ifname(spec, "eth9", &err));
@@ -143,6 +139,44 @@ void test_idempotence(void) {
     CHECK(a != NULL);
     podnet_sandbox_free(a);
     CHECK_OK(podnet_node_sandbox_delete(test_node, "same-1", &err));
+    CHECK_INT(list_count(), 0);
+}
+
+/* Labels: kept with the sandbox, read back sorted by key as "key=value" (from get and list). */
+void test_labels(void) {
+    podnet_sandbox_spec *spec = NULL;
+    podnet_sandbox *sb = NULL, *got = NULL;
+    podnet_sandbox_list *list = NULL;
+    const podnet_sandbox_info *info;
+    char key[300];
+    CHECK_OK(podnet_sandbox_spec_new("label-1", &spec, &err));
+    CHECK_OK(podnet_sandbox_spec_set_label(spec, "k8s.pod.name", "web-0", &err));
+    CHECK_OK(podnet_sandbox_spec_set_label(spec, "k8s.pod.namespace", "shop", &err));
+    CHECK_OK(podnet_sandbox_spec_set_label(spec, "k8s.pod.name", "web-1", &err)); /* replaces */
+    CHECK_OK(podnet_sandbox_spec_set_label(spec, "empty", "", &err));
+    REFUSED(PODNET_STATUS_INVALID_ARGUMENT, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, "a=b", "x", &err));
+    REFUSED(PODNET_STATUS_INVALID_ARGUMENT, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, "", "x", &err));
+    REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, "k", NULL, &err));
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    REFUSED(PODNET_STATUS_TOO_LONG, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, key, "x", &err));
+    CHECK_OK(podnet_node_sandbox_create(test_node, spec, &sb, &err));
+    podnet_sandbox_spec_free(spec);
+    info = podnet_sandbox_get_info(sb);
+    CHECK(info != NULL && info->struct_size == sizeof(podnet_sandbox_info));
+    CHECK_INT(info->labels.count, 3);
+    CHECK_STR(info->labels.items[0], "empty=");
+    CHECK_STR(info->labels.items[1], "k8s.pod.name=web-1");
+    CHECK_STR(info->labels.items[2], "k8s.pod.namespace=shop");
+    CHECK_OK(podnet_node_sandbox_get(test_node, "label-1", &got, &err));
+    CHECK_INT(podnet_sandbox_get_info(got)->labels.count, 3);
+    CHECK_STR(podnet_sandbox_get_info(got)->labels.items[1], "k8s.pod.name=web-1");
+    CHECK_OK(podnet_node_sandbox_list(test_node, &list, &err));
+    CHECK_STR(podnet_sandbox_get_info(podnet_sandbox_list_at(list, 0))->labels.items[2], "k8s.pod.namespace=shop");
+    podnet_sandbox_list_free(list);
+    podnet_sandbox_free(got);
+    podnet_sandbox_free(sb);
+    CHECK_OK(podnet_node_sandbox_delete(test_node, "label-1", &err));
     CHECK_INT(list_count(), 0);
 }
 
@@ -169,18 +203,16 @@ void test_ports(void) {
     CHECK_INT(st, PODNET_STATUS_OK);
     podnet_error_free(err);
     CHECK_OK(podnet_node_sandbox_get(test_node, "port-1", &got, &err));
-    CHECK_INT(podnet_sandbox_port_count(got), 2);
-    CHECK_INT(podnet_sandbox_port_protocol(got, 0), PODNET_PROTOCOL_TCP);
-    CHECK(podnet_sandbox_port_host_ip(got, 0) == NULL);
-    CHECK_INT(podnet_sandbox_port_host_port(got, 0), 8080);
-    CHECK_INT(podnet_sandbox_port_container_port(got, 0), 80);
-    CHECK_INT(podnet_sandbox_port_protocol(got, 1), PODNET_PROTOCOL_UDP);
-    CHECK_STR(podnet_sandbox_port_host_ip(got, 1), "10.88.0.1");
-    CHECK_INT(podnet_sandbox_port_host_port(got, 1), 5353);
-    CHECK_INT(podnet_sandbox_port_container_port(got, 1), 53);
-    CHECK_INT(podnet_sandbox_port_protocol(got, 2), PODNET_PROTOCOL_UNKNOWN);
-    CHECK_INT(podnet_sandbox_port_host_port(got, 2), 0);
-    CHECK_INT(podnet_sandbox_port_count(sb), 2);
+    CHECK_INT(podnet_sandbox_get_info(got)->port_count, 2);
+    CHECK_INT(podnet_sandbox_get_info(got)->ports[0].protocol, PODNET_PROTOCOL_TCP);
+    CHECK(podnet_sandbox_get_info(got)->ports[0].host_ip == NULL);
+    CHECK_INT(podnet_sandbox_get_info(got)->ports[0].host_port, 8080);
+    CHECK_INT(podnet_sandbox_get_info(got)->ports[0].container_port, 80);
+    CHECK_INT(podnet_sandbox_get_info(got)->ports[1].protocol, PODNET_PROTOCOL_UDP);
+    CHECK_STR(podnet_sandbox_get_info(got)->ports[1].host_ip, "10.88.0.1");
+    CHECK_INT(podnet_sandbox_get_info(got)->ports[1].host_port, 5353);
+    CHECK_INT(podnet_sandbox_get_info(got)->ports[1].container_port, 53);
+    CHECK_INT(podnet_sandbox_get_info(sb)->port_count, 2);
     CHECK_OK(podnet_node_sandbox_delete(test_node, "port-1", &err));
     podnet_sandbox_free(sb);
     podnet_sandbox_free(got);
@@ -196,25 +228,24 @@ void test_gc(void) {
     s = create("gc-b"), podnet_sandbox_free(s);
     s = create("gc-c"), podnet_sandbox_free(s);
     CHECK_OK(podnet_node_gc(test_node, live, 1, &rep, &err));
-    CHECK_INT(podnet_gc_report_sandbox_count(rep), 2);
-    for (i = 0; i < podnet_gc_report_sandbox_count(rep); i++) {
-        const char *id = podnet_gc_report_sandbox_at(rep, i);
+    CHECK_INT(podnet_gc_report_get_info(rep)->sandboxes.count, 2);
+    for (i = 0; i < podnet_gc_report_get_info(rep)->sandboxes.count; i++) {
+        const char *id = podnet_gc_report_get_info(rep)->sandboxes.items[i];
         if (strcmp(id, "gc-b") == 0) seen |= 1;
         if (strcmp(id, "gc-c") == 0) seen |= 2;
     }
     CHECK_INT(seen, 3);
-    CHECK(podnet_gc_report_sandbox_at(rep, 2) == NULL);
-    CHECK_INT(podnet_gc_report_error_count(rep), 0);
-    CHECK_INT(podnet_gc_report_ip_count(rep), 0);
-    CHECK_INT(podnet_gc_report_netns_count(rep), 0);
-    (void)podnet_gc_report_link_count(rep); /* veths of just-deleted pods may still be dying */
+    CHECK_INT(podnet_gc_report_get_info(rep)->errors.count, 0);
+    CHECK_INT(podnet_gc_report_get_info(rep)->ips.count, 0);
+    CHECK_INT(podnet_gc_report_get_info(rep)->netns.count, 0);
+    (void)podnet_gc_report_get_info(rep)->links.count; /* veths of just-deleted pods may still be dying */
     podnet_gc_report_free(rep);
     CHECK_INT(list_count(), 1);
     /* no live ids: NULL with 0 is allowed, everything goes */
     rep = NULL;
     CHECK_OK(podnet_node_gc(test_node, NULL, 0, &rep, &err));
-    CHECK_INT(podnet_gc_report_sandbox_count(rep), 1);
-    CHECK_STR(podnet_gc_report_sandbox_at(rep, 0), "gc-a");
+    CHECK_INT(podnet_gc_report_get_info(rep)->sandboxes.count, 1);
+    CHECK_STR(podnet_gc_report_get_info(rep)->sandboxes.items[0], "gc-a");
     podnet_gc_report_free(rep);
     CHECK_INT(list_count(), 0);
 }
@@ -314,11 +345,11 @@ void test_bad_input_node(void) {
     CHECK_INT(list_count(), before);
     sb = NULL;
     CHECK_OK(podnet_node_sandbox_get(test_node, "keep-1", &sb, &err));
-    CHECK_STR(podnet_sandbox_ip_at(sb, 0), podnet_sandbox_ip_at(keep, 0));
+    CHECK_STR(podnet_sandbox_get_info(sb)->ips.items[0], podnet_sandbox_get_info(keep)->ips.items[0]);
     podnet_sandbox_free(sb);
     report = NULL;
     CHECK_OK(podnet_node_sandbox_check(test_node, "keep-1", &report, &err));
-    CHECK(podnet_check_report_is_ok(report));
+    CHECK(podnet_check_report_get_info(report)->ok);
     podnet_check_report_free(report);
     CHECK(access("/run/netns/pn-ctest-bad-2", F_OK) != 0);
     CHECK_OK(podnet_node_sandbox_delete(test_node, "keep-1", &err));
@@ -349,7 +380,7 @@ static void *create_worker(void *arg) {
             fprintf(stderr, "  create %s: %s\n", id, podnet_error_message(err));
             w->failures++;
         } else {
-            snprintf(w->ips[i], sizeof w->ips[i], "%s", podnet_sandbox_ip_at(sb, 0));
+            snprintf(w->ips[i], sizeof w->ips[i], "%s", podnet_sandbox_get_info(sb)->ips.items[0]);
         }
         podnet_error_free(err);
         podnet_sandbox_free(sb);
@@ -430,7 +461,7 @@ void test_log_callback(void) {
     a = create("log-1");
     b = create("log-1"); /* same spec again: a debug record inside the create span */
     /* ask for log-1's address: allocation fails, create rolls back with a warning */
-    snprintf(taken, sizeof taken, "%s", podnet_sandbox_ip_at(a, 0));
+    snprintf(taken, sizeof taken, "%s", podnet_sandbox_get_info(a)->ips.items[0]);
     if (strchr(taken, '/')) *strchr(taken, '/') = '\0';
     CHECK_OK(podnet_sandbox_spec_new("log-2", &spec, &err));
     CHECK_OK(podnet_sandbox_spec_add_ip(spec, taken, &err));

@@ -25,8 +25,8 @@ int main(void) {
             podnet_plan_input_add_cluster_cidr(in, "10.10.0.0/16", NULL) != PODNET_STATUS_OK ||
             podnet_plan_input_set_machine_subnet(in, "10.1.0.0/24", NULL) != PODNET_STATUS_OK ||
             podnet_plan_input_set_control_plane(in, 9, NULL) != PODNET_STATUS_OK ||
-            podnet_plan(in, &plan, NULL) != PODNET_STATUS_OK || podnet_plan_result_pod_capacity(plan) != 62230 ||
-            strstr(podnet_plan_result_json(plan), "\"workers\":245") == NULL)
+            podnet_plan(in, &plan, NULL) != PODNET_STATUS_OK || podnet_plan_result_get_info(plan)->pod_capacity != 62230 ||
+            strstr(podnet_plan_result_get_info(plan)->json, "\"workers\":245") == NULL)
             failed++;
         podnet_plan_result_free(plan);
         podnet_plan_input_free(in);

@@ -1,4 +1,4 @@
-package podnet
+package cluster
 
 /*
 #include <stdlib.h>
@@ -7,9 +7,9 @@ package podnet
 import "C"
 
 import (
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 	"net/netip"
 	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -24,8 +24,7 @@ import (
 // IPv6): round-robin, like Kubernetes' range allocator. It never hands out a CIDR
 // overlapping the service ranges it was built with.
 type NodeCIDRAllocator struct {
-	mu  sync.RWMutex
-	ptr *C.podnet_node_cidr_allocator
+	h *cabi.Handle[*C.podnet_node_cidr_allocator]
 }
 
 // NewNodeCIDRAllocator creates an empty allocator. clusterCIDRs: one, or one IPv4 and one
@@ -38,12 +37,12 @@ func NewNodeCIDRAllocator(clusterCIDRs []netip.Prefix, nodeMasks []uint8, servic
 	if err != nil {
 		return nil, err
 	}
-	defer cluster.free()
+	defer cluster.Free()
 	services, err := cPrefixes(op, "service CIDR", serviceCIDRs)
 	if err != nil {
 		return nil, err
 	}
-	defer services.free()
+	defer services.Free()
 	var masks *C.uint8_t
 	if len(nodeMasks) > 0 {
 		// Pointer-free Go memory: C may read it during the call.
@@ -51,8 +50,8 @@ func NewNodeCIDRAllocator(clusterCIDRs []netip.Prefix, nodeMasks []uint8, servic
 	}
 	var ptr *C.podnet_node_cidr_allocator
 	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_new(cluster.ptr(), C.size_t(len(cluster)), masks, C.size_t(len(nodeMasks)),
-		services.ptr(), C.size_t(len(services)), &ptr, &cerr)
+	st := C.podnet_node_cidr_allocator_new(cluster.ptr(), C.size_t(len(cluster.CStrings)), masks, C.size_t(len(nodeMasks)),
+		services.ptr(), C.size_t(len(services.CStrings)), &ptr, &cerr)
 	runtime.KeepAlive(nodeMasks)
 	if err := takeError(st, cerr, "podnet_node_cidr_allocator_new"); err != nil {
 		return nil, err
@@ -74,9 +73,7 @@ func NodeCIDRAllocatorFromBytes(data []byte) (*NodeCIDRAllocator, error) {
 }
 
 func newNodeCIDRAllocator(ptr *C.podnet_node_cidr_allocator) *NodeCIDRAllocator {
-	a := &NodeCIDRAllocator{ptr: ptr}
-	runtime.SetFinalizer(a, (*NodeCIDRAllocator).Close)
-	return a
+	return &NodeCIDRAllocator{h: cabi.NewHandle(ptr, func(p *C.podnet_node_cidr_allocator) { C.podnet_node_cidr_allocator_free(p) })}
 }
 
 // Close frees the allocator. Idempotent; always nil.
@@ -84,57 +81,21 @@ func (a *NodeCIDRAllocator) Close() error {
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ptr != nil {
-		runtime.SetFinalizer(a, nil)
-		C.podnet_node_cidr_allocator_free(a.ptr)
-		a.ptr = nil
-	}
-	return nil
-}
-
-// read and write lock the allocator for one call and return its pointer, or ErrClosed.
-func (a *NodeCIDRAllocator) read() (*C.podnet_node_cidr_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.RLock()
-	if a.ptr == nil {
-		a.mu.RUnlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.RUnlock(); runtime.KeepAlive(a) }, nil
-}
-
-func (a *NodeCIDRAllocator) write() (*C.podnet_node_cidr_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.Lock()
-	if a.ptr == nil {
-		a.mu.Unlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.Unlock(); runtime.KeepAlive(a) }, nil
+	return a.h.Close()
 }
 
 // Allocate hands out one node CIDR per family for a new node, primary family first (its
 // spec.podCIDRs). All or nothing: ErrExhausted when one family has none left.
 func (a *NodeCIDRAllocator) Allocate() ([]netip.Prefix, error) {
-	ptr, done, err := a.write()
+	var list *C.podnet_string_list
+	err := call(a.h, true, "podnet_node_cidr_allocator_allocate", func(ptr *C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_cidr_allocator_allocate(ptr, &list, cerr)
+	})
 	if err != nil {
 		return nil, err
 	}
-	var list *C.podnet_string_list
-	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_allocate(ptr, &list, &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_node_cidr_allocator_allocate"); err != nil {
-		return nil, err
-	}
 	defer C.podnet_string_list_free(list)
-	return prefixesOf("Allocate", list)
+	return parsePrefixes("Allocate", cabi.GoStrings(unsafe.Pointer(list.items), int(list.count)))
 }
 
 // Occupy marks node CIDRs as allocated (adopting an existing node's spec.podCIDRs): at least
@@ -144,15 +105,11 @@ func (a *NodeCIDRAllocator) Occupy(cidrs ...netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	defer cs.free()
-	ptr, done, err := a.write()
-	if err != nil {
-		return err
-	}
-	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_occupy(ptr, cs.ptr(), C.size_t(len(cs)), &cerr)
-	done()
-	return takeError(st, cerr, "podnet_node_cidr_allocator_occupy")
+	defer cs.Free()
+	err = call(a.h, true, "podnet_node_cidr_allocator_occupy", func(ptr *C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_cidr_allocator_occupy(ptr, cs.ptr(), C.size_t(len(cs.CStrings)), cerr)
+	})
+	return err
 }
 
 // Release frees node CIDRs (a deleted node's), at most one per family, and returns how many
@@ -162,16 +119,12 @@ func (a *NodeCIDRAllocator) Release(cidrs ...netip.Prefix) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer cs.free()
-	ptr, done, err := a.write()
-	if err != nil {
-		return 0, err
-	}
+	defer cs.Free()
 	var released C.size_t
-	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_release(ptr, cs.ptr(), C.size_t(len(cs)), &released, &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_node_cidr_allocator_release"); err != nil {
+	err = call(a.h, true, "podnet_node_cidr_allocator_release", func(ptr *C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_cidr_allocator_release(ptr, cs.ptr(), C.size_t(len(cs.CStrings)), &released, cerr)
+	})
+	if err != nil {
 		return 0, err
 	}
 	return int(released), nil
@@ -184,16 +137,12 @@ func (a *NodeCIDRAllocator) IsAllocated(cidr netip.Prefix) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer cs.free()
-	ptr, done, err := a.read()
-	if err != nil {
-		return false, err
-	}
+	defer cs.Free()
 	var allocated C.bool
-	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_is_allocated(ptr, cs[0], &allocated, &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_node_cidr_allocator_is_allocated"); err != nil {
+	err = call(a.h, false, "podnet_node_cidr_allocator_is_allocated", func(ptr *C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_cidr_allocator_is_allocated(ptr, (*C.char)(cs.CStrings[0]), &allocated, cerr)
+	})
+	if err != nil {
 		return false, err
 	}
 	return bool(allocated), nil
@@ -202,38 +151,24 @@ func (a *NodeCIDRAllocator) IsAllocated(cidr netip.Prefix) (bool, error) {
 // Capacity is how many nodes get a full set of node CIDRs from an empty allocator (0 after
 // Close).
 func (a *NodeCIDRAllocator) Capacity() uint64 {
-	ptr, done, err := a.read()
-	if err != nil {
-		return 0
-	}
-	defer done()
-	return uint64(C.podnet_node_cidr_allocator_capacity(ptr))
+	return count(a.h, func(p *C.podnet_node_cidr_allocator) C.uint64_t { return C.podnet_node_cidr_allocator_capacity(p) })
 }
 
 // Available is how many more Allocate calls succeed now (0 after Close).
 func (a *NodeCIDRAllocator) Available() uint64 {
-	ptr, done, err := a.read()
-	if err != nil {
-		return 0
-	}
-	defer done()
-	return uint64(C.podnet_node_cidr_allocator_available(ptr))
+	return count(a.h, func(p *C.podnet_node_cidr_allocator) C.uint64_t { return C.podnet_node_cidr_allocator_available(p) })
 }
 
 // MarshalBinary saves the allocator's state (ranges, node masks, allocations, round-robin
 // positions): a versioned header, JSON configuration, one bitmap per family and a CRC-32.
 // NodeCIDRAllocatorFromBytes restores it.
 func (a *NodeCIDRAllocator) MarshalBinary() ([]byte, error) {
-	ptr, done, err := a.read()
+	var b *C.podnet_bytes
+	err := call(a.h, false, "podnet_node_cidr_allocator_to_bytes", func(ptr *C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_cidr_allocator_to_bytes(ptr, &b, cerr)
+	})
 	if err != nil {
 		return nil, err
 	}
-	var b *C.podnet_bytes
-	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_to_bytes(ptr, &b, &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_node_cidr_allocator_to_bytes"); err != nil {
-		return nil, err
-	}
-	return takeBytes(b), nil
+	return cabi.TakeBytes(unsafe.Pointer(b)), nil
 }

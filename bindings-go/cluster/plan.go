@@ -1,4 +1,4 @@
-package podnet
+package cluster
 
 /*
 #include <stdlib.h>
@@ -7,6 +7,7 @@ package podnet
 import "C"
 
 import (
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 	"math"
 	"net/netip"
 	"strconv"
@@ -128,7 +129,7 @@ func Plan(in PlanInput) (*PlanResult, error) {
 	defer C.podnet_plan_input_free(input)
 	addPrefix := func(what string, p netip.Prefix, add func(*C.char) C.podnet_status, cop string) error {
 		if !p.IsValid() {
-			return argError(CodeInvalidAddress, op, "invalid %s %v", what, p)
+			return argError(cabi.CodeInvalidAddress, op, "invalid %s %v", what, p)
 		}
 		cs := C.CString(p.String())
 		defer C.free(unsafe.Pointer(cs))
@@ -176,30 +177,5 @@ func Plan(in PlanInput) (*PlanResult, error) {
 		return nil, err
 	}
 	defer C.podnet_plan_result_free(plan)
-	r := &PlanResult{
-		Nodes:        uint64(C.podnet_plan_result_nodes(plan)),
-		ControlPlane: uint64(C.podnet_plan_result_control_plane(plan)),
-		Workers:      uint64(C.podnet_plan_result_workers(plan)),
-		PodsPerNode:  uint64(C.podnet_plan_result_pods_per_node(plan)),
-		PodCapacity:  uint64(C.podnet_plan_result_pod_capacity(plan)),
-		JSON:         goString(C.podnet_plan_result_json(plan)),
-	}
-	for i, n := 0, int(C.podnet_plan_result_service_count(plan)); i < n; i++ {
-		s := goString(C.podnet_plan_result_service_cidr_at(plan, C.size_t(i)))
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, internalError(op, "service range %q: %v", s, err)
-		}
-		r.Services = append(r.Services, PlanService{
-			CIDR: p,
-			IPs:  uint64(C.podnet_plan_result_service_ips_at(plan, C.size_t(i))),
-		})
-	}
-	for i, n := 0, int(C.podnet_plan_result_warning_count(plan)); i < n; i++ {
-		r.Warnings = append(r.Warnings, PlanWarning{
-			Code:    PlanWarningCode(C.podnet_plan_result_warning_code_at(plan, C.size_t(i))),
-			Message: goString(C.podnet_plan_result_warning_message_at(plan, C.size_t(i))),
-		})
-	}
-	return r, nil
+	return copyPlan(op, plan)
 }

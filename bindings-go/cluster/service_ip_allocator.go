@@ -1,4 +1,4 @@
-package podnet
+package cluster
 
 /*
 #include <stdlib.h>
@@ -7,9 +7,9 @@ package podnet
 import "C"
 
 import (
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 	"net/netip"
 	"runtime"
-	"sync"
 	"unsafe"
 )
 
@@ -20,8 +20,7 @@ import (
 // dynamic ones at random from the upper band first, never the API server's (the first
 // address) unless asked for.
 type ServiceIPAllocator struct {
-	mu  sync.RWMutex
-	ptr *C.podnet_service_ip_allocator
+	h *cabi.Handle[*C.podnet_service_ip_allocator]
 }
 
 // NewServiceIPAllocator creates an empty allocator for cidr ("10.96.0.0/12",
@@ -32,10 +31,10 @@ func NewServiceIPAllocator(cidr netip.Prefix) (*ServiceIPAllocator, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer cs.free()
+	defer cs.Free()
 	var ptr *C.podnet_service_ip_allocator
 	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_new(cs[0], &ptr, &cerr)
+	st := C.podnet_service_ip_allocator_new((*C.char)(cs.CStrings[0]), &ptr, &cerr)
 	if err := takeError(st, cerr, "podnet_service_ip_allocator_new"); err != nil {
 		return nil, err
 	}
@@ -56,9 +55,7 @@ func ServiceIPAllocatorFromBytes(data []byte) (*ServiceIPAllocator, error) {
 }
 
 func newServiceIPAllocator(ptr *C.podnet_service_ip_allocator) *ServiceIPAllocator {
-	a := &ServiceIPAllocator{ptr: ptr}
-	runtime.SetFinalizer(a, (*ServiceIPAllocator).Close)
-	return a
+	return &ServiceIPAllocator{h: cabi.NewHandle(ptr, func(p *C.podnet_service_ip_allocator) { C.podnet_service_ip_allocator_free(p) })}
 }
 
 // Close frees the allocator. Idempotent; always nil.
@@ -66,38 +63,7 @@ func (a *ServiceIPAllocator) Close() error {
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ptr != nil {
-		runtime.SetFinalizer(a, nil)
-		C.podnet_service_ip_allocator_free(a.ptr)
-		a.ptr = nil
-	}
-	return nil
-}
-
-func (a *ServiceIPAllocator) read() (*C.podnet_service_ip_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.RLock()
-	if a.ptr == nil {
-		a.mu.RUnlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.RUnlock(); runtime.KeepAlive(a) }, nil
-}
-
-func (a *ServiceIPAllocator) write() (*C.podnet_service_ip_allocator, func(), error) {
-	if a == nil {
-		return nil, nil, ErrClosed
-	}
-	a.mu.Lock()
-	if a.ptr == nil {
-		a.mu.Unlock()
-		return nil, nil, ErrClosed
-	}
-	return a.ptr, func() { a.mu.Unlock(); runtime.KeepAlive(a) }, nil
+	return a.h.Close()
 }
 
 // Allocate takes a user-chosen service IP (a Service's spec.clusterIP), anywhere in the
@@ -109,14 +75,10 @@ func (a *ServiceIPAllocator) Allocate(ip netip.Addr) error {
 		return err
 	}
 	defer C.free(unsafe.Pointer(cs))
-	ptr, done, err := a.write()
-	if err != nil {
-		return err
-	}
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_allocate(ptr, cs, &cerr)
-	done()
-	return takeError(st, cerr, "podnet_service_ip_allocator_allocate")
+	err = call(a.h, true, "podnet_service_ip_allocator_allocate", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_allocate(ptr, cs, cerr)
+	})
+	return err
 }
 
 // AllocateNext takes a free service IP chosen at random (upper band first, then the low band
@@ -124,14 +86,10 @@ func (a *ServiceIPAllocator) Allocate(ip netip.Addr) error {
 func (a *ServiceIPAllocator) AllocateNext() (netip.Addr, error) {
 	// C writes the text into this Go buffer (pointer-free memory) during the call.
 	var buf [C.PODNET_IP_STR_LEN]C.char
-	ptr, done, err := a.write()
+	err := call(a.h, true, "podnet_service_ip_allocator_allocate_next", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_allocate_next(ptr, &buf[0], C.size_t(len(buf)), cerr)
+	})
 	if err != nil {
-		return netip.Addr{}, err
-	}
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_allocate_next(ptr, &buf[0], C.size_t(len(buf)), &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_service_ip_allocator_allocate_next"); err != nil {
 		return netip.Addr{}, err
 	}
 	s := C.GoString(&buf[0])
@@ -150,15 +108,11 @@ func (a *ServiceIPAllocator) Release(ip netip.Addr) (bool, error) {
 		return false, err
 	}
 	defer C.free(unsafe.Pointer(cs))
-	ptr, done, err := a.write()
-	if err != nil {
-		return false, err
-	}
 	var released C.bool
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_release(ptr, cs, &released, &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_service_ip_allocator_release"); err != nil {
+	err = call(a.h, true, "podnet_service_ip_allocator_release", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_release(ptr, cs, &released, cerr)
+	})
+	if err != nil {
 		return false, err
 	}
 	return bool(released), nil
@@ -171,15 +125,11 @@ func (a *ServiceIPAllocator) IsAllocated(ip netip.Addr) (bool, error) {
 		return false, err
 	}
 	defer C.free(unsafe.Pointer(cs))
-	ptr, done, err := a.read()
-	if err != nil {
-		return false, err
-	}
 	var allocated C.bool
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_is_allocated(ptr, cs, &allocated, &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_service_ip_allocator_is_allocated"); err != nil {
+	err = call(a.h, false, "podnet_service_ip_allocator_is_allocated", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_is_allocated(ptr, cs, &allocated, cerr)
+	})
+	if err != nil {
 		return false, err
 	}
 	return bool(allocated), nil
@@ -192,20 +142,16 @@ func (a *ServiceIPAllocator) Resize(cidr netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	defer cs.free()
-	ptr, done, err := a.write()
-	if err != nil {
-		return err
-	}
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_resize(ptr, cs[0], &cerr)
-	done()
-	return takeError(st, cerr, "podnet_service_ip_allocator_resize")
+	defer cs.Free()
+	err = call(a.h, true, "podnet_service_ip_allocator_resize", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_resize(ptr, (*C.char)(cs.CStrings[0]), cerr)
+	})
+	return err
 }
 
 // CIDR is the service range (the zero Prefix after Close).
 func (a *ServiceIPAllocator) CIDR() netip.Prefix {
-	ptr, done, err := a.read()
+	ptr, done, err := a.h.Lock(false)
 	if err != nil {
 		return netip.Prefix{}
 	}
@@ -218,47 +164,28 @@ func (a *ServiceIPAllocator) CIDR() netip.Prefix {
 
 // Size is the number of addresses the allocator manages, the API server's included.
 func (a *ServiceIPAllocator) Size() uint64 {
-	ptr, done, err := a.read()
-	if err != nil {
-		return 0
-	}
-	defer done()
-	return uint64(C.podnet_service_ip_allocator_size(ptr))
+	return count(a.h, func(p *C.podnet_service_ip_allocator) C.uint64_t { return C.podnet_service_ip_allocator_size(p) })
 }
 
 // Allocated is the number of allocated addresses.
 func (a *ServiceIPAllocator) Allocated() uint64 {
-	ptr, done, err := a.read()
-	if err != nil {
-		return 0
-	}
-	defer done()
-	return uint64(C.podnet_service_ip_allocator_allocated(ptr))
+	return count(a.h, func(p *C.podnet_service_ip_allocator) C.uint64_t { return C.podnet_service_ip_allocator_allocated(p) })
 }
 
 // Available is the number of free addresses (the API server's included when it is free).
 func (a *ServiceIPAllocator) Available() uint64 {
-	ptr, done, err := a.read()
-	if err != nil {
-		return 0
-	}
-	defer done()
-	return uint64(C.podnet_service_ip_allocator_available(ptr))
+	return count(a.h, func(p *C.podnet_service_ip_allocator) C.uint64_t { return C.podnet_service_ip_allocator_available(p) })
 }
 
 // MarshalBinary saves the allocator's state (range and allocations, not the random seed).
 // ServiceIPAllocatorFromBytes restores it.
 func (a *ServiceIPAllocator) MarshalBinary() ([]byte, error) {
-	ptr, done, err := a.read()
+	var b *C.podnet_bytes
+	err := call(a.h, false, "podnet_service_ip_allocator_to_bytes", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_to_bytes(ptr, &b, cerr)
+	})
 	if err != nil {
 		return nil, err
 	}
-	var b *C.podnet_bytes
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_to_bytes(ptr, &b, &cerr)
-	done()
-	if err := takeError(st, cerr, "podnet_service_ip_allocator_to_bytes"); err != nil {
-		return nil, err
-	}
-	return takeBytes(b), nil
+	return cabi.TakeBytes(unsafe.Pointer(b)), nil
 }

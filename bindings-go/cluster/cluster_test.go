@@ -1,4 +1,4 @@
-package podnet_test
+package cluster_test
 
 // Tests of the cluster-wide pieces that need no root: Plan and the two allocators.
 
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	podnet "github.com/podnet/podnet/bindings-go"
+	"github.com/podnet/podnet/bindings-go/cluster"
 )
 
 var (
@@ -19,7 +20,7 @@ var (
 
 func TestPlan(t *testing.T) {
 	// The header's worked example.
-	r, err := podnet.Plan(podnet.PlanInput{
+	r, err := cluster.Plan(cluster.PlanInput{
 		ClusterCIDRs:  []netip.Prefix{pfx("10.10.0.0/16")},
 		NodeMasks:     []uint8{24},
 		MachineSubnet: pfx("10.1.0.0/24"),
@@ -41,7 +42,7 @@ func TestPlan(t *testing.T) {
 	}
 
 	// Unwise input: warnings, not errors. IPv6 counts saturate.
-	r, err = podnet.Plan(podnet.PlanInput{
+	r, err = cluster.Plan(cluster.PlanInput{
 		ClusterCIDRs: []netip.Prefix{pfx("10.10.0.0/16"), pfx("fd00:10::/48")},
 		NodeMasks:    []uint8{16, 64},
 		ServiceCIDRs: []netip.Prefix{pfx("172.0.0.0/8")},
@@ -49,38 +50,38 @@ func TestPlan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	codes := map[podnet.PlanWarningCode]bool{}
+	codes := map[cluster.PlanWarningCode]bool{}
 	for _, w := range r.Warnings {
 		codes[w.Code] = true
 		if w.Message == "" || w.Code.String() == "" {
 			t.Errorf("warning %+v", w)
 		}
 	}
-	if !codes[podnet.PlanWarningNodeMaskNotLonger] || !codes[podnet.PlanWarningServiceRangeTooLarge] {
+	if !codes[cluster.PlanWarningNodeMaskNotLonger] || !codes[cluster.PlanWarningServiceRangeTooLarge] {
 		t.Errorf("warnings %+v", r.Warnings)
 	}
 	t.Logf("warnings: %+v", r.Warnings)
 
-	for what, in := range map[string]podnet.PlanInput{
+	for what, in := range map[string]cluster.PlanInput{
 		"no cluster CIDR":  {},
 		"mask count":       {ClusterCIDRs: []netip.Prefix{pfx("10.10.0.0/16")}, NodeMasks: []uint8{24, 64}},
 		"service overlaps": {ClusterCIDRs: []netip.Prefix{pfx("10.10.0.0/16")}, ServiceCIDRs: []netip.Prefix{pfx("10.10.0.0/24")}},
 		"host bits":        {ClusterCIDRs: []netip.Prefix{pfx("10.10.0.1/16")}},
 	} {
-		if _, err := podnet.Plan(in); !errors.Is(err, podnet.ErrInvalidArgument) {
+		if _, err := cluster.Plan(in); !errors.Is(err, podnet.ErrInvalidArgument) {
 			t.Errorf("%s: %v, want ErrInvalidArgument", what, err)
 		}
 	}
-	if _, err := podnet.Plan(podnet.PlanInput{ClusterCIDRs: []netip.Prefix{{}}}); !errors.Is(err, podnet.ErrInvalidAddress) {
+	if _, err := cluster.Plan(cluster.PlanInput{ClusterCIDRs: []netip.Prefix{{}}}); !errors.Is(err, podnet.ErrInvalidAddress) {
 		t.Errorf("zero prefix: %v", err)
 	}
-	if _, err := podnet.Plan(podnet.PlanInput{ClusterCIDRs: []netip.Prefix{pfx("10.10.0.0/16")}, NodeMasks: []uint8{200}}); !errors.Is(err, podnet.ErrInvalidArgument) {
+	if _, err := cluster.Plan(cluster.PlanInput{ClusterCIDRs: []netip.Prefix{pfx("10.10.0.0/16")}, NodeMasks: []uint8{200}}); !errors.Is(err, podnet.ErrInvalidArgument) {
 		t.Errorf("mask 200: %v", err)
 	}
 }
 
 func TestNodeCIDRAllocator(t *testing.T) {
-	a, err := podnet.NewNodeCIDRAllocator(
+	a, err := cluster.NewNodeCIDRAllocator(
 		[]netip.Prefix{pfx("10.10.0.0/22"), pfx("fd00:10::/62")}, []uint8{24, 64}, []netip.Prefix{pfx("10.96.0.0/12")})
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +126,7 @@ func TestNodeCIDRAllocator(t *testing.T) {
 		t.Errorf("release again: %d, %v", n, err)
 	}
 
-	b, err := podnet.NodeCIDRAllocatorFromBytes(saved)
+	b, err := cluster.NodeCIDRAllocatorFromBytes(saved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,16 +139,16 @@ func TestNodeCIDRAllocator(t *testing.T) {
 	}
 	damaged := append([]byte(nil), saved...)
 	damaged[len(damaged)/2] ^= 0xff
-	if _, err := podnet.NodeCIDRAllocatorFromBytes(damaged); !errors.Is(err, podnet.ErrInvalidArgument) {
+	if _, err := cluster.NodeCIDRAllocatorFromBytes(damaged); !errors.Is(err, podnet.ErrInvalidArgument) {
 		t.Errorf("damaged bytes: %v", err)
 	}
-	if _, err := podnet.NodeCIDRAllocatorFromBytes(nil); !errors.Is(err, podnet.ErrInvalidArgument) {
+	if _, err := cluster.NodeCIDRAllocatorFromBytes(nil); !errors.Is(err, podnet.ErrInvalidArgument) {
 		t.Errorf("no bytes: %v", err)
 	}
-	if _, err := podnet.NewNodeCIDRAllocator(nil, nil, nil); !errors.Is(err, podnet.ErrInvalidArgument) {
+	if _, err := cluster.NewNodeCIDRAllocator(nil, nil, nil); !errors.Is(err, podnet.ErrInvalidArgument) {
 		t.Errorf("no cluster CIDR: %v", err)
 	}
-	if _, err := podnet.NewNodeCIDRAllocator([]netip.Prefix{pfx("10.0.0.0/16")}, nil,
+	if _, err := cluster.NewNodeCIDRAllocator([]netip.Prefix{pfx("10.0.0.0/16")}, nil,
 		[]netip.Prefix{pfx("10.0.1.0/24")}); !errors.Is(err, podnet.ErrInvalidArgument) {
 		t.Errorf("service range inside the cluster CIDR: %v", err)
 	}
@@ -163,7 +164,7 @@ func TestNodeCIDRAllocator(t *testing.T) {
 }
 
 func TestServiceIPAllocator(t *testing.T) {
-	a, err := podnet.NewServiceIPAllocator(pfx("10.96.0.0/24"))
+	a, err := cluster.NewServiceIPAllocator(pfx("10.96.0.0/24"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestServiceIPAllocator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := podnet.ServiceIPAllocatorFromBytes(saved)
+	b, err := cluster.ServiceIPAllocatorFromBytes(saved)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,12 +245,12 @@ func TestServiceIPAllocator(t *testing.T) {
 	if err := a.Resize(pfx("10.96.1.0/24")); !errors.Is(err, podnet.ErrConflict) {
 		t.Errorf("moving the start: %v", err)
 	}
-	if _, err := podnet.NewServiceIPAllocator(pfx("10.0.0.0/8")); !errors.Is(err, podnet.ErrInvalidArgument) {
+	if _, err := cluster.NewServiceIPAllocator(pfx("10.0.0.0/8")); !errors.Is(err, podnet.ErrInvalidArgument) {
 		t.Errorf("a /8: %v", err)
 	}
 
 	// Exhaustion.
-	small, err := podnet.NewServiceIPAllocator(pfx("10.96.0.0/30"))
+	small, err := cluster.NewServiceIPAllocator(pfx("10.96.0.0/30"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,39 +269,5 @@ func TestServiceIPAllocator(t *testing.T) {
 	}
 	if a.CIDR().IsValid() {
 		t.Errorf("CIDR after close")
-	}
-}
-
-func TestMultiNodeConfigRefused(t *testing.T) {
-	base := func() podnet.NodeConfig {
-		return podnet.NodeConfig{Name: "n", PodCIDRs: []netip.Prefix{pfx("10.30.1.0/24")}}
-	}
-	for _, c := range []struct {
-		what   string
-		change func(*podnet.NodeConfig)
-		code   podnet.Code
-	}{
-		{"pod CIDR outside the cluster CIDR", func(c *podnet.NodeConfig) { c.ClusterCIDRs = []netip.Prefix{pfx("10.40.0.0/16")} }, podnet.CodeInvalidArgument},
-		{"cross-node mode", func(c *podnet.NodeConfig) { c.CrossNode = 9 }, podnet.CodeInvalidArgument},
-		{"VNI", func(c *podnet.NodeConfig) { c.VXLANVNI = 1 << 24 }, podnet.CodeInvalidArgument},
-		{"VXLAN device", func(c *podnet.NodeConfig) { c.VXLANDevice = "a/b" }, podnet.CodeInvalidArgument},
-		{"loopback underlay", func(c *podnet.NodeConfig) { c.Underlay.Address = addr("127.0.0.1") }, podnet.CodeInvalidArgument},
-		{"underlay interface without address", func(c *podnet.NodeConfig) { c.Underlay.Interface = "eth0" }, podnet.CodeInvalidAddress},
-		{"long underlay interface", func(c *podnet.NodeConfig) {
-			c.Underlay = podnet.Underlay{Address: addr("10.0.0.1"), Interface: "i234567890123456"}
-		}, podnet.CodeTooLong},
-	} {
-		cfg := base()
-		c.change(&cfg)
-		refused(t, c.what, cfg.Validate(), c.code, "")
-	}
-	cfg := base()
-	cfg.ClusterCIDRs = []netip.Prefix{pfx("10.30.0.0/16")}
-	cfg.Underlay = podnet.Underlay{Address: addr("192.168.1.10"), Interface: "eth0"}
-	cfg.CrossNode = podnet.CrossNodeAuto
-	cfg.VXLANVNI, cfg.VXLANPort, cfg.VXLANDevice = 42, 4789, "vx0"
-	cfg.KeepVXLANTxChecksumOffload, cfg.DisableEgressMasquerade = true, true
-	if err := cfg.Validate(); err != nil {
-		t.Errorf("valid multi-node config: %v", err)
 	}
 }

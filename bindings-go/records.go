@@ -1,0 +1,182 @@
+package podnet
+
+// Every record the library returns is copied into Go here, and only here: from the
+// `podnet_*_info` views of include/podnet.h, which hold the whole record, so reading one takes
+// one cgo call (and none per field or list element). The views belong to their C object; the
+// copies own no C memory and outlive it.
+
+// #include <podnet.h>
+import "C"
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
+)
+
+// goString copies a C string owned by a podnet object; NULL gives "".
+func goString(s *C.char) string {
+	if s == nil {
+		return ""
+	}
+	return C.GoString(s)
+}
+
+// goStrings copies a podnet_string_list; an empty list gives nil.
+func goStrings(l C.podnet_string_list) []string {
+	return cabi.GoStrings(unsafe.Pointer(l.items), int(l.count))
+}
+
+// parseAll parses every string with parse; a failure is a library bug (CodeInternal) naming
+// op, what and the text.
+func parseAll[T any](op, what string, ss []string, parse func(string) (T, error)) ([]T, error) {
+	if len(ss) == 0 {
+		return nil, nil
+	}
+	out := make([]T, 0, len(ss))
+	for _, s := range ss {
+		v, err := parse(s)
+		if err != nil {
+			return nil, internalError(op, "%s %q: %v", what, s, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// optionalAddr parses a C address that may be NULL (the zero Addr).
+func optionalAddr(op string, s *C.char) (netip.Addr, error) {
+	if s == nil {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(C.GoString(s))
+	if err != nil {
+		return netip.Addr{}, internalError(op, "address %q: %v", C.GoString(s), err)
+	}
+	return a, nil
+}
+
+func copyPortMapping(op string, m *C.podnet_port_mapping) (PortMapping, error) {
+	ip, err := optionalAddr(op, m.host_ip)
+	return PortMapping{
+		Protocol:      Protocol(m.protocol),
+		HostIP:        ip,
+		HostPort:      uint16(m.host_port),
+		ContainerPort: uint16(m.container_port),
+	}, err
+}
+
+func copySandbox(op string, sb *C.podnet_sandbox) (*Sandbox, error) {
+	v := C.podnet_sandbox_get_info(sb)
+	if v == nil {
+		return nil, internalError(op, "no sandbox")
+	}
+	s := &Sandbox{
+		ID:         goString(v.id),
+		IfName:     goString(v.ifname),
+		NetnsPath:  goString(v.netns_path),
+		OwnsNetns:  bool(v.owns_netns),
+		HostIfName: goString(v.host_ifname),
+		Mode:       Mode(v.mode),
+	}
+	var err error
+	if mac := goString(v.mac); mac != "" {
+		if s.MAC, err = net.ParseMAC(mac); err != nil {
+			return nil, internalError(op, "sandbox %s: MAC %q: %v", s.ID, mac, err)
+		}
+	}
+	if s.IPs, err = parseAll(op, "address", goStrings(v.ips), netip.ParsePrefix); err != nil {
+		return nil, err
+	}
+	if s.Gateways, err = parseAll(op, "gateway", goStrings(v.gateways), netip.ParseAddr); err != nil {
+		return nil, err
+	}
+	if v.port_count > 0 {
+		for _, m := range unsafe.Slice(v.ports, int(v.port_count)) {
+			pm, err := copyPortMapping(op, &m)
+			if err != nil {
+				return nil, err
+			}
+			s.Ports = append(s.Ports, pm)
+		}
+	}
+	if labels := goStrings(v.labels); len(labels) > 0 {
+		s.Labels = make(map[string]string, len(labels))
+		for _, kv := range labels {
+			k, val, _ := strings.Cut(kv, "=")
+			s.Labels[k] = val
+		}
+	}
+	return s, nil
+}
+
+func copySandboxList(op string, list *C.podnet_sandbox_list) ([]*Sandbox, error) {
+	n := int(C.podnet_sandbox_list_count(list))
+	out := make([]*Sandbox, 0, n)
+	for i := 0; i < n; i++ {
+		// Borrowed from the list: never freed on its own.
+		s, err := copySandbox(op, C.podnet_sandbox_list_at(list, C.size_t(i)))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func copyCheckReport(rep *C.podnet_check_report) *CheckReport {
+	v := C.podnet_check_report_get_info(rep)
+	return &CheckReport{ID: goString(v.id), OK: bool(v.ok), Problems: goStrings(v.problems)}
+}
+
+func copyGCReport(rep *C.podnet_gc_report) (*GCReport, error) {
+	v := C.podnet_gc_report_get_info(rep)
+	ips, err := parseAll("GC", "released address", goStrings(v.ips), netip.ParseAddr)
+	return &GCReport{
+		Sandboxes: goStrings(v.sandboxes),
+		IPs:       ips,
+		Netns:     goStrings(v.netns),
+		Links:     goStrings(v.links),
+		Errors:    goStrings(v.errors),
+	}, err
+}
+
+func copyPeer(op string, cp *C.podnet_peer) (Peer, error) {
+	v := C.podnet_peer_get_info(cp)
+	p := Peer{Name: goString(v.name)}
+	var err error
+	if p.UnderlayIP, err = netip.ParseAddr(goString(v.underlay_ip)); err != nil {
+		return Peer{}, internalError(op, "peer %s: underlay IP: %v", p.Name, err)
+	}
+	if p.PodCIDRs, err = parseAll(op, "pod CIDR", goStrings(v.pod_cidrs), netip.ParsePrefix); err != nil {
+		return Peer{}, err
+	}
+	if s := goString(v.vtep_mac); s != "" {
+		if p.VTEPMAC, err = net.ParseMAC(s); err != nil {
+			return Peer{}, internalError(op, "peer %s: VTEP MAC %q: %v", p.Name, s, err)
+		}
+	}
+	return p, nil
+}
+
+func copySyncReport(rep *C.podnet_sync_report) *SyncReport {
+	v := C.podnet_sync_report_get_info(rep)
+	return &SyncReport{Peers: int(v.peers), Added: int(v.added), Removed: int(v.removed)}
+}
+
+func copyRepairReport(rep *C.podnet_repair_report) *RepairReport {
+	v := C.podnet_repair_report_get_info(rep)
+	return &RepairReport{TableRecreated: bool(v.table_recreated), PortsRestored: int(v.ports_restored)}
+}
+
+func copyPortEntry(op string, e *C.podnet_port_entry) (PortEntry, error) {
+	pm, err := copyPortMapping(op, &e.mapping)
+	if err != nil {
+		return PortEntry{}, err
+	}
+	ips, err := parseAll(op, "pod IP", goStrings(e.pod_ips), netip.ParseAddr)
+	return PortEntry{SandboxID: goString(e.sandbox_id), PortMapping: pm, PodIPs: ips}, err
+}
