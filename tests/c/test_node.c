@@ -236,7 +236,8 @@ void test_gc(void) {
     }
     CHECK_INT(seen, 3);
     CHECK_INT(podnet_gc_report_get_info(rep)->errors.count, 0);
-    CHECK_INT(podnet_gc_report_get_info(rep)->ips.count, 0);
+    /* the deleted pods' addresses, released once their veths are gone (and earlier tests') */
+    CHECK(podnet_gc_report_get_info(rep)->ips.count >= 2);
     CHECK_INT(podnet_gc_report_get_info(rep)->netns.count, 0);
     (void)podnet_gc_report_get_info(rep)->links.count; /* veths of just-deleted pods may still be dying */
     podnet_gc_report_free(rep);
@@ -460,7 +461,8 @@ void test_log_callback(void) {
     CHECK_OK(podnet_set_log_callback(PODNET_LOG_LEVEL_DEBUG, collect, &sink, &err));
     a = create("log-1");
     b = create("log-1"); /* same spec again: a debug record inside the create span */
-    /* ask for log-1's address: allocation fails, create rolls back with a warning */
+    /* ask for log-1's address: the reservation is refused before any kernel step, so there
+     * is nothing to roll back and no rollback warning */
     snprintf(taken, sizeof taken, "%s", podnet_sandbox_get_info(a)->ips.items[0]);
     if (strchr(taken, '/')) *strchr(taken, '/') = '\0';
     CHECK_OK(podnet_sandbox_spec_new("log-2", &spec, &err));
@@ -469,9 +471,9 @@ void test_log_callback(void) {
     podnet_sandbox_spec_free(spec);
     CHECK_OK(podnet_set_log_callback(PODNET_LOG_LEVEL_OFF, NULL, NULL, &err));
     pthread_mutex_lock(&sink.mu);
-    CHECK(sink.records >= 2);
+    CHECK(sink.records >= 1);
     CHECK_INT(sink.saw_debug_with_span, 1);
-    CHECK_INT(sink.saw_warn_rollback, 1);
+    CHECK_INT(sink.saw_warn_rollback, 0);
     CHECK_INT(sink.bad_target, 0);
     after_off = sink.records;
     pthread_mutex_unlock(&sink.mu);
