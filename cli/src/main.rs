@@ -3,6 +3,7 @@
 //! 3 a check failed.
 #![allow(missing_docs, reason = "a binary: its documentation is --help and docs/cli.md")]
 
+mod bench_cni;
 mod bench_ipam;
 mod bench_peers;
 mod bench_ports;
@@ -56,6 +57,8 @@ enum BenchCmd {
     Peers(bench_peers::BenchPeersArgs),
     /// Add then remove N host-port mappings; compare with the CNI portmap plugin.
     Ports(bench_ports::BenchPortsArgs),
+    /// ADD and DEL through the exec'd podnet-cni plugin vs the CNI reference chain.
+    Cni(bench_cni::BenchCniArgs),
     /// Allocate every node CIDR of a /8 and every service IP of a /12.
     Ipam(bench_ipam::BenchIpamArgs),
     #[command(hide = true)]
@@ -107,6 +110,7 @@ fn main() {
         Cmd::Bench(BenchCmd::Peers(a)) => bench_peers::run(&a),
         Cmd::Bench(BenchCmd::Ports(a)) => bench_ports::run(&a),
         Cmd::Bench(BenchCmd::PortmapWorker(a)) => bench_ports::portmap_worker(&a),
+        Cmd::Bench(BenchCmd::Cni(a)) => bench_cni::run(&a),
         Cmd::Bench(BenchCmd::Ipam(a)) => bench_ipam::run_bench_ipam(a),
         Cmd::Bench(BenchCmd::CniWorker(a)) => bench_sandbox::cni_worker(&a),
     };

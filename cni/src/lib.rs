@@ -1,7 +1,7 @@
 //! podnet as a CNI plugin: the `podnet-cni` binary a runtime (containerd, CRI-O, podman) execs
 //! with `CNI_*` variables and a network config on stdin. It speaks CNI spec 1.1.0 (ADD, DEL,
 //! CHECK, GC, STATUS, VERSION) and answers 0.3.0 to 1.1.0 in the requested version's format.
-//! Every call opens the node with podnet's blocking API, makes one call, and exits; the state
+//! Every call opens the node on a current-thread runtime, makes one call, and exits; the state
 //! is podnet's own, so `podnet sandbox list`, `gc` and host ports see every pod. See docs/cni.md.
 
 pub mod conf;

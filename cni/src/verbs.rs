@@ -6,8 +6,7 @@
 use std::fs::File;
 
 use nix::fcntl::{Flock, FlockArg};
-use podnet::blocking::Node;
-use podnet::{ErrorKind, NodeConfig};
+use podnet::{ErrorKind, Node, NodeConfig};
 use serde_json::Value;
 
 use crate::conf::{label, pool_capacity, sandbox_id, Env, NetConf, Version};
@@ -28,11 +27,30 @@ fn lock(cfg: &NodeConfig) -> Result<Flock<File>, CniError> {
     Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| io("lock", &e))
 }
 
-/// The node for this one call. It is never dropped: the process exits right after the call and
-/// the kernel closes its sockets, while dropping it would join the runtime's threads (measured
-/// at several ms per call).
-fn open(cfg: &NodeConfig) -> Result<&'static Node, CniError> {
-    Node::open(cfg.clone()).map(|n| &*Box::leak(Box::new(n))).map_err(CniError::from)
+/// The node of this one call, on a current-thread runtime: every netlink answer is handled on
+/// the calling thread, with no hand-off to runtime workers (each hand-off costs a scheduler
+/// wake-up, which dominated the plugin's wall time on a loaded node). Both are leaked on
+/// purpose: the process exits right after the call and the kernel closes the sockets, while
+/// dropping them would wait for the runtime's shutdown.
+struct Opened {
+    rt: &'static tokio::runtime::Runtime,
+    node: &'static Node,
+}
+
+impl Opened {
+    fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+fn open(cfg: &NodeConfig) -> Result<Opened, CniError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CniError::new(code::IO, format!("start runtime: {e}")))?;
+    let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
+    let node = rt.block_on(Node::open(cfg.clone()))?;
+    Ok(Opened { rt, node: Box::leak(Box::new(node)) })
 }
 
 /// True when no call has set this node up yet (DEL and GC then have nothing to undo).
@@ -58,9 +76,9 @@ fn require(conf: &NetConf, min: Version, verb: &str) -> Result<(), CniError> {
 pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     let spec = conf.sandbox_spec(env)?;
     let _lock = lock(&conf.node)?;
-    let node = open(&conf.node)?;
-    let sb = node.create_sandbox(&spec)?;
-    Ok(add_result(conf.version, &sb, node.inner().pod_mtu(), conf.dns.as_ref()))
+    let n = open(&conf.node)?;
+    let sb = n.run(n.node.create_sandbox(&spec))?;
+    Ok(add_result(conf.version, &sb, n.node.pod_mtu(), conf.dns.as_ref()))
 }
 
 /// DEL: remove the attachment; success when it is already gone, when the netns is gone, and when
@@ -71,7 +89,8 @@ pub fn del(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     if never_opened(&conf.node)? {
         return Ok(());
     }
-    open(&conf.node)?.delete_sandbox(&id).map_err(CniError::from)
+    let n = open(&conf.node)?;
+    n.run(n.node.delete_sandbox(&id)).map_err(CniError::from)
 }
 
 /// CHECK: the sandbox exists, matches prevResult and the kernel matches the record.
@@ -90,8 +109,8 @@ pub fn check(conf: &NetConf, env: &Env) -> Result<(), CniError> {
             format!("CHECK {id}: node {} has no sandboxes", conf.node.name),
         ));
     }
-    let node = open(&conf.node)?;
-    let sb = node.get_sandbox(&id)?;
+    let n = open(&conf.node)?;
+    let sb = n.run(n.node.get_sandbox(&id))?;
     if sb.netns_path != netns {
         return Err(CniError::new(
             code::INCONSISTENT,
@@ -99,7 +118,7 @@ pub fn check(conf: &NetConf, env: &Env) -> Result<(), CniError> {
         ));
     }
     compare_prev(prev, &sb)?;
-    let rep = node.check_sandbox(&id)?;
+    let rep = n.run(n.node.check_sandbox(&id))?;
     if !rep.is_ok() {
         return Err(CniError::new(code::INCONSISTENT, format!("CHECK {id}: {}", rep.problems.join("; "))));
     }
@@ -118,13 +137,13 @@ pub fn gc(conf: &NetConf) -> Result<(), CniError> {
     if never_opened(&conf.node)? {
         return Ok(());
     }
-    let node = open(&conf.node)?;
+    let n = open(&conf.node)?;
     let mut errors: Vec<podnet::Error> = vec![];
     let mut keep: Vec<String> = valid.iter().cloned().collect();
-    for sb in node.list_sandboxes()? {
+    for sb in n.run(n.node.list_sandboxes())? {
         let ours = sb.labels.get(label::NETWORK) == Some(&conf.name);
         if ours && !valid.contains(&sb.id) {
-            if let Err(e) = node.delete_sandbox(&sb.id) {
+            if let Err(e) = n.run(n.node.delete_sandbox(&sb.id)) {
                 errors.push(e);
             }
         } else {
@@ -132,7 +151,7 @@ pub fn gc(conf: &NetConf) -> Result<(), CniError> {
         }
     }
     let keep: Vec<&str> = keep.iter().map(String::as_str).collect();
-    let rep = node.gc(&keep)?;
+    let rep = n.run(n.node.gc(&keep))?;
     let mut msgs: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     msgs.extend(rep.errors);
     match errors.first() {
@@ -150,8 +169,8 @@ pub fn status(conf: &NetConf) -> Result<(), CniError> {
     require(conf, Version::V1_1_0, "STATUS")?;
     let not_ready = |m: String| CniError::new(code::NOT_AVAILABLE, m);
     let _lock = lock(&conf.node).map_err(|e| not_ready(e.msg))?;
-    let node = open(&conf.node).map_err(|e| not_ready(format!("node {} is not usable: {}", conf.node.name, e.msg)))?;
-    let sbs = node.list_sandboxes().map_err(|e| not_ready(e.to_string()))?;
+    let n = open(&conf.node).map_err(|e| not_ready(format!("node {} is not usable: {}", conf.node.name, e.msg)))?;
+    let sbs = n.run(n.node.list_sandboxes()).map_err(|e| not_ready(e.to_string()))?;
     for p in &conf.node.pools {
         let used = sbs.iter().filter(|s| s.ips.iter().any(|n| p.cidr.contains(n.ip()))).count() as u128;
         if used >= pool_capacity(p) {
