@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# containerd end to end with podnet-cni, run by tests/containerd.rs inside
+# containerd end to end with podnet-cni, run by tests/runtimes.rs inside
 # `unshare --pid --fork --mount-proc --mount --net --propagation private`: a private netns is the node, a tmpfs on /run
 # and overlays on /etc and /opt give containerd, its shims and ctr's go-cni (which reads only
 # /etc/cni/net.d and /opt/cni/bin) their own dirs. Nothing outside these namespaces changes
@@ -66,34 +66,7 @@ for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { cat "$WORK/containerd.log"; fail "containerd did not start"; }
 
 step "a busybox-static image, built here and imported (no registry)"
-R="$WORK/rootfs"
-mkdir -p "$R/bin" "$R/www" "$R/etc" "$R/tmp"
-cp /bin/busybox "$R/bin/busybox"
-for a in sh httpd nc ip sleep cat printf; do ln -s busybox "$R/bin/$a"; done
-echo "hello from podnet" > "$R/www/index.html"
-O="$WORK/oci"
-mkdir -p "$O/blobs/sha256"
-tar -C "$R" -cf "$WORK/layer.tar" .
-blob() { local d; d=$(sha256sum "$1" | cut -d' ' -f1); cp "$1" "$O/blobs/sha256/$d"; echo "$d"; }
-sz() { stat -c %s "$1"; }
-LAYER=$(blob "$WORK/layer.tar")
-cat > "$WORK/config.json" <<EOF
-{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":["sha256:$LAYER"]}}
-EOF
-CONF=$(blob "$WORK/config.json")
-cat > "$WORK/manifest.json" <<EOF
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",
- "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:$CONF","size":$(sz "$WORK/config.json")},
- "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:$LAYER","size":$(sz "$WORK/layer.tar")}]}
-EOF
-MAN=$(blob "$WORK/manifest.json")
-cat > "$O/index.json" <<EOF
-{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:$MAN",
- "size":$(sz "$WORK/manifest.json"),"annotations":{"io.containerd.image.name":"localhost/podnet-busybox:1",
- "org.opencontainers.image.ref.name":"1"}}]}
-EOF
-echo '{"imageLayoutVersion":"1.0.0"}' > "$O/oci-layout"
-tar -C "$O" -cf "$WORK/image.tar" .
+bash "$(dirname "$0")/image.sh" "$WORK/image" "$WORK/image.tar"
 ctr images import "$WORK/image.tar" >/dev/null
 IMG=localhost/podnet-busybox:1
 ctr images ls -q | grep -qx "$IMG" || fail "image not imported: $(ctr images ls -q)"
