@@ -376,3 +376,44 @@ fn concurrent_adds_and_dels_from_many_processes() {
     assert!(t.node().list_sandboxes().unwrap().is_empty());
     assert!(t.node().list_ports().unwrap().is_empty());
 }
+
+#[test]
+fn host_local_ipam_block_routed_mode_and_dual_stack() {
+    let mut t = Cni::new("ipam");
+    let (a, b) = (t.pod("a"), t.pod("b"));
+    let mut conf = t.conf(
+        "0.4.0",
+        json!({"mode": "routed", "ipam": {"type": "host-local",
+            "ranges": [[{"subnet": "10.67.0.0/24", "rangeStart": "10.67.0.100", "rangeEnd": "10.67.0.120"}],
+                       [{"subnet": "fd00:67::/64"}]],
+            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}}),
+    );
+    conf.as_object_mut().unwrap().remove("podCIDRs");
+    let ra = t.add("ca", &a, &conf);
+    let rb = t.add("cb", &b, &conf);
+    assert_eq!(ra["ips"].as_array().unwrap().len(), 2, "{ra}");
+    assert_eq!(ra["ips"][1]["version"], "6");
+    assert_eq!(ra["ips"][0]["gateway"], "169.254.1.1", "routed mode's link-local gateway");
+    let (ipa, ipb) = (pod_ip(&ra), pod_ip(&rb));
+    for ip in [ipa, ipb] {
+        let last = match ip {
+            IpAddr::V4(v) => v.octets()[3],
+            IpAddr::V6(_) => panic!("{ip}"),
+        };
+        assert!((100..=120).contains(&last), "{ip} outside rangeStart..rangeEnd");
+    }
+    assert!(ra["ips"][0]["address"].as_str().unwrap().ends_with("/32"), "{ra}");
+    let v6b: IpAddr = rb["ips"][1]["address"].as_str().unwrap().split('/').next().unwrap().parse().unwrap();
+    let srv = echo_peer_server(&b, sa(ipb, 8080), 1);
+    assert_eq!(tcp_ask(&a, sa(ipb, 8080)).unwrap(), ipa.to_string(), "routed pod to pod");
+    srv.join().unwrap();
+    let srv6 = echo_peer_server(&b, sa(v6b, 8080), 1);
+    assert!(tcp_ask(&a, sa(v6b, 8080)).is_ok(), "routed pod to pod over IPv6");
+    srv6.join().unwrap();
+    let mut with_prev = conf.clone();
+    with_prev["prevResult"] = ra.clone();
+    assert!(t.call("CHECK", "ca", Some(&a), "eth0", "", &with_prev).ok);
+    assert!(t.call("DEL", "ca", Some(&a), "eth0", "", &conf).ok);
+    assert!(t.call("DEL", "cb", Some(&b), "eth0", "", &conf).ok);
+    assert!(!t.host_links().contains("pn"), "{}", t.host_links());
+}
