@@ -266,6 +266,12 @@ fn bad_input_gets_the_spec_codes() {
     assert!(t.call("DEL", "c1", Some(&ns), "eth0", "", &conf).ok);
     // GC needs its key.
     assert_eq!(c(t.call("GC", "", None, "", "", &conf)), 7);
+    // An eth0 podnet did not make is already in the container: ADD must fail and leave it.
+    in_ns(&ns2, &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0"]);
+    let o = t.call("ADD", "c3", Some(&ns2), "eth0", "", &conf);
+    assert_eq!(o.code(), 100, "{}", o.json);
+    assert!(in_ns(&ns2, &["ip", "-br", "link"]).contains("other0"));
+    assert!(t.node().list_sandboxes().unwrap().is_empty());
 }
 
 #[test]
