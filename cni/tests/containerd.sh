@@ -23,6 +23,9 @@ ip link set lo up
 
 SOCK="$WORK/containerd.sock"
 STATE="$WORK/podnet"
+# The podnet CLI on this node, under the plugin's lock: opening a node rebuilds its nf_tables
+# table, which must not interleave with a plugin call mapping a host port.
+pn() { flock "$STATE/cni.lock" "$PODNET" "$@" --state-dir "$STATE" --node ctrd; }
 # A namespace of our own: it names the containers' cgroup parent, removed at the end.
 NS="podnet-test-$$"
 ctr() { command ctr --address "$SOCK" --namespace "$NS" "$@"; }
@@ -86,14 +89,14 @@ ctr run --rm --cni "$IMG" srv /bin/httpd -f -p 80 -h /www >"$WORK/srv.log" 2>&1 
 SRV=$!
 SRV_IP=""
 for _ in $(seq 100); do
-  SRV_IP=$("$PODNET" sandbox list --state-dir "$STATE" --node ctrd 2>/dev/null |
+  SRV_IP=$(pn sandbox list 2>/dev/null |
     grep "$NS-srv" | grep -o '10\.88\.0\.[0-9]*' | head -1 || true)
   [ -n "$SRV_IP" ] && break
   sleep 0.1
 done
 [ -n "$SRV_IP" ] || { cat "$WORK/srv.log"; fail "srv got no address"; }
 echo "srv has $SRV_IP"
-LIST=$("$PODNET" sandbox list --state-dir "$STATE" --node ctrd)
+LIST=$(pn sandbox list)
 echo "$LIST"
 echo "$LIST" | grep -q "$NS-srv" || fail "podnet sandbox list does not show $NS-srv"
 ctr task exec --exec-id ipa srv /bin/ip -4 addr show eth0 | grep -q "$SRV_IP/24" || fail "srv's eth0 lacks $SRV_IP"
@@ -129,10 +132,10 @@ step "stopping srv removes everything"
 ctr task kill -s KILL srv    # busybox httpd is the container's PID 1: it ignores SIGTERM
 wait "$SRV" || true
 SRV=""
-LEFT=$("$PODNET" sandbox list --state-dir "$STATE" --node ctrd --json)
+LEFT=$(pn sandbox list --json)
 echo "$LEFT" | grep -q "$NS-" && fail "sandboxes left: $LEFT"
 ip -br link show type veth | grep -q '^pn' && fail "host veths left: $(ip -br link show type veth)"
-"$PODNET" port list --state-dir "$STATE" --node ctrd --json | grep -q 30080 && fail "host port left"
+pn port list --json | grep -q 30080 && fail "host port left"
 OUT=$(printf "$REQ" | ip netns exec ext busybox nc -w 2 192.168.79.1 30080 2>&1 | tail -1 || true)
 [ "$OUT" = "hello from podnet" ] && fail "hostPort still answers"
 echo "CONTAINERD-E2E-OK"

@@ -17,6 +17,9 @@ mkdir -p "$WORK/bin" "$WORK/net.d" "$WORK/tmp"
 cp "$PLUGIN" "$WORK/bin/podnet"
 ip link set lo up
 STATE="$WORK/podnet"
+# The podnet CLI on this node, under the plugin's lock: opening a node rebuilds its nf_tables
+# table, which must not interleave with a plugin call mapping a host port.
+pn() { flock "$STATE/cni.lock" "$PODNET" "$@" --state-dir "$STATE" --node pdm; }
 # The cgroup parent podman gives containers with cgroupfs: our own, removed at the end.
 CG="podnet-test-$$"
 
@@ -73,9 +76,9 @@ pm run -d --name srv --cgroup-parent "/$CG" --network podnet -p 30081:80 "$IMG" 
 SRV_IP=$(pm inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' srv)
 echo "srv has $SRV_IP"
 case "$SRV_IP" in 10.89.0.*) ;; *) fail "srv's address $SRV_IP is not from podnet's CIDR" ;; esac
-LIST=$("$PODNET" sandbox list --state-dir "$STATE" --node pdm --json)
+LIST=$(pn sandbox list --json)
 echo "$LIST" | grep -q '"k8s.pod.name": "srv"' || fail "podnet sandbox list does not name srv: $LIST"
-"$PODNET" sandbox list --state-dir "$STATE" --node pdm
+pn sandbox list
 pm exec srv /bin/ip -4 -o addr show eth0 | grep -q "$SRV_IP/24" || fail "srv's eth0 lacks $SRV_IP"
 for _ in $(seq 50); do [ "$(get "$SRV_IP" 80 2>/dev/null)" = "hello from podnet" ] && break; sleep 0.1; done
 
@@ -100,10 +103,10 @@ echo "node and external netns got: $OUT"
 step "stopping srv removes everything"
 pm stop -t 0 srv >/dev/null
 pm rm srv >/dev/null
-LEFT=$("$PODNET" sandbox list --state-dir "$STATE" --node pdm --json)
+LEFT=$(pn sandbox list --json)
 echo "$LEFT" | grep -q '"id"' && fail "sandboxes left: $LEFT"
 ip -br link show type veth | grep -q '^pn' && fail "host veths left: $(ip -br link show type veth)"
-"$PODNET" port list --state-dir "$STATE" --node pdm --json | grep -q 30081 && fail "host port left"
+pn port list --json | grep -q 30081 && fail "host port left"
 OUT=$(printf "$REQ" | ip netns exec ext busybox nc -w 2 192.168.80.1 30081 2>&1 | tail -1 || true)
 [ "$OUT" = "hello from podnet" ] && fail "hostPort still answers"
 echo "PODMAN-E2E-OK"
