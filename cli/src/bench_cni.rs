@@ -166,6 +166,18 @@ fn inside(a: &BenchCniArgs) -> Result<(), String> {
             p_add.push(us(t));
         }
     }
+    // With every pod in place: the exec floor (VERSION answers without opening the node) and
+    // exec + Node::open (STATUS opens the node and lists the sandboxes), to split ADD's cost.
+    let (mut p_version, mut p_status) = (Stats::default(), Stats::default());
+    let status_conf = with(podnet_conf.clone(), json!({"cniVersion": "1.1.0"}));
+    for _ in 0..20 {
+        let t = Instant::now();
+        exec(&a.plugin_path(), &a.cni_path, "VERSION", "", work, "", &json!({"cniVersion": "1.0.0"}))?;
+        p_version.push(us(t));
+        let t = Instant::now();
+        exec(&a.plugin_path(), &a.cni_path, "STATUS", "", work, "", &status_conf)?;
+        p_status.push(us(t));
+    }
     for (i, ns_i) in ns.iter().enumerate() {
         let c = with(podnet_conf.clone(), json!({"runtimeConfig": port(i, 20000)}));
         let t = Instant::now();
@@ -222,6 +234,8 @@ fn inside(a: &BenchCniArgs) -> Result<(), String> {
         "podnet_cni_del_p50_us": p_del.p50(), "podnet_cni_del_p99_us": p_del.p99(),
         "podnet_cni_add_first100_mean_us": p_add.first_mean(100),
         "podnet_cni_add_last100_mean_us": p_add.last_mean(100),
+        "podnet_cni_version_p50_us": p_version.p50(),
+        "podnet_cni_status_p50_us": p_status.p50(),
         "chain_add_p50_us": c_add.p50(), "chain_add_p99_us": c_add.p99(),
         "chain_del_p50_us": c_del.p50(), "chain_del_p99_us": c_del.p99(),
         "chain_add_first100_mean_us": c_add.first_mean(100),
