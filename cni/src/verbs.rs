@@ -1,5 +1,5 @@
-//! The CNI verbs over podnet's blocking API: each call opens the node named by the config, makes
-//! one library call and returns. Calls of one node serialize on a lock file in its state dir:
+//! The CNI verbs over podnet's node API: each call opens the node named by the config, makes one
+//! library call and returns. Calls of one node serialize on a lock file in its state dir:
 //! opening a node rebuilds its nftables table from the recorded host ports, which must not
 //! interleave with another process's port change.
 
@@ -28,9 +28,8 @@ fn lock(cfg: &NodeConfig) -> Result<Flock<File>, CniError> {
 }
 
 /// The node of this one call, on a current-thread runtime: every netlink answer is handled on
-/// the calling thread, with no hand-off to runtime workers (each hand-off costs a scheduler
-/// wake-up, which dominated the plugin's wall time on a loaded node). Both are leaked on
-/// purpose: the process exits right after the call and the kernel closes the sockets, while
+/// the calling thread, no runtime worker threads are started, and no answer waits for one to be
+/// scheduled (the blocking facade's runtime has two). Both are leaked on purpose: the process exits right after the call and the kernel closes the sockets, while
 /// dropping them would wait for the runtime's shutdown.
 struct Opened {
     rt: &'static tokio::runtime::Runtime,
@@ -85,10 +84,11 @@ pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
 /// the node was never set up.
 pub fn del(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     let id = sandbox_id(env.container_id()?, env.ifname()?);
-    let _lock = lock(&conf.node)?;
+    // Before the lock, which would create the state dir: DEL of a node never set up changes nothing.
     if never_opened(&conf.node)? {
         return Ok(());
     }
+    let _lock = lock(&conf.node)?;
     let n = open(&conf.node)?;
     n.run(n.node.delete_sandbox(&id)).map_err(CniError::from)
 }
@@ -102,13 +102,13 @@ pub fn check(conf: &NetConf, env: &Env) -> Result<(), CniError> {
         .prev_result
         .as_ref()
         .ok_or_else(|| CniError::new(code::INVALID_CONFIG, "CHECK needs prevResult in the network config"))?;
-    let _lock = lock(&conf.node)?;
     if never_opened(&conf.node)? {
         return Err(CniError::new(
             code::UNKNOWN_CONTAINER,
             format!("CHECK {id}: node {} has no sandboxes", conf.node.name),
         ));
     }
+    let _lock = lock(&conf.node)?;
     let n = open(&conf.node)?;
     let sb = n.run(n.node.get_sandbox(&id))?;
     if sb.netns_path != netns {
@@ -133,10 +133,10 @@ pub fn gc(conf: &NetConf) -> Result<(), CniError> {
         return Err(CniError::new(code::INVALID_CONFIG, "GC needs cni.dev/valid-attachments in the network config"));
     }
     let valid = conf.valid_ids();
-    let _lock = lock(&conf.node)?;
     if never_opened(&conf.node)? {
         return Ok(());
     }
+    let _lock = lock(&conf.node)?;
     let n = open(&conf.node)?;
     let mut errors: Vec<podnet::Error> = vec![];
     let mut keep: Vec<String> = valid.iter().cloned().collect();

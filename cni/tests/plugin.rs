@@ -209,7 +209,7 @@ fn labels_idempotency_and_missing_things() {
     // DEL for a network never set up (no state at all) and for an unknown container.
     let fresh = t.conf("1.0.0", json!({"name": "never", "stateDir": t.w.dir.join("never")}));
     assert!(t.call("DEL", "zz", None, "eth0", "", &fresh).ok);
-    assert!(!t.w.dir.join("never").join("node.json").exists(), "DEL set the node up");
+    assert!(!t.w.dir.join("never").exists(), "DEL set the node up");
     assert!(t.call("DEL", "unknown", None, "eth0", "", &conf).ok);
 
     // The addresses came back: a pod may ask for the first one again (capability `ips`).
