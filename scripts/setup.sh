@@ -3,7 +3,9 @@
 # Idempotent: skips what is already there.
 set -euo pipefail
 need=()
-for p in iproute2 ethtool nftables conntrack containernetworking-plugins netavark valgrind util-linux pkg-config gcc g++ make; do
+# containerd, podman, runc and busybox-static: the podnet-cni end-to-end tests (cni/tests/runtimes.rs).
+for p in iproute2 ethtool nftables conntrack containernetworking-plugins netavark valgrind util-linux pkg-config gcc g++ make \
+  containerd podman runc busybox-static; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

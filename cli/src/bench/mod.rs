@@ -2,6 +2,7 @@
 //! stderr and its result as one JSON line on stdout; the hidden workers run the CNI reference
 //! plugins in a private namespace for the comparisons.
 
+mod cni;
 mod ipam;
 mod peers;
 mod ports;
@@ -29,6 +30,8 @@ commands! {
         Peers(peers::BenchPeersArgs),
         /// Add then remove N host-port mappings; compare with the CNI portmap plugin.
         Ports(ports::BenchPortsArgs),
+        /// ADD and DEL through the exec'd podnet-cni plugin vs the CNI reference chain.
+        Cni(cni::BenchCniArgs),
         /// Allocate every node CIDR of a /8 and every service IP of a /12.
         Ipam(ipam::BenchIpamArgs),
         /// Program N services from empty, time one change at 100 and at N, and connects; compare

@@ -198,7 +198,8 @@ impl Pods {
                 self.teardown(&existing).await?;
             }
         }
-        self.reap(false).await;
+        // A specific address asked for may be a deleted pod's whose veth is gone by now.
+        self.reap(!spec.ips.is_empty()).await;
         let host = host_veth_name(&spec.id, &spec.ifname);
         let routed = mode == PodMode::Routed;
         let (netns_path, owns) = match &spec.netns {
@@ -313,15 +314,25 @@ impl Pods {
                 }
             }
         }
+        // Deleting the veth ourselves (a netns podnet did not make) leaves nothing that can
+        // carry the addresses: they are free at once. Dropping our pin leaves that to the kernel.
+        let mut veth_gone = false;
         if sb.owns_netns {
             if let Err(e) = netns::remove(&sb.netns_path) {
                 errors.push(e.into_error(format!("remove netns {}", sb.netns_path.display())));
             }
-        } else if let Err(e) = self.base.nl.delete_link(&sb.host_ifname).await {
-            errors.push(e.into_error(format!("delete {}", sb.host_ifname)));
+        } else {
+            match self.base.nl.delete_link(&sb.host_ifname).await {
+                Ok(()) => veth_gone = true,
+                Err(e) => errors.push(e.into_error(format!("delete {}", sb.host_ifname))),
+            }
         }
         if errors.is_empty() {
-            return self.base.store.finish_teardown(&sb.id, &sb.host_ifname);
+            self.base.store.finish_teardown(&sb.id, &sb.host_ifname)?;
+            if veth_gone {
+                self.base.store.release_draining(&sb.host_ifname)?;
+            }
+            return Ok(());
         }
         let msg = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
         Err(Error::new(errors[0].kind(), format!("tear down sandbox {}", sb.id), msg))
