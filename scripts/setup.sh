@@ -3,7 +3,9 @@
 # Idempotent: skips what is already there.
 set -euo pipefail
 need=()
-for p in iproute2 ethtool nftables conntrack containernetworking-plugins netavark valgrind util-linux pkg-config gcc g++ make; do
+# etcd-server: the agent's tests start real etcd; protobuf-compiler: protoc for the etcd client.
+for p in iproute2 ethtool nftables conntrack containernetworking-plugins netavark valgrind util-linux pkg-config gcc g++ make \
+  etcd-server protobuf-compiler; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
