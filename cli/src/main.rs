@@ -3,6 +3,7 @@
 //! 3 a check failed.
 #![allow(missing_docs, reason = "a binary: its documentation is --help and docs/cli.md")]
 
+mod agent;
 mod bench_ipam;
 mod bench_peers;
 mod bench_ports;
@@ -43,6 +44,8 @@ enum Cmd {
     Gc(ops::GcArgs),
     /// Check a cluster address plan: node CIDRs, pods per node, capacity, service IPs.
     Plan(plan::PlanArgs),
+    /// The cluster agent: lease this node's pod CIDR from etcd and keep its peers programmed.
+    Agent(agent::AgentArgs),
     /// Benchmarks (programs, not tests).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -58,6 +61,8 @@ enum BenchCmd {
     Ports(bench_ports::BenchPortsArgs),
     /// Allocate every node CIDR of a /8 and every service IP of a /12.
     Ipam(bench_ipam::BenchIpamArgs),
+    /// N agents (own node netns each, in-process) join one etcd; then one more joins and leaves.
+    Agent(agent::BenchAgentArgs),
     #[command(hide = true)]
     PortmapWorker(bench_ports::PortmapWorkerArgs),
     #[command(hide = true)]
@@ -103,6 +108,8 @@ fn main() {
         Cmd::Port(a) => ops::run_port(a),
         Cmd::Gc(a) => ops::run_gc(a),
         Cmd::Plan(a) => plan::run_plan(a),
+        Cmd::Agent(a) => agent::run(a),
+        Cmd::Bench(BenchCmd::Agent(a)) => agent::bench(&a),
         Cmd::Bench(BenchCmd::Sandbox(a)) => bench_sandbox::run(&a),
         Cmd::Bench(BenchCmd::Peers(a)) => bench_peers::run(&a),
         Cmd::Bench(BenchCmd::Ports(a)) => bench_ports::run(&a),
