@@ -452,3 +452,87 @@ fn three_member_etcd_one_member_killed_no_disruption() {
         a.stop();
     }
 }
+
+/// A store that reports the first watch as fallen behind compaction, and counts lists: the
+/// agent must list again, make no kernel change when nothing changed, and resume watching.
+struct CompactOnce {
+    inner: EtcdStore,
+    lists: Arc<std::sync::atomic::AtomicUsize>,
+    watches: std::sync::atomic::AtomicUsize,
+}
+
+struct MaybeCompacted {
+    inner: podnet_cluster::agent::EtcdWatch,
+    compacted: bool,
+}
+
+impl podnet_cluster::agent::StoreWatch for MaybeCompacted {
+    async fn next(&mut self) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::WatchItem> {
+        if std::mem::take(&mut self.compacted) {
+            return Ok(podnet_cluster::agent::WatchItem::Compacted { compact_revision: 1 });
+        }
+        self.inner.next().await
+    }
+}
+
+impl Store for CompactOnce {
+    type Watch = MaybeCompacted;
+    async fn get(&self, key: &str) -> podnet_cluster::agent::StoreResult<Option<podnet_cluster::agent::KeyValue>> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::Listing> {
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.list(prefix).await
+    }
+    async fn watch(&self, prefix: &str, from: i64) -> podnet_cluster::agent::StoreResult<MaybeCompacted> {
+        let first = self.watches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first })
+    }
+    async fn create(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<bool> {
+        self.inner.create(key, value, lease).await
+    }
+    async fn put(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<()> {
+        self.inner.put(key, value, lease).await
+    }
+    async fn delete(&self, key: &str) -> podnet_cluster::agent::StoreResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn grant(&self, ttl: Duration) -> podnet_cluster::agent::StoreResult<i64> {
+        self.inner.grant(ttl).await
+    }
+    async fn keep_alive(&self, lease: i64) -> podnet_cluster::agent::StoreResult<Option<Duration>> {
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke(&self, lease: i64) -> podnet_cluster::agent::StoreResult<()> {
+        self.inner.revoke(lease).await
+    }
+}
+
+#[test]
+fn compacted_watch_lists_again_and_resumes() {
+    let w = world("agentc", 2);
+    let _etcd = w.etcd(1);
+    let st = w.store_from_underlay(1);
+    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    let a1 = w.start(0, 1, Duration::from_secs(60));
+    a1.wait_ready(Duration::from_secs(20)).unwrap();
+    let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (l2, ns) = (lists.clone(), w.nodes[1].1.clone());
+    let a2 = Agent::start(w.agent_cfg(1, Duration::from_secs(60)), move || async move {
+        let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
+        Ok(CompactOnce { inner, lists: l2, watches: std::sync::atomic::AtomicUsize::new(0) })
+    })
+    .unwrap();
+    a2.wait_ready(Duration::from_secs(20)).unwrap();
+    // acquire lists once, the first session once, the session after the compaction once more.
+    wait_for("a list after the compaction", Duration::from_secs(10), || {
+        lists.load(std::sync::atomic::Ordering::SeqCst) >= 3
+    });
+    w.wait_peer_routes(1, 1, false);
+    assert_eq!(a2.status().peer_changes, 0);
+    // The watch resumed: node1 leaving reaches node2.
+    a1.leave().unwrap();
+    w.wait_peer_routes(1, 0, false);
+    assert_eq!(a2.status().peer_changes, 1);
+    a2.stop();
+}
