@@ -841,3 +841,103 @@ pub fn read_status(path: &std::path::Path) -> Result<AgentStatus, Error> {
     }
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoStore;
+
+    struct NoWatch;
+
+    impl StoreWatch for NoWatch {
+        async fn next(&mut self) -> StoreResult<WatchItem> {
+            Err(StoreError::unavailable("watch", "no store"))
+        }
+    }
+
+    fn down<T>() -> StoreResult<T> {
+        Err(StoreError::unavailable("test", "no store"))
+    }
+
+    impl Store for NoStore {
+        type Watch = NoWatch;
+        async fn get(&self, _: &str) -> StoreResult<Option<KeyValue>> {
+            down()
+        }
+        async fn list(&self, _: &str) -> StoreResult<Listing> {
+            down()
+        }
+        async fn watch(&self, _: &str, _: i64) -> StoreResult<NoWatch> {
+            down()
+        }
+        async fn create(&self, _: &str, _: &[u8], _: i64) -> StoreResult<bool> {
+            down()
+        }
+        async fn put(&self, _: &str, _: &[u8], _: i64) -> StoreResult<()> {
+            down()
+        }
+        async fn delete(&self, _: &str) -> StoreResult<()> {
+            down()
+        }
+        async fn grant(&self, _: Duration) -> StoreResult<i64> {
+            down()
+        }
+        async fn keep_alive(&self, _: i64) -> StoreResult<Option<Duration>> {
+            down()
+        }
+        async fn revoke(&self, _: i64) -> StoreResult<()> {
+            down()
+        }
+    }
+
+    fn start(cfg: AgentConfig) -> Result<Agent, Error> {
+        Agent::start(cfg, || async { Ok(NoStore) })
+    }
+
+    #[test]
+    fn bad_configs_are_refused_before_anything_starts() {
+        let base = || AgentConfig::new(NodeConfig::new("n1").underlay("10.0.0.1".parse().unwrap()));
+        let e = start(AgentConfig::new(NodeConfig::new("n1"))).unwrap_err();
+        assert!(e.kind() == ErrorKind::InvalidArgument && e.to_string().contains("underlay"), "{e}");
+        let e = start(AgentConfig::new(NodeConfig::new("n1").underlay("fd00::1".parse().unwrap()))).unwrap_err();
+        assert!(e.to_string().contains("IPv4 PublicIP"), "{e}");
+        let mut c = base();
+        c.prefix = "coreos.com/network".into();
+        assert_eq!(start(c).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let mut c = base();
+        c.lease_ttl = Duration::from_secs(1);
+        assert_eq!(start(c).unwrap_err().kind(), ErrorKind::InvalidArgument);
+        let c = AgentConfig::new(NodeConfig::new("../x").underlay("10.0.0.1".parse().unwrap()));
+        assert_eq!(start(c).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn an_unreachable_store_is_reported_not_ready_and_stop_ends_the_agent() {
+        let mut c = AgentConfig::new(NodeConfig::new("n1").underlay("10.0.0.1".parse().unwrap()));
+        let dir = std::env::temp_dir().join(format!("podnet-agent-unit-{}", std::process::id()));
+        c.status_file = Some(dir.join("s.json"));
+        c.state_file = Some(dir.join("a.json"));
+        let a = start(c).unwrap();
+        let e = a.wait_ready(Duration::from_millis(300)).unwrap_err();
+        assert!(e.to_string().contains("no store"), "{e}");
+        let s = a.status();
+        assert!(!s.ready && !s.store_reachable && s.phase == Phase::Leasing, "{s:?}");
+        let from_file = read_status(&dir.join("s.json")).unwrap();
+        assert!(!from_file.ready && from_file.last_error.is_some());
+        a.stop();
+        a.stop();
+        assert_eq!(a.status().phase, Phase::Stopped);
+        assert_eq!(read_status(&dir.join("s.json")).unwrap().phase, Phase::Stopped);
+        // A status file left by a process that is gone reads as not ready.
+        let mut dead = from_file.clone();
+        dead.ready = true;
+        dead.phase = Phase::Ready;
+        dead.pid = u32::MAX;
+        write_json(&dir.join("dead.json"), &dead).unwrap();
+        let r = read_status(&dir.join("dead.json")).unwrap();
+        assert!(!r.ready && r.last_error.unwrap().contains("not running"));
+        assert_eq!(read_status(&dir.join("missing.json")).unwrap_err().kind(), ErrorKind::NotFound);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
