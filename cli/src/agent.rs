@@ -141,6 +141,9 @@ fn run_agent(a: &RunArgs) -> i32 {
     cfg.lease_ttl = Duration::from_secs(a.lease_ttl);
     cfg.state_file = a.state_file.clone();
     cfg.status_file = Some(status_path(&name, &a.status_file));
+    if let Err(e) = EtcdStore::check_endpoints(&a.etcd_endpoints) {
+        return fail(&e);
+    }
     let endpoints = a.etcd_endpoints.clone();
     let ns = a.netns.clone();
     let agent = match Agent::start(cfg, move || async move { EtcdStore::connect(&endpoints, ns.as_deref()).await }) {

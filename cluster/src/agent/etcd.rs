@@ -65,7 +65,7 @@ async fn connect_any(
                 let _ = s.set_nodelay(true);
                 return Ok(hyper_util::rt::TokioIo::new(s));
             }
-            Ok(Err(e)) => last = e,
+            Ok(Err(e)) => last = std::io::Error::new(e.kind(), format!("connect {a}: {e}")),
             Err(_) => last = std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connect {a} timed out")),
         }
     }
@@ -78,15 +78,8 @@ impl EtcdStore {
     /// unreachable etcd is reported by the first request, and every later request reconnects,
     /// trying the endpoints in order, so one dead member of a cluster costs nothing.
     pub async fn connect(endpoints: &[String], netns: Option<&std::path::Path>) -> Result<EtcdStore, podnet::Error> {
+        let addrs = Self::check_endpoints(endpoints)?;
         let op = "connect to etcd";
-        if endpoints.is_empty() {
-            return Err(podnet::Error::invalid(op, "no etcd endpoint given"));
-        }
-        let addrs: Vec<SocketAddr> = endpoints
-            .iter()
-            .map(|e| parse_endpoint(e))
-            .collect::<Result<_, _>>()
-            .map_err(|m| podnet::Error::invalid(op, m))?;
         let netns = match netns {
             Some(p) => Some(Arc::new(
                 podnet::internals::netns::open(p).map_err(|e| e.into_error(format!("open netns {}", p.display())))?,
@@ -106,6 +99,15 @@ impl EtcdStore {
             .await
             .map_err(|e| podnet::Error::new(podnet::ErrorKind::Io, op, e))?;
         Ok(EtcdStore { client })
+    }
+
+    /// Check endpoints before starting anything: `http://IP:PORT` each, at least one.
+    pub fn check_endpoints(endpoints: &[String]) -> Result<Vec<SocketAddr>, podnet::Error> {
+        let op = "check etcd endpoints";
+        if endpoints.is_empty() {
+            return Err(podnet::Error::invalid(op, "no etcd endpoint given"));
+        }
+        endpoints.iter().map(|e| parse_endpoint(e)).collect::<Result<_, _>>().map_err(|m| podnet::Error::invalid(op, m))
     }
 
     fn c(&self) -> Client {

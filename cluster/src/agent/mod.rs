@@ -228,7 +228,17 @@ impl Agent {
             .name(format!("podnet-agent-{}", cfg.node.name).chars().take(15).collect())
             .spawn(move || {
                 let r = rt.block_on(async move {
-                    let store = Arc::new(make_store().await?);
+                    let store = match make_store().await {
+                        Ok(s) => Arc::new(s),
+                        Err(e) => {
+                            // Nothing to retry with: say why and stop.
+                            status_tx.send_modify(|s| {
+                                s.phase = Phase::Stopped;
+                                s.last_error = Some(format!("cannot create the store client: {e}"));
+                            });
+                            return Err(e);
+                        }
+                    };
                     let runner = Runner {
                         public_ip,
                         cfg,
