@@ -530,6 +530,13 @@ fn compacted_watch_lists_again_and_resumes() {
     });
     w.wait_peer_routes(1, 1, false);
     assert_eq!(a2.status().peer_changes, 0);
+    // Someone deletes node2's own key: it takes the same subnet again, loudly.
+    let key2 = a2.status().key.unwrap();
+    w.rt.block_on(st.delete(&key2)).unwrap();
+    wait_for("node2 to re-create its key", Duration::from_secs(10), || {
+        w.rt.block_on(st.get(&key2)).unwrap().is_some() && a2.status().lease_lost == 1
+    });
+    assert_eq!(a2.status().key.as_deref(), Some(key2.as_str()));
     // The watch resumed: node1 leaving reaches node2.
     a1.leave().unwrap();
     w.wait_peer_routes(1, 0, false);

@@ -465,14 +465,24 @@ impl<S: Store> Runner<S> {
         let listing = self.store.list(&self.cfg.subnets_prefix()).await?;
         self.set(|s| s.store_reachable = true);
         let mut wanted = HashMap::new();
+        let mut own_listed = false;
         for kv in &listing.kvs {
             match self.classify(kv) {
                 Some(Ok(p)) => {
                     wanted.insert(p.name.clone(), p);
                 }
-                Some(Err(())) => self.own_key_changed(kv).await?,
+                Some(Err(())) => {
+                    own_listed = true;
+                    self.own_key_changed(kv).await?;
+                }
                 None => {}
             }
+        }
+        if !own_listed {
+            // Deleted while the watch was down: take the same subnet again, then list anew.
+            tracing::error!(node = %self.cfg.node.name, "this node's lease key is gone; re-acquiring the same subnet (never renumbering a live node)");
+            self.reclaim().await?;
+            return Ok(());
         }
         if self.status.borrow().ready && wanted == self.peers {
             // Nothing changed while the watch was down: no kernel work at all.
