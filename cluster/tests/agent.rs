@@ -285,6 +285,36 @@ fn four_nodes_lease_publish_and_talk_dual_stack() {
 }
 
 #[test]
+fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
+    let w = world("agenthg", 4);
+    let _etcd = w.etcd(1);
+    let st = w.store_from_underlay(1);
+    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}"#);
+    let agents: Vec<Agent> = (0..4).map(|i| w.start(i, 1, Duration::from_secs(60))).collect();
+    for a in &agents {
+        a.wait_ready(Duration::from_secs(20)).unwrap();
+    }
+    // node1..3 share the segment: routes via each other's PublicIP; node4 is behind a router,
+    // so host-gw cannot reach it (nor it them): skipped, and it does not block the others.
+    for i in 0..3 {
+        w.wait_peer_routes(i, 2, false);
+        let r = in_ns(&w.nodes[i].1, &["ip", "route", "show", "proto", "81"]);
+        assert!(!r.contains("podnet.1") && r.contains("via 10.200.1.1"), "{r}");
+    }
+    assert_eq!(agents[3].status().peers, 0);
+    let keys = subnet_keys(&w, &st);
+    assert!(
+        keys.iter().all(|(_, v, _)| String::from_utf8_lossy(v).ends_with(r#","BackendType":"host-gw"}"#)),
+        "{keys:?}"
+    );
+    let pods: Vec<Pod> = agents.iter().take(3).enumerate().map(|(i, a)| pod(&w, a, &format!("h{i}"))).collect();
+    full_mesh(&pods);
+    for a in &agents {
+        a.stop();
+    }
+}
+
+#[test]
 fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
     let w = world("agentf", 4);
     let mut etcd = w.etcd(1);

@@ -549,7 +549,15 @@ impl<S: Store> Runner<S> {
         if self.held.as_ref().is_some_and(|h| h.key == key) {
             return Some(Err(()));
         }
-        match self.peer_of(&key, &kv.value) {
+        let peer = self.peer_of(&key, &kv.value).and_then(|p| {
+            // A peer this node cannot reach (host-gw across a router) is skipped, as flannel
+            // skips it, instead of failing the sync of every other peer.
+            match self.node().map(|n| n.peer_paths(&p)) {
+                Some(Err(e)) => Err(e.to_string()),
+                _ => Ok(p),
+            }
+        });
+        match peer {
             Ok(p) => Some(Ok(p)),
             Err(why) => {
                 tracing::warn!(node = %self.cfg.node.name, key = %kv.key, reason = %why, "ignoring lease");
