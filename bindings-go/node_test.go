@@ -231,8 +231,9 @@ func TestGC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// IPs: the deleted pods' addresses, released once their veths are gone (and earlier tests').
 	if !reflect.DeepEqual(sorted(rep.Sandboxes), []string{"gc-b", "gc-c"}) || len(rep.Errors) != 0 ||
-		len(rep.IPs) != 0 || len(rep.Netns) != 0 {
+		len(rep.IPs) < 2 || len(rep.Netns) != 0 {
 		t.Errorf("gc report: %+v", rep)
 	}
 	if list, _ := testNode.ListSandboxes(); len(list) != 1 || list[0].ID != "gc-a" {

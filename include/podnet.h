@@ -375,6 +375,15 @@ typedef uint32_t podnet_cross_node_mode;
 #endif // __cplusplus
 
 /**
+ * A running cluster agent (see docs/agent.md).
+ *
+ * Thread-safe: any thread may call any `podnet_agent_*` function on one agent at the same time,
+ * except `podnet_agent_free`, which must not race with other calls on it. The agent runs on a
+ * thread of its own; it never changes the calling thread's namespaces and never forks.
+ */
+typedef struct podnet_agent podnet_agent;
+
+/**
  * A byte buffer podnet hands out (e.g. `podnet_node_cidr_allocator_to_bytes`): read it with
  * `podnet_bytes_data` and `podnet_bytes_len`.
  *
@@ -2204,6 +2213,81 @@ void podnet_repair_report_free(podnet_repair_report *report);
 podnet_status podnet_node_repair(const podnet_node *node,
                                  podnet_repair_report **report_out,
                                  podnet_error **err_out);
+
+/**
+ * Start an agent for the node `node` describes: name, netns, state dir, pod mode and the
+ * underlay address (required, IPv4: the lease's PublicIP). Pod CIDRs, VXLAN VNI/port and the
+ * cross-node mode come from etcd's network config and the lease. The agent reaches etcd from
+ * the node's netns.
+ *
+ * `etcd_endpoints`: `etcd_endpoints_len` strings "http://IP:PORT". `prefix`: the store prefix,
+ * NULL for flannel's "/coreos.com/network". `lease_ttl_seconds`: TTL of the node's etcd lease,
+ * 0 for flannel's 86400. `state_file`: where the agent remembers its subnet, NULL for
+ * "/run/podnet/agent/<node>.json".
+ *
+ * Returns as soon as the agent runs (it is not ready yet: `podnet_agent_wait_ready`). `node`
+ * and the strings are copied. Errors: `PODNET_STATUS_INVALID_ARGUMENT` for a config without an
+ * IPv4 underlay, a bad prefix or endpoint, a TTL below 2 s. On success writes the agent to
+ * `*agent_out` (free it with `podnet_agent_free`); on failure `*agent_out` is not written.
+ * Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_agent_start(const podnet_node_config *node,
+                                 const char *const *etcd_endpoints,
+                                 size_t etcd_endpoints_len,
+                                 const char *prefix,
+                                 uint32_t lease_ttl_seconds,
+                                 const char *state_file,
+                                 podnet_agent **agent_out,
+                                 podnet_error **err_out);
+
+/**
+ * Wait up to `timeout_ms` milliseconds until the agent is ready: its subnet leased, its node
+ * opened and every other node programmed as a peer. Blocks the calling thread.
+ *
+ * Errors: `PODNET_STATUS_IO` when it is not ready in time (the message carries the agent's last
+ * error, e.g. etcd unreachable). Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_agent_wait_ready(const podnet_agent *agent,
+                                      uint32_t timeout_ms,
+                                      podnet_error **err_out);
+
+/**
+ * Whether the agent is ready now (see `podnet_agent_wait_ready`). NULL gives false.
+ * Thread-safe.
+ */
+bool podnet_agent_is_ready(const podnet_agent *agent);
+
+/**
+ * The agent's status as one JSON object: `node`, `ready`, `phase` ("leasing", "programming",
+ * "ready", "stopped"), `pod_cidrs`, `key`, `lease_id`, `peers`, `store_reachable`, `revision`,
+ * `lease_lost`, `peer_changes`, `last_error`, `pid` (docs/agent.md).
+ *
+ * On success writes a new buffer to `*json_out` (free it with `podnet_bytes_free`); on failure
+ * `*json_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_agent_status_json(const podnet_agent *agent,
+                                       podnet_bytes **json_out,
+                                       podnet_error **err_out);
+
+/**
+ * Stop the agent and leave the cluster: revoke its etcd lease and delete its key, so every
+ * other node removes this one. The local data plane stays. Blocks until the agent's thread
+ * ended. Errors: `PODNET_STATUS_IO` when etcd could not be told. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_agent_leave(const podnet_agent *agent,
+                                 podnet_error **err_out);
+
+/**
+ * Stop the agent (if it still runs) and free it. The data plane and the etcd lease stay: an
+ * agent started again for the node finds its subnet and lease, and the other nodes keep their
+ * routes to it. Blocks until the agent's thread ended. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_agent_free(podnet_agent *agent);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,8 +4,9 @@
 set -euo pipefail
 need=()
 # containerd, podman, runc and busybox-static: the podnet-cni end-to-end tests (cni/tests/runtimes.rs).
+# etcd-server: the agent's tests start real etcd; protobuf-compiler: protoc for the etcd client.
 for p in iproute2 ethtool nftables conntrack containernetworking-plugins netavark valgrind util-linux pkg-config gcc g++ make \
-  containerd podman runc busybox-static; do
+  containerd podman runc busybox-static etcd-server protobuf-compiler; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then

@@ -62,6 +62,8 @@ commands! {
         Gc(cmd::gc::GcArgs),
         /// Check a cluster address plan: node CIDRs, pods per node, capacity, service IPs.
         Plan(cmd::plan::PlanArgs),
+        /// The cluster agent: lease this node's pod CIDR from etcd and keep its peers programmed.
+        Agent(cmd::agent::AgentArgs),
         /// Benchmarks (programs, not tests).
         #[command(subcommand)]
         Bench(bench::BenchCmd),

@@ -26,6 +26,7 @@
 //! # Ok::<(), podnet::Error>(())
 //! ```
 
+pub mod agent;
 mod bitmap;
 mod cidr;
 mod nodecidr;

@@ -27,6 +27,8 @@ mod buffer;
 mod peer;
 mod plan;
 mod ports;
+// The cluster agent (etcd) comes last.
+mod agent;
 
 /// Major version of this library (semantic versioning). Equals `ffi/Cargo.toml`'s version.
 pub const PODNET_VERSION_MAJOR: u32 = 0;

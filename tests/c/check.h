@@ -77,6 +77,8 @@ void test_panic_boundary(void);
 void test_ports(void);
 void test_labels(void);
 void test_bad_input_node(void);
+/* test_agent.c */
+void test_agent(void);
 /* test_cluster.c */
 void test_plan(void);
 void test_node_cidr_allocator(void);

@@ -372,6 +372,7 @@ int main(void) {
     RUN(test_plan);
     RUN(test_node_cidr_allocator);
     RUN(test_service_ip_allocator);
+    RUN(test_agent);
     RUN(open_test_node);
     if (test_node != NULL) {
         RUN(test_bad_input_node);

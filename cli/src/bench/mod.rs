@@ -30,6 +30,8 @@ commands! {
         Peers(peers::BenchPeersArgs),
         /// Add then remove N host-port mappings; compare with the CNI portmap plugin.
         Ports(ports::BenchPortsArgs),
+        /// N agents (own node netns each, in-process) join one etcd; then one more joins and leaves.
+        Agent(crate::cmd::agent::BenchAgentArgs),
         /// ADD and DEL through the exec'd podnet-cni plugin vs the CNI reference chain.
         Cni(cni::BenchCniArgs),
         /// Allocate every node CIDR of a /8 and every service IP of a /12.

@@ -4,6 +4,7 @@
 //! the same library call a runtime makes; input is validated before anything is opened where
 //! the library lets us.
 
+pub mod agent;
 pub mod gc;
 pub mod node;
 pub mod peer;

@@ -1,0 +1,572 @@
+//! Privileged tests of the cluster agent against real etcd (Debian's `etcd-server`), all inside a
+//! throwaway world: an underlay segment (a bridge in an `underlay` netns) with three nodes and
+//! etcd on it, a fourth node behind a router. Each node runs an agent in-process; each agent
+//! reaches etcd from its node's netns.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use podnet::{NodeConfig, PodMode, SandboxSpec};
+use podnet_cluster::agent::{flannel, Agent, AgentConfig, EtcdStore, LeaseAttrs, Store, SubnetKey};
+use podnet_world::*;
+
+const UNDERLAY: [&str; 4] = ["10.200.1.11", "10.200.1.12", "10.200.1.13", "10.200.2.14"];
+const ETCD_IPS: [&str; 3] = ["10.200.1.2", "10.200.1.3", "10.200.1.4"];
+const PREFIX: &str = "/coreos.com/network";
+
+/// One etcd member, killed (and reaped) on drop.
+struct Etcd {
+    child: Option<Child>,
+    args: Vec<String>,
+    ns: PathBuf,
+}
+
+impl Etcd {
+    fn start(ns: &Path, data: &Path, idx: usize, members: usize) -> Etcd {
+        let ip = ETCD_IPS[idx];
+        let cluster: Vec<String> = (0..members).map(|i| format!("e{i}=http://{}:2380", ETCD_IPS[i])).collect();
+        let args = vec![
+            format!("--name=e{idx}"),
+            format!("--data-dir={}", data.join(format!("e{idx}")).display()),
+            format!("--listen-client-urls=http://{ip}:2379"),
+            format!("--advertise-client-urls=http://{ip}:2379"),
+            format!("--listen-peer-urls=http://{ip}:2380"),
+            format!("--initial-advertise-peer-urls=http://{ip}:2380"),
+            format!("--initial-cluster={}", cluster.join(",")),
+            "--initial-cluster-state=new".into(),
+            "--log-level=error".into(),
+        ];
+        let mut e = Etcd { child: None, args, ns: ns.to_path_buf() };
+        e.restart();
+        e
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("nsenter")
+            .arg(format!("--net={}", self.ns.display()))
+            .arg("etcd")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd (Debian package etcd-server; scripts/setup.sh installs it)");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct World2 {
+    w: World,
+    ul: PathBuf,
+    nodes: Vec<(String, PathBuf, IpAddr)>,
+    rt: tokio::runtime::Runtime,
+}
+
+/// The underlay (bridge + router) and `n` node netns; etcd addresses live on the bridge.
+fn world(tag: &str, n: usize) -> World2 {
+    let mut w = World::new(tag);
+    let ul = w.netns("underlay");
+    let rt = w.netns("router");
+    in_ns(&ul, &["ip", "link", "add", "br0", "type", "bridge"]);
+    in_ns(&ul, &["ip", "link", "set", "br0", "up"]);
+    in_ns(&ul, &["ip", "link", "set", "lo", "up"]);
+    for ip in ETCD_IPS {
+        in_ns(&ul, &["ip", "addr", "add", &format!("{ip}/24"), "dev", "br0"]);
+    }
+    in_ns(&ul, &["ip", "route", "add", "default", "via", "10.200.1.1"]);
+    veth(&rt, "rt-ul", &ul, "ul-rt").unwrap();
+    in_ns(&ul, &["ip", "link", "set", "ul-rt", "master", "br0"]);
+    in_ns(&rt, &["ip", "addr", "add", "10.200.1.1/24", "dev", "rt-ul"]);
+    in_ns(&rt, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let mut nodes = vec![];
+    for (i, addr) in UNDERLAY.iter().copied().enumerate().take(n) {
+        let name = format!("node{}", i + 1);
+        let ns = w.netns(&name);
+        if i < 3 {
+            veth(&ns, "ul0", &ul, &format!("ul-n{}", i + 1)).unwrap();
+            in_ns(&ul, &["ip", "link", "set", &format!("ul-n{}", i + 1), "master", "br0"]);
+            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
+            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.1.1"]);
+        } else {
+            veth(&ns, "ul0", &rt, "rt-n4").unwrap();
+            in_ns(&rt, &["ip", "addr", "add", "10.200.2.1/24", "dev", "rt-n4"]);
+            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
+            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.2.1"]);
+        }
+        nodes.push((name, ns, addr.parse().unwrap()));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    World2 { w, ul, nodes, rt }
+}
+
+fn endpoints(members: usize) -> Vec<String> {
+    (0..members).map(|i| format!("http://{}:2379", ETCD_IPS[i])).collect()
+}
+
+impl World2 {
+    fn etcd(&self, members: usize) -> Vec<Etcd> {
+        let data = self.w.dir.join("etcd");
+        let v: Vec<Etcd> = (0..members).map(|i| Etcd::start(&self.ul, &data, i, members)).collect();
+        let st = self.store_from_underlay(members);
+        wait_for("etcd to answer", Duration::from_secs(20), || self.rt.block_on(st.list("/")).is_ok());
+        v
+    }
+
+    /// A client of etcd from the underlay netns (the test's own view of the store).
+    fn store_from_underlay(&self, members: usize) -> EtcdStore {
+        self.rt.block_on(EtcdStore::connect(&endpoints(members), Some(&self.ul))).unwrap()
+    }
+
+    fn put_config(&self, st: &EtcdStore, json: &str) {
+        self.rt.block_on(st.put(&format!("{PREFIX}/config"), json.as_bytes(), 0)).unwrap();
+    }
+
+    fn agent_cfg(&self, i: usize, ttl: Duration) -> AgentConfig {
+        let (name, ns, addr) = &self.nodes[i];
+        let node = NodeConfig::new(name)
+            .netns(ns)
+            .state_dir(self.w.state_dir(name))
+            .netns_dir(self.w.netns_dir())
+            .mode(if i % 2 == 0 { PodMode::Bridge } else { PodMode::Routed })
+            .underlay(*addr);
+        let mut c = AgentConfig::new(node);
+        c.lease_ttl = ttl;
+        c.state_file = Some(self.w.dir.join(format!("agent-{name}.json")));
+        c.status_file = Some(self.w.dir.join(format!("agent-{name}.status.json")));
+        c
+    }
+
+    fn start(&self, i: usize, members: usize, ttl: Duration) -> Agent {
+        let cfg = self.agent_cfg(i, ttl);
+        let ns = self.nodes[i].1.clone();
+        Agent::start(cfg, move || async move { EtcdStore::connect(&endpoints(members), Some(&ns)).await }).unwrap()
+    }
+
+    /// Wait until node `i`'s kernel has peer routes for exactly `n` peers.
+    fn wait_peer_routes(&self, i: usize, n: usize, dual: bool) {
+        let per = if dual { 2 } else { 1 };
+        wait_for(&format!("{} to have {n} peers in the kernel", self.nodes[i].0), Duration::from_secs(15), || {
+            let r = in_ns(&self.nodes[i].1, &["ip", "-4", "route", "show", "proto", "81"]);
+            let r6 = if dual {
+                in_ns(&self.nodes[i].1, &["ip", "-6", "route", "show", "proto", "81"])
+            } else {
+                String::new()
+            };
+            r.lines().count() + r6.lines().count() == n * per
+        });
+    }
+}
+
+struct Pod {
+    ns: PathBuf,
+    ips: Vec<IpAddr>,
+}
+
+fn pod(w: &World2, a: &Agent, id: &str) -> Pod {
+    let node = a.node().expect("node open");
+    let sb = w.rt.block_on(node.create_sandbox(&SandboxSpec::new(id))).unwrap();
+    Pod { ns: sb.netns_path.clone(), ips: sb.ips.iter().map(|n| n.ip()).collect() }
+}
+
+/// TCP from every pod to every other pod, each family; the receiver sees the sender's own IP.
+fn full_mesh(pods: &[Pod]) {
+    for fam in 0..pods[0].ips.len() {
+        for (d, dst) in pods.iter().enumerate() {
+            let port = 7000 + fam as u16;
+            let srv = echo_peer_server(&dst.ns, SocketAddr::new(dst.ips[fam], port), pods.len() - 1);
+            for (s, src) in pods.iter().enumerate().filter(|(s, _)| *s != d) {
+                let seen = tcp_ask(&src.ns, SocketAddr::new(dst.ips[fam], port))
+                    .unwrap_or_else(|e| panic!("pod {s} -> pod {d} ({}): {e}", dst.ips[fam]));
+                assert_eq!(seen, src.ips[fam].to_string());
+            }
+            srv.join().unwrap();
+        }
+    }
+}
+
+fn subnet_keys(w: &World2, st: &EtcdStore) -> Vec<(String, Vec<u8>, i64)> {
+    let l = w.rt.block_on(st.list(&format!("{PREFIX}/subnets/"))).unwrap();
+    l.kvs.into_iter().map(|kv| (kv.key, kv.value, kv.lease)).collect()
+}
+
+fn cluster(tag: &str, dual: bool) {
+    let w = world(tag, 4);
+    let _etcd = w.etcd(1);
+    let st = w.store_from_underlay(1);
+    if dual {
+        w.put_config(
+            &st,
+            r#"{"EnableIPv6": true, "Network": "10.244.0.0/16", "IPv6Network": "fd00:10::/48", "Backend": {"Type": "vxlan"}}"#,
+        );
+    } else {
+        w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    }
+    let agents: Vec<Agent> = (0..4).map(|i| w.start(i, 1, Duration::from_secs(60))).collect();
+    for a in &agents {
+        let s = a.wait_ready(Duration::from_secs(20)).unwrap();
+        assert!(s.key.is_some() && s.lease_id != 0, "{s:?}");
+    }
+    for i in 0..4 {
+        w.wait_peer_routes(i, 3, dual);
+    }
+    // The keys are flannel's, byte for byte.
+    let keys = subnet_keys(&w, &st);
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    for (i, a) in agents.iter().enumerate() {
+        let s = a.status();
+        let (k, v, lease) = keys.iter().find(|(k, _, _)| Some(k) == s.key.as_ref()).expect("own key listed");
+        let sk = SubnetKey::parse(k).unwrap();
+        assert_eq!(k, &sk.key(PREFIX));
+        assert_eq!(sk.v6.is_some(), dual, "{k}");
+        assert!(sk.v4.prefix() == 24 && sk.v4.network().octets()[..2] == [10, 244], "{k}");
+        assert_eq!(*lease, s.lease_id);
+        let mac = flannel::format_mac(&podnet::vtep_mac(&w.nodes[i].0));
+        let v6data = if dual { format!(r#","BackendV6Data":{{"VNI":1,"VtepMAC":"{mac}"}}"#) } else { String::new() };
+        let want = format!(
+            r#"{{"PublicIP":"{}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"{mac}"}}{v6data}}}"#,
+            w.nodes[i].2
+        );
+        assert_eq!(String::from_utf8_lossy(v), want);
+        assert_eq!(LeaseAttrs::from_json(v).unwrap().to_json(), *v);
+        // The kernel matches the store: the node's VXLAN device carries the lease's VtepMAC, and
+        // every other node has an FDB entry for it towards this node's PublicIP.
+        for (j, (_, ns, _)) in w.nodes.iter().enumerate().filter(|(j, _)| *j != i) {
+            let fdb = in_ns(ns, &["bridge", "fdb", "show", "dev", "podnet.1"]);
+            assert!(fdb.contains(&format!("{mac} dst {}", w.nodes[i].2)), "node{} fdb: {fdb}", j + 1);
+            let r = in_ns(ns, &["ip", "route", "show", "proto", "81"]);
+            assert!(r.contains(&format!("{} via {} dev podnet.1 onlink", sk.v4, sk.v4.network())), "{r}");
+        }
+    }
+    let status_file = w.w.dir.join("agent-node1.status.json");
+    let s = podnet_cluster::agent::read_status(&status_file).unwrap();
+    assert!(s.ready && s.peers == 3, "{s:?}");
+    let pods: Vec<Pod> = agents.iter().enumerate().map(|(i, a)| pod(&w, a, &format!("p{i}"))).collect();
+    assert_eq!(pods[0].ips.len(), if dual { 2 } else { 1 });
+    full_mesh(&pods);
+    for a in &agents {
+        a.stop();
+    }
+}
+
+#[test]
+fn four_nodes_lease_publish_and_talk_v4() {
+    cluster("agent4", false);
+}
+
+#[test]
+fn four_nodes_lease_publish_and_talk_dual_stack() {
+    cluster("agent6", true);
+}
+
+#[test]
+fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
+    let w = world("agenthg", 4);
+    let _etcd = w.etcd(1);
+    let st = w.store_from_underlay(1);
+    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}"#);
+    let agents: Vec<Agent> = (0..4).map(|i| w.start(i, 1, Duration::from_secs(60))).collect();
+    for a in &agents {
+        a.wait_ready(Duration::from_secs(20)).unwrap();
+    }
+    // node1..3 share the segment: routes via each other's PublicIP; node4 is behind a router,
+    // so host-gw cannot reach it (nor it them): skipped, and it does not block the others.
+    for i in 0..3 {
+        w.wait_peer_routes(i, 2, false);
+        let r = in_ns(&w.nodes[i].1, &["ip", "route", "show", "proto", "81"]);
+        assert!(!r.contains("podnet.1") && r.contains("via 10.200.1.1"), "{r}");
+    }
+    assert_eq!(agents[3].status().peers, 0);
+    let keys = subnet_keys(&w, &st);
+    assert!(
+        keys.iter().all(|(_, v, _)| String::from_utf8_lossy(v).ends_with(r#","BackendType":"host-gw"}"#)),
+        "{keys:?}"
+    );
+    let pods: Vec<Pod> = agents.iter().take(3).enumerate().map(|(i, a)| pod(&w, a, &format!("h{i}"))).collect();
+    full_mesh(&pods);
+    for a in &agents {
+        a.stop();
+    }
+}
+
+#[test]
+fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
+    let w = world("agentf", 4);
+    let mut etcd = w.etcd(1);
+    let st = w.store_from_underlay(1);
+    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    let ttl = Duration::from_secs(60);
+    let mut agents: Vec<Option<Agent>> = (0..3).map(|i| Some(w.start(i, 1, ttl))).collect();
+    for a in agents.iter().flatten() {
+        a.wait_ready(Duration::from_secs(20)).unwrap();
+    }
+    for i in 0..3 {
+        w.wait_peer_routes(i, 2, false);
+    }
+    let pods: Vec<Pod> = agents.iter().flatten().enumerate().map(|(i, a)| pod(&w, a, &format!("f{i}"))).collect();
+    full_mesh(&pods);
+
+    // 1. etcd unreachable: the data plane stays, the agents notice and keep retrying.
+    etcd[0].kill();
+    wait_for("agents to see etcd gone", Duration::from_secs(30), || {
+        agents.iter().flatten().all(|a| !a.status().store_reachable)
+    });
+    for a in agents.iter().flatten() {
+        assert!(a.status().ready, "ready stays: the node works without the store");
+    }
+    full_mesh(&pods);
+    etcd[0].restart();
+    // They resume: a node that joins now is programmed everywhere.
+    let a4 = w.start(3, 1, ttl);
+    a4.wait_ready(Duration::from_secs(30)).unwrap();
+    for i in 0..4 {
+        w.wait_peer_routes(i, 3, false);
+    }
+    for a in agents.iter().flatten() {
+        assert!(a.status().store_reachable);
+    }
+
+    // 2. The agent of node2 dies (as kill -9: nothing is cleaned up) and restarts: same subnet,
+    // same store lease (no write, so no other node sees a change) and its kernel entries are not
+    // touched; while it was down node3 left, and the restart removes that stale peer.
+    let before = agents[1].as_ref().unwrap().status();
+    agents[1].take().unwrap().stop();
+    let fdb_before = in_ns(&w.nodes[1].1, &["bridge", "fdb", "show", "dev", "podnet.1"]);
+    let n3key = agents[2].as_ref().unwrap().status().key.unwrap();
+    let n3 = SubnetKey::parse(&n3key).unwrap();
+    let changes_node1 = agents[0].as_ref().unwrap().status().peer_changes;
+    agents[2].take().unwrap().leave().unwrap();
+    let revision_before = w.rt.block_on(st.list("/")).unwrap().revision;
+    let a2 = w.start(1, 1, ttl);
+    let after = a2.wait_ready(Duration::from_secs(20)).unwrap();
+    assert_eq!((after.key.as_ref(), after.lease_id), (before.key.as_ref(), before.lease_id), "same subnet, same lease");
+    assert_eq!(w.rt.block_on(st.list("/")).unwrap().revision, revision_before, "the restart wrote nothing to etcd");
+    w.wait_peer_routes(1, 2, false);
+    let r = in_ns(&w.nodes[1].1, &["ip", "route", "show", "proto", "81"]);
+    assert!(!r.contains(&n3.v4.to_string()), "the stale peer from the dead run is gone: {r}");
+    let fdb_after = in_ns(&w.nodes[1].1, &["bridge", "fdb", "show", "dev", "podnet.1"]);
+    let n3mac = flannel::format_mac(&podnet::vtep_mac("node3"));
+    let kept: Vec<&str> = fdb_before.lines().filter(|l| !l.contains(&n3mac)).collect();
+    assert_eq!(kept, fdb_after.lines().collect::<Vec<_>>(), "the other peers' FDB entries are untouched");
+    agents[1] = Some(a2);
+
+    // 3. node3 left the cluster (key deleted): it is gone from every other node.
+    for i in [0, 1, 3] {
+        w.wait_peer_routes(i, 2, false);
+        let fdb = in_ns(&w.nodes[i].1, &["bridge", "fdb", "show", "dev", "podnet.1"]);
+        assert!(!fdb.contains(&n3mac), "node{} still has node3's FDB entry: {fdb}", i + 1);
+        let nb = in_ns(&w.nodes[i].1, &["ip", "neigh", "show", "dev", "podnet.1"]);
+        assert!(!nb.contains(&n3.v4.network().to_string()), "{nb}");
+    }
+    assert!(agents[0].as_ref().unwrap().status().peer_changes > changes_node1);
+
+    // 4. A lease that expires (its agent died and never came back) disappears everywhere.
+    a4.stop();
+    let n4 = SubnetKey::parse(&a4.status().key.unwrap()).unwrap();
+    drop(a4);
+    let short = w.start(2, 1, Duration::from_secs(3));
+    short.wait_ready(Duration::from_secs(20)).unwrap();
+    for i in [0, 1] {
+        w.wait_peer_routes(i, 3, false);
+    }
+    short.stop();
+    let k = SubnetKey::parse(&short.status().key.unwrap()).unwrap();
+    drop(short);
+    wait_for("the short lease to expire everywhere", Duration::from_secs(20), || {
+        [0, 1]
+            .iter()
+            .all(|i| !in_ns(&w.nodes[*i].1, &["ip", "route", "show", "proto", "81"]).contains(&k.v4.to_string()))
+    });
+    let _ = n4;
+    for a in agents.iter().flatten() {
+        a.stop();
+    }
+    drop(pods);
+}
+
+#[test]
+fn racing_agents_one_wins_and_reservations_are_honoured() {
+    let w = world("agentr", 3);
+    let _etcd = w.etcd(1);
+    let st = w.store_from_underlay(1);
+    // Three subnets in range; one is reserved (no lease) for another host.
+    w.put_config(
+        &st,
+        r#"{"Network": "10.244.0.0/16", "SubnetMin": "10.244.5.0", "SubnetMax": "10.244.7.0", "Backend": {"Type": "vxlan"}}"#,
+    );
+    let resv = r#"{"PublicIP":"10.200.1.99","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:99"}}"#;
+    w.rt.block_on(st.put(&format!("{PREFIX}/subnets/10.244.6.0-24"), resv.as_bytes(), 0)).unwrap();
+    // node3 has a reservation of its own: it must get exactly that one, without a lease.
+    let mine = LeaseAttrs::for_node(
+        "10.200.1.13".parse().unwrap(),
+        &flannel::Backend::Vxlan { vni: 1, port: 8472, direct_routing: false },
+        podnet::vtep_mac("node3"),
+        false,
+    );
+    w.rt.block_on(st.put(&format!("{PREFIX}/subnets/10.244.7.0-24"), &mine.to_json(), 0)).unwrap();
+    // node1 and node2 race for the one subnet left (10.244.5.0/24): exactly one wins.
+    let a = [w.start(0, 1, Duration::from_secs(60)), w.start(1, 1, Duration::from_secs(60))];
+    let a3 = w.start(2, 1, Duration::from_secs(60));
+    let s3 = a3.wait_ready(Duration::from_secs(20)).unwrap();
+    assert_eq!(s3.key.as_deref(), Some("/coreos.com/network/subnets/10.244.7.0-24"));
+    assert_eq!(s3.lease_id, 0, "a reservation stays a reservation");
+    wait_for("one racer to win", Duration::from_secs(20), || a.iter().filter(|x| x.status().ready).count() == 1);
+    let (win, lose) = if a[0].status().ready { (&a[0], &a[1]) } else { (&a[1], &a[0]) };
+    assert_eq!(win.status().key.as_deref(), Some("/coreos.com/network/subnets/10.244.5.0-24"));
+    wait_for("the loser to report why", Duration::from_secs(10), || {
+        lose.status().last_error.is_some_and(|e| e.contains("out of subnets"))
+    });
+    assert!(!lose.status().ready);
+    let keys = subnet_keys(&w, &st);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let resv_now = keys.iter().find(|k| k.0.ends_with("10.244.6.0-24")).unwrap();
+    assert_eq!(resv_now.1, resv.as_bytes(), "another host's reservation is untouched");
+    // The winner programmed the reserved host and node3 as peers.
+    w.wait_peer_routes(if a[0].status().ready { 0 } else { 1 }, 2, false);
+    for x in a.iter().chain([&a3]) {
+        x.stop();
+    }
+}
+
+#[test]
+fn three_member_etcd_one_member_killed_no_disruption() {
+    let w = world("agent3m", 4);
+    let mut etcd = w.etcd(3);
+    let st = w.store_from_underlay(3);
+    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    let agents: Vec<Agent> = (0..3).map(|i| w.start(i, 3, Duration::from_secs(60))).collect();
+    for a in &agents {
+        a.wait_ready(Duration::from_secs(30)).unwrap();
+    }
+    let pods: Vec<Pod> = agents.iter().enumerate().map(|(i, a)| pod(&w, a, &format!("m{i}"))).collect();
+    // The member every client tries first dies.
+    etcd[0].kill();
+    full_mesh(&pods);
+    let a4 = w.start(3, 3, Duration::from_secs(60));
+    a4.wait_ready(Duration::from_secs(30)).unwrap();
+    for i in 0..4 {
+        w.wait_peer_routes(i, 3, false);
+    }
+    for a in &agents {
+        let s = a.status();
+        assert!(s.ready, "{s:?}");
+    }
+    let _ = Arc::new(());
+    a4.stop();
+    for a in &agents {
+        a.stop();
+    }
+}
+
+/// A store that reports the first watch as fallen behind compaction, and counts lists: the
+/// agent must list again, make no kernel change when nothing changed, and resume watching.
+struct CompactOnce {
+    inner: EtcdStore,
+    lists: Arc<std::sync::atomic::AtomicUsize>,
+    watches: std::sync::atomic::AtomicUsize,
+}
+
+struct MaybeCompacted {
+    inner: podnet_cluster::agent::EtcdWatch,
+    compacted: bool,
+}
+
+impl podnet_cluster::agent::StoreWatch for MaybeCompacted {
+    async fn next(&mut self) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::WatchItem> {
+        if std::mem::take(&mut self.compacted) {
+            return Ok(podnet_cluster::agent::WatchItem::Compacted { compact_revision: 1 });
+        }
+        self.inner.next().await
+    }
+}
+
+impl Store for CompactOnce {
+    type Watch = MaybeCompacted;
+    async fn get(&self, key: &str) -> podnet_cluster::agent::StoreResult<Option<podnet_cluster::agent::KeyValue>> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::Listing> {
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.list(prefix).await
+    }
+    async fn watch(&self, prefix: &str, from: i64) -> podnet_cluster::agent::StoreResult<MaybeCompacted> {
+        let first = self.watches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first })
+    }
+    async fn create(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<bool> {
+        self.inner.create(key, value, lease).await
+    }
+    async fn put(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<()> {
+        self.inner.put(key, value, lease).await
+    }
+    async fn delete(&self, key: &str) -> podnet_cluster::agent::StoreResult<()> {
+        self.inner.delete(key).await
+    }
+    async fn grant(&self, ttl: Duration) -> podnet_cluster::agent::StoreResult<i64> {
+        self.inner.grant(ttl).await
+    }
+    async fn keep_alive(&self, lease: i64) -> podnet_cluster::agent::StoreResult<Option<Duration>> {
+        self.inner.keep_alive(lease).await
+    }
+    async fn revoke(&self, lease: i64) -> podnet_cluster::agent::StoreResult<()> {
+        self.inner.revoke(lease).await
+    }
+}
+
+#[test]
+fn compacted_watch_lists_again_and_resumes() {
+    let w = world("agentc", 2);
+    let _etcd = w.etcd(1);
+    let st = w.store_from_underlay(1);
+    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    let a1 = w.start(0, 1, Duration::from_secs(60));
+    a1.wait_ready(Duration::from_secs(20)).unwrap();
+    let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (l2, ns) = (lists.clone(), w.nodes[1].1.clone());
+    let a2 = Agent::start(w.agent_cfg(1, Duration::from_secs(60)), move || async move {
+        let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
+        Ok(CompactOnce { inner, lists: l2, watches: std::sync::atomic::AtomicUsize::new(0) })
+    })
+    .unwrap();
+    a2.wait_ready(Duration::from_secs(20)).unwrap();
+    // acquire lists once, the first session once, the session after the compaction once more.
+    wait_for("a list after the compaction", Duration::from_secs(10), || {
+        lists.load(std::sync::atomic::Ordering::SeqCst) >= 3
+    });
+    w.wait_peer_routes(1, 1, false);
+    assert_eq!(a2.status().peer_changes, 0);
+    // Someone deletes node2's own key: it takes the same subnet again, loudly.
+    let key2 = a2.status().key.unwrap();
+    w.rt.block_on(st.delete(&key2)).unwrap();
+    wait_for("node2 to re-create its key", Duration::from_secs(10), || {
+        w.rt.block_on(st.get(&key2)).unwrap().is_some() && a2.status().lease_lost == 1
+    });
+    assert_eq!(a2.status().key.as_deref(), Some(key2.as_str()));
+    // The watch resumed: node1 leaving reaches node2.
+    a1.leave().unwrap();
+    w.wait_peer_routes(1, 0, false);
+    assert_eq!(a2.status().peer_changes, 1);
+    a2.stop();
+}
