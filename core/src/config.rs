@@ -271,6 +271,9 @@ impl NodeConfig {
                 ));
             }
             crate::ipam::layout(p.cidr).map_err(|e| e.into_error(op))?;
+            if let Some(why) = crate::ipam::special_range(&p.cidr) {
+                return Err(Error::invalid(op, format!("pod CIDR {} cannot hold pods: {why}", p.cidr)));
+            }
         }
         if !(576..=65535).contains(&self.mtu) {
             return Err(Error::invalid(op, format!("MTU {} out of range 576..65535", self.mtu)));
@@ -308,7 +311,7 @@ impl NodeConfig {
             if let Some(i) = &u.interface {
                 validate_ifname(i).map_err(|m| Error::invalid(op, format!("underlay interface: {m}")))?;
             }
-            if u.address.is_unspecified() || u.address.is_loopback() || u.address.is_multicast() {
+            if !is_unicast_host(u.address) {
                 return Err(Error::invalid(
                     op,
                     format!("underlay address {} is not a unicast host address", u.address),
@@ -432,6 +435,22 @@ impl SandboxSpec {
         let op = format!("validate sandbox {:?}", truncate(&self.id));
         validate_sandbox_id(&cfg.name, &self.id).map_err(|m| Error::invalid(&op, m))?;
         validate_ifname(&self.ifname).map_err(|m| Error::invalid(&op, format!("interface name: {m}")))?;
+        for m in &self.ports {
+            if let Some(h) = m.host_ip {
+                if !cfg.pools.iter().any(|p| p.cidr.is_ipv4() == h.is_ipv4()) {
+                    return Err(Error::invalid(
+                        &op,
+                        format!(
+                            "host IP {h} of port {}/{}: the node has no pod CIDR of its family, so it could never forward",
+                            m.host_port, m.protocol
+                        ),
+                    ));
+                }
+                if !is_unicast_host(h) {
+                    return Err(Error::invalid(&op, format!("host IP {h} is not a unicast host address")));
+                }
+            }
+        }
         if self.labels.len() > MAX_LABELS {
             return Err(Error::invalid(&op, format!("{} labels, at most {MAX_LABELS}", self.labels.len())));
         }
@@ -505,6 +524,13 @@ pub(crate) fn stable_mac(first: u8, seed: &str) -> [u8; 6] {
     [first, h[0], h[1], h[2], h[3], h[4]]
 }
 
+/// A unicast address a host can have: not unspecified, loopback, multicast or (IPv4) the limited
+/// broadcast address.
+pub(crate) fn is_unicast_host(ip: IpAddr) -> bool {
+    let broadcast = matches!(ip, IpAddr::V4(a) if a.is_broadcast());
+    !(ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || broadcast)
+}
+
 /// Longest netns pin name (`pn-<node>-<id>`): a file name.
 pub const MAX_PIN_NAME_LEN: usize = 255;
 
@@ -561,6 +587,42 @@ pub fn validate_ifname(s: &str) -> std::result::Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn special_pod_cidrs_underlays_and_host_ips_are_refused() {
+        for c in [
+            "0.0.0.0/0",
+            "127.0.0.0/8",
+            "224.0.0.0/24",
+            "169.254.0.0/16",
+            "fe80::/64",
+            "ff00::/64",
+            "::/0",
+            "0.0.0.0/24",
+        ] {
+            let e = NodeConfig::new("n").pod_cidr(c.parse().unwrap()).validate().unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument, "{c}");
+            assert!(e.to_string().contains("cannot hold pods") || e.to_string().contains("host bits"), "{c}: {e}");
+        }
+        assert!(NodeConfig::new("n").pod_cidr("10.0.0.0/8".parse().unwrap()).validate().is_ok());
+        assert!(NodeConfig::new("n").pod_cidr("fd00::/64".parse().unwrap()).validate().is_ok());
+        let e = NodeConfig::new("n")
+            .pod_cidr("10.0.0.0/24".parse().unwrap())
+            .underlay("255.255.255.255".parse().unwrap())
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        let cfg = NodeConfig::new("n").pod_cidr("10.0.0.0/24".parse().unwrap());
+        let mut spec = SandboxSpec::new("a");
+        spec.ports = vec![PortMapping {
+            protocol: Protocol::Tcp,
+            host_ip: Some("fd00::1".parse().unwrap()),
+            host_port: 80,
+            container_port: 80,
+        }];
+        let e = spec.validate(&cfg).unwrap_err();
+        assert!(e.to_string().contains("no pod CIDR of its family"), "{e}");
+    }
 
     #[test]
     fn labels() {

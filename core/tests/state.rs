@@ -425,6 +425,23 @@ fn bad_node_and_sandbox_input_is_refused_up_front() {
     // Reopening with a pod CIDR that drops reserved addresses is refused.
     let e = Node::open(cfg4("10.34.0.0/24")).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    // A peer claiming this node's own underlay IP, and a bridge name another link holds.
+    let ul = w.netns("badin-ul");
+    link(&ns, "ul0", &["192.0.2.10/24"], &ul, "ul1", &["192.0.2.11/24"]).unwrap();
+    let with_ul = Node::open(
+        w.node_config("badin6", &ns)
+            .pod_cidr("10.35.0.0/24".parse().unwrap())
+            .underlay("192.0.2.10".parse().unwrap())
+            .mode(PodMode::Routed),
+    )
+    .unwrap();
+    let me = podnet::Peer::new("other", "192.0.2.10".parse().unwrap(), vec!["10.36.0.0/24".parse().unwrap()]);
+    assert_eq!(with_ul.add_peer(&me).unwrap_err().kind(), ErrorKind::Conflict);
+    let mut taken = w.node_config("badin7", &ns).pod_cidr("10.37.0.0/24".parse().unwrap());
+    taken.bridge_name = "ul0".into();
+    let e = Node::open(taken).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    assert!(e.to_string().contains("not a bridge"), "{e}");
     v4only.gc(&[]).unwrap();
     node.gc(&[]).unwrap();
 }

@@ -108,9 +108,12 @@ impl PoolConfig {
     }
 
     /// A pool over the whole CIDR, refusing one that cannot serve as a pod CIDR (host bits set,
-    /// no assignable address).
+    /// no assignable address, a special range).
     pub fn checked(cidr: IpNetwork) -> std::result::Result<PoolConfig, String> {
         layout(cidr).map_err(|e| e.to_string())?;
+        if let Some(why) = special_range(&cidr) {
+            return Err(format!("pod CIDR {cidr} cannot hold pods: {why}"));
+        }
         Ok(PoolConfig::new(cidr))
     }
 }
@@ -128,6 +131,29 @@ fn from_u128(v6: bool, n: u128) -> IpAddr {
     } else {
         IpAddr::V4(Ipv4Addr::from(n as u32))
     }
+}
+
+/// Why a CIDR cannot be a pod CIDR, if it overlaps a range the stack treats specially (or is
+/// the whole address space): pods there would be unreachable or take the node's own traffic.
+pub fn special_range(c: &IpNetwork) -> Option<&'static str> {
+    if c.prefix() == 0 {
+        return Some("it covers every address");
+    }
+    let special: &[(&str, &str)] = &[
+        ("0.0.0.0/8", "\"this network\" (0.0.0.0/8)"),
+        ("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+        ("169.254.0.0/16", "link-local (169.254.0.0/16)"),
+        ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+        ("240.0.0.0/4", "reserved and broadcast (240.0.0.0/4)"),
+        ("::/127", "unspecified and loopback (::/127)"),
+        ("fe80::/10", "link-local (fe80::/10)"),
+        ("ff00::/8", "multicast (ff00::/8)"),
+    ];
+    special.iter().find_map(|(net, why)| {
+        let s: IpNetwork = net.parse().ok()?;
+        let same_family = s.is_ipv4() == c.is_ipv4();
+        (same_family && (s.contains(c.network()) || c.contains(s.network()))).then_some(*why)
+    })
 }
 
 /// The addresses of a CIDR that podnet treats specially.

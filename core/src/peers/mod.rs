@@ -125,8 +125,15 @@ impl Peers {
                 }
             }
         }
-        if peer.underlay_ip.is_unspecified() || peer.underlay_ip.is_multicast() || peer.underlay_ip.is_loopback() {
+        if !crate::config::is_unicast_host(peer.underlay_ip) {
             return Err(Error::invalid(&op, format!("underlay IP {} is not a unicast address", peer.underlay_ip)));
+        }
+        if self.base.cfg.underlay.as_ref().is_some_and(|u| u.address == peer.underlay_ip) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                op,
+                format!("underlay IP {} is this node's own", peer.underlay_ip),
+            ));
         }
         if let Some(m) = peer.vtep_mac {
             if m[0] & 1 == 1 || m == [0; 6] {
@@ -369,5 +376,5 @@ fn ip_and_mac(n: &rtnetlink::packet_route::neighbour::NeighbourMessage) -> (Opti
 }
 
 fn no_underlay(peer: &str) -> Error {
-    Error::invalid(format!("add peer {peer}"), "the node has no underlay address configured (NodeConfig::underlay)")
+    Error::invalid(format!("add peer {peer}"), "the node has no underlay address configured")
 }

@@ -825,7 +825,6 @@ impl Pods {
             let mut spec = SandboxSpec::new(id);
             spec.ports = ports.to_vec();
             spec.validate(&self.base.cfg)?;
-            validate_ports_for(&sb, ports).map_err(|m| Error::invalid(format!("add host ports to {id}"), m))?;
             let new: Vec<PortMapping> = ports.iter().filter(|m| !sb.ports.contains(m)).copied().collect();
             if new.is_empty() {
                 return Ok(sb);
@@ -882,20 +881,4 @@ const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The alias every host veth of node `node` carries: gc deletes only links with podnet's mark.
 fn link_marker_prefix(node: &str) -> String {
     format!("podnet/{node}/")
-}
-
-/// Refuse host ports that could never forward to this sandbox: a host IP of a family the pod
-/// has no address in.
-fn validate_ports_for(sb: &Sandbox, ports: &[PortMapping]) -> std::result::Result<(), String> {
-    for m in ports {
-        if let Some(h) = m.host_ip {
-            if !sb.ips.iter().any(|n| n.is_ipv4() == h.is_ipv4()) {
-                return Err(format!(
-                    "host IP {h} of port {}/{}: the pod has no address of its family",
-                    m.host_port, m.protocol
-                ));
-            }
-        }
-    }
-    Ok(())
 }

@@ -145,7 +145,8 @@ pub(crate) struct Draining {
     pub(crate) since_ms: i64,
 }
 
-/// Row counts, for tests and status displays.
+/// Row counts, for podnet's tests and tools.
+#[cfg(feature = "internals")]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Sandbox rows, any phase.
@@ -700,6 +701,7 @@ impl Store {
     }
 
     /// How many rows of each kind there are.
+    #[cfg(feature = "internals")]
     pub fn counts(&self) -> Result<Counts> {
         let c = self.conn();
         let q = |sql: &str| -> Result<usize> {
@@ -828,6 +830,7 @@ impl Owner {
 }
 
 /// The row counts of the node state under `state_dir` (podnet's tests and tools).
+#[cfg(feature = "internals")]
 pub fn counts(state_dir: &Path) -> Result<Counts> {
     Store::open_unchecked(state_dir).and_then(|s| s.counts())
 }

@@ -39,6 +39,9 @@ pub enum NetlinkError {
     /// The object is not there.
     #[error("{0} not found")]
     Missing(String),
+    /// A link of that name exists and is of another kind (someone else's).
+    #[error("{0}")]
+    Taken(String),
 }
 
 impl NetlinkError {
@@ -48,7 +51,7 @@ impl NetlinkError {
             NetlinkError::Kernel(e) => Some(*e),
             NetlinkError::Socket(e) => e.raw_os_error(),
             NetlinkError::Missing(_) => Some(libc::ENODEV),
-            NetlinkError::Protocol(_) => None,
+            NetlinkError::Protocol(_) | NetlinkError::Taken(_) => None,
         }
     }
 
@@ -64,6 +67,9 @@ impl NetlinkError {
 
     /// Wrap into the top-level error.
     pub fn into_error(self, op: impl Into<String>) -> crate::Error {
+        if let NetlinkError::Taken(_) = self {
+            return crate::Error::new(crate::ErrorKind::Conflict, op, self);
+        }
         match self.errno() {
             Some(e) => crate::Error::with_errno(crate::ErrorKind::from_errno(e), op, e, self),
             None => crate::Error::new(crate::ErrorKind::Kernel, op, self),
@@ -303,7 +309,8 @@ impl Netlink {
     pub async fn ensure_bridge(&self, name: &str, mtu: u32) -> NlResult<u32> {
         if let Some(l) = self.link_by_name(name).await? {
             if l.kind.as_deref() != Some("bridge") {
-                return Err(NetlinkError::Protocol(format!("{name} exists and is not a bridge")));
+                let kind = l.kind.as_deref().unwrap_or("device");
+                return Err(NetlinkError::Taken(format!("{name} exists and is a {kind}, not a bridge")));
             }
             if l.mtu != mtu || !l.up {
                 self.handle.link().set(LinkUnspec::new_with_index(l.index).mtu(mtu).up().build()).execute().await?;
