@@ -2,6 +2,7 @@
 //! stderr and its result as one JSON line on stdout; the hidden workers run the CNI reference
 //! plugins in a private namespace for the comparisons.
 
+mod burst;
 mod cni;
 mod ipam;
 mod peers;
@@ -39,6 +40,12 @@ commands! {
         /// Program N services from empty, time one change at 100 and at N, and connects; compare
         /// with kube-proxy's nft -f and iptables-restore.
         Services(services::BenchServicesArgs),
+        /// N sandboxes created at once (threads, and 4 processes); compare with the CNI chain.
+        Burst(burst::BenchBurstArgs),
+        #[command(hide = true)]
+        BurstWorker(burst::BurstWorkerArgs),
+        #[command(hide = true)]
+        BurstCniWorker(burst::BurstCniWorkerArgs),
         #[command(hide = true)]
         PortmapWorker(ports::PortmapWorkerArgs),
         #[command(hide = true)]

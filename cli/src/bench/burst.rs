@@ -1,0 +1,223 @@
+//! `podnet bench burst`: N sandboxes created at once, as a node does after a restart or a
+//! scale-up: from N threads of one process, from 4 processes sharing the node's state dir, and
+//! (with `--vs-cni`) the CNI reference chain exec'd N times in parallel, in the same run. Every
+//! address handed out is checked for duplicates.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Barrier;
+use std::time::Instant;
+
+use podnet::blocking::Node;
+use podnet::{PodMode, SandboxSpec};
+use serde_json::{json, Value};
+
+use super::sandbox::exec_plugin;
+use super::{finish, run_worker, worker_finish, BenchNode};
+use crate::cmd::Run;
+
+/// Arguments of `podnet bench burst`.
+#[derive(clap::Args, Debug)]
+pub struct BenchBurstArgs {
+    /// Sandboxes created at once.
+    #[arg(long, default_value_t = 110)]
+    pub pods: usize,
+    /// Also measure the CNI reference chain (loopback + bridge + host-local), N execs at once.
+    #[arg(long)]
+    pub vs_cni: bool,
+    /// CNI plugin directory.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub cni_path: PathBuf,
+}
+
+const CIDR: &str = "10.98.0.0/16";
+const PROCS: usize = 4;
+
+impl Run for BenchBurstArgs {
+    fn run(self) -> i32 {
+        finish(bench(&self))
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Create `ids` at once from one thread each; the addresses handed out.
+fn create_all(node: &Node, ids: &[String]) -> Result<Vec<String>, String> {
+    let start = Barrier::new(ids.len());
+    std::thread::scope(|s| {
+        let hs: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    node.create_sandbox(&SandboxSpec::new(id))
+                        .map(|sb| sb.ipv4().map(|i| i.to_string()).unwrap_or_default())
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().map_err(|_| "a creating thread panicked".to_string())?.map_err(|e| e.to_string()))
+            .collect()
+    })
+}
+
+fn duplicates(ips: &[String]) -> usize {
+    let distinct: HashSet<&String> = ips.iter().collect();
+    ips.len() - distinct.len()
+}
+
+fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
+    if a.pods == 0 || a.pods > 4000 {
+        return Err("--pods must be 1..=4000".into());
+    }
+    let w = BenchNode::new("burst")?;
+    let cfg = w.config(PodMode::Bridge, CIDR);
+    // One warm-up pod, so the one-time bridge and table set-up is not in the figure.
+    let node = Node::open(cfg.clone()).map_err(|e| e.to_string())?;
+    node.create_sandbox(&SandboxSpec::new("warm")).map_err(|e| e.to_string())?;
+
+    eprintln!("podnet: {} sandboxes at once from {} threads...", a.pods, a.pods);
+    let ids: Vec<String> = (0..a.pods).map(|i| format!("t{i}")).collect();
+    let t = Instant::now();
+    let ips = create_all(&node, &ids)?;
+    let burst_ms = ms(t);
+    let mut dups = duplicates(&ips);
+    for id in &ids {
+        node.delete_sandbox(id).map_err(|e| e.to_string())?;
+    }
+
+    eprintln!("podnet: {} sandboxes at once from {PROCS} processes...", a.pods);
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let cfg_json = serde_json::to_string(&cfg).map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let children: Vec<_> = (0..PROCS)
+        .map(|p| {
+            let n = a.pods / PROCS + usize::from(p < a.pods % PROCS);
+            Command::new(&exe)
+                .args(["bench", "burst-worker", "--prefix", &format!("p{p}-"), "--count", &n.to_string()])
+                .env("PODNET_BURST_NODE", &cfg_json)
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    let mut proc_ips = vec![];
+    for c in children {
+        let out = c.wait_with_output().map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|_| format!("burst worker failed: {}", String::from_utf8_lossy(&out.stdout)))?;
+        proc_ips.extend(v["ips"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(String::from)));
+    }
+    let burst_4proc_ms = ms(t);
+    if proc_ips.len() != a.pods {
+        return Err(format!("the processes created {} of {} sandboxes", proc_ips.len(), a.pods));
+    }
+    dups += duplicates(&proc_ips);
+    node.gc(&[]).map_err(|e| e.to_string())?;
+
+    let cni_ms = if a.vs_cni {
+        eprintln!("cni: loopback + bridge + host-local, {} at once...", a.pods);
+        let v = run_worker(
+            "burst-cni-worker",
+            &["--count", &a.pods.to_string()],
+            &a.cni_path,
+            &["loopback", "bridge", "host-local"],
+        )?;
+        v["burst_ms"].as_f64()
+    } else {
+        None
+    };
+    Ok(json!({
+        "pods": a.pods,
+        "burst_110_ms": burst_ms,
+        "burst_110_4proc_ms": burst_4proc_ms,
+        "cni_burst_110_ms": cni_ms,
+        "speedup_vs_cni": cni_ms.map(|c| c / burst_ms),
+        "duplicate_ips": dups,
+    }))
+}
+
+/// Arguments of the hidden `podnet bench burst-worker` (one of the processes).
+#[derive(clap::Args, Debug)]
+pub struct BurstWorkerArgs {
+    #[arg(long)]
+    pub prefix: String,
+    #[arg(long)]
+    pub count: usize,
+}
+
+impl Run for BurstWorkerArgs {
+    fn run(self) -> i32 {
+        worker_finish(burst_worker(&self))
+    }
+}
+
+fn burst_worker(a: &BurstWorkerArgs) -> Result<Value, String> {
+    let cfg = std::env::var("PODNET_BURST_NODE").map_err(|e| e.to_string())?;
+    let cfg: podnet::NodeConfig = serde_json::from_str(&cfg).map_err(|e| e.to_string())?;
+    let node = Node::open(cfg).map_err(|e| e.to_string())?;
+    let ids: Vec<String> = (0..a.count).map(|i| format!("{}{i}", a.prefix)).collect();
+    Ok(json!({ "ips": create_all(&node, &ids)? }))
+}
+
+/// Arguments of the hidden `podnet bench burst-cni-worker`.
+#[derive(clap::Args, Debug)]
+pub struct BurstCniWorkerArgs {
+    #[arg(long)]
+    pub count: usize,
+    #[arg(long)]
+    pub cni_path: PathBuf,
+}
+
+/// Runs inside `unshare --net --mount` (see `run_worker`): the chain, N pods at once.
+impl Run for BurstCniWorkerArgs {
+    fn run(self) -> i32 {
+        worker_finish(burst_cni_worker(&self))
+    }
+}
+
+fn burst_cni_worker(a: &BurstCniWorkerArgs) -> Result<Value, String> {
+    use nix::mount::{mount, MsFlags};
+    let none: Option<&str> = None;
+    for d in ["/run/netns", "/run/podnet-cni-bench"] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        mount(Some("tmpfs"), d, Some("tmpfs"), MsFlags::empty(), none)
+            .map_err(|e| format!("mount tmpfs on {d}: {e}"))?;
+    }
+    let lo = r#"{"cniVersion":"1.0.0","name":"bench","type":"loopback"}"#;
+    let br = r#"{"cniVersion":"1.0.0","name":"bench","type":"bridge","bridge":"cni0","isGateway":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.97.0.0/16"}]],"dataDir":"/run/podnet-cni-bench/ipam"}}"#;
+    let ip = |args: &[&str]| -> Result<(), String> {
+        let s = Command::new("ip").args(args).status().map_err(|e| e.to_string())?;
+        s.success().then_some(()).ok_or_else(|| format!("ip {args:?} failed"))
+    };
+    ip(&["link", "set", "lo", "up"])?;
+    let one = |i: usize| -> Result<(), String> {
+        let name = format!("cni-{i}");
+        let ns = PathBuf::from("/run/netns").join(&name);
+        let id = format!("{:064x}", i + 1);
+        ip(&["netns", "add", &name])?;
+        exec_plugin(&a.cni_path, "loopback", "ADD", &id, &ns, lo)?;
+        exec_plugin(&a.cni_path, "bridge", "ADD", &id, &ns, br)
+    };
+    // Warm-up pod: creates cni0 so the figure excludes the one-time bridge creation.
+    one(0)?;
+    let start = Barrier::new(a.count);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (1..=a.count)
+            .map(|i| {
+                let (start, one) = (&start, &one);
+                s.spawn(move || {
+                    start.wait();
+                    one(i)
+                })
+            })
+            .collect();
+        hs.into_iter().try_for_each(|h| h.join().map_err(|_| "a CNI thread panicked".to_string())?)
+    })?;
+    Ok(json!({ "burst_ms": ms(t) }))
+}
