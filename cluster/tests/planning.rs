@@ -93,3 +93,39 @@ fn service_ips_survive_restore_and_growth() {
     assert_eq!(e.kind(), ErrorKind::Conflict);
     assert!(e.to_string().contains("only the end of a range may grow"), "{e}");
 }
+
+/// Allocator state comes from the caller's store: random and mutated bytes (a CRC-valid frame
+/// with a damaged body included) are refused with `invalid_argument` or read, never a panic.
+#[test]
+fn allocator_state_from_untrusted_bytes_never_panics() {
+    let iters: usize = std::env::var("PODNET_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let mut x: u64 = 0x706f_646e_6574_0003;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let node =
+        NodeCidrAllocator::new(&[ClusterCidr { cidr: c("10.10.0.0/16"), node_mask: 24 }], &[]).unwrap().to_bytes();
+    let svc = ServiceIpAllocator::new(c("10.0.0.0/24")).unwrap().to_bytes();
+    for i in 0..iters / 4 {
+        let base = if i % 2 == 0 { &node } else { &svc };
+        let mut b = base.clone();
+        match next() % 3 {
+            0 => b = (0..next() % 64).map(|_| next() as u8).collect(),
+            1 => b.truncate((next() as usize) % b.len()),
+            _ => {
+                for _ in 0..=next() % 3 {
+                    let j = (next() as usize) % b.len();
+                    b[j] ^= 1 << (next() % 8);
+                }
+            }
+        }
+        for r in [NodeCidrAllocator::from_bytes(&b).map(drop), ServiceIpAllocator::from_bytes(&b).map(drop)] {
+            if let Err(e) = r {
+                assert_eq!(e.kind(), podnet::ErrorKind::InvalidArgument, "{e}");
+            }
+        }
+    }
+}

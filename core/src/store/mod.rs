@@ -945,6 +945,55 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     }
 
+    /// State read back that podnet did not write in this call: random and mutated records,
+    /// peers and port rows are an `inconsistent` error or a value, never a panic.
+    #[test]
+    fn random_rows_read_back_never_panic() {
+        use crate::kernel::nft::fuzz::{iterations, Rng};
+        let d = dir("fuzz");
+        let pools = [pool("10.0.0.0/24")];
+        let s = Store::open(&d.0, &pools).unwrap();
+        let good = serde_json::to_string(&rec("a", vec!["10.0.0.2".parse().unwrap()]).unwrap()).unwrap();
+        let mut r = Rng(0x706f_646e_6574_0002);
+        for i in 0..iterations() / 20 {
+            let mut bytes = good.clone().into_bytes();
+            match r.below(3) {
+                0 => bytes = r.input(),
+                1 => bytes.truncate(r.below(bytes.len())),
+                _ => {
+                    for _ in 0..=r.below(3) {
+                        let j = r.below(bytes.len());
+                        bytes[j] = r.next() as u8;
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            {
+                let c = s.conn();
+                c.execute("DELETE FROM sandboxes", []).unwrap();
+                c.execute("DELETE FROM ports", []).unwrap();
+                c.execute("DELETE FROM peers", []).unwrap();
+                c.execute(
+                    "INSERT INTO sandboxes (id, phase, seq, record) VALUES ('a', 'ready', ?1, ?2)",
+                    params![i as i64, text],
+                )
+                .unwrap();
+                c.execute(
+                    "INSERT INTO ports (sandbox, protocol, host_port, host_ip, mapping) VALUES ('a', 'tcp', 1, 'any', ?1)",
+                    [&text],
+                )
+                .unwrap();
+                c.execute("INSERT INTO peers (name, peer) VALUES ('p', ?1)", [&text]).unwrap();
+            }
+            for res in [s.entries().map(drop), s.entry("a").map(drop), s.peers().map(drop)] {
+                if let Err(e) = res {
+                    assert_eq!(e.kind(), ErrorKind::Inconsistent, "{e}");
+                }
+            }
+            let _ = serde_json::from_slice::<NodeConfig>(&bytes).map(|c| c.validate());
+        }
+    }
+
     #[test]
     fn damaged_database_is_an_error_naming_it_and_is_kept() {
         let d = dir("bad");

@@ -55,6 +55,8 @@
 mod conntrack;
 mod error;
 mod expr;
+#[cfg(test)]
+pub(crate) mod fuzz;
 pub(crate) mod msg;
 mod ruleset;
 pub(crate) mod services;
