@@ -13,10 +13,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	podnet "github.com/podnet/podnet/bindings-go"
 	"github.com/podnet/podnet/bindings-go/internal/testworld"
@@ -112,28 +110,7 @@ func deleteOnCleanup(t testing.TB, ids ...string) {
 // has finished destroying deleted namespaces) no host veth.
 func assertNothingLeft(t testing.TB) {
 	t.Helper()
-	list, err := testNode.ListSandboxes()
-	if err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	if len(list) != 0 {
-		ids := make([]string, len(list))
-		for i, s := range list {
-			ids[i] = s.ID
-		}
-		t.Errorf("sandboxes left: %v", ids)
-	}
-	pins, _ := filepath.Glob("/run/netns/" + netnsPrefix + "*")
-	if len(pins) != 0 {
-		t.Errorf("netns pins left: %v", pins)
-	}
-	links, err := testworld.WaitNoHostVeths(10 * time.Second)
-	if err != nil {
-		t.Fatalf("interfaces: %v", err)
-	}
-	if len(links) != 0 {
-		t.Errorf("host veths left after 10 s: %v", links)
-	}
+	testworld.AssertEmpty(t, testNode)
 }
 
 // codeOf returns the code of a *podnet.Error, or fails the test.

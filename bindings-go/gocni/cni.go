@@ -41,7 +41,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"unsafe"
 
 	cni "github.com/containerd/go-cni"
@@ -54,7 +53,7 @@ import (
 
 // DefaultNetworkName is the network name when Options.NetworkName is empty (the `name` of
 // the conflist in docs/cni.md).
-const DefaultNetworkName = "podnet"
+const DefaultNetworkName = attach.DefaultNetworkName
 
 // Options configures a CNI.
 type Options struct {
@@ -64,47 +63,29 @@ type Options struct {
 }
 
 // CNI is a cni.CNI over a podnet node. It is safe for concurrent use.
-type CNI struct {
-	node    *podnet.Node
-	network string
-	owns    bool
-	once    sync.Once
-}
+type CNI struct{ b *attach.Base }
 
 var _ cni.CNI = (*CNI)(nil)
 
-// New returns a cni.CNI over node; Close leaves the node open.
+// New returns a cni.CNI over node; Close leaves the node open (the caller closes it).
 func New(node *podnet.Node, opts Options) *CNI {
-	name := opts.NetworkName
-	if name == "" {
-		name = DefaultNetworkName
-	}
-	return &CNI{node: node, network: name}
+	return &CNI{attach.NewBase(node, opts.NetworkName)}
 }
 
 // Open opens a node with cfg and returns a cni.CNI over it; Close closes the node.
 func Open(cfg podnet.NodeConfig, opts Options) (*CNI, error) {
-	node, err := podnet.OpenNode(cfg)
+	b, err := attach.OpenBase(cfg, opts.NetworkName)
 	if err != nil {
 		return nil, err
 	}
-	c := New(node, opts)
-	c.owns = true
-	return c, nil
+	return &CNI{b}, nil
 }
 
 // Node is the adapter's node.
-func (c *CNI) Node() *podnet.Node { return c.node }
+func (c *CNI) Node() *podnet.Node { return c.b.Node }
 
 // Close closes the node when Open made it (idempotent); the pods stay.
-func (c *CNI) Close() error {
-	if !c.owns {
-		return nil
-	}
-	var err error
-	c.once.Do(func() { err = c.node.Close() })
-	return err
-}
+func (c *CNI) Close() error { return c.b.Close() }
 
 // setUnexported stores val in the unexported field name of the struct v points to, after
 // checking that the field exists with val's type.
@@ -159,7 +140,7 @@ func capability(caps map[string]any, name string, out any) (bool, error) {
 
 // request maps Setup's arguments to a create request.
 func (c *CNI) request(id, path string, opts []cni.NamespaceOpts) (attach.Request, error) {
-	r := attach.Request{Network: c.network, ContainerID: id, IfName: attach.DefaultIfName, NetnsPath: path}
+	r := attach.Request{Network: c.b.Network, ContainerID: id, IfName: attach.DefaultIfName, NetnsPath: path}
 	caps, args, err := namespaceArgs(opts)
 	if err != nil {
 		return r, err
@@ -236,7 +217,7 @@ func (c *CNI) Setup(ctx context.Context, id string, path string, opts ...cni.Nam
 	if err != nil {
 		return nil, err
 	}
-	sbs, err := attach.SetUp(ctx, c.node, []attach.Request{req})
+	sbs, err := attach.SetUp(ctx, c.b.Node, []attach.Request{req})
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +232,7 @@ func (c *CNI) SetupSerially(ctx context.Context, id string, path string, opts ..
 // Remove deletes the pod's sandbox: addresses, host ports, veth (the netns stays: it is the
 // runtime's). Idempotent, and works when the netns is already gone.
 func (c *CNI) Remove(ctx context.Context, id string, path string, opts ...cni.NamespaceOpts) error {
-	return attach.TearDown(ctx, c.node, []string{attach.SandboxID(id, attach.DefaultIfName)})
+	return attach.TearDown(ctx, c.b.Node, []string{attach.SandboxID(id, attach.DefaultIfName)})
 }
 
 // Check compares the pod's kernel state with its record: an error lists the differences (or
@@ -260,7 +241,7 @@ func (c *CNI) Check(ctx context.Context, id string, path string, opts ...cni.Nam
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rep, err := c.node.CheckSandbox(attach.SandboxID(id, attach.DefaultIfName))
+	rep, err := c.b.Node.CheckSandbox(attach.SandboxID(id, attach.DefaultIfName))
 	if err != nil {
 		return err
 	}
@@ -276,7 +257,7 @@ func (c *CNI) Load(opts ...cni.Opt) error { return nil }
 
 // Status is nil when the node is open and answers.
 func (c *CNI) Status() error {
-	if err := attach.Status(context.Background(), c.node); err != nil {
+	if err := attach.Status(context.Background(), c.b.Node); err != nil {
 		return fmt.Errorf("podnet gocni: not ready: %w", err)
 	}
 	return nil
@@ -286,16 +267,16 @@ func (c *CNI) Status() error {
 func (c *CNI) GetConfig() *cni.ConfigResult {
 	conf := &types.NetConf{
 		CNIVersion:   attach.CNIVersion,
-		Name:         c.network,
+		Name:         c.b.Network,
 		Type:         "podnet",
 		Capabilities: map[string]bool{"portMappings": true, "ips": true},
 	}
 	src, _ := json.Marshal(conf)
 	list := &cni.NetworkConfList{
-		Name:       c.network,
+		Name:       c.b.Network,
 		CNIVersion: attach.CNIVersion,
 		Plugins:    []*cni.NetworkConf{{Network: conf, Source: string(src)}},
-		Source:     fmt.Sprintf(`{"cniVersion":%q,"name":%q,"plugins":[%s]}`, attach.CNIVersion, c.network, src),
+		Source:     fmt.Sprintf(`{"cniVersion":%q,"name":%q,"plugins":[%s]}`, attach.CNIVersion, c.b.Network, src),
 	}
 	return &cni.ConfigResult{Prefix: "eth", Networks: []*cni.ConfNetwork{{Config: list, IFName: attach.DefaultIfName}}}
 }

@@ -22,26 +22,37 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// newNetPlugin is the one line a containerd fork changes: where it called cni.New with its
-// conf and bin dirs, it calls gocni.Open. The result is used only as a cni.CNI.
+// newNetPlugin is the line a containerd fork changes: where it called cni.New with its conf
+// and bin dirs, it calls gocni.New (here over the test's node; gocni.Open takes a
+// podnet.NodeConfig instead, see TestOpen). The result is used only as a cni.CNI.
 func newNetPlugin(t *testing.T) cni.CNI {
 	t.Helper()
+	node := testworld.OpenNode(t, podnet.NodeConfig{
+		Name:     "gocnitest",
+		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.90.0.0/24")},
+	})
+	return gocni.New(node, gocni.Options{})
+}
+
+// Open owns its node: Close closes it (twice is fine), a bad config is an error.
+func TestOpen(t *testing.T) {
+	if _, err := gocni.Open(podnet.NodeConfig{Name: "x"}, gocni.Options{}); !errors.Is(err, podnet.ErrInvalidArgument) {
+		t.Errorf("no pod CIDR: %v", err)
+	}
 	if !inWorld {
 		t.Skip("needs root in a throwaway world: run `make -C bindings-go test`")
 	}
-	c, err := gocni.Open(podnet.NodeConfig{
-		Name:     "gocnitest",
-		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.90.0.0/24")},
-	}, gocni.Options{})
+	c, err := gocni.Open(podnet.NodeConfig{Name: "gocniopen", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.91.0.0/24")}},
+		gocni.Options{NetworkName: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return c
+	if c.GetConfig().Networks[0].Config.Name != "other" || c.Status() != nil {
+		t.Errorf("config %+v", c.GetConfig())
+	}
+	if c.Close() != nil || c.Close() != nil || !errors.Is(c.Status(), podnet.ErrClosed) {
+		t.Errorf("after close: %v", c.Status())
+	}
 }
 
 // podOpts are the options containerd's CRI plugin builds for a pod (cniNamespaceOpts): the

@@ -38,15 +38,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync"
 
 	podnet "github.com/podnet/podnet/bindings-go"
 	"github.com/podnet/podnet/bindings-go/internal/attach"
 )
 
-// DefaultNetworkName is the network name of the plugin when Options.NetworkName is empty, and
-// the `name` of the conflist in docs/cni.md.
-const DefaultNetworkName = "podnet"
+// DefaultNetworkName is the network name when Options.NetworkName is empty (the `name` of
+// the conflist in docs/cni.md).
+const DefaultNetworkName = attach.DefaultNetworkName
 
 // Options configures a Plugin.
 type Options struct {
@@ -56,55 +55,43 @@ type Options struct {
 }
 
 // Plugin is an ocicni.CNIPlugin over a podnet node. It is safe for concurrent use.
-type Plugin struct {
-	node    *podnet.Node
-	network string
-	// owns: Shutdown closes the node (Open made it).
-	owns bool
-	once sync.Once
-}
+type Plugin struct{ b *attach.Base }
 
 // New returns a plugin over node; Shutdown leaves the node open (the caller closes it).
 func New(node *podnet.Node, opts Options) *Plugin {
-	name := opts.NetworkName
-	if name == "" {
-		name = DefaultNetworkName
-	}
-	return &Plugin{node: node, network: name}
+	return &Plugin{attach.NewBase(node, opts.NetworkName)}
 }
 
 // Open opens a node with cfg and returns a plugin over it; Shutdown closes the node.
 func Open(cfg podnet.NodeConfig, opts Options) (*Plugin, error) {
-	node, err := podnet.OpenNode(cfg)
+	b, err := attach.OpenBase(cfg, opts.NetworkName)
 	if err != nil {
 		return nil, err
 	}
-	p := New(node, opts)
-	p.owns = true
-	return p, nil
+	return &Plugin{b}, nil
 }
 
 // Node is the plugin's node.
-func (p *Plugin) Node() *podnet.Node { return p.node }
+func (p *Plugin) Node() *podnet.Node { return p.b.Node }
 
 // Name returns "podnet".
 func (p *Plugin) Name() string { return "podnet" }
 
 // GetDefaultNetworkName returns the plugin's network name.
-func (p *Plugin) GetDefaultNetworkName() string { return p.network }
+func (p *Plugin) GetDefaultNetworkName() string { return p.b.Network }
 
 // attachments are the pod's attachments: its Networks, or the plugin's network on eth0.
 func (p *Plugin) attachments(pod *PodNetwork) ([]NetAttachment, error) {
 	if len(pod.Networks) == 0 {
-		return []NetAttachment{{Name: p.network, Ifname: attach.DefaultIfName}}, nil
+		return []NetAttachment{{Name: p.b.Network, Ifname: attach.DefaultIfName}}, nil
 	}
 	out := make([]NetAttachment, 0, len(pod.Networks))
 	for i, a := range pod.Networks {
-		if a.Name != "" && a.Name != p.network {
+		if a.Name != "" && a.Name != p.b.Network {
 			return nil, fmt.Errorf("podnet ocicni: pod %s/%s: unknown network %q (this plugin serves %q)",
-				pod.Namespace, pod.Name, a.Name, p.network)
+				pod.Namespace, pod.Name, a.Name, p.b.Network)
 		}
-		a.Name = p.network
+		a.Name = p.b.Network
 		if a.Ifname == "" {
 			a.Ifname = fmt.Sprintf("eth%d", i)
 		}
@@ -128,7 +115,7 @@ func (p *Plugin) ids(pod *PodNetwork) ([]NetAttachment, []string, error) {
 // request maps one attachment of the pod to a create request.
 func (p *Plugin) request(pod *PodNetwork, a NetAttachment) (attach.Request, error) {
 	r := attach.Request{
-		Network:     p.network,
+		Network:     p.b.Network,
 		ContainerID: pod.ID,
 		IfName:      a.Ifname,
 		NetnsPath:   pod.NetNS,
@@ -200,7 +187,7 @@ func (p *Plugin) SetUpPodWithContext(ctx context.Context, network PodNetwork) ([
 			return nil, err
 		}
 	}
-	sbs, err := attach.SetUp(ctx, p.node, reqs)
+	sbs, err := attach.SetUp(ctx, p.b.Node, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +207,7 @@ func (p *Plugin) TearDownPodWithContext(ctx context.Context, network PodNetwork)
 	if err != nil {
 		return err
 	}
-	return attach.TearDown(ctx, p.node, ids)
+	return attach.TearDown(ctx, p.b.Node, ids)
 }
 
 // GetPodNetworkStatus is GetPodNetworkStatusWithContext with context.Background().
@@ -235,7 +222,7 @@ func (p *Plugin) GetPodNetworkStatusWithContext(ctx context.Context, network Pod
 	if err != nil {
 		return nil, err
 	}
-	sbs, err := attach.Get(ctx, p.node, ids)
+	sbs, err := attach.Get(ctx, p.b.Node, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +245,7 @@ func (p *Plugin) GC(ctx context.Context, validPods []*PodNetwork) error {
 			keep[id] = true
 		}
 	}
-	return attach.GC(ctx, p.node, p.network, keep)
+	return attach.GC(ctx, p.b.Node, p.b.Network, keep)
 }
 
 // Status is StatusWithContext with context.Background().
@@ -266,18 +253,11 @@ func (p *Plugin) Status() error { return p.StatusWithContext(context.Background(
 
 // StatusWithContext is nil when the node is open and answers.
 func (p *Plugin) StatusWithContext(ctx context.Context) error {
-	if err := attach.Status(ctx, p.node); err != nil {
+	if err := attach.Status(ctx, p.b.Node); err != nil {
 		return fmt.Errorf("podnet ocicni: not ready: %w", err)
 	}
 	return nil
 }
 
 // Shutdown closes the node when Open made it (idempotent); the pods stay.
-func (p *Plugin) Shutdown() error {
-	if !p.owns {
-		return nil
-	}
-	var err error
-	p.once.Do(func() { err = p.node.Close() })
-	return err
-}
+func (p *Plugin) Shutdown() error { return p.b.Close() }

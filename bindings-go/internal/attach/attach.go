@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
@@ -45,6 +46,47 @@ var K8sArgs = map[string]string{
 	"K8S_POD_NAME":               LabelPodName,
 	"K8S_POD_UID":                LabelPodUID,
 	"K8S_POD_INFRA_CONTAINER_ID": LabelInfraID,
+}
+
+// DefaultNetworkName is an adapter's network name when none is given (the `name` of the
+// conflist in docs/cni.md).
+const DefaultNetworkName = "podnet"
+
+// Base is what an adapter holds: its node, its network name, and whether closing the node is
+// its business (Open made the node) or the caller's (New).
+type Base struct {
+	Node    *podnet.Node
+	Network string
+	owns    bool
+	once    sync.Once
+}
+
+// NewBase is a Base over node (not owned); an empty network is DefaultNetworkName.
+func NewBase(node *podnet.Node, network string) *Base {
+	if network == "" {
+		network = DefaultNetworkName
+	}
+	return &Base{Node: node, Network: network}
+}
+
+// OpenBase opens a node with cfg and returns a Base owning it.
+func OpenBase(cfg podnet.NodeConfig, network string) (*Base, error) {
+	node, err := podnet.OpenNode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b := NewBase(node, network)
+	b.owns = true
+	return b, nil
+}
+
+// Close closes the node when the Base owns it (idempotent); the pods stay.
+func (b *Base) Close() error {
+	var err error
+	if b.owns {
+		b.once.Do(func() { err = b.Node.Close() })
+	}
+	return err
 }
 
 // CNIVersion is the version of the results the adapters return.

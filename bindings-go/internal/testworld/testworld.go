@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -46,16 +47,25 @@ func RuntimeNetns(t testing.TB, name string) string {
 	return "/run/netns/" + name
 }
 
-// AssertEmpty: the node has no sandbox and (once the kernel has destroyed them) no host
-// veth.
+// AssertEmpty: the node has no sandbox, no netns pin of the node is left (podnet pins the
+// netns it creates at /run/netns/pn-<node>-<id>) and, once the kernel has destroyed them, no
+// host veth.
 func AssertEmpty(t testing.TB, node *podnet.Node) {
 	t.Helper()
 	list, err := node.ListSandboxes()
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
-	for _, s := range list {
-		t.Errorf("sandbox left: %s", s.ID)
+	if len(list) != 0 {
+		ids := make([]string, len(list))
+		for i, s := range list {
+			ids[i] = s.ID
+		}
+		t.Errorf("sandboxes left: %v", ids)
+	}
+	pins, _ := filepath.Glob("/run/netns/pn-" + node.Name() + "-*")
+	if len(pins) != 0 {
+		t.Errorf("netns pins left: %v", pins)
 	}
 	links, err := WaitNoHostVeths(10 * time.Second)
 	if err != nil {
@@ -64,6 +74,21 @@ func AssertEmpty(t testing.TB, node *podnet.Node) {
 	if len(links) != 0 {
 		t.Errorf("host veths left after 10 s: %v", links)
 	}
+}
+
+// OpenNode skips the test outside the world, else opens a node with cfg, closed when the
+// test ends.
+func OpenNode(t testing.TB, cfg podnet.NodeConfig) *podnet.Node {
+	t.Helper()
+	if !InWorld() {
+		t.Skip("needs root in a throwaway world: run `make -C bindings-go test`")
+	}
+	node, err := podnet.OpenNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	return node
 }
 
 // RunIsWorldTmpfs: /run is the tmpfs the WORLD wrapper mounted (source "podnet-world").
