@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
 // AgentOptions tell an Agent where the cluster's store is (docs/agent.md).

@@ -1,16 +1,11 @@
 package podnet_test
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"net"
 	"net/netip"
-	"strings"
 	"testing"
-	"time"
 
 	podnet "github.com/podnet/podnet/bindings-go"
+	"github.com/podnet/podnet/bindings-go/internal/testworld"
 )
 
 // Real traffic: a TCP listener in pod A's netns, a dial from pod B's netns, over IPv4 and
@@ -69,22 +64,19 @@ func TestTrafficThroughHostPort(t *testing.T) {
 
 // hostPortPingPong listens on pod in the netns at path and dials target from the node.
 func hostPortPingPong(t *testing.T, path string, pod, target netip.AddrPort) string {
-	ln := listenIn(t, path, pod)
-	defer ln.Close()
-	go serveOnce(ln)
-	c, err := net.DialTimeout("tcp", target.String(), 5*time.Second)
+	t.Helper()
+	reply, err := testworld.HostPortPingPong(path, pod, target)
 	if err != nil {
-		t.Fatalf("dial %s from the node: %v", target, err)
+		t.Fatal(err)
 	}
-	defer c.Close()
-	return exchange(t, c)
+	return reply
 }
 
 // pingPong listens on ip:8080 in the server netns, dials it from the client netns, sends
 // "ping", and returns the client address the server saw and the reply.
 func pingPong(t *testing.T, serverNS string, ip netip.Addr, clientNS string) (netip.Addr, string) {
 	t.Helper()
-	seen, reply, err := pingPongErr(serverNS, ip, clientNS)
+	seen, reply, err := testworld.PingPong(serverNS, ip, clientNS)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,93 +85,6 @@ func pingPong(t *testing.T, serverNS string, ip netip.Addr, clientNS string) (ne
 
 // pingPongTry is pingPong for a caller that retries: a failure is an empty reply.
 func pingPongTry(serverNS string, ip netip.Addr, clientNS string) (netip.Addr, string) {
-	seen, reply, _ := pingPongErr(serverNS, ip, clientNS)
+	seen, reply, _ := testworld.PingPong(serverNS, ip, clientNS)
 	return seen, reply
-}
-
-func pingPongErr(serverNS string, ip netip.Addr, clientNS string) (netip.Addr, string, error) {
-	target := netip.AddrPortFrom(ip, 8080).String()
-	var ln net.Listener
-	if err := podnet.RunInNetns(serverNS, func() (err error) {
-		ln, err = net.Listen("tcp", target)
-		return err
-	}); err != nil {
-		return netip.Addr{}, "", fmt.Errorf("listen on %s in %s: %w", target, serverNS, err)
-	}
-	// Every socket is closed on return: an open one would keep its pod's netns alive.
-	defer ln.Close()
-	seen := make(chan netip.Addr, 1)
-	go func() { seen <- serveOnce(ln) }()
-
-	var c net.Conn
-	if err := podnet.RunInNetns(clientNS, func() (err error) {
-		// The socket is created on this thread, in the client pod's netns, and stays there.
-		c, err = net.DialTimeout("tcp", target, 5*time.Second)
-		return err
-	}); err != nil {
-		return netip.Addr{}, "", fmt.Errorf("dial %s from %s: %w", target, clientNS, err)
-	}
-	defer c.Close()
-	reply, err := exchangeErr(c)
-	if err != nil {
-		return netip.Addr{}, "", err
-	}
-	select {
-	case addr := <-seen:
-		return addr, reply, nil
-	case <-time.After(5 * time.Second):
-		return netip.Addr{}, reply, fmt.Errorf("the server did not report")
-	}
-}
-
-// listenIn opens a TCP listener inside the netns at path.
-func listenIn(t *testing.T, path string, addr netip.AddrPort) net.Listener {
-	t.Helper()
-	var ln net.Listener
-	err := podnet.RunInNetns(path, func() error {
-		var err error
-		ln, err = net.Listen("tcp", addr.String())
-		return err
-	})
-	if err != nil {
-		t.Fatalf("listen on %s in %s: %v", addr, path, err)
-	}
-	return ln
-}
-
-// serveOnce accepts one connection, answers "pong" to a line and returns the peer address.
-func serveOnce(ln net.Listener) netip.Addr {
-	c, err := ln.Accept()
-	if err != nil {
-		return netip.Addr{}
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
-		return netip.Addr{}
-	}
-	io.WriteString(c, "pong")
-	return netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
-}
-
-// exchange sends "ping\n" and reads the reply until the server closes.
-func exchange(t *testing.T, c net.Conn) string {
-	t.Helper()
-	reply, err := exchangeErr(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reply
-}
-
-func exchangeErr(c net.Conn) (string, error) {
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintln(c, "ping"); err != nil {
-		return "", fmt.Errorf("write: %w", err)
-	}
-	b, err := io.ReadAll(c)
-	if err != nil {
-		return "", fmt.Errorf("read: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
 }

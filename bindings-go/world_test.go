@@ -9,19 +9,15 @@ package podnet_test
 // or fail when PODNET_REQUIRE_WORLD=1 (CI).
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	podnet "github.com/podnet/podnet/bindings-go"
+	"github.com/podnet/podnet/bindings-go/internal/testworld"
 )
 
 const (
@@ -54,12 +50,7 @@ func testConfig() podnet.NodeConfig {
 }
 
 func TestMain(m *testing.M) {
-	inWorld = os.Geteuid() == 0 && runIsWorldTmpfs()
-	if !inWorld && os.Getenv("PODNET_REQUIRE_WORLD") == "1" {
-		fmt.Fprintln(os.Stderr, "PODNET_REQUIRE_WORLD=1 but this is not a throwaway world "+
-			"(root, tmpfs \"podnet-world\" on /run): run `make -C bindings-go test`")
-		os.Exit(2)
-	}
+	inWorld = testworld.Enter()
 	if inWorld {
 		var err error
 		if nodeNetns, err = os.Readlink("/proc/thread-self/ns/net"); err != nil {
@@ -76,36 +67,6 @@ func TestMain(m *testing.M) {
 		testNode.Close()
 	}
 	os.Exit(code)
-}
-
-// runIsWorldTmpfs: /run is the tmpfs the WORLD wrapper mounted (source "podnet-world").
-func runIsWorldTmpfs() bool {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	found := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// "id parent maj:min root mountpoint opts ... - fstype source superopts"
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 5 || sep < 0 || sep+2 >= len(fields) {
-			continue
-		}
-		if fields[4] == "/run" {
-			// The last mount on /run is the visible one.
-			found = fields[sep+1] == "tmpfs" && fields[sep+2] == "podnet-world"
-		}
-	}
-	return found
 }
 
 // needWorld skips a privileged test outside the throwaway world, and opens the test node on
@@ -149,49 +110,7 @@ func deleteOnCleanup(t testing.TB, ids ...string) {
 // has finished destroying deleted namespaces) no host veth.
 func assertNothingLeft(t testing.TB) {
 	t.Helper()
-	list, err := testNode.ListSandboxes()
-	if err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	if len(list) != 0 {
-		ids := make([]string, len(list))
-		for i, s := range list {
-			ids[i] = s.ID
-		}
-		t.Errorf("sandboxes left: %v", ids)
-	}
-	pins, _ := filepath.Glob("/run/netns/" + netnsPrefix + "*")
-	if len(pins) != 0 {
-		t.Errorf("netns pins left: %v", pins)
-	}
-	// The kernel destroys a deleted pod's netns (and its veth pair) asynchronously.
-	var links []string
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		links = hostVeths(t)
-		if len(links) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if len(links) != 0 {
-		t.Errorf("host veths left after 10 s: %v", links)
-	}
-}
-
-// hostVeths lists the node's interfaces named like podnet's host veths ("pn" + 12 hex).
-func hostVeths(t testing.TB) []string {
-	t.Helper()
-	ifs, err := net.Interfaces()
-	if err != nil {
-		t.Fatalf("interfaces: %v", err)
-	}
-	var out []string
-	for _, i := range ifs {
-		if strings.HasPrefix(i.Name, "pn") && len(i.Name) == 14 {
-			out = append(out, i.Name)
-		}
-	}
-	return out
+	testworld.AssertEmpty(t, testNode)
 }
 
 // codeOf returns the code of a *podnet.Error, or fails the test.
