@@ -9,7 +9,6 @@ import "C"
 import (
 	"context"
 	"encoding/json"
-	"github.com/podnet/podnet/bindings-go/internal/cabi"
 	"net/netip"
 	"runtime"
 	"sync"
