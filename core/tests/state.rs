@@ -27,6 +27,20 @@ fn cfg(w: &World, name: &str, ns: &Path) -> NodeConfig {
         .pod_cidr("fd00:31::/120".parse().unwrap())
 }
 
+/// The crash test's node: an underlay too, so peers get a VXLAN overlay.
+fn crash_cfg(w: &World, ns: &Path) -> NodeConfig {
+    cfg(w, "crash", ns).underlay("192.0.2.1".parse().unwrap())
+}
+
+/// Peer `k` of the crash test.
+fn crash_peer(k: usize) -> podnet::Peer {
+    podnet::Peer::new(
+        format!("p{k}"),
+        format!("192.0.2.{}", 10 + k).parse().unwrap(),
+        vec![format!("10.40.{k}.0/24").parse().unwrap()],
+    )
+}
+
 /// Host veths podnet marked, with their alias, read with `ip` (the oracle).
 fn marked_links(ns: &Path) -> HashMap<String, String> {
     let out = in_ns(ns, &["ip", "-d", "-o", "link", "show"]);
@@ -43,7 +57,7 @@ fn marked_links(ns: &Path) -> HashMap<String, String> {
 }
 
 fn host_veth_count(ns: &Path) -> usize {
-    in_ns(ns, &["ip", "-o", "link", "show", "type", "veth"]).lines().count()
+    in_ns(ns, &["ip", "-o", "link", "show", "type", "veth"]).lines().filter(|l| l.contains(": pn")).count()
 }
 
 /// Every address the kernel carries on pod interfaces, read inside each pod's netns.
@@ -139,11 +153,20 @@ fn crash_child() {
     let seed: u64 = std::env::var("PODNET_CRASH_SEED").unwrap().parse().unwrap();
     let w = World::attach(PathBuf::from(world));
     let ns = w.dir.join("ns").join("crash");
-    let node = Node::open(cfg(&w, "crash", &ns)).unwrap();
+    let node = Node::open(crash_cfg(&w, &ns)).unwrap();
     let mut rng = Rng(seed);
     loop {
         let id = format!("c{}", rng.below(12));
-        match rng.below(5) {
+        match rng.below(7) {
+            5 => {
+                let peers: Vec<podnet::Peer> = (0..6).filter(|_| rng.below(2) == 0).map(crash_peer).collect();
+                let _ = node.sync_peers(&peers);
+            }
+            6 => {
+                let k = rng.below(6) as usize;
+                let _ =
+                    if rng.below(2) == 0 { node.add_peer(&crash_peer(k)) } else { node.remove_peer(&format!("p{k}")) };
+            }
             0 | 1 => {
                 let mut spec = SandboxSpec::new(&id);
                 spec.mode = Some(if rng.below(2) == 0 { PodMode::Bridge } else { PodMode::Routed });
@@ -182,6 +205,8 @@ fn crash_recovery_converges() {
     let iterations: usize = std::env::var("PODNET_CRASH_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(12);
     let mut w = World::new("crash");
     let ns = w.netns("crash");
+    let ul = w.netns("crash-ul");
+    link(&ns, "ul0", &["192.0.2.1/24"], &ul, "ul1", &["192.0.2.2/24"]).unwrap();
     let seed0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let mut rng = Rng(seed0);
     let exe = std::env::current_exe().unwrap();
@@ -203,16 +228,24 @@ fn crash_recovery_converges() {
         kills += usize::from(status.code().is_none());
         // The documented recovery: open the node (finishes dead owners' intents), then gc with
         // the runtime's live list (here: every sandbox the node lists).
-        let node = Node::open(cfg(&w, "crash", &ns)).unwrap();
+        let node = Node::open(crash_cfg(&w, &ns)).unwrap();
         let live: Vec<String> = node.list_sandboxes().unwrap().into_iter().map(|s| s.id).collect();
         let live_refs: Vec<&str> = live.iter().map(|s| s.as_str()).collect();
         let rep = node.gc(&live_refs).unwrap();
         assert!(rep.errors.is_empty(), "iteration {i} (seed {seed}): gc errors {:?}", rep.errors);
         assert_converged(&w, &ns, &node, &format!("iteration {i} (seed {seed})"));
+        // Peers: the agent's recovery is a sync to the set it wants; here, the set the node has.
+        let peers = node.list_peers().unwrap();
+        node.sync_peers(&peers).unwrap();
+        let routes = in_ns(&ns, &["ip", "route", "show", "proto", "81"]).lines().count();
+        let fdb =
+            in_ns(&ns, &["bridge", "fdb", "show", "dev", "podnet.1"]).lines().filter(|l| l.contains(" dst ")).count();
+        assert_eq!((routes, fdb), (peers.len(), peers.len()), "iteration {i} (seed {seed}): peer entries");
     }
     assert!(kills > 0, "the child was never killed mid-way");
-    let node = Node::open(cfg(&w, "crash", &ns)).unwrap();
+    let node = Node::open(crash_cfg(&w, &ns)).unwrap();
     node.gc(&[]).unwrap();
+    node.sync_peers(&[]).unwrap();
     assert_converged(&w, &ns, &node, "after gc of everything");
     assert!(w.state_files("crash").is_empty(), "{:?}", w.state_files("crash"));
 }
