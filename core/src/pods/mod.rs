@@ -377,7 +377,7 @@ impl Pods {
 
     /// Finish every intent whose owner died (at node open).
     pub(crate) async fn recover(&self) -> Result<()> {
-        for e in self.base.store.entries()? {
+        for e in self.base.store.in_flight()? {
             if e.phase == Phase::Ready {
                 continue;
             }
@@ -812,6 +812,11 @@ impl Pods {
                 }
             }
             rep.ips = self.reap(true).await;
+            // Host-port elements of a port change killed between the store and the kernel:
+            // `open` no longer rebuilds an existing table, so gc puts back what is missing.
+            if let Err(e) = self.ports.repair().await {
+                rep.errors.push(e.to_string());
+            }
             Ok(rep)
         }
         .instrument(span)

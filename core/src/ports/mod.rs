@@ -114,20 +114,30 @@ impl Ports {
         Ok(own.chain(self.base.store.peers()?.into_iter().map(|p| p.underlay_ip)).collect())
     }
 
-    /// Open the nft socket and (re)build the table with every recorded host port, including
-    /// those of creates in flight in other processes (their elements are theirs to remove).
+    /// Open the nft socket. The table is rebuilt, with every recorded host port (including
+    /// those of creates in flight in other processes: their elements are theirs to remove), only
+    /// when it is missing (someone flushed the ruleset, a reboot) or was built for another
+    /// configuration: an open is O(1) in the number of pods, which a process per call (the CNI
+    /// plugin) needs, and never re-adds elements another process is removing.
     pub(crate) fn open(base: Arc<Base>) -> Result<Ports> {
         let sock =
             NftSocket::open_in(&base.netns_file).map_err(|e| e.into_error("open nf_tables socket in node netns"))?;
         let ports = Ports { base, state: Mutex::new(State { sock, no_masq: HashMap::new() }) };
-        let mut all = vec![];
-        for e in ports.base.store.entries()? {
-            all.extend(host_ports(&e.sandbox.ips, &e.sandbox.ports));
-        }
         let hosts = ports.no_masq_hosts()?;
         let rs = ports.ruleset(&hosts);
+        // The table's identity: its rules, not the peer hosts (changed element by element).
+        let fingerprint = format!("{:?}", Ruleset { no_masq_hosts: vec![], ..rs.clone() });
+        let store = &ports.base.store;
         let mut st = ports.lock();
-        st.sock.ensure_table(&rs, &all).map_err(|e| e.into_error("create nftables table inet podnet"))?;
+        let exists = st.sock.table_exists().map_err(|e| e.into_error("read nftables table inet podnet"))?;
+        if !exists || store.meta("ruleset")?.as_deref() != Some(fingerprint.as_str()) {
+            let mut all = vec![];
+            for e in store.entries()? {
+                all.extend(host_ports(&e.sandbox.ips, &e.sandbox.ports));
+            }
+            st.sock.ensure_table(&rs, &all).map_err(|e| e.into_error("create nftables table inet podnet"))?;
+            store.set_meta("ruleset", &fingerprint)?;
+        }
         for h in hosts {
             *st.no_masq.entry(h).or_insert(0) += 1;
         }

@@ -253,43 +253,66 @@ impl Store {
         }
         let owners = state_dir.join("owners");
         fs::create_dir_all(&owners).map_err(|e| io_error(format!("create state dir {}", owners.display()), e))?;
-        let damaged = |e: rusqlite::Error| {
-            Error::new(
-                ErrorKind::Inconsistent,
-                format!("open state database {}", db_path.display()),
-                format!("{e} (the file is left in place for inspection; nothing was changed)"),
-            )
+        let fail = |e: rusqlite::Error| {
+            let damaged = matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt)
+            );
+            let (kind, note) = if damaged {
+                (ErrorKind::Inconsistent, " (the file is left in place for inspection; nothing was changed)")
+            } else {
+                (ErrorKind::Io, "")
+            };
+            Error::new(kind, format!("open state database {}", db_path.display()), format!("{e}{note}"))
         };
-        let conn = Connection::open(&db_path).map_err(damaged)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(damaged)?;
-        // WAL: readers never wait for the writer; NORMAL is durable across a process kill (the
-        // database lives on tmpfs, so a power cut takes the kernel objects with it anyway).
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(damaged)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(damaged)?;
-        conn.execute_batch(SCHEMA).map_err(damaged)?;
-        let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
-            .optional()
-            .map_err(damaged)?;
-        match version.as_deref() {
-            None => {
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1), ('seq', '0')",
-                    [SCHEMA_VERSION.to_string()],
-                )
-                .map_err(damaged)?;
+        let conn = Connection::open(&db_path).map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
+        // Switching a new database to WAL and creating the schema take locks the busy handler
+        // does not always wait for (SQLite returns BUSY at once where waiting could deadlock):
+        // several processes opening a new node at once retry here.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut wait = std::time::Duration::from_millis(1);
+        let version = loop {
+            match Self::init(&conn) {
+                Ok(v) => break v,
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(fail(e)),
             }
-            Some(v) if v == SCHEMA_VERSION.to_string() => {}
-            Some(v) => {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!("open state database {}", db_path.display()),
-                    format!("schema version {v} is not this podnet's ({SCHEMA_VERSION})"),
-                ))
-            }
+        };
+        if version != SCHEMA_VERSION.to_string() {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                format!("open state database {}", db_path.display()),
+                format!("schema version {version} is not this podnet's ({SCHEMA_VERSION})"),
+            ));
         }
         let owner = Owner::new(&owners)?;
         Ok(Store { root: state_dir.to_path_buf(), db_path, db: Mutex::new(conn), owner })
+    }
+
+    /// WAL mode, the schema, and the schema version (written when new).
+    fn init(conn: &Connection) -> rusqlite::Result<String> {
+        // WAL: readers never wait for the writer; NORMAL is durable across a process kill (the
+        // database lives on tmpfs, so a power cut takes the kernel objects with it anyway).
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1), ('seq', '0')",
+            [SCHEMA_VERSION.to_string()],
+        )?;
+        conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -448,6 +471,27 @@ impl Store {
             let mut sandbox = self.decode(&id, &record)?;
             sandbox.ports = ports.remove(&id).unwrap_or_default();
             out.push(Entry { sandbox, phase: Self::phase(&phase), owner, seq });
+        }
+        Ok(out)
+    }
+
+    /// The rows of creates and deletes in flight (or interrupted), without reading the others.
+    pub(crate) fn in_flight(&self) -> Result<Vec<Entry>> {
+        let ids: Vec<String> = {
+            let c = self.conn();
+            let mut st = c
+                .prepare_cached("SELECT id FROM sandboxes WHERE phase <> 'ready'")
+                .map_err(self.db_err("list sandboxes in flight"))?;
+            let ids = st
+                .query_map([], |r| r.get(0))
+                .map_err(self.db_err("list sandboxes in flight"))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(self.db_err("list sandboxes in flight"))?;
+            ids
+        };
+        let mut out = vec![];
+        for id in ids {
+            out.extend(self.entry(&id)?);
         }
         Ok(out)
     }
@@ -736,6 +780,27 @@ impl Store {
             )
             .map_err(self.db_err("forget host ports"))?;
         }
+        Ok(())
+    }
+
+    // --- small node-wide values
+
+    /// A node-wide value kept with the state (e.g. what the nftables table was built for).
+    pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
+        let c = self.conn();
+        c.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut st| st.query_row([format!("x.{key}")], |r| r.get(0)).optional())
+            .map_err(self.db_err("read node state"))
+    }
+
+    /// Keep a node-wide value.
+    pub(crate) fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        let c = self.conn();
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![format!("x.{key}"), value],
+        )
+        .map_err(self.db_err("write node state"))?;
         Ok(())
     }
 
