@@ -9,9 +9,9 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"runtime"
-	"sync"
 	"time"
 	"unsafe"
 
@@ -53,8 +53,8 @@ type AgentStatus struct {
 // (flannel's layout), opens the node with it and keeps every other node programmed as a peer,
 // on a thread of its own. Safe for concurrent use; Close waits for calls in flight.
 type Agent struct {
-	mu  sync.RWMutex
-	ptr *C.podnet_agent
+	// h: every call read-holds it (the C agent is thread-safe), Close write-holds it.
+	h *cabi.Handle[*C.podnet_agent]
 }
 
 // StartAgent starts an agent for the node cfg describes (its Underlay is required, IPv4: the
@@ -94,32 +94,24 @@ func StartAgent(cfg NodeConfig, opts AgentOptions) (*Agent, error) {
 	if err := takeError(st, cerr, "podnet_agent_start"); err != nil {
 		return nil, err
 	}
-	a := &Agent{ptr: ptr}
-	runtime.SetFinalizer(a, (*Agent).Close)
-	return a, nil
+	return &Agent{h: cabi.NewHandle(ptr, func(p *C.podnet_agent) { C.podnet_agent_free(p) })}, nil
 }
 
-func (a *Agent) acquire() (*C.podnet_agent, error) {
+// call runs one C call on the agent; op names the C function. ErrClosed after Close.
+func (a *Agent) call(op string, fn func(*C.podnet_agent, **C.podnet_error) C.podnet_status) error {
 	if a == nil {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	a.mu.RLock()
-	if a.ptr == nil {
-		a.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	return a.ptr, nil
+	return cabi.Call(a.h, false, op, fn, takeError)
 }
 
 // Ready reports whether the agent is ready now: subnet leased, node opened, peers programmed.
 func (a *Agent) Ready() bool {
-	p, err := a.acquire()
-	if err != nil {
+	if a == nil {
 		return false
 	}
-	r := bool(C.podnet_agent_is_ready(p))
-	a.mu.RUnlock()
-	runtime.KeepAlive(a)
+	var r bool
+	_ = a.h.Read(func(p *C.podnet_agent) { r = bool(C.podnet_agent_is_ready(p)) })
 	return r
 }
 
@@ -127,17 +119,11 @@ func (a *Agent) Ready() bool {
 // last error (ErrIO), or ctx's error when the agent had none.
 func (a *Agent) WaitReady(ctx context.Context) error {
 	for {
-		p, err := a.acquire()
-		if err != nil {
+		err := a.call("podnet_agent_wait_ready", func(p *C.podnet_agent, cerr **C.podnet_error) C.podnet_status {
+			return C.podnet_agent_wait_ready(p, 50, cerr)
+		})
+		if err == nil || errors.Is(err, ErrClosed) {
 			return err
-		}
-		var cerr *C.podnet_error
-		st := C.podnet_agent_wait_ready(p, 50, &cerr)
-		a.mu.RUnlock()
-		runtime.KeepAlive(a)
-		err = takeError(st, cerr, "podnet_agent_wait_ready")
-		if err == nil {
-			return nil
 		}
 		if s, serr := a.Status(); serr == nil && s.Phase == "stopped" {
 			return err
@@ -152,16 +138,11 @@ func (a *Agent) WaitReady(ctx context.Context) error {
 
 // Status is the agent's current status.
 func (a *Agent) Status() (AgentStatus, error) {
-	p, err := a.acquire()
-	if err != nil {
-		return AgentStatus{}, err
-	}
 	var b *C.podnet_bytes
-	var cerr *C.podnet_error
-	st := C.podnet_agent_status_json(p, &b, &cerr)
-	a.mu.RUnlock()
-	runtime.KeepAlive(a)
-	if err := takeError(st, cerr, "podnet_agent_status_json"); err != nil {
+	err := a.call("podnet_agent_status_json", func(p *C.podnet_agent, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_agent_status_json(p, &b, cerr)
+	})
+	if err != nil {
 		return AgentStatus{}, err
 	}
 	var s AgentStatus
@@ -174,15 +155,9 @@ func (a *Agent) Status() (AgentStatus, error) {
 // Leave stops the agent and leaves the cluster: its etcd lease is revoked and its key deleted,
 // so every other node removes this one. The local data plane stays.
 func (a *Agent) Leave() error {
-	p, err := a.acquire()
-	if err != nil {
-		return err
-	}
-	var cerr *C.podnet_error
-	st := C.podnet_agent_leave(p, &cerr)
-	a.mu.RUnlock()
-	runtime.KeepAlive(a)
-	return takeError(st, cerr, "podnet_agent_leave")
+	return a.call("podnet_agent_leave", func(p *C.podnet_agent, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_agent_leave(p, cerr)
+	})
 }
 
 // Close stops the agent (if it still runs) and frees it; the data plane and the lease stay.
@@ -191,13 +166,5 @@ func (a *Agent) Close() error {
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.ptr == nil {
-		return nil
-	}
-	runtime.SetFinalizer(a, nil)
-	C.podnet_agent_free(a.ptr)
-	a.ptr = nil
-	return nil
+	return a.h.Close()
 }

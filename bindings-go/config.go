@@ -8,8 +8,9 @@ import "C"
 
 import (
 	"net/netip"
-	"strconv"
 	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
 // Mode is how pods attach to the node.
@@ -26,17 +27,15 @@ const (
 	ModeRouted Mode = C.PODNET_MODE_ROUTED
 )
 
+var modeNames = map[Mode]string{
+	ModeDefault: "default",
+	ModeBridge:  "bridge",
+	ModeRouted:  "routed",
+}
+
 // String returns "bridge", "routed", "default" or "mode(N)".
 func (m Mode) String() string {
-	switch m {
-	case ModeDefault:
-		return "default"
-	case ModeBridge:
-		return "bridge"
-	case ModeRouted:
-		return "routed"
-	}
-	return "mode(" + strconv.FormatUint(uint64(m), 10) + ")"
+	return cabi.EnumString(m, modeNames, "mode")
 }
 
 // CrossNodeMode is how packets reach other nodes' pods.
@@ -55,19 +54,16 @@ const (
 	CrossNodeAuto CrossNodeMode = C.PODNET_CROSS_NODE_MODE_AUTO
 )
 
+var crossNodeModeNames = map[CrossNodeMode]string{
+	CrossNodeDefault: "default",
+	CrossNodeOverlay: "overlay",
+	CrossNodeRouted:  "routed",
+	CrossNodeAuto:    "auto",
+}
+
 // String returns "overlay", "routed", "auto", "default" or "cross_node_mode(N)".
 func (m CrossNodeMode) String() string {
-	switch m {
-	case CrossNodeDefault:
-		return "default"
-	case CrossNodeOverlay:
-		return "overlay"
-	case CrossNodeRouted:
-		return "routed"
-	case CrossNodeAuto:
-		return "auto"
-	}
-	return "cross_node_mode(" + strconv.FormatUint(uint64(m), 10) + ")"
+	return cabi.EnumString(m, crossNodeModeNames, "cross_node_mode")
 }
 
 // Underlay is the node's own address on the network that connects the nodes (the VXLAN

@@ -12,10 +12,11 @@ import "C"
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
 // LogLevel is the severity of a log record, and the threshold given to SetLogFunc.
@@ -31,23 +32,18 @@ const (
 	LogTrace LogLevel = C.PODNET_LOG_LEVEL_TRACE
 )
 
+var logLevelNames = map[LogLevel]string{
+	LogOff:   "off",
+	LogError: "error",
+	LogWarn:  "warn",
+	LogInfo:  "info",
+	LogDebug: "debug",
+	LogTrace: "trace",
+}
+
 // String returns "off", "error", "warn", "info", "debug", "trace" or "level(N)".
 func (l LogLevel) String() string {
-	switch l {
-	case LogOff:
-		return "off"
-	case LogError:
-		return "error"
-	case LogWarn:
-		return "warn"
-	case LogInfo:
-		return "info"
-	case LogDebug:
-		return "debug"
-	case LogTrace:
-		return "trace"
-	}
-	return "level(" + strconv.FormatUint(uint64(l), 10) + ")"
+	return cabi.EnumString(l, logLevelNames, "level")
 }
 
 // LogFunc receives one log record: its level, target (the podnet module, e.g.

@@ -68,12 +68,7 @@ func (n *Node) call(op string, fn func(node *C.podnet_node, cerr **C.podnet_erro
 	if n == nil {
 		return ErrClosed
 	}
-	var st C.podnet_status
-	var cerr *C.podnet_error
-	if err := n.h.Read(func(p *C.podnet_node) { st = fn(p, &cerr) }); err != nil {
-		return err
-	}
-	return takeError(st, cerr, op)
+	return cabi.Call(n.h, false, op, fn, takeError)
 }
 
 // withCString checks s (what it is, for the error) and lends it to fn as a C string.

@@ -112,21 +112,9 @@ func (n *Node) ListPeers() ([]Peer, error) {
 		return nil, err
 	}
 	defer C.podnet_peer_list_free(list)
-	count := int(C.podnet_peer_list_count(list))
-	out := make([]Peer, 0, count)
-	for i := 0; i < count; i++ {
-		// Borrowed from the list: never freed on its own.
-		cp := C.podnet_peer_list_at(list, C.size_t(i))
-		if cp == nil {
-			return nil, internalError("ListPeers", "peer %d of %d is missing", i, count)
-		}
-		p, err := copyPeer("ListPeers", cp)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return copyList("ListPeers", "peer", C.podnet_peer_list_count(list), func(i C.size_t) *C.podnet_peer {
+		return C.podnet_peer_list_at(list, i)
+	}, copyPeer)
 }
 
 // build copies p into a new C peer (free it with podnet_peer_free).

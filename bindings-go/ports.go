@@ -100,21 +100,9 @@ func (n *Node) ListPorts() ([]PortEntry, error) {
 		return nil, err
 	}
 	defer C.podnet_port_entry_list_free(list)
-	count := int(C.podnet_port_entry_list_count(list))
-	out := make([]PortEntry, 0, count)
-	for i := 0; i < count; i++ {
-		// Borrowed from the list.
-		e := C.podnet_port_entry_list_at(list, C.size_t(i))
-		if e == nil {
-			return nil, internalError("ListPorts", "entry %d of %d is missing", i, count)
-		}
-		pe, err := copyPortEntry("ListPorts", e)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pe)
-	}
-	return out, nil
+	return copyList("ListPorts", "entry", C.podnet_port_entry_list_count(list), func(i C.size_t) *C.podnet_port_entry {
+		return C.podnet_port_entry_list_at(list, i)
+	}, copyPortEntry)
 }
 
 // RepairReport is what Repair found and fixed.

@@ -114,15 +114,26 @@ func copySandbox(op string, sb *C.podnet_sandbox) (*Sandbox, error) {
 }
 
 func copySandboxList(op string, list *C.podnet_sandbox_list) ([]*Sandbox, error) {
-	n := int(C.podnet_sandbox_list_count(list))
-	out := make([]*Sandbox, 0, n)
-	for i := 0; i < n; i++ {
-		// Borrowed from the list: never freed on its own.
-		s, err := copySandbox(op, C.podnet_sandbox_list_at(list, C.size_t(i)))
+	return copyList(op, "sandbox", C.podnet_sandbox_list_count(list), func(i C.size_t) *C.podnet_sandbox {
+		return C.podnet_sandbox_list_at(list, i)
+	}, copySandbox)
+}
+
+// copyList copies the n elements of a C list: at(i) is element i, borrowed from the list
+// (never freed on its own), cp copies it; a missing element is a library bug.
+func copyList[P comparable, T any](op, what string, n C.size_t, at func(C.size_t) P, cp func(string, P) (T, error)) ([]T, error) {
+	out := make([]T, 0, int(n))
+	var missing P
+	for i := C.size_t(0); i < n; i++ {
+		e := at(i)
+		if e == missing {
+			return nil, internalError(op, "%s %d of %d is missing", what, i, n)
+		}
+		v, err := cp(op, e)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
 	return out, nil
 }

@@ -9,8 +9,9 @@ import "C"
 import (
 	"net/netip"
 	"sort"
-	"strconv"
 	"unsafe"
+
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
 // Protocol is the transport protocol of a host port mapping (the IANA protocol number).
@@ -23,17 +24,15 @@ const (
 	ProtocolSCTP Protocol = C.PODNET_PROTOCOL_SCTP
 )
 
+var protocolNames = map[Protocol]string{
+	ProtocolTCP:  "tcp",
+	ProtocolUDP:  "udp",
+	ProtocolSCTP: "sctp",
+}
+
 // String returns "tcp", "udp", "sctp" or "protocol(N)".
 func (p Protocol) String() string {
-	switch p {
-	case ProtocolTCP:
-		return "tcp"
-	case ProtocolUDP:
-		return "udp"
-	case ProtocolSCTP:
-		return "sctp"
-	}
-	return "protocol(" + strconv.FormatUint(uint64(p), 10) + ")"
+	return cabi.EnumString(p, protocolNames, "protocol")
 }
 
 // PortMapping maps a host port to a pod port (a pod spec's hostPort).

@@ -65,17 +65,9 @@ func cAddr(op, what string, a netip.Addr) (*C.char, error) {
 	return C.CString(a.String()), nil
 }
 
-// call runs one C call on h's object (exclusive: the call changes it) and turns its status and
-// error object into an error; op names the C function. ErrClosed after Close.
+// call runs one C call on h's object: see cabi.Call.
 func call[P comparable](h *cabi.Handle[P], exclusive bool, op string, fn func(P, **C.podnet_error) C.podnet_status) error {
-	ptr, done, err := h.Lock(exclusive)
-	if err != nil {
-		return err
-	}
-	var cerr *C.podnet_error
-	st := fn(ptr, &cerr)
-	done()
-	return takeError(st, cerr, op)
+	return cabi.Call(h, exclusive, op, fn, takeError)
 }
 
 // count reads one number of h's object (0 after Close).

@@ -10,7 +10,6 @@ import (
 	"github.com/podnet/podnet/bindings-go/internal/cabi"
 	"math"
 	"net/netip"
-	"strconv"
 	"unsafe"
 )
 
@@ -71,10 +70,7 @@ var planWarningNames = map[PlanWarningCode]string{
 // String returns the snake_case name ("overlap"), or "plan_warning(N)" for a value this
 // package does not know.
 func (c PlanWarningCode) String() string {
-	if s, ok := planWarningNames[c]; ok {
-		return s
-	}
-	return "plan_warning(" + strconv.FormatUint(uint64(c), 10) + ")"
+	return cabi.EnumString(c, planWarningNames, "plan_warning")
 }
 
 // PlanWarning is something worth a second look that does not make the plan invalid.

@@ -103,36 +103,34 @@ func (a *ServiceIPAllocator) AllocateNext() (netip.Addr, error) {
 // Release frees a service IP and reports whether it was allocated. Releasing a free address
 // is not an error, so cleanup can be retried.
 func (a *ServiceIPAllocator) Release(ip netip.Addr) (bool, error) {
-	cs, err := cAddr("Release", "service IP", ip)
-	if err != nil {
-		return false, err
-	}
-	defer C.free(unsafe.Pointer(cs))
-	var released C.bool
-	err = call(a.h, true, "podnet_service_ip_allocator_release", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_service_ip_allocator_release(ptr, cs, &released, cerr)
+	return a.ask("Release", "podnet_service_ip_allocator_release", true, ip, func(p *C.podnet_service_ip_allocator, cs *C.char, yes *C.bool, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_release(p, cs, yes, cerr)
 	})
-	if err != nil {
-		return false, err
-	}
-	return bool(released), nil
 }
 
 // IsAllocated reports whether service IP ip is allocated.
 func (a *ServiceIPAllocator) IsAllocated(ip netip.Addr) (bool, error) {
-	cs, err := cAddr("IsAllocated", "service IP", ip)
+	return a.ask("IsAllocated", "podnet_service_ip_allocator_is_allocated", false, ip, func(p *C.podnet_service_ip_allocator, cs *C.char, yes *C.bool, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_is_allocated(p, cs, yes, cerr)
+	})
+}
+
+// ask runs the C call cop (exclusive: it changes the allocator) that takes a service IP and
+// answers yes or no; op names the Go method.
+func (a *ServiceIPAllocator) ask(op, cop string, exclusive bool, ip netip.Addr, fn func(*C.podnet_service_ip_allocator, *C.char, *C.bool, **C.podnet_error) C.podnet_status) (bool, error) {
+	cs, err := cAddr(op, "service IP", ip)
 	if err != nil {
 		return false, err
 	}
 	defer C.free(unsafe.Pointer(cs))
-	var allocated C.bool
-	err = call(a.h, false, "podnet_service_ip_allocator_is_allocated", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_service_ip_allocator_is_allocated(ptr, cs, &allocated, cerr)
+	var yes C.bool
+	err = call(a.h, exclusive, cop, func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return fn(ptr, cs, &yes, cerr)
 	})
 	if err != nil {
 		return false, err
 	}
-	return bool(allocated), nil
+	return bool(yes), nil
 }
 
 // Resize changes the range to cidr, keeping every allocation at its address. Only the end may

@@ -5,6 +5,8 @@
 use std::io::Write as _;
 
 use podnet::{Error, ErrorKind, Result};
+/// `1234567` as `"1,234,567"`, as the plan's own warnings write counts.
+pub use podnet_cluster::thousands;
 use serde::Serialize;
 
 /// Success.
@@ -217,19 +219,6 @@ pub fn key_values(pairs: &[(&str, String)]) -> String {
 /// Comma-joined display of a list.
 pub fn join<T: std::fmt::Display>(items: &[T]) -> String {
     items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",")
-}
-
-/// `1234567` as `"1,234,567"`.
-pub fn thousands(n: u128) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// A duration in milliseconds, two decimals below 10 ms.

@@ -40,8 +40,8 @@ use std::net::IpAddr;
 pub use cidr::{Cidr, Family, Subnets};
 pub use nodecidr::{ClusterCidr, NodeCidrAllocator, NodeCidrUsage, MAX_NODE_MASK_DIFF_V4, MAX_NODE_MASK_DIFF_V6};
 pub use plan::{
-    plan, MachinePlan, Plan, PlanInput, PodRangePlan, ServicePlan, Warning, WarningCode, DEFAULT_NODE_MASK_V4,
-    DEFAULT_NODE_MASK_V6,
+    plan, thousands, MachinePlan, Plan, PlanInput, PodRangePlan, ServicePlan, Warning, WarningCode,
+    DEFAULT_NODE_MASK_V4, DEFAULT_NODE_MASK_V6,
 };
 pub use service::{ServiceIpAllocator, MAX_SERVICE_BITMAP_BITS};
 

@@ -447,8 +447,8 @@ fn service_range(cidr: Cidr, warn: &mut impl FnMut(WarningCode, String)) -> Serv
     }
 }
 
-/// `1234567` as `"1,234,567"`.
-pub(crate) fn thousands(n: u128) -> String {
+/// `1234567` as `"1,234,567"`: how plan warnings write counts (and the CLI its plan tables).
+pub fn thousands(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {

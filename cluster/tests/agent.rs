@@ -127,17 +127,14 @@ fn endpoints(members: usize) -> Vec<String> {
 }
 
 impl World2 {
-    fn etcd(&self, members: usize) -> Vec<Etcd> {
+    /// An etcd cluster of `members` on the underlay, and a client of it from the underlay netns
+    /// (the test's own view of the store) once it answers.
+    fn etcd(&self, members: usize) -> (Vec<Etcd>, EtcdStore) {
         let data = self.w.dir.join("etcd");
         let v: Vec<Etcd> = (0..members).map(|i| Etcd::start(&self.ul, &data, i, members)).collect();
-        let st = self.store_from_underlay(members);
+        let st = self.rt.block_on(EtcdStore::connect(&endpoints(members), Some(&self.ul))).unwrap();
         wait_for("etcd to answer", Duration::from_secs(20), || self.rt.block_on(st.list("/")).is_ok());
-        v
-    }
-
-    /// A client of etcd from the underlay netns (the test's own view of the store).
-    fn store_from_underlay(&self, members: usize) -> EtcdStore {
-        self.rt.block_on(EtcdStore::connect(&endpoints(members), Some(&self.ul))).unwrap()
+        (v, st)
     }
 
     fn put_config(&self, st: &EtcdStore, json: &str) {
@@ -214,8 +211,7 @@ fn subnet_keys(w: &World2, st: &EtcdStore) -> Vec<(String, Vec<u8>, i64)> {
 
 fn cluster(tag: &str, dual: bool) {
     let w = world(tag, 4);
-    let _etcd = w.etcd(1);
-    let st = w.store_from_underlay(1);
+    let (_etcd, st) = w.etcd(1);
     if dual {
         w.put_config(
             &st,
@@ -284,8 +280,7 @@ fn four_nodes_lease_publish_and_talk_dual_stack() {
 #[test]
 fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
     let w = world("agenthg", 4);
-    let _etcd = w.etcd(1);
-    let st = w.store_from_underlay(1);
+    let (_etcd, st) = w.etcd(1);
     w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}"#);
     let agents: Vec<Agent> = (0..4).map(|i| w.start(i, 1, Duration::from_secs(60))).collect();
     for a in &agents {
@@ -314,8 +309,7 @@ fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
 #[test]
 fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
     let w = world("agentf", 4);
-    let mut etcd = w.etcd(1);
-    let st = w.store_from_underlay(1);
+    let (mut etcd, st) = w.etcd(1);
     w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
     let ttl = Duration::from_secs(60);
     let mut agents: Vec<Option<Agent>> = (0..3).map(|i| Some(w.start(i, 1, ttl))).collect();
@@ -409,8 +403,7 @@ fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
 #[test]
 fn racing_agents_one_wins_and_reservations_are_honoured() {
     let w = world("agentr", 3);
-    let _etcd = w.etcd(1);
-    let st = w.store_from_underlay(1);
+    let (_etcd, st) = w.etcd(1);
     // Three subnets in range; one is reserved (no lease) for another host.
     w.put_config(
         &st,
@@ -453,8 +446,7 @@ fn racing_agents_one_wins_and_reservations_are_honoured() {
 #[test]
 fn three_member_etcd_one_member_killed_no_disruption() {
     let w = world("agent3m", 4);
-    let mut etcd = w.etcd(3);
-    let st = w.store_from_underlay(3);
+    let (mut etcd, st) = w.etcd(3);
     w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
     let agents: Vec<Agent> = (0..3).map(|i| w.start(i, 3, Duration::from_secs(60))).collect();
     for a in &agents {
@@ -538,8 +530,7 @@ impl Store for CompactOnce {
 #[test]
 fn compacted_watch_lists_again_and_resumes() {
     let w = world("agentc", 2);
-    let _etcd = w.etcd(1);
-    let st = w.store_from_underlay(1);
+    let (_etcd, st) = w.etcd(1);
     w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
     let a1 = w.start(0, 1, Duration::from_secs(60));
     a1.wait_ready(Duration::from_secs(20)).unwrap();

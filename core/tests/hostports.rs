@@ -61,20 +61,6 @@ fn world(tag: &str, mode: PodMode) -> World2 {
     World2 { w, n1, ns1, n2, client }
 }
 
-/// Host-port map elements in the kernel, read with `nft -j` as the oracle.
-fn elements(ns: &std::path::Path) -> usize {
-    let j: serde_json::Value =
-        serde_json::from_str(&in_ns(ns, &["nft", "-j", "list", "table", "inet", "podnet"])).unwrap();
-    j["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o.get("map"))
-        .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("hostports")))
-        .map(|m| m.get("elem").and_then(|e| e.as_array()).map_or(0, |e| e.len()))
-        .sum()
-}
-
 fn host_port_paths(mode: PodMode) {
     let wd = world(&format!("hp-{mode:?}"), mode);
     let mut spec = SandboxSpec::new("web");
@@ -126,7 +112,7 @@ fn host_port_paths(mode: PodMode) {
     s9.join().unwrap();
 
     // conflicts: same port (wildcard vs anything) refused, naming the holder; nothing changes
-    let before = elements(&wd.ns1);
+    let before = hostport_elements(&wd.ns1);
     let mut c = SandboxSpec::new("clash");
     c.ports = vec![pm(Protocol::Tcp, Some("192.168.200.1"), 8080, 80)];
     let e = wd.n1.create_sandbox(&c).unwrap_err();
@@ -134,7 +120,7 @@ fn host_port_paths(mode: PodMode) {
     assert!(e.to_string().contains("sandbox web"), "{e}");
     c.ports = vec![pm(Protocol::Tcp, None, 9090, 80)];
     assert_eq!(wd.n1.create_sandbox(&c).unwrap_err().kind(), ErrorKind::Conflict);
-    assert_eq!(elements(&wd.ns1), before);
+    assert_eq!(hostport_elements(&wd.ns1), before);
     assert!(wd.n1.get_sandbox("clash").is_err(), "failed create rolled back");
     // a different protocol on the same port is fine; add/remove later
     let s = wd.n1.add_ports("other", &[pm(Protocol::Udp, None, 8080, 8080)]).unwrap();
@@ -165,7 +151,7 @@ fn host_port_paths(mode: PodMode) {
         wd.n1.delete_sandbox(id).unwrap();
     }
     wd.n2.delete_sandbox("remote").unwrap();
-    assert_eq!(elements(&wd.ns1), 0, "{}", in_ns(&wd.ns1, &["nft", "list", "table", "inet", "podnet"]));
+    assert_eq!(hostport_elements(&wd.ns1), 0, "{}", in_ns(&wd.ns1, &["nft", "list", "table", "inet", "podnet"]));
     drop(wd.w);
 }
 
@@ -213,9 +199,9 @@ fn ports_survive_a_node_restart_and_gc_removes_them() {
     let n = Node::open(cfg).unwrap();
     assert_eq!(n.list_ports().unwrap().len(), 1);
     assert_eq!(n.get_sandbox("keep").unwrap().ports, spec.ports);
-    assert_eq!(elements(&ns), 1, "reopening rebuilt the table with the recorded port");
+    assert_eq!(hostport_elements(&ns), 1, "reopening rebuilt the table with the recorded port");
     assert!(n.check_sandbox("keep").unwrap().is_ok());
     n.gc(&[]).unwrap();
-    assert_eq!(elements(&ns), 0);
+    assert_eq!(hostport_elements(&ns), 0);
     assert!(w.state_files("node1").is_empty(), "{:?}", w.state_files("node1"));
 }

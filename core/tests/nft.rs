@@ -6,7 +6,7 @@
 //! exec'd (through `nsenter --net=<pin>`) as oracles and to build the topology only.
 
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -37,10 +37,6 @@ fn netns(w: &mut World, name: &str) -> (PathBuf, File) {
     }
     ip(&p, "link set dev lo up");
     (p, f)
-}
-
-fn nft_json(pin: &Path) -> Value {
-    serde_json::from_str(&in_ns(pin, &["nft", "-j", "list", "table", "inet", "podnet"])).unwrap()
 }
 
 fn nft_text(pin: &Path) -> String {
@@ -103,7 +99,7 @@ fn ensure_table_builds_the_ruleset() {
     let text = nft_text(&pin);
     eprintln!("{text}");
 
-    let j = nft_json(&pin);
+    let j = nft_table(&pin);
     let chains = objects(&j, "chain");
     let find = |n: &str| *chains.iter().find(|c| c["name"] == n).unwrap_or_else(|| panic!("chain {n}"));
     for (name, hook, prio) in
@@ -192,7 +188,7 @@ fn ensure_table_builds_the_ruleset() {
 
     // without egress masquerade the two egress rules are gone
     s.ensure_table(&Ruleset { egress_masquerade: false, ..ruleset() }, &[]).unwrap();
-    assert_eq!(objects(&nft_json(&pin), "rule").iter().filter(|r| r["chain"] == "postrouting").count(), 3);
+    assert_eq!(objects(&nft_table(&pin), "rule").iter().filter(|r| r["chain"] == "postrouting").count(), 3);
 
     s.delete_table().unwrap();
     assert!(!s.table_exists().unwrap());
@@ -471,20 +467,8 @@ fn udp_conntrack_flush() {
     let mut s = NftSocket::open_in(&t.node.1).unwrap();
     s.ensure_table(&ruleset(), &[]).unwrap();
     let _pod = echo(&t.pod1.0, 53, true);
-    let sock = netns::run_in(&t.client.1, || -> std::io::Result<UdpSocket> {
-        let u = UdpSocket::bind("192.168.200.2:40000")?;
-        u.connect("192.168.200.1:6000")?;
-        u.set_read_timeout(Some(Duration::from_millis(500)))?;
-        Ok(u)
-    })
-    .unwrap()
-    .unwrap();
-    let ask = || -> Option<String> {
-        sock.send(b"?").ok()?;
-        let mut buf = [0u8; 64];
-        let n = sock.recv(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).to_string())
-    };
+    let flow = UdpFlow::new(&t.client.0, "192.168.200.2:40000".parse().unwrap(), "192.168.200.1:6000".parse().unwrap());
+    let ask = || flow.ask();
 
     // Before the mapping: the node has no listener; conntrack remembers the flow un-NATed.
     assert_eq!(ask(), None);

@@ -441,21 +441,8 @@ fn affinity_endpoint_removal_and_udp_conntrack() {
     set(&wd.n1, &s).unwrap();
 
     // UDP: one client socket, one conntrack entry, one endpoint...
-    let f = File::open(&a.netns_path).unwrap();
-    let sock = netns::run_in(&f, || -> std::io::Result<std::net::UdpSocket> {
-        let u = std::net::UdpSocket::bind("0.0.0.0:40000")?;
-        u.connect("10.96.0.10:53")?;
-        u.set_read_timeout(Some(Duration::from_millis(500)))?;
-        Ok(u)
-    })
-    .unwrap()
-    .unwrap();
-    let ask_udp = || -> Option<String> {
-        sock.send(b"?").ok()?;
-        let mut buf = [0u8; 64];
-        let n = sock.recv(&mut buf).ok()?;
-        Some(String::from_utf8_lossy(&buf[..n]).to_string())
-    };
+    let flow = UdpFlow::new(&a.netns_path, "0.0.0.0:40000".parse().unwrap(), "10.96.0.10:53".parse().unwrap());
+    let ask_udp = || flow.ask();
     let first = ask_udp().expect("udp through the ClusterIP");
     for _ in 0..5 {
         assert_eq!(ask_udp().as_deref(), Some(first.as_str()), "conntrack pins the flow");
@@ -475,7 +462,7 @@ fn affinity_endpoint_removal_and_udp_conntrack() {
     for id in ["a", "b", "c"] {
         wd.n1.delete_sandbox(id).unwrap();
     }
-    drop(sock);
+    drop(flow);
     drop(wd.n2);
     drop(wd.w);
 }

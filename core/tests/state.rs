@@ -74,19 +74,6 @@ fn pod_addresses(pods: &[Sandbox]) -> Vec<IpAddr> {
     v
 }
 
-fn nft_hostport_elements(ns: &Path) -> usize {
-    let out = in_ns(ns, &["nft", "-j", "list", "table", "inet", "podnet"]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["nftables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|o| o.get("map"))
-        .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("hostports")))
-        .map(|m| m["elem"].as_array().map_or(0, |e| e.len()))
-        .sum()
-}
-
 /// The converged state: every listed sandbox is whole, nothing else podnet makes exists, and
 /// no address is carried twice.
 fn assert_converged(w: &World, ns: &Path, node: &Node, ctx: &str) {
@@ -129,7 +116,7 @@ fn assert_converged(w: &World, ns: &Path, node: &Node, ctx: &str) {
                 .map(move |m| s.ips.iter().filter(|n| m.host_ip.is_none_or(|h| h.is_ipv4() == n.is_ipv4())).count())
         })
         .sum();
-    assert_eq!(nft_hostport_elements(ns), elems, "{ctx}: host-port elements");
+    assert_eq!(hostport_elements(ns), elems, "{ctx}: host-port elements");
 }
 
 struct Rng(u64);

@@ -10,7 +10,7 @@ use podnet_cluster::agent::{Agent, AgentConfig, EtcdStore};
 use crate::call::{core, fallible, infallible};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable, Owned};
+use crate::handle::{castable, free_owned, to_owned_ptr, try_ref};
 use crate::status::podnet_status;
 
 /// A running cluster agent (see docs/agent.md).
@@ -22,10 +22,7 @@ pub struct podnet_agent {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_agent {
-    type Ownership = Owned;
-    type RustType = Agent;
-}
+castable!(podnet_agent: Owned => Agent);
 
 const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}

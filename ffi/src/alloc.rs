@@ -13,7 +13,7 @@ use podnet_cluster::{
 use crate::buffer::{podnet_bytes, podnet_string_list, StringListObj, Strings};
 use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{free_owned, to_owned_ptr, try_ref, Castable, Owned};
+use crate::handle::{castable, free_owned, to_owned_ptr, try_ref};
 use crate::status::podnet_status;
 
 /// Size of a buffer that holds any IP address as text with its NUL ("ffff:...:255.255.255.255"),
@@ -32,10 +32,7 @@ pub struct podnet_node_cidr_allocator {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_node_cidr_allocator {
-    type Ownership = Owned;
-    type RustType = NodeCidrAllocator;
-}
+castable!(podnet_node_cidr_allocator: Owned => NodeCidrAllocator);
 
 /// Create an empty node CIDR allocator.
 ///
@@ -275,10 +272,7 @@ pub(crate) struct ServiceAllocObj {
     cidr: CString,
 }
 
-impl Castable for podnet_service_ip_allocator {
-    type Ownership = Owned;
-    type RustType = ServiceAllocObj;
-}
+castable!(podnet_service_ip_allocator: Owned => ServiceAllocObj);
 
 impl ServiceAllocObj {
     fn new(alloc: ServiceIpAllocator) -> ServiceAllocObj {

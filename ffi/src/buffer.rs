@@ -6,7 +6,7 @@ use std::ffi::{c_char, CString};
 use crate::error::cstring;
 
 use crate::call::infallible;
-use crate::handle::{free_owned, try_ref, Castable, Owned};
+use crate::handle::{castable, free_owned, try_ref};
 
 /// A byte buffer podnet hands out (e.g. `podnet_node_cidr_allocator_to_bytes`): read it with
 /// `podnet_bytes_data` and `podnet_bytes_len`.
@@ -16,10 +16,7 @@ pub struct podnet_bytes {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_bytes {
-    type Ownership = Owned;
-    type RustType = Vec<u8>;
-}
+castable!(podnet_bytes: Owned => Vec<u8>);
 
 /// The bytes: `podnet_bytes_len(bytes)` of them, owned by `bytes` and valid until
 /// `podnet_bytes_free(bytes)` (copy them to keep them). NULL gives NULL; an empty buffer may
@@ -108,10 +105,7 @@ impl StringListObj {
     }
 }
 
-impl Castable for podnet_string_list {
-    type Ownership = Owned;
-    type RustType = StringListObj;
-}
+castable!(podnet_string_list: Owned => StringListObj);
 
 /// Free a string list a call handed out (never one embedded in a record view). NULL is
 /// accepted (no-op).

@@ -7,7 +7,7 @@ use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
 use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
+use crate::handle::{castable, free_owned, to_owned_ptr};
 use crate::status::podnet_status;
 
 /// How pods attach to the node.
@@ -76,10 +76,7 @@ pub struct podnet_node_config {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_node_config {
-    type Ownership = Owned;
-    type RustType = NodeConfig;
-}
+castable!(podnet_node_config: Owned => NodeConfig);
 
 /// Create a node configuration with defaults: bridge mode, bridge "podnet0", MTU 1500, the
 /// caller's current netns, state dir "/run/podnet/<name>", netns dir "/run/netns", no pod CIDR

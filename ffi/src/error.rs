@@ -4,7 +4,7 @@
 use std::ffi::{c_char, c_int, CString};
 
 use crate::call::infallible;
-use crate::handle::{free_owned, try_ref, Castable, Owned};
+use crate::handle::{castable, free_owned, try_ref};
 use crate::status::{podnet_status, status_of_kind};
 
 /// Details of one failed call: status, message, failed operation and errno.
@@ -25,10 +25,7 @@ pub(crate) struct ErrorObj {
     errno: c_int,
 }
 
-impl Castable for podnet_error {
-    type Ownership = Owned;
-    type RustType = ErrorObj;
-}
+castable!(podnet_error: Owned => ErrorObj);
 
 /// A `CString` from text that may contain NUL (it never does in practice; replace, never panic).
 pub(crate) fn cstring(s: impl Into<String>) -> CString {

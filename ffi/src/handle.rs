@@ -49,6 +49,18 @@ pub(crate) trait Castable {
     type RustType;
 }
 
+/// `castable!(podnet_x: Owned => RustType)`: a `*const podnet_x` / `*mut podnet_x` from C
+/// points at a `RustType`, held as the ownership kind (`Owned`, `Borrowed`, `OwnedOrLent`) says.
+macro_rules! castable {
+    ($c:ty: $ownership:ident => $rust:ty) => {
+        impl $crate::handle::Castable for $c {
+            type Ownership = $crate::handle::$ownership;
+            type RustType = $rust;
+        }
+    };
+}
+pub(crate) use castable;
+
 /// Move `value` to the heap and hand ownership to C (freed by the type's `_free`).
 pub(crate) fn to_owned_ptr<C: Castable>(value: C::RustType) -> *mut C
 where
@@ -110,10 +122,7 @@ pub(crate) trait View {
 /// in `Obj.field` and lent to C (never freed or changed by it).
 macro_rules! view {
     ($obj:ty => $info:ident, $field:tt) => {
-        impl $crate::handle::Castable for $info {
-            type Ownership = $crate::handle::Borrowed;
-            type RustType = $info;
-        }
+        $crate::handle::castable!($info: Borrowed => $info);
         impl $crate::handle::View for $obj {
             type Info = $info;
             fn info(&self) -> &$info {
@@ -252,10 +261,7 @@ mod tests {
     use super::*;
 
     struct Thing;
-    impl Castable for Thing {
-        type Ownership = Owned;
-        type RustType = String;
-    }
+    castable!(Thing: Owned => String);
 
     #[test]
     fn roundtrip() {

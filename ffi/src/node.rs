@@ -8,7 +8,7 @@ use podnet_core::blocking::Node;
 use crate::call::{core, fallible, infallible};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
+use crate::handle::{castable, free_owned, to_owned_ptr};
 use crate::sandbox::{
     podnet_check_report, podnet_gc_report, podnet_sandbox, podnet_sandbox_list, CheckReportObj, GcReportObj, SandboxObj,
 };
@@ -27,10 +27,7 @@ pub struct podnet_node {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_node {
-    type Ownership = Owned;
-    type RustType = Node;
-}
+castable!(podnet_node: Owned => Node);
 
 // The ABI promises a node may be shared across threads.
 const _: fn() = || {

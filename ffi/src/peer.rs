@@ -9,7 +9,7 @@ use podnet_core::Peer;
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of, Castable, Owned, OwnedOrLent};
+use crate::handle::{castable, free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of};
 use crate::node::podnet_node;
 use crate::status::podnet_status;
 
@@ -54,10 +54,7 @@ pub(crate) struct PeerObj {
     _pod_cidrs: Strings,
 }
 
-impl Castable for podnet_peer {
-    type Ownership = OwnedOrLent;
-    type RustType = PeerObj;
-}
+castable!(podnet_peer: OwnedOrLent => PeerObj);
 
 view!(PeerObj => podnet_peer_info, info);
 
@@ -208,10 +205,7 @@ pub struct podnet_peer_list {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_peer_list {
-    type Ownership = Owned;
-    type RustType = Vec<PeerObj>;
-}
+castable!(podnet_peer_list: Owned => Vec<PeerObj>);
 
 /// Number of peers in the list. NULL gives 0.
 /// Thread-safe.
@@ -265,10 +259,7 @@ pub struct podnet_sync_report {
 #[derive(Debug)]
 pub(crate) struct SyncReportObj(podnet_sync_report_info);
 
-impl Castable for podnet_sync_report {
-    type Ownership = Owned;
-    type RustType = SyncReportObj;
-}
+castable!(podnet_sync_report: Owned => SyncReportObj);
 
 view!(SyncReportObj => podnet_sync_report_info, 0);
 

@@ -9,7 +9,7 @@ use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 use crate::buffer::Strings;
 use crate::call::{core, fallible, infallible, with_mut, Call, CallResult};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, view, view_of, Castable, Owned};
+use crate::handle::{castable, free_owned, to_owned_ptr, view, view_of};
 use crate::status::podnet_status;
 
 /// Why `podnet_plan` raised a warning (`podnet_plan_warning_entry.code`). Values are
@@ -77,10 +77,7 @@ pub struct podnet_plan_input {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_plan_input {
-    type Ownership = Owned;
-    type RustType = PlanInput;
-}
+castable!(podnet_plan_input: Owned => PlanInput);
 
 /// Create an empty plan input: no cluster CIDR (at least one is required), the Kubernetes node
 /// masks (/24 for IPv4, /64 for IPv6) unless some are added, no machine subnet, no control-plane
@@ -297,10 +294,7 @@ pub(crate) struct PlanObj {
     _warnings: Vec<podnet_plan_warning_entry>,
 }
 
-impl Castable for podnet_plan_result {
-    type Ownership = Owned;
-    type RustType = PlanObj;
-}
+castable!(podnet_plan_result: Owned => PlanObj);
 
 view!(PlanObj => podnet_plan_result_info, info);
 

@@ -4,12 +4,13 @@
 
 use std::ffi::c_char;
 
-use podnet_core::{PortEntry, PortMapping};
+use podnet_core::blocking::Node;
+use podnet_core::{PortEntry, PortMapping, Sandbox};
 
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of, Borrowed, Castable, Owned};
+use crate::handle::{castable, free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of};
 use crate::node::podnet_node;
 use crate::sandbox::{podnet_port_mapping, podnet_sandbox, PortMappings, SandboxObj};
 use crate::spec::{podnet_protocol_code, port_mapping};
@@ -24,10 +25,7 @@ pub struct podnet_port_list {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_port_list {
-    type Ownership = Owned;
-    type RustType = Vec<PortMapping>;
-}
+castable!(podnet_port_list: Owned => Vec<PortMapping>);
 
 /// Create an empty port list.
 ///
@@ -104,12 +102,23 @@ pub extern "C" fn podnet_node_ports_add(
     sandbox_out: *mut *mut podnet_sandbox,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_ports_add", err_out, |c| {
+    change_ports("podnet_node_ports_add", (node, id, ports), sandbox_out, err_out, Node::add_ports)
+}
+
+/// `podnet_node_ports_add` and `_remove`, which differ only in the node call `change`.
+fn change_ports(
+    func: &'static str,
+    (node, id, ports): (*const podnet_node, *const c_char, *const podnet_port_list),
+    sandbox_out: *mut *mut podnet_sandbox,
+    err_out: *mut *mut podnet_error,
+    change: fn(&Node, &str, &[PortMapping]) -> podnet_core::Result<Sandbox>,
+) -> podnet_status {
+    fallible(func, err_out, |c| {
         let node = c.obj("node", node)?;
         let id = c.name("id", id)?;
         let ports = c.obj("ports", ports)?;
         let out = c.out("sandbox_out", sandbox_out)?;
-        let sb = core(node.add_ports(id, ports))?;
+        let sb = core(change(node, id, ports))?;
         out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
         Ok(())
     })
@@ -130,15 +139,7 @@ pub extern "C" fn podnet_node_ports_remove(
     sandbox_out: *mut *mut podnet_sandbox,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_ports_remove", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let id = c.name("id", id)?;
-        let ports = c.obj("ports", ports)?;
-        let out = c.out("sandbox_out", sandbox_out)?;
-        let sb = core(node.remove_ports(id, ports))?;
-        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
-        Ok(())
-    })
+    change_ports("podnet_node_ports_remove", (node, id, ports), sandbox_out, err_out, Node::remove_ports)
 }
 
 /// One mapped host port of a node (an element of `podnet_port_entry_list`): the sandbox holding
@@ -160,10 +161,7 @@ pub struct podnet_port_entry {
     pub pod_ips: podnet_string_list,
 }
 
-impl Castable for podnet_port_entry {
-    type Ownership = Borrowed;
-    type RustType = podnet_port_entry;
-}
+castable!(podnet_port_entry: Borrowed => podnet_port_entry);
 
 /// One entry and the C memory it points into.
 #[derive(Debug)]
@@ -202,10 +200,7 @@ pub struct podnet_port_entry_list {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_port_entry_list {
-    type Ownership = Owned;
-    type RustType = Vec<PortEntryObj>;
-}
+castable!(podnet_port_entry_list: Owned => Vec<PortEntryObj>);
 
 /// Number of entries. NULL gives 0.
 /// Thread-safe.
@@ -282,10 +277,7 @@ pub struct podnet_repair_report {
 #[derive(Debug)]
 pub(crate) struct RepairReportObj(podnet_repair_report_info);
 
-impl Castable for podnet_repair_report {
-    type Ownership = Owned;
-    type RustType = RepairReportObj;
-}
+castable!(podnet_repair_report: Owned => RepairReportObj);
 
 view!(RepairReportObj => podnet_repair_report_info, 0);
 

@@ -10,7 +10,7 @@ use podnet_core::{CheckReport, GcReport, PortMapping, Sandbox};
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::infallible;
 use crate::config::podnet_mode;
-use crate::handle::{free_owned, to_borrowed_ptr, try_ref, view, view_of, Castable, Owned, OwnedOrLent};
+use crate::handle::{castable, free_owned, to_borrowed_ptr, try_ref, view, view_of};
 use crate::spec::podnet_protocol;
 
 /// One host port mapping as podnet reports it (an element of `podnet_sandbox_info.ports`, the
@@ -129,10 +129,7 @@ pub(crate) struct SandboxObj {
     _labels: Strings,
 }
 
-impl Castable for podnet_sandbox {
-    type Ownership = OwnedOrLent;
-    type RustType = SandboxObj;
-}
+castable!(podnet_sandbox: OwnedOrLent => SandboxObj);
 
 view!(SandboxObj => podnet_sandbox_info, info);
 
@@ -195,10 +192,7 @@ pub struct podnet_sandbox_list {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_sandbox_list {
-    type Ownership = Owned;
-    type RustType = Vec<SandboxObj>;
-}
+castable!(podnet_sandbox_list: Owned => Vec<SandboxObj>);
 
 /// Number of sandboxes in the list. NULL gives 0.
 /// Thread-safe.
@@ -255,10 +249,7 @@ pub(crate) struct CheckReportObj {
     _problems: Strings,
 }
 
-impl Castable for podnet_check_report {
-    type Ownership = Owned;
-    type RustType = CheckReportObj;
-}
+castable!(podnet_check_report: Owned => CheckReportObj);
 
 view!(CheckReportObj => podnet_check_report_info, info);
 
@@ -329,10 +320,7 @@ pub(crate) struct GcReportObj {
     _lists: [Strings; 5],
 }
 
-impl Castable for podnet_gc_report {
-    type Ownership = Owned;
-    type RustType = GcReportObj;
-}
+castable!(podnet_gc_report: Owned => GcReportObj);
 
 view!(GcReportObj => podnet_gc_report_info, info);
 

@@ -7,7 +7,7 @@ use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec, MAX_LABELS, MAX
 use crate::call::{fallible, infallible, with_mut, Call, CallResult};
 use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
-use crate::handle::{free_owned, to_owned_ptr, Castable, Owned};
+use crate::handle::{castable, free_owned, to_owned_ptr};
 use crate::status::podnet_status;
 
 /// Transport protocol of a host port mapping (values are the IANA protocol numbers).
@@ -49,10 +49,7 @@ pub struct podnet_sandbox_spec {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_sandbox_spec {
-    type Ownership = Owned;
-    type RustType = SandboxSpec;
-}
+castable!(podnet_sandbox_spec: Owned => SandboxSpec);
 
 /// Create a sandbox spec with defaults: podnet creates and pins a new netns, interface "eth0",
 /// one dynamic address per pod CIDR, no host ports, the node's pod mode.

@@ -78,3 +78,17 @@ func (h *Handle[P]) Read(fn func(P)) error {
 	fn(ptr)
 	return nil
 }
+
+// Call runs one C call on h's object (exclusive: the call changes it) and turns its status
+// and the error object it wrote into an error with take (the package's takeError, since cgo
+// gives each package its own C types); op names the C function. ErrClosed after Close.
+func Call[P comparable, E any, S any](h *Handle[P], exclusive bool, op string, fn func(P, *E) S, take func(S, E, string) error) error {
+	ptr, done, err := h.Lock(exclusive)
+	if err != nil {
+		return err
+	}
+	var cerr E
+	st := fn(ptr, &cerr)
+	done()
+	return take(st, cerr, op)
+}

@@ -3,15 +3,14 @@
 //! them), one hostPort per pod, measured in the same run inside a private network and mount
 //! namespace (re-exec under `unshare`), so nothing on the machine changes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use podnet::internals::netns;
 use serde_json::{json, Value};
 
-use super::Stats;
+use super::{timed_after_warmup, us, Stats};
 
 /// Arguments of `podnet bench cni`.
 #[derive(clap::Args, Debug)]
@@ -74,10 +73,6 @@ fn outside(a: &BenchCniArgs) -> Result<(), String> {
     st.success().then_some(()).ok_or_else(|| "the benchmark inside the private namespaces failed".into())
 }
 
-fn us(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e6
-}
-
 /// Exec one plugin as libcni does and return its stdout (the result for ADD).
 fn exec(
     bin: &Path,
@@ -88,33 +83,11 @@ fn exec(
     ifname: &str,
     conf: &Value,
 ) -> Result<Value, String> {
-    let mut child = Command::new(bin)
-        .env_clear()
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", ns)
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_PATH", cni_path)
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("exec {}: {e}", bin.display()))?;
-    child.stdin.take().ok_or("stdin")?.write_all(conf.to_string().as_bytes()).map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} {cmd} {id}: {}{}",
-            bin.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    if out.stdout.trim_ascii().is_empty() {
+    let out = super::exec_cni(bin, cni_path, (cmd, id), ns, ifname, conf.to_string().as_bytes())?;
+    if out.trim_ascii().is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("{} {cmd} output: {e}", bin.display()))
+    serde_json::from_slice(&out).map_err(|e| format!("{} {cmd} output: {e}", bin.display()))
 }
 
 fn with(mut conf: Value, extra: Value) -> Value {
@@ -158,15 +131,11 @@ fn inside(a: &BenchCniArgs) -> Result<(), String> {
         "capabilities": {"portMappings": true},
     });
     let ns = pins(work, "pn", n)?;
-    let (mut p_add, mut p_del) = (Stats::default(), Stats::default());
-    for (i, ns_i) in ns.iter().enumerate() {
-        let c = with(podnet_conf.clone(), json!({"runtimeConfig": port(i, 20000)}));
-        let t = Instant::now();
-        exec(&a.plugin_path(), &a.cni_path, "ADD", &id(i), ns_i, "eth0", &c)?;
-        if i > 0 {
-            p_add.push(us(t));
-        }
-    }
+    let confs: Vec<Value> =
+        (0..n).map(|i| with(podnet_conf.clone(), json!({"runtimeConfig": port(i, 20000)}))).collect();
+    let podnet_cni =
+        |cmd, i: usize| exec(&a.plugin_path(), &a.cni_path, cmd, &id(i), &ns[i], "eth0", &confs[i]).map(drop);
+    let p_add = timed_after_warmup(n, |i| podnet_cni("ADD", i))?;
     // With every pod in place: the exec floor (VERSION answers without opening the node) and
     // exec + Node::open (STATUS opens the node and lists the sandboxes), to split ADD's cost.
     let (mut p_version, mut p_status) = (Stats::default(), Stats::default());
@@ -179,14 +148,7 @@ fn inside(a: &BenchCniArgs) -> Result<(), String> {
         exec(&a.plugin_path(), &a.cni_path, "STATUS", "", work, "", &status_conf)?;
         p_status.push(us(t));
     }
-    for (i, ns_i) in ns.iter().enumerate() {
-        let c = with(podnet_conf.clone(), json!({"runtimeConfig": port(i, 20000)}));
-        let t = Instant::now();
-        exec(&a.plugin_path(), &a.cni_path, "DEL", &id(i), ns_i, "eth0", &c)?;
-        if i > 0 {
-            p_del.push(us(t));
-        }
-    }
+    let p_del = timed_after_warmup(n, |i| podnet_cni("DEL", i))?;
     for p in &ns {
         let _ = netns::remove(p);
     }
@@ -201,30 +163,29 @@ fn inside(a: &BenchCniArgs) -> Result<(), String> {
     let bin = |p: &str| a.cni_path.join(p);
     let ns = pins(work, "ch", n)?;
     let mut results = vec![];
-    let (mut c_add, mut c_del) = (Stats::default(), Stats::default());
-    for (i, ns_i) in ns.iter().enumerate() {
-        let t = Instant::now();
-        exec(&bin("loopback"), &a.cni_path, "ADD", &id(i), ns_i, "lo", &lo)?;
-        let r = exec(&bin("bridge"), &a.cni_path, "ADD", &id(i), ns_i, "eth0", &br)?;
+    let c_add = timed_after_warmup(n, |i| {
+        exec(&bin("loopback"), &a.cni_path, "ADD", &id(i), &ns[i], "lo", &lo)?;
+        let r = exec(&bin("bridge"), &a.cni_path, "ADD", &id(i), &ns[i], "eth0", &br)?;
         let pmc = with(pm.clone(), json!({"runtimeConfig": port(i, 40000), "prevResult": r}));
-        let r = exec(&bin("portmap"), &a.cni_path, "ADD", &id(i), ns_i, "eth0", &pmc)?;
-        if i > 0 {
-            c_add.push(us(t));
-        }
-        results.push(r);
-    }
-    for (i, ns_i) in ns.iter().enumerate() {
-        // libcni deletes in reverse order, each plugin given the cached result.
-        let prev = json!({"prevResult": results[i]});
-        let pmc = with(pm.clone(), json!({"runtimeConfig": port(i, 40000), "prevResult": results[i]}));
-        let t = Instant::now();
-        exec(&bin("portmap"), &a.cni_path, "DEL", &id(i), ns_i, "eth0", &pmc)?;
-        exec(&bin("bridge"), &a.cni_path, "DEL", &id(i), ns_i, "eth0", &with(br.clone(), prev.clone()))?;
-        exec(&bin("loopback"), &a.cni_path, "DEL", &id(i), ns_i, "lo", &with(lo.clone(), prev))?;
-        if i > 0 {
-            c_del.push(us(t));
-        }
-    }
+        results.push(exec(&bin("portmap"), &a.cni_path, "ADD", &id(i), &ns[i], "eth0", &pmc)?);
+        Ok(())
+    })?;
+    // libcni deletes in reverse order, each plugin given the cached result.
+    let del_confs: Vec<_> = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let prev = json!({"prevResult": r});
+            let pmc = with(pm.clone(), json!({"runtimeConfig": port(i, 40000), "prevResult": r}));
+            (pmc, with(br.clone(), prev.clone()), with(lo.clone(), prev))
+        })
+        .collect();
+    let c_del = timed_after_warmup(n, |i| {
+        let (pmc, br, lo) = &del_confs[i];
+        exec(&bin("portmap"), &a.cni_path, "DEL", &id(i), &ns[i], "eth0", pmc)?;
+        exec(&bin("bridge"), &a.cni_path, "DEL", &id(i), &ns[i], "eth0", br)?;
+        exec(&bin("loopback"), &a.cni_path, "DEL", &id(i), &ns[i], "lo", lo).map(drop)
+    })?;
     for p in &ns {
         let _ = netns::remove(p);
     }

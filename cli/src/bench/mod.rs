@@ -104,6 +104,43 @@ fn run_worker(worker: &str, args: &[&str], cni_path: &Path, plugins: &[&str]) ->
     serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("{worker} output: {e}"))
 }
 
+/// Exec one CNI plugin as a runtime does (`conf` on stdin, the `CNI_*` variables) and return
+/// its stdout; when it fails, its stdout and stderr are the error.
+fn exec_cni(
+    bin: &Path,
+    cni_path: &Path,
+    (cmd, id): (&str, &str),
+    netns: &Path,
+    ifname: &str,
+    conf: &[u8],
+) -> Result<Vec<u8>, String> {
+    use std::io::Write as _;
+    let mut child = Command::new(bin)
+        .env_clear()
+        .env("CNI_COMMAND", cmd)
+        .env("CNI_CONTAINERID", id)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", ifname)
+        .env("CNI_PATH", cni_path)
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("exec {}: {e}", bin.display()))?;
+    child.stdin.take().ok_or("stdin")?.write_all(conf).map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} {cmd} {id}: {}{}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
+}
+
 /// Microseconds since `t`.
 fn us(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e6
@@ -118,6 +155,15 @@ fn timed(count: usize, mut f: impl FnMut(usize) -> Result<(), String>) -> Result
         s.push(us(t));
     }
     Ok(s)
+}
+
+/// Like [`timed`], without the time of `f(0)`: that warm-up run pays the one-time costs (the
+/// bridge, the first node open) the figures leave out.
+fn timed_after_warmup(count: usize, mut f: impl FnMut(usize) -> Result<(), String>) -> Result<Stats, String> {
+    if count > 0 {
+        f(0)?;
+    }
+    timed(count.saturating_sub(1), |i| f(i + 1))
 }
 
 /// A throwaway node for a benchmark: a world (see `podnet-world`) with one netns, `node`.

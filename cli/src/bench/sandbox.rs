@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use podnet::blocking::Node;
@@ -13,7 +13,7 @@ use podnet::internals::netns;
 use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
-use super::{finish, run_worker, timed, us, worker_finish, BenchNode, Stats};
+use super::{finish, run_worker, timed, timed_after_warmup, us, worker_finish, BenchNode, Stats};
 use crate::cmd::Run;
 use crate::modes::{parser, Named as _};
 
@@ -161,7 +161,7 @@ impl Run for CniWorkerArgs {
     }
 }
 
-/// Run one CNI plugin command (stdin: `conf`) as a runtime would; its stdout on failure.
+/// Run one CNI plugin command (stdin: `conf`) as a runtime would; its output on failure.
 pub(super) fn exec_plugin(
     cni_path: &Path,
     plugin: &str,
@@ -170,26 +170,8 @@ pub(super) fn exec_plugin(
     netns: &Path,
     conf: &str,
 ) -> Result<(), String> {
-    use std::io::Write;
-    let mut child = Command::new(cni_path.join(plugin))
-        .env_clear()
-        .env("CNI_COMMAND", cmd)
-        .env("CNI_CONTAINERID", id)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", if plugin == "loopback" { "lo" } else { "eth0" })
-        .env("CNI_PATH", cni_path)
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("exec {plugin}: {e}"))?;
-    child.stdin.take().ok_or("stdin")?.write_all(conf.as_bytes()).map_err(|e| e.to_string())?;
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(format!("{plugin} {cmd}: {}", String::from_utf8_lossy(&out.stdout)));
-    }
-    Ok(())
+    let ifname = if plugin == "loopback" { "lo" } else { "eth0" };
+    super::exec_cni(&cni_path.join(plugin), cni_path, (cmd, id), netns, ifname, conf.as_bytes()).map(drop)
 }
 
 fn cni_worker(a: &CniWorkerArgs) -> Result<Value, String> {
@@ -208,33 +190,20 @@ fn cni_worker(a: &CniWorkerArgs) -> Result<Value, String> {
     };
     run(&["link", "set", "lo", "up"])?;
     // Warm-up pod: creates cni0 so the figures exclude the one-time bridge creation.
-    let mut create = vec![];
-    let mut delete = vec![];
-    for i in 0..=a.count {
-        let name = format!("cni-{i}");
-        let ns = PathBuf::from("/run/netns").join(&name);
-        let id = format!("{:064x}", i + 1);
-        let t = Instant::now();
+    let pod = |i: usize| (format!("cni-{i}"), PathBuf::from(format!("/run/netns/cni-{i}")), format!("{:064x}", i + 1));
+    let create = timed_after_warmup(a.count + 1, |i| {
+        let (name, ns, id) = pod(i);
         run(&["netns", "add", &name])?;
         exec_plugin(&a.cni_path, "loopback", "ADD", &id, &ns, lo)?;
-        exec_plugin(&a.cni_path, "bridge", "ADD", &id, &ns, br)?;
-        if i > 0 {
-            create.push(us(t));
-        }
-    }
-    for i in 0..=a.count {
-        let name = format!("cni-{i}");
-        let ns = PathBuf::from("/run/netns").join(&name);
-        let id = format!("{:064x}", i + 1);
-        let t = Instant::now();
+        exec_plugin(&a.cni_path, "bridge", "ADD", &id, &ns, br)
+    })?;
+    let delete = timed_after_warmup(a.count + 1, |i| {
+        let (name, ns, id) = pod(i);
         exec_plugin(&a.cni_path, "bridge", "DEL", &id, &ns, br)?;
         exec_plugin(&a.cni_path, "loopback", "DEL", &id, &ns, lo)?;
-        run(&["netns", "del", &name])?;
-        if i > 0 {
-            delete.push(us(t));
-        }
-    }
-    Ok(json!({"create": create, "delete": delete}))
+        run(&["netns", "del", &name])
+    })?;
+    Ok(json!({"create": create.samples(), "delete": delete.samples()}))
 }
 
 impl Run for BenchSandboxArgs {

@@ -15,6 +15,11 @@ impl Stats {
         self.v.push(x);
     }
 
+    /// The samples, in the order taken.
+    pub fn samples(&self) -> &[f64] {
+        &self.v
+    }
+
     pub fn len_samples(&self) -> usize {
         self.v.len()
     }

@@ -294,6 +294,23 @@ pub fn ip(ns: &Path, args: &str) -> String {
     in_ns(ns, &cmd)
 }
 
+/// podnet's nftables table in `ns` as `nft -j` prints it.
+pub fn nft_table(ns: &Path) -> serde_json::Value {
+    serde_json::from_str(&in_ns(ns, &["nft", "-j", "list", "table", "inet", "podnet"])).unwrap()
+}
+
+/// How many elements podnet's host-port maps hold in `ns`, by `nft -j`.
+pub fn hostport_elements(ns: &Path) -> usize {
+    nft_table(ns)["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("map"))
+        .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("hostports")))
+        .map(|m| m["elem"].as_array().map_or(0, |e| e.len()))
+        .sum()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Traffic
 
@@ -426,4 +443,33 @@ pub fn udp_ask(ns: &Path, to: SocketAddr) -> std::io::Result<String> {
         Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no UDP answer"))
     })
     .map_err(|e| std::io::Error::other(e.to_string()))?
+}
+
+/// A UDP socket inside a netns, connected to one address: every datagram it sends is one
+/// flow (same source port), so a test can watch what the kernel does to that flow.
+#[derive(Debug)]
+pub struct UdpFlow(UdpSocket);
+
+impl UdpFlow {
+    /// Bind `from` inside `ns` and connect to `to`; answers are awaited 500 ms.
+    pub fn new(ns: &Path, from: SocketAddr, to: SocketAddr) -> UdpFlow {
+        let f = File::open(ns).unwrap_or_else(|e| panic!("open {}: {e}", ns.display()));
+        let s = netns::run_in(&f, || -> std::io::Result<UdpSocket> {
+            let u = UdpSocket::bind(from)?;
+            u.connect(to)?;
+            u.set_read_timeout(Some(Duration::from_millis(500)))?;
+            Ok(u)
+        })
+        .unwrap()
+        .unwrap();
+        UdpFlow(s)
+    }
+
+    /// Send one datagram and return the answer; `None` when none came in time.
+    pub fn ask(&self) -> Option<String> {
+        self.0.send(b"?").ok()?;
+        let mut buf = [0u8; 64];
+        let n = self.0.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).to_string())
+    }
 }
