@@ -346,4 +346,10 @@ func TestMultiNodeConfigRefused(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("valid multi-node config: %v", err)
 	}
+	cfg.DisableVXLANTxChecksumOffload = true
+	refused(t, "both TX checksum overrides", cfg.Validate(), podnet.CodeInvalidArgument, "")
+	cfg.KeepVXLANTxChecksumOffload = false
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("offload forced off: %v", err)
+	}
 }
