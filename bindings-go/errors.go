@@ -42,6 +42,8 @@ const (
 	CodePanic           = cabi.CodePanic
 	CodeTooLong         = cabi.CodeTooLong
 	CodeInvalidAddress  = cabi.CodeInvalidAddress
+	// CodeNotReady: the node is not ready for pods yet (its cluster agent is still starting).
+	CodeNotReady = cabi.CodeNotReady
 )
 
 // Sentinel errors, one per code: errors.Is(err, ErrNotFound) is true for an *Error whose Code
@@ -62,6 +64,8 @@ var (
 	ErrPanic           = cabi.ErrPanic
 	ErrTooLong         = cabi.ErrTooLong
 	ErrInvalidAddress  = cabi.ErrInvalidAddress
+	// ErrNotReady: a sandbox create before the node's cluster agent was ready; retry later.
+	ErrNotReady = cabi.ErrNotReady
 )
 
 // ErrClosed is returned (wrapped) by every method of a Node or an allocator after Close.

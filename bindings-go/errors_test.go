@@ -40,6 +40,7 @@ func TestCodeNames(t *testing.T) {
 		podnet.CodeNotFound:        "not_found",
 		podnet.CodeInvalidAddress:  "invalid_address",
 		podnet.CodeInvalidArgument: "invalid_argument",
+		podnet.CodeNotReady:        "not_ready",
 		podnet.Code(99999):         "unknown",
 	} {
 		if got := code.String(); got != want {
@@ -65,6 +66,7 @@ func TestSentinels(t *testing.T) {
 		podnet.CodePanic:           podnet.ErrPanic,
 		podnet.CodeTooLong:         podnet.ErrTooLong,
 		podnet.CodeInvalidAddress:  podnet.ErrInvalidAddress,
+		podnet.CodeNotReady:        podnet.ErrNotReady,
 	}
 	for code, sentinel := range sentinels {
 		err := error(&podnet.Error{Code: code, Op: "op", Message: "op: cause"})

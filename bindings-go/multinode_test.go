@@ -67,6 +67,15 @@ func TestPeers(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			tag := "mn" + mode.String()[:2]
 			a, b, peerA, peerB := twoNodes(t, tag, mode)
+			st, err := a.Status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			overlay := mode == podnet.CrossNodeOverlay
+			if st.Name != peerA.Name || !st.Ready || len(st.Gateways) != 1 || (len(st.VTEPMAC) == 6) != overlay ||
+				(overlay && st.PodMTU != 1450) {
+				t.Errorf("status of %s: %+v", mode, st)
+			}
 			rep, err := a.SyncPeers([]podnet.Peer{peerB})
 			if err != nil {
 				t.Fatal(err)
@@ -89,6 +98,10 @@ func TestPeers(t *testing.T) {
 			if got.Name != peerB.Name || got.UnderlayIP != peerB.UnderlayIP ||
 				!reflect.DeepEqual(got.PodCIDRs, peerB.PodCIDRs) || len(got.VTEPMAC) != 6 {
 				t.Errorf("listed %+v, added %+v", got, peerB)
+			}
+			// The node reports the VTEP MAC its peers derive for it.
+			if stB, err := b.Status(); err != nil || (overlay && stB.VTEPMAC.String() != got.VTEPMAC.String()) {
+				t.Errorf("b's own VTEP MAC %v vs the one a programs %v (%v)", stB, got.VTEPMAC, err)
 			}
 
 			// A pod on each node; pod a1 dials pod b1 across the nodes.
@@ -345,5 +358,11 @@ func TestMultiNodeConfigRefused(t *testing.T) {
 	cfg.KeepVXLANTxChecksumOffload, cfg.DisableEgressMasquerade = true, true
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("valid multi-node config: %v", err)
+	}
+	cfg.DisableVXLANTxChecksumOffload = true
+	refused(t, "both TX checksum overrides", cfg.Validate(), podnet.CodeInvalidArgument, "")
+	cfg.KeepVXLANTxChecksumOffload = false
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("offload forced off: %v", err)
 	}
 }

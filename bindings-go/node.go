@@ -7,6 +7,7 @@ package podnet
 import "C"
 
 import (
+	"net"
 	"net/netip"
 	"runtime"
 	"unsafe"
@@ -213,4 +214,35 @@ func (n *Node) GC(liveIDs []string) (*GCReport, error) {
 	}
 	defer C.podnet_gc_report_free(rep)
 	return copyGCReport(rep)
+}
+
+// NodeStatus is what a node is, as the library reports it.
+type NodeStatus struct {
+	// Name is the node name.
+	Name string
+	// StateDir is the node's state directory.
+	StateDir string
+	// PodMTU is the MTU of pod interfaces (the VXLAN MTU with an overlay).
+	PodMTU uint32
+	// Gateways are the addresses pods use as gateways, one per pod CIDR.
+	Gateways []netip.Addr
+	// VTEPMAC is the node's own VTEP MAC, what other nodes must program for it (a flannel
+	// lease's VtepMAC); nil when the node has no VXLAN device.
+	VTEPMAC net.HardwareAddr
+	// Ready is false while the node refuses sandbox creates with ErrNotReady (its cluster agent
+	// has not programmed its peers yet).
+	Ready bool
+}
+
+// Status reads the node's status (no kernel request).
+func (n *Node) Status() (*NodeStatus, error) {
+	var st *C.podnet_node_status
+	err := n.call("podnet_node_get_status", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_get_status(node, &st, cerr)
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer C.podnet_node_status_free(st)
+	return copyNodeStatus("podnet_node_get_status", st)
 }

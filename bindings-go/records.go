@@ -191,3 +191,21 @@ func copyPortEntry(op string, e *C.podnet_port_entry) (PortEntry, error) {
 	ips, err := parseAll(op, "pod IP", goStrings(e.pod_ips), netip.ParseAddr)
 	return PortEntry{SandboxID: goString(e.sandbox_id), PortMapping: pm, PodIPs: ips}, err
 }
+
+func copyNodeStatus(op string, st *C.podnet_node_status) (*NodeStatus, error) {
+	v := C.podnet_node_status_get_info(st)
+	if v == nil {
+		return nil, internalError(op, "no node status")
+	}
+	s := &NodeStatus{Name: goString(v.name), StateDir: goString(v.state_dir), PodMTU: uint32(v.pod_mtu), Ready: bool(v.ready)}
+	var err error
+	if mac := goString(v.vtep_mac); mac != "" {
+		if s.VTEPMAC, err = net.ParseMAC(mac); err != nil {
+			return nil, internalError(op, "VTEP MAC %q: %v", mac, err)
+		}
+	}
+	if s.Gateways, err = parseAll(op, "gateway", goStrings(v.gateways), netip.ParseAddr); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

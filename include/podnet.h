@@ -100,7 +100,7 @@
  * Blocks:
  * - 0: success.
  * - 1-99: generic (arguments, objects, kernel, I/O).
- * - 100-199: reserved for peers / overlay (multi-node).
+ * - 100-199: peers / overlay / cluster (multi-node).
  * - 200-299: reserved for host ports.
  */
 enum podnet_status
@@ -179,6 +179,11 @@ enum podnet_status
      * An IP address or CIDR argument could not be parsed. Nothing was changed.
      */
     PODNET_STATUS_INVALID_ADDRESS = 15,
+    /**
+     * The node is not ready for pods yet: its cluster agent has not leased the node's subnet
+     * and programmed its peers. Nothing was changed; retry later.
+     */
+    PODNET_STATUS_NOT_READY = 100,
 };
 #ifndef __cplusplus
 typedef uint32_t podnet_status;
@@ -450,6 +455,14 @@ typedef struct podnet_node_cidr_allocator podnet_node_cidr_allocator;
 typedef struct podnet_node_config podnet_node_config;
 
 /**
+ * A snapshot of a node's identity and settings, from `podnet_node_get_status`. Read it with
+ * `podnet_node_status_get_info`.
+ *
+ * Owned by the caller; free with `podnet_node_status_free`. Immutable: thread-safe to read.
+ */
+typedef struct podnet_node_status podnet_node_status;
+
+/**
  * Another node as the cluster's source of truth describes it: name, underlay address, pod CIDRs
  * and (optionally) its VTEP MAC. Built with `podnet_peer_new` and the setters, passed to
  * `podnet_node_peer_add` or `podnet_node_peers_sync` (which read it and keep no reference);
@@ -591,6 +604,43 @@ typedef struct {
      */
     size_t count;
 } podnet_string_list;
+
+/**
+ * What a node is, read in one call with `podnet_node_status_get_info`. Grows only at the end
+ * (see `podnet_sandbox_info`). Every pointer is owned by the status object.
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_node_status_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * The node name.
+     */
+    const char *name;
+    /**
+     * The node's state directory ("/run/podnet/node1").
+     */
+    const char *state_dir;
+    /**
+     * MTU of pod interfaces (the VXLAN MTU when the node has an overlay).
+     */
+    uint32_t pod_mtu;
+    /**
+     * The gateway addresses pods use ("10.1.0.1"), one per pod CIDR.
+     */
+    podnet_string_list gateways;
+    /**
+     * The node's own VTEP MAC ("0e:12:34:56:78:9a"), what other nodes must program for it (a
+     * flannel lease's `VtepMAC`); NULL when the node has no VXLAN device.
+     */
+    const char *vtep_mac;
+    /**
+     * False while the node refuses sandbox creates with `PODNET_STATUS_NOT_READY` (a cluster
+     * agent has not programmed its peers yet).
+     */
+    bool ready;
+} podnet_node_status_info;
 
 /**
  * One host port mapping as podnet reports it (an element of `podnet_sandbox_info.ports`, the
@@ -1156,8 +1206,11 @@ podnet_status podnet_node_config_set_vxlan_device(podnet_node_config *config,
                                                   podnet_error **err_out);
 
 /**
- * Whether to turn TX checksum offload off on the VXLAN device (default true: it works around
- * the kernel bug behind flannel's 63-second delays); false leaves the device's offloads alone.
+ * Force whether TX checksum offload is turned off on the VXLAN device: true turns it off, false
+ * leaves the device's offloads alone. Without this call podnet decides by the running kernel:
+ * off before Linux 5.7 (whose NAT rewrote zero UDP checksums of VXLAN packets: flannel's
+ * 63-second delays, fixed by torvalds/linux ea64d8d6c675), on from 5.7 (off also disables
+ * segmentation offload, a 4x loss of bulk throughput between pods).
  * Never fails for a non-NULL config. Not thread-safe for one config.
  * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
  */
@@ -1337,6 +1390,30 @@ podnet_status podnet_node_gc(const podnet_node *node,
                              size_t n_live_ids,
                              podnet_gc_report **report_out,
                              podnet_error **err_out);
+
+/**
+ * Read the node's status: name, state dir, pod MTU, gateways, its own VTEP MAC and readiness.
+ * Makes no kernel request.
+ *
+ * On success writes a new status object to `*status_out` (free it with
+ * `podnet_node_status_free`); on failure `*status_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_get_status(const podnet_node *node,
+                                     podnet_node_status **status_out,
+                                     podnet_error **err_out);
+
+/**
+ * The status's fields, owned by `status` (see `podnet_node_status_info`). NULL gives NULL.
+ * Thread-safe.
+ */
+const podnet_node_status_info *podnet_node_status_get_info(const podnet_node_status *status);
+
+/**
+ * Free a node status. NULL is accepted (no-op). Freeing it does not touch the node.
+ * Must not race with any other call using the same object.
+ */
+void podnet_node_status_free(podnet_node_status *status);
 
 /**
  * The sandbox's fields, owned by `sandbox` (see `podnet_sandbox_info`). NULL gives NULL.

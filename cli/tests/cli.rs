@@ -169,9 +169,12 @@ fn node_init_status_repair() {
     let o = ok(w.init()).stdout.clone();
     assert!(o.contains("10.10.1.0/24 (gateway 10.10.1.1)"), "{o}");
     assert!(o.contains("podnet.1 (VNI 1, UDP 8472)"), "{o}");
+    let mac = podnet::vtep_mac("n1").iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    assert!(o.contains(&format!("VTEP MAC {mac}")) || o.contains(&mac), "{o}");
     assert!(node_json.exists());
     let s = ok(w.podnet(&["node", "status", "--json"])).json();
     assert_eq!(s["name"], "n1");
+    assert_eq!(s["vtep_mac"], mac.as_str(), "the node's own VTEP MAC");
     assert_eq!(s["mode"], "bridge");
     assert_eq!(s["pod_mtu"], 1450, "VXLAN overhead below the 1500 underlay");
     assert_eq!(s["pod_cidrs"][1]["gateway"], "fd00:10:0:1::1");

@@ -472,12 +472,23 @@ fn three_member_etcd_one_member_killed_no_disruption() {
     }
 }
 
-/// A store that reports the first watch as fallen behind compaction, and counts lists: the
-/// agent must list again, make no kernel change when nothing changed, and resume watching.
-struct CompactOnce {
+/// etcd with test hooks: `compact` reports the first watch as fallen behind compaction (the
+/// agent must list again, make no kernel change when nothing changed, and resume watching);
+/// `hold` makes every listing after the first (the lease pick) wait until it is set (the agent
+/// has its node open but cannot program its peers yet). Lists are counted.
+struct Hooked {
     inner: EtcdStore,
     lists: Arc<std::sync::atomic::AtomicUsize>,
     watches: std::sync::atomic::AtomicUsize,
+    compact: bool,
+    hold: Option<Arc<std::sync::atomic::AtomicBool>>,
+}
+
+impl Hooked {
+    async fn connect(ns: PathBuf) -> Result<Hooked, podnet::Error> {
+        let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
+        Ok(Hooked { inner, lists: Arc::default(), watches: Default::default(), compact: false, hold: None })
+    }
 }
 
 struct MaybeCompacted {
@@ -494,18 +505,21 @@ impl podnet_cluster::agent::StoreWatch for MaybeCompacted {
     }
 }
 
-impl Store for CompactOnce {
+impl Store for Hooked {
     type Watch = MaybeCompacted;
     async fn get(&self, key: &str) -> podnet_cluster::agent::StoreResult<Option<podnet_cluster::agent::KeyValue>> {
         self.inner.get(key).await
     }
     async fn list(&self, prefix: &str) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::Listing> {
-        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        while n >= 1 && self.hold.as_ref().is_some_and(|h| !h.load(std::sync::atomic::Ordering::SeqCst)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         self.inner.list(prefix).await
     }
     async fn watch(&self, prefix: &str, from: i64) -> podnet_cluster::agent::StoreResult<MaybeCompacted> {
         let first = self.watches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first })
+        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first && self.compact })
     }
     async fn create(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<bool> {
         self.inner.create(key, value, lease).await
@@ -537,8 +551,7 @@ fn compacted_watch_lists_again_and_resumes() {
     let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (l2, ns) = (lists.clone(), w.nodes[1].1.clone());
     let a2 = Agent::start(w.agent_cfg(1, Duration::from_secs(60)), move || async move {
-        let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
-        Ok(CompactOnce { inner, lists: l2, watches: std::sync::atomic::AtomicUsize::new(0) })
+        Ok(Hooked { lists: l2, compact: true, ..Hooked::connect(ns).await? })
     })
     .unwrap();
     a2.wait_ready(Duration::from_secs(20)).unwrap();
@@ -560,4 +573,38 @@ fn compacted_watch_lists_again_and_resumes() {
     w.wait_peer_routes(1, 0, false);
     assert_eq!(a2.status().peer_changes, 1);
     a2.stop();
+}
+
+/// Until the agent has programmed its peers, its node refuses sandbox creates with NotReady
+/// (and creates nothing); then they succeed. The lease publishes the node's own VTEP MAC.
+#[test]
+fn sandbox_creates_wait_for_readiness_and_the_lease_carries_the_nodes_vtep_mac() {
+    let w = world("agentr", 1);
+    let (_etcd, st) = w.etcd(1);
+    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (o2, ns) = (open.clone(), w.nodes[0].1.clone());
+    let a = Agent::start(w.agent_cfg(0, Duration::from_secs(60)), move || async move {
+        Ok(Hooked { hold: Some(o2), ..Hooked::connect(ns).await? })
+    })
+    .unwrap();
+    wait_for("the agent to open its node", Duration::from_secs(20), || a.node().is_some());
+    let node = a.node().unwrap();
+    assert!(!a.status().ready && !node.is_ready());
+    let e = w.rt.block_on(node.create_sandbox(&SandboxSpec::new("early"))).unwrap_err();
+    assert_eq!(e.kind(), podnet::ErrorKind::NotReady, "{e}");
+    assert!(w.w.pod_pins().is_empty(), "a refused create leaves nothing");
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    a.wait_ready(Duration::from_secs(20)).unwrap();
+    assert!(node.is_ready());
+    let p = pod(&w, &a, "early");
+    assert!(!p.ips.is_empty());
+    // The lease names the VTEP MAC the node reports (and its device carries).
+    let key = a.status().key.unwrap();
+    let kv = w.rt.block_on(st.get(&key)).unwrap().unwrap();
+    let attrs = LeaseAttrs::from_json(&kv.value).unwrap();
+    let mac = node.vtep_mac().expect("a VXLAN node");
+    assert_eq!(attrs.vxlan().unwrap().vtep_mac, flannel::format_mac(&mac));
+    w.rt.block_on(node.delete_sandbox("early")).unwrap();
+    a.stop();
 }

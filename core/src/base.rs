@@ -210,7 +210,18 @@ impl Net {
                 .await
                 .map_err(|e| e.into_error(format!("add VTEP address to {}", vx.device)))?;
         }
-        if vx.disable_tx_checksum_offload {
+        // flannel's setting: a tunnel device takes no router advertisements (a rogue RA on the
+        // overlay must not add addresses or default routes). The kernel accepts no IPv6 devconf
+        // over netlink (inet6_set_link_af knows only the token and addr_gen_mode), hence the
+        // sysctl; a kernel without IPv6 has nothing to turn off.
+        let ra = format!("net/ipv6/conf/{}/accept_ra", vx.device);
+        if let Err(e) = netns::write_sysctl(&self.netns_file, &ra, "0") {
+            if std::path::Path::new("/proc/sys/net/ipv6").exists() {
+                return Err(e.into_error(format!("set accept_ra=0 on {}", vx.device)));
+            }
+        }
+        // Off only where the kernel still corrupts NATed zero UDP checksums (see VxlanConfig).
+        if vx.effective_disable_tx_checksum_offload() {
             crate::kernel::ethtool::disable_tx_checksum(&self.netns_file, &vx.device).map_err(|e| {
                 Error::new(ErrorKind::Kernel, format!("disable TX checksum offload on {}", vx.device), e)
             })?;

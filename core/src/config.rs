@@ -97,15 +97,52 @@ pub struct VxlanConfig {
     pub port: u16,
     /// Device name (default `podnet.1`).
     pub device: String,
-    /// Turn TX checksum offload off on the device (works around the kernel bug behind
-    /// flannel's 63-second delays); set false to leave the device's offloads alone.
-    pub disable_tx_checksum_offload: bool,
+    /// Turn TX checksum offload off on the device: `Some(true)` forces it off, `Some(false)`
+    /// leaves the device's offloads alone, `None` (default) decides by the running kernel (see
+    /// [`VxlanConfig::effective_disable_tx_checksum_offload`]).
+    ///
+    /// Why it matters: kernels before 5.7 rewrote the zero UDP checksum of VXLAN packets when
+    /// NAT touched them (kube-proxy's `MASQUERADE --random-fully` of the node's own VXLAN
+    /// traffic), so receivers dropped them: flannel's "63-second delays". torvalds/linux
+    /// ea64d8d6c675 ("netfilter: nat: never update the UDP checksum when it's 0", 5.7) fixed it.
+    /// Turning offload off costs a lot on fixed kernels: the device then also loses segmentation
+    /// offload and sends MTU-sized frames into the tunnel instead of GSO frames (3-4x less bulk
+    /// throughput between pods; `podnet bench overlay` measures it). See docs/overlay.md.
+    #[serde(default)]
+    pub disable_tx_checksum_offload: Option<bool>,
 }
 
 impl Default for VxlanConfig {
     fn default() -> Self {
-        VxlanConfig { vni: 1, port: 8472, device: "podnet.1".into(), disable_tx_checksum_offload: true }
+        VxlanConfig { vni: 1, port: 8472, device: "podnet.1".into(), disable_tx_checksum_offload: None }
     }
+}
+
+/// First kernel with the NAT fix for zero UDP checksums (ea64d8d6c675).
+pub(crate) const KERNEL_NAT_ZERO_CSUM_FIX: (u32, u32) = (5, 7);
+
+impl VxlanConfig {
+    /// Whether podnet turns TX checksum offload off on the device: the forced value if set,
+    /// else true exactly on kernels older than [`KERNEL_NAT_ZERO_CSUM_FIX`] (and when the
+    /// kernel release cannot be read, to stay correct).
+    pub fn effective_disable_tx_checksum_offload(&self) -> bool {
+        self.disable_tx_checksum_offload.unwrap_or_else(|| {
+            kernel_release().and_then(|r| parse_kernel_version(&r)).is_none_or(|v| v < KERNEL_NAT_ZERO_CSUM_FIX)
+        })
+    }
+}
+
+/// The running kernel's release string (`uname -r`).
+pub(crate) fn kernel_release() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string())
+}
+
+/// `(major, minor)` of a kernel release such as "6.18.0-1-amd64" or "4.18.0-553.el8_10.x86_64".
+pub(crate) fn parse_kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
 }
 
 /// The node's own address on the network that connects the nodes.
@@ -647,6 +684,26 @@ mod tests {
         assert!(validate_ifname("eth0").is_ok());
         assert!(validate_ifname("abcdefghijklmnop").is_err());
         assert!(validate_ifname("a/b").is_err());
+    }
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(parse_kernel_version("6.18.0-1-amd64"), Some((6, 18)));
+        assert_eq!(parse_kernel_version("4.18.0-553.el8_10.x86_64"), Some((4, 18)));
+        assert_eq!(parse_kernel_version("5.7"), Some((5, 7)));
+        assert_eq!(parse_kernel_version("garbage"), None);
+        assert!(parse_kernel_version("5.4.0").unwrap() < KERNEL_NAT_ZERO_CSUM_FIX);
+        assert!(parse_kernel_version("5.7.0").unwrap() >= KERNEL_NAT_ZERO_CSUM_FIX);
+        assert!(parse_kernel_version("10.0").unwrap() >= KERNEL_NAT_ZERO_CSUM_FIX);
+        let on = VxlanConfig { disable_tx_checksum_offload: Some(true), ..Default::default() };
+        assert!(on.effective_disable_tx_checksum_offload());
+        let off = VxlanConfig { disable_tx_checksum_offload: Some(false), ..Default::default() };
+        assert!(!off.effective_disable_tx_checksum_offload());
+        // An old node.json with a plain bool still loads.
+        let old: VxlanConfig =
+            serde_json::from_str(r#"{"vni":1,"port":8472,"device":"podnet.1","disable_tx_checksum_offload":true}"#)
+                .unwrap();
+        assert_eq!(old.disable_tx_checksum_offload, Some(true));
     }
 
     #[test]

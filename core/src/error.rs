@@ -30,6 +30,9 @@ pub enum ErrorKind {
     Inconsistent,
     /// An internal invariant broke (a bug); also used for caught panics.
     Internal,
+    /// The node is not ready for pods yet (its cluster agent has not leased its subnet and
+    /// programmed its peers): nothing was changed; retry later.
+    NotReady,
 }
 
 impl ErrorKind {
@@ -46,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Inconsistent => "inconsistent",
             ErrorKind::Internal => "internal",
+            ErrorKind::NotReady => "not_ready",
         }
     }
 

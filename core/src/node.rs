@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use ipnetwork::IpNetwork;
@@ -29,6 +30,8 @@ pub struct Node {
     peers: Peers,
     pods: Pods,
     services: Services,
+    /// Whether sandbox creates are accepted ([`Node::set_ready`]).
+    ready: AtomicBool,
 }
 
 impl Node {
@@ -52,6 +55,7 @@ impl Node {
                 services: Services::open(&base.netns_file, &base.cfg)?,
                 base,
                 ports,
+                ready: AtomicBool::new(true),
             };
             // Finish what processes that died mid-way left (never a live process's work).
             node.pods.recover().await?;
@@ -63,8 +67,17 @@ impl Node {
 
     // --- sandboxes (pods/)
 
-    /// Create a sandbox (idempotent: the same spec again returns the same sandbox).
+    /// Create a sandbox (idempotent: the same spec again returns the same sandbox). While the
+    /// node is not ready ([`Node::set_ready`]) every create fails with
+    /// [`crate::ErrorKind::NotReady`] and changes nothing.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox> {
+        if !self.is_ready() {
+            return Err(crate::Error::new(
+                crate::ErrorKind::NotReady,
+                format!("create sandbox {}", spec.id),
+                format!("node {} is not ready for pods yet (its cluster agent is still starting)", self.base.cfg.name),
+            ));
+        }
         self.pods.create(spec).await
     }
 
@@ -218,6 +231,20 @@ impl Node {
     /// The node's own VTEP MAC (what peers must program for it), when it has a VXLAN device.
     pub fn vtep_mac(&self) -> Option<[u8; 6]> {
         self.base.vxlan_index.map(|_| crate::config::vtep_mac(&self.base.cfg.name))
+    }
+
+    /// Accept sandbox creates (`true`, the state after [`Node::open`]) or refuse them with
+    /// [`crate::ErrorKind::NotReady`] (`false`). A cluster agent opens the node not ready and
+    /// makes it ready once the node's subnet is leased and its peers are programmed, so no pod is
+    /// created half-connected. Only creates through this `Node` value are gated (another process
+    /// opening the same node is not); deletes, reads and peers are never refused.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Whether sandbox creates are accepted (see [`Node::set_ready`]).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     /// The node's netlink connection (podnet's own tools and tests).

@@ -153,8 +153,15 @@ fn overlay_dual_stack_across_subnets() {
     assert!(routes.contains("10.10.4.0/24 via 10.10.4.0 dev podnet.1 onlink"), "{routes}");
     let nb = in_ns(ns1, &["ip", "neigh", "show", "dev", "podnet.1"]);
     assert!(nb.contains("10.10.2.0 lladdr") && nb.contains("PERMANENT"), "{nb}");
+    // TX checksum offload stays on from Linux 5.7 (the NAT zero-checksum fix), and with it
+    // segmentation offload; flannel's accept_ra=0.
     let k = in_ns(ns1, &["ethtool", "-k", "podnet.1"]);
-    assert!(k.contains("tx-checksumming: off"), "{k}");
+    if kernel_at_least(5, 7) {
+        assert!(k.contains("tx-checksumming: on") && k.contains("generic-segmentation-offload: on"), "{k}");
+    } else {
+        assert!(k.contains("tx-checksumming: off"), "{k}");
+    }
+    assert_eq!(in_ns(ns1, &["cat", "/proc/sys/net/ipv6/conf/podnet.1/accept_ra"]).trim(), "0");
     // pods follow the VXLAN MTU
     let m = in_ns(&c.pods[0].netns_path, &["ip", "link", "show", "eth0"]);
     assert!(m.contains("mtu 1450"), "{m}");
@@ -238,4 +245,48 @@ fn auto_mixes_routed_and_overlay_and_sync_cleans_after_restart() {
     let names: Vec<_> = n1.block_on(n1.inner().list_peers()).unwrap().into_iter().map(|p| p.name).collect();
     assert_eq!(names, vec!["node2", "node4"]);
     teardown(c);
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let r = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut it = r.trim().split(|c: char| !c.is_ascii_digit()).map(|x| x.parse::<u32>().unwrap_or(0));
+    (it.next().unwrap(), it.next().unwrap()) >= (major, minor)
+}
+
+/// A forced TX checksum setting wins over the kernel's; the node reports its VTEP MAC; a node
+/// made not ready refuses creates with NotReady and changes nothing.
+#[test]
+fn vxlan_settings_vtep_mac_and_readiness_gate() {
+    let mut w = World::new("vxsettings");
+    let ns = w.netns("node1");
+    underlay(&ns, "10.200.0.1/24").unwrap();
+    let mut cfg =
+        w.node_config("n1", &ns).pod_cidr("10.10.1.0/24".parse().unwrap()).underlay("10.200.0.1".parse().unwrap());
+    cfg.vxlan.disable_tx_checksum_offload = Some(true);
+    let node = Node::open(cfg).unwrap();
+    let k = in_ns(&ns, &["ethtool", "-k", "podnet.1"]);
+    assert!(k.contains("tx-checksumming: off"), "forced off: {k}");
+    assert_eq!(in_ns(&ns, &["cat", "/proc/sys/net/ipv6/conf/podnet.1/accept_ra"]).trim(), "0");
+    let mac = node.inner().vtep_mac().expect("overlay node has a VTEP MAC");
+    assert_eq!(mac, podnet::vtep_mac("n1"));
+    let shown = in_ns(&ns, &["ip", "link", "show", "podnet.1"]);
+    let hex: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(shown.contains(&format!("link/ether {} ", hex.join(":"))), "the device carries the reported MAC: {shown}");
+
+    assert!(node.inner().is_ready());
+    node.inner().set_ready(false);
+    let e = node.create_sandbox(&SandboxSpec::new("early")).unwrap_err();
+    assert_eq!(e.kind(), podnet::ErrorKind::NotReady, "{e}");
+    assert_eq!(e.kind().as_str(), "not_ready");
+    assert!(w.pod_pins().is_empty(), "a refused create leaves nothing");
+    assert!(node.list_sandboxes().unwrap().is_empty());
+    node.inner().set_ready(true);
+    let sb = node.create_sandbox(&SandboxSpec::new("early")).unwrap();
+    node.delete_sandbox(&sb.id).unwrap();
+    drop(node);
+
+    // A node without a VXLAN device (no underlay) has no VTEP MAC.
+    let ns2 = w.netns("node2");
+    let plain = Node::open(w.node_config("n2", &ns2).pod_cidr("10.10.2.0/24".parse().unwrap())).unwrap();
+    assert_eq!(plain.inner().vtep_mac(), None);
 }

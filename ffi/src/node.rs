@@ -5,10 +5,12 @@ use std::ffi::c_char;
 
 use podnet_core::blocking::Node;
 
+use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr};
+use crate::handle::{castable, free_owned, to_owned_ptr, view, view_of};
+use crate::peer::mac_string;
 use crate::sandbox::{
     podnet_check_report, podnet_gc_report, podnet_sandbox, podnet_sandbox_list, CheckReportObj, GcReportObj, SandboxObj,
 };
@@ -211,4 +213,106 @@ pub extern "C" fn podnet_node_gc(
         out.write(to_owned_ptr::<podnet_gc_report>(GcReportObj::new(&r)));
         Ok(())
     })
+}
+
+/// What a node is, read in one call with `podnet_node_status_get_info`. Grows only at the end
+/// (see `podnet_sandbox_info`). Every pointer is owned by the status object.
+#[repr(C)]
+#[derive(Debug)]
+pub struct podnet_node_status_info {
+    /// `sizeof(podnet_node_status_info)` as the library knows it.
+    pub struct_size: usize,
+    /// The node name.
+    pub name: *const c_char,
+    /// The node's state directory ("/run/podnet/node1").
+    pub state_dir: *const c_char,
+    /// MTU of pod interfaces (the VXLAN MTU when the node has an overlay).
+    pub pod_mtu: u32,
+    /// The gateway addresses pods use ("10.1.0.1"), one per pod CIDR.
+    pub gateways: podnet_string_list,
+    /// The node's own VTEP MAC ("0e:12:34:56:78:9a"), what other nodes must program for it (a
+    /// flannel lease's `VtepMAC`); NULL when the node has no VXLAN device.
+    pub vtep_mac: *const c_char,
+    /// False while the node refuses sandbox creates with `PODNET_STATUS_NOT_READY` (a cluster
+    /// agent has not programmed its peers yet).
+    pub ready: bool,
+}
+
+/// A snapshot of a node's identity and settings, from `podnet_node_get_status`. Read it with
+/// `podnet_node_status_get_info`.
+///
+/// Owned by the caller; free with `podnet_node_status_free`. Immutable: thread-safe to read.
+pub struct podnet_node_status {
+    _private: [u8; 0],
+}
+
+/// The Rust value behind `podnet_node_status`: the view and the C strings it points into.
+#[derive(Debug)]
+pub(crate) struct NodeStatusObj {
+    info: podnet_node_status_info,
+    _text: Strings,
+    _gateways: Strings,
+}
+
+castable!(podnet_node_status: Owned => NodeStatusObj);
+
+view!(NodeStatusObj => podnet_node_status_info, info);
+
+impl NodeStatusObj {
+    fn new(node: &podnet_core::Node) -> NodeStatusObj {
+        let mut text = vec![node.config().name.clone(), node.state_dir().display().to_string()];
+        let mac = node.vtep_mac();
+        if let Some(m) = mac {
+            text.push(mac_string(m));
+        }
+        let text = Strings::new(text);
+        let gateways = Strings::new(node.gateways());
+        NodeStatusObj {
+            info: podnet_node_status_info {
+                struct_size: std::mem::size_of::<podnet_node_status_info>(),
+                name: text.at(0),
+                state_dir: text.at(1),
+                pod_mtu: node.pod_mtu(),
+                gateways: gateways.view(),
+                vtep_mac: if mac.is_some() { text.at(2) } else { std::ptr::null() },
+                ready: node.is_ready(),
+            },
+            _text: text,
+            _gateways: gateways,
+        }
+    }
+}
+
+/// Read the node's status: name, state dir, pod MTU, gateways, its own VTEP MAC and readiness.
+/// Makes no kernel request.
+///
+/// On success writes a new status object to `*status_out` (free it with
+/// `podnet_node_status_free`); on failure `*status_out` is not written. Thread-safe.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_get_status(
+    node: *const podnet_node,
+    status_out: *mut *mut podnet_node_status,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    fallible("podnet_node_get_status", err_out, |c| {
+        let node = c.obj("node", node)?;
+        let out = c.out("status_out", status_out)?;
+        out.write(to_owned_ptr::<podnet_node_status>(NodeStatusObj::new(node.inner())));
+        Ok(())
+    })
+}
+
+/// The status's fields, owned by `status` (see `podnet_node_status_info`). NULL gives NULL.
+/// Thread-safe.
+#[no_mangle]
+pub extern "C" fn podnet_node_status_get_info(status: *const podnet_node_status) -> *const podnet_node_status_info {
+    infallible(std::ptr::null(), || view_of(status))
+}
+
+/// Free a node status. NULL is accepted (no-op). Freeing it does not touch the node.
+/// Must not race with any other call using the same object.
+#[no_mangle]
+pub extern "C" fn podnet_node_status_free(status: *mut podnet_node_status) {
+    infallible((), || free_owned(status))
 }

@@ -17,7 +17,7 @@ use crate::call::infallible;
 /// Blocks:
 /// - 0: success.
 /// - 1-99: generic (arguments, objects, kernel, I/O).
-/// - 100-199: reserved for peers / overlay (multi-node).
+/// - 100-199: peers / overlay / cluster (multi-node).
 /// - 200-299: reserved for host ports.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,13 +62,16 @@ pub enum podnet_status {
     /// An IP address or CIDR argument could not be parsed. Nothing was changed.
     InvalidAddress = 15,
     // 16-99: free for future generic codes.
-    // 100-199: peers / overlay (none needed so far: peer errors map onto the generic codes).
+    // 100-199: peers / overlay / cluster (other peer errors map onto the generic codes).
+    /// The node is not ready for pods yet: its cluster agent has not leased the node's subnet
+    /// and programmed its peers. Nothing was changed; retry later.
+    NotReady = 100,
     // 200-299: host ports (none needed so far: a taken host port is CONFLICT).
 }
 
 impl podnet_status {
     /// Every status, for tests and `podnet_status_str`.
-    pub(crate) const ALL: [podnet_status; 16] = [
+    pub(crate) const ALL: [podnet_status; 17] = [
         podnet_status::Ok,
         podnet_status::InvalidArgument,
         podnet_status::NullArgument,
@@ -85,6 +88,7 @@ impl podnet_status {
         podnet_status::Panic,
         podnet_status::TooLong,
         podnet_status::InvalidAddress,
+        podnet_status::NotReady,
     ];
 
     /// Stable lowercase name (the same words as the core's `ErrorKind::as_str` where they meet).
@@ -106,6 +110,7 @@ impl podnet_status {
             podnet_status::Panic => c"panic",
             podnet_status::TooLong => c"too_long",
             podnet_status::InvalidAddress => c"invalid_address",
+            podnet_status::NotReady => c"not_ready",
         }
     }
 }
@@ -123,6 +128,7 @@ pub(crate) fn status_of_kind(kind: ErrorKind) -> podnet_status {
         ErrorKind::Io => podnet_status::Io,
         ErrorKind::Inconsistent => podnet_status::Inconsistent,
         ErrorKind::Internal => podnet_status::Internal,
+        ErrorKind::NotReady => podnet_status::NotReady,
         // A kind added to the core after this ABI version: never invent a new number here.
         _ => podnet_status::Internal,
     }
@@ -152,9 +158,10 @@ mod tests {
     fn names_are_distinct_and_values_stable() {
         let names: std::collections::HashSet<_> = podnet_status::ALL.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), podnet_status::ALL.len());
-        for (i, s) in podnet_status::ALL.iter().enumerate() {
+        for (i, s) in podnet_status::ALL.iter().take(16).enumerate() {
             assert_eq!(*s as u32, i as u32, "generic block is dense from 0");
         }
+        assert_eq!(podnet_status::NotReady as u32, 100, "first of the multi-node block");
         // SAFETY: podnet_status_str returns a static NUL-terminated string.
         let s = unsafe { CStr::from_ptr(podnet_status_str(4)) };
         assert_eq!(s, c"not_found");
@@ -168,5 +175,6 @@ mod tests {
         assert_eq!(status_of_kind(ErrorKind::NotFound), podnet_status::NotFound);
         assert_eq!(status_of_kind(ErrorKind::Internal), podnet_status::Internal);
         assert_eq!(status_of_kind(ErrorKind::InvalidArgument), podnet_status::InvalidArgument);
+        assert_eq!(status_of_kind(ErrorKind::NotReady), podnet_status::NotReady);
     }
 }

@@ -115,6 +115,7 @@ static void test_status_str(void) {
         {PODNET_STATUS_PANIC, 13, "panic"},
         {PODNET_STATUS_TOO_LONG, 14, "too_long"},
         {PODNET_STATUS_INVALID_ADDRESS, 15, "invalid_address"},
+        {PODNET_STATUS_NOT_READY, 100, "not_ready"},
     };
     size_t i, j, n = sizeof all / sizeof all[0];
     for (i = 0; i < n; i++) {
@@ -123,7 +124,7 @@ static void test_status_str(void) {
         for (j = 0; j < i; j++) CHECK(strcmp(podnet_status_str(all[i].status), podnet_status_str(all[j].status)) != 0);
     }
     CHECK_STR(podnet_status_str(16), "unknown");
-    CHECK_STR(podnet_status_str(100), "unknown");
+    CHECK_STR(podnet_status_str(101), "unknown");
     CHECK_STR(podnet_status_str(0xffffffffu), "unknown");
     CHECK_INT(PODNET_MODE_UNKNOWN, 0);
     CHECK_INT(PODNET_MODE_BRIDGE, 1);

@@ -352,6 +352,30 @@ void test_peers(void) {
     podnet_node_config_free(cfg);
     if (node == NULL) goto out;
     CHECK(sh_ok(IN_UL "-d link show vx-ctest | grep -q 'vxlan id 42 .*dstport 4789'"));
+    { /* the node's status: its own VTEP MAC is the device's */
+        podnet_node_status *st = NULL;
+        const podnet_node_status_info *si;
+        char cmd[160];
+        REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_node_get_status", podnet_node_get_status(node, NULL, &err));
+        REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_node_get_status", podnet_node_get_status(NULL, &st, &err));
+        CHECK(podnet_node_status_get_info(NULL) == NULL);
+        CHECK_OK(podnet_node_get_status(node, &st, &err));
+        si = podnet_node_status_get_info(st);
+        CHECK(si != NULL && si->struct_size == sizeof *si);
+        if (si != NULL) {
+            CHECK_STR(si->name, "ulnode");
+            CHECK(si->ready);
+            CHECK_INT(si->pod_mtu, 1450);
+            CHECK_INT(si->gateways.count, 1);
+            CHECK(si->vtep_mac != NULL && strlen(si->vtep_mac) == 17);
+            if (si->vtep_mac != NULL) {
+                snprintf(cmd, sizeof cmd, IN_UL "link show vx-ctest | grep -q 'link/ether %s '", si->vtep_mac);
+                CHECK(sh_ok(cmd));
+            }
+        }
+        podnet_node_status_free(st);
+        podnet_node_status_free(NULL);
+    }
 
     n2 = make_peer("n2", "10.200.0.2", "10.244.2.0/24");   /* on-link: routed */
     n3 = make_peer("n3", "192.168.50.3", "10.244.3.0/24"); /* off-link: overlay */

@@ -34,6 +34,7 @@ const (
 	CodePanic           Code = C.PODNET_STATUS_PANIC
 	CodeTooLong         Code = C.PODNET_STATUS_TOO_LONG
 	CodeInvalidAddress  Code = C.PODNET_STATUS_INVALID_ADDRESS
+	CodeNotReady        Code = C.PODNET_STATUS_NOT_READY
 )
 
 // String is the library's stable lowercase name of the code ("not_found"), "unknown" for a
@@ -105,6 +106,7 @@ var (
 	ErrPanic           error = &sentinel{CodePanic, "panic"}
 	ErrTooLong         error = &sentinel{CodeTooLong, "too long"}
 	ErrInvalidAddress  error = &sentinel{CodeInvalidAddress, "invalid address"}
+	ErrNotReady        error = &sentinel{CodeNotReady, "not ready"}
 )
 
 // ErrClosed is returned by every method of a Go object whose C object was freed (Close).

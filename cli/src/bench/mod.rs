@@ -5,6 +5,7 @@
 mod burst;
 mod cni;
 mod ipam;
+mod overlay;
 mod peers;
 mod ports;
 mod sandbox;
@@ -29,6 +30,8 @@ commands! {
         Sandbox(sandbox::BenchSandboxArgs),
         /// Sync N peers from empty, then time one peer change against N and against 10.
         Peers(peers::BenchPeersArgs),
+        /// Bulk TCP pod to pod across two nodes over VXLAN, v4 and v6: podnet's device vs flannel's settings.
+        Overlay(overlay::BenchOverlayArgs),
         /// Add then remove N host-port mappings; compare with the CNI portmap plugin.
         Ports(ports::BenchPortsArgs),
         /// N agents (own node netns each, in-process) join one etcd; then one more joins and leaves.

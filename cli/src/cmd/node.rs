@@ -9,7 +9,7 @@ use podnet::blocking::Node;
 use podnet::{CrossNodeMode, Error, ErrorKind, NodeConfig, PodMode, Result, Underlay};
 use serde_json::{json, Value};
 
-use super::peer::{peer_json, peers_table};
+use super::peer::{mac_str, peer_json, peers_table};
 use super::{NodeCommand, Target};
 use crate::modes::{parser, pod_mode_label, Named as _};
 use crate::output::{emit, emit_json, join, key_values, show, EXIT_OK};
@@ -173,6 +173,7 @@ fn status(t: &Target, cfg: &NodeConfig, node: &Node) -> Result<i32> {
         "underlay": cfg.underlay,
         "cross_node": cfg.cross_node.name(),
         "vxlan": overlay.then(|| json!({"device": cfg.vxlan.device, "vni": cfg.vxlan.vni, "port": cfg.vxlan.port})),
+        "vtep_mac": node.inner().vtep_mac().map(mac_str),
         "cluster_cidrs": cfg.cluster_cidrs,
         "egress_masquerade": cfg.egress_masquerade && !cfg.cluster_cidrs.is_empty(),
         "sandboxes": sandboxes.len(),
@@ -204,6 +205,9 @@ fn status(t: &Target, cfg: &NodeConfig, node: &Node) -> Result<i32> {
     ];
     if overlay {
         kv.push(("VXLAN", format!("{} (VNI {}, UDP {})", cfg.vxlan.device, cfg.vxlan.vni, cfg.vxlan.port)));
+    }
+    if let Some(m) = node.inner().vtep_mac() {
+        kv.push(("VTEP MAC", mac_str(m)));
     }
     kv.push(("cluster CIDRs", join(&cfg.cluster_cidrs)));
     kv.push(("sandboxes", sandboxes.len().to_string()));

@@ -63,7 +63,7 @@ fn parse_mac(s: &str) -> std::result::Result<[u8; 6], String> {
     Ok(m)
 }
 
-fn mac_str(m: [u8; 6]) -> String {
+pub(crate) fn mac_str(m: [u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 

@@ -299,7 +299,8 @@ impl Agent {
     }
 
     /// The node, once the agent has opened it; usable while the agent runs (its kernel
-    /// connection lives on the agent's runtime).
+    /// connection lives on the agent's runtime). Until the agent is first ready its sandbox
+    /// creates fail with `ErrorKind::NotReady` ([`Node::set_ready`]).
     pub fn node(&self) -> Option<Arc<Node>> {
         self.node.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -494,6 +495,9 @@ impl<S: Store> Runner<S> {
             tracing::info!(node = %self.cfg.node.name, peers = rep.peers, added = rep.added, removed = rep.removed, revision = listing.revision, "peers synced");
             self.peers = wanted;
         }
+        if let Some(node) = self.node() {
+            node.set_ready(true);
+        }
         let n = self.peers.len();
         self.set(|s| {
             s.ready = true;
@@ -534,12 +538,10 @@ impl<S: Store> Runner<S> {
     }
 
     fn my_attrs(&self) -> LeaseAttrs {
-        LeaseAttrs::for_node(
-            self.public_ip,
-            &self.net().backend,
-            podnet::vtep_mac(&self.cfg.node.name),
-            self.net().ipv6.is_some(),
-        )
+        // The node's own VTEP MAC once it is open; before that (the first lease is taken before
+        // the node opens with its subnet) the same derivation the node uses.
+        let mac = self.node().and_then(|n| n.vtep_mac()).unwrap_or_else(|| podnet::vtep_mac(&self.cfg.node.name));
+        LeaseAttrs::for_node(self.public_ip, &self.net().backend, mac, self.net().ipv6.is_some())
     }
 
     /// A listed key: `Some(Ok(peer))` for another node's lease, `Some(Err(()))` for our own key,
@@ -831,6 +833,8 @@ impl<S: Store> Runner<S> {
             Backend::HostGw => nc.cross_node = CrossNodeMode::Routed,
         }
         let node = Node::open(nc).await?;
+        // No pod before the peers are programmed: creates fail with NotReady until then.
+        node.set_ready(false);
         *self.node.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(node));
         Ok(())
     }

@@ -55,11 +55,18 @@ fn ethtool(sock: &OwnedFd, ifname: &str, cmd: u32, data: u32) -> io::Result<u32>
 
 /// Turn TX checksum offload off on `ifname` in netns `ns` (idempotent).
 pub fn disable_tx_checksum(ns: &impl AsFd, ifname: &str) -> io::Result<()> {
+    set_tx_checksum(ns, ifname, false)
+}
+
+/// Turn TX checksum offload on or off on `ifname` in netns `ns` (idempotent). Turning it on
+/// again also brings back the segmentation offloads the kernel dropped with it (they stay
+/// wanted), as `ethtool -K tx on` does.
+pub fn set_tx_checksum(ns: &impl AsFd, ifname: &str, on: bool) -> io::Result<()> {
     let sock = socket_in(ns)?;
-    if ethtool(&sock, ifname, ETHTOOL_GTXCSUM, 0)? == 0 {
+    if (ethtool(&sock, ifname, ETHTOOL_GTXCSUM, 0)? != 0) == on {
         return Ok(());
     }
-    ethtool(&sock, ifname, ETHTOOL_STXCSUM, 0).map(|_| ())
+    ethtool(&sock, ifname, ETHTOOL_STXCSUM, u32::from(on)).map(|_| ())
 }
 
 /// Whether TX checksum offload is on for `ifname` in netns `ns`.
