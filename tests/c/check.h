@@ -90,5 +90,8 @@ void test_bad_input_multinode_node(void);
 void test_sandbox_mode(void);
 void test_peers(void);
 void test_host_ports(void);
+/* test_services.c */
+void test_service_builder(void);
+void test_services(void);
 
 #endif
