@@ -9,6 +9,7 @@ import "C"
 import (
 	"context"
 	"encoding/json"
+	"github.com/podnet/podnet/bindings-go/internal/cabi"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -65,14 +66,13 @@ func StartAgent(cfg NodeConfig, opts AgentOptions) (*Agent, error) {
 		return nil, err
 	}
 	defer C.podnet_node_config_free(ccfg)
-	eps := make(cStrings, 0, len(opts.EtcdEndpoints))
-	defer func() { eps.free() }()
 	for _, e := range opts.EtcdEndpoints {
 		if err := checkString("StartAgent", "etcd endpoint", e); err != nil {
 			return nil, err
 		}
-		eps = append(eps, C.CString(e))
 	}
+	eps := cabi.NewCStrings(opts.EtcdEndpoints)
+	defer eps.Free()
 	var prefix, state *C.char
 	if opts.Prefix != "" {
 		prefix = C.CString(opts.Prefix)
@@ -88,7 +88,7 @@ func StartAgent(cfg NodeConfig, opts AgentOptions) (*Agent, error) {
 	}
 	var ptr *C.podnet_agent
 	var cerr *C.podnet_error
-	st := C.podnet_agent_start(ccfg, eps.ptr(), C.size_t(len(eps)), prefix, C.uint32_t(ttl), state, &ptr, &cerr)
+	st := C.podnet_agent_start(ccfg, (**C.char)(eps.Ptr()), C.size_t(len(eps)), prefix, C.uint32_t(ttl), state, &ptr, &cerr)
 	runtime.KeepAlive(eps)
 	if err := takeError(st, cerr, "podnet_agent_start"); err != nil {
 		return nil, err
@@ -164,7 +164,7 @@ func (a *Agent) Status() (AgentStatus, error) {
 		return AgentStatus{}, err
 	}
 	var s AgentStatus
-	if err := json.Unmarshal(takeBytes(b), &s); err != nil {
+	if err := json.Unmarshal(cabi.TakeBytes(unsafe.Pointer(b)), &s); err != nil {
 		return AgentStatus{}, internalError("Status", "agent status: %v", err)
 	}
 	return s, nil
