@@ -35,6 +35,20 @@ void check_fail(const char *file, int line, const char *fmt, ...) {
     check_case_failures++;
 }
 
+/* Run a shell command of the test's own world (never from the library): true when it exits 0
+ * (sh_ok, which prints the command otherwise) or when it fails (sh_fails, likewise). */
+int sh_ok(const char *cmd) {
+    int rc = system(cmd);
+    if (rc != 0) fprintf(stderr, "  (exit status %d: %s)\n", rc, cmd);
+    return rc == 0;
+}
+
+int sh_fails(const char *cmd) {
+    int rc = system(cmd);
+    if (rc == 0) fprintf(stderr, "  (succeeded: %s)\n", cmd);
+    return rc != 0;
+}
+
 void check_case_end(const char *name) {
     if (check_case_failures == 0) {
         passed++;

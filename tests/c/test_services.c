@@ -16,18 +16,6 @@
 
 static const char NOT_UTF8[] = "s\xe2\x28\xa1";
 
-static int sh_ok(const char *cmd) {
-    int rc = system(cmd);
-    if (rc != 0) fprintf(stderr, "  (exit status %d: %s)\n", rc, cmd);
-    return rc == 0;
-}
-
-static int sh_fails(const char *cmd) {
-    int rc = system(cmd);
-    if (rc == 0) fprintf(stderr, "  (succeeded: %s)\n", cmd);
-    return rc != 0;
-}
-
 /* A service with one ClusterIP and one TCP port, and an endpoint unless `ep` is NULL. */
 static podnet_service *make_service(const char *name, const char *cluster_ip, uint16_t port, const char *ep) {
     podnet_service *s = NULL;
