@@ -129,13 +129,6 @@ struct ServiceView {
     _endpoint_ips: Strings,
 }
 
-// SAFETY: the raw pointers in the view point into heap memory the view itself (and the
-// service beside it, which is not changed while the view exists) owns; nothing writes through
-// them, so sharing or sending the view is as safe as sharing the strings and vectors.
-unsafe impl Send for ServiceView {}
-// SAFETY: as above: the view is immutable once built.
-unsafe impl Sync for ServiceView {}
-
 /// The Rust value behind `podnet_service`: the core's service, and its view built on first
 /// read (so each setter is O(1), and a setter drops the view).
 #[derive(Debug)]
