@@ -135,7 +135,8 @@ c-example: c-example-build
 
 # ---- C tests ----------------------------------------------------------------------------
 
-TEST_SRC := tests/c/test_main.c tests/c/test_node.c tests/c/test_cluster.c tests/c/test_multinode.c tests/c/test_agent.c
+TEST_SRC := tests/c/test_main.c tests/c/test_node.c tests/c/test_cluster.c tests/c/test_multinode.c tests/c/test_agent.c \
+            tests/c/test_services.c
 TEST_DEFS := -DEXPECTED_VERSION='"$(VERSION)"'
 
 c-test: stage

@@ -119,6 +119,9 @@ type NodeConfig struct {
 	// must lie inside the cluster CIDR of its family. Pod traffic leaving them is masqueraded
 	// (unless DisableEgressMasquerade); without one nothing is.
 	ClusterCIDRs []netip.Prefix
+	// ServiceCIDRs: the ranges ClusterIPs come from; a service's ClusterIPs must lie inside
+	// one, and other addresses in them are dropped. They must not overlap a pod CIDR.
+	ServiceCIDRs []netip.Prefix
 	// CrossNode: CrossNodeOverlay (the default), CrossNodeRouted or CrossNodeAuto.
 	CrossNode CrossNodeMode
 	// VXLANVNI: 1..16777215; 0 means 1 (flannel's). The same on every node.
@@ -223,6 +226,11 @@ func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
 	for _, p := range c.ClusterCIDRs {
 		set.addr("cluster CIDR", p.IsValid(), p.String(), "podnet_node_config_add_cluster_cidr", func(s *C.char, e **C.podnet_error) C.podnet_status {
 			return C.podnet_node_config_add_cluster_cidr(cfg, s, e)
+		})
+	}
+	for _, p := range c.ServiceCIDRs {
+		set.addr("service CIDR", p.IsValid(), p.String(), "podnet_node_config_add_service_cidr", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_add_service_cidr(cfg, s, e)
 		})
 	}
 	if c.CrossNode != CrossNodeDefault {

@@ -209,3 +209,42 @@ func copyNodeStatus(op string, st *C.podnet_node_status) (*NodeStatus, error) {
 	}
 	return s, nil
 }
+
+func copyService(op string, cs *C.podnet_service) (Service, error) {
+	v := C.podnet_service_get_info(cs)
+	if v == nil {
+		return Service{}, internalError(op, "no service")
+	}
+	s := Service{
+		Name:                  goString(v.name),
+		AffinityTimeoutSecs:   uint32(v.affinity_timeout_secs),
+		ExternalTrafficPolicy: TrafficPolicy(v.external_traffic_policy),
+	}
+	var err error
+	if s.ClusterIPs, err = parseAll(op, "ClusterIP", goStrings(v.cluster_ips), netip.ParseAddr); err != nil {
+		return Service{}, err
+	}
+	if s.ExternalIPs, err = parseAll(op, "external IP", goStrings(v.external_ips), netip.ParseAddr); err != nil {
+		return Service{}, err
+	}
+	for _, p := range unsafe.Slice(v.ports, int(v.port_count)) {
+		s.Ports = append(s.Ports, ServicePort{
+			Protocol:   Protocol(p.protocol),
+			Port:       uint16(p.port),
+			TargetPort: uint16(p.target_port),
+			NodePort:   uint16(p.node_port),
+		})
+	}
+	for _, e := range unsafe.Slice(v.endpoints, int(v.endpoint_count)) {
+		ip, err := netip.ParseAddr(goString(e.ip))
+		if err != nil {
+			return Service{}, internalError(op, "service %s: endpoint %q: %v", s.Name, goString(e.ip), err)
+		}
+		ep := Endpoint{IP: ip, Ready: bool(e.ready), Local: bool(e.local)}
+		for _, port := range unsafe.Slice(e.ports, int(e.port_count)) {
+			ep.Ports = append(ep.Ports, uint16(port))
+		}
+		s.Endpoints = append(s.Endpoints, ep)
+	}
+	return s, nil
+}

@@ -46,6 +46,8 @@ func testConfig() podnet.NodeConfig {
 	return podnet.NodeConfig{
 		Name:     testNodeName,
 		PodCIDRs: []netip.Prefix{testCIDR4, testCIDR6},
+		// Services' ClusterIPs (services_test.go).
+		ServiceCIDRs: []netip.Prefix{netip.MustParsePrefix("10.96.0.0/16")},
 	}
 }
 

@@ -5,11 +5,11 @@
 # non-test Go files (all packages). "code" lines are those that are not blank and not comments.
 # The records are the core's types that cross the boundary (inputs and results):
 #   NodeConfig, SandboxSpec, Sandbox (with PortMapping), Peer, PortEntry, CheckReport, GcReport,
-#   SyncReport, RepairReport, Plan (input + result), NodeCidrAllocator, ServiceIpAllocator
+#   SyncReport, RepairReport, Plan (input + result), NodeCidrAllocator, ServiceIpAllocator, Service
 # and, per result record, the C functions a caller needs to read it (accessors + _free).
 set -eu
 cd "$(dirname "$0")/.."
-RECORDS=12
+RECORDS=13
 rust() { for f in ffi/src/*.rs; do awk '/^#\[cfg\(test\)\]/{exit} {print}' "$f"; done; }
 gofiles() { find bindings-go -name '*.go' ! -name '*_test.go' | sort; }
 lines() { wc -l | tr -d ' '; }
@@ -24,9 +24,9 @@ echo "glue lines (all / code): ffi/src $r_all / $r_code, podnet.h $h_all / $h_co
 echo "total $all / $code lines, $fns C functions, $RECORDS records"
 echo "per record: $((all / RECORDS)) lines ($((code / RECORDS)) code), $((fns * 10 / RECORDS / 10)).$((fns * 10 / RECORDS % 10)) C functions"
 printf 'C functions to read a result record (accessors + _free):'
-for p in sandbox check_report gc_report peer sync_report port_entry repair_report plan_result; do
+for p in sandbox check_report gc_report peer sync_report port_entry repair_report plan_result service; do
   n=$(grep -v '^ *\*\|^/\*\|^#' include/podnet.h | grep -o "\bpodnet_${p}_[a-z0-9_]*(" | sort -u \
-      | grep -v "^podnet_${p}_\(spec_\|list_\|new\|add_\|set_\)" | wc -l | tr -d ' ')
+      | grep -v "^podnet_${p}_\(spec_\|list_\|new\|add_\|set_\|ip_allocator_\)" | wc -l | tr -d ' ')
   printf ' %s %s' "$p" "$n"
 done
 echo

@@ -41,7 +41,7 @@
  *   (infallible calls return their NULL/0 default); it never aborts or unwinds into the caller.
  * - Threads: `podnet_node` may be used from many threads at once. Builder objects
  *   (`podnet_node_config`, `podnet_sandbox_spec`, `podnet_peer`, `podnet_port_list`,
- *   `podnet_plan_input`) and the allocators (`podnet_node_cidr_allocator`,
+ *   `podnet_service`, `podnet_plan_input`) and the allocators (`podnet_node_cidr_allocator`,
  *   `podnet_service_ip_allocator`) must not be used from two threads at the same time while one
  *   call modifies them, but may move between threads. Result objects (`podnet_sandbox`, lists,
  *   reports, `podnet_plan_result`, `podnet_bytes`, `podnet_error`) are immutable and may be read
@@ -350,6 +350,32 @@ typedef uint32_t podnet_plan_warning;
 #endif // __cplusplus
 
 /**
+ * External traffic policy of a service: which endpoints traffic to its NodePorts and external
+ * IPs reaches.
+ */
+enum podnet_traffic_policy
+#ifdef __cplusplus
+  : uint32_t
+#endif // __cplusplus
+ {
+    /**
+     * Never accepted by setters (0 is never a valid policy, as in every podnet enum).
+     */
+    PODNET_TRAFFIC_POLICY_UNKNOWN = 0,
+    /**
+     * Any ready endpoint; the client's address is masqueraded to the node's (the default).
+     */
+    PODNET_TRAFFIC_POLICY_CLUSTER = 1,
+    /**
+     * Only endpoints on this node, the client's address kept; dropped when there is none.
+     */
+    PODNET_TRAFFIC_POLICY_LOCAL = 2,
+};
+#ifndef __cplusplus
+typedef uint32_t podnet_traffic_policy;
+#endif // __cplusplus
+
+/**
  * How packets reach other nodes' pods (`podnet_node_config_set_cross_node_mode`).
  */
 enum podnet_cross_node_mode
@@ -551,6 +577,21 @@ typedef struct podnet_sandbox_list podnet_sandbox_list;
 typedef struct podnet_sandbox_spec podnet_sandbox_spec;
 
 /**
+ * A Service as a node serves it: name, ClusterIPs, ports, external IPs, endpoints, session
+ * affinity and external traffic policy. Built with `podnet_service_new` and the setters,
+ * passed to `podnet_node_service_set` or `podnet_node_services_sync` (which read it and keep
+ * no reference); also the element of a `podnet_service_list`. Read it with
+ * `podnet_service_get_info`.
+ *
+ * A service from `podnet_service_new` is owned by the caller (free it with
+ * `podnet_service_free`); one borrowed from a `podnet_service_list` is valid until the list is
+ * freed (never free or modify it). Not thread-safe while it is modified: do not use one
+ * service from two threads at the same time while a setter runs (it may move between
+ * threads); reading alone may run concurrently.
+ */
+typedef struct podnet_service podnet_service;
+
+/**
  * Hands out the service IPs of one service range (`--service-cluster-ip-range`), like
  * Kubernetes' bitmap allocator: user-chosen IPs anywhere, dynamic ones at random from the
  * upper band first, never the API server's (the first address) unless asked for.
@@ -561,6 +602,13 @@ typedef struct podnet_sandbox_spec podnet_sandbox_spec;
  * concurrently with each other. It may move between threads.
  */
 typedef struct podnet_service_ip_allocator podnet_service_ip_allocator;
+
+/**
+ * The services a node serves, sorted by name (from `podnet_node_service_list`).
+ *
+ * Owned by the caller; free with `podnet_service_list_free`. Immutable: thread-safe to read.
+ */
+typedef struct podnet_service_list podnet_service_list;
 
 /**
  * What `podnet_node_peers_sync` changed. Read it with `podnet_sync_report_get_info`.
@@ -978,6 +1026,104 @@ typedef struct {
     size_t ports_restored;
 } podnet_repair_report_info;
 
+/**
+ * One port of a service (an element of `podnet_service_info.ports`). A plain struct.
+ */
+typedef struct {
+    /**
+     * `PODNET_PROTOCOL_TCP`, `_UDP` or `_SCTP`.
+     */
+    podnet_protocol protocol;
+    /**
+     * Port on the ClusterIPs and external IPs.
+     */
+    uint16_t port;
+    /**
+     * Port on the endpoints (unless an endpoint names its own).
+     */
+    uint16_t target_port;
+    /**
+     * Port on every local node address (not loopback), or 0 for none.
+     */
+    uint16_t node_port;
+} podnet_service_port;
+
+/**
+ * One endpoint of a service (an element of `podnet_service_info.endpoints`). A plain struct;
+ * its pointers are owned by the service.
+ */
+typedef struct {
+    /**
+     * The endpoint's address ("10.244.1.7").
+     */
+    const char *ip;
+    /**
+     * Port per service port, in the order of the service's ports; `port_count` 0 means each
+     * port's `target_port` (then `ports` may be any non-NULL pointer: do not read it).
+     */
+    const uint16_t *ports;
+    /**
+     * Number of entries at `ports`: 0 or the service's `port_count`.
+     */
+    size_t port_count;
+    /**
+     * Ready endpoints receive new connections; others none.
+     */
+    bool ready;
+    /**
+     * The endpoint runs on this node (policy Local sends external traffic only to these).
+     */
+    bool local;
+} podnet_service_endpoint;
+
+/**
+ * A service's fields, read with `podnet_service_get_info`. Grows only at the end (see
+ * `podnet_sandbox_info`). Owned by the service: valid until the next setter call on it or
+ * until it is freed (for a service borrowed from a list: until the list is).
+ */
+typedef struct {
+    /**
+     * `sizeof(podnet_service_info)` as the library knows it.
+     */
+    size_t struct_size;
+    /**
+     * The service's name ("default/web").
+     */
+    const char *name;
+    /**
+     * ClusterIPs, at most one per family ("10.96.0.10", "fd00:96::a").
+     */
+    podnet_string_list cluster_ips;
+    /**
+     * The ports, in the order they were added.
+     */
+    const podnet_service_port *ports;
+    /**
+     * Number of ports.
+     */
+    size_t port_count;
+    /**
+     * External IPs.
+     */
+    podnet_string_list external_ips;
+    /**
+     * The endpoints, in the order they were added.
+     */
+    const podnet_service_endpoint *endpoints;
+    /**
+     * Number of endpoints.
+     */
+    size_t endpoint_count;
+    /**
+     * ClientIP session affinity timeout in seconds, or 0 for no affinity.
+     */
+    uint32_t affinity_timeout_secs;
+    /**
+     * `PODNET_TRAFFIC_POLICY_CLUSTER` or `_LOCAL`.
+     */
+    podnet_traffic_policy external_traffic_policy;
+} podnet_service_info;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1162,6 +1308,21 @@ podnet_status podnet_node_config_set_underlay(podnet_node_config *config,
  * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
  */
 podnet_status podnet_node_config_add_cluster_cidr(podnet_node_config *config,
+                                                  const char *cidr,
+                                                  podnet_error **err_out);
+
+/**
+ * Add a service CIDR: a range the cluster's ClusterIPs come from ("10.96.0.0/12"). A
+ * service's ClusterIPs must lie inside one (`podnet_node_service_set`); traffic to an address
+ * in a service CIDR that no service holds is dropped. It must not overlap a pod CIDR (checked
+ * by `podnet_node_config_validate` and `podnet_node_open`). Adding the same CIDR twice is fine.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set. On failure the config is
+ * unchanged. Not thread-safe for one config.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_config_add_service_cidr(podnet_node_config *config,
                                                   const char *cidr,
                                                   podnet_error **err_out);
 
@@ -2365,6 +2526,223 @@ podnet_status podnet_agent_leave(const podnet_agent *agent,
  * Must not race with any other call using the same object.
  */
 void podnet_agent_free(podnet_agent *agent);
+
+/**
+ * Create a service with no ClusterIP, port or endpoint yet (it needs a ClusterIP and a port
+ * before a node accepts it), no session affinity and traffic policy Cluster.
+ *
+ * `name`: unique per node, e.g. "namespace/name": 1..=253 bytes, no whitespace or control
+ * characters.
+ * Errors: `PODNET_STATUS_TOO_LONG` for a name over 253 bytes, `PODNET_STATUS_INVALID_ARGUMENT`
+ * for an empty one or one with whitespace or control characters.
+ * On success writes a new service to `*service_out` (free it with `podnet_service_free`); on
+ * failure `*service_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_new(const char *name,
+                                 podnet_service **service_out,
+                                 podnet_error **err_out);
+
+/**
+ * Free a service made by `podnet_service_new`. NULL is accepted (no-op). Never pass a service
+ * borrowed from a `podnet_service_list`. Freeing the object does not remove the service from
+ * a node: that is `podnet_node_service_remove`.
+ * Must not race with any other call using the same object.
+ */
+void podnet_service_free(podnet_service *service);
+
+/**
+ * Add the service's ClusterIP of one family ("10.96.0.10" or "fd00:96::a"); adding the same
+ * one again is fine. Whether it lies in the node's service CIDRs is checked when the service
+ * is set on a node.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `ip` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when it is not unicast or the service has another ClusterIP
+ * of that family. On failure the service is unchanged. Not thread-safe for one service.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_add_cluster_ip(podnet_service *service,
+                                            const char *ip,
+                                            podnet_error **err_out);
+
+/**
+ * Add a port: traffic to `port` on the ClusterIPs and external IPs (and to `node_port` on
+ * every local node address unless it is 0) goes to `target_port` on the endpoints.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` for an unknown protocol, a `port` or `target_port`
+ * of 0, or a protocol and port (or node port) the service lists already. On failure the
+ * service is unchanged. Not thread-safe for one service.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_add_port(podnet_service *service,
+                                      podnet_protocol protocol,
+                                      uint16_t port,
+                                      uint16_t target_port,
+                                      uint16_t node_port,
+                                      podnet_error **err_out);
+
+/**
+ * Add an external IP: traffic to it on the service's ports is served like the ClusterIP's,
+ * with the external traffic policy. Adding the same one again is fine.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `ip` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when it is not unicast. On failure the service is
+ * unchanged. Not thread-safe for one service.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_add_external_ip(podnet_service *service,
+                                             const char *ip,
+                                             podnet_error **err_out);
+
+/**
+ * Add an endpoint: `ip` ("10.244.1.7") serves the ClusterIP of its family. `ports` holds
+ * `n_ports` ports, one per service port in the order the ports were added, or is NULL with
+ * `n_ports` 0 (each port's `target_port`); that the counts match is checked when the service
+ * is set on a node. Only `ready` endpoints receive new connections; `local` says the endpoint
+ * runs on this node (traffic policy Local).
+ *
+ * Errors: `PODNET_STATUS_INVALID_ADDRESS` when `ip` does not parse;
+ * `PODNET_STATUS_INVALID_ARGUMENT` when it is not unicast, a port is 0, or the service has
+ * the endpoint already. On failure the service is unchanged. Not thread-safe for one service.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_add_endpoint(podnet_service *service,
+                                          const char *ip,
+                                          const uint16_t *ports,
+                                          size_t n_ports,
+                                          bool ready,
+                                          bool local,
+                                          podnet_error **err_out);
+
+/**
+ * Set ClientIP session affinity: a client IP keeps its endpoint while it keeps connecting
+ * within `timeout_secs` (1..=86400); 0 turns affinity off (the default).
+ *
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` for a timeout over 86400. On failure the service is
+ * unchanged. Not thread-safe for one service.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_set_affinity_timeout(podnet_service *service,
+                                                  uint32_t timeout_secs,
+                                                  podnet_error **err_out);
+
+/**
+ * Set the external traffic policy: `PODNET_TRAFFIC_POLICY_CLUSTER` (the default) or
+ * `PODNET_TRAFFIC_POLICY_LOCAL`.
+ *
+ * Any other value gives `PODNET_STATUS_INVALID_ARGUMENT` and leaves the service unchanged.
+ * Not thread-safe for one service.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_service_set_traffic_policy(podnet_service *service,
+                                                podnet_traffic_policy policy,
+                                                podnet_error **err_out);
+
+/**
+ * The service's fields, owned by `service` (see `podnet_service_info`). NULL gives NULL.
+ * Thread-safe (not concurrently with a setter on the same service).
+ */
+const podnet_service_info *podnet_service_get_info(const podnet_service *service);
+
+/**
+ * Number of services in the list. NULL gives 0.
+ * Thread-safe.
+ */
+size_t podnet_service_list_count(const podnet_service_list *list);
+
+/**
+ * Service `index` (0-based), borrowed from the list: valid until `podnet_service_list_free`;
+ * never free or modify it. It can be passed to `podnet_node_service_set` and
+ * `podnet_node_services_sync`. NULL `list` or an index out of range gives NULL.
+ * Thread-safe.
+ */
+const podnet_service *podnet_service_list_at(const podnet_service_list *list,
+                                             size_t index);
+
+/**
+ * Free a service list and every service borrowed from it. NULL is accepted (no-op).
+ * Must not race with any other call using the same object.
+ */
+void podnet_service_list_free(podnet_service_list *list);
+
+/**
+ * Add or replace one service on the node: validated (ClusterIPs inside the node's service
+ * CIDRs, `podnet_node_config_add_service_cidr`; at least one ClusterIP and one port; endpoint
+ * port counts), then programmed as the difference to its previous version in one nf_tables
+ * batch (O(changed elements)). `service` is only read.
+ *
+ * Services live in this process's memory: the first change made through a node handle
+ * programs table `inet podnet-services`. When that table exists already and this handle never
+ * programmed it (another process, or this one before a restart), the call is refused with
+ * `PODNET_STATUS_CONFLICT` rather than wiping the other's services: call
+ * `podnet_node_services_sync` with the full list first, which takes the table over.
+ *
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` for a service the node refuses;
+ * `PODNET_STATUS_CONFLICT` when another service holds one of its IP/protocol/port or node
+ * ports (or for the table owned elsewhere, above); `PODNET_STATUS_KERNEL` when the kernel
+ * refuses the batch. Nothing changes on error. Thread-safe (service changes on one node
+ * serialize).
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_service_set(const podnet_node *node,
+                                      const podnet_service *service,
+                                      podnet_error **err_out);
+
+/**
+ * Remove one service: its elements, and UDP conntrack entries towards its endpoints.
+ * Idempotent: an unknown name is success. `name` as for `podnet_service_new`.
+ *
+ * Errors: `PODNET_STATUS_CONFLICT` when the table was programmed by another process (see
+ * `podnet_node_service_set`). Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_service_remove(const podnet_node *node,
+                                         const char *name,
+                                         podnet_error **err_out);
+
+/**
+ * Make the node's services exactly the `n_services` services at `services`: one batch with
+ * the difference when this handle's table is intact, else one batch that (re)builds the whole
+ * table. This is how an owner starts (after a restart, or taking the table over from another
+ * process) and how it repairs.
+ *
+ * `services` may be NULL only when `n_services` is 0 (then every service is removed); each
+ * element must be a non-NULL service (owned or borrowed from a list). Every service is
+ * validated (as by `podnet_node_service_set`) before anything changes.
+ * Errors: `PODNET_STATUS_INVALID_ARGUMENT` for a service the node refuses or a name listed
+ * twice; `PODNET_STATUS_CONFLICT` when two services share an IP/protocol/port or node port.
+ * Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_services_sync(const podnet_node *node,
+                                        const podnet_service *const *services,
+                                        size_t n_services,
+                                        podnet_error **err_out);
+
+/**
+ * List the services this node handle programmed (its memory, not the kernel's table: a
+ * handle that set none lists none), sorted by name.
+ *
+ * On success writes a new list to `*list_out` (free it with `podnet_service_list_free`); on
+ * failure `*list_out` is not written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_service_list(const podnet_node *node,
+                                       podnet_service_list **list_out,
+                                       podnet_error **err_out);
+
+/**
+ * Re-install table `inet podnet-services` from this handle's services if someone removed or
+ * replaced it (`nft flush ruleset`, a firewall reload); a healthy table is left as it is, and
+ * every service change does the same check first. Other tables are never touched.
+ *
+ * On success writes to `*rebuilt_out` whether the table was rebuilt; on failure it is not
+ * written. Thread-safe.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_node_services_repair(const podnet_node *node,
+                                          bool *rebuilt_out,
+                                          podnet_error **err_out);
 
 #ifdef __cplusplus
 }  // extern "C"

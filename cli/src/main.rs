@@ -58,6 +58,8 @@ commands! {
         Peer(cmd::Group<cmd::peer::PeerCmd>),
         /// Host ports of sandboxes: add, delete, list.
         Port(cmd::Group<cmd::port::PortCmd>),
+        /// Services (ClusterIPs, NodePorts): program a node's whole set from a JSON file.
+        Service(cmd::Group<cmd::service::ServiceCmd>),
         /// Delete sandboxes the runtime no longer has, and every orphan podnet left behind.
         Gc(cmd::gc::GcArgs),
         /// Check a cluster address plan: node CIDRs, pods per node, capacity, service IPs.

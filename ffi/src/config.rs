@@ -397,6 +397,31 @@ pub extern "C" fn podnet_node_config_add_cluster_cidr(
     })
 }
 
+/// Add a service CIDR: a range the cluster's ClusterIPs come from ("10.96.0.0/12"). A
+/// service's ClusterIPs must lie inside one (`podnet_node_service_set`); traffic to an address
+/// in a service CIDR that no service holds is dropped. It must not overlap a pod CIDR (checked
+/// by `podnet_node_config_validate` and `podnet_node_open`). Adding the same CIDR twice is fine.
+///
+/// Errors: `PODNET_STATUS_INVALID_ADDRESS` when `cidr` does not parse;
+/// `PODNET_STATUS_INVALID_ARGUMENT` when host bits are set. On failure the config is
+/// unchanged. Not thread-safe for one config.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_node_config_add_service_cidr(
+    config: *mut podnet_node_config,
+    cidr: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_mut("podnet_node_config_add_service_cidr", "config", config, err_out, |c, cfg| {
+        let net = c.range("cidr", cidr)?;
+        let net = ipnetwork::IpNetwork::from(net);
+        if !cfg.service_cidrs.contains(&net) {
+            cfg.service_cidrs.push(net);
+        }
+        Ok(())
+    })
+}
+
 /// Set how packets reach other nodes' pods: `PODNET_CROSS_NODE_MODE_OVERLAY` (default),
 /// `PODNET_CROSS_NODE_MODE_ROUTED` or `PODNET_CROSS_NODE_MODE_AUTO`. Any other value gives
 /// `PODNET_STATUS_INVALID_ARGUMENT` and leaves the config unchanged. The mode takes effect with

@@ -27,8 +27,10 @@ mod buffer;
 mod peer;
 mod plan;
 mod ports;
-// The cluster agent (etcd) comes last.
+// The cluster agent (etcd).
 mod agent;
+// Services.
+mod service;
 
 /// Major version of this library (semantic versioning). Equals `ffi/Cargo.toml`'s version.
 pub const PODNET_VERSION_MAJOR: u32 = 0;

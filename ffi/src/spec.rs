@@ -167,6 +167,16 @@ pub extern "C" fn podnet_sandbox_spec_add_port(
     })
 }
 
+/// A protocol argument: `PODNET_PROTOCOL_TCP`, `_UDP` or `_SCTP`, else invalid.
+pub(crate) fn protocol(c: &Call, code: podnet_protocol_code) -> CallResult<Protocol> {
+    match code {
+        p if p == podnet_protocol::Tcp as u32 => Ok(Protocol::Tcp),
+        p if p == podnet_protocol::Udp as u32 => Ok(Protocol::Udp),
+        p if p == podnet_protocol::Sctp as u32 => Ok(Protocol::Sctp),
+        p => Err(c.err(podnet_status::InvalidArgument, format!("unknown protocol {p}"))),
+    }
+}
+
 /// Check one host port mapping as `podnet_sandbox_spec_add_port` and `podnet_port_list_add`
 /// take it, against the mappings listed before it.
 pub(crate) fn port_mapping(
@@ -177,12 +187,7 @@ pub(crate) fn port_mapping(
     host_port: u16,
     container_port: u16,
 ) -> CallResult<PortMapping> {
-    let protocol = match protocol {
-        p if p == podnet_protocol::Tcp as u32 => Protocol::Tcp,
-        p if p == podnet_protocol::Udp as u32 => Protocol::Udp,
-        p if p == podnet_protocol::Sctp as u32 => Protocol::Sctp,
-        p => return Err(c.err(podnet_status::InvalidArgument, format!("unknown protocol {p}"))),
-    };
+    let protocol = self::protocol(c, protocol)?;
     let host_ip = if host_ip.is_null() { None } else { Some(c.ip("host_ip", host_ip)?) };
     if host_port == 0 || container_port == 0 {
         return Err(c.err(podnet_status::InvalidArgument, "port 0 is not a valid host or container port"));

@@ -66,6 +66,11 @@ void check_refused(const char *file, int line, const char *call, podnet_status g
         check_refused(__FILE__, __LINE__, #call, st_, err, (want), (op));               \
     } while (0)
 
+/* Run a shell command of the test's own world (never from the library): true when it exits 0
+ * (sh_ok, which prints the command otherwise) or when it fails (sh_fails, likewise). */
+int sh_ok(const char *cmd);
+int sh_fails(const char *cmd);
+
 /* Shared by the test files. */
 extern podnet_node *test_node;
 void test_node_lifecycle(void);
@@ -90,5 +95,8 @@ void test_bad_input_multinode_node(void);
 void test_sandbox_mode(void);
 void test_peers(void);
 void test_host_ports(void);
+/* test_services.c */
+void test_service_builder(void);
+void test_services(void);
 
 #endif

@@ -2,7 +2,8 @@
  * C tests of libpodnet, part 1: the framework, version, status codes, error objects and the
  * bad-input table for objects that need no node. Part 2 (test_node.c, a second translation
  * unit including podnet.h) drives a node; part 3 (test_cluster.c) plans and allocates cluster
- * addresses; part 4 (test_multinode.c) covers peers, host ports and the multi-node config.
+ * addresses; part 4 (test_multinode.c) covers peers, host ports and the multi-node config;
+ * part 5 (test_agent.c) the cluster agent; part 6 (test_services.c) services.
  *
  * Run as root inside a throwaway network + mount namespace with tmpfs on /run (the Makefile's
  * `c-test` does this): the node is the test's own netns, pods are pinned under /run/netns.
@@ -32,6 +33,20 @@ void check_fail(const char *file, int line, const char *fmt, ...) {
     va_end(ap);
     fputc('\n', stderr);
     check_case_failures++;
+}
+
+/* Run a shell command of the test's own world (never from the library): true when it exits 0
+ * (sh_ok, which prints the command otherwise) or when it fails (sh_fails, likewise). */
+int sh_ok(const char *cmd) {
+    int rc = system(cmd);
+    if (rc != 0) fprintf(stderr, "  (exit status %d: %s)\n", rc, cmd);
+    return rc == 0;
+}
+
+int sh_fails(const char *cmd) {
+    int rc = system(cmd);
+    if (rc == 0) fprintf(stderr, "  (succeeded: %s)\n", cmd);
+    return rc != 0;
 }
 
 void check_case_end(const char *name) {
@@ -349,6 +364,7 @@ static void open_test_node(void) {
     podnet_node_config *cfg = NULL;
     CHECK_OK(podnet_node_config_new("ctest", &cfg, &err));
     CHECK_OK(podnet_node_config_add_pod_cidr(cfg, "10.88.0.0/24", &err));
+    CHECK_OK(podnet_node_config_add_service_cidr(cfg, "10.96.0.0/16", &err));
     CHECK_OK(podnet_node_open(cfg, &test_node, &err));
     podnet_node_config_free(cfg);
 }
@@ -369,6 +385,7 @@ int main(void) {
     RUN(test_error_object);
     RUN(test_bad_input_objects);
     RUN(test_bad_input_multinode_objects);
+    RUN(test_service_builder);
     RUN(test_bad_input_cluster);
     RUN(test_plan);
     RUN(test_node_cidr_allocator);
@@ -385,6 +402,7 @@ int main(void) {
         RUN(test_sandbox_mode);
         RUN(test_host_ports);
         RUN(test_peers);
+        RUN(test_services);
         RUN(test_gc);
         RUN(test_concurrency);
         RUN(test_log_callback);

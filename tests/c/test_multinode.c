@@ -16,20 +16,6 @@
 
 static const char NOT_UTF8[] = "n\xe2\x28\xa1";
 
-/* Run a shell command of the test's own world (never from the library): true when it exits 0
- * (sh_ok, which prints the command otherwise) or when it fails (sh_fails, likewise). */
-static int sh_ok(const char *cmd) {
-    int rc = system(cmd);
-    if (rc != 0) fprintf(stderr, "  (exit status %d: %s)\n", rc, cmd);
-    return rc == 0;
-}
-
-static int sh_fails(const char *cmd) {
-    int rc = system(cmd);
-    if (rc == 0) fprintf(stderr, "  (succeeded: %s)\n", cmd);
-    return rc != 0;
-}
-
 static int starts_with(const char *s, const char *prefix) {
     return s != NULL && strncmp(s, prefix, strlen(prefix)) == 0;
 }

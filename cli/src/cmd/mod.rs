@@ -11,6 +11,7 @@ pub mod peer;
 pub mod plan;
 pub mod port;
 pub mod sandbox;
+pub mod service;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};

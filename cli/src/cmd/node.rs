@@ -52,6 +52,9 @@ pub struct InitArgs {
     /// The cluster's pod CIDRs (egress to anything else is masqueraded).
     #[arg(long = "cluster-cidr", value_name = "CIDR", value_delimiter = ',')]
     pub cluster_cidr: Vec<IpNetwork>,
+    /// The cluster's service CIDRs: ClusterIPs (`podnet service`) must lie inside one.
+    #[arg(long = "service-cidr", value_name = "CIDR", value_delimiter = ',')]
+    pub service_cidr: Vec<IpNetwork>,
     /// MTU of the bridge and the veths (lowered to fit the overlay).
     #[arg(long, value_name = "N")]
     pub mtu: Option<u32>,
@@ -84,6 +87,9 @@ fn init(t: &Target, a: &InitArgs) -> Result<i32> {
     }
     for c in &a.cluster_cidr {
         cfg = cfg.cluster_cidr(*c);
+    }
+    for c in &a.service_cidr {
+        cfg = cfg.service_cidr(*c);
     }
     if let Some(p) = &a.netns {
         cfg = cfg.netns(p);
@@ -175,6 +181,7 @@ fn status(t: &Target, cfg: &NodeConfig, node: &Node) -> Result<i32> {
         "vxlan": overlay.then(|| json!({"device": cfg.vxlan.device, "vni": cfg.vxlan.vni, "port": cfg.vxlan.port})),
         "vtep_mac": node.inner().vtep_mac().map(mac_str),
         "cluster_cidrs": cfg.cluster_cidrs,
+        "service_cidrs": cfg.service_cidrs,
         "egress_masquerade": cfg.egress_masquerade && !cfg.cluster_cidrs.is_empty(),
         "sandboxes": sandboxes.len(),
         "peers": peers.iter().map(|p| peer_json(node, p)).collect::<Vec<_>>(),
@@ -210,6 +217,7 @@ fn status(t: &Target, cfg: &NodeConfig, node: &Node) -> Result<i32> {
         kv.push(("VTEP MAC", mac_str(m)));
     }
     kv.push(("cluster CIDRs", join(&cfg.cluster_cidrs)));
+    kv.push(("service CIDRs", join(&cfg.service_cidrs)));
     kv.push(("sandboxes", sandboxes.len().to_string()));
     kv.push(("peers", peers.len().to_string()));
     kv.push(("host ports", ports.len().to_string()));

@@ -1,0 +1,238 @@
+//! `podnet service add | del | list | sync`. Services live in the memory of the process that
+//! programs them (a runtime or agent linking the library); a CLI process ends after one call,
+//! so its source of truth is a JSON file the operator names (`--file`): `sync` programs the
+//! node's whole service set from it (taking the services table over), `add`/`del` change one
+//! service in the file and then do the same, `list` shows the file.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use podnet::{Affinity, Endpoint, Error, ErrorKind, Protocol, Result, Service, ServicePort, TrafficPolicy};
+use serde_json::json;
+
+use super::{read_input, NodeCommand, Target};
+use crate::output::{emit, join, show, Table, EXIT_OK};
+
+/// Service commands.
+#[derive(Subcommand, Debug)]
+pub enum ServiceCmd {
+    /// Add or replace one service in FILE, then program the node's services from FILE.
+    Add(ServiceAddArgs),
+    /// Remove one service from FILE, then program the node's services from FILE.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// Service name.
+        name: String,
+        /// The node's service set (JSON array of services); rewritten on success.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Show the services in FILE (what `sync`/`add`/`del` last programmed from it).
+    #[command(visible_alias = "ls")]
+    List {
+        /// The node's service set (JSON array of services).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Program exactly the services in FILE (`-` reads stdin), taking the services table over.
+    Sync {
+        /// JSON array of services as the library serializes them (see docs/cli.md).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// Arguments of `podnet service add`.
+#[derive(Args, Debug)]
+pub struct ServiceAddArgs {
+    /// Service name, e.g. default/web.
+    pub name: String,
+    /// The node's service set (JSON array; created when missing); rewritten on success.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// ClusterIP, one per family (repeat or comma-separate).
+    #[arg(long = "cluster-ip", value_name = "IP", required = true, value_delimiter = ',')]
+    pub cluster_ip: Vec<IpAddr>,
+    /// PORT:TARGETPORT[:NODEPORT][/tcp|udp|sctp], e.g. 80:8080, 53:53/udp, 80:8080:30080.
+    #[arg(long = "port", value_name = "SPEC", required = true, value_parser = parse_port)]
+    pub port: Vec<ServicePort>,
+    /// External IP (repeat or comma-separate).
+    #[arg(long = "external-ip", value_name = "IP", value_delimiter = ',')]
+    pub external_ip: Vec<IpAddr>,
+    /// IP[,local][,notready]: an endpoint (ready, on another node unless flagged).
+    #[arg(long = "endpoint", value_name = "SPEC", value_parser = parse_endpoint)]
+    pub endpoint: Vec<Endpoint>,
+    /// ClientIP session affinity with this timeout in seconds (1..=86400).
+    #[arg(long = "affinity-timeout", value_name = "SECS")]
+    pub affinity_timeout: Option<u32>,
+    /// External traffic policy: cluster or local.
+    #[arg(long = "traffic-policy", value_name = "POLICY", default_value = "cluster", value_parser = parse_policy)]
+    pub traffic_policy: TrafficPolicy,
+}
+
+fn parse_port(s: &str) -> std::result::Result<ServicePort, String> {
+    let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let protocol = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        "sctp" => Protocol::Sctp,
+        p => return Err(format!("unknown protocol {p:?} (tcp, udp or sctp)")),
+    };
+    let nums: Vec<u16> = ports
+        .split(':')
+        .map(|p| p.parse::<u16>().ok().filter(|n| *n != 0).ok_or_else(|| format!("{p:?} is not a port (1..=65535)")))
+        .collect::<std::result::Result<_, _>>()?;
+    match nums[..] {
+        [port, target_port] => Ok(ServicePort { protocol, port, target_port, node_port: None }),
+        [port, target_port, np] => Ok(ServicePort { protocol, port, target_port, node_port: Some(np) }),
+        _ => Err("expected PORT:TARGETPORT[:NODEPORT][/PROTOCOL]".into()),
+    }
+}
+
+fn parse_endpoint(s: &str) -> std::result::Result<Endpoint, String> {
+    let mut parts = s.split(',');
+    let ip = parts.next().unwrap_or_default();
+    let ip: IpAddr = ip.parse().map_err(|_| format!("{ip:?} is not an IP address"))?;
+    let mut e = Endpoint { ip, ports: vec![], ready: true, local: false };
+    for f in parts {
+        match f {
+            "local" => e.local = true,
+            "notready" => e.ready = false,
+            f => return Err(format!("unknown endpoint flag {f:?} (local, notready)")),
+        }
+    }
+    Ok(e)
+}
+
+fn parse_policy(s: &str) -> std::result::Result<TrafficPolicy, String> {
+    match s {
+        "cluster" => Ok(TrafficPolicy::Cluster),
+        "local" => Ok(TrafficPolicy::Local),
+        _ => Err(format!("{s:?}: expected cluster or local")),
+    }
+}
+
+impl NodeCommand for ServiceCmd {
+    fn run(self, t: &Target) -> Result<i32> {
+        match self {
+            Self::Add(a) => add(t, a),
+            Self::Del { name, file } => {
+                let mut svcs = load(&file, true)?;
+                svcs.retain(|s| s.name != name);
+                program(t, &svcs, Some(&file))
+            }
+            Self::List { file } => {
+                let svcs = load(&file, false)?;
+                show(t.json, &svcs, || table(&svcs))?;
+                Ok(EXIT_OK)
+            }
+            Self::Sync { file } => program(t, &load(&file, false)?, None),
+        }
+    }
+}
+
+fn add(t: &Target, a: ServiceAddArgs) -> Result<i32> {
+    let svc = Service {
+        name: a.name,
+        cluster_ips: a.cluster_ip,
+        ports: a.port,
+        external_ips: a.external_ip,
+        endpoints: a.endpoint,
+        affinity: a.affinity_timeout.map_or(Affinity::None, |timeout_secs| Affinity::ClientIp { timeout_secs }),
+        external_traffic_policy: a.traffic_policy,
+    };
+    let mut svcs = load(&a.file, true)?;
+    match svcs.iter_mut().find(|s| s.name == svc.name) {
+        Some(s) => *s = svc,
+        None => svcs.push(svc),
+    }
+    program(t, &svcs, Some(&a.file))
+}
+
+/// The services in `file`; a missing file is an empty set when `missing_ok`.
+fn load(file: &Path, missing_ok: bool) -> Result<Vec<Service>> {
+    let data = match read_input(file, "service list") {
+        Err(e) if missing_ok && e.kind() == ErrorKind::NotFound => return Ok(vec![]),
+        r => r?,
+    };
+    serde_json::from_slice(&data).map_err(|e| {
+        Error::invalid(
+            format!("parse service list {}", file.display()),
+            format!("{e} (expected a JSON array of services, see docs/cli.md)"),
+        )
+    })
+}
+
+/// Make the node's services exactly `svcs` (one `sync_services`, which takes the table over),
+/// then, when `save` names the file, write `svcs` back to it.
+fn program(t: &Target, svcs: &[Service], save: Option<&Path>) -> Result<i32> {
+    let (_, node) = t.open()?;
+    node.sync_services(svcs)?;
+    if let Some(f) = save {
+        let text =
+            serde_json::to_string_pretty(svcs).map_err(|e| Error::new(ErrorKind::Internal, "save services", e))?;
+        std::fs::write(f, text + "\n")
+            .map_err(|e| Error::new(ErrorKind::Io, format!("save services to {}", f.display()), e))?;
+    }
+    if t.json {
+        let names: Vec<&str> = svcs.iter().map(|s| s.name.as_str()).collect();
+        crate::output::emit_json(&json!({"services": svcs.len(), "names": names}))?;
+    } else {
+        emit(&table(svcs))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Services as a table: NAME, CLUSTER IPS, PORTS, EXTERNAL IPS, ENDPOINTS (ready/all), POLICY.
+fn table(svcs: &[Service]) -> String {
+    let mut t = Table::new(&["NAME", "CLUSTER IPS", "PORTS", "EXTERNAL IPS", "ENDPOINTS", "AFFINITY", "POLICY"]);
+    for s in svcs {
+        let ports: Vec<String> = s
+            .ports
+            .iter()
+            .map(|p| match p.node_port {
+                Some(n) => format!("{}:{}:{n}/{}", p.port, p.target_port, p.protocol),
+                None => format!("{}:{}/{}", p.port, p.target_port, p.protocol),
+            })
+            .collect();
+        let ready = s.endpoints.iter().filter(|e| e.ready).count();
+        let affinity = match s.affinity {
+            Affinity::None => "-".to_string(),
+            Affinity::ClientIp { timeout_secs } => format!("{timeout_secs}s"),
+        };
+        let policy = match s.external_traffic_policy {
+            TrafficPolicy::Cluster => "cluster",
+            TrafficPolicy::Local => "local",
+        };
+        t.row(vec![
+            s.name.clone(),
+            join(&s.cluster_ips),
+            ports.join(","),
+            join(&s.external_ips),
+            format!("{ready}/{}", s.endpoints.len()),
+            affinity,
+            policy.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        let p = parse_port("80:8080:30080/udp").unwrap();
+        assert_eq!((p.protocol, p.port, p.target_port, p.node_port), (Protocol::Udp, 80, 8080, Some(30080)));
+        assert_eq!(parse_port("80:8080").unwrap().protocol, Protocol::Tcp);
+        assert!(parse_port("80").is_err());
+        assert!(parse_port("0:80").is_err());
+        assert!(parse_port("80:81/icmp").is_err());
+        let e = parse_endpoint("fd00::5,local,notready").unwrap();
+        assert!(e.local && !e.ready && e.ip.is_ipv6());
+        assert!(parse_endpoint("10.0.0.1,far").is_err());
+        assert!(parse_policy("local").is_ok() && parse_policy("Local").is_err());
+    }
+}
