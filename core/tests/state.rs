@@ -367,6 +367,25 @@ fn delete_with_a_held_netns_never_gives_its_address_to_another_pod() {
 }
 
 #[test]
+fn gc_deletes_only_links_podnet_marked() {
+    let mut w = World::new("marked");
+    let ns = w.netns("marked");
+    let node = Node::open(cfg(&w, "marked", &ns)).unwrap();
+    // Someone else's link that merely looks like podnet's (pn + 12 hex digits).
+    let other = w.netns("marked-other");
+    veth(&ns, "pn0123456789ab", &other, "x0").unwrap();
+    let a = node.create_sandbox(&SandboxSpec::new("m")).unwrap();
+    let rep = node.gc(&["m"]).unwrap();
+    assert!(rep.links.is_empty(), "{rep:?}");
+    assert!(in_ns(&ns, &["ip", "-o", "link"]).contains("pn0123456789ab"), "a foreign link was deleted");
+    // The just-deleted pod's dying veth is not reported as an orphan either.
+    node.delete_sandbox("m").unwrap();
+    let rep = node.gc(&[]).unwrap();
+    assert!(!rep.links.contains(&a.host_ifname), "{rep:?}");
+    assert!(in_ns(&ns, &["ip", "-o", "link"]).contains("pn0123456789ab"));
+}
+
+#[test]
 fn create_verifies_the_kernel_not_just_the_record() {
     let mut w = World::new("verify");
     let ns = w.netns("verify");
