@@ -49,7 +49,7 @@ pub mod internals {
         pub use crate::kernel::nft::*;
     }
     pub use crate::peers::PEER_ROUTE_PROTOCOL;
-    pub use crate::pods::pod_netns_setup;
+    pub use crate::pods::{link_group, pod_netns_setup};
     pub use crate::store::{counts as state_counts, Counts as StateCounts, Store};
 }
 

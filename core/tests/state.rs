@@ -41,16 +41,17 @@ fn crash_peer(k: usize) -> podnet::Peer {
     )
 }
 
-/// Host veths podnet marked, with their alias, read with `ip` (the oracle).
-fn marked_links(ns: &Path) -> HashMap<String, String> {
+/// Host veths podnet marked (the node's device group), read with `ip` (the oracle).
+fn marked_links(ns: &Path, node: &str) -> HashMap<String, String> {
+    let group = format!(" group {} ", podnet::internals::link_group(node));
     let out = in_ns(ns, &["ip", "-d", "-o", "link", "show"]);
     let mut m = HashMap::new();
     for line in out.lines() {
         let Some(name) = line.split(": ").nth(1).map(|n| n.split('@').next().unwrap_or(n).to_string()) else {
             continue;
         };
-        if let Some(i) = line.find("alias podnet/") {
-            m.insert(name, line[i + 6..].split_whitespace().next().unwrap_or("").to_string());
+        if line.contains(&group) {
+            m.insert(name, line.to_string());
         }
     }
     m
@@ -77,6 +78,7 @@ fn pod_addresses(pods: &[Sandbox]) -> Vec<IpAddr> {
 /// The converged state: every listed sandbox is whole, nothing else podnet makes exists, and
 /// no address is carried twice.
 fn assert_converged(w: &World, ns: &Path, node: &Node, ctx: &str) {
+    let name = node.inner().config().name.clone();
     let pods = node.list_sandboxes().unwrap();
     for sb in &pods {
         let rep = node.check_sandbox(&sb.id).unwrap();
@@ -91,12 +93,12 @@ fn assert_converged(w: &World, ns: &Path, node: &Node, ctx: &str) {
     // Deleted pods' veths vanish with their netns, asynchronously.
     let owned: HashSet<&str> = pods.iter().map(|s| s.host_ifname.as_str()).collect();
     for _ in 0..300 {
-        if marked_links(ns).keys().all(|l| owned.contains(l.as_str())) && host_veth_count(ns) == owned.len() {
+        if marked_links(ns, &name).keys().all(|l| owned.contains(l.as_str())) && host_veth_count(ns) == owned.len() {
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let links: HashSet<String> = marked_links(ns).into_keys().collect();
+    let links: HashSet<String> = marked_links(ns, &name).into_keys().collect();
     assert_eq!(links, owned.iter().map(|s| s.to_string()).collect::<HashSet<_>>(), "{ctx}: marked veths");
     assert_eq!(host_veth_count(ns), owned.len(), "{ctx}: veths");
     let addrs = pod_addresses(&pods);

@@ -97,6 +97,7 @@ fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
                 1500,
                 Some(br),
                 false,
+                0x7000_0001, // podnet marks its veths with a device group in the same request
             )
             .await
             .map_err(|e| e.to_string())?;

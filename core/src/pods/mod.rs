@@ -454,11 +454,12 @@ impl Pods {
         let host = sb.host_ifname.clone();
         let mac = pod_mac(&spec.id, &spec.ifname, &ips);
         let host_mac = routed.then_some(ROUTED_HOST_MAC);
+        let group = link_group(&self.base.cfg.name);
         let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
         let mut r = self
             .base
             .nl
-            .create_veth_with(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.base.pod_mtu, bridge, false)
+            .create_veth_with(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.base.pod_mtu, bridge, false, group)
             .await;
         if matches!(&r, Err(e) if e.is_exists()) {
             // The name is deterministic, and this id's row is ours: it is the previous
@@ -480,6 +481,7 @@ impl Pods {
                     self.base.pod_mtu,
                     bridge,
                     false,
+                    group,
                 )
                 .await;
         }
@@ -492,14 +494,11 @@ impl Pods {
         // order, and the kernel handles one socket's messages in the order they arrive).
         let prefixed = &sb.ips;
         let gateways = &sb.gateways;
-        // IFALIASZ is 256 with the NUL; the id part is for people, gc needs only the prefix.
-        let mut marker = format!("{}{}/{}", link_marker_prefix(&self.base.cfg.name), spec.id, spec.ifname);
-        marker.truncate(255);
         let host_side = async {
             if !routed {
                 let (a, b) = futures_util::join!(
                     self.base.nl.prepare_bridge_port(&host),
-                    self.base.nl.set_up_with_alias(0, &host, &marker)
+                    self.base.nl.set_up_by_name(&host)
                 );
                 a.map_err(|e| e.into_error(format!("configure bridge port {host}")))?;
                 b.map_err(|e| e.into_error(format!("set {host} up")))?;
@@ -517,7 +516,7 @@ impl Pods {
             conf.route_localnet = 1; // localhost host ports are DNATed out of this veth
             let (a, b) = futures_util::join!(
                 self.base.nl.set_no_linklocal(host_link.index, Some(conf)),
-                self.base.nl.set_up_with_alias(host_link.index, &host, &marker)
+                self.base.nl.set_up(host_link.index)
             );
             a.map_err(|e| e.into_error(format!("configure {host}")))?;
             b.map_err(|e| e.into_error(format!("set {host} up")))?;
@@ -801,9 +800,9 @@ impl Pods {
                 }
             }
             let owned: HashSet<&str> = rows.iter().map(|e| e.sandbox.host_ifname.as_str()).collect();
-            let marker = link_marker_prefix(&self.base.cfg.name);
+            let marker = link_group(&self.base.cfg.name);
             for l in links {
-                let ours = l.alias.as_deref().is_some_and(|a| a.starts_with(&marker));
+                let ours = l.group == marker && l.name.starts_with(HOST_VETH_PREFIX);
                 if ours && !owned.contains(l.name.as_str()) && !draining.contains(&l.name) {
                     match self.base.nl.delete_link(&l.name).await {
                         Ok(()) => rep.links.push(l.name),
@@ -883,7 +882,9 @@ const DRAIN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// How long a call waits for another process's create or delete of the same id.
 const IN_FLIGHT_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The alias every host veth of node `node` carries: gc deletes only links with podnet's mark.
-fn link_marker_prefix(node: &str) -> String {
-    format!("podnet/{node}/")
+/// The device group every host veth of node `node` is created in: podnet's mark (the top
+/// nibble 0x7 says podnet, the rest is the node's name hashed), so gc deletes only links podnet
+/// made for this node. Shown by `ip -d link` as `group <n>`.
+pub fn link_group(node: &str) -> u32 {
+    0x7000_0000 | (fnv1a(format!("podnet/{node}").as_bytes()) as u32 & 0x0fff_ffff)
 }

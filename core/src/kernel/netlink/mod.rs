@@ -105,8 +105,8 @@ pub struct LinkInfoSummary {
     pub controller: Option<u32>,
     /// `veth`, `bridge`, `vxlan`...
     pub kind: Option<String>,
-    /// IFLA_IFALIAS, if set.
-    pub alias: Option<String>,
+    /// Device group (IFLA_GROUP; 0 by default).
+    pub group: u32,
 }
 
 fn summarize(m: &LinkMessage) -> LinkInfoSummary {
@@ -118,7 +118,7 @@ fn summarize(m: &LinkMessage) -> LinkInfoSummary {
         mtu: 0,
         controller: None,
         kind: None,
-        alias: None,
+        group: 0,
     };
     for a in &m.attributes {
         match a {
@@ -126,7 +126,7 @@ fn summarize(m: &LinkMessage) -> LinkInfoSummary {
             LinkAttribute::Address(a) => s.mac = a.clone(),
             LinkAttribute::Mtu(m) => s.mtu = *m,
             LinkAttribute::Controller(c) => s.controller = Some(*c),
-            LinkAttribute::IfAlias(a) => s.alias = Some(a.clone()),
+            LinkAttribute::Group(g) => s.group = *g,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -205,7 +205,7 @@ impl Netlink {
         mtu: u32,
         controller: Option<u32>,
     ) -> NlResult<()> {
-        self.create_veth_with(host, host_mac, peer, peer_mac, peer_ns_fd, mtu, controller, true).await
+        self.create_veth_with(host, host_mac, peer, peer_mac, peer_ns_fd, mtu, controller, true, 0).await
     }
 
     /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request.
@@ -223,6 +223,7 @@ impl Netlink {
         mtu: u32,
         controller: Option<u32>,
         host_up: bool,
+        group: u32,
     ) -> NlResult<()> {
         let peer_msg =
             LinkUnspec::new_with_name(peer).setns_by_fd(peer_ns_fd).address(peer_mac.to_vec()).mtu(mtu).build();
@@ -235,6 +236,11 @@ impl Netlink {
         }
         if let Some(c) = controller {
             b = b.controller(c);
+        }
+        if group != 0 {
+            // Set at creation, before the device is registered: no notifier runs (an alias set
+            // later is a NETDEV_CHANGE, which a bridge answers with work over all its ports).
+            b = b.append_extra_attribute(LinkAttribute::Group(group));
         }
         let msg = b.set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg))).build();
         self.handle.link().add(msg).execute().await?;
@@ -251,15 +257,6 @@ impl Netlink {
     /// Set a link up, by name (RTM_SETLINK resolves IFLA_IFNAME when the index is 0).
     pub async fn set_up_by_name(&self, name: &str) -> NlResult<()> {
         self.handle.link().set(LinkUnspec::new_with_name(name).up().build()).execute().await?;
-        Ok(())
-    }
-
-    /// Set a link up and give it an alias (IFLA_IFALIAS, which RTM_NEWLINK ignores), by name
-    /// when `index` is 0.
-    pub async fn set_up_with_alias(&self, index: u32, name: &str, alias: &str) -> NlResult<()> {
-        let b = if index == 0 { LinkUnspec::new_with_name(name) } else { LinkUnspec::new_with_index(index) };
-        let msg = b.up().append_extra_attribute(LinkAttribute::IfAlias(alias.to_string())).build();
-        self.handle.link().set(msg).execute().await?;
         Ok(())
     }
 
