@@ -459,7 +459,17 @@ impl Pods {
         let mut r = self
             .base
             .nl
-            .create_veth_with(&host, host_mac, &spec.ifname, mac, ns_file.as_raw_fd(), self.base.pod_mtu, bridge, false, group)
+            .create_veth_with(
+                &host,
+                host_mac,
+                &spec.ifname,
+                mac,
+                ns_file.as_raw_fd(),
+                self.base.pod_mtu,
+                bridge,
+                false,
+                group,
+            )
             .await;
         if matches!(&r, Err(e) if e.is_exists()) {
             // The name is deterministic, and this id's row is ours: it is the previous
@@ -496,10 +506,8 @@ impl Pods {
         let gateways = &sb.gateways;
         let host_side = async {
             if !routed {
-                let (a, b) = futures_util::join!(
-                    self.base.nl.prepare_bridge_port(&host),
-                    self.base.nl.set_up_by_name(&host)
-                );
+                let (a, b) =
+                    futures_util::join!(self.base.nl.prepare_bridge_port(&host), self.base.nl.set_up_by_name(&host));
                 a.map_err(|e| e.into_error(format!("configure bridge port {host}")))?;
                 b.map_err(|e| e.into_error(format!("set {host} up")))?;
                 return Ok(());
