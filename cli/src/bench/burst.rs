@@ -13,7 +13,7 @@ use podnet::blocking::Node;
 use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
-use super::sandbox::exec_plugin;
+use super::sandbox::{cni_worker_setup, exec_plugin, ip, CNI_BRIDGE, CNI_LO};
 use super::{finish, run_worker, worker_finish, BenchNode};
 use crate::cmd::Run;
 
@@ -181,20 +181,8 @@ impl Run for BurstCniWorkerArgs {
 }
 
 fn burst_cni_worker(a: &BurstCniWorkerArgs) -> Result<Value, String> {
-    use nix::mount::{mount, MsFlags};
-    let none: Option<&str> = None;
-    for d in ["/run/netns", "/run/podnet-cni-bench"] {
-        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-        mount(Some("tmpfs"), d, Some("tmpfs"), MsFlags::empty(), none)
-            .map_err(|e| format!("mount tmpfs on {d}: {e}"))?;
-    }
-    let lo = r#"{"cniVersion":"1.0.0","name":"bench","type":"loopback"}"#;
-    let br = r#"{"cniVersion":"1.0.0","name":"bench","type":"bridge","bridge":"cni0","isGateway":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.97.0.0/16"}]],"dataDir":"/run/podnet-cni-bench/ipam"}}"#;
-    let ip = |args: &[&str]| -> Result<(), String> {
-        let s = Command::new("ip").args(args).status().map_err(|e| e.to_string())?;
-        s.success().then_some(()).ok_or_else(|| format!("ip {args:?} failed"))
-    };
-    ip(&["link", "set", "lo", "up"])?;
+    cni_worker_setup()?;
+    let (lo, br) = (CNI_LO, CNI_BRIDGE);
     let one = |i: usize| -> Result<(), String> {
         let name = format!("cni-{i}");
         let ns = PathBuf::from("/run/netns").join(&name);

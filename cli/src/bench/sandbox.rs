@@ -175,7 +175,12 @@ pub(super) fn exec_plugin(
     super::exec_cni(&cni_path.join(plugin), cni_path, (cmd, id), netns, ifname, conf.as_bytes()).map(drop)
 }
 
-fn cni_worker(a: &CniWorkerArgs) -> Result<Value, String> {
+/// The reference chain's configs (loopback; bridge + host-local).
+pub(super) const CNI_LO: &str = r#"{"cniVersion":"1.0.0","name":"bench","type":"loopback"}"#;
+pub(super) const CNI_BRIDGE: &str = r#"{"cniVersion":"1.0.0","name":"bench","type":"bridge","bridge":"cni0","isGateway":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.97.0.0/16"}]],"dataDir":"/run/podnet-cni-bench/ipam"}}"#;
+
+/// Inside a worker's private namespaces: tmpfs on the netns and IPAM dirs, `lo` up.
+pub(super) fn cni_worker_setup() -> Result<(), String> {
     use nix::mount::{mount, MsFlags};
     let none: Option<&str> = None;
     for d in ["/run/netns", "/run/podnet-cni-bench"] {
@@ -183,13 +188,18 @@ fn cni_worker(a: &CniWorkerArgs) -> Result<Value, String> {
         mount(Some("tmpfs"), d, Some("tmpfs"), MsFlags::empty(), none)
             .map_err(|e| format!("mount tmpfs on {d}: {e}"))?;
     }
-    let lo = r#"{"cniVersion":"1.0.0","name":"bench","type":"loopback"}"#;
-    let br = r#"{"cniVersion":"1.0.0","name":"bench","type":"bridge","bridge":"cni0","isGateway":true,"hairpinMode":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.97.0.0/16"}]],"dataDir":"/run/podnet-cni-bench/ipam"}}"#;
-    let run = |args: &[&str]| -> Result<(), String> {
-        let s = Command::new("ip").args(args).status().map_err(|e| e.to_string())?;
-        s.success().then_some(()).ok_or_else(|| format!("ip {args:?} failed"))
-    };
-    run(&["link", "set", "lo", "up"])?;
+    ip(&["link", "set", "lo", "up"])
+}
+
+/// `ip ARGS` (the reference runtimes' way of making a netns).
+pub(super) fn ip(args: &[&str]) -> Result<(), String> {
+    let s = Command::new("ip").args(args).status().map_err(|e| e.to_string())?;
+    s.success().then_some(()).ok_or_else(|| format!("ip {args:?} failed"))
+}
+
+fn cni_worker(a: &CniWorkerArgs) -> Result<Value, String> {
+    cni_worker_setup()?;
+    let (lo, br, run) = (CNI_LO, CNI_BRIDGE, ip);
     // Warm-up pod: creates cni0 so the figures exclude the one-time bridge creation.
     let pod = |i: usize| (format!("cni-{i}"), PathBuf::from(format!("/run/netns/cni-{i}")), format!("{:064x}", i + 1));
     let create = timed_after_warmup(a.count + 1, |i| {

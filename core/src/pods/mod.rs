@@ -456,10 +456,8 @@ impl Pods {
         let host_mac = routed.then_some(ROUTED_HOST_MAC);
         let group = link_group(&self.base.cfg.name);
         let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
-        let mut r = self
-            .base
-            .nl
-            .create_veth_with(
+        let create = || {
+            self.base.nl.create_veth_with(
                 &host,
                 host_mac,
                 &spec.ifname,
@@ -470,7 +468,8 @@ impl Pods {
                 false,
                 group,
             )
-            .await;
+        };
+        let mut r = create().await;
         if matches!(&r, Err(e) if e.is_exists()) {
             // The name is deterministic, and this id's row is ours: it is the previous
             // incarnation's veth (still being destroyed with its netns, or held by a netns
@@ -479,21 +478,7 @@ impl Pods {
                 return Err(Error::new(ErrorKind::Conflict, veth_op(), format!("{host} belongs to another sandbox")));
             }
             self.base.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
-            r = self
-                .base
-                .nl
-                .create_veth_with(
-                    &host,
-                    host_mac,
-                    &spec.ifname,
-                    mac,
-                    ns_file.as_raw_fd(),
-                    self.base.pod_mtu,
-                    bridge,
-                    false,
-                    group,
-                )
-                .await;
+            r = create().await;
         }
         r.map_err(|e| e.into_error(veth_op()))?;
         drop(ns_file);
