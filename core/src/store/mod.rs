@@ -520,8 +520,8 @@ impl Store {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err(op.clone()))?;
         let exists: Option<i64> = tx
-            .query_row("SELECT 1 FROM sandboxes WHERE id = ?1", [id], |r| r.get(0))
-            .optional()
+            .prepare_cached("SELECT 1 FROM sandboxes WHERE id = ?1")
+            .and_then(|mut st| st.query_row([id], |r| r.get(0)).optional())
             .map_err(self.db_err(op.clone()))?;
         if exists.is_some() {
             return Err(Error::new(ErrorKind::Conflict, op, "another call created this sandbox meanwhile"));
@@ -553,8 +553,8 @@ impl Store {
                 }
                 None => {
                     let cursor: Option<String> = tx
-                        .query_row("SELECT last FROM cursors WHERE pool = ?1", [&pool], |r| r.get(0))
-                        .optional()
+                        .prepare_cached("SELECT last FROM cursors WHERE pool = ?1")
+                        .and_then(|mut st| st.query_row([&pool], |r| r.get(0)).optional())
                         .map_err(self.db_err(op.clone()))?;
                     let cursor = cursor.and_then(|s| s.parse().ok());
                     let mut probe = tx
@@ -565,20 +565,18 @@ impl Store {
                         .map_err(self.db_err(op.clone()))?;
                     drop(probe);
                     let ip = picked.ok_or_else(|| p.exhausted().into_error(op.clone()))?;
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO cursors (pool, last) VALUES (?1, ?2)
                          ON CONFLICT (pool) DO UPDATE SET last = excluded.last",
-                        params![pool, ip.to_string()],
                     )
+                    .and_then(|mut st| st.execute(params![pool, ip.to_string()]))
                     .map_err(self.db_err(op.clone()))?;
                     ip
                 }
             };
-            tx.execute(
-                "INSERT INTO addresses (pool, ip, sandbox, ifname) VALUES (?1, ?2, ?3, ?4)",
-                params![pool, ip.to_string(), id, ifname],
-            )
-            .map_err(self.db_err(op.clone()))?;
+            tx.prepare_cached("INSERT INTO addresses (pool, ip, sandbox, ifname) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut st| st.execute(params![pool, ip.to_string(), id, ifname]))
+                .map_err(self.db_err(op.clone()))?;
             ips.push(ip);
         }
         let _ = key;
@@ -586,13 +584,14 @@ impl Store {
         let sb = record(ips)?;
         let json = serde_json::to_string(&Sandbox { ports: vec![], ..sb.clone() })
             .map_err(|e| Error::new(ErrorKind::Internal, "encode record", e))?;
-        tx.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq'", [])
+        tx.prepare_cached("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq'")
+            .and_then(|mut st| st.execute([]))
             .map_err(self.db_err(op.clone()))?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO sandboxes (id, phase, owner, seq, record)
              VALUES (?1, 'creating', ?2, (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq'), ?3)",
-            params![id, self.owner.token, json],
         )
+        .and_then(|mut st| st.execute(params![id, self.owner.token, json]))
         .map_err(self.db_err(op.clone()))?;
         tx.commit().map_err(self.db_err(op))?;
         Ok(sb)
@@ -643,10 +642,10 @@ impl Store {
         let json = serde_json::to_string(&Sandbox { ports: vec![], ..sb.clone() })
             .map_err(|e| Error::new(ErrorKind::Internal, "encode record", e))?;
         let c = self.conn();
-        c.execute(
+        c.prepare_cached(
             "UPDATE sandboxes SET phase = 'ready', owner = NULL, record = ?2 WHERE id = ?1 AND owner = ?3",
-            params![sb.id, json, self.owner.token],
         )
+        .and_then(|mut st| st.execute(params![sb.id, json, self.owner.token]))
         .map_err(self.db_err(format!("record sandbox {}", sb.id)))?;
         Ok(())
     }
