@@ -194,9 +194,7 @@ impl Pods {
                 return Ok(existing);
             }
             tracing::warn!(problems = ?problems, "sandbox record without its kernel objects; recreating");
-            if self.base.store.claim(&spec.id, None, Phase::Deleting)? {
-                self.teardown(&existing).await?;
-            }
+            self.take_down(&Entry { sandbox: existing, phase: Phase::Ready, owner: None, seq: e.seq }).await?;
         }
         // A specific address asked for may be a deleted pod's whose veth is gone by now.
         self.reap(!spec.ips.is_empty()).await;
@@ -284,15 +282,29 @@ impl Pods {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(std::time::Duration::from_millis(50));
                 }
-                owner => {
+                _ => {
                     // Its owner died mid-way (or gave it up): finish it by tearing it down.
-                    if self.base.store.claim(id, owner, e.phase)? {
-                        tracing::info!(phase = ?e.phase, "finishing the interrupted work of a dead owner");
-                        self.teardown(&e.sandbox).await?;
-                    }
+                    self.take_down(&e).await?;
                 }
             }
         }
+    }
+
+    /// Take over the row `e` (as read, owner included) and tear its sandbox down: the work of an
+    /// owner that died, or a delete. False when someone else took the row first. A teardown that
+    /// fails leaves the row unowned, so the next call for the id, gc or open finishes it.
+    async fn take_down(&self, e: &Entry) -> Result<bool> {
+        let id = &e.sandbox.id;
+        if !self.base.store.claim(id, e.owner.as_deref(), Phase::Deleting)? {
+            return Ok(false);
+        }
+        if e.phase != Phase::Ready {
+            tracing::info!(id = %id, phase = ?e.phase, "finishing the interrupted work of a dead owner");
+        }
+        self.teardown(&e.sandbox).await.inspect_err(|_| {
+            let _ = self.base.store.disown(id);
+        })?;
+        Ok(true)
     }
 
     /// Remove a sandbox's kernel objects and forget it: host-port elements, proxy NDP entries,
@@ -328,11 +340,7 @@ impl Pods {
             }
         }
         if errors.is_empty() {
-            self.base.store.finish_teardown(&sb.id, &sb.host_ifname)?;
-            if veth_gone {
-                self.base.store.release_draining(&sb.host_ifname)?;
-            }
-            return Ok(());
+            return self.base.store.finish_teardown(&sb.id, &sb.host_ifname, veth_gone);
         }
         let msg = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
         Err(Error::new(errors[0].kind(), format!("tear down sandbox {}", sb.id), msg))
@@ -348,18 +356,17 @@ impl Pods {
             Ok(Some(age)) if force || age >= grace => {}
             _ => return vec![],
         }
-        let Ok(draining) = self.base.store.draining() else { return vec![] };
-        let now = draining.iter().map(|d| d.since_ms).max().unwrap_or(0) + grace;
+        let (Ok(draining), Ok(rows)) = (self.base.store.draining(), self.base.store.entries()) else { return vec![] };
+        // A sandbox created since under the same (id, ifname) has the same veth name; its create
+        // deleted the old veth before making its own.
+        let in_use: HashSet<&str> = rows.iter().map(|e| e.sandbox.host_ifname.as_str()).collect();
+        let now = crate::store::now_ms();
         let mut released = vec![];
         for d in draining {
-            let old_enough = force || d.since_ms + grace <= now.min(crate::store::now_ms());
-            if !old_enough {
+            if !force && d.since_ms + grace > now {
                 continue;
             }
-            // A sandbox created since under the same (id, ifname) has the same veth name; its
-            // create deleted the old veth before making its own.
-            let replaced = self.base.store.entries().is_ok_and(|es| es.iter().any(|e| e.sandbox.host_ifname == d.link));
-            let gone = replaced
+            let gone = in_use.contains(d.link.as_str())
                 || match self.base.nl.link_by_name(&d.link).await {
                     Ok(None) => true,
                     Ok(Some(_)) => self.base.nl.delete_link(&d.link).await.is_ok(),
@@ -378,20 +385,11 @@ impl Pods {
     /// Finish every intent whose owner died (at node open).
     pub(crate) async fn recover(&self) -> Result<()> {
         for e in self.base.store.in_flight()? {
-            if e.phase == Phase::Ready {
+            if e.owner.as_deref().is_some_and(|o| self.base.store.owner_alive(o)) {
                 continue;
             }
-            if let Some(o) = e.owner.as_deref() {
-                if self.base.store.owner_alive(o) {
-                    continue;
-                }
-            }
-            if self.base.store.claim(&e.sandbox.id, e.owner.as_deref(), e.phase)? {
-                tracing::info!(id = %e.sandbox.id, phase = ?e.phase, "finishing the interrupted work of a dead owner");
-                if let Err(err) = self.teardown(&e.sandbox).await {
-                    tracing::warn!(error = %err, "recovery incomplete");
-                    let _ = self.base.store.disown(&e.sandbox.id);
-                }
+            if let Err(err) = self.take_down(&e).await {
+                tracing::warn!(error = %err, "recovery incomplete");
             }
         }
         self.reap(false).await;
@@ -752,13 +750,7 @@ impl Pods {
                         Some(now) if now.seq == e.seq && now.owner == e.owner && now.phase == e.phase => {}
                         _ => return Ok(false),
                     }
-                    if !self.base.store.claim(id, e.owner.as_deref(), Phase::Deleting)? {
-                        return Ok(false);
-                    }
-                    self.teardown(&e.sandbox).await.inspect_err(|_| {
-                        let _ = self.base.store.disown(id);
-                    })?;
-                    Ok::<_, Error>(true)
+                    self.take_down(&e).await
                 });
                 match res.await {
                     Ok(true) => rep.sandboxes.push(id.to_string()),

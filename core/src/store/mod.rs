@@ -674,15 +674,23 @@ impl Store {
     }
 
     /// The sandbox's kernel objects are gone or going: forget it. Its addresses stay reserved,
-    /// draining, until `link` (its host veth) is verified gone.
-    pub(crate) fn finish_teardown(&self, id: &str, link: &str) -> Result<()> {
+    /// draining, until `link` (its host veth) is verified gone; with `link_gone` (podnet deleted
+    /// it itself) they are released at once, with any earlier ones waiting for the same name.
+    pub(crate) fn finish_teardown(&self, id: &str, link: &str, link_gone: bool) -> Result<()> {
         let op = format!("forget sandbox {id}");
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err(op.clone()))?;
-        tx.execute(
-            "UPDATE addresses SET sandbox = NULL, ifname = NULL, drain_link = ?2, drain_since = ?3 WHERE sandbox = ?1",
-            params![id, link, now_ms()],
-        )
+        if link_gone {
+            tx.execute(
+                "DELETE FROM addresses WHERE sandbox = ?1 OR (sandbox IS NULL AND drain_link = ?2)",
+                params![id, link],
+            )
+        } else {
+            tx.execute(
+                "UPDATE addresses SET sandbox = NULL, ifname = NULL, drain_link = ?2, drain_since = ?3 WHERE sandbox = ?1",
+                params![id, link, now_ms()],
+            )
+        }
         .map_err(self.db_err(op.clone()))?;
         tx.execute("DELETE FROM ports WHERE sandbox = ?1", [id]).map_err(self.db_err(op.clone()))?;
         tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id]).map_err(self.db_err(op.clone()))?;
@@ -952,7 +960,7 @@ mod tests {
         let b = create(&s, &pools, "b").unwrap();
         assert_eq!(b.ipv4().unwrap().to_string(), "10.0.0.3");
         assert_eq!(create(&s, &pools, "a").unwrap_err().kind(), ErrorKind::Conflict, "one row per id");
-        s.finish_teardown("a", "ha").unwrap();
+        s.finish_teardown("a", "ha", false).unwrap();
         let c = create(&s, &pools, "c").unwrap();
         assert_eq!(c.ipv4().unwrap().to_string(), "10.0.0.4", "round-robin, and draining stays reserved");
         for id in ["d", "e"] {
