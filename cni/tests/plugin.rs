@@ -421,12 +421,10 @@ fn host_local_ipam_block_routed_mode_and_dual_stack() {
     assert!(!t.host_links().contains("pn"), "{}", t.host_links());
 }
 
-/// Evidence for the lead: another client opening the node (the CLI, an agent, an in-process
-/// runtime) while the plugin adds pods drops some pods' host ports. `Node::open` sweeps port
-/// files that have no sandbox record yet (create writes the record after mapping the ports) and
-/// rebuilds the table without them: the ADD succeeds, the pod has no host port, and `check`
-/// (which reads the same files) says it is fine. The plugin's lock covers plugin calls only.
-/// Observed: 2-3 of 60 pods lose their port with the CLI opening the node in a loop.
+/// Another client opening the node (the CLI, an agent, an in-process runtime) while the plugin
+/// adds pods must not touch them. It once did: open's recovery listed the rows still being
+/// created, read each again, and took a row whose create had finished in between (ready, no
+/// owner) for the leftover of a dead one; 1-3 of 40 pods lost their sandbox and host port.
 #[test]
 fn another_client_opening_the_node_during_adds_keeps_every_host_port() {
     let mut t = Cni::new("race");

@@ -295,7 +295,7 @@ impl Pods {
     /// fails leaves the row unowned, so the next call for the id, gc or open finishes it.
     async fn take_down(&self, e: &Entry) -> Result<bool> {
         let id = &e.sandbox.id;
-        if !self.base.store.claim(id, e.owner.as_deref(), Phase::Deleting)? {
+        if !self.base.store.claim(e, Phase::Deleting)? {
             return Ok(false);
         }
         if e.phase != Phase::Ready {
@@ -608,7 +608,7 @@ impl Pods {
             return netns::remove(&pin).map_err(|e| e.into_error(format!("{op}: remove netns {}", pin.display())));
         };
         // The durable intent first: a kill from here on is finished by the next call, gc or open.
-        if !self.base.store.claim(id, None, Phase::Deleting)? {
+        if !self.base.store.claim(&e, Phase::Deleting)? {
             return Err(Error::new(ErrorKind::Conflict, op, "another process took this sandbox meanwhile"));
         }
         if let Err(err) = self.teardown(&e.sandbox).await {
@@ -744,14 +744,8 @@ impl Pods {
                 if !(dead_intent || unwanted) {
                     continue;
                 }
-                let res = self.serialized(id, async {
-                    // Re-read under the id's lock: the row may have moved on meanwhile.
-                    match self.base.store.entry(id)? {
-                        Some(now) if now.seq == e.seq && now.owner == e.owner && now.phase == e.phase => {}
-                        _ => return Ok(false),
-                    }
-                    self.take_down(&e).await
-                });
+                // The claim fails when the row moved on since it was read.
+                let res = self.serialized(id, self.take_down(&e));
                 match res.await {
                     Ok(true) => rep.sandboxes.push(id.to_string()),
                     Ok(false) => {}

@@ -491,7 +491,8 @@ impl Store {
         };
         let mut out = vec![];
         for id in ids {
-            out.extend(self.entry(&id)?);
+            // Read again, apart: a create may have finished in between.
+            out.extend(self.entry(&id)?.filter(|e| e.phase != Phase::Ready));
         }
         Ok(out)
     }
@@ -650,16 +651,21 @@ impl Store {
         Ok(())
     }
 
-    /// Take a row over for `phase` (a delete, or the recovery of a dead owner's intent) if its
-    /// owner is still `expected`; false when someone else took it first.
-    pub(crate) fn claim(&self, id: &str, expected: Option<&str>, phase: Phase) -> Result<bool> {
+    /// Take the row `e` (as read) over for `phase` (a delete, or the recovery of a dead owner's
+    /// intent) if it is still exactly that row: same sequence number (not a later sandbox of the
+    /// same id), owner and phase. False when it moved on meanwhile (another process took it, or
+    /// the create it was reading finished).
+    pub(crate) fn claim(&self, e: &Entry, phase: Phase) -> Result<bool> {
+        let id = &e.sandbox.id;
         let c = self.conn();
         let n = c
-            .execute(
-                "UPDATE sandboxes SET owner = ?2, phase = CASE WHEN ?3 = 'ready' THEN phase ELSE ?3 END
-                 WHERE id = ?1 AND owner IS ?4",
-                params![id, self.owner.token, phase.as_str(), expected],
+            .prepare_cached(
+                "UPDATE sandboxes SET owner = ?2, phase = ?3
+                 WHERE id = ?1 AND seq = ?4 AND owner IS ?5 AND phase = ?6",
             )
+            .and_then(|mut st| {
+                st.execute(params![id, self.owner.token, phase.as_str(), e.seq, e.owner, e.phase.as_str()])
+            })
             .map_err(self.db_err(format!("claim sandbox {id}")))?;
         Ok(n == 1)
     }
@@ -1015,6 +1021,31 @@ mod tests {
         create(&b, &pools, "x").unwrap();
         let e = Store::open(&d.0, &[pool("10.9.0.0/24")]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    }
+
+    /// A claim is a compare-and-swap on the row as read: a create that finished, a delete that
+    /// took the row, or a later sandbox of the same id each make a stale read's claim fail.
+    #[test]
+    fn claims_fail_on_a_row_that_moved_on() {
+        let d = dir("claim");
+        let pools = [pool("10.0.0.0/24")];
+        let a = Store::open(&d.0, &pools).unwrap();
+        let b = Store::open(&d.0, &pools).unwrap();
+        let sb = create(&a, &pools, "x").unwrap();
+        let creating = b.entry("x").unwrap().unwrap();
+        assert_eq!((creating.phase, creating.owner.as_deref()), (Phase::Creating, Some(a.me())));
+        a.mark_ready(&sb).unwrap();
+        let read_as_ready_unowned = Entry { owner: None, ..creating.clone() };
+        assert!(!b.claim(&creating, Phase::Deleting).unwrap(), "the create finished");
+        assert!(!b.claim(&read_as_ready_unowned, Phase::Deleting).unwrap(), "phase differs");
+        let ready = b.entry("x").unwrap().unwrap();
+        assert!(b.claim(&ready, Phase::Deleting).unwrap());
+        assert!(!a.claim(&ready, Phase::Deleting).unwrap(), "b took it first");
+        b.finish_teardown("x", &sb.host_ifname, true).unwrap();
+        let again = create(&a, &pools, "x").unwrap();
+        a.mark_ready(&again).unwrap();
+        assert!(!b.claim(&ready, Phase::Deleting).unwrap(), "a later sandbox of the same id");
+        assert!(b.in_flight().unwrap().is_empty());
     }
 
     /// State read back that podnet did not write in this call: random and mutated records,
