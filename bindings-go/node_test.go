@@ -166,6 +166,11 @@ func TestRuntimeNetns(t *testing.T) {
 	if _, err := os.Stat(pin); err != nil {
 		t.Errorf("podnet removed a netns it did not create: %v", err)
 	}
+	// The pod is cut off at once; its veth goes with the netns, which the runtime removes next.
+	if out, _ := exec.Command("ip", "-n", "runtime-made", "link", "show", "eth0").CombinedOutput(); !strings.Contains(string(out), "NO-CARRIER") {
+		t.Errorf("the pod's interface is not cut off: %s", out)
+	}
+	exec.Command("ip", "netns", "del", "runtime-made").Run()
 	assertNothingLeft(t)
 }
 

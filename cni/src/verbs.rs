@@ -1,7 +1,6 @@
 //! The CNI verbs over podnet's node API: each call opens the node named by the config, makes one
-//! library call and returns. Calls of one node serialize on a lock file in its state dir:
-//! opening a node rebuilds its nftables table from the recorded host ports, which must not
-//! interleave with another process's port change.
+//! library call and returns. Calls from any number of processes (and other clients of the node)
+//! are made safe by the node's store: its transactions and per-sandbox intents.
 
 use podnet::{ErrorKind, Node, NodeConfig};
 use serde_json::Value;
@@ -12,11 +11,14 @@ use crate::result::{add_result, compare_prev};
 
 /// The node of this one call, on a current-thread runtime: every netlink answer is handled on
 /// the calling thread, no runtime worker threads are started, and no answer waits for one to be
-/// scheduled (the blocking facade's runtime has two). Both are leaked on purpose: the process exits right after the call and the kernel closes the sockets, while
-/// dropping them would wait for the runtime's shutdown.
+/// scheduled (the blocking facade's runtime has two). The runtime is leaked on purpose (the
+/// process exits right after the call; shutting it down would wait for its tasks). The node is
+/// dropped at the end of the call: that closes the state database (the last connection folds
+/// the write-ahead log into it, so the next process does not replay it) and removes this
+/// process's owner file.
 struct Opened {
     rt: &'static tokio::runtime::Runtime,
-    node: &'static Node,
+    node: Node,
 }
 
 impl Opened {
@@ -32,7 +34,7 @@ fn open(cfg: &NodeConfig) -> Result<Opened, CniError> {
         .map_err(|e| CniError::new(code::IO, format!("start runtime: {e}")))?;
     let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
     let node = rt.block_on(Node::open(cfg.clone()))?;
-    Ok(Opened { rt, node: Box::leak(Box::new(node)) })
+    Ok(Opened { rt, node })
 }
 
 /// True when no call has set this node up yet (DEL and GC then have nothing to undo).

@@ -102,6 +102,30 @@ impl Cni {
         podnet::blocking::Node::open(cfg.netns(&self.node_ns)).unwrap()
     }
 
+    /// DEL as a runtime does it: the pod is cut off when DEL returns (its interface, if the
+    /// netns is still there, has lost its carrier), then the runtime removes the netns and the
+    /// kernel destroys the veth with it.
+    fn del_and_drop_netns(&self, cid: &str, ns: &Path, conf: &Value) {
+        let o = self.call("DEL", cid, Some(ns), "eth0", "", conf);
+        assert!(o.ok, "DEL {cid}: {}", o.json);
+        let link = in_ns(ns, &["ip", "-br", "link", "show", "eth0"]);
+        assert!(link.is_empty() || link.contains("NO-CARRIER"), "{cid} not cut off: {link}");
+        podnet::internals::netns::remove(ns).unwrap();
+    }
+
+    /// The node's podnet veths once the kernel has finished destroying removed netns (batched,
+    /// asynchronous: usually within ms).
+    fn host_links_settled(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let l = self.host_links();
+            if !l.contains("pn") || std::time::Instant::now() > deadline {
+                return l;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     fn host_links(&self) -> String {
         in_ns(&self.node_ns, &["ip", "-br", "link", "show", "type", "veth"])
     }
@@ -160,10 +184,13 @@ fn every_verb_in_every_version() {
         assert_eq!(del.json, Value::Null, "DEL prints nothing");
         let again = t.call("DEL", &cid, Some(&ns), "eth0", "", &conf);
         assert!(again.ok, "second DEL {v}: {}", again.json);
-        assert!(in_ns(&ns, &["ip", "-br", "link"]).lines().all(|l| !l.starts_with("eth0")));
+        let link = in_ns(&ns, &["ip", "-br", "link", "show", "eth0"]);
+        assert!(link.contains("NO-CARRIER"), "{v}: the pod is cut off at once: {link}");
+        podnet::internals::netns::remove(&ns).unwrap();
     }
     assert!(t.node().list_sandboxes().unwrap().is_empty());
-    assert!(!t.host_links().contains("pn"), "{}", t.host_links());
+    let links = t.host_links_settled();
+    assert!(!links.contains("pn"), "{links}");
 }
 
 #[test]
@@ -201,7 +228,8 @@ fn labels_idempotency_and_missing_things() {
     assert!(del.ok, "DEL without netns: {}", del.json);
     assert!(t.call("DEL", "c1", None, "eth0", "", &conf).ok, "DEL without CNI_NETNS");
     assert!(t.node().list_sandboxes().unwrap().is_empty());
-    assert!(!t.host_links().contains("pn"), "{}", t.host_links());
+    let links = t.host_links_settled();
+    assert!(!links.contains("pn"), "{links}");
 
     // DEL for a network never set up (no state at all) and for an unknown container.
     let fresh = t.conf("1.0.0", json!({"name": "never", "stateDir": t.w.dir.join("never")}));
@@ -294,11 +322,12 @@ fn two_pods_talk_and_a_host_port_answers_from_another_netns() {
     let listed = t.node().list_ports().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].mapping.host_ip, Some("192.168.77.1".parse().unwrap()));
-    assert!(t.call("DEL", "cb", Some(&b), "eth0", "", &t.conf("1.0.0", hp)).ok);
-    assert!(t.call("DEL", "ca", Some(&a), "eth0", "", &conf).ok);
+    t.del_and_drop_netns("cb", &b, &t.conf("1.0.0", hp));
+    t.del_and_drop_netns("ca", &a, &conf);
     assert!(t.node().list_ports().unwrap().is_empty());
     assert!(tcp_ask(&client, sa("192.168.77.1".parse().unwrap(), 30080)).is_err());
-    assert!(!t.host_links().contains("pn"), "{}", t.host_links());
+    let links = t.host_links_settled();
+    assert!(!links.contains("pn"), "{links}");
 }
 
 #[test]
@@ -416,9 +445,10 @@ fn host_local_ipam_block_routed_mode_and_dual_stack() {
     let mut with_prev = conf.clone();
     with_prev["prevResult"] = ra.clone();
     assert!(t.call("CHECK", "ca", Some(&a), "eth0", "", &with_prev).ok);
-    assert!(t.call("DEL", "ca", Some(&a), "eth0", "", &conf).ok);
-    assert!(t.call("DEL", "cb", Some(&b), "eth0", "", &conf).ok);
-    assert!(!t.host_links().contains("pn"), "{}", t.host_links());
+    t.del_and_drop_netns("ca", &a, &conf);
+    t.del_and_drop_netns("cb", &b, &conf);
+    let links = t.host_links_settled();
+    assert!(!links.contains("pn"), "{links}");
 }
 
 /// Another client opening the node (the CLI, an agent, an in-process runtime) while the plugin

@@ -326,17 +326,21 @@ impl Pods {
                 }
             }
         }
-        // Deleting the veth ourselves (a netns podnet did not make) leaves nothing that can
-        // carry the addresses: they are free at once. Dropping our pin leaves that to the kernel.
+        // Dropping our pin leaves the veth to the kernel, which destroys it with the netns, in
+        // batches. In a netns the runtime made (and removes right after this call) the host
+        // end is set down at once, which cuts the pod off, and left to go with that netns:
+        // deleting it here would wait about 20 ms for RCU. Either way the addresses drain until
+        // the veth is verified gone (`reap`, which deletes it after DRAIN_GRACE if something
+        // still holds the netns); one already gone frees them at once.
         let mut veth_gone = false;
         if sb.owns_netns {
             if let Err(e) = netns::remove(&sb.netns_path) {
                 errors.push(e.into_error(format!("remove netns {}", sb.netns_path.display())));
             }
         } else {
-            match self.base.nl.delete_link(&sb.host_ifname).await {
-                Ok(()) => veth_gone = true,
-                Err(e) => errors.push(e.into_error(format!("delete {}", sb.host_ifname))),
+            match self.base.nl.set_down_by_name(&sb.host_ifname).await {
+                Ok(there) => veth_gone = !there,
+                Err(e) => errors.push(e.into_error(format!("set {} down", sb.host_ifname))),
             }
         }
         if errors.is_empty() {
