@@ -157,6 +157,22 @@ pub mod label {
     pub const IFNAME: &str = "cni.ifname";
 }
 
+/// `xx:xx:xx:xx:xx:xx` (or with `-`), hex digits in either case.
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(m)
+}
+
 /// CNI_ARGS keys kept as labels (the Kubernetes ones CRI runtimes pass).
 pub const K8S_ARGS: [(&str, &str); 4] = [
     ("K8S_POD_NAMESPACE", "k8s.pod.namespace"),
@@ -356,11 +372,12 @@ impl NetConf {
         let ifname = env.ifname()?;
         let netns = env.netns()?;
         let args = env.cni_args()?;
-        if let Some(mac) = &self.runtime.mac {
-            // podnet derives the MAC (0a:58:<IPv4>); a chosen one needs SandboxSpec support.
-            return Err(unsupported(format!("runtimeConfig.mac {mac:?}: podnet does not set a requested MAC yet")));
-        }
         let mut spec = SandboxSpec::new(sandbox_id(cid, ifname));
+        // Capability `mac`, or CNI_ARGS `MAC` as the bridge plugin reads it.
+        if let Some(mac) = self.runtime.mac.as_deref().or(args.get("MAC").map(String::as_str)) {
+            spec.mac =
+                Some(parse_mac(mac).ok_or_else(|| invalid(format!("MAC address {mac:?}: want xx:xx:xx:xx:xx:xx")))?);
+        }
         spec.ifname = ifname.to_string();
         spec.netns = NetnsSpec::Path(netns.to_path_buf());
         let mut wanted: Vec<&str> = self.runtime.ips.iter().map(String::as_str).collect();
@@ -629,8 +646,16 @@ mod tests {
         b["ipam"] = json!({"subnet": "10.0.0.0/24", "routes": [{"dst": "192.168.0.0/16"}]});
         assert_eq!(NetConf::parse(b).unwrap_err().code, code::UNSUPPORTED_FIELD);
         let mut m = base.clone();
-        m["runtimeConfig"] = json!({"mac": "02:00:00:00:00:01"});
-        assert_eq!(NetConf::parse(m).unwrap().sandbox_spec(&env()).unwrap_err().code, code::UNSUPPORTED_FIELD);
+        m["runtimeConfig"] = json!({"mac": "02:00:00:00:0A:01"});
+        assert_eq!(NetConf::parse(m.clone()).unwrap().sandbox_spec(&env()).unwrap().mac, Some([2, 0, 0, 0, 10, 1]));
+        for bad in ["02:00:00:00:00", "02:00:00:00:00:0g", "03:00:00:00:00:01", "00:00:00:00:00:00", "020000000001"] {
+            m["runtimeConfig"] = json!({"mac": bad});
+            assert_eq!(
+                NetConf::parse(m.clone()).unwrap().sandbox_spec(&env()).unwrap_err().code,
+                code::INVALID_CONFIG,
+                "{bad}"
+            );
+        }
         let mut p = base;
         p["runtimeConfig"] = json!({"portMappings": [{"hostPort": 70000, "containerPort": 80}]});
         assert_eq!(NetConf::parse(p).unwrap().sandbox_spec(&env()).unwrap_err().code, code::INVALID_CONFIG);

@@ -215,8 +215,12 @@ fn labels_idempotency_and_missing_things() {
     assert!(!sb.owns_netns);
 
     // A second interface of the same container: its own sandbox (hashed id), its own address.
-    let net1 = t.call("ADD", "c1", Some(&ns), "net1", args, &conf);
+    // It asks for its MAC (capability `mac`): the pod's interface has it, and so does the result.
+    let with_mac = t.conf("1.0.0", json!({"runtimeConfig": {"mac": "02:aa:bb:cc:dd:01"}}));
+    let net1 = t.call("ADD", "c1", Some(&ns), "net1", args, &with_mac);
     assert!(net1.ok, "{}", net1.json);
+    assert_eq!(net1.json["interfaces"][1]["mac"], "02:aa:bb:cc:dd:01", "{}", net1.json);
+    assert!(in_ns(&ns, &["ip", "-br", "link", "show", "net1"]).contains("02:aa:bb:cc:dd:01"));
     assert_ne!(pod_ip(&net1.json), pod_ip(&first.json));
     let ids: Vec<String> = t.node().list_sandboxes().unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(ids.len(), 2, "{ids:?}");

@@ -438,6 +438,10 @@ pub struct SandboxSpec {
     /// bytes of `[A-Za-z0-9_./-]`, values at most 4,096 bytes, at most 64 labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The pod interface's MAC address (None: derived from its IPv4 address, as the CNI bridge
+    /// plugin does, or from the id). Must be a unicast address, not all zeros.
+    #[serde(default)]
+    pub mac: Option<[u8; 6]>,
 }
 
 /// Most labels one sandbox may carry.
@@ -464,6 +468,7 @@ impl SandboxSpec {
             ports: vec![],
             mode: None,
             labels: BTreeMap::new(),
+            mac: None,
         }
     }
 
@@ -506,6 +511,11 @@ impl SandboxSpec {
                     &op,
                     format!("label {k:?}: value longer than {MAX_LABEL_VALUE_LEN} bytes or contains NUL"),
                 ));
+            }
+        }
+        if let Some(m) = self.mac {
+            if m[0] & 1 == 1 || m == [0; 6] {
+                return Err(Error::invalid(&op, "MAC address: must be a unicast address, not all zeros"));
             }
         }
         if let NetnsSpec::Path(p) = &self.netns {

@@ -68,7 +68,11 @@ pub fn host_veth_name(id: &str, ifname: &str) -> String {
 
 /// MAC of the pod interface: `0a:58:<IPv4>` as the CNI bridge plugin does (stable for the
 /// address), or derived from the id for IPv6-only pods.
-fn pod_mac(id: &str, ifname: &str, ips: &[IpAddr]) -> [u8; 6] {
+fn pod_mac(spec: &SandboxSpec, ips: &[IpAddr]) -> [u8; 6] {
+    if let Some(m) = spec.mac {
+        return m;
+    }
+    let (id, ifname) = (&spec.id, &spec.ifname);
     if let Some(IpAddr::V4(a)) = ips.iter().find(|i| i.is_ipv4()) {
         let o = a.octets();
         return [0x0a, 0x58, o[0], o[1], o[2], o[3]];
@@ -179,7 +183,14 @@ impl Pods {
             let same_ips = spec.ips.iter().all(|ip| existing.ips.iter().any(|n| n.ip() == *ip));
             let same_ports =
                 spec.ports.iter().all(|p| existing.ports.contains(p)) && spec.ports.len() == existing.ports.len();
-            if !(existing.ifname == spec.ifname && same_ns && same_ips && same_ports && mode == existing.mode) {
+            let same_mac = spec.mac.is_none_or(|m| existing.mac == mac_str(&m));
+            if !(existing.ifname == spec.ifname
+                && same_ns
+                && same_ips
+                && same_ports
+                && same_mac
+                && mode == existing.mode)
+            {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     op,
@@ -227,7 +238,7 @@ impl Pods {
                 netns_path: netns_path.clone(),
                 owns_netns: owns,
                 host_ifname: host.clone(),
-                mac: mac_str(&pod_mac(&spec.id, &spec.ifname, &ips)),
+                mac: mac_str(&pod_mac(spec, &ips)),
                 ips: prefixed,
                 gateways,
                 mode,
@@ -454,7 +465,7 @@ impl Pods {
 
         // 2. veth, pod end born in the pod netns
         let host = sb.host_ifname.clone();
-        let mac = pod_mac(&spec.id, &spec.ifname, &ips);
+        let mac = pod_mac(spec, &ips);
         let host_mac = routed.then_some(ROUTED_HOST_MAC);
         let group = link_group(&self.base.cfg.name);
         let veth_op = || format!("create veth {host} for sandbox {}", spec.id);
