@@ -70,6 +70,7 @@ impl CniError {
             K::Permission => code::PERMISSION,
             K::Kernel => code::KERNEL,
             K::Inconsistent => code::INCONSISTENT,
+            K::NotReady => code::TRY_AGAIN,
             _ => code::INTERNAL,
         };
         CniError { code, msg: e.to_string(), details: format!("podnet error kind: {}", e.kind()) }

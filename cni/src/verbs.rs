@@ -147,6 +147,12 @@ pub fn status(conf: &NetConf) -> Result<(), CniError> {
     require(conf, Version::V1_1_0, "STATUS")?;
     let not_ready = |m: String| CniError::new(code::NOT_AVAILABLE, m);
     let n = open(&conf.node).map_err(|e| not_ready(format!("node {} is not usable: {}", conf.node.name, e.msg)))?;
+    if !n.node.is_ready() {
+        return Err(not_ready(format!(
+            "node {} is not ready for pods yet (its cluster agent holds it)",
+            conf.node.name
+        )));
+    }
     let sbs = n.run(n.node.list_sandboxes()).map_err(|e| not_ready(e.to_string()))?;
     for p in &conf.node.pools {
         let used = sbs.iter().filter(|s| s.ips.iter().any(|n| p.cidr.contains(n.ip()))).count() as u128;

@@ -274,8 +274,8 @@ fn bad_input_gets_the_spec_codes() {
     let dhcp = t.conf("0.4.0", json!({"ipam": {"type": "dhcp"}}));
     let o = t.call("ADD", "c1", Some(&ns), "eth0", "", &dhcp);
     assert_eq!((o.code(), o.json["cniVersion"].as_str()), (7, Some("0.4.0")), "both podCIDRs and ipam");
-    let mac = t.conf("1.1.0", json!({"runtimeConfig": {"mac": "02:00:00:00:00:01"}}));
-    assert_eq!(c(t.call("ADD", "c1", Some(&ns), "eth0", "", &mac)), 2);
+    let mac = t.conf("1.1.0", json!({"runtimeConfig": {"mac": "03:00:00:00:00:01"}}));
+    assert_eq!(c(t.call("ADD", "c1", Some(&ns), "eth0", "", &mac)), 7, "a multicast MAC");
     // Runtime state.
     assert_eq!(c(t.call("ADD", "c1", Some(&t.w.dir.join("no-such-netns")), "eth0", "", &conf)), 3);
     assert_eq!(c(t.call("CHECK", "c1", Some(&ns), "eth0", "", &t.conf("1.1.0", json!({"prevResult": {}})))), 3);
@@ -376,6 +376,20 @@ fn status_is_not_ready_until_the_node_can_take_a_pod() {
     assert!(o.json["msg"].as_str().unwrap().contains("exhausted"), "{}", o.json);
     assert!(t.call("DEL", "c1", Some(&ns), "eth0", "", &small).ok);
     assert!(t.call("STATUS", "", None, "", "", &small).ok, "ready again");
+    // A cluster agent (any client of the node) holds the node not ready: STATUS says so and ADD
+    // is "try again later" (11), until it opens the gate.
+    let agent = t.node();
+    agent.inner().set_ready(false).unwrap();
+    let o = t.call("STATUS", "", None, "", "", &small);
+    assert_eq!(o.code(), 50, "{}", o.json);
+    assert!(o.json["msg"].as_str().unwrap().contains("not ready"), "{}", o.json);
+    let o = t.call("ADD", "c2", Some(&ns), "eth0", "", &small);
+    assert_eq!(o.code(), 11, "{}", o.json);
+    assert!(t.node().list_sandboxes().unwrap().is_empty());
+    agent.inner().set_ready(true).unwrap();
+    t.add("c2", &ns, &small);
+    assert!(t.call("DEL", "c2", Some(&ns), "eth0", "", &small).ok);
+    drop(agent);
     // A state dir that cannot be one (a file is in the way).
     let blocked = t.w.dir.join("blocked");
     std::fs::write(&blocked, b"").unwrap();

@@ -71,12 +71,8 @@ impl Node {
     /// node is not ready ([`Node::set_ready`]) every create fails with
     /// [`crate::ErrorKind::NotReady`] and changes nothing.
     pub async fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox> {
-        if !self.is_ready() {
-            return Err(crate::Error::new(
-                crate::ErrorKind::NotReady,
-                format!("create sandbox {}", spec.id),
-                format!("node {} is not ready for pods yet (its cluster agent is still starting)", self.base.cfg.name),
-            ));
+        if let Some(why) = self.not_ready()? {
+            return Err(crate::Error::new(crate::ErrorKind::NotReady, format!("create sandbox {}", spec.id), why));
         }
         self.pods.create(spec).await
     }
@@ -236,15 +232,33 @@ impl Node {
     /// Accept sandbox creates (`true`, the state after [`Node::open`]) or refuse them with
     /// [`crate::ErrorKind::NotReady`] (`false`). A cluster agent opens the node not ready and
     /// makes it ready once the node's subnet is leased and its peers are programmed, so no pod is
-    /// created half-connected. Only creates through this `Node` value are gated (another process
-    /// opening the same node is not); deletes, reads and peers are never refused.
-    pub fn set_ready(&self, ready: bool) {
+    /// created half-connected. The gate holds for every client of the node, in this process and
+    /// in others (a CNI plugin, the CLI), while this `Node` value lives: it is kept in the node's
+    /// state with this handle as its owner, and a process that dies takes its gate with it.
+    /// Deletes, reads and peers are never refused. Fails only when the state cannot be written
+    /// (then only this `Node` value is gated).
+    pub fn set_ready(&self, ready: bool) -> crate::Result<()> {
         self.ready.store(ready, Ordering::Release);
+        let reason =
+            format!("node {} is not ready for pods yet (its cluster agent is still starting)", self.base.cfg.name);
+        self.base.store.set_gate((!ready).then_some(reason.as_str()))
     }
 
-    /// Whether sandbox creates are accepted (see [`Node::set_ready`]).
+    /// Whether sandbox creates are accepted now, by this value's gate and every other live
+    /// client's (see [`Node::set_ready`]); a state that cannot be read counts as not ready.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        matches!(self.not_ready(), Ok(None))
+    }
+
+    /// Why creates are refused, if they are.
+    fn not_ready(&self) -> crate::Result<Option<String>> {
+        if !self.ready.load(Ordering::Acquire) {
+            return Ok(Some(format!(
+                "node {} is not ready for pods yet (its cluster agent is still starting)",
+                self.base.cfg.name
+            )));
+        }
+        self.base.store.gate()
     }
 
     /// The node's netlink connection (podnet's own tools and tests).

@@ -263,7 +263,7 @@ fn vxlan_settings_vtep_mac_and_readiness_gate() {
     let mut cfg =
         w.node_config("n1", &ns).pod_cidr("10.10.1.0/24".parse().unwrap()).underlay("10.200.0.1".parse().unwrap());
     cfg.vxlan.disable_tx_checksum_offload = Some(true);
-    let node = Node::open(cfg).unwrap();
+    let node = Node::open(cfg.clone()).unwrap();
     let k = in_ns(&ns, &["ethtool", "-k", "podnet.1"]);
     assert!(k.contains("tx-checksumming: off"), "forced off: {k}");
     assert_eq!(in_ns(&ns, &["cat", "/proc/sys/net/ipv6/conf/podnet.1/accept_ra"]).trim(), "0");
@@ -274,16 +274,28 @@ fn vxlan_settings_vtep_mac_and_readiness_gate() {
     assert!(shown.contains(&format!("link/ether {} ", hex.join(":"))), "the device carries the reported MAC: {shown}");
 
     assert!(node.inner().is_ready());
-    node.inner().set_ready(false);
-    let e = node.create_sandbox(&SandboxSpec::new("early")).unwrap_err();
-    assert_eq!(e.kind(), podnet::ErrorKind::NotReady, "{e}");
-    assert_eq!(e.kind().as_str(), "not_ready");
+    node.inner().set_ready(false).unwrap();
+    // The gate holds for every client of the node (another handle here; a CNI plugin process
+    // in cni/tests), while the handle that closed it lives.
+    let other = Node::open(cfg.clone()).unwrap();
+    for n in [&node, &other] {
+        assert!(!n.inner().is_ready());
+        let e = n.create_sandbox(&SandboxSpec::new("early")).unwrap_err();
+        assert_eq!(e.kind(), podnet::ErrorKind::NotReady, "{e}");
+        assert_eq!(e.kind().as_str(), "not_ready");
+    }
     assert!(w.pod_pins().is_empty(), "a refused create leaves nothing");
     assert!(node.list_sandboxes().unwrap().is_empty());
-    node.inner().set_ready(true);
-    let sb = node.create_sandbox(&SandboxSpec::new("early")).unwrap();
-    node.delete_sandbox(&sb.id).unwrap();
-    drop(node);
+    node.inner().set_ready(true).unwrap();
+    let sb = other.create_sandbox(&SandboxSpec::new("early")).unwrap();
+    other.delete_sandbox(&sb.id).unwrap();
+    // A handle that closes the gate and goes away (a process that dies) takes its gate along.
+    let gone = Node::open(cfg).unwrap();
+    gone.inner().set_ready(false).unwrap();
+    assert!(!other.inner().is_ready());
+    drop(gone);
+    assert!(other.inner().is_ready());
+    drop((node, other));
 
     // A node without a VXLAN device (no underlay) has no VTEP MAC.
     let ns2 = w.netns("node2");

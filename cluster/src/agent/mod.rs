@@ -496,7 +496,7 @@ impl<S: Store> Runner<S> {
             self.peers = wanted;
         }
         if let Some(node) = self.node() {
-            node.set_ready(true);
+            node.set_ready(true)?;
         }
         let n = self.peers.len();
         self.set(|s| {
@@ -834,7 +834,7 @@ impl<S: Store> Runner<S> {
         }
         let node = Node::open(nc).await?;
         // No pod before the peers are programmed: creates fail with NotReady until then.
-        node.set_ready(false);
+        node.set_ready(false)?;
         *self.node.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(node));
         Ok(())
     }

@@ -248,11 +248,14 @@ impl Pods {
         };
         // The durable intent: from here on a crash at any point is finished by the next call
         // for this id, gc or open.
-        let sb = self
-            .base
-            .store
-            .begin_create(&spec.id, &spec.ifname, pools, &spec.ips, &spec.ports, record)
-            .map_err(|e| e.context(&op))?;
+        let begin = || self.base.store.begin_create(&spec.id, &spec.ifname, pools, &spec.ips, &spec.ports, &record);
+        let sb = match begin() {
+            // Deleted pods' addresses may be draining still: release those whose veth is gone
+            // (or delete it) without waiting for the grace, and try once more.
+            Err(e) if e.kind() == ErrorKind::Exhausted && !self.reap(true).await.is_empty() => begin(),
+            other => other,
+        }
+        .map_err(|e| e.context(&op))?;
         let res = match self.create_steps(spec, &sb).await {
             Ok(()) => self.base.store.mark_ready(&sb),
             Err(e) => Err(e),

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS ports (
 );
 CREATE INDEX IF NOT EXISTS ports_by_port ON ports (protocol, host_port);
 CREATE TABLE IF NOT EXISTS peers (name TEXT PRIMARY KEY, peer TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS gates (owner TEXT PRIMARY KEY, reason TEXT NOT NULL);
 ";
 
 /// A sandbox as created: what the runtime gets back, and what podnet records.
@@ -815,6 +816,47 @@ impl Store {
         )
         .map_err(self.db_err("write node state"))?;
         Ok(())
+    }
+
+    // --- the readiness gate
+
+    /// Close (`Some(reason)`) or open (`None`) this node handle's gate on sandbox creates; it
+    /// holds for every process on the node while this handle's process lives.
+    pub(crate) fn set_gate(&self, reason: Option<&str>) -> Result<()> {
+        let c = self.conn();
+        match reason {
+            Some(r) => c.execute(
+                "INSERT INTO gates (owner, reason) VALUES (?1, ?2)
+                 ON CONFLICT (owner) DO UPDATE SET reason = excluded.reason",
+                params![self.owner.token, r],
+            ),
+            None => c.execute("DELETE FROM gates WHERE owner = ?1", [&self.owner.token]),
+        }
+        .map_err(self.db_err("write the readiness gate"))?;
+        Ok(())
+    }
+
+    /// Why creates are refused now: the reason of a gate a live handle closed (gates of dead
+    /// processes are dropped), or None.
+    pub(crate) fn gate(&self) -> Result<Option<String>> {
+        let rows: Vec<(String, String)> = {
+            let c = self.conn();
+            let mut st = c.prepare_cached("SELECT owner, reason FROM gates").map_err(self.db_err("read gates"))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(self.db_err("read gates"))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(self.db_err("read gates"))?;
+            rows
+        };
+        for (owner, reason) in rows {
+            if self.owner_alive(&owner) {
+                return Ok(Some(reason));
+            }
+            let c = self.conn();
+            c.execute("DELETE FROM gates WHERE owner = ?1", [&owner]).map_err(self.db_err("drop a dead gate"))?;
+        }
+        Ok(None)
     }
 
     // --- peers
