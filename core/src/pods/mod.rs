@@ -248,7 +248,7 @@ impl Pods {
         };
         // The durable intent: from here on a crash at any point is finished by the next call
         // for this id, gc or open.
-        let begin = || self.base.store.begin_create(&spec.id, &spec.ifname, pools, &spec.ips, &spec.ports, &record);
+        let begin = || self.base.store.begin_create(&spec.id, &spec.ifname, pools, &spec.ips, &spec.ports, record);
         let sb = match begin() {
             // Deleted pods' addresses may be draining still: release those whose veth is gone
             // (or delete it) without waiting for the grace, and try once more.
