@@ -3,9 +3,10 @@
 //! never undone, and damaged state is an error that changes nothing.
 //!
 //! `crash_recovery_converges` kills a child process (this test binary, running the library)
-//! with SIGKILL at random points of creates, deletes and port changes, then runs the documented
-//! recovery (open the node, `gc` with the runtime's live list) and checks the kernel against the
-//! state. `PODNET_CRASH_ITERATIONS` sets how many kills (default 12; try 500 on demand).
+//! with SIGKILL at random points of creates (in netns podnet makes and in netns a "runtime" made,
+//! bridge and routed, with and without host ports), deletes, port changes and peer changes,
+//! then runs the documented recovery (open the node, `gc` with the runtime's live list) and
+//! checks the kernel against the state. `PODNET_CRASH_ITERATIONS` sets how many kills (default 12; try 500 on demand).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -86,8 +87,11 @@ fn assert_converged(w: &World, ns: &Path, node: &Node, ctx: &str) {
     }
     let mut pins: Vec<String> = w.pod_pins();
     pins.sort();
-    let mut want: Vec<String> =
-        pods.iter().map(|s| s.netns_path.file_name().unwrap().to_string_lossy().to_string()).collect();
+    let mut want: Vec<String> = pods
+        .iter()
+        .filter(|s| s.owns_netns)
+        .map(|s| s.netns_path.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
     want.sort();
     assert_eq!(pins, want, "{ctx}: pins");
     // Deleted pods' veths vanish with their netns, asynchronously.
@@ -134,6 +138,11 @@ impl Rng {
     }
 }
 
+/// The netns the "runtime" made for crash-test pod `k` (even `k` only).
+fn runtime_netns(w: &World, k: u64) -> PathBuf {
+    w.dir.join("ns").join(format!("r{k}"))
+}
+
 /// The child: runs creates, deletes and port changes until it is killed.
 #[test]
 #[ignore = "child process of crash_recovery_converges"]
@@ -145,7 +154,8 @@ fn crash_child() {
     let node = Node::open(crash_cfg(&w, &ns)).unwrap();
     let mut rng = Rng(seed);
     loop {
-        let id = format!("c{}", rng.below(12));
+        let k = rng.below(12);
+        let id = format!("c{k}");
         match rng.below(7) {
             5 => {
                 let peers: Vec<podnet::Peer> = (0..6).filter(|_| rng.below(2) == 0).map(crash_peer).collect();
@@ -159,6 +169,10 @@ fn crash_child() {
             0 | 1 => {
                 let mut spec = SandboxSpec::new(&id);
                 spec.mode = Some(if rng.below(2) == 0 { PodMode::Bridge } else { PodMode::Routed });
+                if k % 2 == 0 {
+                    // Half the pods live in a netns the runtime made (as through the CNI plugin).
+                    spec.netns = podnet::NetnsSpec::Path(runtime_netns(&w, k));
+                }
                 if rng.below(2) == 0 {
                     spec.ports = vec![PortMapping {
                         protocol: Protocol::Tcp,
@@ -195,6 +209,9 @@ fn crash_recovery_converges() {
     let mut w = World::new("crash");
     let ns = w.netns("crash");
     let ul = w.netns("crash-ul");
+    for k in (0..12).step_by(2) {
+        assert_eq!(w.netns(&format!("r{k}")), runtime_netns(&w, k));
+    }
     link(&ns, "ul0", &["192.0.2.1/24"], &ul, "ul1", &["192.0.2.2/24"]).unwrap();
     let seed0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let mut rng = Rng(seed0);
