@@ -214,6 +214,16 @@ fn labels_idempotency_and_missing_things() {
     assert_eq!(sb.labels["cni.network"], t.name);
     assert!(!sb.owns_netns);
 
+    // A runtime that keeps the netns and attaches a new container to it with the same
+    // interface name, right after DEL: the deleted pod's interface (cut off, draining) gives way.
+    let keep = t.pod("kept");
+    t.add("k1", &keep, &conf);
+    assert!(t.call("DEL", "k1", Some(&keep), "eth0", "", &conf).ok);
+    t.add("k2", &keep, &conf);
+    assert!(in_ns(&keep, &["ip", "-br", "link", "show", "eth0"]).contains("UP"));
+    assert!(t.call("DEL", "k2", Some(&keep), "eth0", "", &conf).ok);
+    podnet::internals::netns::remove(&keep).unwrap();
+
     // A second interface of the same container: its own sandbox (hashed id), its own address.
     // It asks for its MAC (capability `mac`): the pod's interface has it, and so does the result.
     let with_mac = t.conf("1.0.0", json!({"runtimeConfig": {"mac": "02:aa:bb:cc:dd:01"}}));

@@ -496,6 +496,11 @@ impl Pods {
             self.base.nl.delete_link(&host).await.map_err(|e| e.into_error(format!("delete stale {host}")))?;
             r = create().await;
         }
+        if matches!(&r, Err(e) if e.is_exists()) && !self.reap(true).await.is_empty() {
+            // The pod-side name is taken: by a deleted pod's interface still draining in this
+            // netns (a runtime attaching a new container to the netns it kept). Reclaimed.
+            r = create().await;
+        }
         r.map_err(|e| e.into_error(veth_op()))?;
         drop(ns_file);
         self.check_fail_point(FailPoint::AfterVeth)?;
