@@ -185,17 +185,24 @@ fn web(endpoints: Vec<Endpoint>, policy: TrafficPolicy) -> Service {
     }
 }
 
-/// The services table's maps and sets as nft lists them (nft 1.0.6 cannot print the dispatch
-/// and pick chains: their lookups are keyed by another map's result, which its language lacks).
-fn maps(ns: &Path) -> String {
-    let mut out = String::new();
-    for m in ["svc4", "svc6", "ids4", "eps4", "eps6", "nodeports4", "npids4"] {
-        out += &in_ns(ns, &["nft", "list", "map", "inet", "podnet-services", m]);
+/// The services table as nft lists it.
+fn table(ns: &Path) -> String {
+    in_ns(ns, &["nft", "list", "table", "inet", "podnet-services"])
+}
+
+/// How many elements the services' sets and maps hold (all but the configured CIDRs).
+fn service_elements(ns: &Path) -> usize {
+    let j: serde_json::Value =
+        serde_json::from_str(&in_ns(ns, &["nft", "-j", "list", "table", "inet", "podnet-services"])).unwrap();
+    let mut n = 0;
+    for o in j["nftables"].as_array().unwrap() {
+        let s = if o["set"].is_object() { &o["set"] } else { &o["map"] };
+        let name = s["name"].as_str().unwrap_or("");
+        if !name.contains("nets") {
+            n += s["elem"].as_array().map_or(0, Vec::len);
+        }
     }
-    for s in ["noeps4", "noeps_np", "clusterips4", "hairpin4"] {
-        out += &in_ns(ns, &["nft", "list", "set", "inet", "podnet-services", s]);
-    }
-    out
+    n
 }
 
 fn set(n: &Node, s: &Service) -> podnet::Result<()> {
@@ -241,6 +248,18 @@ fn services_end_to_end(cross: CrossNodeMode) {
     let mut all = eps(false);
     all.extend(eps(true));
     set(&wd.n1, &web(all.clone(), TrafficPolicy::Cluster)).unwrap();
+    // operators read the rules with nft: the whole ruleset lists, service rules included
+    let listed = in_ns(&wd.ns1, &["nft", "list", "ruleset"]);
+    let n = all.iter().filter(|e| e.ip.is_ipv4()).count();
+    for want in [
+        "table inet podnet-services".to_string(),
+        format!("ip daddr . meta l4proto . th dport @fe4-n{n} dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} map @eps4"),
+        format!("meta l4proto . th dport @np4-n{n}-masq meta mark set meta mark | 0x00004000 dnat ip to meta l4proto . th dport . numgen random mod {n} map @npeps4"),
+        "10.96.0.10 . tcp . 80 . 0x00000000 : ".to_string(),
+        "ct state new jump check".to_string(),
+    ] {
+        assert!(listed.contains(&want), "`nft list ruleset` lacks {want:?}:\n{listed}");
+    }
 
     // pod -> ClusterIP reaches every endpoint, and the endpoint sees the client pod's own IP
     for (v6, vip, me) in [(false, "10.96.0.10", a.ipv4().unwrap()), (true, "fd00:96::10", a.ipv6().unwrap())] {
@@ -314,7 +333,7 @@ fn services_end_to_end(cross: CrossNodeMode) {
     assert!(["b", "c", "r"].contains(&who.as_str()));
 
     // validation: a distinct error, nothing changes
-    let before = maps(&wd.ns1);
+    let before = table(&wd.ns1);
     let mut bad = web(all.clone(), TrafficPolicy::Cluster);
     bad.cluster_ips = vec!["10.99.0.1".parse().unwrap()];
     assert_eq!(set(&wd.n1, &bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
@@ -323,7 +342,7 @@ fn services_end_to_end(cross: CrossNodeMode) {
     assert_eq!(set(&wd.n1, &clash).unwrap_err().kind(), ErrorKind::Conflict);
     clash.cluster_ips = vec!["10.96.0.11".parse().unwrap()];
     assert_eq!(set(&wd.n1, &clash).unwrap_err().kind(), ErrorKind::Conflict, "same NodePort");
-    assert_eq!(maps(&wd.ns1), before);
+    assert_eq!(table(&wd.ns1), before);
 
     // every change above left the foreign table as it was
     assert_eq!(in_ns(&wd.ns1, &["nft", "list", "table", "ip", "someone_else"]), foreign);
@@ -414,6 +433,9 @@ fn affinity_endpoint_removal_and_udp_conntrack() {
     s.ports.push(ServicePort { protocol: Protocol::Udp, port: 53, target_port: 5353, node_port: None });
     s.affinity = Affinity::ClientIp { timeout_secs: 30 };
     set(&wd.n1, &s).unwrap();
+    let listed = in_ns(&wd.ns1, &["nft", "list", "ruleset"]);
+    assert!(listed.contains("dnat ip to ip daddr . meta l4proto . th dport . ip saddr map @aff4"), "{listed}");
+    assert!(listed.contains("update @aff4 { ct original ip daddr . meta l4proto . ct original proto-dst . ip saddr timeout 30s : ip daddr . udp dport }"), "{listed}");
 
     // ClientIP affinity: every connection of one client goes to the same endpoint
     let first = ok(&a.netns_path, sa("10.96.0.10", 80)).0;
@@ -457,8 +479,7 @@ fn affinity_endpoint_removal_and_udp_conntrack() {
     // removing the service removes every element
     wd.n1.block_on(wd.n1.inner().remove_service("default/web")).unwrap();
     wd.n1.block_on(wd.n1.inner().remove_service("default/web")).unwrap();
-    let left = maps(&wd.ns1);
-    assert!(!left.contains("elements"), "{left}");
+    assert_eq!(service_elements(&wd.ns1), 0, "{}", table(&wd.ns1));
     for id in ["a", "b", "c"] {
         wd.n1.delete_sandbox(id).unwrap();
     }
