@@ -47,12 +47,13 @@ impl Node {
         async move {
             cfg.validate()?;
             let base = Arc::new(Base::open(cfg).await?);
-            let ports = Arc::new(Ports::open(base.clone())?);
+            let services = Services::open(&base.netns_file, &base.cfg)?;
+            let ports = Arc::new(Ports::open(base.clone(), services.clone())?);
             base.store.save_config(&base.cfg)?;
             let node = Node {
                 peers: Peers::new(base.clone(), ports.clone()),
                 pods: Pods::new(base.clone(), ports.clone()),
-                services: Services::open(&base.netns_file, &base.cfg)?,
+                services,
                 base,
                 ports,
                 ready: AtomicBool::new(true),
@@ -140,7 +141,8 @@ impl Node {
     }
 
     /// Re-install podnet's nftables table and every recorded host port if someone flushed the
-    /// ruleset (or deleted elements). Other tables are never touched.
+    /// ruleset (or deleted elements), and the services table from the services this handle
+    /// programmed ([`Node::repair_services`]). Other tables are never touched.
     pub async fn repair(&self) -> Result<RepairReport> {
         self.ports.repair().await
     }

@@ -334,6 +334,7 @@ fn services_end_to_end(cross: CrossNodeMode) {
 
     // validation: a distinct error, nothing changes
     let before = table(&wd.ns1);
+    let elements = service_elements(&wd.ns1);
     let mut bad = web(all.clone(), TrafficPolicy::Cluster);
     bad.cluster_ips = vec!["10.99.0.1".parse().unwrap()];
     assert_eq!(set(&wd.n1, &bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
@@ -347,11 +348,23 @@ fn services_end_to_end(cross: CrossNodeMode) {
     // every change above left the foreign table as it was
     assert_eq!(in_ns(&wd.ns1, &["nft", "list", "table", "ip", "someone_else"]), foreign);
 
-    // someone flushes the whole ruleset: repair restores service
+    // someone flushes the whole ruleset: the node's repair restores service (and host ports)
     in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
     assert!(ask(&a.netns_path, sa("10.96.0.10", 80), Duration::from_millis(400)).is_err());
-    assert!(wd.n1.block_on(wd.n1.inner().repair_services()).unwrap());
+    let rep = wd.n1.repair().unwrap();
+    assert!(rep.table_recreated && rep.services_rebuilt, "{rep:?}");
     assert!(!wd.n1.block_on(wd.n1.inner().repair_services()).unwrap(), "nothing to repair");
+    assert!(!wd.n1.repair().unwrap().services_rebuilt, "nothing to repair");
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    // ... so does gc, which runs it
+    in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
+    let gc = wd.n1.gc_orphans().unwrap();
+    assert!(gc.errors.is_empty(), "{gc:?}");
+    assert_eq!(service_elements(&wd.ns1), elements, "the rebuilt table has the same elements");
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    // ... and repair_services alone
+    in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
+    assert!(wd.n1.block_on(wd.n1.inner().repair_services()).unwrap());
     ok(&a.netns_path, sa("10.96.0.10", 80));
     // ... and so does the next change
     in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
