@@ -332,6 +332,19 @@ fn services_end_to_end(cross: CrossNodeMode) {
     let (who, _) = ok(&wd.ns1, sa("10.96.0.10", 80));
     assert!(["b", "c", "r"].contains(&who.as_str()));
 
+    // a second service on the same ClusterIP (another port) shares its address element
+    let mut dns = web(all.clone(), TrafficPolicy::Cluster);
+    dns.name = "default/dns".into();
+    dns.node_ports_off();
+    dns.ports[0].port = 53;
+    set(&wd.n1, &dns).unwrap();
+    ok(&a.netns_path, sa("10.96.0.10", 53));
+    wd.n1.block_on(wd.n1.inner().remove_service("default/dns")).unwrap();
+    let cips = in_ns(&wd.ns1, &["nft", "list", "set", "inet", "podnet-services", "clusterips4"]);
+    assert!(cips.contains("10.96.0.10"), "{cips}");
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    refused(&a.netns_path, sa("10.96.0.10", 53));
+
     // validation: a distinct error, nothing changes
     let before = table(&wd.ns1);
     let elements = service_elements(&wd.ns1);

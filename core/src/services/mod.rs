@@ -12,7 +12,7 @@
 //! which takes the table over; a single-service change in a process that never programmed the
 //! table while one exists is refused (`Conflict`) rather than wiping the other's services.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -210,6 +210,12 @@ impl Service {
     }
 }
 
+/// Sets whose elements several services may need: a ClusterIP whose ports two services
+/// serve, an endpoint of two services (hairpin).
+fn shared(set: &SetDef) -> bool {
+    [&table::CLUSTERIPS4, &table::CLUSTERIPS6, &table::HAIRPIN4, &table::HAIRPIN6].iter().any(|s| std::ptr::eq(*s, set))
+}
+
 /// Identity of one programmed element: its set and key.
 type ElemKey = (&'static str, [u8; MAX_KEY_LEN], u8);
 
@@ -240,9 +246,11 @@ struct State {
     sock: NftSocket,
     table: ServiceTable,
     service_cidrs: Vec<IpNetwork>,
-    services: BTreeMap<String, Entry>,
-    /// Every element in the kernel with the number of services that need it.
-    programmed: HashMap<ElemKey, (&'static SetDef, Elem, u32)>,
+    services: HashMap<String, Entry>,
+    /// Elements of the [`shared`] sets in the kernel, with the number of services that need
+    /// each. Every other element is one service's (frontends are unique), so a change touches
+    /// only that service's own maps and these few counts, however many services exist.
+    shared: HashMap<ElemKey, u32>,
     frontends: HashMap<(IpAddr, Proto, u16), String>,
     node_ports: HashMap<(Proto, u16), String>,
     /// The kinds whose sets and rules are in the table.
@@ -253,6 +261,11 @@ struct State {
     owner: bool,
     generation: Option<u32>,
     handle: u64,
+}
+
+/// Every element the services need, once.
+fn all_elements(services: &HashMap<String, Entry>) -> HashMap<ElemKey, &(&'static SetDef, Elem)> {
+    services.values().flat_map(|e| e.elems.iter().map(|(k, v)| (*k, v))).collect()
 }
 
 /// Stable endpoint order: survivors keep their index, holes are filled by new endpoints
@@ -371,7 +384,8 @@ impl State {
         Planned { elems: out, orders }
     }
 
-    /// Refcount changes from `old` to `new` elements; returns the kernel deletes and adds.
+    /// The kernel deletes and adds from one service's `old` to its `new` elements (counting
+    /// the shared ones).
     #[expect(clippy::type_complexity, reason = "two element lists")]
     fn diff(
         &mut self,
@@ -384,10 +398,12 @@ impl State {
             if new.get(k).is_some_and(|(_, n)| n == e) {
                 continue;
             }
-            if let Some(p) = self.programmed.get_mut(k) {
-                p.2 -= 1;
-                if p.2 == 0 {
-                    self.programmed.remove(k);
+            if !shared(s) {
+                dels.push((*s, e.clone()));
+            } else if let Some(n) = self.shared.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.shared.remove(k);
                     dels.push((*s, e.clone()));
                 }
             }
@@ -396,12 +412,14 @@ impl State {
             if old.get(k).is_some_and(|(_, o)| o == e) {
                 continue;
             }
-            match self.programmed.get_mut(k) {
-                Some(p) => p.2 += 1,
-                None => {
-                    self.programmed.insert(*k, (*s, e.clone(), 1));
-                    adds.push((*s, e.clone()));
-                }
+            if !shared(s) {
+                adds.push((*s, e.clone()));
+                continue;
+            }
+            let n = self.shared.entry(*k).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                adds.push((*s, e.clone()));
             }
         }
         (dels, adds)
@@ -429,7 +447,7 @@ impl State {
         self.synced = false;
         let mut kinds: Vec<Kind> = self.kinds.iter().copied().collect();
         kinds.sort_unstable();
-        let elems: Vec<(&'static SetDef, Elem)> = self.programmed.values().map(|(s, e, _)| (*s, e.clone())).collect();
+        let elems: Vec<(&'static SetDef, Elem)> = all_elements(&self.services).into_values().cloned().collect();
         self.handle = self.sock.services_rebuild(&self.table, &kinds, &elems)?;
         self.generation = Some(self.sock.generation()?);
         self.synced = true;
@@ -554,24 +572,29 @@ impl State {
         if let Some(s) = &svc {
             self.index(s, true);
         }
+        // In memory first: a lost table is rebuilt from memory instead of changed.
+        let new_svc = svc.is_some();
+        if let Some(s) = svc {
+            self.services.insert(name.to_string(), Entry { svc: s, orders, elems: new_elems });
+        }
         match self.commit(&new_kinds, &dels, &adds) {
             Ok(()) => {
-                if let Some(o) = &old {
-                    self.flush_removed_udp(o, &orders);
-                }
-                if let Some(s) = svc {
-                    self.services.insert(name.to_string(), Entry { svc: s, orders, elems: new_elems });
+                if let Some(o) = old.as_ref().filter(|o| o.orders.keys().any(|k| k.0 == Proto::Udp)) {
+                    let empty = HashMap::new();
+                    let now = self.services.get(name).map(|e| &e.orders).unwrap_or(&empty).clone();
+                    self.flush_removed_udp(o, &now);
                 }
                 Ok(())
             }
             Err(e) => {
                 // Undo in memory: the kernel applied nothing of the batch.
-                self.diff(&new_elems, old_elems);
+                let new = if new_svc { self.services.remove(name) } else { None };
+                self.diff(new.as_ref().map_or(&empty, |n| &n.elems), old_elems);
                 for k in &new_kinds {
                     self.kinds.remove(k);
                 }
-                if let Some(s) = &svc {
-                    self.index(s, false);
+                if let Some(n) = &new {
+                    self.index(&n.svc, false);
                 }
                 if let Some(o) = old {
                     self.index(&o.svc, true);
@@ -664,36 +687,41 @@ impl State {
         }
         // Build the new state beside the old one, then send the difference.
         let old_services = std::mem::take(&mut self.services);
-        let old_programmed = std::mem::take(&mut self.programmed);
+        let old_shared = std::mem::take(&mut self.shared);
         let old_kinds = self.kinds.clone();
         let mut new_kinds = vec![];
         for s in svcs {
             let prev = old_services.get(&s.name);
             let Planned { elems, orders } = self.elements(&s, prev, &mut new_kinds);
-            for (k, (set, e)) in &elems {
-                self.programmed.entry(*k).or_insert_with(|| (*set, e.clone(), 0)).2 += 1;
+            for (k, (set, _)) in &elems {
+                if shared(set) {
+                    *self.shared.entry(*k).or_insert(0) += 1;
+                }
             }
             self.services.insert(s.name.clone(), Entry { svc: s, orders, elems });
         }
+        // Frontends may move between services here: compare the unions, not service by service.
+        let (old_all, new_all) = (all_elements(&old_services), all_elements(&self.services));
         let mut dels = vec![];
         let mut adds = vec![];
-        for (k, (s, e, _)) in &old_programmed {
-            if self.programmed.get(k).is_none_or(|(_, n, _)| n != e) {
+        for (k, (s, e)) in &old_all {
+            if new_all.get(k).is_none_or(|(_, n)| n != e) {
                 dels.push((*s, e.clone()));
             }
         }
-        for (k, (s, e, _)) in &self.programmed {
-            if old_programmed.get(k).is_none_or(|(_, o, _)| o != e) {
+        for (k, (s, e)) in &new_all {
+            if old_all.get(k).is_none_or(|(_, o)| o != e) {
                 adds.push((*s, e.clone()));
             }
         }
+        drop((old_all, new_all));
         self.frontends = frontends;
         self.node_ports = node_ports;
         match self.commit(&new_kinds, &dels, &adds) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.services = old_services;
-                self.programmed = old_programmed;
+                self.shared = old_shared;
                 self.kinds = old_kinds;
                 self.frontends.clear();
                 self.node_ports.clear();
@@ -734,8 +762,8 @@ impl Services {
             sock,
             table,
             service_cidrs: cfg.service_cidrs.clone(),
-            services: BTreeMap::new(),
-            programmed: HashMap::new(),
+            services: HashMap::new(),
+            shared: HashMap::new(),
             frontends: HashMap::new(),
             node_ports: HashMap::new(),
             kinds: HashSet::new(),
@@ -799,7 +827,12 @@ impl Services {
 
     /// The services, by name.
     pub(crate) async fn list(&self) -> Result<Vec<Service>> {
-        self.with(|s| Ok(s.services.values().map(|e| e.svc.clone()).collect())).await
+        self.with(|s| {
+            let mut all: Vec<Service> = s.services.values().map(|e| e.svc.clone()).collect();
+            all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            Ok(all)
+        })
+        .await
     }
 }
 
