@@ -287,6 +287,26 @@ fn services_end_to_end(cross: CrossNodeMode) {
     // no NodePorts on localhost
     refused(&wd.ns1, sa("127.0.0.1", 30080));
 
+    // an external IP (routed to node1 by the client) is served with the external policy
+    in_ns(&wd.client, &["ip", "route", "add", "10.77.1.1/32", "via", "192.168.200.1"]);
+    let mut ext = web(all.clone(), TrafficPolicy::Cluster);
+    ext.external_ips = vec!["10.77.1.1".parse().unwrap()];
+    set(&wd.n1, &ext).unwrap();
+    let mut seen = HashMap::new();
+    for _ in 0..30 {
+        let (who, peer) = ok(&wd.client, sa("10.77.1.1", 80));
+        assert_ne!(peer, "192.168.200.2", "policy Cluster masquerades");
+        *seen.entry(who).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    ext.external_traffic_policy = TrafficPolicy::Local;
+    set(&wd.n1, &ext).unwrap();
+    for _ in 0..10 {
+        let (who, peer) = ok(&wd.client, sa("10.77.1.1", 80));
+        assert_eq!(peer, "192.168.200.2", "policy Local keeps the client's address");
+        assert!(who == "b" || who == "c", "{who}");
+    }
+
     // policy Local: local endpoints only, the client's address kept
     set(&wd.n1, &web(all.clone(), TrafficPolicy::Local)).unwrap();
     for _ in 0..20 {
