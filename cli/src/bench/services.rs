@@ -144,20 +144,17 @@ fn run_inner(a: &BenchServicesArgs) -> Result<(), String> {
     let mut w = World::try_new("bench-services")?;
     let ns = w.try_netns("node")?;
     let ns_small = w.try_netns("small")?;
-    let cfg = w
-        .node_config("bench", &ns)
-        .mode(PodMode::Bridge)
-        .pod_cidr("10.99.0.0/16".parse().map_err(err)?)
-        .cluster_cidr("10.96.0.0/11".parse().map_err(err)?)
-        .service_cidr("10.96.0.0/16".parse().map_err(err)?);
-    let small_cfg = w
-        .node_config("bench-small", &ns_small)
-        .mode(PodMode::Bridge)
-        .pod_cidr("10.99.0.0/16".parse().map_err(err)?)
-        .cluster_cidr("10.96.0.0/11".parse().map_err(err)?)
-        .service_cidr("10.96.0.0/16".parse().map_err(err)?);
-    let node = Node::open(cfg).map_err(err)?;
-    let node_small = Node::open(small_cfg).map_err(err)?;
+    let open = |name: &str, ns: &Path| -> Result<Node, String> {
+        let cfg = w
+            .node_config(name, ns)
+            .mode(PodMode::Bridge)
+            .pod_cidr("10.99.0.0/16".parse().map_err(err)?)
+            .cluster_cidr("10.96.0.0/11".parse().map_err(err)?)
+            .service_cidr("10.96.0.0/16".parse().map_err(err)?);
+        Node::open(cfg).map_err(err)
+    };
+    let node = open("bench", &ns)?;
+    let node_small = open("bench-small", &ns_small)?;
     let n = node.inner().clone();
     let client = node.create_sandbox(&SandboxSpec::new("client")).map_err(err)?;
     let server = node.create_sandbox(&SandboxSpec::new("server")).map_err(err)?;
