@@ -21,14 +21,20 @@
 //!   (and the ipv6 twins)
 //!   chain dispatch {
 //!     [ip daddr @clusterips4 ip saddr != @clusternets4 meta mark set meta mark | M]
-//!     # per kind, appended when the kind first appears:
+//!     meta nfproto ipv4 jump frontends4
+//!     fib daddr type local ip daddr != 127.0.0.0/8 jump nodeports4
+//!     (the same for ipv6)
+//!   }
+//!   chain frontends4 {   # per kind, appended when the kind first appears:
 //!     [ip daddr . meta l4proto . th dport @fe4-n3-aff30
 //!        dnat ip to ip daddr . meta l4proto . th dport . ip saddr map @aff4]
 //!     ip daddr . meta l4proto . th dport @fe4-n3 [meta mark set meta mark | M]
 //!       dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 3 map @eps4
-//!     fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport @np4-n3-masq
-//!       meta mark set meta mark | M dnat ip to meta l4proto . th dport . numgen random mod 3 map @npeps4
 //!     ip daddr . meta l4proto . th dport @fe4-drop drop
+//!   }
+//!   chain nodeports4 {
+//!     meta l4proto . th dport @np4-n3-masq meta mark set meta mark | M
+//!       dnat ip to meta l4proto . th dport . numgen random mod 3 map @npeps4
 //!   }
 //!   chain nat_prerouting  { type nat hook prerouting priority -100; jump dispatch }
 //!   chain nat_output      { type nat hook output priority -100; jump dispatch }
@@ -47,12 +53,13 @@
 //! A frontend (ClusterIP or external IP and port, or NodePort) is an element of exactly one
 //! kind set: kinds are the distinct (family, NodePort or not, endpoint count, masquerade,
 //! affinity timeout), a handful in practice, each with its own rule because `numgen` takes its
-//! modulus from the rule. Endpoint `i` of a frontend is the map element `frontend . i`. So
+//! modulus from the rule; a new connection tries the kinds of its family in turn (NodePort
+//! kinds only when addressed to the node). Endpoint `i` of a frontend is the map element `frontend . i`. So
 //! adding an endpoint adds one element per frontend and moves each frontend to the next kind's
 //! set; nothing is a verdict pointing at a chain, so no change makes the kernel revalidate the
 //! table (adding one goto element to a 10,000-element verdict map cost 1.2 ms of commit here,
-//! a data element 0.04 ms). The price of printable rules: a new connection tries the kinds in
-//! turn (one hash lookup each), and a frontend's endpoints are elements of their own.
+//! a data element 0.04 ms). The price of printable rules: one hash lookup per kind tried, and
+//! a frontend's endpoints are elements of their own.
 //!
 //! Affinity is recorded per frontend address (ClusterIP, external IP, or the node address a
 //! NodePort was reached on) and client, after DNAT, from the connection's original tuple: nft
@@ -114,6 +121,16 @@ impl Kind {
     /// A kind that drops (no endpoint to choose from); the other fields do not matter.
     pub fn drop(v6: bool, nodeport: bool) -> Kind {
         Kind { v6, nodeport, n: 0, masq: false, affinity_secs: 0 }
+    }
+
+    /// The dispatch chain holding the kind's rules: per family, addresses or NodePorts.
+    fn chain(&self) -> &'static str {
+        match (self.nodeport, self.v6) {
+            (false, false) => "frontends4",
+            (false, true) => "frontends6",
+            (true, false) => "nodeports4",
+            (true, true) => "nodeports6",
+        }
     }
 
     fn name(&self) -> String {
@@ -395,7 +412,6 @@ fn local_not_loopback(w: &mut Writer, v6: bool) {
 fn kind_match(w: &mut Writer, kind: &Kind) {
     nfproto(w, kind.v6);
     if kind.nodeport {
-        local_not_loopback(w, kind.v6);
         load_nodeport(w);
     } else {
         load_frontend(w, kind.v6);
@@ -426,9 +442,10 @@ pub(crate) fn kind(b: &mut Batch<What>, kind: &Kind, mark: u32) {
         (true, false) => (&NPEPS4, &AFF4),
         (true, true) => (&NPEPS6, &AFF6),
     };
-    let (what, check) = (What::KindRule("dispatch", set), What::KindRule("check", set));
+    let chain = kind.chain();
+    let (what, check) = (What::KindRule(chain, set), What::KindRule("check", set));
     if kind.n == 0 {
-        msg::rule_msg(b, SERVICES_TABLE, "dispatch", what, |w| {
+        msg::rule_msg(b, SERVICES_TABLE, chain, what, |w| {
             kind_match(w, kind);
             expr::verdict(w, VERDICT_DROP);
         });
@@ -441,7 +458,7 @@ pub(crate) fn kind(b: &mut Batch<What>, kind: &Kind, mark: u32) {
     };
     if kind.affinity_secs > 0 {
         // a client seen within the timeout goes to the same endpoint
-        msg::rule_msg(b, SERVICES_TABLE, "dispatch", what, |w| {
+        msg::rule_msg(b, SERVICES_TABLE, chain, what, |w| {
             kind_match(w, kind);
             masq(w);
             let next = load_frontend(w, v6);
@@ -449,7 +466,7 @@ pub(crate) fn kind(b: &mut Batch<What>, kind: &Kind, mark: u32) {
             dnat_via(w, v6, aff);
         });
     }
-    msg::rule_msg(b, SERVICES_TABLE, "dispatch", what, |w| {
+    msg::rule_msg(b, SERVICES_TABLE, chain, what, |w| {
         kind_match(w, kind);
         masq(w);
         let next = if kind.nodeport { load_nodeport(w) } else { load_frontend(w, v6) };
@@ -544,6 +561,24 @@ pub(crate) fn build<'a>(
             });
             i += 1;
         }
+    }
+    // A new connection scans only the kinds of its family, and NodePort kinds only when it
+    // is addressed to the node (one fib lookup for all of them).
+    for v6 in [false, true] {
+        let fe = Kind { v6, nodeport: false, n: 0, masq: false, affinity_secs: 0 }.chain();
+        let np = Kind { v6, nodeport: true, n: 0, masq: false, affinity_secs: 0 }.chain();
+        chain(b, fe, None);
+        chain(b, np, None);
+        rule(b, "dispatch", i, |w| {
+            nfproto(w, v6);
+            expr::jump(w, fe);
+        });
+        rule(b, "dispatch", i + 1, |w| {
+            nfproto(w, v6);
+            local_not_loopback(w, v6);
+            expr::jump(w, np);
+        });
+        i += 2;
     }
 
     chain(b, "nat_prerouting", Some((msg::NF_INET_PRE_ROUTING, msg::PRIO_DSTNAT, "nat")));
