@@ -15,7 +15,7 @@ use crate::config::Peer;
 use crate::config::{NodeConfig, PortMapping, SandboxSpec};
 use crate::peers::{Path, Peers, SyncReport};
 use crate::pods::{CheckReport, FailPoint, GcReport, Pods};
-use crate::ports::{PortEntry, Ports, RepairReport};
+use crate::ports::{PortEntry, Ports, RepairHook, RepairReport};
 use crate::services::{Service, Services};
 use crate::store::Sandbox;
 use crate::Result;
@@ -48,7 +48,12 @@ impl Node {
             cfg.validate()?;
             let base = Arc::new(Base::open(cfg).await?);
             let services = Services::open(&base.netns_file, &base.cfg)?;
-            let ports = Arc::new(Ports::open(base.clone(), services.clone())?);
+            let svc = services.clone();
+            let repair_services = RepairHook(Box::new(move || {
+                let svc = svc.clone();
+                Box::pin(async move { svc.repair().await })
+            }));
+            let ports = Arc::new(Ports::open(base.clone(), repair_services)?);
             base.store.save_config(&base.cfg)?;
             let node = Node {
                 peers: Peers::new(base.clone(), ports.clone()),

@@ -12,7 +12,6 @@ use ipnetwork::IpNetwork;
 use crate::base::Base;
 use crate::config::{PortMapping, Protocol};
 use crate::kernel::nft::{HostPort, NftSocket, Proto, Ruleset};
-use crate::services::Services;
 use crate::store::Sandbox;
 use crate::Result;
 
@@ -40,12 +39,25 @@ pub struct RepairReport {
     pub services_rebuilt: bool,
 }
 
+/// Repairs another table together with the host ports, returning whether it rebuilt it: the
+/// node passes the services table's repair (ports may not name services, a component of the
+/// same layer), so that one `repair`, and `gc` which runs it, restores both tables.
+pub(crate) struct RepairHook(
+    pub(crate) Box<dyn Fn() -> futures_util::future::BoxFuture<'static, Result<bool>> + Send + Sync>,
+);
+
+impl std::fmt::Debug for RepairHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RepairHook")
+    }
+}
+
 /// The host-port component: the node's nftables table and what is mapped in it.
 #[derive(Debug)]
 pub(crate) struct Ports {
     base: Arc<Base>,
-    /// Repaired together with the host ports: one `repair` (and `gc`) restores both tables.
-    services: Services,
+    /// Repaired together with the host ports (the services table).
+    also_repair: RepairHook,
     state: Mutex<State>,
 }
 
@@ -126,10 +138,10 @@ impl Ports {
     /// when it is missing (someone flushed the ruleset, a reboot) or was built for another
     /// configuration: an open is O(1) in the number of pods, which a process per call (the CNI
     /// plugin) needs, and never re-adds elements another process is removing.
-    pub(crate) fn open(base: Arc<Base>, services: Services) -> Result<Ports> {
+    pub(crate) fn open(base: Arc<Base>, also_repair: RepairHook) -> Result<Ports> {
         let sock =
             NftSocket::open_in(&base.netns_file).map_err(|e| e.into_error("open nf_tables socket in node netns"))?;
-        let ports = Ports { base, services, state: Mutex::new(State { sock, no_masq: HashMap::new() }) };
+        let ports = Ports { base, also_repair, state: Mutex::new(State { sock, no_masq: HashMap::new() }) };
         let hosts = ports.no_masq_hosts()?;
         let rs = ports.ruleset(&hosts);
         // The table's identity: its rules, not the peer hosts (changed element by element).
@@ -257,7 +269,7 @@ impl Ports {
             }
             (exists, missing)
         };
-        let services_rebuilt = self.services.repair().await?;
+        let services_rebuilt = (self.also_repair.0)().await?;
         Ok(RepairReport { table_recreated: !exists, ports_restored: missing, services_rebuilt })
     }
 }
