@@ -100,6 +100,7 @@ struct World2 {
     n1: Node,
     ns1: PathBuf,
     n2: Node,
+    ns2: PathBuf,
     client: PathBuf,
 }
 
@@ -155,7 +156,7 @@ fn world_with(tag: &str, cross: CrossNodeMode) -> World2 {
     };
     n1.add_peer(&Peer::new("node2", "10.201.0.2".parse().unwrap(), cidrs("10.30.2.0/24", "fd00:30:0:2::/64"))).unwrap();
     n2.add_peer(&Peer::new("node1", "10.201.0.1".parse().unwrap(), cidrs("10.30.1.0/24", "fd00:30:0:1::/64"))).unwrap();
-    World2 { w, cfg1, n1, ns1, n2, client }
+    World2 { w, cfg1, n1, ns1, n2, ns2, client }
 }
 
 /// A veth pair, `a_if` in `a` and `b_if` in `b`, both up.
@@ -284,6 +285,12 @@ fn services_end_to_end(cross: CrossNodeMode) {
     assert_eq!(seen.len(), 3, "{seen:?}");
     let (_, peer) = ok(&wd.client, sa("fd00:200::1", 30080));
     assert_ne!(peer, "fd00:200::2");
+    // ...on every local address of the node: its underlay address, from the other node
+    let mut seen = HashMap::new();
+    for _ in 0..30 {
+        *seen.entry(ok(&wd.ns2, sa("10.201.0.1", 30080)).0).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
     // no NodePorts on localhost
     refused(&wd.ns1, sa("127.0.0.1", 30080));
 
