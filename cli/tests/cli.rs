@@ -296,12 +296,11 @@ fn peer_add_list_sync_del() {
     assert!(peer_names(&w).is_empty());
 }
 
-/// The node's service frontends in the kernel, as nft lists the ClusterIP map (the oracle; nft
-/// cannot print the whole services table, see docs/nftables.md).
-fn svc4(w: &World) -> String {
+/// The node's live ClusterIPs in the kernel, as nft lists them (the oracle).
+fn cluster_ips(w: &World) -> String {
     let o = Command::new("nsenter")
         .arg(format!("--net={}", w.node_ns.display()))
-        .args(["nft", "list", "map", "inet", "podnet-services", "svc4"])
+        .args(["nft", "list", "set", "inet", "podnet-services", "clusterips4"])
         .output()
         .unwrap();
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -322,7 +321,7 @@ fn service_add_list_sync_del() {
     let r = ok(w.podnet(&[&["service", "add", "default/web", "--file", &f, "--json"][..], &web[..]].concat())).json();
     assert_eq!(r["services"], 1);
     assert_eq!(service_file(&file), ["default/web"]);
-    assert!(svc4(&w).contains("10.96.0.10"), "{}", svc4(&w));
+    assert!(cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
     let o = ok(w.podnet(&[
         "service",
         "add",
@@ -337,7 +336,7 @@ fn service_add_list_sync_del() {
         "10.10.1.6",
     ]));
     assert!(o.stdout.contains("default/dns") && o.stdout.contains("53:53/udp"), "{o:?}");
-    assert!(svc4(&w).contains("10.96.0.53") && svc4(&w).contains("10.96.0.10"), "{}", svc4(&w));
+    assert!(cluster_ips(&w).contains("10.96.0.53") && cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
     let l = ok(w.podnet(&["service", "list", "--file", &f, "--json"])).json();
     assert_eq!(l[0]["endpoints"][0]["local"], true);
     assert_eq!(l[1]["endpoints"][0]["local"], false);
@@ -358,14 +357,14 @@ fn service_add_list_sync_del() {
     // del rewrites the file and the kernel; sync from stdin programs exactly the list given.
     ok(w.podnet(&["service", "del", "default/dns", "--file", &f]));
     assert_eq!(service_file(&file), ["default/web"]);
-    assert!(!svc4(&w).contains("10.96.0.53"), "{}", svc4(&w));
+    assert!(!cluster_ips(&w).contains("10.96.0.53"), "{}", cluster_ips(&w));
     let r = ok(w.podnet_stdin(&["service", "sync", "--file", "-", "--json"], Some("[]"))).json();
     assert_eq!(r["services"], 0);
-    assert!(!svc4(&w).contains("10.96.0.10"), "{}", svc4(&w));
+    assert!(!cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
     bad(&w.podnet_stdin(&["service", "sync", "--file", "-"], Some(r#"{"name":"x"}"#)), 2, "invalid_argument");
     let r = ok(w.podnet(&["service", "sync", "--file", &f, "--json"])).json();
     assert_eq!(r["names"][0], "default/web");
-    assert!(svc4(&w).contains("10.96.0.10"), "{}", svc4(&w));
+    assert!(cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::config::Peer;
 use crate::config::{NodeConfig, PortMapping, SandboxSpec};
 use crate::peers::{Path, Peers, SyncReport};
 use crate::pods::{CheckReport, FailPoint, GcReport, Pods};
-use crate::ports::{PortEntry, Ports, RepairReport};
+use crate::ports::{PortEntry, Ports, RepairHook, RepairReport};
 use crate::services::{Service, Services};
 use crate::store::Sandbox;
 use crate::Result;
@@ -47,12 +47,18 @@ impl Node {
         async move {
             cfg.validate()?;
             let base = Arc::new(Base::open(cfg).await?);
-            let ports = Arc::new(Ports::open(base.clone())?);
+            let services = Services::open(&base.netns_file, &base.cfg)?;
+            let svc = services.clone();
+            let repair_services = RepairHook(Box::new(move || {
+                let svc = svc.clone();
+                Box::pin(async move { svc.repair().await })
+            }));
+            let ports = Arc::new(Ports::open(base.clone(), repair_services)?);
             base.store.save_config(&base.cfg)?;
             let node = Node {
                 peers: Peers::new(base.clone(), ports.clone()),
                 pods: Pods::new(base.clone(), ports.clone()),
-                services: Services::open(&base.netns_file, &base.cfg)?,
+                services,
                 base,
                 ports,
                 ready: AtomicBool::new(true),
@@ -136,7 +142,8 @@ impl Node {
     }
 
     /// Re-install podnet's nftables table and every recorded host port if someone flushed the
-    /// ruleset (or deleted elements). Other tables are never touched.
+    /// ruleset (or deleted elements), and the services table from the services this handle
+    /// programmed ([`Node::repair_services`]). Other tables are never touched.
     pub async fn repair(&self) -> Result<RepairReport> {
         self.ports.repair().await
     }

@@ -100,6 +100,7 @@ struct World2 {
     n1: Node,
     ns1: PathBuf,
     n2: Node,
+    ns2: PathBuf,
     client: PathBuf,
 }
 
@@ -155,7 +156,7 @@ fn world_with(tag: &str, cross: CrossNodeMode) -> World2 {
     };
     n1.add_peer(&Peer::new("node2", "10.201.0.2".parse().unwrap(), cidrs("10.30.2.0/24", "fd00:30:0:2::/64"))).unwrap();
     n2.add_peer(&Peer::new("node1", "10.201.0.1".parse().unwrap(), cidrs("10.30.1.0/24", "fd00:30:0:1::/64"))).unwrap();
-    World2 { w, cfg1, n1, ns1, n2, client }
+    World2 { w, cfg1, n1, ns1, n2, ns2, client }
 }
 
 /// A veth pair, `a_if` in `a` and `b_if` in `b`, both up.
@@ -185,17 +186,24 @@ fn web(endpoints: Vec<Endpoint>, policy: TrafficPolicy) -> Service {
     }
 }
 
-/// The services table's maps and sets as nft lists them (nft 1.0.6 cannot print the dispatch
-/// and pick chains: their lookups are keyed by another map's result, which its language lacks).
-fn maps(ns: &Path) -> String {
-    let mut out = String::new();
-    for m in ["svc4", "svc6", "ids4", "eps4", "eps6", "nodeports4", "npids4"] {
-        out += &in_ns(ns, &["nft", "list", "map", "inet", "podnet-services", m]);
+/// The services table as nft lists it.
+fn table(ns: &Path) -> String {
+    in_ns(ns, &["nft", "list", "table", "inet", "podnet-services"])
+}
+
+/// How many elements the services' sets and maps hold (all but the configured CIDRs).
+fn service_elements(ns: &Path) -> usize {
+    let j: serde_json::Value =
+        serde_json::from_str(&in_ns(ns, &["nft", "-j", "list", "table", "inet", "podnet-services"])).unwrap();
+    let mut n = 0;
+    for o in j["nftables"].as_array().unwrap() {
+        let s = if o["set"].is_object() { &o["set"] } else { &o["map"] };
+        let name = s["name"].as_str().unwrap_or("");
+        if !name.contains("nets") {
+            n += s["elem"].as_array().map_or(0, Vec::len);
+        }
     }
-    for s in ["noeps4", "noeps_np", "clusterips4", "hairpin4"] {
-        out += &in_ns(ns, &["nft", "list", "set", "inet", "podnet-services", s]);
-    }
-    out
+    n
 }
 
 fn set(n: &Node, s: &Service) -> podnet::Result<()> {
@@ -241,6 +249,18 @@ fn services_end_to_end(cross: CrossNodeMode) {
     let mut all = eps(false);
     all.extend(eps(true));
     set(&wd.n1, &web(all.clone(), TrafficPolicy::Cluster)).unwrap();
+    // operators read the rules with nft: the whole ruleset lists, service rules included
+    let listed = in_ns(&wd.ns1, &["nft", "list", "ruleset"]);
+    let n = all.iter().filter(|e| e.ip.is_ipv4()).count();
+    for want in [
+        "table inet podnet-services".to_string(),
+        format!("ip daddr . meta l4proto . th dport @fe4-n{n} dnat ip to ip daddr . meta l4proto . th dport . numgen random mod {n} map @eps4"),
+        format!("meta l4proto . th dport @np4-n{n}-masq meta mark set meta mark | 0x00004000 dnat ip to meta l4proto . th dport . numgen random mod {n} map @npeps4"),
+        "10.96.0.10 . tcp . 80 . 0x00000000 : ".to_string(),
+        "ct state new jump check".to_string(),
+    ] {
+        assert!(listed.contains(&want), "`nft list ruleset` lacks {want:?}:\n{listed}");
+    }
 
     // pod -> ClusterIP reaches every endpoint, and the endpoint sees the client pod's own IP
     for (v6, vip, me) in [(false, "10.96.0.10", a.ipv4().unwrap()), (true, "fd00:96::10", a.ipv6().unwrap())] {
@@ -265,8 +285,34 @@ fn services_end_to_end(cross: CrossNodeMode) {
     assert_eq!(seen.len(), 3, "{seen:?}");
     let (_, peer) = ok(&wd.client, sa("fd00:200::1", 30080));
     assert_ne!(peer, "fd00:200::2");
+    // ...on every local address of the node: its underlay address, from the other node
+    let mut seen = HashMap::new();
+    for _ in 0..30 {
+        *seen.entry(ok(&wd.ns2, sa("10.201.0.1", 30080)).0).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
     // no NodePorts on localhost
     refused(&wd.ns1, sa("127.0.0.1", 30080));
+
+    // an external IP (routed to node1 by the client) is served with the external policy
+    in_ns(&wd.client, &["ip", "route", "add", "10.77.1.1/32", "via", "192.168.200.1"]);
+    let mut ext = web(all.clone(), TrafficPolicy::Cluster);
+    ext.external_ips = vec!["10.77.1.1".parse().unwrap()];
+    set(&wd.n1, &ext).unwrap();
+    let mut seen = HashMap::new();
+    for _ in 0..30 {
+        let (who, peer) = ok(&wd.client, sa("10.77.1.1", 80));
+        assert_ne!(peer, "192.168.200.2", "policy Cluster masquerades");
+        *seen.entry(who).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    ext.external_traffic_policy = TrafficPolicy::Local;
+    set(&wd.n1, &ext).unwrap();
+    for _ in 0..10 {
+        let (who, peer) = ok(&wd.client, sa("10.77.1.1", 80));
+        assert_eq!(peer, "192.168.200.2", "policy Local keeps the client's address");
+        assert!(who == "b" || who == "c", "{who}");
+    }
 
     // policy Local: local endpoints only, the client's address kept
     set(&wd.n1, &web(all.clone(), TrafficPolicy::Local)).unwrap();
@@ -313,8 +359,22 @@ fn services_end_to_end(cross: CrossNodeMode) {
     let (who, _) = ok(&wd.ns1, sa("10.96.0.10", 80));
     assert!(["b", "c", "r"].contains(&who.as_str()));
 
+    // a second service on the same ClusterIP (another port) shares its address element
+    let mut dns = web(all.clone(), TrafficPolicy::Cluster);
+    dns.name = "default/dns".into();
+    dns.node_ports_off();
+    dns.ports[0].port = 53;
+    set(&wd.n1, &dns).unwrap();
+    ok(&a.netns_path, sa("10.96.0.10", 53));
+    wd.n1.block_on(wd.n1.inner().remove_service("default/dns")).unwrap();
+    let cips = in_ns(&wd.ns1, &["nft", "list", "set", "inet", "podnet-services", "clusterips4"]);
+    assert!(cips.contains("10.96.0.10"), "{cips}");
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    refused(&a.netns_path, sa("10.96.0.10", 53));
+
     // validation: a distinct error, nothing changes
-    let before = maps(&wd.ns1);
+    let before = table(&wd.ns1);
+    let elements = service_elements(&wd.ns1);
     let mut bad = web(all.clone(), TrafficPolicy::Cluster);
     bad.cluster_ips = vec!["10.99.0.1".parse().unwrap()];
     assert_eq!(set(&wd.n1, &bad).unwrap_err().kind(), ErrorKind::InvalidArgument);
@@ -323,16 +383,28 @@ fn services_end_to_end(cross: CrossNodeMode) {
     assert_eq!(set(&wd.n1, &clash).unwrap_err().kind(), ErrorKind::Conflict);
     clash.cluster_ips = vec!["10.96.0.11".parse().unwrap()];
     assert_eq!(set(&wd.n1, &clash).unwrap_err().kind(), ErrorKind::Conflict, "same NodePort");
-    assert_eq!(maps(&wd.ns1), before);
+    assert_eq!(table(&wd.ns1), before);
 
     // every change above left the foreign table as it was
     assert_eq!(in_ns(&wd.ns1, &["nft", "list", "table", "ip", "someone_else"]), foreign);
 
-    // someone flushes the whole ruleset: repair restores service
+    // someone flushes the whole ruleset: the node's repair restores service (and host ports)
     in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
     assert!(ask(&a.netns_path, sa("10.96.0.10", 80), Duration::from_millis(400)).is_err());
-    assert!(wd.n1.block_on(wd.n1.inner().repair_services()).unwrap());
+    let rep = wd.n1.repair().unwrap();
+    assert!(rep.table_recreated && rep.services_rebuilt, "{rep:?}");
     assert!(!wd.n1.block_on(wd.n1.inner().repair_services()).unwrap(), "nothing to repair");
+    assert!(!wd.n1.repair().unwrap().services_rebuilt, "nothing to repair");
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    // ... so does gc, which runs it
+    in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
+    let gc = wd.n1.gc_orphans().unwrap();
+    assert!(gc.errors.is_empty(), "{gc:?}");
+    assert_eq!(service_elements(&wd.ns1), elements, "the rebuilt table has the same elements");
+    ok(&a.netns_path, sa("10.96.0.10", 80));
+    // ... and repair_services alone
+    in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
+    assert!(wd.n1.block_on(wd.n1.inner().repair_services()).unwrap());
     ok(&a.netns_path, sa("10.96.0.10", 80));
     // ... and so does the next change
     in_ns(&wd.ns1, &["nft", "flush", "ruleset"]);
@@ -414,6 +486,9 @@ fn affinity_endpoint_removal_and_udp_conntrack() {
     s.ports.push(ServicePort { protocol: Protocol::Udp, port: 53, target_port: 5353, node_port: None });
     s.affinity = Affinity::ClientIp { timeout_secs: 30 };
     set(&wd.n1, &s).unwrap();
+    let listed = in_ns(&wd.ns1, &["nft", "list", "ruleset"]);
+    assert!(listed.contains("dnat ip to ip daddr . meta l4proto . th dport . ip saddr map @aff4"), "{listed}");
+    assert!(listed.contains("update @aff4 { ct original ip daddr . meta l4proto . ct original proto-dst . ip saddr timeout 30s : ip daddr . udp dport }"), "{listed}");
 
     // ClientIP affinity: every connection of one client goes to the same endpoint
     let first = ok(&a.netns_path, sa("10.96.0.10", 80)).0;
@@ -457,8 +532,7 @@ fn affinity_endpoint_removal_and_udp_conntrack() {
     // removing the service removes every element
     wd.n1.block_on(wd.n1.inner().remove_service("default/web")).unwrap();
     wd.n1.block_on(wd.n1.inner().remove_service("default/web")).unwrap();
-    let left = maps(&wd.ns1);
-    assert!(!left.contains("elements"), "{left}");
+    assert_eq!(service_elements(&wd.ns1), 0, "{}", table(&wd.ns1));
     for id in ["a", "b", "c"] {
         wd.n1.delete_sandbox(id).unwrap();
     }

@@ -212,7 +212,7 @@ void test_services(void) {
     CHECK(podnet_service_list_at(list, 1) == NULL);
     podnet_service_list_free(list);
     list = NULL;
-    CHECK(sh_ok("nft list map inet podnet-services svc4 | grep -q 10.96.0.10"));
+    CHECK(sh_ok("nft list set inet podnet-services clusterips4 | grep -q 10.96.0.10"));
     CHECK(sh_ok("for i in 1 2 3 4 5 6 7 8 9 10; do "
                 "ip netns exec pn-ctest-svc-a busybox nc -w 2 10.96.0.10 80 </dev/null 2>/dev/null | grep -q svc-b "
                 "&& exit 0; sleep 0.1; done; exit 1"));

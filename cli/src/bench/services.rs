@@ -1,6 +1,8 @@
 //! `podnet bench services`: program N services of E endpoints from empty, time one change
 //! (one endpoint in, one out, one service added) at 100 and at N services, and TCP connects
-//! through a ClusterIP at both sizes; with `--vs-kube-proxy`, the same job done kube-proxy's
+//! through a ClusterIP at both sizes. The changes at the two sizes are taken alternately on two
+//! nodes (one holding 100 services, one N), so that the machine's other load weighs on both
+//! sides of the ratio alike; with `--vs-kube-proxy`, the same job done kube-proxy's
 //! ways in the same run, in a private network namespace: its nftables ruleset applied with
 //! `nft -f` and its iptables rules with `iptables-restore` (cold, and one service added with the
 //! transaction kube-proxy would send).
@@ -83,41 +85,39 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// Samples of one size: endpoint in, endpoint out, service added, and all of them.
+#[derive(Default)]
 struct Changes {
     add_ep: Stats,
     del_ep: Stats,
     add_svc: Stats,
-    all: Stats,
+    all: Vec<f64>,
 }
 
-/// One change of each kind, `samples` times, at the current size.
-fn changes(node: &Node, have: usize, a: &BenchServicesArgs) -> Result<Changes, String> {
-    let n = node.inner();
-    let (mut add_ep, mut del_ep, mut add_svc) = (Stats::default(), Stats::default(), Stats::default());
-    let mut all = vec![];
-    for k in 0..a.samples {
+impl Changes {
+    /// One change of each kind on `node`, which holds services `0..have` (sample `k`).
+    fn sample(&mut self, node: &Node, have: usize, k: usize, a: &BenchServicesArgs) -> Result<(), String> {
+        let n = node.inner();
         let i = (k * 7919) % have;
         let mut s = service(i, a.endpoints);
         s.endpoints.push(Endpoint { ip: IpAddr::V4(endpoint_ip(i, 63)), ports: vec![], ready: true, local: false });
         let t = Instant::now();
         node.block_on(n.set_service(&s)).map_err(err)?;
         let x = us(t);
-        add_ep.push(x);
-        all.push(x);
+        self.add_ep.push(x);
+        self.all.push(x);
         let t = Instant::now();
         node.block_on(n.set_service(&service(i, a.endpoints))).map_err(err)?;
         let x = us(t);
-        del_ep.push(x);
-        all.push(x);
+        self.del_ep.push(x);
+        self.all.push(x);
         let extra = service(a.count + 100 + k, a.endpoints);
         let t = Instant::now();
         node.block_on(n.set_service(&extra)).map_err(err)?;
         let x = us(t);
-        add_svc.push(x);
-        all.push(x);
-        node.block_on(n.remove_service(&extra.name)).map_err(err)?;
+        self.add_svc.push(x);
+        self.all.push(x);
+        node.block_on(n.remove_service(&extra.name)).map_err(err)
     }
-    Ok(Changes { add_ep, del_ep, add_svc, all: Stats::from_vec(all) })
 }
 
 /// TCP connects (handshake only) from inside `client` to `to`.
@@ -143,13 +143,18 @@ fn run_inner(a: &BenchServicesArgs) -> Result<(), String> {
     }
     let mut w = World::try_new("bench-services")?;
     let ns = w.try_netns("node")?;
-    let cfg = w
-        .node_config("bench", &ns)
-        .mode(PodMode::Bridge)
-        .pod_cidr("10.99.0.0/16".parse().map_err(err)?)
-        .cluster_cidr("10.96.0.0/11".parse().map_err(err)?)
-        .service_cidr("10.96.0.0/16".parse().map_err(err)?);
-    let node = Node::open(cfg).map_err(err)?;
+    let ns_small = w.try_netns("small")?;
+    let open = |name: &str, ns: &Path| -> Result<Node, String> {
+        let cfg = w
+            .node_config(name, ns)
+            .mode(PodMode::Bridge)
+            .pod_cidr("10.99.0.0/16".parse().map_err(err)?)
+            .cluster_cidr("10.96.0.0/11".parse().map_err(err)?)
+            .service_cidr("10.96.0.0/16".parse().map_err(err)?);
+        Node::open(cfg).map_err(err)
+    };
+    let node = open("bench", &ns)?;
+    let node_small = open("bench-small", &ns_small)?;
     let n = node.inner().clone();
     let client = node.create_sandbox(&SandboxSpec::new("client")).map_err(err)?;
     let server = node.create_sandbox(&SandboxSpec::new("server")).map_err(err)?;
@@ -181,16 +186,26 @@ fn run_inner(a: &BenchServicesArgs) -> Result<(), String> {
     small.push(probe.clone());
     node.block_on(n.sync_services(&small)).map_err(err)?;
     connects(&client.netns_path, probe_addr, 20)?; // warm the neighbour entries
-    let at_small = changes(&node, 100, a)?;
     let conn_small = connects(&client.netns_path, probe_addr, connects_n)?;
+    node_small.block_on(node_small.inner().sync_services(&small)).map_err(err)?;
 
     eprintln!("programming {} services x {} endpoints from empty...", a.count, a.endpoints);
     node.block_on(n.sync_services(&[])).map_err(err)?;
     let t = Instant::now();
     node.block_on(n.sync_services(&svcs)).map_err(err)?;
     let cold_ms = us(t) / 1000.0;
-    eprintln!("cold: {cold_ms:.1} ms; one change at {}...", a.count);
-    let at_big = changes(&node, a.count, a)?;
+    eprintln!("cold: {cold_ms:.1} ms; one change at 100 and at {}, alternately...", a.count);
+    let (mut at_small, mut at_big) = (Changes::default(), Changes::default());
+    for k in 0..a.samples {
+        // alternate which size goes first, too
+        if k % 2 == 0 {
+            at_small.sample(&node_small, 100, k, a)?;
+            at_big.sample(&node, a.count, k, a)?;
+        } else {
+            at_big.sample(&node, a.count, k, a)?;
+            at_small.sample(&node_small, 100, k, a)?;
+        }
+    }
     let conn_big = connects(&client.netns_path, probe_addr, connects_n)?;
     let listed = node.block_on(n.list_services()).map_err(err)?.len();
 
@@ -200,10 +215,12 @@ fn run_inner(a: &BenchServicesArgs) -> Result<(), String> {
     for id in ["client", "server"] {
         node.delete_sandbox(id).map_err(err)?;
     }
+    node_small.block_on(node_small.inner().sync_services(&[])).map_err(err)?;
     drop(node);
+    drop(node_small);
     drop(w);
 
-    let (one_small, one_big) = (&at_small.all, &at_big.all);
+    let (one_small, one_big) = (Stats::from_vec(at_small.all), Stats::from_vec(at_big.all));
     let c = a.count;
     let mut out = json!({
         "count": c,

@@ -12,15 +12,15 @@
 //! which takes the table over; a single-service change in a process that never programmed the
 //! table while one exists is refused (`Conflict`) rather than wiping the other's services.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use ipnetwork::IpNetwork;
 
 use crate::config::{NodeConfig, Protocol};
-use crate::kernel::nft::msg::{Elem, SetDef};
-use crate::kernel::nft::services::{self as table, Pick, ServiceTable, LOCAL_OFFSET, SELECTOR_DROP};
+use crate::kernel::nft::msg::{Elem, SetDef, MAX_KEY_LEN};
+use crate::kernel::nft::services::{self as table, Kind, ServiceTable};
 use crate::kernel::nft::{NftError, NftSocket, Proto, DEFAULT_SERVICE_MASQ_MARK};
 use crate::{Error, ErrorKind, Result};
 
@@ -210,8 +210,14 @@ impl Service {
     }
 }
 
+/// Sets whose elements several services may need: a ClusterIP whose ports two services
+/// serve, an endpoint of two services (hairpin).
+fn shared(set: &SetDef) -> bool {
+    [&table::CLUSTERIPS4, &table::CLUSTERIPS6, &table::HAIRPIN4, &table::HAIRPIN6].iter().any(|s| std::ptr::eq(*s, set))
+}
+
 /// Identity of one programmed element: its set and key.
-type ElemKey = (&'static str, [u8; 32], u8);
+type ElemKey = (&'static str, [u8; MAX_KEY_LEN], u8);
 
 fn ekey(set: &'static SetDef, e: &Elem) -> ElemKey {
     (set.name, e.key, e.klen)
@@ -222,14 +228,10 @@ fn ekey(set: &'static SetDef, e: &Elem) -> ElemKey {
 type OrderKey = (Proto, u16, bool, bool);
 type Order = Vec<(IpAddr, u16)>;
 
-/// The id of one (protocol, port, family) of a service: endpoints are keyed by it.
-type IdKey = (Proto, u16, bool);
-
 #[derive(Debug)]
 struct Entry {
     svc: Service,
     orders: HashMap<OrderKey, Order>,
-    ids: HashMap<IdKey, u32>,
     elems: HashMap<ElemKey, (&'static SetDef, Elem)>,
 }
 
@@ -237,7 +239,6 @@ struct Entry {
 struct Planned {
     elems: HashMap<ElemKey, (&'static SetDef, Elem)>,
     orders: HashMap<OrderKey, Order>,
-    ids: HashMap<IdKey, u32>,
 }
 
 #[derive(Debug)]
@@ -245,21 +246,26 @@ struct State {
     sock: NftSocket,
     table: ServiceTable,
     service_cidrs: Vec<IpNetwork>,
-    services: BTreeMap<String, Entry>,
-    /// Every element in the kernel with the number of services that need it.
-    programmed: HashMap<ElemKey, (&'static SetDef, Elem, u32)>,
+    services: HashMap<String, Entry>,
+    /// Elements of the [`shared`] sets in the kernel, with the number of services that need
+    /// each. Every other element is one service's (frontends are unique), so a change touches
+    /// only that service's own maps and these few counts, however many services exist.
+    shared: HashMap<ElemKey, u32>,
     frontends: HashMap<(IpAddr, Proto, u16), String>,
     node_ports: HashMap<(Proto, u16), String>,
-    picks: HashMap<Pick, u32>,
-    next_selector: u32,
-    free_ids: Vec<u32>,
-    next_id: u32,
+    /// The kinds whose sets and rules are in the table.
+    kinds: HashSet<Kind>,
     /// The table in the kernel is the one this state describes (as of `generation`).
     synced: bool,
     /// This process has programmed the table (so it may rebuild it from its memory).
     owner: bool,
     generation: Option<u32>,
     handle: u64,
+}
+
+/// Every element the services need, once.
+fn all_elements(services: &HashMap<String, Entry>) -> HashMap<ElemKey, &(&'static SetDef, Elem)> {
+    services.values().flat_map(|e| e.elems.iter().map(|(k, v)| (*k, v))).collect()
 }
 
 /// Stable endpoint order: survivors keep their index, holes are filled by new endpoints
@@ -290,39 +296,18 @@ fn stable_order(prev: Option<&Order>, want: &[(IpAddr, u16)]) -> Order {
 }
 
 impl State {
-    /// The selector of a pick kind, allocating it (and noting that its chain must be made).
-    fn selector(&mut self, pick: Pick, new: &mut Vec<(Pick, u32)>) -> u32 {
-        if let Some(s) = self.picks.get(&pick) {
-            return *s;
+    /// Note a kind the elements use; its set and rules go into the batch if it is new.
+    fn kind(&mut self, kind: Kind, new: &mut Vec<Kind>) -> Kind {
+        if self.kinds.insert(kind) {
+            new.push(kind);
         }
-        let s = self.next_selector;
-        self.next_selector += 1;
-        self.picks.insert(pick, s);
-        new.push((pick, s));
-        s
+        kind
     }
 
-    fn alloc_id(&mut self) -> u32 {
-        self.free_ids.pop().unwrap_or_else(|| {
-            self.next_id += 1;
-            self.next_id - 1
-        })
-    }
-
-    /// Return the ids of `ids` that `keep` does not hold.
-    fn free_unused(&mut self, ids: &HashMap<IdKey, u32>, keep: Option<&HashMap<IdKey, u32>>) {
-        for (k, id) in ids {
-            if keep.and_then(|m| m.get(k)) != Some(id) {
-                self.free_ids.push(*id);
-            }
-        }
-    }
-
-    /// The elements service `svc` needs, its endpoint orders and port ids (kept from `prev`).
-    fn elements(&mut self, svc: &Service, prev: Option<&Entry>, new_picks: &mut Vec<(Pick, u32)>) -> Planned {
+    /// The elements service `svc` needs and its endpoint orders (kept stable from `prev`).
+    fn elements(&mut self, svc: &Service, prev: Option<&Entry>, new_kinds: &mut Vec<Kind>) -> Planned {
         let mut out = HashMap::new();
         let mut orders = HashMap::new();
-        let mut ids = HashMap::new();
         let mut put = |(s, e): (&'static SetDef, Elem)| {
             out.insert(ekey(s, &e), (s, e));
         };
@@ -350,21 +335,8 @@ impl State {
                 let kl = (pr, sp.port, v6, true);
                 let all = stable_order(prev.and_then(|p| p.orders.get(&ka)), &all);
                 let local = stable_order(prev.and_then(|p| p.orders.get(&kl)), &local);
-                let id = match prev.and_then(|p| p.ids.get(&(pr, sp.port, v6))) {
-                    Some(id) => *id,
-                    None => self.alloc_id(),
-                };
-                ids.insert((pr, sp.port, v6), id);
-                for (i, (ip, port)) in all.iter().enumerate() {
-                    put(table::ep_elem(id, i as u32, *ip, *port));
-                }
-                for (i, (ip, port)) in local.iter().enumerate() {
-                    put(table::ep_elem(id, LOCAL_OFFSET + i as u32, *ip, *port));
-                }
-                let n = all.len() as u32;
-                let l = local.len() as u32;
                 let externals = svc.external_ips.iter().filter(|x| x.is_ipv6() == v6);
-                if n == 0 {
+                if all.is_empty() {
                     put(table::noeps_elem(cip, pr, sp.port));
                     for x in externals {
                         put(table::noeps_elem(*x, pr, sp.port));
@@ -373,35 +345,32 @@ impl State {
                         put(table::noeps_nodeport_elem(pr, np));
                     }
                 } else {
-                    let mut pick = Pick { v6, n, local: false, masq: false, affinity_secs: aff, nodeport: false };
-                    let internal = self.selector(pick, new_picks);
-                    for e in table::frontend_elems(cip, pr, sp.port, internal, id) {
-                        put(e);
+                    let n = all.len() as u32;
+                    let internal = Kind { v6, nodeport: false, n, masq: false, affinity_secs: aff };
+                    put(table::frontend_elem(&self.kind(internal, new_kinds), cip, pr, sp.port));
+                    for (i, (ip, port)) in all.iter().enumerate() {
+                        put(table::ep_elem(cip, pr, sp.port, i as u32, *ip, *port));
                     }
-                    match svc.external_traffic_policy {
-                        TrafficPolicy::Cluster => pick.masq = true,
-                        TrafficPolicy::Local => {
-                            pick.local = true;
-                            pick.n = l;
-                        }
-                    }
-                    let mut external = |this: &mut State, nodeport: bool| {
-                        if pick.n == 0 {
-                            SELECTOR_DROP
-                        } else {
-                            this.selector(Pick { nodeport, ..pick }, new_picks)
-                        }
+                    // External traffic: policy Cluster masquerades and uses every endpoint,
+                    // policy Local keeps the client's address and uses the local ones (or drops).
+                    let (ext, masq) = match svc.external_traffic_policy {
+                        TrafficPolicy::Cluster => (&all, true),
+                        TrafficPolicy::Local => (&local, false),
+                    };
+                    let ext_kind = |nodeport| match ext.len() as u32 {
+                        0 => Kind::drop(v6, nodeport),
+                        n => Kind { v6, nodeport, n, masq, affinity_secs: aff },
                     };
                     for x in externals {
-                        let sel = external(self, false);
-                        for e in table::frontend_elems(*x, pr, sp.port, sel, id) {
-                            put(e);
+                        put(table::frontend_elem(&self.kind(ext_kind(false), new_kinds), *x, pr, sp.port));
+                        for (i, (ip, port)) in ext.iter().enumerate() {
+                            put(table::ep_elem(*x, pr, sp.port, i as u32, *ip, *port));
                         }
                     }
                     if let Some(np) = sp.node_port {
-                        let sel = external(self, true);
-                        for e in table::nodeport_elems(v6, pr, np, sel, id) {
-                            put(e);
+                        put(table::nodeport_elem(&self.kind(ext_kind(true), new_kinds), pr, np));
+                        for (i, (ip, port)) in ext.iter().enumerate() {
+                            put(table::np_ep_elem(pr, np, i as u32, *ip, *port));
                         }
                     }
                 }
@@ -412,10 +381,11 @@ impl State {
                 put(table::hairpin_elem(e.ip));
             }
         }
-        Planned { elems: out, orders, ids }
+        Planned { elems: out, orders }
     }
 
-    /// Refcount changes from `old` to `new` elements; returns the kernel deletes and adds.
+    /// The kernel deletes and adds from one service's `old` to its `new` elements (counting
+    /// the shared ones).
     #[expect(clippy::type_complexity, reason = "two element lists")]
     fn diff(
         &mut self,
@@ -428,10 +398,12 @@ impl State {
             if new.get(k).is_some_and(|(_, n)| n == e) {
                 continue;
             }
-            if let Some(p) = self.programmed.get_mut(k) {
-                p.2 -= 1;
-                if p.2 == 0 {
-                    self.programmed.remove(k);
+            if !shared(s) {
+                dels.push((*s, e.clone()));
+            } else if let Some(n) = self.shared.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.shared.remove(k);
                     dels.push((*s, e.clone()));
                 }
             }
@@ -440,12 +412,14 @@ impl State {
             if old.get(k).is_some_and(|(_, o)| o == e) {
                 continue;
             }
-            match self.programmed.get_mut(k) {
-                Some(p) => p.2 += 1,
-                None => {
-                    self.programmed.insert(*k, (*s, e.clone(), 1));
-                    adds.push((*s, e.clone()));
-                }
+            if !shared(s) {
+                adds.push((*s, e.clone()));
+                continue;
+            }
+            let n = self.shared.entry(*k).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                adds.push((*s, e.clone()));
             }
         }
         (dels, adds)
@@ -471,9 +445,10 @@ impl State {
     /// Program everything in memory into a fresh table (one batch).
     fn rebuild(&mut self) -> std::result::Result<(), NftError> {
         self.synced = false;
-        let picks: Vec<(Pick, u32)> = self.picks.iter().map(|(p, s)| (*p, *s)).collect();
-        let elems: Vec<(&'static SetDef, Elem)> = self.programmed.values().map(|(s, e, _)| (*s, e.clone())).collect();
-        self.handle = self.sock.services_rebuild(&self.table, &picks, &elems)?;
+        let mut kinds: Vec<Kind> = self.kinds.iter().copied().collect();
+        kinds.sort_unstable();
+        let elems: Vec<(&'static SetDef, Elem)> = all_elements(&self.services).into_values().cloned().collect();
+        self.handle = self.sock.services_rebuild(&self.table, &kinds, &elems)?;
         self.generation = Some(self.sock.generation()?);
         self.synced = true;
         self.owner = true;
@@ -484,18 +459,18 @@ impl State {
     /// the change).
     fn commit(
         &mut self,
-        new_picks: &[(Pick, u32)],
+        new_kinds: &[Kind],
         dels: &[(&'static SetDef, Elem)],
         adds: &[(&'static SetDef, Elem)],
     ) -> std::result::Result<(), NftError> {
         if !self.fresh()? {
             return self.rebuild();
         }
-        if new_picks.is_empty() && dels.is_empty() && adds.is_empty() {
+        if new_kinds.is_empty() && dels.is_empty() && adds.is_empty() {
             return Ok(());
         }
         let before = self.generation;
-        match self.sock.services_apply(self.table.masq_mark, new_picks, dels, adds) {
+        match self.sock.services_apply(self.table.masq_mark, new_kinds, dels, adds) {
             Ok(()) => {
                 // Our commit is exactly one generation step; anyone else's shows up as a gap.
                 self.generation = before.map(|g| g.wrapping_add(1));
@@ -576,12 +551,12 @@ impl State {
         }
         let empty = HashMap::new();
         let old_elems = old.as_ref().map_or(&empty, |o| &o.elems);
-        let mut new_picks = vec![];
+        let mut new_kinds = vec![];
         let plan = match &svc {
-            Some(s) => self.elements(s, old.as_ref(), &mut new_picks),
-            None => Planned { elems: HashMap::new(), orders: HashMap::new(), ids: HashMap::new() },
+            Some(s) => self.elements(s, old.as_ref(), &mut new_kinds),
+            None => Planned { elems: HashMap::new(), orders: HashMap::new() },
         };
-        let Planned { elems: new_elems, orders, ids } = plan;
+        let Planned { elems: new_elems, orders } = plan;
         let (mut dels, adds) = self.diff(old_elems, &new_elems);
         if let (Some(o), true) = (&old, self.synced) {
             // ClientIP affinity entries of removed endpoints would keep sending their clients
@@ -597,28 +572,29 @@ impl State {
         if let Some(s) = &svc {
             self.index(s, true);
         }
-        match self.commit(&new_picks, &dels, &adds) {
+        // In memory first: a lost table is rebuilt from memory instead of changed.
+        let new_svc = svc.is_some();
+        if let Some(s) = svc {
+            self.services.insert(name.to_string(), Entry { svc: s, orders, elems: new_elems });
+        }
+        match self.commit(&new_kinds, &dels, &adds) {
             Ok(()) => {
-                if let Some(o) = &old {
-                    self.free_unused(&o.ids, Some(&ids));
-                }
-                if let Some(s) = svc {
-                    self.services.insert(name.to_string(), Entry { svc: s, orders, ids, elems: new_elems });
-                }
-                if let Some(o) = &old {
-                    self.flush_removed_udp(o, &dels);
+                if let Some(o) = old.as_ref().filter(|o| o.orders.keys().any(|k| k.0 == Proto::Udp)) {
+                    let empty = HashMap::new();
+                    let now = self.services.get(name).map(|e| &e.orders).unwrap_or(&empty).clone();
+                    self.flush_removed_udp(o, &now);
                 }
                 Ok(())
             }
             Err(e) => {
                 // Undo in memory: the kernel applied nothing of the batch.
-                self.diff(&new_elems, old_elems);
-                self.free_unused(&ids, old.as_ref().map(|o| &o.ids));
-                for (p, _) in &new_picks {
-                    self.picks.remove(p);
+                let new = if new_svc { self.services.remove(name) } else { None };
+                self.diff(new.as_ref().map_or(&empty, |n| &n.elems), old_elems);
+                for k in &new_kinds {
+                    self.kinds.remove(k);
                 }
-                if let Some(s) = &svc {
-                    self.index(s, false);
+                if let Some(n) = &new {
+                    self.index(&n.svc, false);
                 }
                 if let Some(o) = old {
                     self.index(&o.svc, true);
@@ -629,24 +605,28 @@ impl State {
         }
     }
 
-    /// Affinity entries of `old` that point at endpoints `new` no longer has.
+    /// Affinity entries of `old` that point at endpoints `new` no longer has (all of them when
+    /// `new` has no affinity). Entries are keyed by the address the client reached: a frontend
+    /// of the service or, for a NodePort, any address that is no other service's frontend.
     fn stale_affinity(&mut self, old: &Entry, new: Option<&Service>) -> Vec<(&'static SetDef, Elem)> {
-        let ids: HashSet<u32> = old.ids.values().copied().collect();
+        let fronts: HashSet<(IpAddr, Proto, u16)> = old.svc.frontends().collect();
+        let node_ports: HashSet<(Proto, u16)> = old.svc.node_ports().collect();
         let keep: HashSet<IpAddr> = new
             .filter(|n| n.affinity != Affinity::None)
             .map(|n| n.endpoints.iter().filter(|e| e.ready).map(|e| e.ip).collect())
             .unwrap_or_default();
+        let others = &self.frontends;
         let mut out = vec![];
         for set in [&table::AFF4, &table::AFF6] {
             let Ok(elems) = self.sock.dump_elems(table::SERVICES_TABLE, set) else { continue };
             for (k, d) in elems {
-                let id = k.get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                let ep = match d.len() {
-                    8 => <[u8; 4]>::try_from(&d[..4]).ok().map(IpAddr::from),
-                    20 => <[u8; 16]>::try_from(&d[..16]).ok().map(IpAddr::from),
-                    _ => None,
+                let Some(((ip, p, port), ep)) = table::parse_affinity(&k, &d) else { continue };
+                let Some(p) = [Proto::Tcp, Proto::Udp, Proto::Sctp].into_iter().find(|x| x.number() == p) else {
+                    continue;
                 };
-                if id.is_some_and(|i| ids.contains(&i)) && ep.is_some_and(|e| !keep.contains(&e)) {
+                let f = (ip, p, port);
+                let ours = fronts.contains(&f) || (node_ports.contains(&(p, port)) && !others.contains_key(&f));
+                if ours && !keep.contains(&ep) {
                     out.push((set, Elem::key(&k)));
                 }
             }
@@ -656,29 +636,16 @@ impl State {
 
     /// UDP has no connection end: conntrack entries towards a removed endpoint keep steering
     /// their flow to it. Best-effort: an error only costs the stale flows.
-    fn flush_removed_udp(&mut self, old: &Entry, dels: &[(&'static SetDef, Elem)]) {
-        let udp_ids: HashSet<u32> = old.ids.iter().filter(|(k, _)| k.0 == Proto::Udp).map(|(_, id)| *id).collect();
-        if udp_ids.is_empty() {
-            return;
-        }
-        let mut gone: Vec<(IpAddr, u16)> = vec![];
-        for (s, e) in dels {
-            let d = e.data_bytes();
-            let id = e.key_bytes().get(..4).map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            if !(std::ptr::eq(*s, &table::EPS4) || std::ptr::eq(*s, &table::EPS6))
-                || !id.is_some_and(|i| udp_ids.contains(&i))
-            {
-                continue;
-            }
-            let (ip, port) = match d.len() {
-                8 => (IpAddr::from(<[u8; 4]>::try_from(&d[..4]).unwrap_or_default()), &d[4..6]),
-                _ => (IpAddr::from(<[u8; 16]>::try_from(&d[..16]).unwrap_or_default()), &d[16..18]),
-            };
-            gone.push((ip, u16::from_be_bytes([port[0], port[1]])));
-        }
-        // An endpoint still used by another index of the same service is not gone.
-        let now = self.services.get(&old.svc.name);
-        gone.retain(|g| !now.is_some_and(|n| n.orders.values().any(|o| o.contains(g))));
+    fn flush_removed_udp(&mut self, old: &Entry, now: &HashMap<OrderKey, Order>) {
+        let still: HashSet<&(IpAddr, u16)> = now.values().flatten().collect();
+        let mut gone: Vec<(IpAddr, u16)> = old
+            .orders
+            .iter()
+            .filter(|(k, _)| k.0 == Proto::Udp)
+            .flat_map(|(_, o)| o)
+            .filter(|e| !still.contains(e))
+            .copied()
+            .collect();
         gone.sort();
         gone.dedup();
         if !gone.is_empty() {
@@ -720,50 +687,42 @@ impl State {
         }
         // Build the new state beside the old one, then send the difference.
         let old_services = std::mem::take(&mut self.services);
-        let old_programmed = std::mem::take(&mut self.programmed);
-        let old_picks = self.picks.clone();
-        let mut new_picks = vec![];
-        let old_free = (self.free_ids.clone(), self.next_id);
-        // Ids of services that go away are free for the new ones.
-        for (name, o) in &old_services {
-            if !names.contains(name) {
-                self.free_ids.extend(o.ids.values());
-            }
-        }
+        let old_shared = std::mem::take(&mut self.shared);
+        let old_kinds = self.kinds.clone();
+        let mut new_kinds = vec![];
         for s in svcs {
             let prev = old_services.get(&s.name);
-            let Planned { elems, orders, ids } = self.elements(&s, prev, &mut new_picks);
-            if let Some(p) = prev {
-                let stale: Vec<u32> =
-                    p.ids.iter().filter(|(k, id)| ids.get(*k) != Some(*id)).map(|(_, id)| *id).collect();
-                self.free_ids.extend(stale);
+            let Planned { elems, orders } = self.elements(&s, prev, &mut new_kinds);
+            for (k, (set, _)) in &elems {
+                if shared(set) {
+                    *self.shared.entry(*k).or_insert(0) += 1;
+                }
             }
-            for (k, (set, e)) in &elems {
-                self.programmed.entry(*k).or_insert_with(|| (*set, e.clone(), 0)).2 += 1;
-            }
-            self.services.insert(s.name.clone(), Entry { svc: s, orders, ids, elems });
+            self.services.insert(s.name.clone(), Entry { svc: s, orders, elems });
         }
+        // Frontends may move between services here: compare the unions, not service by service.
+        let (old_all, new_all) = (all_elements(&old_services), all_elements(&self.services));
         let mut dels = vec![];
         let mut adds = vec![];
-        for (k, (s, e, _)) in &old_programmed {
-            if self.programmed.get(k).is_none_or(|(_, n, _)| n != e) {
+        for (k, (s, e)) in &old_all {
+            if new_all.get(k).is_none_or(|(_, n)| n != e) {
                 dels.push((*s, e.clone()));
             }
         }
-        for (k, (s, e, _)) in &self.programmed {
-            if old_programmed.get(k).is_none_or(|(_, o, _)| o != e) {
+        for (k, (s, e)) in &new_all {
+            if old_all.get(k).is_none_or(|(_, o)| o != e) {
                 adds.push((*s, e.clone()));
             }
         }
+        drop((old_all, new_all));
         self.frontends = frontends;
         self.node_ports = node_ports;
-        match self.commit(&new_picks, &dels, &adds) {
+        match self.commit(&new_kinds, &dels, &adds) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.services = old_services;
-                self.programmed = old_programmed;
-                self.picks = old_picks;
-                (self.free_ids, self.next_id) = old_free;
+                self.shared = old_shared;
+                self.kinds = old_kinds;
                 self.frontends.clear();
                 self.node_ports.clear();
                 let olds: Vec<Service> = self.services.values().map(|e| e.svc.clone()).collect();
@@ -803,14 +762,11 @@ impl Services {
             sock,
             table,
             service_cidrs: cfg.service_cidrs.clone(),
-            services: BTreeMap::new(),
-            programmed: HashMap::new(),
+            services: HashMap::new(),
+            shared: HashMap::new(),
             frontends: HashMap::new(),
             node_ports: HashMap::new(),
-            picks: HashMap::new(),
-            next_selector: SELECTOR_DROP + 1,
-            free_ids: vec![],
-            next_id: 1,
+            kinds: HashSet::new(),
             synced: false,
             owner: false,
             generation: None,
@@ -871,7 +827,12 @@ impl Services {
 
     /// The services, by name.
     pub(crate) async fn list(&self) -> Result<Vec<Service>> {
-        self.with(|s| Ok(s.services.values().map(|e| e.svc.clone()).collect())).await
+        self.with(|s| {
+            let mut all: Vec<Service> = s.services.values().map(|e| e.svc.clone()).collect();
+            all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            Ok(all)
+        })
+        .await
     }
 }
 

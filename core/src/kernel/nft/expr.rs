@@ -34,6 +34,11 @@ pub(crate) const NFT_META_MARK: u32 = 3;
 pub(crate) const NFT_META_NFPROTO: u32 = 15;
 pub(crate) const NFT_META_L4PROTO: u32 = 16;
 
+/// `ct` keys of the original direction's tuple (NFT_CT_PROTO_DST, NFT_CT_DST_IP, NFT_CT_DST_IP6).
+pub(crate) const NFT_CT_PROTO_DST: u32 = 12;
+pub(crate) const NFT_CT_DST_IP: u32 = 20;
+pub(crate) const NFT_CT_DST_IP6: u32 = 22;
+
 /// Payload bases.
 pub(crate) const NETWORK_HEADER: u32 = 1;
 pub(crate) const TRANSPORT_HEADER: u32 = 2;
@@ -196,6 +201,15 @@ pub(crate) fn ct_state_new(w: &mut Writer) {
     // NF_CT_STATE_BIT(IP_CT_NEW) = 1 << 3, host order like every ct result
     bitwise(w, reg::R1, &8u32.to_ne_bytes(), &[0; 4]);
     cmp_neq(w, reg::R1, &[0; 4]);
+}
+
+/// `ct original <key> => dreg` (a tuple field of the original direction, network order).
+pub(crate) fn ct_original(w: &mut Writer, key: u32, dreg: u32) {
+    expr(w, "ct", |w| {
+        w.u32(1, dreg); // NFTA_CT_DREG
+        w.u32(2, key); // NFTA_CT_KEY
+        w.attr(3, &[0]); // NFTA_CT_DIRECTION (u8) = IP_CT_DIR_ORIGINAL
+    });
 }
 
 /// `cmp neq sreg <data>`.

@@ -70,7 +70,7 @@ use std::os::fd::AsFd;
 pub use error::NftError;
 #[cfg_attr(not(feature = "internals"), allow(unused_imports, reason = "the mark is for podnet's tests"))]
 pub use ruleset::{HostPort, Proto, Ruleset, DEFAULT_HOSTPORT_MARK, TABLE};
-pub use services::{Pick, ServiceTable, DEFAULT_SERVICE_MASQ_MARK, SERVICES_TABLE};
+pub use services::{Kind, ServiceTable, DEFAULT_SERVICE_MASQ_MARK, SERVICES_TABLE};
 
 use msg::{Elem, SetDef, What, DELSETELEM, DESTROYSETELEM, NEWSETELEM, NEWTABLE};
 use ruleset::normalize;
@@ -256,36 +256,36 @@ impl NftSocket {
         conntrack::flush_udp(self, &ports)
     }
 
-    /// Replace table `inet podnet-services` with the skeleton of `t`, the pick chains `picks`
-    /// (kind, selector) and exactly the elements `elems`, in one batch (the old table, if
-    /// any, is deleted in the same transaction). Returns the new table's handle.
+    /// Replace table `inet podnet-services` with the skeleton of `t`, the kinds `kinds` and
+    /// exactly the elements `elems`, in one batch (the old table, if any, is deleted in the
+    /// same transaction). Returns the new table's handle.
     pub(crate) fn services_rebuild(
         &mut self,
         t: &ServiceTable,
-        picks: &[(Pick, u32)],
+        kinds: &[Kind],
         elems: &[(&'static SetDef, Elem)],
     ) -> Result<u64, NftError> {
         if t.masq_mark == 0 {
             return Err(NftError::Invalid("the service masquerade mark must be non-zero".into()));
         }
         let mut b = self.batch();
-        services::build(&mut b, t, picks.iter().map(|(p, s)| (p, *s)), elems);
+        services::build(&mut b, t, kinds.iter(), elems);
         self.commit(b)?;
         self.get_table(SERVICES_TABLE)
     }
 
-    /// One incremental change of the services table: new pick chains, then element deletes,
-    /// then element adds, in one batch.
+    /// One incremental change of the services table: new kinds, then element deletes, then
+    /// element adds, in one batch.
     pub(crate) fn services_apply(
         &mut self,
         mark: u32,
-        new_picks: &[(Pick, u32)],
+        new_kinds: &[Kind],
         dels: &[(&'static SetDef, Elem)],
         adds: &[(&'static SetDef, Elem)],
     ) -> Result<(), NftError> {
         let mut b = self.batch();
-        for (p, sel) in new_picks {
-            services::pick_chain(&mut b, p, *sel, mark);
+        for k in new_kinds {
+            services::kind(&mut b, k, mark);
         }
         let del = if self.legacy_delete { DELSETELEM } else { DESTROYSETELEM };
         services::elements(&mut b, del, dels);
@@ -297,7 +297,7 @@ impl NftSocket {
                     && matches!(e.errno(), Some(libc::EINVAL | libc::EOPNOTSUPP)) =>
             {
                 self.legacy_delete = true;
-                self.services_apply(mark, new_picks, dels, adds)
+                self.services_apply(mark, new_kinds, dels, adds)
             }
             other => other,
         }

@@ -4,7 +4,6 @@
 //! and write them through these builders into a [`Batch`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
 
 use ipnetwork::{Ipv4Network, Ipv6Network};
 
@@ -58,9 +57,6 @@ const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_SET_ELEM_FLAGS: u16 = 3;
 const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
 
 pub(crate) const NFT_SET_INTERVAL: u32 = 0x4;
 pub(crate) const NFT_SET_MAP: u32 = 0x8;
@@ -70,9 +66,8 @@ const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
 /// Data type of verdict maps.
 pub(crate) const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
-/// Verdict codes (NF_DROP, NF_ACCEPT, NFT_GOTO as the kernel encodes them).
+/// The NF_DROP verdict code.
 pub(crate) const VERDICT_DROP: i32 = 0;
-pub(crate) const VERDICT_GOTO: i32 = -4;
 
 const NF_ACCEPT: u32 = 1;
 pub(crate) const NF_INET_PRE_ROUTING: u32 = 0;
@@ -151,18 +146,21 @@ impl SetDef {
     }
 }
 
-/// Element data: bytes (`NFTA_DATA_VALUE`) or a verdict (`NFTA_DATA_VERDICT`).
+/// Element data: none (a set) or bytes (`NFTA_DATA_VALUE`). podnet writes no verdict-map
+/// elements: a goto element makes the kernel revalidate the whole table on commit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Data {
     None,
     Value { buf: [u8; 32], len: u8 },
-    Verdict { code: i32, chain: Option<Arc<str>> },
 }
+
+/// Longest element key: `ip6 . proto . port . ip6` (an affinity key) is 40 bytes.
+pub(crate) const MAX_KEY_LEN: usize = 40;
 
 /// One set or map element: key, data, and whether it closes an interval.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Elem {
-    pub(crate) key: [u8; 32],
+    pub(crate) key: [u8; MAX_KEY_LEN],
     pub(crate) klen: u8,
     pub(crate) data: Data,
     pub(crate) end: bool,
@@ -171,7 +169,7 @@ pub(crate) struct Elem {
 impl Elem {
     /// An element of a set (key only).
     pub(crate) fn key(key: &[u8]) -> Elem {
-        let mut k = [0; 32];
+        let mut k = [0; MAX_KEY_LEN];
         k[..key.len()].copy_from_slice(key);
         Elem { key: k, klen: key.len() as u8, data: Data::None, end: false }
     }
@@ -181,11 +179,6 @@ impl Elem {
         let mut buf = [0; 32];
         buf[..data.len()].copy_from_slice(data);
         Elem { data: Data::Value { buf, len: data.len() as u8 }, ..Elem::key(key) }
-    }
-
-    /// A verdict map element.
-    pub(crate) fn verdict(key: &[u8], code: i32, chain: Option<Arc<str>>) -> Elem {
-        Elem { data: Data::Verdict { code, chain }, ..Elem::key(key) }
     }
 
     /// A plain address element.
@@ -217,14 +210,6 @@ impl Elem {
                     Data::Value { .. } => {
                         w.nest(NFTA_SET_ELEM_DATA, |w| w.attr(NFTA_DATA_VALUE, self.data_bytes()));
                     }
-                    Data::Verdict { code, chain } => w.nest(NFTA_SET_ELEM_DATA, |w| {
-                        w.nest(NFTA_DATA_VERDICT, |w| {
-                            w.u32(NFTA_VERDICT_CODE, *code as u32);
-                            if let Some(c) = chain {
-                                w.str(NFTA_VERDICT_CHAIN, c);
-                            }
-                        });
-                    }),
                 }
             }
             if self.end {
@@ -335,9 +320,9 @@ pub(crate) enum What {
     Table(&'static str, &'static str),
     Set(&'static SetDef),
     Chain(&'static str),
-    /// A chain whose name is made at run time (named in errors without it).
-    DynChain,
     Rule(&'static str, usize),
+    /// A rule of chain `.0` for the frontends in set `.1`.
+    KindRule(&'static str, &'static SetDef),
     Elements(&'static str, &'static SetDef, usize),
     Flush(&'static SetDef),
 }
@@ -350,8 +335,8 @@ impl What {
             What::Table(verb, t) => format!("{verb} table inet {t}"),
             What::Set(s) => format!("add {} {}", s.kind(), s.name),
             What::Chain(c) => format!("add chain {c}"),
-            What::DynChain => "add chain".to_string(),
             What::Rule(c, i) => format!("add rule {i} to chain {c}"),
+            What::KindRule(c, s) => format!("add rule for set {} to chain {c}", s.name),
             What::Flush(s) => format!("flush {} {}", s.kind(), s.name),
             What::Elements(verb, s, n) => {
                 let prep = if verb == "add" { "to" } else { "from" };
@@ -592,7 +577,7 @@ pub(crate) mod tests {
     };
 
     #[test]
-    fn verdict_map_and_element_bytes() {
+    fn verdict_map_bytes() {
         let got = one(|b| set_msg(b, "t", &VMAP));
         #[rustfmt::skip]
         let body: Vec<u8> = [
@@ -606,18 +591,6 @@ pub(crate) mod tests {
         ]
         .concat();
         assert_eq!(got, [hdr(20 + body.len(), NEWSET, 0x405, 1), body].concat());
-        let e = Elem::verdict(&7u32.to_ne_bytes(), VERDICT_GOTO, Some("c".into()));
-        let got = one(|b| elements(b, "t", NEWSETELEM, &VMAP, &[e]));
-        #[rustfmt::skip]
-        let tail = [
-            44u8, 0, 3, 0x80,                     // ELEMENTS
-            40, 0, 1, 0x80,                       // LIST_ELEM
-            12, 0, 1, 0x80, 8, 0, 1, 0, 7, 0, 0, 0, // KEY > VALUE
-            24, 0, 2, 0x80, 20, 0, 2, 0x80,       // DATA > VERDICT
-            8, 0, 1, 0, 0xff, 0xff, 0xff, 0xfc,   // CODE NFT_GOTO (-4)
-            6, 0, 2, 0, b'c', 0, 0, 0,            // CHAIN
-        ];
-        assert!(got.ends_with(&tail), "{got:?}");
     }
 
     #[test]
