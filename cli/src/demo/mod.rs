@@ -169,10 +169,10 @@ fn wire() -> Result<()> {
         };
         let (nl1, nl2, nlc) = (nl(&n1, NODES[0].ns)?, nl(&n2, NODES[1].ns)?, nl(&cl, CLIENT_NS)?);
         let k = |op: &'static str| move |e: podnet::internals::netlink::NetlinkError| e.into_error(op);
-        nl1.create_veth("ul0", Some(mac(1)), "ul0", mac(2), n2.as_raw_fd(), 1500, None)
+        nl1.create_veth_with("ul0", Some(mac(1)), "ul0", mac(2), n2.as_raw_fd(), 1500, None, true, 0)
             .await
             .map_err(k("create underlay veth"))?;
-        nl1.create_veth("cl0", Some(mac(3)), "eth0", mac(4), cl.as_raw_fd(), 1500, None)
+        nl1.create_veth_with("cl0", Some(mac(3)), "eth0", mac(4), cl.as_raw_fd(), 1500, None, true, 0)
             .await
             .map_err(k("create client veth"))?;
         for (nl, ifname, ip, plen) in [

@@ -192,22 +192,6 @@ impl Netlink {
         Ok(msgs.iter().map(summarize).collect())
     }
 
-    /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request, with
-    /// the host end up (see [`Netlink::create_veth_with`]).
-    #[expect(clippy::too_many_arguments, reason = "one kernel request, one parameter per attribute")]
-    pub async fn create_veth(
-        &self,
-        host: &str,
-        host_mac: Option<[u8; 6]>,
-        peer: &str,
-        peer_mac: [u8; 6],
-        peer_ns_fd: RawFd,
-        mtu: u32,
-        controller: Option<u32>,
-    ) -> NlResult<()> {
-        self.create_veth_with(host, host_mac, peer, peer_mac, peer_ns_fd, mtu, controller, true, 0).await
-    }
-
     /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request.
     ///
     /// The host end may be enslaved to `controller` and brought up in the same request; the
