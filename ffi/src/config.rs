@@ -7,7 +7,7 @@ use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
 use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr};
+use crate::handle::{castable, free_owned};
 use crate::status::podnet_status;
 
 /// How pods attach to the node.
@@ -99,8 +99,7 @@ pub extern "C" fn podnet_node_config_new(
     fallible("podnet_node_config_new", err_out, |c| {
         let name = c.name("name", name)?;
         let out = c.out("config_out", config_out)?;
-        out.write(to_owned_ptr::<podnet_node_config>(NodeConfig::new(name)));
-        Ok(())
+        out.give(NodeConfig::new(name))
     })
 }
 

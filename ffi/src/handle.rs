@@ -251,6 +251,25 @@ impl<T> Out<'_, T> {
     }
 }
 
+impl<T> Out<'_, T> {
+    /// The last step of a successful export: store `value` and succeed.
+    pub(crate) fn finish<E>(self, value: T) -> Result<(), E> {
+        self.write(value);
+        Ok(())
+    }
+}
+
+impl<C: Castable> Out<'_, *mut C>
+where
+    C::Ownership: MayOwn,
+{
+    /// The last step of an export that makes an object: hand `value` to C as a new `C` (freed
+    /// by its `_free`) and succeed.
+    pub(crate) fn give<E>(self, value: C::RustType) -> Result<(), E> {
+        self.finish(to_owned_ptr::<C>(value))
+    }
+}
+
 /// Check an out-parameter; `None` for NULL.
 pub(crate) fn try_out<'a, T>(ptr: *mut T) -> Option<Out<'a, T>> {
     (!ptr.is_null()).then_some(Out { ptr, _lifetime: PhantomData })

@@ -9,7 +9,7 @@ use podnet_core::Peer;
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of};
+use crate::handle::{castable, free_owned, to_borrowed_ptr, try_ref, view, view_of};
 use crate::node::podnet_node;
 use crate::status::podnet_status;
 
@@ -109,8 +109,7 @@ pub extern "C" fn podnet_peer_new(
         if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
             return Err(c.err(podnet_status::InvalidArgument, format!("underlay IP {ip} is not a unicast address")));
         }
-        out.write(to_owned_ptr::<podnet_peer>(PeerObj::new(Peer::new(name, ip, vec![]))));
-        Ok(())
+        out.give(PeerObj::new(Peer::new(name, ip, vec![])))
     })
 }
 
@@ -347,13 +346,12 @@ pub extern "C" fn podnet_node_peers_sync(
             list.push(c.obj::<podnet_peer>(&format!("peers[{i}]"), *p)?.peer.clone());
         }
         let r = core(node.sync_peers(&list))?;
-        out.write(to_owned_ptr::<podnet_sync_report>(SyncReportObj(podnet_sync_report_info {
+        out.give(SyncReportObj(podnet_sync_report_info {
             struct_size: std::mem::size_of::<podnet_sync_report_info>(),
             peers: r.peers,
             added: r.added,
             removed: r.removed,
-        })));
-        Ok(())
+        }))
     })
 }
 
@@ -372,8 +370,7 @@ pub extern "C" fn podnet_node_peer_list(
         let node = c.obj("node", node)?;
         let out = c.out("list_out", list_out)?;
         let list: Vec<PeerObj> = core(node.list_peers())?.into_iter().map(PeerObj::new).collect();
-        out.write(to_owned_ptr::<podnet_peer_list>(list));
-        Ok(())
+        out.give(list)
     })
 }
 

@@ -12,9 +12,7 @@ use podnet_core::{Affinity, Endpoint, Service, ServicePort, TrafficPolicy, MAX_A
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible, with_mut, Call, CallResult};
 use crate::error::podnet_error;
-use crate::handle::{
-    free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view_of, Borrowed, Castable, Owned, OwnedOrLent, View,
-};
+use crate::handle::{free_owned, to_borrowed_ptr, try_ref, view_of, Borrowed, Castable, Owned, OwnedOrLent, View};
 use crate::node::podnet_node;
 use crate::spec::{podnet_protocol, podnet_protocol_code, protocol};
 use crate::status::podnet_status;
@@ -265,8 +263,7 @@ pub extern "C" fn podnet_service_new(
             affinity: Affinity::None,
             external_traffic_policy: TrafficPolicy::Cluster,
         };
-        out.write(to_owned_ptr::<podnet_service>(ServiceObj::new(svc)));
-        Ok(())
+        out.give(ServiceObj::new(svc))
     })
 }
 
@@ -586,8 +583,7 @@ pub extern "C" fn podnet_node_service_list(
         let node = c.obj("node", node)?;
         let out = c.out("list_out", list_out)?;
         let list: Vec<ServiceObj> = core(node.list_services())?.into_iter().map(ServiceObj::new).collect();
-        out.write(to_owned_ptr::<podnet_service_list>(list));
-        Ok(())
+        out.give(list)
     })
 }
 
@@ -607,8 +603,7 @@ pub extern "C" fn podnet_node_services_repair(
     fallible("podnet_node_services_repair", err_out, |c| {
         let node = c.obj("node", node)?;
         let out = c.out("rebuilt_out", rebuilt_out)?;
-        out.write(core(node.repair_services())?);
-        Ok(())
+        out.finish(core(node.repair_services())?)
     })
 }
 

@@ -7,7 +7,7 @@ use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec, MAX_LABELS, MAX
 use crate::call::{fallible, infallible, with_mut, Call, CallResult};
 use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr};
+use crate::handle::{castable, free_owned};
 use crate::status::podnet_status;
 
 /// Transport protocol of a host port mapping (values are the IANA protocol numbers).
@@ -70,8 +70,7 @@ pub extern "C" fn podnet_sandbox_spec_new(
     fallible("podnet_sandbox_spec_new", err_out, |c| {
         let id = c.name("id", id)?;
         let out = c.out("spec_out", spec_out)?;
-        out.write(to_owned_ptr::<podnet_sandbox_spec>(SandboxSpec::new(id)));
-        Ok(())
+        out.give(SandboxSpec::new(id))
     })
 }
 

@@ -16,7 +16,7 @@ use podnet_world::World;
 use serde_json::{json, Value};
 
 use super::finish;
-use crate::cmd::Run;
+use crate::cmd::impl_run;
 
 /// Arguments of `podnet bench overlay`.
 #[derive(clap::Args, Debug)]
@@ -29,11 +29,7 @@ pub struct BenchOverlayArgs {
     pub rounds: usize,
 }
 
-impl Run for BenchOverlayArgs {
-    fn run(self) -> i32 {
-        finish(bench(&self))
-    }
-}
+impl_run!(BenchOverlayArgs => finish(bench));
 
 const PORT: u16 = 5201;
 /// Bytes per write: large, as iperf3's default for TCP (128 KiB).

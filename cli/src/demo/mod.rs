@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use self::machine::{leftovers, read_marker, remove_all, World};
 use self::traffic::{checks, run_check, CheckResult, Server};
-use crate::cmd::Run;
+use crate::cmd::impl_run;
 use crate::modes::{pod_mode_label, Named as _};
 use crate::output::{emit, emit_json, finish, ms, Table, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK};
 
@@ -300,11 +300,7 @@ fn checks_table(results: &[CheckResult]) -> String {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-impl Run for DemoArgs {
-    fn run(self) -> i32 {
-        finish(run(&self))
-    }
-}
+impl_run!(DemoArgs => finish(run));
 
 fn run(a: &DemoArgs) -> Result<i32> {
     if !nix::unistd::geteuid().is_root() {
