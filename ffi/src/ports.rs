@@ -10,7 +10,7 @@ use podnet_core::{PortEntry, PortMapping, Sandbox};
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_borrowed_ptr, try_ref, view, view_of};
+use crate::handle::{castable, free_owned, list_len, to_borrowed_ptr, try_ref, view, view_of};
 use crate::node::podnet_node;
 use crate::sandbox::{podnet_port_mapping, podnet_sandbox, PortMappings, SandboxObj};
 use crate::spec::{podnet_protocol_code, port_mapping};
@@ -72,7 +72,7 @@ pub extern "C" fn podnet_port_list_add(
 /// Thread-safe (not concurrently with `podnet_port_list_add` on the same list).
 #[no_mangle]
 pub extern "C" fn podnet_port_list_count(list: *const podnet_port_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
+    infallible(0, || list_len(list))
 }
 
 /// Free a port list. NULL is accepted (no-op). Mappings added with it stay on the node.
@@ -204,7 +204,7 @@ castable!(podnet_port_entry_list: Owned => Vec<PortEntryObj>);
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_port_entry_list_count(list: *const podnet_port_entry_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
+    infallible(0, || list_len(list))
 }
 
 /// Entry `index` (0-based), borrowed from the list: valid until `podnet_port_entry_list_free`,
