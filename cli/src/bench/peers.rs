@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::{finish, timed, BenchNode};
 use crate::bench::Stats;
 use crate::cmd::impl_run;
-use crate::modes::{parser, Named as _};
+use crate::modes::parser;
 
 /// Arguments of `podnet bench peers`.
 #[derive(clap::Args, Debug)]

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{finish, run_worker, timed, timed_after_warmup, us, worker_finish, BenchNode, Stats};
 use crate::cmd::impl_run;
-use crate::modes::{parser, Named as _};
+use crate::modes::parser;
 
 /// Arguments of `podnet bench sandbox`.
 #[derive(clap::Args, Debug)]
