@@ -416,19 +416,12 @@ impl Netlink {
     /// Add (or replace) a default route via `gw` on link `index`, marked on-link so the
     /// gateway need not be in a connected subnet (routed mode uses 169.254.1.1 / fe80::1).
     pub async fn replace_default_route(&self, index: u32, gw: IpAddr) -> NlResult<()> {
+        fn onlink<T>(b: RouteMessageBuilder<T>, index: u32) -> RouteMessage {
+            b.output_interface(index).onlink().protocol(RouteProtocol::Other(ROUTE_PROTOCOL)).build()
+        }
         let msg = match gw {
-            IpAddr::V4(g) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(g)
-                .output_interface(index)
-                .onlink()
-                .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-                .build(),
-            IpAddr::V6(g) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .gateway(g)
-                .output_interface(index)
-                .onlink()
-                .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-                .build(),
+            IpAddr::V4(g) => onlink(RouteMessageBuilder::<Ipv4Addr>::new().gateway(g), index),
+            IpAddr::V6(g) => onlink(RouteMessageBuilder::<Ipv6Addr>::new().gateway(g), index),
         };
         self.handle.route().add(msg).replace().execute().await?;
         Ok(())
