@@ -467,13 +467,14 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernel::nft::msg::tests::{hdr, one, s};
     use crate::kernel::nft::msg::{DELSETELEM, DESTROYSETELEM, NEWRULE, NEWSET};
     use crate::kernel::nft::wire;
 
-    fn hp(proto: Proto, host_ip: Option<&str>, host_port: u16, pod: &str, pod_port: u16) -> HostPort {
+    /// A host port from text: `hp(Proto::Tcp, Some("10.0.0.1"), 80, "10.88.0.2", 8080)`.
+    pub(crate) fn hp(proto: Proto, host_ip: Option<&str>, host_port: u16, pod: &str, pod_port: u16) -> HostPort {
         HostPort {
             protocol: proto,
             host_ip: host_ip.map(|s| s.parse().unwrap()),
