@@ -98,11 +98,16 @@ void check_refused(const char *file, int line, const char *call, podnet_status g
 /* Text that is no CIDR: every CIDR argument refuses each with PODNET_STATUS_INVALID_ADDRESS. */
 extern const char *const check_not_cidrs[];
 
-/* `fn(obj, cidr, &err)` refuses every string of check_not_cidrs. */
+/* `fn(obj, cidr, &err)` refuses every string of check_not_cidrs (a failure names the string). */
 #define REFUSED_CIDR(fn, obj)                                                           \
     do {                                                                                \
-        for (const char *const *bad_ = check_not_cidrs; *bad_; bad_++)                   \
-            REFUSED_CALL(PODNET_STATUS_INVALID_ADDRESS, fn, (obj), *bad_, &err);         \
+        for (const char *const *bad_ = check_not_cidrs; *bad_; bad_++) {                 \
+            char call_[256];                                                            \
+            podnet_error *err = NULL;                                                   \
+            podnet_status st_ = fn((obj), *bad_, &err);                                 \
+            snprintf(call_, sizeof call_, "%s(%s, \"%s\", &err)", #fn, #obj, *bad_);     \
+            check_refused(__FILE__, __LINE__, call_, st_, err, PODNET_STATUS_INVALID_ADDRESS, #fn); \
+        }                                                                               \
     } while (0)
 
 /* Define `static size_t name(const podnet_node *node)`: how many elements the node's list call
