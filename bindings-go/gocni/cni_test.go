@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -15,12 +14,7 @@ import (
 	"github.com/podnet/podnet/bindings-go/internal/testworld"
 )
 
-var inWorld bool
-
-func TestMain(m *testing.M) {
-	inWorld = testworld.Enter()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 // newNetPlugin is the line a containerd fork changes: where it called cni.New with its conf
 // and bin dirs, it calls gocni.New (here over the test's node; gocni.Open takes a
@@ -39,9 +33,7 @@ func TestOpen(t *testing.T) {
 	if _, err := gocni.Open(podnet.NodeConfig{Name: "x"}, gocni.Options{}); !errors.Is(err, podnet.ErrInvalidArgument) {
 		t.Errorf("no pod CIDR: %v", err)
 	}
-	if !inWorld {
-		t.Skip("needs root in a throwaway world: run `make -C bindings-go test`")
-	}
+	testworld.Require(t)
 	c, err := gocni.Open(podnet.NodeConfig{Name: "gocniopen", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.91.0.0/24")}},
 		gocni.Options{NetworkName: "other"})
 	if err != nil {

@@ -16,20 +16,13 @@ import (
 	"github.com/podnet/podnet/bindings-go/ocicni"
 )
 
-var inWorld bool
-
-func TestMain(m *testing.M) {
-	inWorld = testworld.Enter()
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testworld.Main(m) }
 
 // openPlugin opens the test node ("ocitest", in the world's node netns) and a plugin over it
 // (Open: Shutdown closes the node).
 func openPlugin(t *testing.T) *ocicni.Plugin {
 	t.Helper()
-	if !inWorld {
-		t.Skip("needs root in a throwaway world: run `make -C bindings-go test`")
-	}
+	testworld.Require(t)
 	p, err := ocicni.Open(podnet.NodeConfig{
 		Name:     "ocitest",
 		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.89.0.0/24")},

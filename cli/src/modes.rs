@@ -1,7 +1,7 @@
 //! The names of podnet's modes (`bridge`, `routed`, `overlay`, `auto`) as the command line reads
-//! and prints them, spelled once: in [`Named::name`], which the flags' parsers, the tables and the
-//! JSON the CLI builds by hand all use. They are the names core's serde and `FromStr` use (a test
-//! keeps them equal); core could own them as `as_str`/`Display`, as `ErrorKind` does.
+//! and prints them, through [`Named::name`], which the flags' parsers, the tables and the JSON the
+//! CLI builds by hand all use. Core names its config enums (`PodMode::name`, ...); only the peer
+//! path's names are spelled here (a test keeps them equal to core's serde names).
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use podnet::{CrossNodeMode, PeerPath, PodMode};
@@ -29,9 +29,24 @@ macro_rules! named {
 }
 
 named! {
-    PodMode { Bridge => "bridge", Routed => "routed" }
-    CrossNodeMode { Overlay => "overlay", Routed => "routed", Auto => "auto" }
     PeerPath { Overlay => "overlay", Routed => "routed" }
+}
+
+/// Core's config enums name themselves (`name`, `Display`, `FromStr`): only their values here.
+macro_rules! named_by_core {
+    ($($ty:ident [$($variant:ident),+])*) => {$(
+        impl Named for $ty {
+            const ALL: &'static [Self] = &[$($ty::$variant),+];
+            fn name(self) -> &'static str {
+                $ty::name(self)
+            }
+        }
+    )*};
+}
+
+named_by_core! {
+    PodMode [Bridge, Routed]
+    CrossNodeMode [Overlay, Routed, Auto]
 }
 
 /// The flag parser for a mode: accepts exactly its names, lists them in `--help` and in the

@@ -10,9 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use podnet::{NodeConfig, PodMode, SandboxSpec};
-use podnet_cluster::agent::{flannel, Agent, AgentConfig, EtcdStore, LeaseAttrs, Store, SubnetKey};
+use podnet_cluster::agent::{flannel, Agent, AgentConfig, AgentStatus, EtcdStore, LeaseAttrs, Store, SubnetKey};
 use podnet_world::*;
 
+/// The network config of most tests: flannel's default VXLAN over 10.244.0.0/16.
+const VXLAN: &str = r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#;
 const UNDERLAY: [&str; 4] = ["10.200.1.11", "10.200.1.12", "10.200.1.13", "10.200.2.14"];
 const ETCD_IPS: [&str; 3] = ["10.200.1.2", "10.200.1.3", "10.200.1.4"];
 const PREFIX: &str = "/coreos.com/network";
@@ -162,6 +164,14 @@ impl World2 {
         Agent::start(cfg, move || async move { EtcdStore::connect(&endpoints(members), Some(&ns)).await }).unwrap()
     }
 
+    /// Agents on the first `n` nodes (lease TTL 60 s), each ready within `timeout`; their
+    /// statuses then.
+    fn start_ready(&self, n: usize, members: usize, timeout: Duration) -> (Vec<Agent>, Vec<AgentStatus>) {
+        let agents: Vec<Agent> = (0..n).map(|i| self.start(i, members, Duration::from_secs(60))).collect();
+        let ready = agents.iter().map(|a| a.wait_ready(timeout).unwrap()).collect();
+        (agents, ready)
+    }
+
     /// Wait until node `i`'s kernel has peer routes for exactly `n` peers.
     fn wait_peer_routes(&self, i: usize, n: usize, dual: bool) {
         let per = if dual { 2 } else { 1 };
@@ -218,11 +228,10 @@ fn cluster(tag: &str, dual: bool) {
             r#"{"EnableIPv6": true, "Network": "10.244.0.0/16", "IPv6Network": "fd00:10::/48", "Backend": {"Type": "vxlan"}}"#,
         );
     } else {
-        w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+        w.put_config(&st, VXLAN);
     }
-    let agents: Vec<Agent> = (0..4).map(|i| w.start(i, 1, Duration::from_secs(60))).collect();
-    for a in &agents {
-        let s = a.wait_ready(Duration::from_secs(20)).unwrap();
+    let (agents, ready) = w.start_ready(4, 1, Duration::from_secs(20));
+    for s in ready {
         assert!(s.key.is_some() && s.lease_id != 0, "{s:?}");
     }
     for i in 0..4 {
@@ -282,10 +291,7 @@ fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
     let w = world("agenthg", 4);
     let (_etcd, st) = w.etcd(1);
     w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}"#);
-    let agents: Vec<Agent> = (0..4).map(|i| w.start(i, 1, Duration::from_secs(60))).collect();
-    for a in &agents {
-        a.wait_ready(Duration::from_secs(20)).unwrap();
-    }
+    let (agents, _) = w.start_ready(4, 1, Duration::from_secs(20));
     // node1..3 share the segment: routes via each other's PublicIP; node4 is behind a router,
     // so host-gw cannot reach it (nor it them): skipped, and it does not block the others.
     for i in 0..3 {
@@ -310,7 +316,7 @@ fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
 fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
     let w = world("agentf", 4);
     let (mut etcd, st) = w.etcd(1);
-    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    w.put_config(&st, VXLAN);
     let ttl = Duration::from_secs(60);
     let mut agents: Vec<Option<Agent>> = (0..3).map(|i| Some(w.start(i, 1, ttl))).collect();
     for a in agents.iter().flatten() {
@@ -447,11 +453,8 @@ fn racing_agents_one_wins_and_reservations_are_honoured() {
 fn three_member_etcd_one_member_killed_no_disruption() {
     let w = world("agent3m", 4);
     let (mut etcd, st) = w.etcd(3);
-    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
-    let agents: Vec<Agent> = (0..3).map(|i| w.start(i, 3, Duration::from_secs(60))).collect();
-    for a in &agents {
-        a.wait_ready(Duration::from_secs(30)).unwrap();
-    }
+    w.put_config(&st, VXLAN);
+    let (agents, _) = w.start_ready(3, 3, Duration::from_secs(30));
     let pods: Vec<Pod> = agents.iter().enumerate().map(|(i, a)| pod(&w, a, &format!("m{i}"))).collect();
     // The member every client tries first dies.
     etcd[0].kill();
@@ -545,7 +548,7 @@ impl Store for Hooked {
 fn compacted_watch_lists_again_and_resumes() {
     let w = world("agentc", 2);
     let (_etcd, st) = w.etcd(1);
-    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    w.put_config(&st, VXLAN);
     let a1 = w.start(0, 1, Duration::from_secs(60));
     a1.wait_ready(Duration::from_secs(20)).unwrap();
     let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -581,7 +584,7 @@ fn compacted_watch_lists_again_and_resumes() {
 fn sandbox_creates_wait_for_readiness_and_the_lease_carries_the_nodes_vtep_mac() {
     let w = world("agentr", 1);
     let (_etcd, st) = w.etcd(1);
-    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#);
+    w.put_config(&st, VXLAN);
     let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (o2, ns) = (open.clone(), w.nodes[0].1.clone());
     let a = Agent::start(w.agent_cfg(0, Duration::from_secs(60)), move || async move {

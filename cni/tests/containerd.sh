@@ -5,33 +5,21 @@
 # /etc/cni/net.d and /opt/cni/bin) their own dirs. Nothing outside these namespaces changes
 # except the cgroups runc creates for the two containers (removed with them).
 # Inputs: PLUGIN (podnet-cni), PODNET (the podnet CLI), WORK (an empty dir).
-set -euo pipefail
-: "${PLUGIN:?}" "${PODNET:?}" "${WORK:?}"
+source "$(dirname "$0")/common.sh"
 
-step() { echo "== $*"; }
-fail() { echo "FAIL: $*"; exit 1; }
-
-mount -t tmpfs tmpfs "$WORK"
-mount -t tmpfs tmpfs /run
+private_dirs
 for d in etc opt; do
   mkdir -p "$WORK/ov/$d/up" "$WORK/ov/$d/work"
   mount -t overlay overlay -o "lowerdir=/$d,upperdir=$WORK/ov/$d/up,workdir=$WORK/ov/$d/work" "/$d"
 done
 mkdir -p /etc/cni/net.d /opt/cni/bin /run/netns
 cp "$PLUGIN" /opt/cni/bin/podnet
-ip link set lo up
 
 SOCK="$WORK/containerd.sock"
-STATE="$WORK/podnet"
-# The podnet CLI on this node, under the plugin's lock: opening a node rebuilds its nf_tables
-# table, which must not interleave with a plugin call mapping a host port.
-pn() { flock "$STATE/cni.lock" "$PODNET" "$@" --state-dir "$STATE" --node ctrd; }
+pn() { pn_on ctrd "$@"; }
 # A namespace of our own: it names the containers' cgroup parent, removed at the end.
 NS="podnet-test-$$"
 ctr() { command ctr --address "$SOCK" --namespace "$NS" "$@"; }
-# HTTP GET with busybox nc (Debian's static busybox wget crashes): prints the body's last line.
-REQ='GET / HTTP/1.0\r\n\r\n'
-get() { printf "$REQ" | busybox nc -w 3 "$1" "$2" | tail -1; }
 
 cleanup() {
   set +e
@@ -69,9 +57,8 @@ for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { cat "$WORK/containerd.log"; fail "containerd did not start"; }
 
 step "a busybox-static image, built here and imported (no registry)"
-bash "$(dirname "$0")/image.sh" "$WORK/image" "$WORK/image.tar"
+build_image
 ctr images import "$WORK/image.tar" >/dev/null
-IMG=localhost/podnet-busybox:1
 ctr images ls -q | grep -qx "$IMG" || fail "image not imported: $(ctr images ls -q)"
 
 # ctr has no -p: a static runtimeConfig in the conflist stands in for the portMappings
@@ -115,27 +102,11 @@ OUT=$(echo "$OUT" | tail -1)
 echo "cli got: $OUT"
 
 step "the hostPort answers from the node and from an external netns"
-OUT=$(get 127.0.0.1 30080)
-[ "$OUT" = "hello from podnet" ] || fail "node got: $OUT"
-ip netns add ext
-ip link add toext type veth peer name eth0 netns ext
-ip addr add 192.168.79.1/24 dev toext
-ip link set toext up
-ip netns exec ext ip addr add 192.168.79.2/24 dev eth0
-ip netns exec ext ip link set eth0 up
-ip netns exec ext ip link set lo up
-OUT=$(printf "$REQ" | ip netns exec ext busybox nc -w 3 192.168.79.1 30080 | tail -1)
-[ "$OUT" = "hello from podnet" ] || fail "ext got: $OUT"
-echo "node and external netns got: $OUT"
+check_host_port 79 30080
 
 step "stopping srv removes everything"
 ctr task kill -s KILL srv    # busybox httpd is the container's PID 1: it ignores SIGTERM
 wait "$SRV" || true
 SRV=""
-LEFT=$(pn sandbox list --json)
-echo "$LEFT" | grep -q "$NS-" && fail "sandboxes left: $LEFT"
-ip -br link show type veth | grep -q '^pn' && fail "host veths left: $(ip -br link show type veth)"
-pn port list --json | grep -q 30080 && fail "host port left"
-OUT=$(printf "$REQ" | ip netns exec ext busybox nc -w 2 192.168.79.1 30080 2>&1 | tail -1 || true)
-[ "$OUT" = "hello from podnet" ] && fail "hostPort still answers"
+check_nothing_left "$NS-" 79 30080
 echo "CONTAINERD-E2E-OK"

@@ -5,21 +5,12 @@
 # pins, network configs and plugin dir under WORK. Nothing outside these namespaces changes
 # except the cgroups runc creates for the containers (removed with them).
 # Inputs: PLUGIN (podnet-cni), PODNET (the podnet CLI), WORK (an empty dir).
-set -euo pipefail
-: "${PLUGIN:?}" "${PODNET:?}" "${WORK:?}"
+source "$(dirname "$0")/common.sh"
 
-step() { echo "== $*"; }
-fail() { echo "FAIL: $*"; exit 1; }
-
-mount -t tmpfs tmpfs "$WORK"
-mount -t tmpfs tmpfs /run
+private_dirs
 mkdir -p "$WORK/bin" "$WORK/net.d" "$WORK/tmp"
 cp "$PLUGIN" "$WORK/bin/podnet"
-ip link set lo up
-STATE="$WORK/podnet"
-# The podnet CLI on this node, under the plugin's lock: opening a node rebuilds its nf_tables
-# table, which must not interleave with a plugin call mapping a host port.
-pn() { flock "$STATE/cni.lock" "$PODNET" "$@" --state-dir "$STATE" --node pdm; }
+pn() { pn_on pdm "$@"; }
 # The cgroup parent podman gives containers with cgroupfs: our own, removed at the end.
 CG="podnet-test-$$"
 
@@ -48,9 +39,6 @@ export CONTAINERS_REGISTRIES_CONF="$WORK/registries.conf"
 : > "$WORK/registries.conf"
 pm() { podman --cgroup-manager cgroupfs "$@"; }
 
-REQ='GET / HTTP/1.0\r\n\r\n'
-get() { printf "$REQ" | busybox nc -w 3 "$1" "$2" | tail -1; }
-
 cleanup() {
   set +e
   pm rm -f -t 0 srv cli >/dev/null 2>&1
@@ -66,9 +54,8 @@ EOF
 pm network ls --format '{{.Name}}' | grep -qx podnet || fail "podman does not list the podnet network: $(pm network ls)"
 
 step "a busybox-static image, built here and loaded (no registry)"
-bash "$(dirname "$0")/image.sh" "$WORK/image" "$WORK/image.tar"
+build_image
 pm load -q -i "$WORK/image.tar" >/dev/null
-IMG=localhost/podnet-busybox:1
 pm image exists "$IMG" || fail "image not loaded: $(pm images)"
 
 step "container srv: podman run --network podnet -p 30081:80"
@@ -88,25 +75,10 @@ OUT=$(pm run --rm --name cli --cgroup-parent "/$CG" --network podnet "$IMG" /bin
 echo "cli got: $OUT"
 
 step "the hostPort answers from the node and from an external netns"
-OUT=$(get 127.0.0.1 30081)
-[ "$OUT" = "hello from podnet" ] || fail "node got: $OUT"
-ip netns add ext
-ip link add toext type veth peer name eth0 netns ext
-ip addr add 192.168.80.1/24 dev toext
-ip link set toext up
-ip netns exec ext ip addr add 192.168.80.2/24 dev eth0
-ip netns exec ext ip link set eth0 up
-OUT=$(printf "$REQ" | ip netns exec ext busybox nc -w 3 192.168.80.1 30081 | tail -1 || true)
-[ "$OUT" = "hello from podnet" ] || fail "ext got: $OUT"
-echo "node and external netns got: $OUT"
+check_host_port 80 30081
 
 step "stopping srv removes everything"
 pm stop -t 0 srv >/dev/null
 pm rm srv >/dev/null
-LEFT=$(pn sandbox list --json)
-echo "$LEFT" | grep -q '"id"' && fail "sandboxes left: $LEFT"
-ip -br link show type veth | grep -q '^pn' && fail "host veths left: $(ip -br link show type veth)"
-pn port list --json | grep -q 30081 && fail "host port left"
-OUT=$(printf "$REQ" | ip netns exec ext busybox nc -w 2 192.168.80.1 30081 2>&1 | tail -1 || true)
-[ "$OUT" = "hello from podnet" ] && fail "hostPort still answers"
+check_nothing_left '"id"' 80 30081
 echo "PODMAN-E2E-OK"

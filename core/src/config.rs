@@ -35,6 +35,42 @@ impl Peer {
     }
 }
 
+/// `names!(Type, "what", any_case: bool { Variant => "name", ... })`: the names a config enum
+/// is read from (`FromStr`, ignoring ASCII case when `any_case`) and shown as (`Display`,
+/// `Type::name`), from one table (the names serde uses).
+macro_rules! names {
+    ($ty:ident, $what:literal, any_case: $any_case:literal { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            #[doc = concat!("The ", $what, "'s name, as `FromStr` reads it.")]
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<$ty> {
+                $(if s == $name || ($any_case && s.eq_ignore_ascii_case($name)) {
+                    return Ok($ty::$variant);
+                })+
+                let names: &[&str] = &[$($name),+];
+                Err(Error::invalid(
+                    concat!("parse ", $what),
+                    format!(concat!("unknown ", $what, " {:?} (one of {})"), s, names.join(", ")),
+                ))
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
+}
+
 /// Longest sandbox id accepted (it becomes part of file and netns names).
 pub const MAX_ID_LEN: usize = 128;
 /// Linux IFNAMSIZ - 1.
@@ -52,16 +88,7 @@ pub enum PodMode {
     Routed,
 }
 
-impl std::str::FromStr for PodMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<PodMode> {
-        match s {
-            "bridge" => Ok(PodMode::Bridge),
-            "routed" => Ok(PodMode::Routed),
-            _ => Err(Error::invalid("parse pod mode", format!("unknown pod mode {s:?} (expected bridge or routed)"))),
-        }
-    }
-}
+names!(PodMode, "pod mode", any_case: false { Bridge => "bridge", Routed => "routed" });
 
 /// How packets reach other nodes' pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -76,17 +103,7 @@ pub enum CrossNodeMode {
     Auto,
 }
 
-impl std::str::FromStr for CrossNodeMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<CrossNodeMode> {
-        match s {
-            "overlay" => Ok(CrossNodeMode::Overlay),
-            "routed" => Ok(CrossNodeMode::Routed),
-            "auto" => Ok(CrossNodeMode::Auto),
-            _ => Err(Error::invalid("parse cross-node mode", format!("unknown mode {s:?} (overlay, routed or auto)"))),
-        }
-    }
-}
+names!(CrossNodeMode, "cross-node mode", any_case: false { Overlay => "overlay", Routed => "routed", Auto => "auto" });
 
 /// VXLAN settings; the defaults match flannel's so a podnet node can sit in a flannel cluster.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -395,27 +412,7 @@ pub enum Protocol {
     Sctp,
 }
 
-impl std::str::FromStr for Protocol {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Protocol> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Protocol::Tcp),
-            "udp" => Ok(Protocol::Udp),
-            "sctp" => Ok(Protocol::Sctp),
-            _ => Err(Error::invalid("parse protocol", format!("unknown protocol {s:?} (tcp, udp or sctp)"))),
-        }
-    }
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        })
-    }
-}
+names!(Protocol, "protocol", any_case: true { Tcp => "tcp", Udp => "udp", Sctp => "sctp" });
 
 /// What the runtime asks for one pod.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -10,7 +10,7 @@ use podnet_cluster::agent::{Agent, AgentConfig, EtcdStore};
 use crate::call::{core, fallible, infallible};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr, try_ref};
+use crate::handle::{castable, free_owned, try_ref};
 use crate::status::podnet_status;
 
 /// A running cluster agent (see docs/agent.md).
@@ -78,8 +78,7 @@ pub extern "C" fn podnet_agent_start(
         let ns = node.netns.clone();
         let agent =
             core(Agent::start(cfg, move || async move { EtcdStore::connect(&endpoints, ns.as_deref()).await }))?;
-        out.write(to_owned_ptr::<podnet_agent>(agent));
-        Ok(())
+        out.give(agent)
     })
 }
 
@@ -126,8 +125,7 @@ pub extern "C" fn podnet_agent_status_json(
         let a = c.obj("agent", agent)?;
         let out = c.out("json_out", json_out)?;
         let json = serde_json::to_vec(&a.status()).map_err(|e| c.err(podnet_status::Internal, e))?;
-        out.write(to_owned_ptr::<crate::buffer::podnet_bytes>(json));
-        Ok(())
+        out.give(json)
     })
 }
 

@@ -13,7 +13,7 @@ use podnet_cluster::{
 use crate::buffer::{podnet_bytes, podnet_string_list, StringListObj, Strings};
 use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{castable, free_owned, to_owned_ptr, try_ref};
+use crate::handle::{castable, free_owned, try_ref};
 use crate::status::podnet_status;
 
 /// Size of a buffer that holds any IP address as text with its NUL ("ffff:...:255.255.255.255"),
@@ -88,8 +88,7 @@ pub extern "C" fn podnet_node_cidr_allocator_new(
             })
             .collect();
         let alloc = core(NodeCidrAllocator::new(&pools, &services))?;
-        out.write(to_owned_ptr::<podnet_node_cidr_allocator>(alloc));
-        Ok(())
+        out.give(alloc)
     })
 }
 
@@ -119,8 +118,7 @@ pub extern "C" fn podnet_node_cidr_allocator_allocate(
         let a = c.obj_mut("allocator", allocator)?;
         let out = c.out("cidrs_out", cidrs_out)?;
         let cidrs = core(a.allocate())?;
-        out.write(to_owned_ptr::<podnet_string_list>(StringListObj::new(Strings::new(cidrs))));
-        Ok(())
+        out.give(StringListObj::new(Strings::new(cidrs)))
     })
 }
 
@@ -165,8 +163,7 @@ pub extern "C" fn podnet_node_cidr_allocator_release(
         let a = c.obj_mut("allocator", allocator)?;
         let cidrs = c.ranges("cidrs", cidrs, n_cidrs)?;
         let out = c.out("released_out", released_out)?;
-        out.write(core(a.release(&cidrs))?);
-        Ok(())
+        out.finish(core(a.release(&cidrs))?)
     })
 }
 
@@ -187,8 +184,7 @@ pub extern "C" fn podnet_node_cidr_allocator_is_allocated(
         let a = c.obj("allocator", allocator)?;
         let cidr = c.range("cidr", cidr)?;
         let out = c.out("allocated_out", allocated_out)?;
-        out.write(core(a.is_allocated(cidr))?);
-        Ok(())
+        out.finish(core(a.is_allocated(cidr))?)
     })
 }
 
@@ -224,8 +220,7 @@ pub extern "C" fn podnet_node_cidr_allocator_to_bytes(
     fallible("podnet_node_cidr_allocator_to_bytes", err_out, |c| {
         let a = c.obj("allocator", allocator)?;
         let out = c.out("bytes_out", bytes_out)?;
-        out.write(to_owned_ptr::<podnet_bytes>(a.to_bytes()));
-        Ok(())
+        out.give(a.to_bytes())
     })
 }
 
@@ -247,8 +242,7 @@ pub extern "C" fn podnet_node_cidr_allocator_from_bytes(
         let bytes = c.slice("data", data, len)?;
         let out = c.out("allocator_out", allocator_out)?;
         let a = core(NodeCidrAllocator::from_bytes(bytes))?;
-        out.write(to_owned_ptr::<podnet_node_cidr_allocator>(a));
-        Ok(())
+        out.give(a)
     })
 }
 
@@ -299,8 +293,7 @@ pub extern "C" fn podnet_service_ip_allocator_new(
         let cidr = c.range("cidr", cidr)?;
         let out = c.out("allocator_out", allocator_out)?;
         let a = core(ServiceIpAllocator::new(cidr))?;
-        out.write(to_owned_ptr::<podnet_service_ip_allocator>(ServiceAllocObj::new(a)));
-        Ok(())
+        out.give(ServiceAllocObj::new(a))
     })
 }
 
@@ -377,8 +370,7 @@ pub extern "C" fn podnet_service_ip_allocator_release(
     with_mut("podnet_service_ip_allocator_release", "allocator", allocator, err_out, |c, a| {
         let ip = c.ip("ip", ip)?;
         let out = c.out("released_out", released_out)?;
-        out.write(core(a.alloc.release(ip))?);
-        Ok(())
+        out.finish(core(a.alloc.release(ip))?)
     })
 }
 
@@ -398,8 +390,7 @@ pub extern "C" fn podnet_service_ip_allocator_is_allocated(
         let a = c.obj("allocator", allocator)?;
         let ip = c.ip("ip", ip)?;
         let out = c.out("allocated_out", allocated_out)?;
-        out.write(core(a.alloc.is_allocated(ip))?);
-        Ok(())
+        out.finish(core(a.alloc.is_allocated(ip))?)
     })
 }
 
@@ -473,8 +464,7 @@ pub extern "C" fn podnet_service_ip_allocator_to_bytes(
     fallible("podnet_service_ip_allocator_to_bytes", err_out, |c| {
         let a = c.obj("allocator", allocator)?;
         let out = c.out("bytes_out", bytes_out)?;
-        out.write(to_owned_ptr::<podnet_bytes>(a.alloc.to_bytes()));
-        Ok(())
+        out.give(a.alloc.to_bytes())
     })
 }
 
@@ -497,7 +487,6 @@ pub extern "C" fn podnet_service_ip_allocator_from_bytes(
         let bytes = c.slice("data", data, len)?;
         let out = c.out("allocator_out", allocator_out)?;
         let a = core(ServiceIpAllocator::from_bytes(bytes))?;
-        out.write(to_owned_ptr::<podnet_service_ip_allocator>(ServiceAllocObj::new(a)));
-        Ok(())
+        out.give(ServiceAllocObj::new(a))
     })
 }

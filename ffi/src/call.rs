@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use ipnetwork::IpNetwork;
 use podnet_core::{validate_ifname, validate_name, MAX_ID_LEN, MAX_IFNAME_LEN};
 
+use crate::cenum::CEnum;
 use crate::error::{podnet_error, ErrorObj};
 use podnet_cluster::Cidr;
 
@@ -197,6 +198,33 @@ impl Call {
         }
         let plen: u8 = plen.parse().map_err(|_| bad())?;
         IpNetwork::new(addr, plen).map_err(|_| bad())
+    }
+
+    /// A C enum argument: the core value of a code the library knows (not 0).
+    pub(crate) fn code<E: CEnum>(&self, code: u32) -> CallResult<E::Core> {
+        E::to_core(code).ok_or_else(|| self.err(podnet_status::InvalidArgument, format!("unknown {} {code}", E::WHAT)))
+    }
+
+    /// A CIDR that names a network ("10.244.2.0/24"): as `cidr`, and host bits set is
+    /// `PODNET_STATUS_INVALID_ARGUMENT`, with the network in the message.
+    pub(crate) fn network(&self, name: &str, ptr: *const c_char) -> CallResult<IpNetwork> {
+        let net = self.cidr(name, ptr)?;
+        if net.ip() != net.network() {
+            let hint = format!("{}/{}", net.network(), net.prefix());
+            return Err(
+                self.err(podnet_status::InvalidArgument, format!("{net} has host bits set (did you mean {hint}?)"))
+            );
+        }
+        Ok(net)
+    }
+
+    /// A unicast IP address of a host: not unspecified, loopback, multicast or broadcast.
+    pub(crate) fn unicast_ip(&self, name: &str, ptr: *const c_char) -> CallResult<IpAddr> {
+        let ip = self.ip(name, ptr)?;
+        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+            return Err(self.err(podnet_status::InvalidArgument, format!("`{name}` {ip} is not a unicast address")));
+        }
+        Ok(ip)
     }
 
     /// A CIDR that names a range: as `cidr`, and host bits set (or an IPv4-mapped IPv6 range)

@@ -6,8 +6,9 @@ use std::ffi::c_char;
 use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
 use crate::call::{core, fallible, infallible, with_mut};
+use crate::cenum::c_enum;
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr};
+use crate::handle::{castable, free_owned};
 use crate::status::podnet_status;
 
 /// How pods attach to the node.
@@ -28,24 +29,7 @@ pub enum podnet_mode {
 /// header spells it `podnet_mode` (cbindgen.toml renames it).
 pub type podnet_mode_code = u32;
 
-impl podnet_mode {
-    pub(crate) fn from_core(m: PodMode) -> podnet_mode {
-        match m {
-            PodMode::Bridge => podnet_mode::Bridge,
-            PodMode::Routed => podnet_mode::Routed,
-        }
-    }
-
-    /// The core mode of a value a caller passed; `None` for `PODNET_MODE_UNKNOWN` and any
-    /// value this version does not know.
-    pub(crate) fn to_core(code: podnet_mode_code) -> Option<PodMode> {
-        match code {
-            m if m == podnet_mode::Bridge as u32 => Some(PodMode::Bridge),
-            m if m == podnet_mode::Routed as u32 => Some(PodMode::Routed),
-            _ => None,
-        }
-    }
-}
+c_enum!(podnet_mode <=> PodMode, "mode" { Bridge => PodMode::Bridge, Routed => PodMode::Routed });
 
 /// How packets reach other nodes' pods (`podnet_node_config_set_cross_node_mode`).
 #[repr(u32)]
@@ -66,6 +50,12 @@ pub enum podnet_cross_node_mode {
 /// A cross-node mode as passed into podnet: `uint32_t` in the ABI so any value is defined
 /// behaviour; the header spells it `podnet_cross_node_mode` (cbindgen.toml renames it).
 pub type podnet_cross_node_mode_code = u32;
+
+c_enum!(podnet_cross_node_mode <=> CrossNodeMode, "cross-node mode" {
+    Overlay => CrossNodeMode::Overlay,
+    Routed => CrossNodeMode::Routed,
+    Auto => CrossNodeMode::Auto,
+});
 
 /// Configuration of one node (one network namespace), built with `podnet_node_config_new` and
 /// the setters, then passed to `podnet_node_open` (which copies it).
@@ -99,8 +89,7 @@ pub extern "C" fn podnet_node_config_new(
     fallible("podnet_node_config_new", err_out, |c| {
         let name = c.name("name", name)?;
         let out = c.out("config_out", config_out)?;
-        out.write(to_owned_ptr::<podnet_node_config>(NodeConfig::new(name)));
-        Ok(())
+        out.give(NodeConfig::new(name))
     })
 }
 
@@ -176,13 +165,7 @@ pub extern "C" fn podnet_node_config_add_pod_cidr(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_node_config_add_pod_cidr", "config", config, err_out, |c, cfg| {
-        let net = c.cidr("cidr", cidr)?;
-        if net.ip() != net.network() {
-            let hint = format!("{}/{}", net.network(), net.prefix());
-            return Err(
-                c.err(podnet_status::InvalidArgument, format!("{net} has host bits set (did you mean {hint}?)"))
-            );
-        }
+        let net = c.network("cidr", cidr)?;
         let pool = podnet_core::PoolConfig::checked(net).map_err(|e| c.err(podnet_status::InvalidArgument, e))?;
         if cfg.pools.iter().any(|p| p.cidr.is_ipv4() == net.is_ipv4()) {
             return Err(
@@ -266,8 +249,7 @@ pub extern "C" fn podnet_node_config_set_mode(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_node_config_set_mode", "config", config, err_out, |c, cfg| {
-        cfg.mode = podnet_mode::to_core(mode)
-            .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
+        cfg.mode = c.code::<podnet_mode>(mode)?;
         Ok(())
     })
 }
@@ -349,11 +331,8 @@ pub extern "C" fn podnet_node_config_set_underlay(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_node_config_set_underlay", "config", config, err_out, |c, cfg| {
-        let address = c.ip("address", address)?;
+        let address = c.unicast_ip("address", address)?;
         let interface = if interface.is_null() { None } else { Some(c.ifname("interface", interface)?.to_string()) };
-        if address.is_unspecified() || address.is_loopback() || address.is_multicast() {
-            return Err(c.err(podnet_status::InvalidArgument, format!("{address} is not a unicast host address")));
-        }
         cfg.underlay = Some(Underlay { address, interface });
         Ok(())
     })
@@ -376,13 +355,7 @@ pub extern "C" fn podnet_node_config_add_cluster_cidr(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_node_config_add_cluster_cidr", "config", config, err_out, |c, cfg| {
-        let net = c.cidr("cidr", cidr)?;
-        if net.ip() != net.network() {
-            let hint = format!("{}/{}", net.network(), net.prefix());
-            return Err(
-                c.err(podnet_status::InvalidArgument, format!("{net} has host bits set (did you mean {hint}?)"))
-            );
-        }
+        let net = c.network("cidr", cidr)?;
         if cfg.cluster_cidrs.contains(&net) {
             return Ok(());
         }
@@ -434,12 +407,7 @@ pub extern "C" fn podnet_node_config_set_cross_node_mode(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_node_config_set_cross_node_mode", "config", config, err_out, |c, cfg| {
-        cfg.cross_node = match mode {
-            m if m == podnet_cross_node_mode::Overlay as u32 => CrossNodeMode::Overlay,
-            m if m == podnet_cross_node_mode::Routed as u32 => CrossNodeMode::Routed,
-            m if m == podnet_cross_node_mode::Auto as u32 => CrossNodeMode::Auto,
-            m => return Err(c.err(podnet_status::InvalidArgument, format!("unknown cross-node mode {m}"))),
-        };
+        cfg.cross_node = c.code::<podnet_cross_node_mode>(mode)?;
         Ok(())
     })
 }

@@ -109,6 +109,22 @@ where
     drop(unsafe { Box::from_raw(ptr.cast::<C::RustType>()) });
 }
 
+/// Number of elements of the list behind `list`; 0 for NULL.
+pub(crate) fn list_len<L: Castable<RustType = Vec<T>>, T>(list: *const L) -> usize {
+    try_ref(list).map_or(0, Vec::len)
+}
+
+/// Element `index` of the list behind `list`, lent to C until the list is freed; NULL for a
+/// NULL list or an index out of range.
+pub(crate) fn list_at<L, E>(list: *const L, index: usize) -> *const E
+where
+    L: Castable<RustType = Vec<E::RustType>>,
+    E: Castable,
+    E::Ownership: MayLend,
+{
+    try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<E>)
+}
+
 /// A record object that shows its fields through one `#[repr(C)]` view (`podnet_*_info`)
 /// pointing into memory the object owns. Declare one with `view!`.
 pub(crate) trait View {
@@ -248,6 +264,25 @@ impl<T> Out<'_, T> {
         // SAFETY: `ptr` is non-NULL (checked in `try_out`) and by contract points to writable,
         // aligned storage for a `T`; `write` does not read or drop the previous content.
         unsafe { self.ptr.write(value) }
+    }
+}
+
+impl<T> Out<'_, T> {
+    /// The last step of a successful export: store `value` and succeed.
+    pub(crate) fn finish<E>(self, value: T) -> Result<(), E> {
+        self.write(value);
+        Ok(())
+    }
+}
+
+impl<C: Castable> Out<'_, *mut C>
+where
+    C::Ownership: MayOwn,
+{
+    /// The last step of an export that makes an object: hand `value` to C as a new `C` (freed
+    /// by its `_free`) and succeed.
+    pub(crate) fn give<E>(self, value: C::RustType) -> Result<(), E> {
+        self.finish(to_owned_ptr::<C>(value))
     }
 }
 

@@ -11,6 +11,7 @@
 use std::ffi::{c_char, CStr};
 
 mod call;
+mod cenum;
 mod config;
 mod error;
 mod handle;

@@ -9,7 +9,7 @@ use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr, view, view_of};
+use crate::handle::{castable, free_owned, view, view_of};
 use crate::peer::mac_string;
 use crate::sandbox::{
     podnet_check_report, podnet_gc_report, podnet_sandbox, podnet_sandbox_list, CheckReportObj, GcReportObj, SandboxObj,
@@ -56,8 +56,7 @@ pub extern "C" fn podnet_node_open(
         let cfg = c.obj("config", config)?;
         let out = c.out("node_out", node_out)?;
         let node = core(Node::open(cfg.clone()))?;
-        out.write(to_owned_ptr::<podnet_node>(node));
-        Ok(())
+        out.give(node)
     })
 }
 
@@ -91,8 +90,7 @@ pub extern "C" fn podnet_node_sandbox_create(
         let spec = c.obj("spec", spec)?;
         let out = c.out("sandbox_out", sandbox_out)?;
         let sb = core(node.create_sandbox(spec))?;
-        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
-        Ok(())
+        out.give(SandboxObj::new(&sb))
     })
 }
 
@@ -133,8 +131,7 @@ pub extern "C" fn podnet_node_sandbox_get(
         let id = c.name("id", id)?;
         let out = c.out("sandbox_out", sandbox_out)?;
         let sb = core(node.get_sandbox(id))?;
-        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
-        Ok(())
+        out.give(SandboxObj::new(&sb))
     })
 }
 
@@ -153,8 +150,7 @@ pub extern "C" fn podnet_node_sandbox_list(
         let node = c.obj("node", node)?;
         let out = c.out("list_out", list_out)?;
         let list: Vec<SandboxObj> = core(node.list_sandboxes())?.iter().map(SandboxObj::new).collect();
-        out.write(to_owned_ptr::<podnet_sandbox_list>(list));
-        Ok(())
+        out.give(list)
     })
 }
 
@@ -177,8 +173,7 @@ pub extern "C" fn podnet_node_sandbox_check(
         let id = c.name("id", id)?;
         let out = c.out("report_out", report_out)?;
         let r = core(node.check_sandbox(id))?;
-        out.write(to_owned_ptr::<podnet_check_report>(CheckReportObj::new(&r)));
-        Ok(())
+        out.give(CheckReportObj::new(&r))
     })
 }
 
@@ -210,8 +205,7 @@ pub extern "C" fn podnet_node_gc(
             live.push(c.name(&format!("live_ids[{i}]"), *p)?);
         }
         let r = core(node.gc(&live))?;
-        out.write(to_owned_ptr::<podnet_gc_report>(GcReportObj::new(&r)));
-        Ok(())
+        out.give(GcReportObj::new(&r))
     })
 }
 
@@ -298,8 +292,7 @@ pub extern "C" fn podnet_node_get_status(
     fallible("podnet_node_get_status", err_out, |c| {
         let node = c.obj("node", node)?;
         let out = c.out("status_out", status_out)?;
-        out.write(to_owned_ptr::<podnet_node_status>(NodeStatusObj::new(node.inner())));
-        Ok(())
+        out.give(NodeStatusObj::new(node.inner()))
     })
 }
 

@@ -9,7 +9,7 @@ use podnet_core::Peer;
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible, with_mut};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of};
+use crate::handle::{castable, free_owned, list_at, list_len, view, view_of};
 use crate::node::podnet_node;
 use crate::status::podnet_status;
 
@@ -104,13 +104,9 @@ pub extern "C" fn podnet_peer_new(
 ) -> podnet_status {
     fallible("podnet_peer_new", err_out, |c| {
         let name = c.name("name", name)?;
-        let ip = c.ip("underlay_ip", underlay_ip)?;
+        let ip = c.unicast_ip("underlay_ip", underlay_ip)?;
         let out = c.out("peer_out", peer_out)?;
-        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() {
-            return Err(c.err(podnet_status::InvalidArgument, format!("underlay IP {ip} is not a unicast address")));
-        }
-        out.write(to_owned_ptr::<podnet_peer>(PeerObj::new(Peer::new(name, ip, vec![]))));
-        Ok(())
+        out.give(PeerObj::new(Peer::new(name, ip, vec![])))
     })
 }
 
@@ -138,13 +134,7 @@ pub extern "C" fn podnet_peer_add_pod_cidr(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_peer_add_pod_cidr", "peer", peer, err_out, |c, p| {
-        let net = c.cidr("cidr", cidr)?;
-        if net.ip() != net.network() {
-            let hint = format!("{}/{}", net.network(), net.prefix());
-            return Err(
-                c.err(podnet_status::InvalidArgument, format!("{net} has host bits set (did you mean {hint}?)"))
-            );
-        }
+        let net = c.network("cidr", cidr)?;
         if !p.peer.pod_cidrs.contains(&net) {
             let mut peer = p.peer.clone();
             peer.pod_cidrs.push(net);
@@ -211,7 +201,7 @@ castable!(podnet_peer_list: Owned => Vec<PeerObj>);
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_peer_list_count(list: *const podnet_peer_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
+    infallible(0, || list_len(list))
 }
 
 /// Peer `index` (0-based), borrowed from the list: valid until `podnet_peer_list_free`; never
@@ -220,9 +210,7 @@ pub extern "C" fn podnet_peer_list_count(list: *const podnet_peer_list) -> usize
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_peer_list_at(list: *const podnet_peer_list, index: usize) -> *const podnet_peer {
-    infallible(std::ptr::null(), || {
-        try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<podnet_peer>)
-    })
+    infallible(std::ptr::null(), || list_at(list, index))
 }
 
 /// Free a peer list and every peer borrowed from it. NULL is accepted (no-op).
@@ -347,13 +335,12 @@ pub extern "C" fn podnet_node_peers_sync(
             list.push(c.obj::<podnet_peer>(&format!("peers[{i}]"), *p)?.peer.clone());
         }
         let r = core(node.sync_peers(&list))?;
-        out.write(to_owned_ptr::<podnet_sync_report>(SyncReportObj(podnet_sync_report_info {
+        out.give(SyncReportObj(podnet_sync_report_info {
             struct_size: std::mem::size_of::<podnet_sync_report_info>(),
             peers: r.peers,
             added: r.added,
             removed: r.removed,
-        })));
-        Ok(())
+        }))
     })
 }
 
@@ -372,14 +359,14 @@ pub extern "C" fn podnet_node_peer_list(
         let node = c.obj("node", node)?;
         let out = c.out("list_out", list_out)?;
         let list: Vec<PeerObj> = core(node.list_peers())?.into_iter().map(PeerObj::new).collect();
-        out.write(to_owned_ptr::<podnet_peer_list>(list));
-        Ok(())
+        out.give(list)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handle::try_ref;
 
     #[test]
     fn peer_builder() {

@@ -9,7 +9,7 @@ use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 use crate::buffer::Strings;
 use crate::call::{core, fallible, infallible, with_mut, Call, CallResult};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr, view, view_of};
+use crate::handle::{castable, free_owned, view, view_of};
 use crate::status::podnet_status;
 
 /// Why `podnet_plan` raised a warning (`podnet_plan_warning_entry.code`). Values are
@@ -93,8 +93,7 @@ pub extern "C" fn podnet_plan_input_new(
 ) -> podnet_status {
     fallible("podnet_plan_input_new", err_out, |c| {
         let out = c.out("input_out", input_out)?;
-        out.write(to_owned_ptr::<podnet_plan_input>(PlanInput::default()));
-        Ok(())
+        out.give(PlanInput::default())
     })
 }
 
@@ -371,8 +370,7 @@ pub extern "C" fn podnet_plan(
         let json = serde_json::to_string(&plan)
             .map_err(|e| c.err(podnet_status::Internal, format!("encode plan as JSON: {e}")))?;
         let obj = PlanObj::new(&plan, json);
-        out.write(to_owned_ptr::<podnet_plan_result>(obj));
-        Ok(())
+        out.give(obj)
     })
 }
 

@@ -10,7 +10,7 @@ use podnet_core::{PortEntry, PortMapping, Sandbox};
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::{core, fallible, infallible};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view, view_of};
+use crate::handle::{castable, free_owned, list_len, to_borrowed_ptr, try_ref, view, view_of};
 use crate::node::podnet_node;
 use crate::sandbox::{podnet_port_mapping, podnet_sandbox, PortMappings, SandboxObj};
 use crate::spec::{podnet_protocol_code, port_mapping};
@@ -39,8 +39,7 @@ pub extern "C" fn podnet_port_list_new(
 ) -> podnet_status {
     fallible("podnet_port_list_new", err_out, |c| {
         let out = c.out("list_out", list_out)?;
-        out.write(to_owned_ptr::<podnet_port_list>(Vec::new()));
-        Ok(())
+        out.give(Vec::new())
     })
 }
 
@@ -73,7 +72,7 @@ pub extern "C" fn podnet_port_list_add(
 /// Thread-safe (not concurrently with `podnet_port_list_add` on the same list).
 #[no_mangle]
 pub extern "C" fn podnet_port_list_count(list: *const podnet_port_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
+    infallible(0, || list_len(list))
 }
 
 /// Free a port list. NULL is accepted (no-op). Mappings added with it stay on the node.
@@ -119,8 +118,7 @@ fn change_ports(
         let ports = c.obj("ports", ports)?;
         let out = c.out("sandbox_out", sandbox_out)?;
         let sb = core(change(node, id, ports))?;
-        out.write(to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb)));
-        Ok(())
+        out.give(SandboxObj::new(&sb))
     })
 }
 
@@ -206,7 +204,7 @@ castable!(podnet_port_entry_list: Owned => Vec<PortEntryObj>);
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_port_entry_list_count(list: *const podnet_port_entry_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
+    infallible(0, || list_len(list))
 }
 
 /// Entry `index` (0-based), borrowed from the list: valid until `podnet_port_entry_list_free`,
@@ -246,8 +244,7 @@ pub extern "C" fn podnet_node_ports_list(
         let node = c.obj("node", node)?;
         let out = c.out("list_out", list_out)?;
         let list: Vec<PortEntryObj> = core(node.list_ports())?.iter().map(PortEntryObj::new).collect();
-        out.write(to_owned_ptr::<podnet_port_entry_list>(list));
-        Ok(())
+        out.give(list)
     })
 }
 
@@ -315,11 +312,10 @@ pub extern "C" fn podnet_node_repair(
         let node = c.obj("node", node)?;
         let out = c.out("report_out", report_out)?;
         let r = core(node.repair())?;
-        out.write(to_owned_ptr::<podnet_repair_report>(RepairReportObj(podnet_repair_report_info {
+        out.give(RepairReportObj(podnet_repair_report_info {
             struct_size: std::mem::size_of::<podnet_repair_report_info>(),
             table_recreated: r.table_recreated,
             ports_restored: r.ports_restored,
-        })));
-        Ok(())
+        }))
     })
 }

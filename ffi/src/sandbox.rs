@@ -9,8 +9,9 @@ use podnet_core::{CheckReport, GcReport, PortMapping, Sandbox};
 
 use crate::buffer::{podnet_string_list, Strings};
 use crate::call::infallible;
+use crate::cenum::CEnum;
 use crate::config::podnet_mode;
-use crate::handle::{castable, free_owned, to_borrowed_ptr, try_ref, view, view_of};
+use crate::handle::{castable, free_owned, list_at, list_len, view, view_of};
 use crate::spec::podnet_protocol;
 
 /// One host port mapping as podnet reports it (an element of `podnet_sandbox_info.ports`, the
@@ -198,7 +199,7 @@ castable!(podnet_sandbox_list: Owned => Vec<SandboxObj>);
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_list_count(list: *const podnet_sandbox_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
+    infallible(0, || list_len(list))
 }
 
 /// Sandbox `index` (0-based), borrowed from the list: valid until `podnet_sandbox_list_free`,
@@ -206,9 +207,7 @@ pub extern "C" fn podnet_sandbox_list_count(list: *const podnet_sandbox_list) ->
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_list_at(list: *const podnet_sandbox_list, index: usize) -> *const podnet_sandbox {
-    infallible(std::ptr::null(), || {
-        try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<podnet_sandbox>)
-    })
+    infallible(std::ptr::null(), || list_at(list, index))
 }
 
 /// Free a sandbox list and every sandbox borrowed from it. NULL is accepted (no-op).
@@ -369,6 +368,7 @@ mod tests {
 
     use super::*;
     use crate::handle::to_owned_ptr;
+    use crate::handle::try_ref;
 
     fn text(p: *const c_char) -> Option<String> {
         // SAFETY: the views' strings are NUL-terminated and live as long as the object.

@@ -4,19 +4,17 @@
 //! process that programs them (see `podnet_node_services_sync`).
 
 use std::ffi::c_char;
-use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use podnet_core::{Affinity, Endpoint, Service, ServicePort, TrafficPolicy, MAX_AFFINITY_SECS, MAX_SERVICE_NAME_LEN};
 
 use crate::buffer::{podnet_string_list, Strings};
-use crate::call::{core, fallible, infallible, with_mut, Call, CallResult};
+use crate::call::{core, fallible, infallible, with_mut};
+use crate::cenum::{c_enum, CEnum};
 use crate::error::podnet_error;
-use crate::handle::{
-    free_owned, to_borrowed_ptr, to_owned_ptr, try_ref, view_of, Borrowed, Castable, Owned, OwnedOrLent, View,
-};
+use crate::handle::{castable, free_owned, list_at, list_len, view_of, View};
 use crate::node::podnet_node;
-use crate::spec::{podnet_protocol, podnet_protocol_code, protocol};
+use crate::spec::{podnet_protocol, podnet_protocol_code};
 use crate::status::podnet_status;
 
 /// External traffic policy of a service: which endpoints traffic to its NodePorts and external
@@ -36,6 +34,11 @@ pub enum podnet_traffic_policy {
 /// A traffic policy as passed into podnet: `uint32_t` in the ABI so any value is defined
 /// behaviour; the header spells it `podnet_traffic_policy` (cbindgen.toml renames it).
 pub type podnet_traffic_policy_code = u32;
+
+c_enum!(podnet_traffic_policy <=> TrafficPolicy, "traffic policy" {
+    Cluster => TrafficPolicy::Cluster,
+    Local => TrafficPolicy::Local,
+});
 
 /// One port of a service (an element of `podnet_service_info.ports`). A plain struct.
 #[repr(C)]
@@ -97,10 +100,7 @@ pub struct podnet_service_info {
     pub external_traffic_policy: podnet_traffic_policy,
 }
 
-impl Castable for podnet_service_info {
-    type Ownership = Borrowed;
-    type RustType = podnet_service_info;
-}
+castable!(podnet_service_info: Borrowed => podnet_service_info);
 
 /// A Service as a node serves it: name, ClusterIPs, ports, external IPs, endpoints, session
 /// affinity and external traffic policy. Built with `podnet_service_new` and the setters,
@@ -137,10 +137,7 @@ pub(crate) struct ServiceObj {
     view: OnceLock<ServiceView>,
 }
 
-impl Castable for podnet_service {
-    type Ownership = OwnedOrLent;
-    type RustType = ServiceObj;
-}
+castable!(podnet_service: OwnedOrLent => ServiceObj);
 
 impl View for ServiceObj {
     type Info = podnet_service_info;
@@ -182,10 +179,7 @@ impl ServiceView {
                 Affinity::None => 0,
                 Affinity::ClientIp { timeout_secs } => timeout_secs,
             },
-            match s.external_traffic_policy {
-                TrafficPolicy::Cluster => podnet_traffic_policy::Cluster,
-                TrafficPolicy::Local => podnet_traffic_policy::Local,
-            },
+            podnet_traffic_policy::from_core(s.external_traffic_policy),
         );
         ServiceView {
             info: podnet_service_info {
@@ -222,15 +216,6 @@ impl ServiceObj {
     }
 }
 
-/// A unicast address argument (not unspecified, multicast or loopback).
-fn unicast_ip(c: &Call, name: &str, ptr: *const c_char) -> CallResult<IpAddr> {
-    let ip = c.ip(name, ptr)?;
-    if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() || ip == IpAddr::from([255, 255, 255, 255]) {
-        return Err(c.err(podnet_status::InvalidArgument, format!("`{name}` {ip} is not a unicast address")));
-    }
-    Ok(ip)
-}
-
 /// Create a service with no ClusterIP, port or endpoint yet (it needs a ClusterIP and a port
 /// before a node accepts it), no session affinity and traffic policy Cluster.
 ///
@@ -265,8 +250,7 @@ pub extern "C" fn podnet_service_new(
             affinity: Affinity::None,
             external_traffic_policy: TrafficPolicy::Cluster,
         };
-        out.write(to_owned_ptr::<podnet_service>(ServiceObj::new(svc)));
-        Ok(())
+        out.give(ServiceObj::new(svc))
     })
 }
 
@@ -294,7 +278,7 @@ pub extern "C" fn podnet_service_add_cluster_ip(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_service_add_cluster_ip", "service", service, err_out, |c, s| {
-        let ip = unicast_ip(c, "ip", ip)?;
+        let ip = c.unicast_ip("ip", ip)?;
         if s.svc.cluster_ips.contains(&ip) {
             return Ok(());
         }
@@ -326,7 +310,7 @@ pub extern "C" fn podnet_service_add_port(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_service_add_port", "service", service, err_out, |c, s| {
-        let protocol = self::protocol(c, protocol)?;
+        let protocol = c.code::<podnet_protocol>(protocol)?;
         if port == 0 || target_port == 0 {
             return Err(c.err(podnet_status::InvalidArgument, "port 0 is not a valid service or target port"));
         }
@@ -355,7 +339,7 @@ pub extern "C" fn podnet_service_add_external_ip(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_service_add_external_ip", "service", service, err_out, |c, s| {
-        let ip = unicast_ip(c, "ip", ip)?;
+        let ip = c.unicast_ip("ip", ip)?;
         if !s.svc.external_ips.contains(&ip) {
             s.edit().external_ips.push(ip);
         }
@@ -384,7 +368,7 @@ pub extern "C" fn podnet_service_add_endpoint(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_service_add_endpoint", "service", service, err_out, |c, s| {
-        let ip = unicast_ip(c, "ip", ip)?;
+        let ip = c.unicast_ip("ip", ip)?;
         let ports = c.slice("ports", ports, n_ports)?;
         if ports.contains(&0) {
             return Err(c.err(podnet_status::InvalidArgument, format!("endpoint {ip}: port 0")));
@@ -437,12 +421,7 @@ pub extern "C" fn podnet_service_set_traffic_policy(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_service_set_traffic_policy", "service", service, err_out, |c, s| {
-        let p = match policy {
-            p if p == podnet_traffic_policy::Cluster as u32 => TrafficPolicy::Cluster,
-            p if p == podnet_traffic_policy::Local as u32 => TrafficPolicy::Local,
-            p => return Err(c.err(podnet_status::InvalidArgument, format!("unknown traffic policy {p}"))),
-        };
-        s.edit().external_traffic_policy = p;
+        s.edit().external_traffic_policy = c.code::<podnet_traffic_policy>(policy)?;
         Ok(())
     })
 }
@@ -461,16 +440,13 @@ pub struct podnet_service_list {
     _private: [u8; 0],
 }
 
-impl Castable for podnet_service_list {
-    type Ownership = Owned;
-    type RustType = Vec<ServiceObj>;
-}
+castable!(podnet_service_list: Owned => Vec<ServiceObj>);
 
 /// Number of services in the list. NULL gives 0.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_service_list_count(list: *const podnet_service_list) -> usize {
-    infallible(0, || try_ref(list).map_or(0, Vec::len))
+    infallible(0, || list_len(list))
 }
 
 /// Service `index` (0-based), borrowed from the list: valid until `podnet_service_list_free`;
@@ -479,9 +455,7 @@ pub extern "C" fn podnet_service_list_count(list: *const podnet_service_list) ->
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_service_list_at(list: *const podnet_service_list, index: usize) -> *const podnet_service {
-    infallible(std::ptr::null(), || {
-        try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<podnet_service>)
-    })
+    infallible(std::ptr::null(), || list_at(list, index))
 }
 
 /// Free a service list and every service borrowed from it. NULL is accepted (no-op).
@@ -586,8 +560,7 @@ pub extern "C" fn podnet_node_service_list(
         let node = c.obj("node", node)?;
         let out = c.out("list_out", list_out)?;
         let list: Vec<ServiceObj> = core(node.list_services())?.into_iter().map(ServiceObj::new).collect();
-        out.write(to_owned_ptr::<podnet_service_list>(list));
-        Ok(())
+        out.give(list)
     })
 }
 
@@ -607,14 +580,14 @@ pub extern "C" fn podnet_node_services_repair(
     fallible("podnet_node_services_repair", err_out, |c| {
         let node = c.obj("node", node)?;
         let out = c.out("rebuilt_out", rebuilt_out)?;
-        out.write(core(node.repair_services())?);
-        Ok(())
+        out.finish(core(node.repair_services())?)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handle::try_ref;
 
     #[test]
     fn service_builder() {

@@ -5,9 +5,10 @@ use std::ffi::c_char;
 use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};
 
 use crate::call::{fallible, infallible, with_mut, Call, CallResult};
+use crate::cenum::c_enum;
 use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, to_owned_ptr};
+use crate::handle::{castable, free_owned};
 use crate::status::podnet_status;
 
 /// Transport protocol of a host port mapping (values are the IANA protocol numbers).
@@ -25,15 +26,7 @@ pub enum podnet_protocol {
     Sctp = 132,
 }
 
-impl podnet_protocol {
-    pub(crate) fn from_core(p: Protocol) -> podnet_protocol {
-        match p {
-            Protocol::Tcp => podnet_protocol::Tcp,
-            Protocol::Udp => podnet_protocol::Udp,
-            Protocol::Sctp => podnet_protocol::Sctp,
-        }
-    }
-}
+c_enum!(podnet_protocol <=> Protocol, "protocol" { Tcp => Protocol::Tcp, Udp => Protocol::Udp, Sctp => Protocol::Sctp });
 
 /// A protocol as passed into podnet: `uint32_t` in the ABI so any value is defined behaviour;
 /// the header spells it `podnet_protocol` (cbindgen.toml renames it).
@@ -70,8 +63,7 @@ pub extern "C" fn podnet_sandbox_spec_new(
     fallible("podnet_sandbox_spec_new", err_out, |c| {
         let id = c.name("id", id)?;
         let out = c.out("spec_out", spec_out)?;
-        out.write(to_owned_ptr::<podnet_sandbox_spec>(SandboxSpec::new(id)));
-        Ok(())
+        out.give(SandboxSpec::new(id))
     })
 }
 
@@ -167,16 +159,6 @@ pub extern "C" fn podnet_sandbox_spec_add_port(
     })
 }
 
-/// A protocol argument: `PODNET_PROTOCOL_TCP`, `_UDP` or `_SCTP`, else invalid.
-pub(crate) fn protocol(c: &Call, code: podnet_protocol_code) -> CallResult<Protocol> {
-    match code {
-        p if p == podnet_protocol::Tcp as u32 => Ok(Protocol::Tcp),
-        p if p == podnet_protocol::Udp as u32 => Ok(Protocol::Udp),
-        p if p == podnet_protocol::Sctp as u32 => Ok(Protocol::Sctp),
-        p => Err(c.err(podnet_status::InvalidArgument, format!("unknown protocol {p}"))),
-    }
-}
-
 /// Check one host port mapping as `podnet_sandbox_spec_add_port` and `podnet_port_list_add`
 /// take it, against the mappings listed before it.
 pub(crate) fn port_mapping(
@@ -187,7 +169,7 @@ pub(crate) fn port_mapping(
     host_port: u16,
     container_port: u16,
 ) -> CallResult<PortMapping> {
-    let protocol = self::protocol(c, protocol)?;
+    let protocol = c.code::<podnet_protocol>(protocol)?;
     let host_ip = if host_ip.is_null() { None } else { Some(c.ip("host_ip", host_ip)?) };
     if host_port == 0 || container_port == 0 {
         return Err(c.err(podnet_status::InvalidArgument, "port 0 is not a valid host or container port"));
@@ -215,8 +197,7 @@ pub extern "C" fn podnet_sandbox_spec_set_mode(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_sandbox_spec_set_mode", "spec", spec, err_out, |c, s| {
-        let m = podnet_mode::to_core(mode)
-            .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("unknown mode {mode}")))?;
+        let m = c.code::<podnet_mode>(mode)?;
         s.mode = Some(m);
         Ok(())
     })

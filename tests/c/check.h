@@ -66,6 +66,76 @@ void check_refused(const char *file, int line, const char *call, podnet_status g
         check_refused(__FILE__, __LINE__, #call, st_, err, (want), (op));               \
     } while (0)
 
+/* REFUSED naming the called function itself as the failed operation:
+ * REFUSED_CALL(want, podnet_x, args...) is REFUSED(want, "podnet_x", podnet_x(args...)). */
+#define REFUSED_CALL(want, fn, ...) REFUSED((want), #fn, fn(__VA_ARGS__))
+
+/* Bytes that are not UTF-8, for string arguments. */
+#define CHECK_NOT_UTF8 "ab\xff\xfe"
+
+/* The checks every string argument of a setter `fn(obj, string, &err)` gets: a NULL object (with
+ * the valid string `good`), a NULL string, a string that is not UTF-8 and, unless `too_long` is
+ * NULL, one over the argument's length limit. */
+#define REFUSED_STRING(fn, obj, good, too_long)                                         \
+    do {                                                                                \
+        const char *too_long_ = (too_long);                                             \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, NULL, (good), &err);              \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, (obj), NULL, &err);               \
+        REFUSED_CALL(PODNET_STATUS_INVALID_UTF8, fn, (obj), CHECK_NOT_UTF8, &err);      \
+        if (too_long_) REFUSED_CALL(PODNET_STATUS_TOO_LONG, fn, (obj), too_long_, &err); \
+    } while (0)
+
+/* The same for the name of a constructor `fn(name, &out, &err)`, and a NULL out-parameter:
+ * `sentinel` (the caller's out variable) is never written. */
+#define REFUSED_NEW(fn, good, sentinel, too_long)                                       \
+    do {                                                                                \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, NULL, &(sentinel), &err);         \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, (good), NULL, &err);              \
+        REFUSED_CALL(PODNET_STATUS_INVALID_UTF8, fn, CHECK_NOT_UTF8, &(sentinel), &err); \
+        REFUSED_CALL(PODNET_STATUS_TOO_LONG, fn, (too_long), &(sentinel), &err);        \
+    } while (0)
+
+/* Text that is no CIDR: every CIDR argument refuses each with PODNET_STATUS_INVALID_ADDRESS. */
+extern const char *const check_not_cidrs[];
+
+/* `fn(obj, cidr, &err)` refuses every string of check_not_cidrs (a failure names the string). */
+#define REFUSED_CIDR(fn, obj)                                                           \
+    do {                                                                                \
+        for (const char *const *bad_ = check_not_cidrs; *bad_; bad_++) {                 \
+            char call_[256];                                                            \
+            podnet_error *err = NULL;                                                   \
+            podnet_status st_ = fn((obj), *bad_, &err);                                 \
+            snprintf(call_, sizeof call_, "%s(%s, \"%s\", &err)", #fn, #obj, *bad_);     \
+            check_refused(__FILE__, __LINE__, call_, st_, err, PODNET_STATUS_INVALID_ADDRESS, #fn); \
+        }                                                                               \
+    } while (0)
+
+/* Define `static size_t name(const podnet_node *node)`: how many elements the node's list call
+ * `list_fn(node, &list, &err)` returns (read with `count_fn`, freed with `free_fn`), or
+ * (size_t)-1 when the call fails. */
+#define DEFINE_LIST_COUNT(name, list_type, list_fn, count_fn, free_fn)                  \
+    static size_t name(const podnet_node *node) {                                       \
+        list_type *list_ = NULL;                                                        \
+        size_t n_ = (size_t)-1;                                                         \
+        CHECK_OK(list_fn(node, &list_, &err));                                          \
+        if (list_) n_ = count_fn(list_);                                                \
+        free_fn(list_);                                                                 \
+        return n_;                                                                      \
+    }
+
+/* Short names of the statuses the bad-input tests expect. */
+enum {
+    NUL = PODNET_STATUS_NULL_ARGUMENT,
+    UTF = PODNET_STATUS_INVALID_UTF8,
+    LONG = PODNET_STATUS_TOO_LONG,
+    ARG = PODNET_STATUS_INVALID_ARGUMENT,
+    ADDR = PODNET_STATUS_INVALID_ADDRESS
+};
+
+/* What out-parameters hold before a call that must not write them. */
+extern int check_sentinel;
+#define SENT ((void *)&check_sentinel)
+
 /* Run a shell command of the test's own world (never from the library): true when it exits 0
  * (sh_ok, which prints the command otherwise) or when it fails (sh_fails, likewise). */
 int sh_ok(const char *cmd);
@@ -73,6 +143,8 @@ int sh_fails(const char *cmd);
 
 /* Shared by the test files. */
 extern podnet_node *test_node;
+/* A sandbox with the default spec on test_node (NULL, and a failed check, when the create fails). */
+podnet_sandbox *test_sandbox_create(const char *id);
 void test_node_lifecycle(void);
 void test_idempotence(void);
 void test_gc(void);

@@ -50,9 +50,9 @@ void test_agent(void) {
         free(s);
     }
     podnet_bytes_free(json);
-    REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_agent_status_json", podnet_agent_status_json(agent, NULL, &err));
-    REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_agent_wait_ready", podnet_agent_wait_ready(NULL, 0, &err));
-    REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_agent_leave", podnet_agent_leave(NULL, &err));
+    REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, podnet_agent_status_json, agent, NULL, &err);
+    REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, podnet_agent_wait_ready, NULL, 0, &err);
+    REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, podnet_agent_leave, NULL, &err);
     CHECK(!podnet_agent_is_ready(NULL));
     podnet_agent_free(agent);
     podnet_agent_free(NULL);

@@ -278,11 +278,6 @@ void test_service_ip_allocator(void) {
 /* Every pointer argument NULL, non-UTF-8 strings, malformed CIDRs and addresses, impossible
  * sizes: refused with its own status, nothing written, the object unchanged. */
 void test_bad_input_cluster(void) {
-    const podnet_status NUL = PODNET_STATUS_NULL_ARGUMENT, UTF = PODNET_STATUS_INVALID_UTF8,
-                        LONG = PODNET_STATUS_TOO_LONG, ARG = PODNET_STATUS_INVALID_ARGUMENT,
-                        ADDR = PODNET_STATUS_INVALID_ADDRESS;
-    static int sentinel_storage;
-    void *const SENT = &sentinel_storage;
     char long_cidr[100];
     podnet_plan_input *in = NULL, *in_sent = SENT, *empty = NULL;
     podnet_plan_result *plan = SENT;
@@ -308,38 +303,28 @@ void test_bad_input_cluster(void) {
     memset(garbage, 0xab, sizeof garbage);
 
     /* plan input */
-    REFUSED(NUL, "podnet_plan_input_new", podnet_plan_input_new(NULL, &err));
+    REFUSED_CALL(NUL, podnet_plan_input_new, NULL, &err);
     CHECK_OK(podnet_plan_input_new(&in, &err));
-    REFUSED(NUL, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(NULL, "10.10.0.0/16", &err));
-    REFUSED(NUL, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, NULL, &err));
-    REFUSED(UTF, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, long_cidr, &err));
-    REFUSED(ADDR, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, "10.10.0.0", &err));
-    REFUSED(ADDR, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, "10.10.0.0/33", &err));
-    REFUSED(ADDR, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, "10.10.0.0/+16", &err));
-    REFUSED(ADDR, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, " 10.10.0.0/16", &err));
-    REFUSED(ARG, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, "10.10.0.1/16", &err));
-    REFUSED(ARG, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, "::ffff:10.0.0.0/112", &err));
+    REFUSED_STRING(podnet_plan_input_add_cluster_cidr, in, "10.10.0.0/16", long_cidr);
+    REFUSED_CIDR(podnet_plan_input_add_cluster_cidr, in);
+    REFUSED_CALL(ARG, podnet_plan_input_add_cluster_cidr, in, "10.10.0.1/16", &err);
+    REFUSED_CALL(ARG, podnet_plan_input_add_cluster_cidr, in, "::ffff:10.0.0.0/112", &err);
     CHECK_OK(podnet_plan_input_add_cluster_cidr(in, "10.10.0.0/16", &err));
-    REFUSED(ARG, "podnet_plan_input_add_cluster_cidr", podnet_plan_input_add_cluster_cidr(in, "10.11.0.0/16", &err));
-    REFUSED(NUL, "podnet_plan_input_add_node_mask", podnet_plan_input_add_node_mask(NULL, 24, &err));
-    REFUSED(ARG, "podnet_plan_input_add_node_mask", podnet_plan_input_add_node_mask(in, 129, &err));
-    REFUSED(NUL, "podnet_plan_input_set_machine_subnet", podnet_plan_input_set_machine_subnet(NULL, "10.1.0.0/24", &err));
-    REFUSED(NUL, "podnet_plan_input_set_machine_subnet", podnet_plan_input_set_machine_subnet(in, NULL, &err));
-    REFUSED(UTF, "podnet_plan_input_set_machine_subnet", podnet_plan_input_set_machine_subnet(in, NOT_UTF8, &err));
-    REFUSED(ADDR, "podnet_plan_input_set_machine_subnet", podnet_plan_input_set_machine_subnet(in, "10.1.0.0/", &err));
-    REFUSED(ARG, "podnet_plan_input_set_machine_subnet", podnet_plan_input_set_machine_subnet(in, "10.1.0.9/24", &err));
-    REFUSED(NUL, "podnet_plan_input_set_control_plane", podnet_plan_input_set_control_plane(NULL, 3, &err));
-    REFUSED(NUL, "podnet_plan_input_add_service_cidr", podnet_plan_input_add_service_cidr(NULL, "10.0.0.0/16", &err));
-    REFUSED(NUL, "podnet_plan_input_add_service_cidr", podnet_plan_input_add_service_cidr(in, NULL, &err));
-    REFUSED(UTF, "podnet_plan_input_add_service_cidr", podnet_plan_input_add_service_cidr(in, NOT_UTF8, &err));
-    REFUSED(ADDR, "podnet_plan_input_add_service_cidr", podnet_plan_input_add_service_cidr(in, "10.0.0.0/16/1", &err));
-    REFUSED(ARG, "podnet_plan_input_add_service_cidr", podnet_plan_input_add_service_cidr(in, "10.0.0.1/16", &err));
+    REFUSED_CALL(ARG, podnet_plan_input_add_cluster_cidr, in, "10.11.0.0/16", &err);
+    REFUSED_CALL(NUL, podnet_plan_input_add_node_mask, NULL, 24, &err);
+    REFUSED_CALL(ARG, podnet_plan_input_add_node_mask, in, 129, &err);
+    REFUSED_STRING(podnet_plan_input_set_machine_subnet, in, "10.1.0.0/24", NULL);
+    REFUSED_CIDR(podnet_plan_input_set_machine_subnet, in);
+    REFUSED_CALL(ARG, podnet_plan_input_set_machine_subnet, in, "10.1.0.9/24", &err);
+    REFUSED_CALL(NUL, podnet_plan_input_set_control_plane, NULL, 3, &err);
+    REFUSED_STRING(podnet_plan_input_add_service_cidr, in, "10.0.0.0/16", NULL);
+    REFUSED_CIDR(podnet_plan_input_add_service_cidr, in);
+    REFUSED_CALL(ARG, podnet_plan_input_add_service_cidr, in, "10.0.0.1/16", &err);
     CHECK_OK(podnet_plan_input_add_service_cidr(in, "10.0.0.0/16", &err));
-    REFUSED(ARG, "podnet_plan_input_add_service_cidr", podnet_plan_input_add_service_cidr(in, "10.1.0.0/16", &err));
+    REFUSED_CALL(ARG, podnet_plan_input_add_service_cidr, in, "10.1.0.0/16", &err);
     /* podnet_plan */
-    REFUSED(NUL, "podnet_plan", podnet_plan(NULL, &plan, &err));
-    REFUSED(NUL, "podnet_plan", podnet_plan(in, NULL, &err));
+    REFUSED_CALL(NUL, podnet_plan, NULL, &plan, &err);
+    REFUSED_CALL(NUL, podnet_plan, in, NULL, &err);
     CHECK_OK(podnet_plan_input_new(&empty, &err));
     REFUSED(ARG, NULL, podnet_plan(empty, &plan, &err)); /* no cluster CIDR */
     CHECK_OK(podnet_plan_input_add_cluster_cidr(empty, "10.10.0.0/16", &err));
@@ -348,7 +333,7 @@ void test_bad_input_cluster(void) {
     podnet_plan_input_free(empty);
     CHECK_OK(podnet_plan_input_add_node_mask(in, 24, &err));
     CHECK_OK(podnet_plan_input_add_node_mask(in, 25, &err));
-    REFUSED(ARG, "podnet_plan_input_add_node_mask", podnet_plan_input_add_node_mask(in, 26, &err));
+    REFUSED_CALL(ARG, podnet_plan_input_add_node_mask, in, 26, &err);
     REFUSED(ARG, NULL, podnet_plan(in, &plan, &err)); /* two masks for one cluster CIDR */
     CHECK(plan == SENT);
     podnet_plan_input_free(in);
@@ -356,20 +341,20 @@ void test_bad_input_cluster(void) {
     podnet_plan_input_free(NULL);
 
     /* node CIDR allocator */
-    REFUSED(NUL, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(NULL, 1, m24, 1, NULL, 0, &na_sent, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c_null, 1, m24, 1, NULL, 0, &na_sent, &err));
-    REFUSED(UTF, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c_utf, 1, m24, 1, NULL, 0, &na_sent, &err));
-    REFUSED(LONG, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(long_list, 1, m24, 1, NULL, 0, &na_sent, &err));
-    REFUSED(ADDR, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c_addr, 1, m24, 1, NULL, 0, &na_sent, &err));
-    REFUSED(ARG, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c_host, 1, m24, 1, NULL, 0, &na_sent, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, 1, NULL, 1, NULL, 0, &na_sent, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, 1, m24, 1, NULL, 1, &na_sent, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, 1, m24, 1, c_null, 1, &na_sent, &err));
-    REFUSED(UTF, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, 1, m24, 1, c_utf, 1, &na_sent, &err));
-    REFUSED(ADDR, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, 1, m24, 1, c_addr, 1, &na_sent, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, 1, m24, 1, NULL, 0, NULL, &err));
-    REFUSED(ARG, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, (size_t)-1, m24, 1, NULL, 0, &na_sent, &err));
-    REFUSED(ARG, "podnet_node_cidr_allocator_new", podnet_node_cidr_allocator_new(c1, 1, m2, 2, NULL, 0, &na_sent, &err));
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_new, NULL, 1, m24, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_new, c_null, 1, m24, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(UTF, podnet_node_cidr_allocator_new, c_utf, 1, m24, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(LONG, podnet_node_cidr_allocator_new, long_list, 1, m24, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(ADDR, podnet_node_cidr_allocator_new, c_addr, 1, m24, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(ARG, podnet_node_cidr_allocator_new, c_host, 1, m24, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_new, c1, 1, NULL, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_new, c1, 1, m24, 1, NULL, 1, &na_sent, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_new, c1, 1, m24, 1, c_null, 1, &na_sent, &err);
+    REFUSED_CALL(UTF, podnet_node_cidr_allocator_new, c1, 1, m24, 1, c_utf, 1, &na_sent, &err);
+    REFUSED_CALL(ADDR, podnet_node_cidr_allocator_new, c1, 1, m24, 1, c_addr, 1, &na_sent, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_new, c1, 1, m24, 1, NULL, 0, NULL, &err);
+    REFUSED_CALL(ARG, podnet_node_cidr_allocator_new, c1, (size_t)-1, m24, 1, NULL, 0, &na_sent, &err);
+    REFUSED_CALL(ARG, podnet_node_cidr_allocator_new, c1, 1, m2, 2, NULL, 0, &na_sent, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_new(NULL, 0, NULL, 0, NULL, 0, &na_sent, &err));
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_new(c_two_v4, 2, NULL, 0, NULL, 0, &na_sent, &err));
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_new(c_three, 3, NULL, 0, NULL, 0, &na_sent, &err));
@@ -378,40 +363,40 @@ void test_bad_input_cluster(void) {
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_new(c1, 1, m24, 1, s_over, 1, &na_sent, &err)); /* overlap */
     CHECK(na_sent == SENT);
     CHECK_OK(podnet_node_cidr_allocator_new(c1, 1, m24, 1, NULL, 0, &na, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_allocate", podnet_node_cidr_allocator_allocate(NULL, &strs, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_allocate", podnet_node_cidr_allocator_allocate(na, NULL, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_occupy", podnet_node_cidr_allocator_occupy(NULL, c1, 1, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_occupy", podnet_node_cidr_allocator_occupy(na, NULL, 1, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_occupy", podnet_node_cidr_allocator_occupy(na, c_null, 1, &err));
-    REFUSED(UTF, "podnet_node_cidr_allocator_occupy", podnet_node_cidr_allocator_occupy(na, c_utf, 1, &err));
-    REFUSED(ADDR, "podnet_node_cidr_allocator_occupy", podnet_node_cidr_allocator_occupy(na, c_addr, 1, &err));
-    REFUSED(ARG, "podnet_node_cidr_allocator_occupy", podnet_node_cidr_allocator_occupy(na, c_host, 1, &err));
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_allocate, NULL, &strs, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_allocate, na, NULL, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_occupy, NULL, c1, 1, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_occupy, na, NULL, 1, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_occupy, na, c_null, 1, &err);
+    REFUSED_CALL(UTF, podnet_node_cidr_allocator_occupy, na, c_utf, 1, &err);
+    REFUSED_CALL(ADDR, podnet_node_cidr_allocator_occupy, na, c_addr, 1, &err);
+    REFUSED_CALL(ARG, podnet_node_cidr_allocator_occupy, na, c_host, 1, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, NULL, 0, &err));       /* nothing given */
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, o_wrong_size, 1, &err));
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, o_outside, 1, &err));
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, o_v6, 1, &err));       /* no IPv6 range */
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, o_two, 2, &err));      /* two IPv4 */
-    REFUSED(NUL, "podnet_node_cidr_allocator_release", podnet_node_cidr_allocator_release(NULL, c1, 1, &released, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_release", podnet_node_cidr_allocator_release(na, NULL, 1, &released, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_release", podnet_node_cidr_allocator_release(na, c_null, 1, &released, &err));
-    REFUSED(UTF, "podnet_node_cidr_allocator_release", podnet_node_cidr_allocator_release(na, c_utf, 1, &released, &err));
-    REFUSED(ADDR, "podnet_node_cidr_allocator_release", podnet_node_cidr_allocator_release(na, c_addr, 1, &released, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_release", podnet_node_cidr_allocator_release(na, o_outside, 1, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, NULL, c1, 1, &released, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, na, NULL, 1, &released, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, na, c_null, 1, &released, &err);
+    REFUSED_CALL(UTF, podnet_node_cidr_allocator_release, na, c_utf, 1, &released, &err);
+    REFUSED_CALL(ADDR, podnet_node_cidr_allocator_release, na, c_addr, 1, &released, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, na, o_outside, 1, NULL, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_release(na, o_outside, 1, &released, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_is_allocated", podnet_node_cidr_allocator_is_allocated(NULL, "10.10.0.0/24", &flag, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_is_allocated", podnet_node_cidr_allocator_is_allocated(na, NULL, &flag, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_is_allocated", podnet_node_cidr_allocator_is_allocated(na, "10.10.0.0/24", NULL, &err));
-    REFUSED(UTF, "podnet_node_cidr_allocator_is_allocated", podnet_node_cidr_allocator_is_allocated(na, NOT_UTF8, &flag, &err));
-    REFUSED(ADDR, "podnet_node_cidr_allocator_is_allocated", podnet_node_cidr_allocator_is_allocated(na, "10.10.0.0/", &flag, &err));
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_is_allocated, NULL, "10.10.0.0/24", &flag, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_is_allocated, na, NULL, &flag, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_is_allocated, na, "10.10.0.0/24", NULL, &err);
+    REFUSED_CALL(UTF, podnet_node_cidr_allocator_is_allocated, na, NOT_UTF8, &flag, &err);
+    REFUSED_CALL(ADDR, podnet_node_cidr_allocator_is_allocated, na, "10.10.0.0/", &flag, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_is_allocated(na, "10.10.0.0/23", &flag, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_to_bytes", podnet_node_cidr_allocator_to_bytes(NULL, &bytes, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_to_bytes", podnet_node_cidr_allocator_to_bytes(na, NULL, &err));
-    REFUSED(NUL, "podnet_node_cidr_allocator_from_bytes", podnet_node_cidr_allocator_from_bytes(NULL, 10, &na_sent, &err));
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_to_bytes, NULL, &bytes, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_to_bytes, na, NULL, &err);
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_from_bytes, NULL, 10, &na_sent, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_from_bytes(NULL, 0, &na_sent, &err));
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_from_bytes(garbage, sizeof garbage, &na_sent, &err));
     CHECK_OK(podnet_node_cidr_allocator_to_bytes(na, &good, &err));
     n = podnet_bytes_len(good);
-    REFUSED(NUL, "podnet_node_cidr_allocator_from_bytes", podnet_node_cidr_allocator_from_bytes(podnet_bytes_data(good), n, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_cidr_allocator_from_bytes, podnet_bytes_data(good), n, NULL, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_from_bytes(podnet_bytes_data(good), n - 1, &na_sent, &err)); /* truncated */
     copy = malloc(n);
     CHECK(copy != NULL);
@@ -433,53 +418,49 @@ void test_bad_input_cluster(void) {
     podnet_node_cidr_allocator_free(NULL);
 
     /* service IP allocator */
-    REFUSED(NUL, "podnet_service_ip_allocator_new", podnet_service_ip_allocator_new(NULL, &sa_sent, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_new", podnet_service_ip_allocator_new("10.0.0.0/16", NULL, &err));
-    REFUSED(UTF, "podnet_service_ip_allocator_new", podnet_service_ip_allocator_new(NOT_UTF8, &sa_sent, &err));
-    REFUSED(ADDR, "podnet_service_ip_allocator_new", podnet_service_ip_allocator_new("10.0.0.0/z", &sa_sent, &err));
-    REFUSED(ARG, "podnet_service_ip_allocator_new", podnet_service_ip_allocator_new("10.0.0.1/16", &sa_sent, &err));
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_new, NULL, &sa_sent, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_new, "10.0.0.0/16", NULL, &err);
+    REFUSED_CALL(UTF, podnet_service_ip_allocator_new, NOT_UTF8, &sa_sent, &err);
+    REFUSED_CALL(ADDR, podnet_service_ip_allocator_new, "10.0.0.0/z", &sa_sent, &err);
+    REFUSED_CALL(ARG, podnet_service_ip_allocator_new, "10.0.0.1/16", &sa_sent, &err);
     REFUSED(ARG, NULL, podnet_service_ip_allocator_new("10.0.0.0/8", &sa_sent, &err));  /* larger than /12 */
     REFUSED(ARG, NULL, podnet_service_ip_allocator_new("10.0.0.0/31", &sa_sent, &err)); /* no address */
     REFUSED(ARG, NULL, podnet_service_ip_allocator_new("fd00::/128", &sa_sent, &err));
     CHECK(sa_sent == SENT);
     CHECK_OK(podnet_service_ip_allocator_allocate(sa, "10.0.0.7", &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_allocate", podnet_service_ip_allocator_allocate(NULL, "10.0.0.8", &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_allocate", podnet_service_ip_allocator_allocate(sa, NULL, &err));
-    REFUSED(UTF, "podnet_service_ip_allocator_allocate", podnet_service_ip_allocator_allocate(sa, NOT_UTF8, &err));
-    REFUSED(ADDR, "podnet_service_ip_allocator_allocate", podnet_service_ip_allocator_allocate(sa, "10.0.0.256", &err));
-    REFUSED(ADDR, "podnet_service_ip_allocator_allocate", podnet_service_ip_allocator_allocate(sa, "10.0.0.8/32", &err));
+    REFUSED_STRING(podnet_service_ip_allocator_allocate, sa, "10.0.0.8", NULL);
+    REFUSED_CALL(ADDR, podnet_service_ip_allocator_allocate, sa, "10.0.0.256", &err);
+    REFUSED_CALL(ADDR, podnet_service_ip_allocator_allocate, sa, "10.0.0.8/32", &err);
     REFUSED(ARG, NULL, podnet_service_ip_allocator_allocate(sa, "10.0.1.8", &err));   /* outside */
     REFUSED(ARG, NULL, podnet_service_ip_allocator_allocate(sa, "10.0.0.0", &err));   /* network address */
     REFUSED(ARG, NULL, podnet_service_ip_allocator_allocate(sa, "10.0.0.255", &err)); /* broadcast */
     REFUSED(ARG, NULL, podnet_service_ip_allocator_allocate(sa, "fd00::8", &err));    /* family */
-    REFUSED(NUL, "podnet_service_ip_allocator_allocate_next", podnet_service_ip_allocator_allocate_next(NULL, ip, sizeof ip, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_allocate_next", podnet_service_ip_allocator_allocate_next(sa, NULL, sizeof ip, &err));
-    REFUSED(ARG, "podnet_service_ip_allocator_allocate_next", podnet_service_ip_allocator_allocate_next(sa, ip, PODNET_IP_STR_LEN - 1, &err));
-    REFUSED(ARG, "podnet_service_ip_allocator_allocate_next", podnet_service_ip_allocator_allocate_next(sa, ip, 0, &err));
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_allocate_next, NULL, ip, sizeof ip, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_allocate_next, sa, NULL, sizeof ip, &err);
+    REFUSED_CALL(ARG, podnet_service_ip_allocator_allocate_next, sa, ip, PODNET_IP_STR_LEN - 1, &err);
+    REFUSED_CALL(ARG, podnet_service_ip_allocator_allocate_next, sa, ip, 0, &err);
     CHECK_STR(ip, "untouched");
-    REFUSED(NUL, "podnet_service_ip_allocator_release", podnet_service_ip_allocator_release(NULL, "10.0.0.7", &flag, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_release", podnet_service_ip_allocator_release(sa, NULL, &flag, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_release", podnet_service_ip_allocator_release(sa, "10.0.0.7", NULL, &err));
-    REFUSED(UTF, "podnet_service_ip_allocator_release", podnet_service_ip_allocator_release(sa, NOT_UTF8, &flag, &err));
-    REFUSED(ADDR, "podnet_service_ip_allocator_release", podnet_service_ip_allocator_release(sa, "10.0.0", &flag, &err));
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_release, NULL, "10.0.0.7", &flag, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_release, sa, NULL, &flag, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_release, sa, "10.0.0.7", NULL, &err);
+    REFUSED_CALL(UTF, podnet_service_ip_allocator_release, sa, NOT_UTF8, &flag, &err);
+    REFUSED_CALL(ADDR, podnet_service_ip_allocator_release, sa, "10.0.0", &flag, &err);
     REFUSED(ARG, NULL, podnet_service_ip_allocator_release(sa, "10.9.0.7", &flag, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_is_allocated", podnet_service_ip_allocator_is_allocated(NULL, "10.0.0.7", &flag, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_is_allocated", podnet_service_ip_allocator_is_allocated(sa, NULL, &flag, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_is_allocated", podnet_service_ip_allocator_is_allocated(sa, "10.0.0.7", NULL, &err));
-    REFUSED(UTF, "podnet_service_ip_allocator_is_allocated", podnet_service_ip_allocator_is_allocated(sa, NOT_UTF8, &flag, &err));
-    REFUSED(ADDR, "podnet_service_ip_allocator_is_allocated", podnet_service_ip_allocator_is_allocated(sa, "x", &flag, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_resize", podnet_service_ip_allocator_resize(NULL, "10.0.0.0/23", &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_resize", podnet_service_ip_allocator_resize(sa, NULL, &err));
-    REFUSED(UTF, "podnet_service_ip_allocator_resize", podnet_service_ip_allocator_resize(sa, NOT_UTF8, &err));
-    REFUSED(ADDR, "podnet_service_ip_allocator_resize", podnet_service_ip_allocator_resize(sa, "10.0.0.0/23x", &err));
-    REFUSED(ARG, "podnet_service_ip_allocator_resize", podnet_service_ip_allocator_resize(sa, "10.0.0.1/23", &err));
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_is_allocated, NULL, "10.0.0.7", &flag, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_is_allocated, sa, NULL, &flag, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_is_allocated, sa, "10.0.0.7", NULL, &err);
+    REFUSED_CALL(UTF, podnet_service_ip_allocator_is_allocated, sa, NOT_UTF8, &flag, &err);
+    REFUSED_CALL(ADDR, podnet_service_ip_allocator_is_allocated, sa, "x", &flag, &err);
+    REFUSED_STRING(podnet_service_ip_allocator_resize, sa, "10.0.0.0/23", NULL);
+    REFUSED_CIDR(podnet_service_ip_allocator_resize, sa);
+    REFUSED_CALL(ARG, podnet_service_ip_allocator_resize, sa, "10.0.0.1/23", &err);
     REFUSED(ARG, NULL, podnet_service_ip_allocator_resize(sa, "fd00::/64", &err));
     REFUSED(PODNET_STATUS_CONFLICT, NULL, podnet_service_ip_allocator_resize(sa, "10.0.2.0/24", &err));
     REFUSED(PODNET_STATUS_CONFLICT, NULL, podnet_service_ip_allocator_resize(sa, "10.0.0.0/30", &err)); /* orphans .7 */
-    REFUSED(NUL, "podnet_service_ip_allocator_to_bytes", podnet_service_ip_allocator_to_bytes(NULL, &bytes, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_to_bytes", podnet_service_ip_allocator_to_bytes(sa, NULL, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_from_bytes", podnet_service_ip_allocator_from_bytes(NULL, 5, &sa_sent, &err));
-    REFUSED(NUL, "podnet_service_ip_allocator_from_bytes", podnet_service_ip_allocator_from_bytes(podnet_bytes_data(good), podnet_bytes_len(good), NULL, &err));
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_to_bytes, NULL, &bytes, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_to_bytes, sa, NULL, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_from_bytes, NULL, 5, &sa_sent, &err);
+    REFUSED_CALL(NUL, podnet_service_ip_allocator_from_bytes, podnet_bytes_data(good), podnet_bytes_len(good), NULL, &err);
     REFUSED(ARG, NULL, podnet_service_ip_allocator_from_bytes(garbage, sizeof garbage, &sa_sent, &err));
     REFUSED(ARG, NULL, podnet_service_ip_allocator_from_bytes(podnet_bytes_data(good), podnet_bytes_len(good) - 4, &sa_sent, &err));
     CHECK(sa_sent == SENT && bytes == SENT && flag);

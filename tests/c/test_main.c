@@ -22,6 +22,10 @@
 #endif
 
 int check_case_failures = 0;
+int check_sentinel;
+const char *const check_not_cidrs[] = {"bogus",        "10.1.0.0",      "10.1.0.0/33",  "10.1.0.0/",
+                                       "10.1.0/24",    "10.1.0.0/+16",  "fd00::/129",   " 10.1.0.0/24",
+                                       "10.1.0.0/24 ", "10.1.0.0/16/1", "10.1.0.0/23x", NULL};
 static int passed = 0, failed = 0;
 podnet_node *test_node = NULL;
 
@@ -200,83 +204,54 @@ static void test_bad_input_objects(void) {
     podnet_sandbox_spec *spec = NULL, *spec_keep;
     podnet_sandbox_spec *spec_sentinel = (podnet_sandbox_spec *)&passed;
     podnet_node_config *cfg_sentinel = (podnet_node_config *)&passed;
-    const podnet_status NUL = PODNET_STATUS_NULL_ARGUMENT, UTF = PODNET_STATUS_INVALID_UTF8,
-                        LONG = PODNET_STATUS_TOO_LONG, ARG = PODNET_STATUS_INVALID_ARGUMENT,
-                        ADDR = PODNET_STATUS_INVALID_ADDRESS;
-
     /* podnet_node_config_new */
-    REFUSED(NUL, "podnet_node_config_new", podnet_node_config_new(NULL, &cfg_sentinel, &err));
-    REFUSED(NUL, "podnet_node_config_new", podnet_node_config_new("n", NULL, &err));
-    REFUSED(UTF, "podnet_node_config_new", podnet_node_config_new(NOT_UTF8, &cfg_sentinel, &err));
-    REFUSED(LONG, "podnet_node_config_new", podnet_node_config_new(long_name, &cfg_sentinel, &err));
-    REFUSED(ARG, "podnet_node_config_new", podnet_node_config_new("a/b", &cfg_sentinel, &err));
-    REFUSED(ARG, "podnet_node_config_new", podnet_node_config_new("..", &cfg_sentinel, &err));
-    REFUSED(ARG, "podnet_node_config_new", podnet_node_config_new("", &cfg_sentinel, &err));
+    REFUSED_NEW(podnet_node_config_new, "n", cfg_sentinel, long_name);
+    REFUSED_CALL(ARG, podnet_node_config_new, "a/b", &cfg_sentinel, &err);
+    REFUSED_CALL(ARG, podnet_node_config_new, "..", &cfg_sentinel, &err);
+    REFUSED_CALL(ARG, podnet_node_config_new, "", &cfg_sentinel, &err);
     CHECK(cfg_sentinel == (podnet_node_config *)&passed);
 
     CHECK_OK(podnet_node_config_new("bad-input", &cfg, &err));
     cfg_keep = cfg;
     /* set_netns_path / set_state_dir / set_netns_dir */
-    REFUSED(NUL, "podnet_node_config_set_netns_path", podnet_node_config_set_netns_path(NULL, "/x", &err));
-    REFUSED(NUL, "podnet_node_config_set_netns_path", podnet_node_config_set_netns_path(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_set_netns_path", podnet_node_config_set_netns_path(cfg, "/x\xff", &err));
-    REFUSED(LONG, "podnet_node_config_set_netns_path", podnet_node_config_set_netns_path(cfg, long_path, &err));
-    REFUSED(ARG, "podnet_node_config_set_netns_path", podnet_node_config_set_netns_path(cfg, "rel/ns", &err));
-    REFUSED(NUL, "podnet_node_config_set_state_dir", podnet_node_config_set_state_dir(NULL, "/x", &err));
-    REFUSED(NUL, "podnet_node_config_set_state_dir", podnet_node_config_set_state_dir(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_set_state_dir", podnet_node_config_set_state_dir(cfg, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_node_config_set_state_dir", podnet_node_config_set_state_dir(cfg, long_path, &err));
-    REFUSED(ARG, "podnet_node_config_set_state_dir", podnet_node_config_set_state_dir(cfg, "", &err));
-    REFUSED(NUL, "podnet_node_config_set_netns_dir", podnet_node_config_set_netns_dir(NULL, "/x", &err));
-    REFUSED(NUL, "podnet_node_config_set_netns_dir", podnet_node_config_set_netns_dir(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_set_netns_dir", podnet_node_config_set_netns_dir(cfg, NOT_UTF8, &err));
-    REFUSED(ARG, "podnet_node_config_set_netns_dir", podnet_node_config_set_netns_dir(cfg, "netns", &err));
+    REFUSED_STRING(podnet_node_config_set_netns_path, cfg, "/x", long_path);
+    REFUSED_CALL(ARG, podnet_node_config_set_netns_path, cfg, "rel/ns", &err);
+    REFUSED_STRING(podnet_node_config_set_state_dir, cfg, "/x", long_path);
+    REFUSED_CALL(ARG, podnet_node_config_set_state_dir, cfg, "", &err);
+    REFUSED_STRING(podnet_node_config_set_netns_dir, cfg, "/x", NULL);
+    REFUSED_CALL(ARG, podnet_node_config_set_netns_dir, cfg, "netns", &err);
     /* add_pod_cidr */
-    REFUSED(NUL, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(NULL, "10.1.0.0/24", &err));
-    REFUSED(NUL, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0.0/2\xff", &err));
-    REFUSED(LONG, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, long_path, &err));
-    REFUSED(ADDR, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "bogus", &err));
-    REFUSED(ADDR, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0.0", &err));
-    REFUSED(ADDR, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0.0/33", &err));
-    REFUSED(ADDR, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0.0/", &err));
-    REFUSED(ADDR, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0/24", &err));
-    REFUSED(ADDR, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "fd00::/129", &err));
-    REFUSED(ADDR, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, " 10.1.0.0/24", &err));
-    REFUSED(ARG, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0.5/24", &err));
-    REFUSED(ARG, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0.0/32", &err));
+    REFUSED_STRING(podnet_node_config_add_pod_cidr, cfg, "10.1.0.0/24", long_path);
+    REFUSED_CIDR(podnet_node_config_add_pod_cidr, cfg);
+    REFUSED_CALL(ARG, podnet_node_config_add_pod_cidr, cfg, "10.1.0.5/24", &err);
+    REFUSED_CALL(ARG, podnet_node_config_add_pod_cidr, cfg, "10.1.0.0/32", &err);
     /* without a CIDR the config is invalid as a whole */
     REFUSED(ARG, NULL, podnet_node_config_validate(cfg, &err));
-    REFUSED(NUL, "podnet_node_config_validate", podnet_node_config_validate(NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_config_validate, NULL, &err);
     CHECK_OK(podnet_node_config_add_pod_cidr(cfg, "10.1.0.0/24", &err));
     CHECK_OK(podnet_node_config_validate(cfg, &err));
-    REFUSED(ARG, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.2.0.0/24", &err));
+    REFUSED_CALL(ARG, podnet_node_config_add_pod_cidr, cfg, "10.2.0.0/24", &err);
     /* set_ip_range / add_reserved_ip */
-    REFUSED(NUL, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(NULL, "10.1.0.5", "10.1.0.9", &err));
-    REFUSED(NUL, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(cfg, NULL, "10.1.0.9", &err));
-    REFUSED(NUL, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(cfg, "10.1.0.5", NULL, &err));
-    REFUSED(UTF, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(cfg, NOT_UTF8, "10.1.0.9", &err));
-    REFUSED(ADDR, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(cfg, "10.1.0.300", "10.1.0.9", &err));
-    REFUSED(ADDR, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(cfg, "10.1.0.5/24", "10.1.0.9", &err));
-    REFUSED(ARG, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(cfg, "10.1.0.9", "10.1.0.5", &err));
-    REFUSED(ARG, "podnet_node_config_set_ip_range", podnet_node_config_set_ip_range(cfg, "10.9.0.5", "10.9.0.9", &err));
-    REFUSED(NUL, "podnet_node_config_add_reserved_ip", podnet_node_config_add_reserved_ip(NULL, "10.1.0.7", &err));
-    REFUSED(NUL, "podnet_node_config_add_reserved_ip", podnet_node_config_add_reserved_ip(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_add_reserved_ip", podnet_node_config_add_reserved_ip(cfg, NOT_UTF8, &err));
-    REFUSED(ADDR, "podnet_node_config_add_reserved_ip", podnet_node_config_add_reserved_ip(cfg, "10.1.0", &err));
-    REFUSED(ARG, "podnet_node_config_add_reserved_ip", podnet_node_config_add_reserved_ip(cfg, "10.9.0.7", &err));
+    REFUSED_CALL(NUL, podnet_node_config_set_ip_range, NULL, "10.1.0.5", "10.1.0.9", &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_ip_range, cfg, NULL, "10.1.0.9", &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_ip_range, cfg, "10.1.0.5", NULL, &err);
+    REFUSED_CALL(UTF, podnet_node_config_set_ip_range, cfg, NOT_UTF8, "10.1.0.9", &err);
+    REFUSED_CALL(ADDR, podnet_node_config_set_ip_range, cfg, "10.1.0.300", "10.1.0.9", &err);
+    REFUSED_CALL(ADDR, podnet_node_config_set_ip_range, cfg, "10.1.0.5/24", "10.1.0.9", &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_ip_range, cfg, "10.1.0.9", "10.1.0.5", &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_ip_range, cfg, "10.9.0.5", "10.9.0.9", &err);
+    REFUSED_STRING(podnet_node_config_add_reserved_ip, cfg, "10.1.0.7", NULL);
+    REFUSED_CALL(ADDR, podnet_node_config_add_reserved_ip, cfg, "10.1.0", &err);
+    REFUSED_CALL(ARG, podnet_node_config_add_reserved_ip, cfg, "10.9.0.7", &err);
     /* set_mode / set_bridge_name / set_mtu */
-    REFUSED(NUL, "podnet_node_config_set_mode", podnet_node_config_set_mode(NULL, PODNET_MODE_ROUTED, &err));
-    REFUSED(ARG, "podnet_node_config_set_mode", podnet_node_config_set_mode(cfg, PODNET_MODE_UNKNOWN, &err));
-    REFUSED(ARG, "podnet_node_config_set_mode", podnet_node_config_set_mode(cfg, 77, &err));
-    REFUSED(NUL, "podnet_node_config_set_bridge_name", podnet_node_config_set_bridge_name(NULL, "br0", &err));
-    REFUSED(NUL, "podnet_node_config_set_bridge_name", podnet_node_config_set_bridge_name(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_set_bridge_name", podnet_node_config_set_bridge_name(cfg, "br\xff", &err));
-    REFUSED(LONG, "podnet_node_config_set_bridge_name", podnet_node_config_set_bridge_name(cfg, long_ifname, &err));
-    REFUSED(ARG, "podnet_node_config_set_bridge_name", podnet_node_config_set_bridge_name(cfg, "br 0", &err));
-    REFUSED(NUL, "podnet_node_config_set_mtu", podnet_node_config_set_mtu(NULL, 1500, &err));
-    REFUSED(ARG, "podnet_node_config_set_mtu", podnet_node_config_set_mtu(cfg, 100, &err));
-    REFUSED(ARG, "podnet_node_config_set_mtu", podnet_node_config_set_mtu(cfg, 70000, &err));
+    REFUSED_CALL(NUL, podnet_node_config_set_mode, NULL, PODNET_MODE_ROUTED, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_mode, cfg, PODNET_MODE_UNKNOWN, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_mode, cfg, 77, &err);
+    REFUSED_STRING(podnet_node_config_set_bridge_name, cfg, "br0", long_ifname);
+    REFUSED_CALL(ARG, podnet_node_config_set_bridge_name, cfg, "br 0", &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_mtu, NULL, 1500, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_mtu, cfg, 100, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_mtu, cfg, 70000, &err);
     /* the valid setters work */
     CHECK_OK(podnet_node_config_set_ip_range(cfg, "10.1.0.10", "10.1.0.20", &err));
     CHECK_OK(podnet_node_config_add_reserved_ip(cfg, "10.1.0.11", &err));
@@ -289,18 +264,15 @@ static void test_bad_input_objects(void) {
     /* freed, then NULL: setters refuse */
     podnet_node_config_free(cfg);
     cfg = NULL;
-    REFUSED(NUL, "podnet_node_config_add_pod_cidr", podnet_node_config_add_pod_cidr(cfg, "10.1.0.0/24", &err));
-    REFUSED(NUL, "podnet_node_config_set_mtu", podnet_node_config_set_mtu(cfg, 1500, &err));
+    REFUSED_CALL(NUL, podnet_node_config_add_pod_cidr, cfg, "10.1.0.0/24", &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_mtu, cfg, 1500, &err);
     podnet_node_config_free(NULL);
 
     /* podnet_sandbox_spec_new */
-    REFUSED(NUL, "podnet_sandbox_spec_new", podnet_sandbox_spec_new(NULL, &spec_sentinel, &err));
-    REFUSED(NUL, "podnet_sandbox_spec_new", podnet_sandbox_spec_new("s", NULL, &err));
-    REFUSED(UTF, "podnet_sandbox_spec_new", podnet_sandbox_spec_new(NOT_UTF8, &spec_sentinel, &err));
-    REFUSED(LONG, "podnet_sandbox_spec_new", podnet_sandbox_spec_new(long_name, &spec_sentinel, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_new", podnet_sandbox_spec_new("../etc", &spec_sentinel, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_new", podnet_sandbox_spec_new("a b", &spec_sentinel, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_new", podnet_sandbox_spec_new("", &spec_sentinel, &err));
+    REFUSED_NEW(podnet_sandbox_spec_new, "s", spec_sentinel, long_name);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_new, "../etc", &spec_sentinel, &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_new, "a b", &spec_sentinel, &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_new, "", &spec_sentinel, &err);
     CHECK(spec_sentinel == (podnet_sandbox_spec *)&passed);
     long_name[128] = '\0'; /* exactly 128 bytes is fine */
     CHECK_OK(podnet_sandbox_spec_new(long_name, &spec, &err));
@@ -309,43 +281,35 @@ static void test_bad_input_objects(void) {
 
     CHECK_OK(podnet_sandbox_spec_new("s-1", &spec, &err));
     spec_keep = spec;
-    REFUSED(NUL, "podnet_sandbox_spec_set_ifname", podnet_sandbox_spec_set_ifname(NULL, "eth1", &err));
-    REFUSED(NUL, "podnet_sandbox_spec_set_ifname", podnet_sandbox_spec_set_ifname(spec, NULL, &err));
-    REFUSED(UTF, "podnet_sandbox_spec_set_ifname", podnet_sandbox_spec_set_ifname(spec, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_sandbox_spec_set_ifname", podnet_sandbox_spec_set_ifname(spec, long_ifname, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_set_ifname", podnet_sandbox_spec_set_ifname(spec, "eth/0", &err));
-    REFUSED(ARG, "podnet_sandbox_spec_set_ifname", podnet_sandbox_spec_set_ifname(spec, "", &err));
-    REFUSED(NUL, "podnet_sandbox_spec_set_netns_path", podnet_sandbox_spec_set_netns_path(NULL, "/x", &err));
-    REFUSED(NUL, "podnet_sandbox_spec_set_netns_path", podnet_sandbox_spec_set_netns_path(spec, NULL, &err));
-    REFUSED(UTF, "podnet_sandbox_spec_set_netns_path", podnet_sandbox_spec_set_netns_path(spec, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_sandbox_spec_set_netns_path", podnet_sandbox_spec_set_netns_path(spec, long_path, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_set_netns_path", podnet_sandbox_spec_set_netns_path(spec, "ns", &err));
-    REFUSED(NUL, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(NULL, "10.1.0.7", &err));
-    REFUSED(NUL, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, NULL, &err));
-    REFUSED(UTF, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, NOT_UTF8, &err));
-    REFUSED(ADDR, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, "10.1.0.", &err));
-    REFUSED(ADDR, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, "010.1.0.7", &err));
-    REFUSED(ADDR, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, "fd00:::1", &err));
-    REFUSED(ADDR, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, "10.1.0.7/24", &err));
+    REFUSED_STRING(podnet_sandbox_spec_set_ifname, spec, "eth1", long_ifname);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_ifname, spec, "eth/0", &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_ifname, spec, "", &err);
+    REFUSED_STRING(podnet_sandbox_spec_set_netns_path, spec, "/x", long_path);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_netns_path, spec, "ns", &err);
+    REFUSED_STRING(podnet_sandbox_spec_add_ip, spec, "10.1.0.7", NULL);
+    REFUSED_CALL(ADDR, podnet_sandbox_spec_add_ip, spec, "10.1.0.", &err);
+    REFUSED_CALL(ADDR, podnet_sandbox_spec_add_ip, spec, "010.1.0.7", &err);
+    REFUSED_CALL(ADDR, podnet_sandbox_spec_add_ip, spec, "fd00:::1", &err);
+    REFUSED_CALL(ADDR, podnet_sandbox_spec_add_ip, spec, "10.1.0.7/24", &err);
     CHECK_OK(podnet_sandbox_spec_add_ip(spec, "10.1.0.7", &err));
-    REFUSED(ARG, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, "10.1.0.8", &err));
-    REFUSED(NUL, "podnet_sandbox_spec_add_port", podnet_sandbox_spec_add_port(NULL, PODNET_PROTOCOL_TCP, NULL, 80, 8080, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_add_port", podnet_sandbox_spec_add_port(spec, 99, NULL, 80, 8080, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_add_port", podnet_sandbox_spec_add_port(spec, PODNET_PROTOCOL_TCP, NULL, 0, 8080, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_add_port", podnet_sandbox_spec_add_port(spec, PODNET_PROTOCOL_TCP, NULL, 80, 0, &err));
-    REFUSED(ADDR, "podnet_sandbox_spec_add_port", podnet_sandbox_spec_add_port(spec, PODNET_PROTOCOL_TCP, "1.2.3", 80, 80, &err));
-    REFUSED(UTF, "podnet_sandbox_spec_add_port", podnet_sandbox_spec_add_port(spec, PODNET_PROTOCOL_TCP, NOT_UTF8, 80, 80, &err));
+    REFUSED_CALL(ARG, podnet_sandbox_spec_add_ip, spec, "10.1.0.8", &err);
+    REFUSED_CALL(NUL, podnet_sandbox_spec_add_port, NULL, PODNET_PROTOCOL_TCP, NULL, 80, 8080, &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_add_port, spec, 99, NULL, 80, 8080, &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_add_port, spec, PODNET_PROTOCOL_TCP, NULL, 0, 8080, &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_add_port, spec, PODNET_PROTOCOL_TCP, NULL, 80, 0, &err);
+    REFUSED_CALL(ADDR, podnet_sandbox_spec_add_port, spec, PODNET_PROTOCOL_TCP, "1.2.3", 80, 80, &err);
+    REFUSED_CALL(UTF, podnet_sandbox_spec_add_port, spec, PODNET_PROTOCOL_TCP, NOT_UTF8, 80, 80, &err);
     CHECK_OK(podnet_sandbox_spec_add_port(spec, PODNET_PROTOCOL_UDP, "192.168.1.1", 53, 53, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_add_port", podnet_sandbox_spec_add_port(spec, PODNET_PROTOCOL_UDP, "192.168.1.1", 53, 5353, &err));
+    REFUSED_CALL(ARG, podnet_sandbox_spec_add_port, spec, PODNET_PROTOCOL_UDP, "192.168.1.1", 53, 5353, &err);
     CHECK(spec == spec_keep);
     podnet_sandbox_spec_free(spec);
     spec = NULL;
-    REFUSED(NUL, "podnet_sandbox_spec_set_ifname", podnet_sandbox_spec_set_ifname(spec, "eth1", &err));
-    REFUSED(NUL, "podnet_sandbox_spec_add_ip", podnet_sandbox_spec_add_ip(spec, "10.1.0.7", &err));
+    REFUSED_CALL(NUL, podnet_sandbox_spec_set_ifname, spec, "eth1", &err);
+    REFUSED_CALL(NUL, podnet_sandbox_spec_add_ip, spec, "10.1.0.7", &err);
     podnet_sandbox_spec_free(NULL);
 
     /* logging */
-    REFUSED(ARG, "podnet_set_log_callback", podnet_set_log_callback(PODNET_LOG_LEVEL_TRACE + 1, NULL, NULL, &err));
+    REFUSED_CALL(ARG, podnet_set_log_callback, PODNET_LOG_LEVEL_TRACE + 1, NULL, NULL, &err);
 
     /* accessors on NULL or out of range */
     CHECK(podnet_sandbox_get_info(NULL) == NULL);

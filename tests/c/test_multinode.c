@@ -34,22 +34,10 @@ static podnet_port_list *ports_of(int protocol, const char *host_ip, uint16_t ho
     return l;
 }
 
-static size_t port_entries(void) {
-    podnet_port_entry_list *l = NULL;
-    size_t n = (size_t)-1;
-    CHECK_OK(podnet_node_ports_list(test_node, &l, &err));
-    if (l) n = podnet_port_entry_list_count(l);
-    podnet_port_entry_list_free(l);
-    return n;
-}
+DEFINE_LIST_COUNT(port_entries, podnet_port_entry_list, podnet_node_ports_list, podnet_port_entry_list_count, podnet_port_entry_list_free)
 
 /* Builders that need no node: config setters, spec mode, peer, port list. */
 void test_bad_input_multinode_objects(void) {
-    const podnet_status NUL = PODNET_STATUS_NULL_ARGUMENT, UTF = PODNET_STATUS_INVALID_UTF8,
-                        LONG = PODNET_STATUS_TOO_LONG, ARG = PODNET_STATUS_INVALID_ARGUMENT,
-                        ADDR = PODNET_STATUS_INVALID_ADDRESS;
-    static int sentinel_storage;
-    void *const SENT = &sentinel_storage;
     podnet_node_config *cfg = NULL;
     podnet_sandbox_spec *spec = NULL;
     podnet_peer *peer = NULL, *peer_sent = SENT;
@@ -65,46 +53,39 @@ void test_bad_input_multinode_objects(void) {
 
     /* node config */
     CHECK_OK(podnet_node_config_new("mn", &cfg, &err));
-    REFUSED(NUL, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(NULL, "10.200.0.1", NULL, &err));
-    REFUSED(NUL, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, NULL, "eth0", &err));
-    REFUSED(UTF, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, NOT_UTF8, NULL, &err));
-    REFUSED(ADDR, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "10.200.0", NULL, &err));
-    REFUSED(ADDR, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "10.200.0.1/24", NULL, &err));
-    REFUSED(ARG, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "0.0.0.0", NULL, &err));
-    REFUSED(ARG, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "127.0.0.1", NULL, &err));
-    REFUSED(ARG, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "ff02::1", NULL, &err));
-    REFUSED(UTF, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "10.200.0.1", NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "10.200.0.1", long_ifname, &err));
-    REFUSED(ARG, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "10.200.0.1", "eth/0", &err));
-    REFUSED(ARG, "podnet_node_config_set_underlay", podnet_node_config_set_underlay(cfg, "10.200.0.1", "", &err));
+    REFUSED_CALL(NUL, podnet_node_config_set_underlay, NULL, "10.200.0.1", NULL, &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_underlay, cfg, NULL, "eth0", &err);
+    REFUSED_CALL(UTF, podnet_node_config_set_underlay, cfg, NOT_UTF8, NULL, &err);
+    REFUSED_CALL(ADDR, podnet_node_config_set_underlay, cfg, "10.200.0", NULL, &err);
+    REFUSED_CALL(ADDR, podnet_node_config_set_underlay, cfg, "10.200.0.1/24", NULL, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_underlay, cfg, "0.0.0.0", NULL, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_underlay, cfg, "127.0.0.1", NULL, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_underlay, cfg, "ff02::1", NULL, &err);
+    REFUSED_CALL(UTF, podnet_node_config_set_underlay, cfg, "10.200.0.1", NOT_UTF8, &err);
+    REFUSED_CALL(LONG, podnet_node_config_set_underlay, cfg, "10.200.0.1", long_ifname, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_underlay, cfg, "10.200.0.1", "eth/0", &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_underlay, cfg, "10.200.0.1", "", &err);
     CHECK_OK(podnet_node_config_set_underlay(cfg, "10.200.0.1", NULL, &err)); /* NULL interface: a value */
     CHECK_OK(podnet_node_config_set_underlay(cfg, "fd00:200::1", "eth0", &err));
-    REFUSED(NUL, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(NULL, "10.244.0.0/16", &err));
-    REFUSED(NUL, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(cfg, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(cfg, long_name, &err));
-    REFUSED(ADDR, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(cfg, "10.244.0.0", &err));
-    REFUSED(ADDR, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(cfg, "10.244.0.0/33", &err));
-    REFUSED(ARG, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(cfg, "10.244.0.1/16", &err));
+    REFUSED_STRING(podnet_node_config_add_cluster_cidr, cfg, "10.244.0.0/16", long_name);
+    REFUSED_CIDR(podnet_node_config_add_cluster_cidr, cfg);
+    REFUSED_CALL(ARG, podnet_node_config_add_cluster_cidr, cfg, "10.244.0.1/16", &err);
     CHECK_OK(podnet_node_config_add_cluster_cidr(cfg, "10.244.0.0/16", &err));
     CHECK_OK(podnet_node_config_add_cluster_cidr(cfg, "10.244.0.0/16", &err)); /* again: fine */
-    REFUSED(ARG, "podnet_node_config_add_cluster_cidr", podnet_node_config_add_cluster_cidr(cfg, "10.245.0.0/16", &err));
-    REFUSED(NUL, "podnet_node_config_set_cross_node_mode", podnet_node_config_set_cross_node_mode(NULL, PODNET_CROSS_NODE_MODE_AUTO, &err));
-    REFUSED(ARG, "podnet_node_config_set_cross_node_mode", podnet_node_config_set_cross_node_mode(cfg, PODNET_CROSS_NODE_MODE_UNKNOWN, &err));
-    REFUSED(ARG, "podnet_node_config_set_cross_node_mode", podnet_node_config_set_cross_node_mode(cfg, 4, &err));
-    REFUSED(NUL, "podnet_node_config_set_vxlan_vni", podnet_node_config_set_vxlan_vni(NULL, 1, &err));
-    REFUSED(ARG, "podnet_node_config_set_vxlan_vni", podnet_node_config_set_vxlan_vni(cfg, 0, &err));
-    REFUSED(ARG, "podnet_node_config_set_vxlan_vni", podnet_node_config_set_vxlan_vni(cfg, 16777216, &err));
-    REFUSED(NUL, "podnet_node_config_set_vxlan_port", podnet_node_config_set_vxlan_port(NULL, 4789, &err));
-    REFUSED(ARG, "podnet_node_config_set_vxlan_port", podnet_node_config_set_vxlan_port(cfg, 0, &err));
-    REFUSED(NUL, "podnet_node_config_set_vxlan_device", podnet_node_config_set_vxlan_device(NULL, "vx0", &err));
-    REFUSED(NUL, "podnet_node_config_set_vxlan_device", podnet_node_config_set_vxlan_device(cfg, NULL, &err));
-    REFUSED(UTF, "podnet_node_config_set_vxlan_device", podnet_node_config_set_vxlan_device(cfg, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_node_config_set_vxlan_device", podnet_node_config_set_vxlan_device(cfg, long_ifname, &err));
-    REFUSED(ARG, "podnet_node_config_set_vxlan_device", podnet_node_config_set_vxlan_device(cfg, "vx 0", &err));
+    REFUSED_CALL(ARG, podnet_node_config_add_cluster_cidr, cfg, "10.245.0.0/16", &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_cross_node_mode, NULL, PODNET_CROSS_NODE_MODE_AUTO, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_cross_node_mode, cfg, PODNET_CROSS_NODE_MODE_UNKNOWN, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_cross_node_mode, cfg, 4, &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_vxlan_vni, NULL, 1, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_vxlan_vni, cfg, 0, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_vxlan_vni, cfg, 16777216, &err);
+    REFUSED_CALL(NUL, podnet_node_config_set_vxlan_port, NULL, 4789, &err);
+    REFUSED_CALL(ARG, podnet_node_config_set_vxlan_port, cfg, 0, &err);
+    REFUSED_STRING(podnet_node_config_set_vxlan_device, cfg, "vx0", long_ifname);
+    REFUSED_CALL(ARG, podnet_node_config_set_vxlan_device, cfg, "vx 0", &err);
     REFUSED(NUL, "podnet_node_config_set_vxlan_disable_tx_checksum_offload",
             podnet_node_config_set_vxlan_disable_tx_checksum_offload(NULL, false, &err));
-    REFUSED(NUL, "podnet_node_config_set_egress_masquerade", podnet_node_config_set_egress_masquerade(NULL, false, &err));
+    REFUSED_CALL(NUL, podnet_node_config_set_egress_masquerade, NULL, false, &err);
     CHECK_OK(podnet_node_config_set_cross_node_mode(cfg, PODNET_CROSS_NODE_MODE_ROUTED, &err));
     CHECK_OK(podnet_node_config_set_vxlan_vni(cfg, 16777215, &err));
     CHECK_OK(podnet_node_config_set_vxlan_port(cfg, 4789, &err));
@@ -124,44 +105,40 @@ void test_bad_input_multinode_objects(void) {
 
     /* sandbox spec mode */
     CHECK_OK(podnet_sandbox_spec_new("mode-1", &spec, &err));
-    REFUSED(NUL, "podnet_sandbox_spec_set_mode", podnet_sandbox_spec_set_mode(NULL, PODNET_MODE_ROUTED, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_set_mode", podnet_sandbox_spec_set_mode(spec, PODNET_MODE_UNKNOWN, &err));
-    REFUSED(ARG, "podnet_sandbox_spec_set_mode", podnet_sandbox_spec_set_mode(spec, 3, &err));
+    REFUSED_CALL(NUL, podnet_sandbox_spec_set_mode, NULL, PODNET_MODE_ROUTED, &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_mode, spec, PODNET_MODE_UNKNOWN, &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_mode, spec, 3, &err);
     CHECK_OK(podnet_sandbox_spec_set_mode(spec, PODNET_MODE_BRIDGE, &err));
     podnet_sandbox_spec_free(spec);
 
     /* peer */
-    REFUSED(NUL, "podnet_peer_new", podnet_peer_new(NULL, "10.200.0.2", &peer_sent, &err));
-    REFUSED(NUL, "podnet_peer_new", podnet_peer_new("n2", NULL, &peer_sent, &err));
-    REFUSED(NUL, "podnet_peer_new", podnet_peer_new("n2", "10.200.0.2", NULL, &err));
-    REFUSED(UTF, "podnet_peer_new", podnet_peer_new(NOT_UTF8, "10.200.0.2", &peer_sent, &err));
-    REFUSED(UTF, "podnet_peer_new", podnet_peer_new("n2", NOT_UTF8, &peer_sent, &err));
-    REFUSED(LONG, "podnet_peer_new", podnet_peer_new(long_name, "10.200.0.2", &peer_sent, &err));
-    REFUSED(ARG, "podnet_peer_new", podnet_peer_new("../n2", "10.200.0.2", &peer_sent, &err));
-    REFUSED(ARG, "podnet_peer_new", podnet_peer_new("", "10.200.0.2", &peer_sent, &err));
-    REFUSED(ADDR, "podnet_peer_new", podnet_peer_new("n2", "10.200.0.300", &peer_sent, &err));
-    REFUSED(ADDR, "podnet_peer_new", podnet_peer_new("n2", "fd00:::2", &peer_sent, &err));
-    REFUSED(ADDR, "podnet_peer_new", podnet_peer_new("n2", "node-2.example", &peer_sent, &err));
-    REFUSED(ARG, "podnet_peer_new", podnet_peer_new("n2", "0.0.0.0", &peer_sent, &err));
-    REFUSED(ARG, "podnet_peer_new", podnet_peer_new("n2", "::1", &peer_sent, &err));
-    REFUSED(ARG, "podnet_peer_new", podnet_peer_new("n2", "224.0.0.5", &peer_sent, &err));
+    REFUSED_CALL(NUL, podnet_peer_new, NULL, "10.200.0.2", &peer_sent, &err);
+    REFUSED_CALL(NUL, podnet_peer_new, "n2", NULL, &peer_sent, &err);
+    REFUSED_CALL(NUL, podnet_peer_new, "n2", "10.200.0.2", NULL, &err);
+    REFUSED_CALL(UTF, podnet_peer_new, NOT_UTF8, "10.200.0.2", &peer_sent, &err);
+    REFUSED_CALL(UTF, podnet_peer_new, "n2", NOT_UTF8, &peer_sent, &err);
+    REFUSED_CALL(LONG, podnet_peer_new, long_name, "10.200.0.2", &peer_sent, &err);
+    REFUSED_CALL(ARG, podnet_peer_new, "../n2", "10.200.0.2", &peer_sent, &err);
+    REFUSED_CALL(ARG, podnet_peer_new, "", "10.200.0.2", &peer_sent, &err);
+    REFUSED_CALL(ADDR, podnet_peer_new, "n2", "10.200.0.300", &peer_sent, &err);
+    REFUSED_CALL(ADDR, podnet_peer_new, "n2", "fd00:::2", &peer_sent, &err);
+    REFUSED_CALL(ADDR, podnet_peer_new, "n2", "node-2.example", &peer_sent, &err);
+    REFUSED_CALL(ARG, podnet_peer_new, "n2", "0.0.0.0", &peer_sent, &err);
+    REFUSED_CALL(ARG, podnet_peer_new, "n2", "::1", &peer_sent, &err);
+    REFUSED_CALL(ARG, podnet_peer_new, "n2", "224.0.0.5", &peer_sent, &err);
     CHECK(peer_sent == SENT);
     CHECK_OK(podnet_peer_new("n2", "10.200.0.2", &peer, &err));
-    REFUSED(NUL, "podnet_peer_add_pod_cidr", podnet_peer_add_pod_cidr(NULL, "10.244.2.0/24", &err));
-    REFUSED(NUL, "podnet_peer_add_pod_cidr", podnet_peer_add_pod_cidr(peer, NULL, &err));
-    REFUSED(UTF, "podnet_peer_add_pod_cidr", podnet_peer_add_pod_cidr(peer, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_peer_add_pod_cidr", podnet_peer_add_pod_cidr(peer, long_name, &err));
-    REFUSED(ADDR, "podnet_peer_add_pod_cidr", podnet_peer_add_pod_cidr(peer, "10.244.2.0", &err));
-    REFUSED(ADDR, "podnet_peer_add_pod_cidr", podnet_peer_add_pod_cidr(peer, "10.244.2.0/24 ", &err));
-    REFUSED(ARG, "podnet_peer_add_pod_cidr", podnet_peer_add_pod_cidr(peer, "10.244.2.1/24", &err));
-    REFUSED(NUL, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(NULL, mac_ok, 6, &err));
-    REFUSED(NUL, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, NULL, 6, &err));
-    REFUSED(NUL, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, NULL, 0, &err));
-    REFUSED(ARG, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, mac_ok, 5, &err));
-    REFUSED(ARG, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, mac_ok, 7, &err));
-    REFUSED(ARG, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, mac_ok, (size_t)-1, &err));
-    REFUSED(ARG, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, mac_multicast, 6, &err));
-    REFUSED(ARG, "podnet_peer_set_vtep_mac", podnet_peer_set_vtep_mac(peer, mac_zero, 6, &err));
+    REFUSED_STRING(podnet_peer_add_pod_cidr, peer, "10.244.2.0/24", long_name);
+    REFUSED_CIDR(podnet_peer_add_pod_cidr, peer);
+    REFUSED_CALL(ARG, podnet_peer_add_pod_cidr, peer, "10.244.2.1/24", &err);
+    REFUSED_CALL(NUL, podnet_peer_set_vtep_mac, NULL, mac_ok, 6, &err);
+    REFUSED_CALL(NUL, podnet_peer_set_vtep_mac, peer, NULL, 6, &err);
+    REFUSED_CALL(NUL, podnet_peer_set_vtep_mac, peer, NULL, 0, &err);
+    REFUSED_CALL(ARG, podnet_peer_set_vtep_mac, peer, mac_ok, 5, &err);
+    REFUSED_CALL(ARG, podnet_peer_set_vtep_mac, peer, mac_ok, 7, &err);
+    REFUSED_CALL(ARG, podnet_peer_set_vtep_mac, peer, mac_ok, (size_t)-1, &err);
+    REFUSED_CALL(ARG, podnet_peer_set_vtep_mac, peer, mac_multicast, 6, &err);
+    REFUSED_CALL(ARG, podnet_peer_set_vtep_mac, peer, mac_zero, 6, &err);
     /* nothing of that changed the peer */
     CHECK_STR(podnet_peer_get_info(peer)->name, "n2");
     CHECK_STR(podnet_peer_get_info(peer)->underlay_ip, "10.200.0.2");
@@ -185,18 +162,18 @@ void test_bad_input_multinode_objects(void) {
     podnet_sync_report_free(NULL);
 
     /* port list */
-    REFUSED(NUL, "podnet_port_list_new", podnet_port_list_new(NULL, &err));
+    REFUSED_CALL(NUL, podnet_port_list_new, NULL, &err);
     CHECK_OK(podnet_port_list_new(&pl, &err));
-    REFUSED(NUL, "podnet_port_list_add", podnet_port_list_add(NULL, PODNET_PROTOCOL_TCP, NULL, 80, 80, &err));
-    REFUSED(UTF, "podnet_port_list_add", podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, NOT_UTF8, 80, 80, &err));
-    REFUSED(ADDR, "podnet_port_list_add", podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, "10.0.0", 80, 80, &err));
-    REFUSED(ADDR, "podnet_port_list_add", podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, "10.0.0.1/32", 80, 80, &err));
-    REFUSED(ARG, "podnet_port_list_add", podnet_port_list_add(pl, PODNET_PROTOCOL_UNKNOWN, NULL, 80, 80, &err));
-    REFUSED(ARG, "podnet_port_list_add", podnet_port_list_add(pl, 200, NULL, 80, 80, &err));
-    REFUSED(ARG, "podnet_port_list_add", podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, NULL, 0, 80, &err));
-    REFUSED(ARG, "podnet_port_list_add", podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, NULL, 80, 0, &err));
+    REFUSED_CALL(NUL, podnet_port_list_add, NULL, PODNET_PROTOCOL_TCP, NULL, 80, 80, &err);
+    REFUSED_CALL(UTF, podnet_port_list_add, pl, PODNET_PROTOCOL_TCP, NOT_UTF8, 80, 80, &err);
+    REFUSED_CALL(ADDR, podnet_port_list_add, pl, PODNET_PROTOCOL_TCP, "10.0.0", 80, 80, &err);
+    REFUSED_CALL(ADDR, podnet_port_list_add, pl, PODNET_PROTOCOL_TCP, "10.0.0.1/32", 80, 80, &err);
+    REFUSED_CALL(ARG, podnet_port_list_add, pl, PODNET_PROTOCOL_UNKNOWN, NULL, 80, 80, &err);
+    REFUSED_CALL(ARG, podnet_port_list_add, pl, 200, NULL, 80, 80, &err);
+    REFUSED_CALL(ARG, podnet_port_list_add, pl, PODNET_PROTOCOL_TCP, NULL, 0, 80, &err);
+    REFUSED_CALL(ARG, podnet_port_list_add, pl, PODNET_PROTOCOL_TCP, NULL, 80, 0, &err);
     CHECK_OK(podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, NULL, 80, 8080, &err));
-    REFUSED(ARG, "podnet_port_list_add", podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, NULL, 80, 9090, &err));
+    REFUSED_CALL(ARG, podnet_port_list_add, pl, PODNET_PROTOCOL_TCP, NULL, 80, 9090, &err);
     CHECK_OK(podnet_port_list_add(pl, PODNET_PROTOCOL_TCP, "10.0.0.1", 80, 8080, &err)); /* other host IP */
     CHECK_OK(podnet_port_list_add(pl, PODNET_PROTOCOL_SCTP, NULL, 80, 8080, &err));
     CHECK_INT(podnet_port_list_count(pl), 3);
@@ -212,10 +189,6 @@ void test_bad_input_multinode_objects(void) {
 
 /* The node calls with bad input, on the test node (no underlay): refused, nothing changes. */
 void test_bad_input_multinode_node(void) {
-    const podnet_status NUL = PODNET_STATUS_NULL_ARGUMENT, UTF = PODNET_STATUS_INVALID_UTF8,
-                        LONG = PODNET_STATUS_TOO_LONG, ARG = PODNET_STATUS_INVALID_ARGUMENT;
-    static int sentinel_storage;
-    void *const SENT = &sentinel_storage;
     podnet_peer *n2 = make_peer("n2", "10.200.0.2", "10.244.2.0/24");
     const podnet_peer *one[] = {NULL}, *nulls[] = {NULL, NULL};
     podnet_sync_report *rep = SENT;
@@ -232,45 +205,47 @@ void test_bad_input_multinode_node(void) {
     nulls[0] = n2;
 
     /* peers */
-    REFUSED(NUL, "podnet_node_peer_add", podnet_node_peer_add(NULL, n2, &err));
-    REFUSED(NUL, "podnet_node_peer_add", podnet_node_peer_add(test_node, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_peer_add, NULL, n2, &err);
+    REFUSED_CALL(NUL, podnet_node_peer_add, test_node, NULL, &err);
     REFUSED(ARG, NULL, podnet_node_peer_add(test_node, n2, &err)); /* the node has no underlay */
-    REFUSED(NUL, "podnet_node_peer_remove", podnet_node_peer_remove(NULL, "n2", &err));
-    REFUSED(NUL, "podnet_node_peer_remove", podnet_node_peer_remove(test_node, NULL, &err));
-    REFUSED(UTF, "podnet_node_peer_remove", podnet_node_peer_remove(test_node, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_node_peer_remove", podnet_node_peer_remove(test_node, long_id, &err));
-    REFUSED(ARG, "podnet_node_peer_remove", podnet_node_peer_remove(test_node, "a/b", &err));
-    REFUSED(NUL, "podnet_node_peers_sync", podnet_node_peers_sync(NULL, one, 1, &rep, &err));
-    REFUSED(NUL, "podnet_node_peers_sync", podnet_node_peers_sync(test_node, NULL, 1, &rep, &err));
-    REFUSED(NUL, "podnet_node_peers_sync", podnet_node_peers_sync(test_node, nulls, 2, &rep, &err));
-    REFUSED(NUL, "podnet_node_peers_sync", podnet_node_peers_sync(test_node, one, 1, NULL, &err));
-    REFUSED(ARG, "podnet_node_peers_sync", podnet_node_peers_sync(test_node, one, (size_t)-1, &rep, &err));
+    REFUSED_STRING(podnet_node_peer_remove, test_node, "n2", long_id);
+    REFUSED_CALL(ARG, podnet_node_peer_remove, test_node, "a/b", &err);
+    REFUSED_CALL(NUL, podnet_node_peers_sync, NULL, one, 1, &rep, &err);
+    REFUSED_CALL(NUL, podnet_node_peers_sync, test_node, NULL, 1, &rep, &err);
+    REFUSED_CALL(NUL, podnet_node_peers_sync, test_node, nulls, 2, &rep, &err);
+    REFUSED_CALL(NUL, podnet_node_peers_sync, test_node, one, 1, NULL, &err);
+    REFUSED_CALL(ARG, podnet_node_peers_sync, test_node, one, (size_t)-1, &rep, &err);
     REFUSED(ARG, NULL, podnet_node_peers_sync(test_node, one, 1, &rep, &err)); /* no underlay */
-    REFUSED(NUL, "podnet_node_peer_list", podnet_node_peer_list(NULL, &plist, &err));
-    REFUSED(NUL, "podnet_node_peer_list", podnet_node_peer_list(test_node, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_peer_list, NULL, &plist, &err);
+    REFUSED_CALL(NUL, podnet_node_peer_list, test_node, NULL, &err);
     /* host ports */
-    REFUSED(NUL, "podnet_node_ports_add", podnet_node_ports_add(NULL, "x", pl, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_add", podnet_node_ports_add(test_node, NULL, pl, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_add", podnet_node_ports_add(test_node, "x", NULL, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_add", podnet_node_ports_add(test_node, "x", pl, NULL, &err));
-    REFUSED(UTF, "podnet_node_ports_add", podnet_node_ports_add(test_node, NOT_UTF8, pl, &sb, &err));
-    REFUSED(LONG, "podnet_node_ports_add", podnet_node_ports_add(test_node, long_id, pl, &sb, &err));
-    REFUSED(ARG, "podnet_node_ports_add", podnet_node_ports_add(test_node, "..", pl, &sb, &err));
-    REFUSED(PODNET_STATUS_NOT_FOUND, NULL, podnet_node_ports_add(test_node, "no-such-pod", pl, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_remove", podnet_node_ports_remove(NULL, "x", pl, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_remove", podnet_node_ports_remove(test_node, NULL, pl, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_remove", podnet_node_ports_remove(test_node, "x", NULL, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_remove", podnet_node_ports_remove(test_node, "x", pl, NULL, &err));
-    REFUSED(UTF, "podnet_node_ports_remove", podnet_node_ports_remove(test_node, NOT_UTF8, pl, &sb, &err));
-    REFUSED(LONG, "podnet_node_ports_remove", podnet_node_ports_remove(test_node, long_id, pl, &sb, &err));
-    REFUSED(ARG, "podnet_node_ports_remove", podnet_node_ports_remove(test_node, "a b", pl, &sb, &err));
-    REFUSED(PODNET_STATUS_NOT_FOUND, NULL, podnet_node_ports_remove(test_node, "no-such-pod", pl, &sb, &err));
-    REFUSED(NUL, "podnet_node_ports_list", podnet_node_ports_list(NULL, &elist, &err));
-    REFUSED(NUL, "podnet_node_ports_list", podnet_node_ports_list(test_node, NULL, &err));
-    REFUSED(NUL, "podnet_node_repair", podnet_node_repair(NULL, &rrep, &err));
-    REFUSED(NUL, "podnet_node_repair", podnet_node_repair(test_node, NULL, &err));
+    {
+        /* add and remove take the same arguments and check them the same way */
+        static const struct {
+            const char *name;
+            podnet_status (*fn)(const podnet_node *, const char *, const podnet_port_list *, podnet_sandbox **,
+                                podnet_error **);
+        } calls[] = {{"podnet_node_ports_add", podnet_node_ports_add},
+                     {"podnet_node_ports_remove", podnet_node_ports_remove}};
+        for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+            const char *op = calls[i].name;
+            REFUSED(NUL, op, calls[i].fn(NULL, "x", pl, &sb, &err));
+            REFUSED(NUL, op, calls[i].fn(test_node, NULL, pl, &sb, &err));
+            REFUSED(NUL, op, calls[i].fn(test_node, "x", NULL, &sb, &err));
+            REFUSED(NUL, op, calls[i].fn(test_node, "x", pl, NULL, &err));
+            REFUSED(UTF, op, calls[i].fn(test_node, NOT_UTF8, pl, &sb, &err));
+            REFUSED(LONG, op, calls[i].fn(test_node, long_id, pl, &sb, &err));
+            REFUSED(ARG, op, calls[i].fn(test_node, "..", pl, &sb, &err));
+            REFUSED(ARG, op, calls[i].fn(test_node, "a b", pl, &sb, &err));
+            REFUSED(PODNET_STATUS_NOT_FOUND, NULL, calls[i].fn(test_node, "no-such-pod", pl, &sb, &err));
+        }
+    }
+    REFUSED_CALL(NUL, podnet_node_ports_list, NULL, &elist, &err);
+    REFUSED_CALL(NUL, podnet_node_ports_list, test_node, NULL, &err);
+    REFUSED_CALL(NUL, podnet_node_repair, NULL, &rrep, &err);
+    REFUSED_CALL(NUL, podnet_node_repair, test_node, NULL, &err);
     CHECK(rep == SENT && plist == SENT && sb == SENT && elist == SENT && rrep == SENT);
-    CHECK_INT(port_entries(), 0);
+    CHECK_INT(port_entries(test_node), 0);
     plist = NULL;
     CHECK_OK(podnet_node_peer_list(test_node, &plist, &err));
     CHECK_INT(podnet_peer_list_count(plist), 0);
@@ -342,8 +317,8 @@ void test_peers(void) {
         podnet_node_status *st = NULL;
         const podnet_node_status_info *si;
         char cmd[160];
-        REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_node_get_status", podnet_node_get_status(node, NULL, &err));
-        REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_node_get_status", podnet_node_get_status(NULL, &st, &err));
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, podnet_node_get_status, node, NULL, &err);
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, podnet_node_get_status, NULL, &st, &err);
         CHECK(podnet_node_status_get_info(NULL) == NULL);
         CHECK_OK(podnet_node_get_status(node, &st, &err));
         si = podnet_node_status_get_info(st);
@@ -454,22 +429,15 @@ out:
 
 /* Host ports of existing sandboxes on the test node, and repair after the table was deleted. */
 void test_host_ports(void) {
-    podnet_sandbox_spec *spec = NULL;
     podnet_sandbox *a = NULL, *b = NULL, *sb = NULL, *untouched;
     podnet_port_list *pa = NULL, *pb = ports_of(PODNET_PROTOCOL_TCP, NULL, 8081, 81), *ptcp;
     podnet_port_entry_list *list = NULL;
     podnet_repair_report *rep = NULL;
     const podnet_port_entry *e;
     char a_ip[64] = "";
-    static int sentinel_storage;
 
-    CHECK_OK(podnet_sandbox_spec_new("hp-1", &spec, &err));
-    CHECK_OK(podnet_node_sandbox_create(test_node, spec, &a, &err));
-    podnet_sandbox_spec_free(spec);
-    spec = NULL;
-    CHECK_OK(podnet_sandbox_spec_new("hp-2", &spec, &err));
-    CHECK_OK(podnet_node_sandbox_create(test_node, spec, &b, &err));
-    podnet_sandbox_spec_free(spec);
+    a = test_sandbox_create("hp-1");
+    b = test_sandbox_create("hp-2");
     if (a == NULL || b == NULL) goto out;
     snprintf(a_ip, sizeof a_ip, "%s", podnet_sandbox_get_info(a)->ips.items[0]);
     if (strchr(a_ip, '/')) *strchr(a_ip, '/') = '\0';
@@ -488,7 +456,7 @@ void test_host_ports(void) {
     podnet_sandbox_free(sb);
     CHECK(sh_ok("nft list table inet podnet | grep -q 8081"));
     /* another sandbox cannot take the same host port */
-    untouched = sb = (podnet_sandbox *)&sentinel_storage;
+    untouched = sb = SENT;
     REFUSED(PODNET_STATUS_CONFLICT, NULL, podnet_node_ports_add(test_node, "hp-2", pb, &sb, &err));
     CHECK(sb == untouched);
 
@@ -550,7 +518,7 @@ void test_host_ports(void) {
 out:
     CHECK_OK(podnet_node_sandbox_delete(test_node, "hp-1", &err));
     CHECK_OK(podnet_node_sandbox_delete(test_node, "hp-2", &err));
-    CHECK_INT(port_entries(), 0);
+    CHECK_INT(port_entries(test_node), 0);
     CHECK(sh_fails("nft list table inet podnet | grep -q 8081"));
     podnet_sandbox_free(a);
     podnet_sandbox_free(b);

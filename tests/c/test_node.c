@@ -14,16 +14,9 @@
 
 static const char NOT_UTF8[] = "id\xc3\x28";
 
-static size_t list_count(void) {
-    podnet_sandbox_list *list = NULL;
-    size_t n = (size_t)-1;
-    CHECK_OK(podnet_node_sandbox_list(test_node, &list, &err));
-    if (list) n = podnet_sandbox_list_count(list);
-    podnet_sandbox_list_free(list);
-    return n;
-}
+DEFINE_LIST_COUNT(list_count, podnet_sandbox_list, podnet_node_sandbox_list, podnet_sandbox_list_count, podnet_sandbox_list_free)
 
-static podnet_sandbox *create(const char *id) {
+podnet_sandbox *test_sandbox_create(const char *id) {
     podnet_sandbox_spec *spec = NULL;
     podnet_sandbox *sb = NULL;
     CHECK_OK(podnet_sandbox_spec_new(id, &spec, &err));
@@ -49,7 +42,7 @@ void test_node_lifecycle(void) {
     char netns_a[256] = "";
     size_t i, found = 0;
 
-    a = create("life-1");
+    a = test_sandbox_create("life-1");
     CHECK(a != NULL);
     if (a == NULL) return;
     CHECK_STR(podnet_sandbox_get_info(a)->id, "life-1");
@@ -110,7 +103,7 @@ void test_node_lifecycle(void) {
     REFUSED(PODNET_STATUS_NOT_FOUND, NULL, podnet_node_sandbox_get(test_node, "life-1", &got, &err));
     CHECK(got == NULL);
     CHECK(access(netns_a, F_OK) != 0);
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
     /* the objects outlive the pods they describe */
     CHECK_STR(podnet_sandbox_get_info(a)->id, "life-1");
     podnet_sandbox_free(a);
@@ -118,7 +111,7 @@ void test_node_lifecycle(void) {
 }
 
 void test_idempotence(void) {
-    podnet_sandbox *a = create("same-1"), *again = create("same-1"), *sb = NULL;
+    podnet_sandbox *a = test_sandbox_create("same-1"), *again = test_sandbox_create("same-1"), *sb = NULL;
     podnet_sandbox_spec *spec = NULL;
     CHECK(a != NULL && again != NULL);
     CHECK_STR(podnet_sandbox_get_info(again)->ips.items[0], podnet_sandbox_get_info(a)->ips.items[0]);
@@ -135,11 +128,11 @@ void test_idempotence(void) {
     podnet_sandbox_free(a);
     podnet_sandbox_free(again);
     /* re-create right after delete (the kernel may still be destroying the old veth) */
-    a = create("same-1");
+    a = test_sandbox_create("same-1");
     CHECK(a != NULL);
     podnet_sandbox_free(a);
     CHECK_OK(podnet_node_sandbox_delete(test_node, "same-1", &err));
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
 }
 
 /* Labels: kept with the sandbox, read back sorted by key as "key=value" (from get and list). */
@@ -154,12 +147,12 @@ void test_labels(void) {
     CHECK_OK(podnet_sandbox_spec_set_label(spec, "k8s.pod.namespace", "shop", &err));
     CHECK_OK(podnet_sandbox_spec_set_label(spec, "k8s.pod.name", "web-1", &err)); /* replaces */
     CHECK_OK(podnet_sandbox_spec_set_label(spec, "empty", "", &err));
-    REFUSED(PODNET_STATUS_INVALID_ARGUMENT, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, "a=b", "x", &err));
-    REFUSED(PODNET_STATUS_INVALID_ARGUMENT, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, "", "x", &err));
-    REFUSED(PODNET_STATUS_NULL_ARGUMENT, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, "k", NULL, &err));
+    REFUSED_CALL(PODNET_STATUS_INVALID_ARGUMENT, podnet_sandbox_spec_set_label, spec, "a=b", "x", &err);
+    REFUSED_CALL(PODNET_STATUS_INVALID_ARGUMENT, podnet_sandbox_spec_set_label, spec, "", "x", &err);
+    REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, podnet_sandbox_spec_set_label, spec, "k", NULL, &err);
     memset(key, 'k', sizeof key - 1);
     key[sizeof key - 1] = '\0';
-    REFUSED(PODNET_STATUS_TOO_LONG, "podnet_sandbox_spec_set_label", podnet_sandbox_spec_set_label(spec, key, "x", &err));
+    REFUSED_CALL(PODNET_STATUS_TOO_LONG, podnet_sandbox_spec_set_label, spec, key, "x", &err);
     CHECK_OK(podnet_node_sandbox_create(test_node, spec, &sb, &err));
     podnet_sandbox_spec_free(spec);
     info = podnet_sandbox_get_info(sb);
@@ -177,7 +170,7 @@ void test_labels(void) {
     podnet_sandbox_free(got);
     podnet_sandbox_free(sb);
     CHECK_OK(podnet_node_sandbox_delete(test_node, "label-1", &err));
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
 }
 
 /* Host ports: the spec's mappings are read back from the sandbox. (A core without host-port
@@ -197,7 +190,7 @@ void test_ports(void) {
         podnet_error_free(err);
         CHECK(sb == NULL);
         CHECK(access("/run/netns/pn-ctest-port-1", F_OK) != 0);
-        CHECK_INT(list_count(), 0);
+        CHECK_INT(list_count(test_node), 0);
         return;
     }
     CHECK_INT(st, PODNET_STATUS_OK);
@@ -216,7 +209,7 @@ void test_ports(void) {
     CHECK_OK(podnet_node_sandbox_delete(test_node, "port-1", &err));
     podnet_sandbox_free(sb);
     podnet_sandbox_free(got);
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
 }
 
 void test_gc(void) {
@@ -224,9 +217,9 @@ void test_gc(void) {
     podnet_gc_report *rep = NULL;
     podnet_sandbox *s;
     size_t i, seen = 0;
-    s = create("gc-a"), podnet_sandbox_free(s);
-    s = create("gc-b"), podnet_sandbox_free(s);
-    s = create("gc-c"), podnet_sandbox_free(s);
+    s = test_sandbox_create("gc-a"), podnet_sandbox_free(s);
+    s = test_sandbox_create("gc-b"), podnet_sandbox_free(s);
+    s = test_sandbox_create("gc-c"), podnet_sandbox_free(s);
     CHECK_OK(podnet_node_gc(test_node, live, 1, &rep, &err));
     CHECK_INT(podnet_gc_report_get_info(rep)->sandboxes.count, 2);
     for (i = 0; i < podnet_gc_report_get_info(rep)->sandboxes.count; i++) {
@@ -241,24 +234,20 @@ void test_gc(void) {
     CHECK_INT(podnet_gc_report_get_info(rep)->netns.count, 0);
     (void)podnet_gc_report_get_info(rep)->links.count; /* veths of just-deleted pods may still be dying */
     podnet_gc_report_free(rep);
-    CHECK_INT(list_count(), 1);
+    CHECK_INT(list_count(test_node), 1);
     /* no live ids: NULL with 0 is allowed, everything goes */
     rep = NULL;
     CHECK_OK(podnet_node_gc(test_node, NULL, 0, &rep, &err));
     CHECK_INT(podnet_gc_report_get_info(rep)->sandboxes.count, 1);
     CHECK_STR(podnet_gc_report_get_info(rep)->sandboxes.items[0], "gc-a");
     podnet_gc_report_free(rep);
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
 }
 
 /* NULL for every pointer argument, bad strings, unknown ids: refused, nothing on the node
  * changes, out-parameters untouched. */
 void test_bad_input_node(void) {
-    const podnet_status NUL = PODNET_STATUS_NULL_ARGUMENT, UTF = PODNET_STATUS_INVALID_UTF8,
-                        LONG = PODNET_STATUS_TOO_LONG, ARG = PODNET_STATUS_INVALID_ARGUMENT;
-    static int sentinel_storage;
-    void *const SENT = &sentinel_storage;
-    podnet_sandbox *keep = create("keep-1"), *sb = SENT;
+    podnet_sandbox *keep = test_sandbox_create("keep-1"), *sb = SENT;
     podnet_sandbox_spec *spec = NULL;
     podnet_sandbox_list *list = SENT;
     podnet_check_report *report = SENT;
@@ -275,51 +264,48 @@ void test_bad_input_node(void) {
     memset(long_id, 'i', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
     CHECK(keep != NULL);
-    before = list_count();
+    before = list_count(test_node);
     CHECK_INT(before, 1);
     CHECK_OK(podnet_sandbox_spec_new("bad-1", &spec, &err));
 
     /* podnet_node_open */
     CHECK_OK(podnet_node_config_new("ctest", &cfg, &err));
-    REFUSED(NUL, "podnet_node_open", podnet_node_open(NULL, &node, &err));
-    REFUSED(NUL, "podnet_node_open", podnet_node_open(cfg, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_open, NULL, &node, &err);
+    REFUSED_CALL(NUL, podnet_node_open, cfg, NULL, &err);
     REFUSED(ARG, NULL, podnet_node_open(cfg, &node, &err)); /* no pod CIDR */
     podnet_node_config_free(cfg);
     /* create */
-    REFUSED(NUL, "podnet_node_sandbox_create", podnet_node_sandbox_create(NULL, spec, &sb, &err));
-    REFUSED(NUL, "podnet_node_sandbox_create", podnet_node_sandbox_create(test_node, NULL, &sb, &err));
-    REFUSED(NUL, "podnet_node_sandbox_create", podnet_node_sandbox_create(test_node, spec, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_sandbox_create, NULL, spec, &sb, &err);
+    REFUSED_CALL(NUL, podnet_node_sandbox_create, test_node, NULL, &sb, &err);
+    REFUSED_CALL(NUL, podnet_node_sandbox_create, test_node, spec, NULL, &err);
     /* delete */
-    REFUSED(NUL, "podnet_node_sandbox_delete", podnet_node_sandbox_delete(NULL, "keep-1", &err));
-    REFUSED(NUL, "podnet_node_sandbox_delete", podnet_node_sandbox_delete(test_node, NULL, &err));
-    REFUSED(UTF, "podnet_node_sandbox_delete", podnet_node_sandbox_delete(test_node, NOT_UTF8, &err));
-    REFUSED(LONG, "podnet_node_sandbox_delete", podnet_node_sandbox_delete(test_node, long_id, &err));
-    REFUSED(ARG, "podnet_node_sandbox_delete", podnet_node_sandbox_delete(test_node, "../keep-1", &err));
+    REFUSED_STRING(podnet_node_sandbox_delete, test_node, "keep-1", long_id);
+    REFUSED_CALL(ARG, podnet_node_sandbox_delete, test_node, "../keep-1", &err);
     /* get */
-    REFUSED(NUL, "podnet_node_sandbox_get", podnet_node_sandbox_get(NULL, "keep-1", &sb, &err));
-    REFUSED(NUL, "podnet_node_sandbox_get", podnet_node_sandbox_get(test_node, NULL, &sb, &err));
-    REFUSED(NUL, "podnet_node_sandbox_get", podnet_node_sandbox_get(test_node, "keep-1", NULL, &err));
-    REFUSED(UTF, "podnet_node_sandbox_get", podnet_node_sandbox_get(test_node, NOT_UTF8, &sb, &err));
-    REFUSED(LONG, "podnet_node_sandbox_get", podnet_node_sandbox_get(test_node, long_id, &sb, &err));
+    REFUSED_CALL(NUL, podnet_node_sandbox_get, NULL, "keep-1", &sb, &err);
+    REFUSED_CALL(NUL, podnet_node_sandbox_get, test_node, NULL, &sb, &err);
+    REFUSED_CALL(NUL, podnet_node_sandbox_get, test_node, "keep-1", NULL, &err);
+    REFUSED_CALL(UTF, podnet_node_sandbox_get, test_node, NOT_UTF8, &sb, &err);
+    REFUSED_CALL(LONG, podnet_node_sandbox_get, test_node, long_id, &sb, &err);
     REFUSED(PODNET_STATUS_NOT_FOUND, NULL, podnet_node_sandbox_get(test_node, "nope", &sb, &err));
     /* list */
-    REFUSED(NUL, "podnet_node_sandbox_list", podnet_node_sandbox_list(NULL, &list, &err));
-    REFUSED(NUL, "podnet_node_sandbox_list", podnet_node_sandbox_list(test_node, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_sandbox_list, NULL, &list, &err);
+    REFUSED_CALL(NUL, podnet_node_sandbox_list, test_node, NULL, &err);
     /* check */
-    REFUSED(NUL, "podnet_node_sandbox_check", podnet_node_sandbox_check(NULL, "keep-1", &report, &err));
-    REFUSED(NUL, "podnet_node_sandbox_check", podnet_node_sandbox_check(test_node, NULL, &report, &err));
-    REFUSED(NUL, "podnet_node_sandbox_check", podnet_node_sandbox_check(test_node, "keep-1", NULL, &err));
-    REFUSED(UTF, "podnet_node_sandbox_check", podnet_node_sandbox_check(test_node, NOT_UTF8, &report, &err));
+    REFUSED_CALL(NUL, podnet_node_sandbox_check, NULL, "keep-1", &report, &err);
+    REFUSED_CALL(NUL, podnet_node_sandbox_check, test_node, NULL, &report, &err);
+    REFUSED_CALL(NUL, podnet_node_sandbox_check, test_node, "keep-1", NULL, &err);
+    REFUSED_CALL(UTF, podnet_node_sandbox_check, test_node, NOT_UTF8, &report, &err);
     REFUSED(PODNET_STATUS_NOT_FOUND, NULL, podnet_node_sandbox_check(test_node, "nope", &report, &err));
     /* gc: every id is checked before anything is deleted */
-    REFUSED(NUL, "podnet_node_gc", podnet_node_gc(NULL, ids_null, 1, &gcrep, &err));
-    REFUSED(NUL, "podnet_node_gc", podnet_node_gc(test_node, NULL, 1, &gcrep, &err));
-    REFUSED(NUL, "podnet_node_gc", podnet_node_gc(test_node, ids_null, 2, &gcrep, &err));
-    REFUSED(UTF, "podnet_node_gc", podnet_node_gc(test_node, ids_utf8, 2, &gcrep, &err));
-    REFUSED(LONG, "podnet_node_gc", podnet_node_gc(test_node, ids_long, 1, &gcrep, &err));
-    REFUSED(ARG, "podnet_node_gc", podnet_node_gc(test_node, ids_bad, 2, &gcrep, &err));
-    REFUSED(NUL, "podnet_node_gc", podnet_node_gc(test_node, ids_null, 1, NULL, &err));
-    REFUSED(ARG, "podnet_node_gc", podnet_node_gc(test_node, ids_null, (size_t)-1, &gcrep, &err));
+    REFUSED_CALL(NUL, podnet_node_gc, NULL, ids_null, 1, &gcrep, &err);
+    REFUSED_CALL(NUL, podnet_node_gc, test_node, NULL, 1, &gcrep, &err);
+    REFUSED_CALL(NUL, podnet_node_gc, test_node, ids_null, 2, &gcrep, &err);
+    REFUSED_CALL(UTF, podnet_node_gc, test_node, ids_utf8, 2, &gcrep, &err);
+    REFUSED_CALL(LONG, podnet_node_gc, test_node, ids_long, 1, &gcrep, &err);
+    REFUSED_CALL(ARG, podnet_node_gc, test_node, ids_bad, 2, &gcrep, &err);
+    REFUSED_CALL(NUL, podnet_node_gc, test_node, ids_null, 1, NULL, &err);
+    REFUSED_CALL(ARG, podnet_node_gc, test_node, ids_null, (size_t)-1, &gcrep, &err);
     /* specs the node refuses */
     podnet_sandbox_spec_free(spec);
     spec = NULL;
@@ -343,7 +329,7 @@ void test_bad_input_node(void) {
 
     /* out-parameters untouched, node unchanged */
     CHECK(sb == SENT && list == SENT && report == SENT && gcrep == SENT && node == SENT);
-    CHECK_INT(list_count(), before);
+    CHECK_INT(list_count(test_node), before);
     sb = NULL;
     CHECK_OK(podnet_node_sandbox_get(test_node, "keep-1", &sb, &err));
     CHECK_STR(podnet_sandbox_get_info(sb)->ips.items[0], podnet_sandbox_get_info(keep)->ips.items[0]);
@@ -417,7 +403,7 @@ void test_concurrency(void) {
     }
     for (i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     for (i = 0; i < THREADS; i++) CHECK_INT(w[i].failures, 0);
-    CHECK_INT(list_count(), THREADS * PER_THREAD);
+    CHECK_INT(list_count(test_node), THREADS * PER_THREAD);
     /* every address distinct */
     for (i = 0; i < THREADS; i++)
         for (j = 0; j < PER_THREAD; j++)
@@ -428,7 +414,7 @@ void test_concurrency(void) {
     for (i = 0; i < THREADS; i++) CHECK_INT(pthread_create(&t[i], NULL, delete_worker, &w[i]), 0);
     for (i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
     for (i = 0; i < THREADS; i++) CHECK_INT(w[i].failures, 0);
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
 }
 
 struct log_sink {
@@ -459,8 +445,8 @@ void test_log_callback(void) {
     char taken[64] = "";
     int after_off;
     CHECK_OK(podnet_set_log_callback(PODNET_LOG_LEVEL_DEBUG, collect, &sink, &err));
-    a = create("log-1");
-    b = create("log-1"); /* same spec again: a debug record inside the create span */
+    a = test_sandbox_create("log-1");
+    b = test_sandbox_create("log-1"); /* same spec again: a debug record inside the create span */
     /* ask for log-1's address: the reservation is refused before any kernel step, so there
      * is nothing to roll back and no rollback warning */
     snprintf(taken, sizeof taken, "%s", podnet_sandbox_get_info(a)->ips.items[0]);
@@ -478,16 +464,16 @@ void test_log_callback(void) {
     after_off = sink.records;
     pthread_mutex_unlock(&sink.mu);
     /* off: no more records */
-    podnet_sandbox_free(create("log-1"));
+    podnet_sandbox_free(test_sandbox_create("log-1"));
     CHECK_INT(sink.records, after_off);
     /* a threshold filters: WARN does not see the debug record */
     CHECK_OK(podnet_set_log_callback(PODNET_LOG_LEVEL_WARN, collect, &sink, &err));
-    podnet_sandbox_free(create("log-1"));
+    podnet_sandbox_free(test_sandbox_create("log-1"));
     CHECK_INT(sink.saw_debug_with_span, 1);
     CHECK_OK(podnet_set_log_callback(PODNET_LOG_LEVEL_OFF, collect, &sink, &err));
     CHECK_OK(podnet_node_sandbox_delete(test_node, "log-1", &err));
     CHECK(sb == NULL);
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
     podnet_sandbox_free(a);
     podnet_sandbox_free(b);
 }
@@ -511,10 +497,10 @@ static void reenter(void *user_data, podnet_log_level level, const char *target,
 }
 
 void test_panic_boundary(void) {
-    podnet_sandbox *a = create("panic-1"), *b;
+    podnet_sandbox *a = test_sandbox_create("panic-1"), *b;
     fprintf(stderr, "   (a panic message from podnet follows: expected)\n");
     CHECK_OK(podnet_set_log_callback(PODNET_LOG_LEVEL_DEBUG, reenter, NULL, &err));
-    b = create("panic-1"); /* emits a debug record -> reenter */
+    b = test_sandbox_create("panic-1"); /* emits a debug record -> reenter */
     CHECK_OK(podnet_set_log_callback(PODNET_LOG_LEVEL_OFF, NULL, NULL, &err));
     CHECK(inner_calls >= 1);
     CHECK_INT(inner_status, PODNET_STATUS_PANIC);
@@ -522,7 +508,7 @@ void test_panic_boundary(void) {
     /* the outer call and the node are fine */
     CHECK(b != NULL);
     CHECK_OK(podnet_node_sandbox_delete(test_node, "panic-1", &err));
-    CHECK_INT(list_count(), 0);
+    CHECK_INT(list_count(test_node), 0);
     podnet_sandbox_free(a);
     podnet_sandbox_free(b);
 }

@@ -26,14 +26,7 @@ static podnet_service *make_service(const char *name, const char *cluster_ip, ui
     return s;
 }
 
-static size_t service_count(podnet_node *node) {
-    podnet_service_list *l = NULL;
-    size_t n = (size_t)-1;
-    CHECK_OK(podnet_node_service_list(node, &l, &err));
-    if (l) n = podnet_service_list_count(l);
-    podnet_service_list_free(l);
-    return n;
-}
+DEFINE_LIST_COUNT(service_count, podnet_service_list, podnet_node_service_list, podnet_service_list_count, podnet_service_list_free)
 
 /* The builder, its record and its bad input: no node needed. */
 void test_service_builder(void) {
@@ -42,56 +35,50 @@ void test_service_builder(void) {
     const podnet_service_info *info;
     char long_name[300];
     const uint16_t two[] = {8080, 8443}, zero[] = {0};
-    const podnet_status NUL = PODNET_STATUS_NULL_ARGUMENT, ARG = PODNET_STATUS_INVALID_ARGUMENT,
-                        ADDR = PODNET_STATUS_INVALID_ADDRESS;
-
     memset(long_name, 'x', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    REFUSED(NUL, "podnet_service_new", podnet_service_new(NULL, &sentinel, &err));
-    REFUSED(NUL, "podnet_service_new", podnet_service_new("a", NULL, &err));
-    REFUSED(PODNET_STATUS_INVALID_UTF8, "podnet_service_new", podnet_service_new(NOT_UTF8, &sentinel, &err));
-    REFUSED(PODNET_STATUS_TOO_LONG, "podnet_service_new", podnet_service_new(long_name, &sentinel, &err));
-    REFUSED(ARG, "podnet_service_new", podnet_service_new("", &sentinel, &err));
-    REFUSED(ARG, "podnet_service_new", podnet_service_new("default/my web", &sentinel, &err));
+    REFUSED_NEW(podnet_service_new, "a", sentinel, long_name);
+    REFUSED_CALL(ARG, podnet_service_new, "", &sentinel, &err);
+    REFUSED_CALL(ARG, podnet_service_new, "default/my web", &sentinel, &err);
     CHECK(sentinel == (podnet_service *)&passed);
     long_name[253] = '\0'; /* exactly 253 bytes is fine */
     CHECK_OK(podnet_service_new(long_name, &s, &err));
     podnet_service_free(s);
 
     CHECK_OK(podnet_service_new("default/web", &s, &err));
-    REFUSED(NUL, "podnet_service_add_cluster_ip", podnet_service_add_cluster_ip(NULL, "10.96.0.10", &err));
-    REFUSED(NUL, "podnet_service_add_cluster_ip", podnet_service_add_cluster_ip(s, NULL, &err));
-    REFUSED(ADDR, "podnet_service_add_cluster_ip", podnet_service_add_cluster_ip(s, "10.96.0", &err));
-    REFUSED(ARG, "podnet_service_add_cluster_ip", podnet_service_add_cluster_ip(s, "224.0.0.1", &err));
+    REFUSED_CALL(NUL, podnet_service_add_cluster_ip, NULL, "10.96.0.10", &err);
+    REFUSED_CALL(NUL, podnet_service_add_cluster_ip, s, NULL, &err);
+    REFUSED_CALL(ADDR, podnet_service_add_cluster_ip, s, "10.96.0", &err);
+    REFUSED_CALL(ARG, podnet_service_add_cluster_ip, s, "224.0.0.1", &err);
     CHECK_OK(podnet_service_add_cluster_ip(s, "10.96.0.10", &err));
     CHECK_OK(podnet_service_add_cluster_ip(s, "10.96.0.10", &err)); /* the same again: fine */
-    REFUSED(ARG, "podnet_service_add_cluster_ip", podnet_service_add_cluster_ip(s, "10.96.0.11", &err));
+    REFUSED_CALL(ARG, podnet_service_add_cluster_ip, s, "10.96.0.11", &err);
     CHECK_OK(podnet_service_add_cluster_ip(s, "fd00:96::a", &err));
-    REFUSED(NUL, "podnet_service_add_port", podnet_service_add_port(NULL, PODNET_PROTOCOL_TCP, 80, 8080, 0, &err));
-    REFUSED(ARG, "podnet_service_add_port", podnet_service_add_port(s, 99, 80, 8080, 0, &err));
-    REFUSED(ARG, "podnet_service_add_port", podnet_service_add_port(s, PODNET_PROTOCOL_TCP, 0, 8080, 0, &err));
-    REFUSED(ARG, "podnet_service_add_port", podnet_service_add_port(s, PODNET_PROTOCOL_TCP, 80, 0, 0, &err));
+    REFUSED_CALL(NUL, podnet_service_add_port, NULL, PODNET_PROTOCOL_TCP, 80, 8080, 0, &err);
+    REFUSED_CALL(ARG, podnet_service_add_port, s, 99, 80, 8080, 0, &err);
+    REFUSED_CALL(ARG, podnet_service_add_port, s, PODNET_PROTOCOL_TCP, 0, 8080, 0, &err);
+    REFUSED_CALL(ARG, podnet_service_add_port, s, PODNET_PROTOCOL_TCP, 80, 0, 0, &err);
     CHECK_OK(podnet_service_add_port(s, PODNET_PROTOCOL_TCP, 80, 8080, 30080, &err));
-    REFUSED(ARG, "podnet_service_add_port", podnet_service_add_port(s, PODNET_PROTOCOL_TCP, 80, 9090, 0, &err));
-    REFUSED(ARG, "podnet_service_add_port", podnet_service_add_port(s, PODNET_PROTOCOL_TCP, 81, 9090, 30080, &err));
+    REFUSED_CALL(ARG, podnet_service_add_port, s, PODNET_PROTOCOL_TCP, 80, 9090, 0, &err);
+    REFUSED_CALL(ARG, podnet_service_add_port, s, PODNET_PROTOCOL_TCP, 81, 9090, 30080, &err);
     CHECK_OK(podnet_service_add_port(s, PODNET_PROTOCOL_UDP, 80, 8443, 30080, &err)); /* other protocol */
-    REFUSED(NUL, "podnet_service_add_external_ip", podnet_service_add_external_ip(s, NULL, &err));
-    REFUSED(ADDR, "podnet_service_add_external_ip", podnet_service_add_external_ip(s, "198.51.100.300", &err));
-    REFUSED(ARG, "podnet_service_add_external_ip", podnet_service_add_external_ip(s, "0.0.0.0", &err));
+    REFUSED_CALL(NUL, podnet_service_add_external_ip, s, NULL, &err);
+    REFUSED_CALL(ADDR, podnet_service_add_external_ip, s, "198.51.100.300", &err);
+    REFUSED_CALL(ARG, podnet_service_add_external_ip, s, "0.0.0.0", &err);
     CHECK_OK(podnet_service_add_external_ip(s, "198.51.100.7", &err));
-    REFUSED(NUL, "podnet_service_add_endpoint", podnet_service_add_endpoint(s, NULL, NULL, 0, true, false, &err));
-    REFUSED(NUL, "podnet_service_add_endpoint", podnet_service_add_endpoint(s, "10.88.0.5", NULL, 2, true, false, &err));
-    REFUSED(ADDR, "podnet_service_add_endpoint", podnet_service_add_endpoint(s, "10.88.0", NULL, 0, true, false, &err));
-    REFUSED(ARG, "podnet_service_add_endpoint", podnet_service_add_endpoint(s, "10.88.0.5", zero, 1, true, false, &err));
+    REFUSED_CALL(NUL, podnet_service_add_endpoint, s, NULL, NULL, 0, true, false, &err);
+    REFUSED_CALL(NUL, podnet_service_add_endpoint, s, "10.88.0.5", NULL, 2, true, false, &err);
+    REFUSED_CALL(ADDR, podnet_service_add_endpoint, s, "10.88.0", NULL, 0, true, false, &err);
+    REFUSED_CALL(ARG, podnet_service_add_endpoint, s, "10.88.0.5", zero, 1, true, false, &err);
     CHECK_OK(podnet_service_add_endpoint(s, "10.88.0.5", two, 2, true, false, &err));
-    REFUSED(ARG, "podnet_service_add_endpoint", podnet_service_add_endpoint(s, "10.88.0.5", NULL, 0, true, false, &err));
+    REFUSED_CALL(ARG, podnet_service_add_endpoint, s, "10.88.0.5", NULL, 0, true, false, &err);
     CHECK_OK(podnet_service_add_endpoint(s, "10.88.0.6", NULL, 0, false, true, &err));
-    REFUSED(NUL, "podnet_service_set_affinity_timeout", podnet_service_set_affinity_timeout(NULL, 10, &err));
-    REFUSED(ARG, "podnet_service_set_affinity_timeout", podnet_service_set_affinity_timeout(s, 86401, &err));
+    REFUSED_CALL(NUL, podnet_service_set_affinity_timeout, NULL, 10, &err);
+    REFUSED_CALL(ARG, podnet_service_set_affinity_timeout, s, 86401, &err);
     CHECK_OK(podnet_service_set_affinity_timeout(s, 10800, &err));
-    REFUSED(NUL, "podnet_service_set_traffic_policy", podnet_service_set_traffic_policy(NULL, PODNET_TRAFFIC_POLICY_LOCAL, &err));
-    REFUSED(ARG, "podnet_service_set_traffic_policy", podnet_service_set_traffic_policy(s, 0, &err));
-    REFUSED(ARG, "podnet_service_set_traffic_policy", podnet_service_set_traffic_policy(s, 3, &err));
+    REFUSED_CALL(NUL, podnet_service_set_traffic_policy, NULL, PODNET_TRAFFIC_POLICY_LOCAL, &err);
+    REFUSED_CALL(ARG, podnet_service_set_traffic_policy, s, 0, &err);
+    REFUSED_CALL(ARG, podnet_service_set_traffic_policy, s, 3, &err);
     CHECK_OK(podnet_service_set_traffic_policy(s, PODNET_TRAFFIC_POLICY_LOCAL, &err));
 
     info = podnet_service_get_info(s);
@@ -128,10 +115,10 @@ void test_service_builder(void) {
     {
         podnet_node_config *cfg = NULL;
         CHECK_OK(podnet_node_config_new("svccfg", &cfg, &err));
-        REFUSED(NUL, "podnet_node_config_add_service_cidr", podnet_node_config_add_service_cidr(NULL, "10.96.0.0/12", &err));
-        REFUSED(NUL, "podnet_node_config_add_service_cidr", podnet_node_config_add_service_cidr(cfg, NULL, &err));
-        REFUSED(ADDR, "podnet_node_config_add_service_cidr", podnet_node_config_add_service_cidr(cfg, "10.96.0.0", &err));
-        REFUSED(ARG, "podnet_node_config_add_service_cidr", podnet_node_config_add_service_cidr(cfg, "10.96.0.1/12", &err));
+        REFUSED_CALL(NUL, podnet_node_config_add_service_cidr, NULL, "10.96.0.0/12", &err);
+        REFUSED_CALL(NUL, podnet_node_config_add_service_cidr, cfg, NULL, &err);
+        REFUSED_CIDR(podnet_node_config_add_service_cidr, cfg);
+        REFUSED_CALL(ARG, podnet_node_config_add_service_cidr, cfg, "10.96.0.1/12", &err);
         CHECK_OK(podnet_node_config_add_service_cidr(cfg, "10.96.0.0/12", &err));
         CHECK_OK(podnet_node_config_add_service_cidr(cfg, "10.96.0.0/12", &err)); /* twice: fine */
         CHECK_OK(podnet_node_config_add_pod_cidr(cfg, "10.100.0.0/24", &err));
@@ -154,7 +141,6 @@ static void pod_ip(podnet_sandbox *sb, char *buf, size_t len) {
 
 /* The node's service calls, with real traffic between two pods of the test node. */
 void test_services(void) {
-    podnet_sandbox_spec *spec = NULL;
     podnet_sandbox *a = NULL, *b = NULL;
     podnet_service *web = NULL, *clash = NULL, *outside = NULL, *empty = NULL, *other = NULL;
     podnet_service_list *list = NULL;
@@ -163,29 +149,22 @@ void test_services(void) {
     const podnet_service *all[2];
     char b_ip[64] = "", cmd[512];
     bool rebuilt = true;
-    const podnet_status NUL = PODNET_STATUS_NULL_ARGUMENT;
-
-    CHECK_OK(podnet_sandbox_spec_new("svc-a", &spec, &err));
-    CHECK_OK(podnet_node_sandbox_create(test_node, spec, &a, &err));
-    podnet_sandbox_spec_free(spec);
-    spec = NULL;
-    CHECK_OK(podnet_sandbox_spec_new("svc-b", &spec, &err));
-    CHECK_OK(podnet_node_sandbox_create(test_node, spec, &b, &err));
-    podnet_sandbox_spec_free(spec);
+    a = test_sandbox_create("svc-a");
+    b = test_sandbox_create("svc-b");
     if (a == NULL || b == NULL) goto out;
     pod_ip(b, b_ip, sizeof b_ip);
 
     /* bad input at the node calls */
     web = make_service("default/web", "10.96.0.10", 80, b_ip);
-    REFUSED(NUL, "podnet_node_service_set", podnet_node_service_set(NULL, web, &err));
-    REFUSED(NUL, "podnet_node_service_set", podnet_node_service_set(test_node, NULL, &err));
-    REFUSED(NUL, "podnet_node_service_remove", podnet_node_service_remove(test_node, NULL, &err));
-    REFUSED(PODNET_STATUS_INVALID_UTF8, "podnet_node_service_remove", podnet_node_service_remove(test_node, NOT_UTF8, &err));
-    REFUSED(NUL, "podnet_node_services_sync", podnet_node_services_sync(test_node, NULL, 1, &err));
+    REFUSED_CALL(NUL, podnet_node_service_set, NULL, web, &err);
+    REFUSED_CALL(NUL, podnet_node_service_set, test_node, NULL, &err);
+    REFUSED_CALL(NUL, podnet_node_service_remove, test_node, NULL, &err);
+    REFUSED_CALL(PODNET_STATUS_INVALID_UTF8, podnet_node_service_remove, test_node, NOT_UTF8, &err);
+    REFUSED_CALL(NUL, podnet_node_services_sync, test_node, NULL, 1, &err);
     all[0] = NULL;
-    REFUSED(NUL, "podnet_node_services_sync", podnet_node_services_sync(test_node, all, 1, &err));
-    REFUSED(NUL, "podnet_node_service_list", podnet_node_service_list(test_node, NULL, &err));
-    REFUSED(NUL, "podnet_node_services_repair", podnet_node_services_repair(test_node, NULL, &err));
+    REFUSED_CALL(NUL, podnet_node_services_sync, test_node, all, 1, &err);
+    REFUSED_CALL(NUL, podnet_node_service_list, test_node, NULL, &err);
+    REFUSED_CALL(NUL, podnet_node_services_repair, test_node, NULL, &err);
     /* a ClusterIP outside the node's service CIDRs, a service without a port */
     outside = make_service("default/outside", "10.97.0.10", 80, NULL);
     REFUSED(PODNET_STATUS_INVALID_ARGUMENT, NULL, podnet_node_service_set(test_node, outside, &err));

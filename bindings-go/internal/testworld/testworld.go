@@ -23,16 +23,33 @@ import (
 // InWorld: root, inside the throwaway world (`make -C bindings-go test`).
 func InWorld() bool { return os.Geteuid() == 0 && RunIsWorldTmpfs() }
 
+// entered is what Enter found.
+var entered bool
+
 // Enter is for TestMain: it returns InWorld(), and exits the process (status 2) when the
 // binary is not in the world but PODNET_REQUIRE_WORLD=1 (as `make test` sets).
 func Enter() bool {
-	in := InWorld()
-	if !in && os.Getenv("PODNET_REQUIRE_WORLD") == "1" {
+	entered = InWorld()
+	if !entered && os.Getenv("PODNET_REQUIRE_WORLD") == "1" {
 		fmt.Fprintln(os.Stderr, "PODNET_REQUIRE_WORLD=1 but this is not a throwaway world "+
 			"(root, tmpfs \"podnet-world\" on /run): run `make -C bindings-go test`")
 		os.Exit(2)
 	}
-	return in
+	return entered
+}
+
+// Main is a whole TestMain: Enter, then run the tests.
+func Main(m *testing.M) {
+	Enter()
+	os.Exit(m.Run())
+}
+
+// Require skips the test unless Enter found the throwaway world.
+func Require(t testing.TB) {
+	t.Helper()
+	if !entered {
+		t.Skip("needs root in a throwaway world: run `make -C bindings-go test`")
+	}
 }
 
 // RuntimeNetns makes a network namespace as a container runtime would (`ip netns add`, pinned

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::sandbox::{cni_worker_setup, exec_plugin, ip, CNI_BRIDGE, CNI_LO};
 use super::{finish, run_worker, worker_finish, BenchNode};
-use crate::cmd::Run;
+use crate::cmd::impl_run;
 
 /// Arguments of `podnet bench burst`.
 #[derive(clap::Args, Debug)]
@@ -34,11 +34,7 @@ pub struct BenchBurstArgs {
 const CIDR: &str = "10.98.0.0/16";
 const PROCS: usize = 4;
 
-impl Run for BenchBurstArgs {
-    fn run(self) -> i32 {
-        finish(bench(&self))
-    }
-}
+impl_run!(BenchBurstArgs => finish(bench));
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
@@ -150,11 +146,7 @@ pub struct BurstWorkerArgs {
     pub count: usize,
 }
 
-impl Run for BurstWorkerArgs {
-    fn run(self) -> i32 {
-        worker_finish(burst_worker(&self))
-    }
-}
+impl_run!(BurstWorkerArgs => worker_finish(burst_worker));
 
 fn burst_worker(a: &BurstWorkerArgs) -> Result<Value, String> {
     let cfg = std::env::var("PODNET_BURST_NODE").map_err(|e| e.to_string())?;
@@ -173,12 +165,8 @@ pub struct BurstCniWorkerArgs {
     pub cni_path: PathBuf,
 }
 
-/// Runs inside `unshare --net --mount` (see `run_worker`): the chain, N pods at once.
-impl Run for BurstCniWorkerArgs {
-    fn run(self) -> i32 {
-        worker_finish(burst_cni_worker(&self))
-    }
-}
+// Runs inside `unshare --net --mount` (see `run_worker`): the chain, N pods at once.
+impl_run!(BurstCniWorkerArgs => worker_finish(burst_cni_worker));
 
 fn burst_cni_worker(a: &BurstCniWorkerArgs) -> Result<Value, String> {
     cni_worker_setup()?;

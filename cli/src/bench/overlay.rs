@@ -16,7 +16,8 @@ use podnet_world::World;
 use serde_json::{json, Value};
 
 use super::finish;
-use crate::cmd::Run;
+use super::stats::Stats;
+use crate::cmd::impl_run;
 
 /// Arguments of `podnet bench overlay`.
 #[derive(clap::Args, Debug)]
@@ -29,11 +30,7 @@ pub struct BenchOverlayArgs {
     pub rounds: usize,
 }
 
-impl Run for BenchOverlayArgs {
-    fn run(self) -> i32 {
-        finish(bench(&self))
-    }
-}
+impl_run!(BenchOverlayArgs => finish(bench));
 
 const PORT: u16 = 5201;
 /// Bytes per write: large, as iperf3's default for TCP (128 KiB).
@@ -127,16 +124,6 @@ fn bulk(from: &Path, to_ns: &Path, to: IpAddr, secs: f64) -> Result<f64, String>
     Ok(bytes as f64 * 8.0 / elapsed / 1e9)
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn bench(a: &BenchOverlayArgs) -> Result<Value, String> {
     if !(0.5..=60.0).contains(&a.seconds) || a.rounds == 0 || a.rounds > 20 {
         return Err("--seconds must be 0.5..=60 and --rounds 1..=20".into());
@@ -189,7 +176,7 @@ fn bench(a: &BenchOverlayArgs) -> Result<Value, String> {
     });
     let mut all = [vec![], vec![], vec![]];
     for (fi, (fam, _)) in families.iter().enumerate() {
-        let [p, f, off] = [0, 1, 2].map(|si| median(&mut runs[fi][si].clone()));
+        let [p, f, off] = [0, 1, 2].map(|si| Stats::from_vec(runs[fi][si].clone()).median());
         for si in 0..3 {
             all[si].extend(runs[fi][si].iter().copied());
         }
@@ -200,7 +187,7 @@ fn bench(a: &BenchOverlayArgs) -> Result<Value, String> {
         let r = |si: usize| runs[fi][si].iter().map(|g| round2(*g)).collect::<Vec<_>>();
         out[format!("runs_{fam}")] = json!({"podnet": r(0), "flannel": r(1), "tx_off": r(2)});
     }
-    let [p, f, off] = all.map(|mut v| median(&mut v));
+    let [p, f, off] = all.map(|v| Stats::from_vec(v).median());
     out["podnet_gbps"] = json!(round2(p));
     out["flannel_gbps"] = json!(round2(f));
     out["tx_off_gbps"] = json!(round2(off));

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use super::{finish, timed, BenchNode};
 use crate::bench::Stats;
-use crate::cmd::Run;
-use crate::modes::{parser, Named as _};
+use crate::cmd::impl_run;
+use crate::modes::parser;
 
 /// Arguments of `podnet bench peers`.
 #[derive(clap::Args, Debug)]
@@ -52,11 +52,7 @@ fn one_change(node: &Node, n: usize, reps: usize) -> Result<Stats, String> {
     timed(reps, |r| node.block_on(node.inner().add_peer(&versions[r % 2])).map_err(|e| e.to_string()))
 }
 
-impl Run for BenchPeersArgs {
-    fn run(self) -> i32 {
-        finish(bench(&self))
-    }
-}
+impl_run!(BenchPeersArgs => finish(bench));
 
 fn bench(a: &BenchPeersArgs) -> Result<Value, String> {
     let mode = a.mode;

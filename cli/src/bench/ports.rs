@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::sandbox::exec_plugin;
 use super::{finish, run_worker, timed, us, worker_finish, BenchNode, Stats};
-use crate::cmd::Run;
+use crate::cmd::impl_run;
 
 /// Arguments of `podnet bench ports`.
 #[derive(clap::Args, Debug)]
@@ -48,11 +48,7 @@ fn mapping(i: usize) -> PortMapping {
     PortMapping { protocol: Protocol::Tcp, host_ip: None, host_port: 10000 + i as u16, container_port: 80 }
 }
 
-impl Run for BenchPortsArgs {
-    fn run(self) -> i32 {
-        finish(bench(&self))
-    }
-}
+impl_run!(BenchPortsArgs => finish(bench));
 
 fn bench(a: &BenchPortsArgs) -> Result<Value, String> {
     if a.count == 0 || a.count > 50000 || a.pods == 0 {
@@ -113,13 +109,8 @@ fn run_portmap(cni_path: &Path, levels: &[usize]) -> Result<Value, String> {
     run_worker("portmap-worker", &["--levels", &lv.join(",")], cni_path, &["portmap"])
 }
 
-/// Inside `unshare --net --mount`: one netns file for CNI_NETNS, then portmap ADD per "pod"
-/// (one mapping each), sampling the cost once `level` mappings exist.
-impl Run for PortmapWorkerArgs {
-    fn run(self) -> i32 {
-        worker_finish(portmap_worker(&self))
-    }
-}
+// Inside `unshare --net --mount`: one netns file for CNI_NETNS, then portmap ADD per "pod" (one mapping each), sampling the cost once `level` mappings exist.
+impl_run!(PortmapWorkerArgs => worker_finish(portmap_worker));
 
 fn portmap_worker(a: &PortmapWorkerArgs) -> Result<Value, String> {
     let none: Option<&str> = None;

@@ -14,8 +14,8 @@ use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
 use super::{finish, run_worker, timed, timed_after_warmup, us, worker_finish, BenchNode, Stats};
-use crate::cmd::Run;
-use crate::modes::{parser, Named as _};
+use crate::cmd::impl_run;
+use crate::modes::parser;
 
 /// Arguments of `podnet bench sandbox`.
 #[derive(clap::Args, Debug)]
@@ -155,12 +155,8 @@ pub struct CniWorkerArgs {
     pub cni_path: PathBuf,
 }
 
-/// Runs inside `unshare --net --mount`: a private tmpfs on /run/netns and the IPAM dir.
-impl Run for CniWorkerArgs {
-    fn run(self) -> i32 {
-        worker_finish(cni_worker(&self))
-    }
-}
+// Runs inside `unshare --net --mount`: a private tmpfs on /run/netns and the IPAM dir.
+impl_run!(CniWorkerArgs => worker_finish(cni_worker));
 
 /// Run one CNI plugin command (stdin: `conf`) as a runtime would; its output on failure.
 pub(super) fn exec_plugin(
@@ -217,11 +213,7 @@ fn cni_worker(a: &CniWorkerArgs) -> Result<Value, String> {
     Ok(json!({"create": create.samples(), "delete": delete.samples()}))
 }
 
-impl Run for BenchSandboxArgs {
-    fn run(self) -> i32 {
-        finish(bench(&self))
-    }
-}
+impl_run!(BenchSandboxArgs => finish(bench));
 
 fn bench(a: &BenchSandboxArgs) -> Result<Value, String> {
     let mode = a.mode;

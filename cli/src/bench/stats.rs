@@ -34,6 +34,18 @@ impl Stats {
         s[i.min(s.len() - 1)]
     }
 
+    /// The median: the middle sample, or the mean of the two middle ones for an even count
+    /// (what a handful of long runs wants, where p50 would pick one of the two).
+    pub fn median(&self) -> f64 {
+        let mut s = self.v.clone();
+        s.sort_by(f64::total_cmp);
+        match s.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => s[n / 2],
+            n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+        }
+    }
+
     pub fn p50(&self) -> f64 {
         self.pct(0.50)
     }

@@ -294,7 +294,9 @@ fn build(n: usize, rt: &tokio::runtime::Runtime) -> Result<(World, PathBuf, Vec<
         nl.add_address(br, IpAddr::V4(ETCD_IP), 16).await.map_err(e)?;
         for (i, f) in files.iter().enumerate() {
             let mac = [0x02, 0xbe, 0, 0, (i >> 8) as u8, i as u8];
-            nl.create_veth(&format!("u{i}"), None, "ul0", mac, f.as_raw_fd(), 1500, Some(br)).await.map_err(e)?;
+            nl.create_veth_with(&format!("u{i}"), None, "ul0", mac, f.as_raw_fd(), 1500, Some(br), true, 0)
+                .await
+                .map_err(e)?;
             let n = Netlink::from_socket(netns::netlink_socket_in(f, 0).map_err(|e| e.to_string())?);
             n.set_up_by_name("lo").await.map_err(e)?;
             n.set_up_by_name("ul0").await.map_err(e)?;

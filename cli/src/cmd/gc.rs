@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use podnet::{Error, Result};
 
-use super::{read_input, valid_id, Run, Target};
+use super::{impl_run, read_input, valid_id, Target};
 use crate::output::{fail_text, finish, show, Table, EXIT_OK};
 
 /// Arguments of `podnet gc`. Which sandboxes are alive must be said explicitly: a bare
@@ -29,11 +29,7 @@ pub struct GcArgs {
     pub all: bool,
 }
 
-impl Run for GcArgs {
-    fn run(self) -> i32 {
-        finish(gc(&self))
-    }
-}
+impl_run!(GcArgs => finish(gc));
 
 fn gc(a: &GcArgs) -> Result<i32> {
     let t = &a.target;

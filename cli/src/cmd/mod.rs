@@ -28,6 +28,20 @@ pub trait Run {
     fn run(self) -> i32;
 }
 
+/// `impl_run!(Args => report(work))`: `Args` runs as `report(work(&args))`, the command's work
+/// and how its outcome becomes the exit code (`output::finish` for commands, the benchmarks'
+/// `finish` and `worker_finish`).
+macro_rules! impl_run {
+    ($args:ty => $report:ident($work:ident)) => {
+        impl $crate::cmd::Run for $args {
+            fn run(self) -> i32 {
+                $report($work(&self))
+            }
+        }
+    };
+}
+pub(crate) use impl_run;
+
 /// A command of a group that talks to one node (`node`, `sandbox`, `peer`, `port`).
 pub trait NodeCommand {
     /// Run against the node `t` names; the exit code, or the error to print.

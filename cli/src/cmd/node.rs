@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::peer::{mac_str, peer_json, peers_table};
 use super::{NodeCommand, Target};
-use crate::modes::{parser, pod_mode_label, Named as _};
+use crate::modes::{parser, pod_mode_label};
 use crate::output::{emit, emit_json, join, key_values, show, EXIT_OK};
 
 /// Node commands.

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::port::{parse_port, port_str};
 use super::{valid_id, NodeCommand, Target};
-use crate::modes::{parser, Named as _};
+use crate::modes::parser;
 use crate::output::{emit, emit_json, join, show, Table, EXIT_CHECK_FAILED, EXIT_OK};
 
 /// Sandbox commands.

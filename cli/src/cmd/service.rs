@@ -73,12 +73,7 @@ pub struct ServiceAddArgs {
 
 fn parse_port(s: &str) -> std::result::Result<ServicePort, String> {
     let (ports, proto) = s.split_once('/').unwrap_or((s, "tcp"));
-    let protocol = match proto {
-        "tcp" => Protocol::Tcp,
-        "udp" => Protocol::Udp,
-        "sctp" => Protocol::Sctp,
-        p => return Err(format!("unknown protocol {p:?} (tcp, udp or sctp)")),
-    };
+    let protocol: Protocol = proto.parse().map_err(|e: podnet::Error| e.cause_message())?;
     let nums: Vec<u16> = ports
         .split(':')
         .map(|p| p.parse::<u16>().ok().filter(|n| *n != 0).ok_or_else(|| format!("{p:?} is not a port (1..=65535)")))

@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use self::machine::{leftovers, read_marker, remove_all, World};
 use self::traffic::{checks, run_check, CheckResult, Server};
-use crate::cmd::Run;
+use crate::cmd::impl_run;
 use crate::modes::{pod_mode_label, Named as _};
 use crate::output::{emit, emit_json, finish, ms, Table, EXIT_CHECK_FAILED, EXIT_FAILED, EXIT_OK};
 
@@ -169,10 +169,10 @@ fn wire() -> Result<()> {
         };
         let (nl1, nl2, nlc) = (nl(&n1, NODES[0].ns)?, nl(&n2, NODES[1].ns)?, nl(&cl, CLIENT_NS)?);
         let k = |op: &'static str| move |e: podnet::internals::netlink::NetlinkError| e.into_error(op);
-        nl1.create_veth("ul0", Some(mac(1)), "ul0", mac(2), n2.as_raw_fd(), 1500, None)
+        nl1.create_veth_with("ul0", Some(mac(1)), "ul0", mac(2), n2.as_raw_fd(), 1500, None, true, 0)
             .await
             .map_err(k("create underlay veth"))?;
-        nl1.create_veth("cl0", Some(mac(3)), "eth0", mac(4), cl.as_raw_fd(), 1500, None)
+        nl1.create_veth_with("cl0", Some(mac(3)), "eth0", mac(4), cl.as_raw_fd(), 1500, None, true, 0)
             .await
             .map_err(k("create client veth"))?;
         for (nl, ifname, ip, plen) in [
@@ -300,11 +300,7 @@ fn checks_table(results: &[CheckResult]) -> String {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-impl Run for DemoArgs {
-    fn run(self) -> i32 {
-        finish(run(&self))
-    }
-}
+impl_run!(DemoArgs => finish(run));
 
 fn run(a: &DemoArgs) -> Result<i32> {
     if !nix::unistd::geteuid().is_root() {

@@ -2,9 +2,9 @@
 //! (`<prefix>/subnets/10.244.1.0-24`, dual stack `...-24&fd00:10:0:1::-64`) and the lease value
 //! (flannel's `LeaseAttrs` JSON), so podnet and flannel nodes read and write the same keys.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
 
 /// flannel's default etcd prefix.
@@ -119,6 +119,60 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
+/// The subnets of one family's pool in `network`: their length (the given one, else flannel's
+/// default `default_len`, or two bits more than the network's prefix for a small network) and
+/// the first and last subnet as numbers (the given `SubnetMin`/`SubnetMax`, which must be
+/// subnet boundaries inside the network, else the second subnet, flannel skips the first, and
+/// the last). `names`: the network's and the three fields' names for errors.
+fn subnets(
+    network: IpNetwork,
+    given_len: Option<u32>,
+    given: (&Option<String>, &Option<String>),
+    default_len: u8,
+    names: [&str; 4],
+) -> Result<(u8, u128, u128), String> {
+    let [net_name, len_name, min_name, max_name] = names;
+    let bits: u32 = if network.is_ipv4() { 32 } else { 128 };
+    let prefix = u32::from(network.prefix());
+    let subnet_len = match given_len.filter(|l| *l > 0) {
+        Some(l) if l > bits - 2 => return Err(format!("{len_name} must be less than /{}", bits - 1)),
+        Some(l) if l < prefix + 2 => {
+            return Err(format!("{net_name} must be able to hold at least four subnets of {len_name}"))
+        }
+        Some(l) => l as u8,
+        None if prefix > bits - 4 => {
+            return Err(format!("{net_name} is too small: the smallest useful prefix is /{}", bits - 4))
+        }
+        None if prefix <= u32::from(default_len) - 2 => default_len,
+        None => (prefix + 2) as u8,
+    };
+    let number = |a: IpAddr| match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    };
+    let size = 1u128 << (bits - u32::from(subnet_len));
+    let base = number(network.network());
+    let span = 1u128.checked_shl(bits - prefix).unwrap_or(0);
+    let last = base.wrapping_add(span).wrapping_sub(size);
+    let bound = |s: Option<&str>, what: &str, default: u128| -> Result<u128, String> {
+        let Some(s) = s else { return Ok(default) };
+        let a: IpAddr = s.parse().map_err(|e| format!("{what}: {e}"))?;
+        if !network.contains(a) {
+            return Err(format!("{what} {a} is not in {net_name} {network}"));
+        }
+        if number(a) % size != 0 {
+            return Err(format!("{what} {a} is not on a /{subnet_len} boundary"));
+        }
+        Ok(number(a))
+    };
+    let min = bound(nonempty(given.0), min_name, base + size)?;
+    let max = bound(nonempty(given.1), max_name, last)?;
+    if min > max {
+        return Err(format!("{min_name} is above {max_name}"));
+    }
+    Ok((subnet_len, min, max))
+}
+
 impl NetConfig {
     /// Parse and check flannel's net-conf JSON; the error says which field is wrong.
     pub fn parse(json: &[u8]) -> Result<NetConfig, String> {
@@ -131,43 +185,13 @@ impl NetConfig {
         if network.ip() != network.network() {
             return Err(format!("Network {network} has host bits set"));
         }
-        let subnet_len = match raw.subnet_len.filter(|l| *l > 0) {
-            Some(l) if l > 30 => return Err("SubnetLen must be less than /31".into()),
-            Some(l) if l < u32::from(network.prefix()) + 2 => {
-                return Err("Network must be able to hold at least four subnets of SubnetLen".into())
-            }
-            Some(l) => l as u8,
-            None if network.prefix() > 28 => {
-                return Err("Network is too small: the smallest useful prefix is /28".into())
-            }
-            None if network.prefix() <= 22 => 24,
-            None => network.prefix() + 2,
-        };
-        let size = 1u32 << (32 - subnet_len);
-        let base = u32::from(network.network());
-        let last =
-            base.wrapping_add(1u32.checked_shl(32 - u32::from(network.prefix())).unwrap_or(0)).wrapping_sub(size);
-        let v4 = |s: &str, what: &str| -> Result<u32, String> {
-            let a: Ipv4Addr = s.parse().map_err(|e| format!("{what}: {e}"))?;
-            if !network.contains(a) {
-                return Err(format!("{what} {a} is not in Network {network}"));
-            }
-            if u32::from(a) % size != 0 {
-                return Err(format!("{what} {a} is not on a /{subnet_len} boundary"));
-            }
-            Ok(u32::from(a))
-        };
-        let min = match nonempty(&raw.subnet_min) {
-            Some(s) => v4(s, "SubnetMin")?,
-            None => base + size,
-        };
-        let max = match nonempty(&raw.subnet_max) {
-            Some(s) => v4(s, "SubnetMax")?,
-            None => last,
-        };
-        if min > max {
-            return Err(format!("SubnetMin {} is above SubnetMax {}", Ipv4Addr::from(min), Ipv4Addr::from(max)));
-        }
+        let (subnet_len, min, max) = subnets(
+            network.into(),
+            raw.subnet_len,
+            (&raw.subnet_min, &raw.subnet_max),
+            24,
+            ["Network", "SubnetLen", "SubnetMin", "SubnetMax"],
+        )?;
         let ipv6 = if raw.enable_ipv6 == Some(true) { Some(Self::parse_v6(&raw)?) } else { None };
         let backend = match &raw.backend {
             None => return Err("Backend is missing (flannel would default to \"udp\", which podnet does not implement; use vxlan or host-gw)".into()),
@@ -184,8 +208,8 @@ impl NetConfig {
         Ok(NetConfig {
             network,
             subnet_len,
-            subnet_min: Ipv4Addr::from(min),
-            subnet_max: Ipv4Addr::from(max),
+            subnet_min: Ipv4Addr::from(min as u32),
+            subnet_max: Ipv4Addr::from(max as u32),
             ipv6,
             backend,
         })
@@ -199,40 +223,13 @@ impl NetConfig {
         if network.ip() != network.network() {
             return Err(format!("IPv6Network {network} has host bits set"));
         }
-        let p = u32::from(network.prefix());
-        let len = match raw.ipv6_subnet_len.filter(|l| *l > 0) {
-            Some(l) if l > 126 => return Err("IPv6SubnetLen must be less than /127".into()),
-            Some(l) if l < p + 2 => return Err("IPv6Network must be able to hold at least four subnets".into()),
-            Some(l) => l as u8,
-            None if p > 124 => return Err("IPv6Network is too small: the smallest useful prefix is /124".into()),
-            None if p <= 62 => 64,
-            None => (p + 2) as u8,
-        };
-        let size = 1u128 << (128 - u32::from(len));
-        let base = u128::from(network.network());
-        let span = 1u128.checked_shl(128 - p).unwrap_or(0);
-        let last = base.wrapping_add(span).wrapping_sub(size);
-        let v6 = |s: &str, what: &str| -> Result<u128, String> {
-            let a: Ipv6Addr = s.parse().map_err(|e| format!("{what}: {e}"))?;
-            if !network.contains(a) {
-                return Err(format!("{what} {a} is not in IPv6Network {network}"));
-            }
-            if u128::from(a) % size != 0 {
-                return Err(format!("{what} {a} is not on a /{len} boundary"));
-            }
-            Ok(u128::from(a))
-        };
-        let min = match nonempty(&raw.ipv6_subnet_min) {
-            Some(s) => v6(s, "IPv6SubnetMin")?,
-            None => base + size,
-        };
-        let max = match nonempty(&raw.ipv6_subnet_max) {
-            Some(s) => v6(s, "IPv6SubnetMax")?,
-            None => last,
-        };
-        if min > max {
-            return Err("IPv6SubnetMin is above IPv6SubnetMax".into());
-        }
+        let (len, min, max) = subnets(
+            network.into(),
+            raw.ipv6_subnet_len,
+            (&raw.ipv6_subnet_min, &raw.ipv6_subnet_max),
+            64,
+            ["IPv6Network", "IPv6SubnetLen", "IPv6SubnetMin", "IPv6SubnetMax"],
+        )?;
         Ok(Ipv6Pool { network, subnet_len: len, subnet_min: Ipv6Addr::from(min), subnet_max: Ipv6Addr::from(max) })
     }
 

@@ -27,6 +27,15 @@ pub const PEER_ROUTE_PROTOCOL: u8 = 81;
 /// How many kernel requests are in flight at once during a sync.
 const CONCURRENCY: usize = 64;
 
+/// Run `requests`, at most `CONCURRENCY` at a time, every one of them; the first error.
+async fn all_ok<E>(
+    requests: impl Iterator<Item = impl std::future::Future<Output = std::result::Result<(), E>>>,
+) -> std::result::Result<(), E> {
+    let errs: Vec<E> =
+        stream::iter(requests).buffer_unordered(CONCURRENCY).filter_map(|r| async move { r.err() }).collect().await;
+    errs.into_iter().next().map_or(Ok(()), Err)
+}
+
 /// Which path a peer pod CIDR takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -272,22 +281,10 @@ impl Peers {
             let mut rep = SyncReport { peers: peers.len(), added: missing.len(), removed: stale.len() };
             // Routes first: removing a stale route and then adding its replacement keeps the
             // window without a route as short as the requests.
-            let errs: Vec<_> = stream::iter(stale.iter().map(|e| self.unapply(e)))
-                .buffer_unordered(CONCURRENCY)
-                .filter_map(|r| async move { r.err() })
-                .collect()
-                .await;
-            if let Some(e) = errs.into_iter().next() {
-                return Err(e.into_error("sync peers: remove stale entry"));
-            }
-            let errs: Vec<_> = stream::iter(missing.iter().map(|e| self.apply(e)))
-                .buffer_unordered(CONCURRENCY)
-                .filter_map(|r| async move { r.err() })
-                .collect()
-                .await;
-            if let Some(e) = errs.into_iter().next() {
-                return Err(e.into_error("sync peers: add entry"));
-            }
+            all_ok(stale.iter().map(|e| self.unapply(e)))
+                .await
+                .map_err(|e| e.into_error("sync peers: remove stale entry"))?;
+            all_ok(missing.iter().map(|e| self.apply(e))).await.map_err(|e| e.into_error("sync peers: add entry"))?;
             let keep: HashSet<&str> = peers.iter().map(|p| p.name.as_str()).collect();
             let store = &self.base.store;
             for old in store.peers()? {

@@ -11,7 +11,7 @@ use ipnetwork::IpNetwork;
 
 use crate::base::Base;
 use crate::config::{PortMapping, Protocol};
-use crate::kernel::nft::{HostPort, NftSocket, Proto, Ruleset};
+use crate::kernel::nft::{HostPort, NftError, NftSocket, Proto, Ruleset};
 use crate::store::Sandbox;
 use crate::Result;
 
@@ -167,26 +167,26 @@ impl Ports {
     /// Add the map elements of `ports` (reserved in the store already) for sandbox `id`: one
     /// batch.
     pub(crate) async fn program(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
-        let op = format!("map host ports of {id}");
-        let hp = host_ports(ips, ports);
-        let mut p = self.lock();
-        p.sock.add_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
-        let udp: Vec<HostPort> = hp.into_iter().filter(|h| h.protocol == Proto::Udp).collect();
-        if !udp.is_empty() {
-            // A stale UDP conntrack entry (from before the mapping) would keep steering packets
-            // elsewhere; flush so the pod gets its traffic at once.
-            p.sock.flush_udp_conntrack(&udp).map_err(|e| e.into_error(format!("{op}: flush UDP conntrack")))?;
-        }
-        Ok(())
+        self.change(&format!("map host ports of {id}"), &host_ports(ips, ports), NftSocket::add_ports)
     }
 
     /// Remove the map elements of `ports` of sandbox `id`; already gone is success.
     pub(crate) async fn unprogram(&self, id: &str, ips: &[IpNetwork], ports: &[PortMapping]) -> Result<()> {
-        let op = format!("unmap host ports of {id}");
-        let hp = host_ports(ips, ports);
+        self.change(&format!("unmap host ports of {id}"), &host_ports(ips, ports), NftSocket::remove_ports)
+    }
+
+    /// Add or remove (`apply`) the elements `hp` in one batch, then flush the UDP conntrack
+    /// entries of their ports: a stale entry (from before the change) would keep steering
+    /// packets the old way.
+    fn change(
+        &self,
+        op: &str,
+        hp: &[HostPort],
+        apply: fn(&mut NftSocket, &[HostPort]) -> std::result::Result<(), NftError>,
+    ) -> Result<()> {
         let mut p = self.lock();
-        p.sock.remove_ports(&hp).map_err(|e| e.into_error(op.clone()))?;
-        let udp: Vec<HostPort> = hp.into_iter().filter(|h| h.protocol == Proto::Udp).collect();
+        apply(&mut p.sock, hp).map_err(|e| e.into_error(op))?;
+        let udp: Vec<HostPort> = hp.iter().filter(|h| h.protocol == Proto::Udp).cloned().collect();
         if !udp.is_empty() {
             p.sock.flush_udp_conntrack(&udp).map_err(|e| e.into_error(format!("{op}: flush UDP conntrack")))?;
         }

@@ -235,7 +235,7 @@ pub fn veth(a: &Path, a_if: &str, b: &Path, b_if: &str) -> Result<(), String> {
     let bf = File::open(b).map_err(|e| format!("open {}: {e}", b.display()))?;
     let mac = next_mac();
     with_netlink(a, &format!("create veth {a_if}/{b_if}"), |nl| async move {
-        nl.create_veth(a_if, None, b_if, mac, bf.as_raw_fd(), 1500, None).await
+        nl.create_veth_with(a_if, None, b_if, mac, bf.as_raw_fd(), 1500, None, true, 0).await
     })?;
     with_netlink(b, &format!("set {b_if} up"), |nl| async move { nl.set_up_by_name(b_if).await })
 }

@@ -192,22 +192,6 @@ impl Netlink {
         Ok(msgs.iter().map(summarize).collect())
     }
 
-    /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request, with
-    /// the host end up (see [`Netlink::create_veth_with`]).
-    #[expect(clippy::too_many_arguments, reason = "one kernel request, one parameter per attribute")]
-    pub async fn create_veth(
-        &self,
-        host: &str,
-        host_mac: Option<[u8; 6]>,
-        peer: &str,
-        peer_mac: [u8; 6],
-        peer_ns_fd: RawFd,
-        mtu: u32,
-        controller: Option<u32>,
-    ) -> NlResult<()> {
-        self.create_veth_with(host, host_mac, peer, peer_mac, peer_ns_fd, mtu, controller, true, 0).await
-    }
-
     /// Create a veth pair whose peer is born inside the netns `peer_ns_fd`, in one request.
     ///
     /// The host end may be enslaved to `controller` and brought up in the same request; the
@@ -441,19 +425,12 @@ impl Netlink {
     /// Add (or replace) a default route via `gw` on link `index`, marked on-link so the
     /// gateway need not be in a connected subnet (routed mode uses 169.254.1.1 / fe80::1).
     pub async fn replace_default_route(&self, index: u32, gw: IpAddr) -> NlResult<()> {
+        fn onlink<T>(b: RouteMessageBuilder<T>, index: u32) -> RouteMessage {
+            b.output_interface(index).onlink().protocol(RouteProtocol::Other(ROUTE_PROTOCOL)).build()
+        }
         let msg = match gw {
-            IpAddr::V4(g) => RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(g)
-                .output_interface(index)
-                .onlink()
-                .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-                .build(),
-            IpAddr::V6(g) => RouteMessageBuilder::<Ipv6Addr>::new()
-                .gateway(g)
-                .output_interface(index)
-                .onlink()
-                .protocol(RouteProtocol::Other(ROUTE_PROTOCOL))
-                .build(),
+            IpAddr::V4(g) => onlink(RouteMessageBuilder::<Ipv4Addr>::new().gateway(g), index),
+            IpAddr::V6(g) => onlink(RouteMessageBuilder::<Ipv6Addr>::new().gateway(g), index),
         };
         self.handle.route().add(msg).replace().execute().await?;
         Ok(())

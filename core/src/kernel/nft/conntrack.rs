@@ -275,6 +275,7 @@ fn delete_entries(s: &mut NftSocket, family: u8, entries: &[Entry]) -> Result<us
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::nft::ruleset::tests::hp;
 
     /// A dump message as ctnetlink sends it (nfgenmsg + attributes), for one UDP entry.
     fn ct_msg(dst: [u8; 4], dport: u16, proto: u8) -> Vec<u8> {
@@ -297,13 +298,7 @@ mod tests {
 
     #[test]
     fn filters_and_builds_delete() {
-        let any = HostPort {
-            protocol: Proto::Udp,
-            host_ip: None,
-            host_port: 5353,
-            pod_ip: "10.88.0.2".parse().unwrap(),
-            pod_port: 53,
-        };
+        let any = hp(Proto::Udp, None, 5353, "10.88.0.2", 53);
         let only = HostPort { host_ip: Some("192.168.200.1".parse().unwrap()), host_port: 6000, ..any };
         let ports = [&any, &only];
         assert!(matching_entry(&ct_msg([192, 168, 200, 1], 5353, 17), &ports).is_some());
@@ -332,13 +327,7 @@ mod tests {
 
     #[test]
     fn kernel_filter_narrows_when_it_can() {
-        let a = HostPort {
-            protocol: Proto::Udp,
-            host_ip: Some("192.168.200.1".parse().unwrap()),
-            host_port: 5353,
-            pod_ip: "10.88.0.2".parse().unwrap(),
-            pod_port: 53,
-        };
+        let a = hp(Proto::Udp, Some("192.168.200.1"), 5353, "10.88.0.2", 53);
         let b = HostPort { host_ip: None, ..a };
         let c = HostPort { host_port: 6000, ..a };
         let (f, tuple) = filter_flags(&[&a]);

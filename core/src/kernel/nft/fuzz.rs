@@ -8,8 +8,9 @@ use std::net::IpAddr;
 
 use super::conntrack::{dnat_entry, matching_entry};
 use super::msg::decode_elems;
+use super::ruleset::tests::hp;
 use super::wire::{messages, parse_ack, NLMSG_ERROR};
-use super::{HostPort, Proto};
+use super::Proto;
 
 /// xorshift64*: deterministic per seed, so a failure names its input.
 pub(crate) struct Rng(pub(crate) u64);
@@ -95,13 +96,7 @@ fn datagram(r: &mut Rng, payload: &[u8]) -> Vec<u8> {
 fn kernel_replies_never_panic() {
     let seed = 0x706f_646e_6574_0001;
     let mut r = Rng(seed);
-    let hp = HostPort {
-        protocol: Proto::Udp,
-        host_ip: None,
-        host_port: 53,
-        pod_ip: "10.0.0.2".parse().unwrap(),
-        pod_port: 53,
-    };
+    let hp = hp(Proto::Udp, None, 53, "10.0.0.2", 53);
     let eps: Vec<(IpAddr, u16)> = vec![("10.0.0.2".parse().unwrap(), 53)];
     for _ in 0..iterations() {
         let payload = r.input();

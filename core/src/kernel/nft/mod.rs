@@ -142,8 +142,13 @@ impl NftSocket {
         if ports.is_empty() {
             return Ok(());
         }
+        self.commit_ports(NEWSETELEM, &ports)
+    }
+
+    /// One batch of element messages `msg` for host ports.
+    fn commit_ports(&mut self, msg: u8, ports: &[HostPort]) -> Result<(), NftError> {
         let mut b = self.batch();
-        ruleset::port_elements(&mut b, NEWSETELEM, &ports);
+        ruleset::port_elements(&mut b, msg, ports);
         self.commit(b)
     }
 
@@ -155,9 +160,7 @@ impl NftSocket {
             return Ok(());
         }
         if !self.legacy_delete {
-            let mut b = self.batch();
-            ruleset::port_elements(&mut b, DESTROYSETELEM, &ports);
-            match self.commit(b) {
+            match self.commit_ports(DESTROYSETELEM, &ports) {
                 // Kernels before 6.3 do not know DESTROYSETELEM: nfnetlink answers EINVAL.
                 Err(e) if matches!(e.errno(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
                     tracing::debug!("DESTROYSETELEM refused ({e}); falling back to DELSETELEM");

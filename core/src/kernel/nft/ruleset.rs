@@ -178,10 +178,6 @@ fn is_v6(set: &SetDef) -> bool {
     set.key_type == TYPE_IPV6_ADDR || std::ptr::eq(set, &HOSTPORTS6) || std::ptr::eq(set, &HOSTPORTS6_IP)
 }
 
-fn port_map_by_name(name: &str) -> Option<&'static SetDef> {
-    PORT_MAPS.into_iter().find(|s| s.name == name)
-}
-
 /// `describe` of the port maps: the mapping, or only its key for a delete.
 fn describe_port(key: &[u8], data: Option<&[u8]>) -> Option<String> {
     // The key length tells the map apart: 8 (any IP), 12 (IPv4 host IP), 24 (IPv6 host IP);
@@ -307,18 +303,6 @@ pub(crate) fn normalize(ports: &[HostPort], check_conflicts: bool) -> Result<Vec
         }
     }
     Ok(out)
-}
-
-/// Decode one NEWSETELEM dump message into host ports (only port maps carry them).
-pub(crate) fn decode_port_dump(payload: &[u8], out: &mut Vec<HostPort>) -> Result<(), String> {
-    msg::decode_elems(payload, |name, key, data| {
-        let set = port_map_by_name(name).ok_or("set element message for an unknown set")?;
-        let port = data
-            .and_then(|d| HostPort::decode(set, key, d))
-            .ok_or_else(|| format!("undecodable element in map {}", set.name))?;
-        out.push(port);
-        Ok(())
-    })
 }
 
 // ---- message builders ----
@@ -483,13 +467,14 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernel::nft::msg::tests::{hdr, one, s};
     use crate::kernel::nft::msg::{DELSETELEM, DESTROYSETELEM, NEWRULE, NEWSET};
     use crate::kernel::nft::wire;
 
-    fn hp(proto: Proto, host_ip: Option<&str>, host_port: u16, pod: &str, pod_port: u16) -> HostPort {
+    /// A host port from text: `hp(Proto::Tcp, Some("10.0.0.1"), 80, "10.88.0.2", 8080)`.
+    pub(crate) fn hp(proto: Proto, host_ip: Option<&str>, host_port: u16, pod: &str, pod_port: u16) -> HostPort {
         HostPort {
             protocol: proto,
             host_ip: host_ip.map(|s| s.parse().unwrap()),
@@ -609,35 +594,25 @@ mod tests {
                 w.nest(2, f);
             });
         }
+        // An expression whose attributes are all u32: (attribute, value) in order.
+        fn e32(w: &mut Writer, name: &str, attrs: &[(u16, u32)]) {
+            e(w, name, |w| attrs.iter().for_each(|&(ty, v)| w.u32(ty, v)));
+        }
         let mut x = Writer::default();
-        e(&mut x, "meta", |w| {
-            w.u32(2, 15);
-            w.u32(1, 1);
-        });
+        e32(&mut x, "meta", &[(2, 15), (1, 1)]);
         e(&mut x, "cmp", |w| {
             w.u32(1, 1);
             w.u32(2, 0);
             w.nest(3, |w| w.attr(1, &[2]));
         });
-        e(&mut x, "meta", |w| {
-            w.u32(2, 16);
-            w.u32(1, 1);
-        });
-        e(&mut x, "payload", |w| {
-            w.u32(1, 9);
-            w.u32(2, 2);
-            w.u32(3, 2);
-            w.u32(4, 2);
-        });
+        e32(&mut x, "meta", &[(2, 16), (1, 1)]);
+        e32(&mut x, "payload", &[(1, 9), (2, 2), (3, 2), (4, 2)]);
         e(&mut x, "lookup", |w| {
             w.str(1, "hostports");
             w.u32(2, 1);
             w.u32(3, 1);
         });
-        e(&mut x, "meta", |w| {
-            w.u32(2, 3);
-            w.u32(1, 4);
-        });
+        e32(&mut x, "meta", &[(2, 3), (1, 4)]);
         e(&mut x, "bitwise", |w| {
             w.u32(1, 4);
             w.u32(2, 4);
@@ -645,16 +620,8 @@ mod tests {
             w.nest(4, |w| w.attr(1, &(!0x2000u32).to_ne_bytes()));
             w.nest(5, |w| w.attr(1, &0x2000u32.to_ne_bytes()));
         });
-        e(&mut x, "meta", |w| {
-            w.u32(2, 3);
-            w.u32(3, 4);
-        });
-        e(&mut x, "nat", |w| {
-            w.u32(1, 1);
-            w.u32(2, 2);
-            w.u32(3, 1);
-            w.u32(5, 9);
-        });
+        e32(&mut x, "meta", &[(2, 3), (3, 4)]);
+        e32(&mut x, "nat", &[(1, 1), (2, 2), (3, 1), (5, 9)]);
         let mut body = Writer::default();
         body.str(1, "podnet");
         body.str(2, "hostports_dnat");
@@ -686,9 +653,13 @@ mod tests {
         let mut total = 0;
         for s in &b.sent {
             let m = wire::messages(&b.w.buf[s.range.clone()]).next().unwrap().unwrap();
-            let mut out = Vec::new();
-            decode_port_dump(m.payload, &mut out).unwrap();
-            total += out.len();
+            msg::decode_elems(m.payload, |name, key, data| {
+                let set = PORT_MAPS.into_iter().find(|s| s.name == name).unwrap();
+                assert!(HostPort::decode(set, key, data.unwrap()).is_some());
+                total += 1;
+                Ok(())
+            })
+            .unwrap();
         }
         assert_eq!(total, 10_000);
     }

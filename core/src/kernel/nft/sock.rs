@@ -288,29 +288,14 @@ impl NftSocket {
         Err(NftError::Protocol(format!("{}: kept changing during the dump", op())))
     }
 
-    /// Dump the elements of a host-port map into `out`; retried when a concurrent change
-    /// interrupted the dump.
+    /// Dump the elements of a host-port map into `out`.
     pub(super) fn dump_map(&mut self, set: &SetDef, out: &mut Vec<HostPort>) -> Result<(), NftError> {
-        let op = || format!("list map {}", set.name);
-        for _ in 0..5 {
-            let mut got = Vec::new();
-            let interrupted = self.query(
-                op,
-                wire::nft_type(msg::GETSETELEM),
-                NLM_F_DUMP,
-                FAMILY_INET,
-                |w| {
-                    w.str(msg::NFTA_SET_ELEM_LIST_TABLE, ruleset::TABLE);
-                    w.str(msg::NFTA_SET_ELEM_LIST_SET, set.name);
-                },
-                |m| ruleset::decode_port_dump(m.payload, &mut got),
-            )?;
-            if !interrupted {
-                out.extend(got);
-                return Ok(());
-            }
+        for (key, data) in self.dump_elems(ruleset::TABLE, set)? {
+            let port = HostPort::decode(set, &key, &data)
+                .ok_or_else(|| NftError::Protocol(format!("undecodable element in map {}", set.name)))?;
+            out.push(port);
         }
-        Err(NftError::Protocol(format!("{}: kept changing during the dump", op())))
+        Ok(())
     }
 }
 
