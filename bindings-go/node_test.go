@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -582,10 +583,14 @@ func TestErrnoOfOpen(t *testing.T) {
 func TestLabels(t *testing.T) {
 	needWorld(t)
 	labels := map[string]string{"k8s.pod.name": "web-0", "k8s.pod.namespace": "shop", "empty": ""}
-	sb := createOK(t, podnet.SandboxSpec{ID: "labels-1", Labels: labels})
+	mac, _ := net.ParseMAC("02:aa:bb:cc:dd:01")
+	sb := createOK(t, podnet.SandboxSpec{ID: "labels-1", Labels: labels, MAC: mac})
 	deleteOnCleanup(t, "labels-1")
 	if !reflect.DeepEqual(sb.Labels, labels) {
 		t.Errorf("created: labels %v, want %v", sb.Labels, labels)
+	}
+	if sb.MAC.String() != "02:aa:bb:cc:dd:01" {
+		t.Errorf("requested MAC: got %v", sb.MAC)
 	}
 	got, err := testNode.GetSandbox("labels-1")
 	if err != nil || !reflect.DeepEqual(got.Labels, labels) {

@@ -7,6 +7,7 @@ package podnet
 import "C"
 
 import (
+	"net"
 	"net/netip"
 	"sort"
 	"unsafe"
@@ -76,6 +77,8 @@ type SandboxSpec struct {
 	// bridge pods through proxy ARP (NDP); a bridge pod on a routed node makes the node create
 	// its bridge on first use.
 	Mode Mode
+	// MAC is the pod interface's MAC address (unicast); nil: podnet derives 0a:58:<IPv4>.
+	MAC net.HardwareAddr
 }
 
 // build copies s into a new C spec (free it with podnet_sandbox_spec_free).
@@ -108,6 +111,11 @@ func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, op string) error {
 	if s.NetnsPath != "" {
 		set.str("netns path", s.NetnsPath, "podnet_sandbox_spec_set_netns_path", func(v *C.char, e **C.podnet_error) C.podnet_status {
 			return C.podnet_sandbox_spec_set_netns_path(spec, v, e)
+		})
+	}
+	if len(s.MAC) > 0 {
+		set.str("MAC", s.MAC.String(), "podnet_sandbox_spec_set_mac", func(v *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_sandbox_spec_set_mac(spec, v, e)
 		})
 	}
 	if s.Mode != ModeDefault {

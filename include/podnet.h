@@ -1668,6 +1668,17 @@ podnet_status podnet_sandbox_spec_set_ifname(podnet_sandbox_spec *spec,
                                              podnet_error **err_out);
 
 /**
+ * Give the pod's interface this MAC address ("02:aa:bb:cc:dd:01"; unicast, not all zeros)
+ * instead of the one podnet derives (`0a:58:` and the pod's IPv4 address).
+ *
+ * On failure the spec is unchanged. Not thread-safe for one spec.
+ * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+ */
+podnet_status podnet_sandbox_spec_set_mac(podnet_sandbox_spec *spec,
+                                          const char *mac,
+                                          podnet_error **err_out);
+
+/**
  * Attach the pod to a network namespace the runtime made (absolute path, e.g.
  * "/var/run/netns/cni-1234") instead of having podnet create one. podnet never removes a netns
  * it did not create; delete removes only its veth there.

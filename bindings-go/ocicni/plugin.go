@@ -15,8 +15,8 @@
 // named and labelled as the podnet-cni plugin does: id = PodNetwork.ID for eth0, labels
 // cni.network, cni.container_id, cni.ifname, k8s.pod.namespace, k8s.pod.name, k8s.pod.uid.
 // RuntimeConfig[network] gives the host ports (PortMappings, with HostIP) and a requested
-// address (IP); MAC, Bandwidth and IpRanges are refused with an error (podnet has no such
-// setting), CgroupPath and PodAnnotations are ignored. Results are CNI 1.0.0 results
+// address (IP) and the pod interface's MAC; Bandwidth and IpRanges are refused with an error
+// (podnet has no such setting), CgroupPath and PodAnnotations are ignored. Results are CNI 1.0.0 results
 // (*types100.Result): the interface in the netns, the addresses, gateways and default routes.
 //
 // Context. Every call that can block takes a context (the methods without one use
@@ -37,6 +37,7 @@ package ocicni
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 
 	podnet "github.com/podnet/podnet/bindings-go"
@@ -133,12 +134,17 @@ func (p *Plugin) request(pod *PodNetwork, a NetAttachment) (attach.Request, erro
 		return r, fmt.Errorf("podnet ocicni: pod %s/%s: %s is not supported", pod.Namespace, pod.Name, what)
 	}
 	switch {
-	case rc.MAC != "":
-		return bad("a requested MAC")
 	case rc.Bandwidth != nil:
 		return bad("bandwidth limiting")
 	case len(rc.IpRanges) > 0:
 		return bad("ipRanges (the node's pod CIDRs are the ranges)")
+	}
+	if rc.MAC != "" {
+		mac, err := net.ParseMAC(rc.MAC)
+		if err != nil {
+			return r, fmt.Errorf("podnet ocicni: pod %s/%s: MAC %q: %w", pod.Namespace, pod.Name, rc.MAC, err)
+		}
+		r.MAC = mac
 	}
 	if rc.IP != "" {
 		ip, err := attach.ParseIP(rc.IP)

@@ -206,7 +206,8 @@ func TestContextAndRefusals(t *testing.T) {
 	}
 
 	for name, rc := range map[string]ocicni.RuntimeConfig{
-		"mac":       {MAC: "02:00:00:00:00:01"},
+		"bad mac":   {MAC: "02:00:00:00"},
+		"multicast": {MAC: "03:00:00:00:00:01"},
 		"bandwidth": {Bandwidth: &ocicni.BandwidthConfig{IngressRate: 1}},
 		"ipRanges":  {IpRanges: [][]ocicni.IpRange{{{Subnet: "10.9.0.0/24"}}}},
 		"bad port":  {PortMappings: []ocicni.PortMapping{{HostPort: 0, ContainerPort: 80}}},
@@ -226,12 +227,15 @@ func TestContextAndRefusals(t *testing.T) {
 	if _, err := p.SetUpPod(pod("nonetns", "")); err == nil {
 		t.Error("no netns accepted")
 	}
-	// A requested address.
+	// A requested address and MAC.
 	want := pod("want", ns)
-	want.RuntimeConfig = map[string]ocicni.RuntimeConfig{"podnet": {IP: "10.89.0.77"}}
+	want.RuntimeConfig = map[string]ocicni.RuntimeConfig{"podnet": {IP: "10.89.0.77", MAC: "02:aa:bb:cc:dd:01"}}
 	res, err = p.SetUpPod(want)
 	if err != nil || ipOf(t, res) != netip.MustParseAddr("10.89.0.77") {
 		t.Errorf("requested IP: %v", err)
+	}
+	if r, err := types100.GetResult(res[0].Result); err != nil || r.Interfaces[len(r.Interfaces)-1].Mac != "02:aa:bb:cc:dd:01" {
+		t.Errorf("requested MAC: %+v %v", r, err)
 	}
 	if err := p.TearDownPod(want); err != nil {
 		t.Fatal(err)

@@ -157,22 +157,6 @@ pub mod label {
     pub const IFNAME: &str = "cni.ifname";
 }
 
-/// `xx:xx:xx:xx:xx:xx` (or with `-`), hex digits in either case.
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() != 6 {
-        return None;
-    }
-    let mut m = [0u8; 6];
-    for (b, p) in m.iter_mut().zip(parts) {
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    Some(m)
-}
-
 /// CNI_ARGS keys kept as labels (the Kubernetes ones CRI runtimes pass).
 pub const K8S_ARGS: [(&str, &str); 4] = [
     ("K8S_POD_NAMESPACE", "k8s.pod.namespace"),
@@ -375,8 +359,10 @@ impl NetConf {
         let mut spec = SandboxSpec::new(sandbox_id(cid, ifname));
         // Capability `mac`, or CNI_ARGS `MAC` as the bridge plugin reads it.
         if let Some(mac) = self.runtime.mac.as_deref().or(args.get("MAC").map(String::as_str)) {
-            spec.mac =
-                Some(parse_mac(mac).ok_or_else(|| invalid(format!("MAC address {mac:?}: want xx:xx:xx:xx:xx:xx")))?);
+            spec.mac = Some(
+                podnet::parse_mac(mac)
+                    .ok_or_else(|| invalid(format!("MAC address {mac:?}: want xx:xx:xx:xx:xx:xx")))?,
+            );
         }
         spec.ifname = ifname.to_string();
         spec.netns = NetnsSpec::Path(netns.to_path_buf());

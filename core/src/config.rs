@@ -414,6 +414,22 @@ pub enum Protocol {
 
 names!(Protocol, "protocol", any_case: true { Tcp => "tcp", Udp => "udp", Sctp => "sctp" });
 
+/// Parse a MAC address written `xx:xx:xx:xx:xx:xx` (or with `-`), hex digits in either case.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(m)
+}
+
 /// What the runtime asks for one pod.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxSpec {

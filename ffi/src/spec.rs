@@ -90,6 +90,27 @@ pub extern "C" fn podnet_sandbox_spec_set_ifname(
     })
 }
 
+/// Give the pod's interface this MAC address ("02:aa:bb:cc:dd:01"; unicast, not all zeros)
+/// instead of the one podnet derives (`0a:58:` and the pod's IPv4 address).
+///
+/// On failure the spec is unchanged. Not thread-safe for one spec.
+/// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
+#[no_mangle]
+pub extern "C" fn podnet_sandbox_spec_set_mac(
+    spec: *mut podnet_sandbox_spec,
+    mac: *const c_char,
+    err_out: *mut *mut podnet_error,
+) -> podnet_status {
+    with_mut("podnet_sandbox_spec_set_mac", "spec", spec, err_out, |c, s| {
+        let text = c.str("mac", mac, 17)?;
+        let m = podnet_core::parse_mac(text).filter(|m| m[0] & 1 == 0 && *m != [0; 6]).ok_or_else(|| {
+            c.err(podnet_status::InvalidArgument, format!("`mac` {text:?} is not a unicast MAC address"))
+        })?;
+        s.mac = Some(m);
+        Ok(())
+    })
+}
+
 /// Attach the pod to a network namespace the runtime made (absolute path, e.g.
 /// "/var/run/netns/cni-1234") instead of having podnet create one. podnet never removes a netns
 /// it did not create; delete removes only its veth there.

@@ -284,6 +284,10 @@ static void test_bad_input_objects(void) {
     REFUSED_STRING(podnet_sandbox_spec_set_ifname, spec, "eth1", long_ifname);
     REFUSED_CALL(ARG, podnet_sandbox_spec_set_ifname, spec, "eth/0", &err);
     REFUSED_CALL(ARG, podnet_sandbox_spec_set_ifname, spec, "", &err);
+    REFUSED_STRING(podnet_sandbox_spec_set_mac, spec, "02:00:00:00:00:01", long_path);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_mac, spec, "03:00:00:00:00:01", &err); /* multicast */
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_mac, spec, "00:00:00:00:00:00", &err);
+    REFUSED_CALL(ARG, podnet_sandbox_spec_set_mac, spec, "02:00:00:00:00", &err);
     REFUSED_STRING(podnet_sandbox_spec_set_netns_path, spec, "/x", long_path);
     REFUSED_CALL(ARG, podnet_sandbox_spec_set_netns_path, spec, "ns", &err);
     REFUSED_STRING(podnet_sandbox_spec_add_ip, spec, "10.1.0.7", NULL);

@@ -147,6 +147,7 @@ void test_labels(void) {
     CHECK_OK(podnet_sandbox_spec_set_label(spec, "k8s.pod.namespace", "shop", &err));
     CHECK_OK(podnet_sandbox_spec_set_label(spec, "k8s.pod.name", "web-1", &err)); /* replaces */
     CHECK_OK(podnet_sandbox_spec_set_label(spec, "empty", "", &err));
+    CHECK_OK(podnet_sandbox_spec_set_mac(spec, "02:AA:bb:cc:dd:01", &err));
     REFUSED_CALL(PODNET_STATUS_INVALID_ARGUMENT, podnet_sandbox_spec_set_label, spec, "a=b", "x", &err);
     REFUSED_CALL(PODNET_STATUS_INVALID_ARGUMENT, podnet_sandbox_spec_set_label, spec, "", "x", &err);
     REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, podnet_sandbox_spec_set_label, spec, "k", NULL, &err);
@@ -158,6 +159,7 @@ void test_labels(void) {
     info = podnet_sandbox_get_info(sb);
     CHECK(info != NULL && info->struct_size == sizeof(podnet_sandbox_info));
     CHECK_INT(info->labels.count, 3);
+    CHECK_STR(info->mac, "02:aa:bb:cc:dd:01");
     CHECK_STR(info->labels.items[0], "empty=");
     CHECK_STR(info->labels.items[1], "k8s.pod.name=web-1");
     CHECK_STR(info->labels.items[2], "k8s.pod.namespace=shop");

@@ -136,6 +136,8 @@ type Request struct {
 	Labels map[string]string
 	Ports  []podnet.PortMapping
 	IPs    []netip.Addr
+	// MAC is a requested MAC for the pod interface (CNI's mac capability); nil: podnet's own.
+	MAC net.HardwareAddr
 }
 
 // ID is the request's sandbox id.
@@ -161,6 +163,7 @@ func (r *Request) Spec() podnet.SandboxSpec {
 		IPs:       r.IPs,
 		Ports:     r.Ports,
 		Labels:    labels,
+		MAC:       r.MAC,
 	}
 }
 
