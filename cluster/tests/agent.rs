@@ -175,15 +175,29 @@ impl World2 {
     /// Wait until node `i`'s kernel has peer routes for exactly `n` peers.
     fn wait_peer_routes(&self, i: usize, n: usize, dual: bool) {
         let per = if dual { 2 } else { 1 };
-        wait_for(&format!("{} to have {n} peers in the kernel", self.nodes[i].0), Duration::from_secs(15), || {
+        let routes = || {
             let r = in_ns(&self.nodes[i].1, &["ip", "-4", "route", "show", "proto", "81"]);
             let r6 = if dual {
                 in_ns(&self.nodes[i].1, &["ip", "-6", "route", "show", "proto", "81"])
             } else {
                 String::new()
             };
-            r.lines().count() + r6.lines().count() == n * per
-        });
+            r + &r6
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = routes();
+            if r.lines().count() == n * per {
+                return;
+            }
+            // What the kernel has, for the failure message (a flake seen once in CI).
+            assert!(
+                Instant::now() < deadline,
+                "timed out after 15s waiting for {} to have {n} peers: routes\n{r}",
+                self.nodes[i].0
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
