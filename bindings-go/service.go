@@ -68,9 +68,9 @@ type Endpoint struct {
 // SetService adds or replaces one service, programmed as the difference to its previous
 // version in one nf_tables batch. ErrInvalidArgument for a service the node refuses (e.g. a
 // ClusterIP outside its service CIDRs), ErrConflict when another service holds one of its
-// IP/protocol/ports or node ports, or when this Node never programmed the services table and
-// another process did (SyncServices takes it over). Nothing changes on error. ctx is checked
-// before the call (the C call itself cannot be interrupted).
+// IP/protocol/ports or node ports. The node's services are kept in its state and shared by
+// every client of the node (another process, the CLI). Nothing changes on error. ctx is
+// checked before the call (the C call itself cannot be interrupted).
 func (n *Node) SetService(ctx context.Context, s Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -99,8 +99,8 @@ func (n *Node) RemoveService(ctx context.Context, name string) error {
 }
 
 // SyncServices makes the node's services exactly services (every one validated first; an
-// empty list removes all). It takes the services table over from whichever process
-// programmed it: the way an owner starts, after a restart, and repairs.
+// empty list removes all), whoever set them before: the way an agent starts, after a
+// restart, and repairs.
 func (n *Node) SyncServices(ctx context.Context, services []Service) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -2682,15 +2682,12 @@ void podnet_service_list_free(podnet_service_list *list);
  * port counts), then programmed as the difference to its previous version in one nf_tables
  * batch (O(changed elements)). `service` is only read.
  *
- * Services live in this process's memory: the first change made through a node handle
- * programs table `inet podnet-services`. When that table exists already and this handle never
- * programmed it (another process, or this one before a restart), the call is refused with
- * `PODNET_STATUS_CONFLICT` rather than wiping the other's services: call
- * `podnet_node_services_sync` with the full list first, which takes the table over.
+ * The node's services are kept in its state and shared by every client of the node (other
+ * handles, other processes, the CLI): a change made anywhere is seen here.
  *
  * Errors: `PODNET_STATUS_INVALID_ARGUMENT` for a service the node refuses;
  * `PODNET_STATUS_CONFLICT` when another service holds one of its IP/protocol/port or node
- * ports (or for the table owned elsewhere, above); `PODNET_STATUS_KERNEL` when the kernel
+ * ports; `PODNET_STATUS_KERNEL` when the kernel
  * refuses the batch. Nothing changes on error. Thread-safe (service changes on one node
  * serialize).
  * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
@@ -2703,8 +2700,7 @@ podnet_status podnet_node_service_set(const podnet_node *node,
  * Remove one service: its elements, and UDP conntrack entries towards its endpoints.
  * Idempotent: an unknown name is success. `name` as for `podnet_service_new`.
  *
- * Errors: `PODNET_STATUS_CONFLICT` when the table was programmed by another process (see
- * `podnet_node_service_set`). Thread-safe.
+ * Errors: `PODNET_STATUS_KERNEL` when the kernel refuses the batch. Thread-safe.
  * A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
  */
 podnet_status podnet_node_service_remove(const podnet_node *node,
@@ -2714,8 +2710,8 @@ podnet_status podnet_node_service_remove(const podnet_node *node,
 /**
  * Make the node's services exactly the `n_services` services at `services`: one batch with
  * the difference when this handle's table is intact, else one batch that (re)builds the whole
- * table. This is how an owner starts (after a restart, or taking the table over from another
- * process) and how it repairs.
+ * table. This is how an agent starts (after a restart, whoever set the services before) and
+ * how it repairs.
  *
  * `services` may be NULL only when `n_services` is 0 (then every service is removed); each
  * element must be a non-NULL service (owned or borrowed from a list). Every service is

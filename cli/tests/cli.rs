@@ -306,8 +306,10 @@ fn cluster_ips(w: &World) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
-fn service_file(f: &Path) -> Vec<String> {
-    let v: Value = serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap();
+/// The node's service names as `podnet service list --json` shows them (every process sees
+/// the same set: it is kept in the node's state).
+fn service_names(w: &World) -> Vec<String> {
+    let v = ok(w.podnet(&["service", "list", "--json"])).json();
     v.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
 }
 
@@ -315,19 +317,15 @@ fn service_file(f: &Path) -> Vec<String> {
 fn service_add_list_sync_del() {
     let w = World::new("svc");
     ok(w.init());
-    let file = w.state_dir().with_file_name("services.json");
-    let f = file.display().to_string();
     let web = ["--cluster-ip", "10.96.0.10", "--port", "80:8080:30080", "--endpoint", "10.10.1.5,local"];
-    let r = ok(w.podnet(&[&["service", "add", "default/web", "--file", &f, "--json"][..], &web[..]].concat())).json();
+    let r = ok(w.podnet(&[&["service", "add", "default/web", "--json"][..], &web[..]].concat())).json();
     assert_eq!(r["services"], 1);
-    assert_eq!(service_file(&file), ["default/web"]);
+    assert_eq!(service_names(&w), ["default/web"]);
     assert!(cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
     let o = ok(w.podnet(&[
         "service",
         "add",
         "default/dns",
-        "--file",
-        &f,
         "--cluster-ip",
         "10.96.0.53",
         "--port",
@@ -337,32 +335,35 @@ fn service_add_list_sync_del() {
     ]));
     assert!(o.stdout.contains("default/dns") && o.stdout.contains("53:53/udp"), "{o:?}");
     assert!(cluster_ips(&w).contains("10.96.0.53") && cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
-    let l = ok(w.podnet(&["service", "list", "--file", &f, "--json"])).json();
-    assert_eq!(l[0]["endpoints"][0]["local"], true);
-    assert_eq!(l[1]["endpoints"][0]["local"], false);
+    let l = ok(w.podnet(&["service", "list", "--json"])).json();
+    assert_eq!(l[0]["name"], "default/dns");
+    assert_eq!(l[0]["endpoints"][0]["local"], false);
+    assert_eq!(l[1]["endpoints"][0]["local"], true);
+    let text = ok(w.podnet(&["service", "list"])).stdout.clone();
+    assert!(text.contains("default/web") && text.contains("80:8080:30080/tcp"), "{text}");
 
-    // Bad input changes neither the file nor the kernel: outside the service CIDR, a clash, a
-    // malformed port.
-    let o = w.podnet(&["service", "add", "x/out", "--file", &f, "--cluster-ip", "10.97.0.1", "--port", "80:80"]);
+    // Bad input changes nothing: outside the service CIDR, a clash, a malformed port.
+    let o = w.podnet(&["service", "add", "x/out", "--cluster-ip", "10.97.0.1", "--port", "80:80"]);
     bad(&o, 2, "invalid_argument");
-    let o = w.podnet(&["service", "add", "x/clash", "--file", &f, "--cluster-ip", "10.96.0.10", "--port", "80:81"]);
+    let o = w.podnet(&["service", "add", "x/clash", "--cluster-ip", "10.96.0.10", "--port", "80:81"]);
     bad(&o, 1, "conflict");
-    bad(
-        &w.podnet(&["service", "add", "x/p", "--file", &f, "--cluster-ip", "10.96.0.9", "--port", "80"]),
-        2,
-        "invalid_argument",
-    );
-    assert_eq!(service_file(&file), ["default/web", "default/dns"]);
+    bad(&w.podnet(&["service", "add", "x/p", "--cluster-ip", "10.96.0.9", "--port", "80"]), 2, "invalid_argument");
+    assert_eq!(service_names(&w), ["default/dns", "default/web"]);
 
-    // del rewrites the file and the kernel; sync from stdin programs exactly the list given.
-    ok(w.podnet(&["service", "del", "default/dns", "--file", &f]));
-    assert_eq!(service_file(&file), ["default/web"]);
+    // del changes the node's set and the kernel (twice: idempotent); sync programs exactly the
+    // list given, from stdin or a file.
+    ok(w.podnet(&["service", "del", "default/dns"]));
+    ok(w.podnet(&["service", "del", "default/dns"]));
+    assert_eq!(service_names(&w), ["default/web"]);
     assert!(!cluster_ips(&w).contains("10.96.0.53"), "{}", cluster_ips(&w));
+    let saved = ok(w.podnet(&["service", "list", "--json"])).stdout.clone();
     let r = ok(w.podnet_stdin(&["service", "sync", "--file", "-", "--json"], Some("[]"))).json();
     assert_eq!(r["services"], 0);
     assert!(!cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
     bad(&w.podnet_stdin(&["service", "sync", "--file", "-"], Some(r#"{"name":"x"}"#)), 2, "invalid_argument");
-    let r = ok(w.podnet(&["service", "sync", "--file", &f, "--json"])).json();
+    let file = w.state_dir().with_file_name("services.json");
+    std::fs::write(&file, saved).unwrap();
+    let r = ok(w.podnet(&["service", "sync", "--file", &file.display().to_string(), "--json"])).json();
     assert_eq!(r["names"][0], "default/web");
     assert!(cluster_ips(&w).contains("10.96.0.10"), "{}", cluster_ips(&w));
 }

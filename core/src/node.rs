@@ -47,7 +47,7 @@ impl Node {
         async move {
             cfg.validate()?;
             let base = Arc::new(Base::open(cfg).await?);
-            let services = Services::open(&base.netns_file, &base.cfg)?;
+            let services = Services::open(base.clone())?;
             let svc = services.clone();
             let repair_services = RepairHook(Box::new(move || {
                 let svc = svc.clone();

@@ -425,13 +425,30 @@ fn services_end_to_end(cross: CrossNodeMode) {
     }
     assert_eq!(in_ns(&wd.ns1, &["nft", "list", "table", "ip", "someone_else"]), foreign);
 
-    // another process (here: a second handle) cannot wipe them by accident; a sync takes over
+    // Another process (here: a second handle) shares the node's services through the store: it
+    // lists them, trusts the table it finds (no rebuild: the handle stays), and its changes are
+    // the first handle's too.
+    let handle =
+        || in_ns(&wd.ns1, &["nft", "-a", "list", "table", "inet", "podnet-services"]).lines().next().map(String::from);
+    let before = handle();
+    assert!(before.as_deref().is_some_and(|l| l.contains("# handle")), "{before:?}");
     let other = Node::open(wd.cfg1.clone()).unwrap();
-    let e = other.set_service(&clash).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    let mine = wd.n1.block_on(wd.n1.inner().list_services()).unwrap();
+    assert_eq!(other.block_on(other.inner().list_services()).unwrap(), mine);
+    set(&other, &clash).unwrap();
+    assert_eq!(handle(), before, "the second handle changed the table in place");
+    ok(&a.netns_path, sa("10.96.0.11", 80));
+    assert_eq!(wd.n1.block_on(wd.n1.inner().list_services()).unwrap().len(), 2, "the first handle sees it");
+    wd.n1.block_on(wd.n1.inner().remove_service(&clash.name)).unwrap();
+    dropped(&a.netns_path, sa("10.96.0.11", 80));
     ok(&a.netns_path, sa("10.96.0.10", 80));
+    let mut taken = clash.clone();
+    taken.name = "default/taken".into();
+    taken.cluster_ips = web(eps(false), TrafficPolicy::Cluster).cluster_ips;
+    assert_eq!(set(&other, &taken).unwrap_err().kind(), ErrorKind::Conflict, "the other's services count");
     other.sync_services(&[]).unwrap();
     dropped(&a.netns_path, sa("10.96.0.10", 80));
+    assert!(wd.n1.block_on(wd.n1.inner().list_services()).unwrap().is_empty());
     drop(other);
     for id in ["a", "b", "c"] {
         wd.n1.delete_sandbox(id).unwrap();

@@ -1,14 +1,12 @@
-//! `podnet service add | del | list | sync`. Services live in the memory of the process that
-//! programs them (a runtime or agent linking the library); a CLI process ends after one call,
-//! so its source of truth is a JSON file the operator names (`--file`): `sync` programs the
-//! node's whole service set from it (taking the services table over), `add`/`del` change one
-//! service in the file and then do the same, `list` shows the file.
+//! `podnet service add | del | list | sync`: the node's services, kept in its state and shared
+//! by every client of the node (an agent, a runtime, this CLI): `add` and `del` change one,
+//! `list` shows them, `sync` replaces them all with a JSON list (a file or stdin).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use podnet::{Affinity, Endpoint, Error, ErrorKind, Protocol, Result, Service, ServicePort, TrafficPolicy};
+use podnet::{Affinity, Endpoint, Error, Protocol, Result, Service, ServicePort, TrafficPolicy};
 use serde_json::json;
 
 use super::{read_input, NodeCommand, Target};
@@ -17,25 +15,18 @@ use crate::output::{emit, join, show, Table, EXIT_OK};
 /// Service commands.
 #[derive(Subcommand, Debug)]
 pub enum ServiceCmd {
-    /// Add or replace one service in FILE, then program the node's services from FILE.
+    /// Add or replace one service.
     Add(ServiceAddArgs),
-    /// Remove one service from FILE, then program the node's services from FILE.
+    /// Remove one service (an unknown name is success).
     #[command(visible_alias = "delete")]
     Del {
         /// Service name.
         name: String,
-        /// The node's service set (JSON array of services); rewritten on success.
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
     },
-    /// Show the services in FILE (what `sync`/`add`/`del` last programmed from it).
+    /// Show the node's services.
     #[command(visible_alias = "ls")]
-    List {
-        /// The node's service set (JSON array of services).
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-    },
-    /// Program exactly the services in FILE (`-` reads stdin), taking the services table over.
+    List,
+    /// Make the node's services exactly those in FILE (`-` reads stdin).
     Sync {
         /// JSON array of services as the library serializes them (see docs/cli.md).
         #[arg(long, value_name = "FILE")]
@@ -48,9 +39,6 @@ pub enum ServiceCmd {
 pub struct ServiceAddArgs {
     /// Service name, e.g. default/web.
     pub name: String,
-    /// The node's service set (JSON array; created when missing); rewritten on success.
-    #[arg(long, value_name = "FILE")]
-    pub file: PathBuf,
     /// ClusterIP, one per family (repeat or comma-separate).
     #[arg(long = "cluster-ip", value_name = "IP", required = true, value_delimiter = ',')]
     pub cluster_ip: Vec<IpAddr>,
@@ -110,25 +98,30 @@ fn parse_policy(s: &str) -> std::result::Result<TrafficPolicy, String> {
 
 impl NodeCommand for ServiceCmd {
     fn run(self, t: &Target) -> Result<i32> {
+        let (_, node) = t.open()?;
         match self {
-            Self::Add(a) => add(t, a),
-            Self::Del { name, file } => {
-                let mut svcs = load(&file, true)?;
-                svcs.retain(|s| s.name != name);
-                program(t, &svcs, Some(&file))
-            }
-            Self::List { file } => {
-                let svcs = load(&file, false)?;
+            Self::Add(a) => node.set_service(&service(a))?,
+            Self::Del { name } => node.remove_service(&name)?,
+            Self::List => {
+                let svcs = node.list_services()?;
                 show(t.json, &svcs, || table(&svcs))?;
-                Ok(EXIT_OK)
+                return Ok(EXIT_OK);
             }
-            Self::Sync { file } => program(t, &load(&file, false)?, None),
+            Self::Sync { file } => node.sync_services(&load(&file)?)?,
         }
+        let svcs = node.list_services()?;
+        if t.json {
+            let names: Vec<&str> = svcs.iter().map(|s| s.name.as_str()).collect();
+            crate::output::emit_json(&json!({"services": svcs.len(), "names": names}))?;
+        } else {
+            emit(&table(&svcs))?;
+        }
+        Ok(EXIT_OK)
     }
 }
 
-fn add(t: &Target, a: ServiceAddArgs) -> Result<i32> {
-    let svc = Service {
+fn service(a: ServiceAddArgs) -> Service {
+    Service {
         name: a.name,
         cluster_ips: a.cluster_ip,
         ports: a.port,
@@ -136,47 +129,18 @@ fn add(t: &Target, a: ServiceAddArgs) -> Result<i32> {
         endpoints: a.endpoint,
         affinity: a.affinity_timeout.map_or(Affinity::None, |timeout_secs| Affinity::ClientIp { timeout_secs }),
         external_traffic_policy: a.traffic_policy,
-    };
-    let mut svcs = load(&a.file, true)?;
-    match svcs.iter_mut().find(|s| s.name == svc.name) {
-        Some(s) => *s = svc,
-        None => svcs.push(svc),
     }
-    program(t, &svcs, Some(&a.file))
 }
 
-/// The services in `file`; a missing file is an empty set when `missing_ok`.
-fn load(file: &Path, missing_ok: bool) -> Result<Vec<Service>> {
-    let data = match read_input(file, "service list") {
-        Err(e) if missing_ok && e.kind() == ErrorKind::NotFound => return Ok(vec![]),
-        r => r?,
-    };
+/// The services in `file` (`-`: stdin).
+fn load(file: &Path) -> Result<Vec<Service>> {
+    let data = read_input(file, "service list")?;
     serde_json::from_slice(&data).map_err(|e| {
         Error::invalid(
             format!("parse service list {}", file.display()),
             format!("{e} (expected a JSON array of services, see docs/cli.md)"),
         )
     })
-}
-
-/// Make the node's services exactly `svcs` (one `sync_services`, which takes the table over),
-/// then, when `save` names the file, write `svcs` back to it.
-fn program(t: &Target, svcs: &[Service], save: Option<&Path>) -> Result<i32> {
-    let (_, node) = t.open()?;
-    node.sync_services(svcs)?;
-    if let Some(f) = save {
-        let text =
-            serde_json::to_string_pretty(svcs).map_err(|e| Error::new(ErrorKind::Internal, "save services", e))?;
-        std::fs::write(f, text + "\n")
-            .map_err(|e| Error::new(ErrorKind::Io, format!("save services to {}", f.display()), e))?;
-    }
-    if t.json {
-        let names: Vec<&str> = svcs.iter().map(|s| s.name.as_str()).collect();
-        crate::output::emit_json(&json!({"services": svcs.len(), "names": names}))?;
-    } else {
-        emit(&table(svcs))?;
-    }
-    Ok(EXIT_OK)
 }
 
 /// Services as a table: NAME, CLUSTER IPS, PORTS, EXTERNAL IPS, ENDPOINTS (ready/all), POLICY.

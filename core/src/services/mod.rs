@@ -2,15 +2,18 @@
 //! (`inet podnet-services`, see `kernel/nft/services.rs`), kube-proxy's nftables semantics with
 //! map elements instead of per-service chains.
 //!
-//! The component owns what it programmed, in memory: each change diffs one service's elements
+//! The component keeps what it programmed in memory: each change diffs one service's elements
 //! against what is in the kernel and sends the difference as one batch (O(changed elements));
 //! the table is never listed on this path. Before each change one GETGEN round trip tells
 //! whether anyone committed to nf_tables since our last batch; if so, the table's handle shows
 //! whether our table is still the one we built, and a table someone deleted or replaced (e.g.
-//! `nft flush ruleset`) is rebuilt from memory in one batch. The state is this process's: one
-//! process (the agent or runtime that owns the node's services) calls `sync_services` first,
-//! which takes the table over; a single-service change in a process that never programmed the
-//! table while one exists is refused (`Conflict`) rather than wiping the other's services.
+//! `nft flush ruleset`) is rebuilt from memory in one batch.
+//!
+//! The node's store holds the services (one row per service, and a sequence number), so every
+//! client of the node (the agent, a runtime, the CLI, another process) sees and changes the same
+//! set: each change runs inside one store write transaction, kernel batch included. A process
+//! whose memory is behind the store's sequence number (its first call, or another process
+//! changed the services) reloads the rows and rebuilds the table from them once, in one batch.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -18,10 +21,12 @@ use std::sync::{Arc, Mutex};
 
 use ipnetwork::IpNetwork;
 
-use crate::config::{NodeConfig, Protocol};
+use crate::base::Base;
+use crate::config::Protocol;
 use crate::kernel::nft::msg::{Elem, SetDef, MAX_KEY_LEN};
 use crate::kernel::nft::services::{self as table, Kind, ServiceTable};
 use crate::kernel::nft::{NftError, NftSocket, Proto, DEFAULT_SERVICE_MASQ_MARK};
+use crate::store::ServiceRows;
 use crate::{Error, ErrorKind, Result};
 
 /// Longest service name (a Kubernetes `namespace/name` fits).
@@ -228,6 +233,34 @@ fn ekey(set: &'static SetDef, e: &Elem) -> ElemKey {
 type OrderKey = (Proto, u16, bool, bool);
 type Order = Vec<(IpAddr, u16)>;
 
+/// A service's row in the store: the service and its endpoint orders (so another process
+/// rebuilds exactly the elements in the kernel).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Row {
+    svc: Service,
+    #[serde(default)]
+    orders: Vec<(Proto, u16, bool, bool, Order)>,
+}
+
+impl Row {
+    fn json(e: &Entry) -> Result<String> {
+        let mut orders: Vec<(Proto, u16, bool, bool, Order)> =
+            e.orders.iter().map(|((p, port, a, b), o)| (*p, *port, *a, *b, o.clone())).collect();
+        orders.sort_unstable_by_key(|o| (o.0, o.1, o.2, o.3));
+        serde_json::to_string(&Row { svc: e.svc.clone(), orders })
+            .map_err(|err| Error::new(ErrorKind::Internal, format!("record service {}", e.svc.name), err))
+    }
+}
+
+/// The services table as the store records it: the handle of the table in the kernel and its
+/// kinds. A process that finds the same handle in the kernel trusts the table (every change to
+/// it is made inside the store's transaction) instead of rebuilding it.
+#[derive(serde::Serialize, serde::Deserialize, PartialEq)]
+struct TableRec {
+    handle: u64,
+    kinds: Vec<Kind>,
+}
+
 #[derive(Debug)]
 struct Entry {
     svc: Service,
@@ -257,8 +290,10 @@ struct State {
     kinds: HashSet<Kind>,
     /// The table in the kernel is the one this state describes (as of `generation`).
     synced: bool,
-    /// This process has programmed the table (so it may rebuild it from its memory).
-    owner: bool,
+    /// The store's services sequence number this memory reflects (None: not loaded yet).
+    seq: Option<i64>,
+    /// The table was rebuilt during the current call.
+    rebuilt: bool,
     generation: Option<u32>,
     handle: u64,
 }
@@ -451,7 +486,7 @@ impl State {
         self.handle = self.sock.services_rebuild(&self.table, &kinds, &elems)?;
         self.generation = Some(self.sock.generation()?);
         self.synced = true;
-        self.owner = true;
+        self.rebuilt = true;
         Ok(())
     }
 
@@ -531,19 +566,6 @@ impl State {
         };
         if let Some(s) = &svc {
             self.check_conflicts(s)?;
-        }
-        if !self.owner {
-            // Another process (or this one before a restart) programmed the table: rebuilding it
-            // from this process's empty memory would silently drop its services.
-            let theirs = self.sock.services_table().map_err(|e| e.into_error(op.clone()))?;
-            if theirs.is_some() {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    op,
-                    "table inet podnet-services was programmed by another process or before a restart; \
-                     sync_services with the full list takes it over",
-                ));
-            }
         }
         let old = self.services.remove(name);
         if old.is_none() && svc.is_none() {
@@ -655,6 +677,64 @@ impl State {
         }
     }
 
+    /// Make this memory the store's services. The kernel's table is trusted when it is the one
+    /// the store recorded (same handle, every kind present); else the table is rebuilt from the
+    /// rows in one batch. No services anywhere touches nothing.
+    fn load(&mut self, rows: &ServiceRows<'_, '_>) -> Result<()> {
+        let mut stored = vec![];
+        for (name, json) in rows.load()? {
+            stored.push(serde_json::from_str::<Row>(&json).map_err(|e| {
+                Error::new(
+                    ErrorKind::Inconsistent,
+                    format!("read service {name}"),
+                    format!("its row in the node's state database is damaged: {e}; it is kept as it is"),
+                )
+            })?);
+        }
+        if stored.is_empty() && self.services.is_empty() {
+            return Ok(());
+        }
+        self.services.clear();
+        self.shared.clear();
+        self.frontends.clear();
+        self.node_ports.clear();
+        self.kinds.clear();
+        self.synced = false;
+        let mut new_kinds = vec![];
+        for row in stored {
+            let orders = row.orders.into_iter().map(|(p, port, a, b, o)| ((p, port, a, b), o)).collect();
+            let prev = Entry { svc: row.svc.clone(), orders, elems: HashMap::new() };
+            let Planned { elems, orders } = self.elements(&row.svc, Some(&prev), &mut new_kinds);
+            for (k, (set, _)) in &elems {
+                if shared(set) {
+                    *self.shared.entry(*k).or_insert(0) += 1;
+                }
+            }
+            self.index(&row.svc, true);
+            self.services.insert(row.svc.name.clone(), Entry { svc: row.svc, orders, elems });
+        }
+        let op = "load services";
+        let rec: Option<TableRec> = rows.table()?.and_then(|j| serde_json::from_str(&j).ok());
+        let current = self.sock.services_table().map_err(|e| e.into_error(op))?;
+        match rec {
+            Some(t) if Some(t.handle) == current && self.kinds.iter().all(|k| t.kinds.contains(k)) => {
+                self.kinds.extend(t.kinds);
+                self.handle = t.handle;
+                self.generation = Some(self.sock.generation().map_err(|e| e.into_error(op))?);
+                self.synced = true;
+                Ok(())
+            }
+            _ => self.rebuild().map_err(|e| e.into_error("load services: rebuild table inet podnet-services")),
+        }
+    }
+
+    /// The table as the store should record it.
+    fn table_rec(&self) -> TableRec {
+        let mut kinds: Vec<Kind> = self.kinds.iter().copied().collect();
+        kinds.sort_unstable();
+        TableRec { handle: self.handle, kinds }
+    }
+
     /// Replace every service with `svcs`: one batch with the difference when our table is
     /// intact, else one batch with the whole table.
     fn sync(&mut self, svcs: Vec<Service>) -> Result<()> {
@@ -739,12 +819,15 @@ impl State {
 #[derive(Debug, Clone)]
 pub(crate) struct Services {
     state: Arc<Mutex<State>>,
+    base: Arc<Base>,
 }
 
 impl Services {
-    /// Open the socket in the node's netns. The table is left alone until the first change.
-    pub(crate) fn open(netns: &std::fs::File, cfg: &NodeConfig) -> Result<Services> {
-        let sock = NftSocket::open_in(netns).map_err(|e| e.into_error("open nf_tables socket for services"))?;
+    /// Open the socket in the node's netns. The table is left alone until the first call.
+    pub(crate) fn open(base: Arc<Base>) -> Result<Services> {
+        let cfg = &base.cfg;
+        let sock =
+            NftSocket::open_in(&base.netns_file).map_err(|e| e.into_error("open nf_tables socket for services"))?;
         let mut table = ServiceTable { masq_mark: DEFAULT_SERVICE_MASQ_MARK, ..ServiceTable::default() };
         for c in &cfg.service_cidrs {
             match c {
@@ -768,19 +851,47 @@ impl Services {
             node_ports: HashMap::new(),
             kinds: HashSet::new(),
             synced: false,
-            owner: false,
+            seq: None,
+            rebuilt: false,
             generation: None,
             handle: 0,
         };
-        Ok(Services { state: Arc::new(Mutex::new(state)) })
+        Ok(Services { state: Arc::new(Mutex::new(state)), base })
     }
 
-    /// Run `f` on the state on a blocking thread (the socket calls block).
-    async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut State) -> Result<T> + Send + 'static) -> Result<T> {
-        let state = self.state.clone();
+    /// Run `f` on the state, brought up to the store's services first, inside one store write
+    /// transaction (committed when `f` succeeds), on a blocking thread (the socket calls block).
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State, &ServiceRows<'_, '_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (state, base) = (self.state.clone(), self.base.clone());
         tokio::task::spawn_blocking(move || {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut s)
+            let mut done = false;
+            s.rebuilt = false;
+            let r = base.store.services_txn(|rows| {
+                let before = s.table_rec();
+                let seq = rows.seq()?;
+                if s.seq != Some(seq) {
+                    s.load(rows)?;
+                    s.seq = Some(seq);
+                }
+                let out = f(&mut s, rows)?;
+                let now = s.table_rec();
+                if now != before && s.synced {
+                    let json = serde_json::to_string(&now)
+                        .map_err(|e| Error::new(ErrorKind::Internal, "record services table", e))?;
+                    rows.set_table(&json)?;
+                }
+                done = true;
+                Ok(out)
+            });
+            if r.is_err() && done {
+                // The kernel has the change and the store does not: reload on the next call.
+                s.seq = None;
+            }
+            r
         })
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, "services", e))?
@@ -788,46 +899,64 @@ impl Services {
 
     /// Add or replace a service.
     pub(crate) async fn set_service(&self, svc: Service) -> Result<()> {
-        self.with(move |s| {
-            svc.validate(&s.service_cidrs).map_err(|m| Error::invalid(format!("set service {}", svc.name), m))?;
+        self.with(move |s, rows| {
+            let op = format!("set service {}", svc.name);
+            svc.validate(&s.service_cidrs).map_err(|m| Error::invalid(&op, m))?;
             let name = svc.name.clone();
-            s.change(&name, Some(svc))
+            s.change(&name, Some(svc))?;
+            rows.put(&name, &Row::json(&s.services[&name])?)?;
+            s.seq = Some(rows.bump()?);
+            Ok(())
         })
         .await
     }
 
     /// Remove a service; a missing one is success.
     pub(crate) async fn remove_service(&self, name: String) -> Result<()> {
-        self.with(move |s| s.change(&name, None)).await
-    }
-
-    /// Make the services exactly `svcs`.
-    pub(crate) async fn sync_services(&self, svcs: Vec<Service>) -> Result<()> {
-        self.with(move |s| {
-            for v in &svcs {
-                v.validate(&s.service_cidrs).map_err(|m| Error::invalid(format!("sync services: {}", v.name), m))?;
+        self.with(move |s, rows| {
+            if !s.services.contains_key(&name) {
+                return Ok(());
             }
-            s.sync(svcs)
+            s.change(&name, None)?;
+            rows.delete(&name)?;
+            s.seq = Some(rows.bump()?);
+            Ok(())
         })
         .await
     }
 
-    /// Rebuild the table from memory unless the kernel still has the one we made.
+    /// Make the services exactly `svcs`.
+    pub(crate) async fn sync_services(&self, svcs: Vec<Service>) -> Result<()> {
+        self.with(move |s, rows| {
+            for v in &svcs {
+                v.validate(&s.service_cidrs).map_err(|m| Error::invalid(format!("sync services: {}", v.name), m))?;
+            }
+            s.sync(svcs)?;
+            rows.clear()?;
+            for (name, e) in &s.services {
+                rows.put(name, &Row::json(e)?)?;
+            }
+            s.seq = Some(rows.bump()?);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Rebuild the table from the services unless the kernel still has the one we made.
     pub(crate) async fn repair(&self) -> Result<bool> {
-        self.with(|s| {
+        self.with(|s, _| {
             let ok = s.fresh().map_err(|e| e.into_error("repair services: read nf_tables"))?;
             if !ok && !s.services.is_empty() {
                 s.rebuild().map_err(|e| e.into_error("repair services: rebuild table inet podnet-services"))?;
-                return Ok(true);
             }
-            Ok(false)
+            Ok(s.rebuilt)
         })
         .await
     }
 
     /// The services, by name.
     pub(crate) async fn list(&self) -> Result<Vec<Service>> {
-        self.with(|s| {
+        self.with(|s, _| {
             let mut all: Vec<Service> = s.services.values().map(|e| e.svc.clone()).collect();
             all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
             Ok(all)

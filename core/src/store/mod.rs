@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS ports (
 CREATE INDEX IF NOT EXISTS ports_by_port ON ports (protocol, host_port);
 CREATE TABLE IF NOT EXISTS peers (name TEXT PRIMARY KEY, peer TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS gates (owner TEXT PRIMARY KEY, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, spec TEXT NOT NULL);
 ";
 
 /// A sandbox as created: what the runtime gets back, and what podnet records.
@@ -310,7 +311,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1), ('seq', '0')",
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1), ('seq', '0'), ('services_seq', '0')",
             [SCHEMA_VERSION.to_string()],
         )?;
         conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
@@ -818,6 +819,19 @@ impl Store {
         Ok(())
     }
 
+    // --- services
+
+    /// Run `f` in one write transaction over the node's service rows, committed when `f`
+    /// succeeds: every process's service change is serialized by it, with its kernel batch
+    /// inside, so the services table and the rows move together.
+    pub(crate) fn services_txn<T>(&self, f: impl FnOnce(&ServiceRows<'_, '_>) -> Result<T>) -> Result<T> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err("change services"))?;
+        let out = f(&ServiceRows { tx: &tx, store: self })?;
+        tx.commit().map_err(self.db_err("record services"))?;
+        Ok(out)
+    }
+
     // --- the readiness gate
 
     /// Close (`Some(reason)`) or open (`None`) this node handle's gate on sandbox creates; it
@@ -933,6 +947,97 @@ impl Store {
             .and_then(|()| fs::rename(&tmp, &p))
             .map_err(|e| io_error(format!("save {}", p.display()), e))?;
         tx.commit().map_err(self.db_err("save node config"))
+    }
+}
+
+/// The service rows inside [`Store::services_txn`]: each service's spec as JSON (the store
+/// does not know the type), and a sequence number bumped by every change, by which a process
+/// sees that another one changed the services since it last looked.
+pub(crate) struct ServiceRows<'t, 'c> {
+    tx: &'t rusqlite::Transaction<'c>,
+    store: &'t Store,
+}
+
+impl ServiceRows<'_, '_> {
+    /// The services' sequence number.
+    pub(crate) fn seq(&self) -> Result<i64> {
+        self.tx
+            .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'services_seq'")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(self.store.db_err("read services"))
+    }
+
+    /// Bump the sequence number (after a change) and return it.
+    pub(crate) fn bump(&self) -> Result<i64> {
+        self.tx
+            .prepare_cached(
+                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'services_seq'",
+            )
+            .and_then(|mut st| st.execute([]))
+            .map_err(self.store.db_err("record services"))?;
+        self.seq()
+    }
+
+    /// Every service row, (name, spec), by name.
+    pub(crate) fn load(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT name, spec FROM services ORDER BY name")
+            .map_err(self.store.db_err("read services"))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.store.db_err("read services"))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(self.store.db_err("read services"));
+        rows
+    }
+
+    /// Write (insert or replace) one service's row.
+    pub(crate) fn put(&self, name: &str, spec: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO services (name, spec) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET spec = excluded.spec",
+            )
+            .and_then(|mut st| st.execute(params![name, spec]))
+            .map_err(self.store.db_err(format!("record service {name}")))?;
+        Ok(())
+    }
+
+    /// Remove one service's row (a missing one is fine).
+    pub(crate) fn delete(&self, name: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM services WHERE name = ?1")
+            .and_then(|mut st| st.execute([name]))
+            .map_err(self.store.db_err(format!("forget service {name}")))?;
+        Ok(())
+    }
+
+    /// What the store says of the services table in the kernel (its handle and kinds, as
+    /// JSON), written by whoever last rebuilt or extended it.
+    pub(crate) fn table(&self) -> Result<Option<String>> {
+        self.tx
+            .prepare_cached("SELECT value FROM meta WHERE key = 'services_table'")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
+            .map_err(self.store.db_err("read services"))
+    }
+
+    /// Record the services table's description (see [`ServiceRows::table`]).
+    pub(crate) fn set_table(&self, json: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('services_table', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut st| st.execute([json]))
+            .map_err(self.store.db_err("record services"))?;
+        Ok(())
+    }
+
+    /// Remove every service row.
+    pub(crate) fn clear(&self) -> Result<()> {
+        self.tx.execute("DELETE FROM services", []).map_err(self.store.db_err("forget services"))?;
+        Ok(())
     }
 }
 

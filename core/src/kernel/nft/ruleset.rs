@@ -25,7 +25,7 @@ pub const TABLE: &str = "podnet";
 pub const DEFAULT_HOSTPORT_MARK: u32 = 0x2000;
 
 /// Transport protocol of a host port or a service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Proto {
     /// TCP (6).
     Tcp,

@@ -102,7 +102,7 @@ pub struct ServiceTable {
 }
 
 /// How a frontend picks its endpoint; each distinct kind is one set and its rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Kind {
     /// IPv6 frontend.
     pub v6: bool,
