@@ -15,6 +15,9 @@ use podnet_world::*;
 
 /// The network config of most tests: flannel's default VXLAN over 10.244.0.0/16.
 const VXLAN: &str = r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}"#;
+/// The dual-stack network config.
+const DUAL: &str =
+    r#"{"EnableIPv6": true, "Network": "10.244.0.0/16", "IPv6Network": "fd00:10::/48", "Backend": {"Type": "vxlan"}}"#;
 const UNDERLAY: [&str; 4] = ["10.200.1.11", "10.200.1.12", "10.200.1.13", "10.200.2.14"];
 const ETCD_IPS: [&str; 3] = ["10.200.1.2", "10.200.1.3", "10.200.1.4"];
 const PREFIX: &str = "/coreos.com/network";
@@ -237,10 +240,7 @@ fn cluster(tag: &str, dual: bool) {
     let w = world(tag, 4);
     let (_etcd, st) = w.etcd(1);
     if dual {
-        w.put_config(
-            &st,
-            r#"{"EnableIPv6": true, "Network": "10.244.0.0/16", "IPv6Network": "fd00:10::/48", "Backend": {"Type": "vxlan"}}"#,
-        );
+        w.put_config(&st, DUAL);
     } else {
         w.put_config(&st, VXLAN);
     }
@@ -499,12 +499,22 @@ struct Hooked {
     watches: std::sync::atomic::AtomicUsize,
     compact: bool,
     hold: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Before the first create of a dual-stack key, create another node's key for the same IPv6
+    /// subnet with another IPv4 one (a node racing this one), and set the flag.
+    race_v6: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Hooked {
     async fn connect(ns: PathBuf) -> Result<Hooked, podnet::Error> {
         let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
-        Ok(Hooked { inner, lists: Arc::default(), watches: Default::default(), compact: false, hold: None })
+        Ok(Hooked {
+            inner,
+            lists: Arc::default(),
+            watches: Default::default(),
+            compact: false,
+            hold: None,
+            race_v6: None,
+        })
     }
 }
 
@@ -529,7 +539,8 @@ impl Store for Hooked {
     }
     async fn list(&self, prefix: &str) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::Listing> {
         let n = self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        while n >= 1 && self.hold.as_ref().is_some_and(|h| !h.load(std::sync::atomic::Ordering::SeqCst)) {
+        // acquire lists twice (before and after its create); hold the session's list after them.
+        while n >= 2 && self.hold.as_ref().is_some_and(|h| !h.load(std::sync::atomic::Ordering::SeqCst)) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.inner.list(prefix).await
@@ -539,6 +550,14 @@ impl Store for Hooked {
         Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first && self.compact })
     }
     async fn create(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<bool> {
+        if let Some(flag) = &self.race_v6 {
+            let mine = SubnetKey::parse(key).filter(|k| k.v6.is_some());
+            if let Some(k) = mine.filter(|_| !flag.swap(true, std::sync::atomic::Ordering::SeqCst)) {
+                let racer = SubnetKey { v4: RACER_V4.parse().unwrap(), v6: k.v6 };
+                let text = String::from_utf8_lossy(value).replace(UNDERLAY[0], RACER_IP);
+                assert!(self.inner.create(&racer.key(PREFIX), text.as_bytes(), 0).await?);
+            }
+        }
         self.inner.create(key, value, lease).await
     }
     async fn put(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<()> {
@@ -558,6 +577,34 @@ impl Store for Hooked {
     }
 }
 
+const RACER_V4: &str = "10.244.250.0/24";
+const RACER_IP: &str = "10.200.1.99";
+
+/// A dual-stack key names two subnets, and the store's create is atomic on the key only: a node
+/// that races this one with another IPv4 subnet but the same IPv6 one gets its key too. The
+/// younger key gives up and picks again, so no IPv6 (or IPv4) subnet is leased twice.
+#[test]
+fn dual_stack_race_for_one_subnet_the_older_key_keeps_it() {
+    let w = world("agentrace", 1);
+    let (_etcd, st) = w.etcd(1);
+    w.put_config(&st, DUAL);
+    let raced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (r, ns) = (raced.clone(), w.nodes[0].1.clone());
+    let a = Agent::start(w.agent_cfg(0, Duration::from_secs(60)), move || async move {
+        Ok(Hooked { race_v6: Some(r), ..Hooked::connect(ns).await? })
+    })
+    .unwrap();
+    a.wait_ready(Duration::from_secs(20)).unwrap();
+    assert!(raced.load(std::sync::atomic::Ordering::SeqCst), "the race was staged");
+    let keys = subnet_keys(&w, &st);
+    assert_eq!(keys.len(), 2, "the racer's key and this node's, nothing given up left: {keys:?}");
+    let mine = SubnetKey::parse(&a.status().key.unwrap()).unwrap();
+    let racer = keys.iter().find_map(|(k, _, _)| SubnetKey::parse(k).filter(|k| k.v4.to_string() == RACER_V4)).unwrap();
+    assert_ne!(mine.v6, racer.v6, "the IPv6 subnet is the older key's");
+    assert_ne!(mine.v4, racer.v4);
+    a.stop();
+}
+
 #[test]
 fn compacted_watch_lists_again_and_resumes() {
     let w = world("agentc", 2);
@@ -572,9 +619,10 @@ fn compacted_watch_lists_again_and_resumes() {
     })
     .unwrap();
     a2.wait_ready(Duration::from_secs(20)).unwrap();
-    // acquire lists once, the first session once, the session after the compaction once more.
+    // acquire lists twice (before and after its create), the first session once, the session
+    // after the compaction once more.
     wait_for("a list after the compaction", Duration::from_secs(10), || {
-        lists.load(std::sync::atomic::Ordering::SeqCst) >= 3
+        lists.load(std::sync::atomic::Ordering::SeqCst) >= 4
     });
     w.wait_peer_routes(1, 1, false);
     assert_eq!(a2.status().peer_changes, 0);

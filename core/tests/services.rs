@@ -342,9 +342,11 @@ fn services_end_to_end(cross: CrossNodeMode) {
     // no ready endpoints: refused at once; unknown port: refused; unallocated address: dropped
     let mut none = web(vec![Endpoint { ready: false, ..ep(b.ipv4().unwrap(), true) }], TrafficPolicy::Cluster);
     set(&wd.n1, &none).unwrap();
-    let t = refused(&a.netns_path, sa("10.96.0.10", 80));
+    // Within 10 ms (the best of three tries: one try includes a thread entering the pod's
+    // netns, which a loaded CI machine may delay).
+    let t = (0..3).map(|_| refused(&a.netns_path, sa("10.96.0.10", 80))).min().unwrap();
     eprintln!("no endpoints: refused after {t:?}");
-    assert!(t < Duration::from_millis(100), "{t:?}");
+    assert!(t < Duration::from_millis(10), "{t:?}");
     refused(&wd.ns1, sa("10.96.0.10", 80));
     refused(&wd.client, sa("192.168.200.1", 30080));
     refused(&a.netns_path, sa("fd00:96::10", 80));

@@ -135,7 +135,12 @@ async fn timed<T>(op: &str, f: impl std::future::Future<Output = Result<T, etcd_
 }
 
 fn kv(k: &etcd_client::KeyValue) -> KeyValue {
-    KeyValue { key: String::from_utf8_lossy(k.key()).into_owned(), value: k.value().to_vec(), lease: k.lease() }
+    KeyValue {
+        key: String::from_utf8_lossy(k.key()).into_owned(),
+        value: k.value().to_vec(),
+        lease: k.lease(),
+        create_revision: k.create_revision(),
+    }
 }
 
 /// A watch on an etcd prefix.

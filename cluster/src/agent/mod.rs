@@ -465,10 +465,17 @@ impl<S: Store> Runner<S> {
         }
         let listing = self.store.list(&self.cfg.subnets_prefix()).await?;
         self.set(|s| s.store_reachable = true);
-        let mut wanted = HashMap::new();
+        let mut wanted: HashMap<String, Peer> = HashMap::new();
         let mut own_listed = false;
-        for kv in &listing.kvs {
+        // Oldest first: of two leases that claim a common subnet (a race another node is about
+        // to lose and undo), the older one is the peer.
+        let mut kvs: Vec<&KeyValue> = listing.kvs.iter().collect();
+        kvs.sort_by_key(|kv| kv.create_revision);
+        for kv in kvs {
             match self.classify(kv) {
+                Some(Ok(p)) if wanted.values().any(|q| peers_overlap(q, &p)) => {
+                    tracing::warn!(node = %self.cfg.node.name, key = %kv.key, "ignoring a lease whose subnet an older lease holds");
+                }
                 Some(Ok(p)) => {
                     wanted.insert(p.name.clone(), p);
                 }
@@ -606,6 +613,10 @@ impl<S: Store> Runner<S> {
             WatchEvent::Put(kv) => match self.classify(&kv) {
                 // An unchanged value (a renewal by put) costs no kernel request.
                 Some(Ok(p)) if self.peers.get(&p.name) == Some(&p) => {}
+                // A lease for a subnet a known peer holds: a race its node loses and undoes.
+                Some(Ok(p)) if self.peers.values().any(|q| q.name != p.name && peers_overlap(q, &p)) => {
+                    tracing::warn!(node = %self.cfg.node.name, key = %kv.key, "ignoring a lease whose subnet an older lease holds");
+                }
                 Some(Ok(p)) => {
                     let node = self.node().expect("open");
                     node.add_peer(&p).await?;
@@ -699,11 +710,7 @@ impl<S: Store> Runner<S> {
                 continue;
             }
             // 2. The subnet from the state file, if still free; 3. a random free one.
-            let is_free = |k: &SubnetKey| {
-                !taken
-                    .iter()
-                    .any(|(t, _)| t.v4.overlaps(k.v4) || matches!((t.v6, k.v6), (Some(a), Some(b)) if a.overlaps(b)))
-            };
+            let is_free = |k: &SubnetKey| !taken.iter().any(|(t, _)| subnets_overlap(t, k));
             let pick = match saved.as_ref().map(|s| s.subnet).filter(|k| self.net().compatible(k) && is_free(k)) {
                 Some(k) => {
                     tracing::info!(node = %self.cfg.node.name, subnet = %k.name(), "reusing the subnet from the state file");
@@ -712,9 +719,23 @@ impl<S: Store> Runner<S> {
                 None => self.pick(&taken)?,
             };
             let lease = self.store.grant(self.cfg.lease_ttl).await?;
-            if self.store.create(&pick.key(&self.cfg.prefix), &value, lease).await? {
-                tracing::info!(node = %self.cfg.node.name, subnet = %pick.name(), lease = format!("{lease:x}"), "leased a subnet");
-                return self.held(pick, lease);
+            let key = pick.key(&self.cfg.prefix);
+            if self.store.create(&key, &value, lease).await? {
+                // The create is atomic on the key, and a dual-stack key names two subnets: a node
+                // racing us may have created another key for the same IPv4 or IPv6 subnet. The
+                // older key holds it; the younger one gives its key up and picks again.
+                let after = self.store.list(&self.cfg.subnets_prefix()).await?;
+                let mine = after.kvs.iter().find(|kv| kv.key == key).map_or(i64::MAX, |kv| kv.create_revision);
+                let older = after.kvs.iter().any(|kv| {
+                    kv.key != key
+                        && kv.create_revision < mine
+                        && SubnetKey::parse(&kv.key).is_some_and(|k| subnets_overlap(&k, &pick))
+                });
+                if !older {
+                    tracing::info!(node = %self.cfg.node.name, subnet = %pick.name(), lease = format!("{lease:x}"), "leased a subnet");
+                    return self.held(pick, lease);
+                }
+                tracing::info!(node = %self.cfg.node.name, subnet = %pick.name(), "another node's older key holds one of these subnets; giving the key up");
             }
             // Lost a race for this subnet: drop the unused lease and pick again.
             let _ = self.store.revoke(lease).await;
@@ -838,6 +859,22 @@ impl<S: Store> Runner<S> {
         *self.node.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(node));
         Ok(())
     }
+}
+
+/// Do two peers' pod CIDRs overlap?
+fn peers_overlap(a: &Peer, b: &Peer) -> bool {
+    a.pod_cidrs.iter().any(|x| {
+        b.pod_cidrs.iter().any(|y| match (x, y) {
+            (IpNetwork::V4(x), IpNetwork::V4(y)) => x.overlaps(*y),
+            (IpNetwork::V6(x), IpNetwork::V6(y)) => x.overlaps(*y),
+            _ => false,
+        })
+    })
+}
+
+/// Do two leases claim a common IPv4 or IPv6 subnet?
+fn subnets_overlap(a: &SubnetKey, b: &SubnetKey) -> bool {
+    a.v4.overlaps(b.v4) || matches!((a.v6, b.v6), (Some(x), Some(y)) if x.overlaps(y))
 }
 
 fn cidrs(k: &SubnetKey) -> Vec<IpNetwork> {

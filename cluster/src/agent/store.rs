@@ -41,6 +41,9 @@ pub struct KeyValue {
     pub value: Vec<u8>,
     /// The store lease the key is bound to; 0 for none (a reservation, in flannel's terms).
     pub lease: i64,
+    /// The store revision that created the key (orders leases that claim overlapping subnets:
+    /// the older one holds them).
+    pub create_revision: i64,
 }
 
 /// Keys under a prefix and the store revision they were read at.
