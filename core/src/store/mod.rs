@@ -302,19 +302,38 @@ impl Store {
 
     /// WAL mode, the schema, and the schema version (written when new).
     fn init(conn: &Connection) -> rusqlite::Result<String> {
-        // WAL: readers never wait for the writer; NORMAL is durable across a process kill (the
-        // database lives on tmpfs, so a power cut takes the kernel objects with it anyway).
+        // NORMAL is durable across a process kill (the database lives on tmpfs, so a power cut
+        // takes the kernel objects with it anyway); a per-connection setting.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A database whose schema is this text already needs no DDL: parsing it is most of an
+        // open's CPU, which a process per call (the CNI plugin) pays every time.
+        let digest = format!("{:016x}", crate::config::fnv1a(SCHEMA.as_bytes()));
+        let current: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_digest'", [], |r| r.get(0))
+            .optional()
+            .unwrap_or(None);
+        if current.as_deref() == Some(digest.as_str()) {
+            return conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0));
+        }
+        // WAL: readers never wait for the writer (a property of the file: set once).
         let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             conn.pragma_update(None, "journal_mode", "WAL")?;
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?1), ('seq', '0'), ('services_seq', '0')",
             [SCHEMA_VERSION.to_string()],
         )?;
-        conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))
+        let version: String = conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))?;
+        if version == SCHEMA_VERSION.to_string() {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_digest', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [&digest],
+            )?;
+        }
+        Ok(version)
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -1168,6 +1187,26 @@ mod tests {
         create(&b, &pools, "x").unwrap();
         let e = Store::open(&d.0, &[pool("10.9.0.0/24")]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+    }
+
+    /// A database whose schema is current is opened without DDL; one written by an older
+    /// podnet (a table missing, another digest) gets its missing tables on open.
+    #[test]
+    fn an_older_schema_is_completed_on_open() {
+        let d = dir("schema");
+        let pools = [pool("10.0.0.0/24")];
+        {
+            let s = Store::open(&d.0, &pools).unwrap();
+            let c = s.conn();
+            c.execute("DROP TABLE gates", []).unwrap();
+            c.execute("UPDATE meta SET value = 'older' WHERE key = 'schema_digest'", []).unwrap();
+        }
+        let s = Store::open(&d.0, &pools).unwrap();
+        s.set_gate(Some("x")).unwrap();
+        assert_eq!(s.gate().unwrap().as_deref(), Some("x"));
+        drop(s);
+        let s = Store::open(&d.0, &pools).unwrap();
+        create(&s, &pools, "a").unwrap();
     }
 
     /// A claim is a compare-and-swap on the row as read: a create that finished, a delete that
