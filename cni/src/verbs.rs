@@ -73,7 +73,12 @@ pub fn del(conf: &NetConf, env: &Env) -> Result<(), CniError> {
         return Ok(());
     }
     let n = open(&conf.node)?;
-    n.run(n.node.delete_sandbox(&id)).map_err(CniError::from)
+    let res = n.run(n.node.delete_sandbox(&id)).map_err(CniError::from);
+    // Removing host ports makes the last close of the nf_tables socket wait for the kernel's
+    // deferred free (an RCU grace period): leave that close to a detached grandchild. Forked
+    // after the work, so the little left to do copies few pages.
+    crate::linger::hold_sockets_past_exit();
+    res
 }
 
 /// CHECK: the sandbox exists, matches prevResult and the kernel matches the record.
