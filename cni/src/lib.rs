@@ -4,9 +4,9 @@
 //! Every call opens the node on a current-thread runtime, makes one call, and exits; the state
 //! is podnet's own, so `podnet sandbox list`, `gc` and host ports see every pod. See docs/cni.md.
 
-mod linger;
 pub mod conf;
 pub mod error;
+mod linger;
 pub mod result;
 pub mod verbs;
 
