@@ -430,6 +430,14 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     Some(m)
 }
 
+/// A MAC address a pod interface may have: unicast, not all zeros.
+pub fn validate_mac(m: [u8; 6]) -> std::result::Result<(), String> {
+    if m[0] & 1 == 1 || m == [0; 6] {
+        return Err("MAC address: must be a unicast address, not all zeros".into());
+    }
+    Ok(())
+}
+
 /// What the runtime asks for one pod.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxSpec {
@@ -527,9 +535,7 @@ impl SandboxSpec {
             }
         }
         if let Some(m) = self.mac {
-            if m[0] & 1 == 1 || m == [0; 6] {
-                return Err(Error::invalid(&op, "MAC address: must be a unicast address, not all zeros"));
-            }
+            validate_mac(m).map_err(|msg| Error::invalid(&op, msg))?;
         }
         if let NetnsSpec::Path(p) = &self.netns {
             if !p.is_absolute() {

@@ -55,8 +55,8 @@ pub mod internals {
 
 pub use base::{ROUTED_GW_V4, ROUTED_GW_V6};
 pub use config::{
-    parse_mac, validate_ifname, validate_name, vtep_mac, CrossNodeMode, NetnsSpec, NodeConfig, Peer, PodMode,
-    PortMapping, Protocol, SandboxSpec, Underlay, VxlanConfig, MAX_ID_LEN, MAX_IFNAME_LEN, MAX_LABELS,
+    parse_mac, validate_ifname, validate_mac, validate_name, vtep_mac, CrossNodeMode, NetnsSpec, NodeConfig, Peer,
+    PodMode, PortMapping, Protocol, SandboxSpec, Underlay, VxlanConfig, MAX_ID_LEN, MAX_IFNAME_LEN, MAX_LABELS,
     MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN,
 };
 pub use error::{Error, ErrorKind, Result};

@@ -15,7 +15,7 @@ use crate::config::Peer;
 use crate::config::{NodeConfig, PortMapping, SandboxSpec};
 use crate::peers::{Path, Peers, SyncReport};
 use crate::pods::{CheckReport, FailPoint, GcReport, Pods};
-use crate::ports::{PortEntry, Ports, RepairHook, RepairReport};
+use crate::ports::{PortEntry, Ports, RepairReport};
 use crate::services::{Service, Services};
 use crate::store::Sandbox;
 use crate::Result;
@@ -48,12 +48,7 @@ impl Node {
             cfg.validate()?;
             let base = Arc::new(Base::open(cfg).await?);
             let services = Services::open(base.clone())?;
-            let svc = services.clone();
-            let repair_services = RepairHook(Box::new(move || {
-                let svc = svc.clone();
-                Box::pin(async move { svc.repair().await })
-            }));
-            let ports = Arc::new(Ports::open(base.clone(), repair_services)?);
+            let ports = Arc::new(Ports::open(base.clone())?);
             base.store.save_config(&base.cfg)?;
             let node = Node {
                 peers: Peers::new(base.clone(), ports.clone()),
@@ -115,13 +110,23 @@ impl Node {
     /// create started after this call. `live` must hold every sandbox whose create the runtime
     /// has started (its own sandbox store does); to remove only orphans, use [`Node::gc_orphans`].
     pub async fn gc(&self, live: &[&str]) -> Result<GcReport> {
-        self.pods.gc(Some(live)).await
+        self.gc_then_repair_services(Some(live)).await
     }
 
     /// Remove only what no sandbox owns (as [`Node::gc`] does), keeping every sandbox: safe to
     /// run at any time, from any process, while others create and delete.
     pub async fn gc_orphans(&self) -> Result<GcReport> {
-        self.pods.gc(None).await
+        self.gc_then_repair_services(None).await
+    }
+
+    /// gc (which repairs the host-port table), then the services table: a flushed ruleset is
+    /// restored by either.
+    async fn gc_then_repair_services(&self, live: Option<&[&str]>) -> Result<GcReport> {
+        let mut rep = self.pods.gc(live).await?;
+        if let Err(e) = self.services.repair().await {
+            rep.errors.push(e.to_string());
+        }
+        Ok(rep)
     }
 
     // --- host ports (ports/, per sandbox through pods/)
@@ -145,7 +150,9 @@ impl Node {
     /// ruleset (or deleted elements), and the services table from the services this handle
     /// programmed ([`Node::repair_services`]). Other tables are never touched.
     pub async fn repair(&self) -> Result<RepairReport> {
-        self.ports.repair().await
+        let mut rep = self.ports.repair().await?;
+        rep.services_rebuilt = self.services.repair().await?;
+        Ok(rep)
     }
 
     // --- peers (peers/)
@@ -246,9 +253,11 @@ impl Node {
     /// (then only this `Node` value is gated).
     pub fn set_ready(&self, ready: bool) -> crate::Result<()> {
         self.ready.store(ready, Ordering::Release);
-        let reason =
-            format!("node {} is not ready for pods yet (its cluster agent is still starting)", self.base.cfg.name);
-        self.base.store.set_gate((!ready).then_some(reason.as_str()))
+        self.base.store.set_gate((!ready).then(|| self.not_ready_reason()).as_deref())
+    }
+
+    fn not_ready_reason(&self) -> String {
+        format!("node {} is not ready for pods yet (its cluster agent is still starting)", self.base.cfg.name)
     }
 
     /// Whether sandbox creates are accepted now, by this value's gate and every other live
@@ -260,10 +269,7 @@ impl Node {
     /// Why creates are refused, if they are.
     fn not_ready(&self) -> crate::Result<Option<String>> {
         if !self.ready.load(Ordering::Acquire) {
-            return Ok(Some(format!(
-                "node {} is not ready for pods yet (its cluster agent is still starting)",
-                self.base.cfg.name
-            )));
+            return Ok(Some(self.not_ready_reason()));
         }
         self.base.store.gate()
     }

@@ -103,9 +103,9 @@ pub extern "C" fn podnet_sandbox_spec_set_mac(
 ) -> podnet_status {
     with_mut("podnet_sandbox_spec_set_mac", "spec", spec, err_out, |c, s| {
         let text = c.str("mac", mac, 17)?;
-        let m = podnet_core::parse_mac(text).filter(|m| m[0] & 1 == 0 && *m != [0; 6]).ok_or_else(|| {
-            c.err(podnet_status::InvalidArgument, format!("`mac` {text:?} is not a unicast MAC address"))
-        })?;
+        let m = podnet_core::parse_mac(text)
+            .ok_or_else(|| c.err(podnet_status::InvalidArgument, format!("`mac` {text:?} is not a MAC address")))?;
+        podnet_core::validate_mac(m).map_err(|msg| c.err(podnet_status::InvalidArgument, format!("`mac`: {msg}")))?;
         s.mac = Some(m);
         Ok(())
     })

@@ -39,25 +39,10 @@ pub struct RepairReport {
     pub services_rebuilt: bool,
 }
 
-/// Repairs another table together with the host ports, returning whether it rebuilt it: the
-/// node passes the services table's repair (ports may not name services, a component of the
-/// same layer), so that one `repair`, and `gc` which runs it, restores both tables.
-pub(crate) struct RepairHook(
-    pub(crate) Box<dyn Fn() -> futures_util::future::BoxFuture<'static, Result<bool>> + Send + Sync>,
-);
-
-impl std::fmt::Debug for RepairHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RepairHook")
-    }
-}
-
 /// The host-port component: the node's nftables table and what is mapped in it.
 #[derive(Debug)]
 pub(crate) struct Ports {
     base: Arc<Base>,
-    /// Repaired together with the host ports (the services table).
-    also_repair: RepairHook,
     state: Mutex<State>,
 }
 
@@ -138,10 +123,10 @@ impl Ports {
     /// when it is missing (someone flushed the ruleset, a reboot) or was built for another
     /// configuration: an open is O(1) in the number of pods, which a process per call (the CNI
     /// plugin) needs, and never re-adds elements another process is removing.
-    pub(crate) fn open(base: Arc<Base>, also_repair: RepairHook) -> Result<Ports> {
+    pub(crate) fn open(base: Arc<Base>) -> Result<Ports> {
         let sock =
             NftSocket::open_in(&base.netns_file).map_err(|e| e.into_error("open nf_tables socket in node netns"))?;
-        let ports = Ports { base, also_repair, state: Mutex::new(State { sock, no_masq: HashMap::new() }) };
+        let ports = Ports { base, state: Mutex::new(State { sock, no_masq: HashMap::new() }) };
         let hosts = ports.no_masq_hosts()?;
         let rs = ports.ruleset(&hosts);
         // The table's identity: its rules, not the peer hosts (changed element by element).
@@ -250,26 +235,22 @@ impl Ports {
     }
 
     /// Re-install podnet's nftables table and every recorded host port if someone flushed the
-    /// ruleset (or deleted elements), and the services table from the services this handle
-    /// programmed. Other tables are never touched.
+    /// ruleset (or deleted elements). Other tables are never touched. (`services_rebuilt` is the
+    /// node's to fill in.)
     pub(crate) async fn repair(&self) -> Result<RepairReport> {
         let rs = self.ruleset(&self.no_masq_hosts()?);
         let mut want = vec![];
         for e in self.base.store.entries()? {
             want.extend(host_ports(&e.sandbox.ips, &e.sandbox.ports));
         }
-        let (exists, missing) = {
-            let mut p = self.lock();
-            let exists = p.sock.table_exists().map_err(|e| e.into_error("repair: read nftables"))?;
-            let have =
-                if exists { p.sock.list_ports().map_err(|e| e.into_error("repair: list host ports"))? } else { vec![] };
-            let missing = want.iter().filter(|h| !have.contains(h)).count();
-            if !exists || missing > 0 {
-                p.sock.ensure_table(&rs, &want).map_err(|e| e.into_error("repair: rebuild table inet podnet"))?;
-            }
-            (exists, missing)
-        };
-        let services_rebuilt = (self.also_repair.0)().await?;
-        Ok(RepairReport { table_recreated: !exists, ports_restored: missing, services_rebuilt })
+        let mut p = self.lock();
+        let exists = p.sock.table_exists().map_err(|e| e.into_error("repair: read nftables"))?;
+        let have =
+            if exists { p.sock.list_ports().map_err(|e| e.into_error("repair: list host ports"))? } else { vec![] };
+        let missing = want.iter().filter(|h| !have.contains(h)).count();
+        if !exists || missing > 0 {
+            p.sock.ensure_table(&rs, &want).map_err(|e| e.into_error("repair: rebuild table inet podnet"))?;
+        }
+        Ok(RepairReport { table_recreated: !exists, ports_restored: missing, services_rebuilt: false })
     }
 }

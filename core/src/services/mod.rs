@@ -704,14 +704,8 @@ impl State {
         for row in stored {
             let orders = row.orders.into_iter().map(|(p, port, a, b, o)| ((p, port, a, b), o)).collect();
             let prev = Entry { svc: row.svc.clone(), orders, elems: HashMap::new() };
-            let Planned { elems, orders } = self.elements(&row.svc, Some(&prev), &mut new_kinds);
-            for (k, (set, _)) in &elems {
-                if shared(set) {
-                    *self.shared.entry(*k).or_insert(0) += 1;
-                }
-            }
             self.index(&row.svc, true);
-            self.services.insert(row.svc.name.clone(), Entry { svc: row.svc, orders, elems });
+            self.adopt(row.svc, Some(&prev), &mut new_kinds);
         }
         let op = "load services";
         let rec: Option<TableRec> = rows.table()?.and_then(|j| serde_json::from_str(&j).ok());
@@ -726,6 +720,18 @@ impl State {
             }
             _ => self.rebuild().map_err(|e| e.into_error("load services: rebuild table inet podnet-services")),
         }
+    }
+
+    /// Plan `svc`'s elements (endpoint order kept from `prev`), count its shared elements and
+    /// keep it in memory (the kernel is the caller's to change).
+    fn adopt(&mut self, svc: Service, prev: Option<&Entry>, new_kinds: &mut Vec<Kind>) {
+        let Planned { elems, orders } = self.elements(&svc, prev, new_kinds);
+        for (k, (set, _)) in &elems {
+            if shared(set) {
+                *self.shared.entry(*k).or_insert(0) += 1;
+            }
+        }
+        self.services.insert(svc.name.clone(), Entry { svc, orders, elems });
     }
 
     /// The table as the store should record it.
@@ -772,13 +778,7 @@ impl State {
         let mut new_kinds = vec![];
         for s in svcs {
             let prev = old_services.get(&s.name);
-            let Planned { elems, orders } = self.elements(&s, prev, &mut new_kinds);
-            for (k, (set, _)) in &elems {
-                if shared(set) {
-                    *self.shared.entry(*k).or_insert(0) += 1;
-                }
-            }
-            self.services.insert(s.name.clone(), Entry { svc: s, orders, elems });
+            self.adopt(s, prev, &mut new_kinds);
         }
         // Frontends may move between services here: compare the unions, not service by service.
         let (old_all, new_all) = (all_elements(&old_services), all_elements(&self.services));
@@ -816,7 +816,7 @@ impl State {
 }
 
 /// The node's services: their programmed state and the socket that programs them.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Services {
     state: Arc<Mutex<State>>,
     base: Arc<Base>,

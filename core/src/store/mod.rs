@@ -207,6 +207,21 @@ impl OrIo for ErrorKind {
     }
 }
 
+/// One value of the `meta` table.
+fn meta_get(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT value FROM meta WHERE key = ?1")
+        .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
+}
+
+/// Write one value of the `meta` table.
+fn meta_put(c: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .and_then(|mut st| st.execute([key, value]))
+    .map(drop)
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -308,10 +323,8 @@ impl Store {
         // A database whose schema is this text already needs no DDL: parsing it is most of an
         // open's CPU, which a process per call (the CNI plugin) pays every time.
         let digest = format!("{:016x}", crate::config::fnv1a(SCHEMA.as_bytes()));
-        let current: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_digest'", [], |r| r.get(0))
-            .optional()
-            .unwrap_or(None);
+        // (No meta table yet, a new database, reads as no digest.)
+        let current = meta_get(conn, "schema_digest").unwrap_or(None);
         if current.as_deref() == Some(digest.as_str()) {
             return conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0));
         }
@@ -327,11 +340,7 @@ impl Store {
         )?;
         let version: String = conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0))?;
         if version == SCHEMA_VERSION.to_string() {
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_digest', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [&digest],
-            )?;
+            meta_put(conn, "schema_digest", &digest)?;
         }
         Ok(version)
     }
@@ -821,21 +830,12 @@ impl Store {
 
     /// A node-wide value kept with the state (e.g. what the nftables table was built for).
     pub(crate) fn meta(&self, key: &str) -> Result<Option<String>> {
-        let c = self.conn();
-        c.prepare_cached("SELECT value FROM meta WHERE key = ?1")
-            .and_then(|mut st| st.query_row([format!("x.{key}")], |r| r.get(0)).optional())
-            .map_err(self.db_err("read node state"))
+        meta_get(&self.conn(), &format!("x.{key}")).map_err(self.db_err("read node state"))
     }
 
     /// Keep a node-wide value.
     pub(crate) fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        let c = self.conn();
-        c.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![format!("x.{key}"), value],
-        )
-        .map_err(self.db_err("write node state"))?;
-        Ok(())
+        meta_put(&self.conn(), &format!("x.{key}"), value).map_err(self.db_err("write node state"))
     }
 
     // --- services
@@ -980,21 +980,15 @@ pub(crate) struct ServiceRows<'t, 'c> {
 impl ServiceRows<'_, '_> {
     /// The services' sequence number.
     pub(crate) fn seq(&self) -> Result<i64> {
-        self.tx
-            .prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'services_seq'")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
-            .map_err(self.store.db_err("read services"))
+        let v = meta_get(self.tx, "services_seq").map_err(self.store.db_err("read services"))?;
+        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     /// Bump the sequence number (after a change) and return it.
     pub(crate) fn bump(&self) -> Result<i64> {
-        self.tx
-            .prepare_cached(
-                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'services_seq'",
-            )
-            .and_then(|mut st| st.execute([]))
-            .map_err(self.store.db_err("record services"))?;
-        self.seq()
+        let n = self.seq()? + 1;
+        meta_put(self.tx, "services_seq", &n.to_string()).map_err(self.store.db_err("record services"))?;
+        Ok(n)
     }
 
     /// Every service row, (name, spec), by name.
@@ -1035,22 +1029,12 @@ impl ServiceRows<'_, '_> {
     /// What the store says of the services table in the kernel (its handle and kinds, as
     /// JSON), written by whoever last rebuilt or extended it.
     pub(crate) fn table(&self) -> Result<Option<String>> {
-        self.tx
-            .prepare_cached("SELECT value FROM meta WHERE key = 'services_table'")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)).optional())
-            .map_err(self.store.db_err("read services"))
+        meta_get(self.tx, "services_table").map_err(self.store.db_err("read services"))
     }
 
     /// Record the services table's description (see [`ServiceRows::table`]).
     pub(crate) fn set_table(&self, json: &str) -> Result<()> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO meta (key, value) VALUES ('services_table', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .and_then(|mut st| st.execute([json]))
-            .map_err(self.store.db_err("record services"))?;
-        Ok(())
+        meta_put(self.tx, "services_table", json).map_err(self.store.db_err("record services"))
     }
 
     /// Remove every service row.
