@@ -73,11 +73,14 @@ pub fn del(conf: &NetConf, env: &Env) -> Result<(), CniError> {
         return Ok(());
     }
     let n = open(&conf.node)?;
+    let had_ports = n.run(n.node.get_sandbox(&id)).is_ok_and(|sb| !sb.ports.is_empty());
     let res = n.run(n.node.delete_sandbox(&id)).map_err(CniError::from);
     // Removing host ports makes the last close of the nf_tables socket wait for the kernel's
     // deferred free (an RCU grace period): leave that close to a detached grandchild. Forked
-    // after the work, so the little left to do copies few pages.
-    crate::linger::hold_sockets_past_exit();
+    // after the work, so the little left to do copies few pages; only when there was a wait.
+    if had_ports {
+        crate::linger::hold_sockets_past_exit();
+    }
     res
 }
 
