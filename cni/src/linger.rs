@@ -1,46 +1,34 @@
-//! Keep this process's sockets open past its exit, in a detached grandchild, so the runtime
+//! Keep this process's sockets open past its exit, in a detached child, so the runtime
 //! does not wait for the kernel's deferred cleanup.
 //!
 //! Closing an nf_tables netlink socket right after a commit that deleted set elements (a DEL's
 //! host ports) waits in the kernel for that commit's deferred free: one RCU grace period, 4-17 ms
-//! measured, more than the rest of a DEL. The last close of a socket pays it, so a grandchild
+//! measured, more than the rest of a DEL. The last close of a socket pays it, so a child
 //! that holds copies of the descriptors until this process has exited makes the last close its
 //! own: the runtime sees the plugin exit (and its stdout end) without the wait, and the
-//! grandchild, with stdio on /dev/null and reparented to init (or the runtime's subreaper),
-//! closes them a moment later and exits. It changes nothing else: every kernel and state change
-//! was made by this process before it exited.
+//! child, with stdio on /dev/null and reparented to init (or the runtime's subreaper) when this
+//! process exits, closes them a moment later and exits. It changes nothing else: every kernel
+//! and state change was made by this process before it exited. One fork, not the daemon's two:
+//! the child outlives this process by design, so nothing waits for it here, and a second fork
+//! would only add its cost (about a quarter of a millisecond) to the runtime's wait.
 
 use nix::libc;
 
-/// Fork the lingering grandchild (best effort: on any failure this process just pays the wait
+/// Fork the lingering child (best effort: on any failure this process just pays the wait
 /// itself). Call while the process is single-threaded or only async-signal-safe calls follow in
-/// the child, which is the case here: the child only closes, dups, polls and exits.
+/// the child, which is the case here: the child only closes, dups, polls and exits. Call it
+/// last: this process must exit soon after (the child waits for that, 10 s at the most).
 pub fn hold_sockets_past_exit() {
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
-    // SAFETY: fork(2); the child runs only async-signal-safe calls (fork, open, dup2, close,
+    // SAFETY: fork(2); the child runs only async-signal-safe calls (open, dup2, close,
     // syscall(pidfd_open), poll, nanosleep, _exit) before exiting, whatever other threads held.
-    match unsafe { libc::fork() } {
-        -1 => {}
-        0 => {
-            // The first child: fork the grandchild, then exit at once so the parent can reap it
-            // and the grandchild is reparented.
-            // SAFETY: as above.
-            if unsafe { libc::fork() } == 0 {
-                linger(parent);
-            }
-            // SAFETY: _exit(2) ends the child without running the parent's exit handlers.
-            unsafe { libc::_exit(0) }
-        }
-        child => {
-            let mut status = 0;
-            // SAFETY: waitpid on our own child, which exits right away.
-            unsafe { libc::waitpid(child, &mut status, 0) };
-        }
+    if unsafe { libc::fork() } == 0 {
+        linger(parent);
     }
 }
 
-/// The grandchild: detach stdio (the runtime reads the plugin's stdout to its end), wait until
+/// The child: detach stdio (the runtime reads the plugin's stdout to its end), wait until
 /// `parent` has exited (all its descriptors closed), then exit, closing the last copies.
 fn linger(parent: libc::pid_t) -> ! {
     // SAFETY: open/dup2/close on descriptors this process owns; a failure leaves the original

@@ -27,13 +27,16 @@ impl Opened {
     }
 }
 
-fn open(cfg: &NodeConfig) -> Result<Opened, CniError> {
+/// `attach` for the verbs that only delete, check or read: they leave the node-level network
+/// (forwarding, bridge, VXLAN device) as it is instead of verifying it, and so take the kernel's
+/// rtnl lock once (DEL: the host veth set down) instead of about eight times.
+fn open(cfg: &NodeConfig, attach: bool) -> Result<Opened, CniError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CniError::new(code::IO, format!("start runtime: {e}")))?;
     let rt: &'static tokio::runtime::Runtime = Box::leak(Box::new(rt));
-    let node = rt.block_on(Node::open(cfg.clone()))?;
+    let node = if attach { rt.block_on(Node::attach(cfg.clone())) } else { rt.block_on(Node::open(cfg.clone())) }?;
     Ok(Opened { rt, node })
 }
 
@@ -59,7 +62,7 @@ fn require(conf: &NetConf, min: Version, verb: &str) -> Result<(), CniError> {
 /// ADD: create (or, for the same attachment and spec, return) the sandbox in the runtime's netns.
 pub fn add(conf: &NetConf, env: &Env) -> Result<Value, CniError> {
     let spec = conf.sandbox_spec(env)?;
-    let n = open(&conf.node)?;
+    let n = open(&conf.node, false)?;
     let sb = n.run(n.node.create_sandbox(&spec))?;
     Ok(add_result(conf.version, &sb, n.node.pod_mtu(), conf.dns.as_ref()))
 }
@@ -72,11 +75,11 @@ pub fn del(conf: &NetConf, env: &Env) -> Result<(), CniError> {
     if never_opened(&conf.node)? {
         return Ok(());
     }
-    let n = open(&conf.node)?;
+    let n = open(&conf.node, true)?;
     let had_ports = n.run(n.node.get_sandbox(&id)).is_ok_and(|sb| !sb.ports.is_empty());
     let res = n.run(n.node.delete_sandbox(&id)).map_err(CniError::from);
     // Removing host ports makes the last close of the nf_tables socket wait for the kernel's
-    // deferred free (an RCU grace period): leave that close to a detached grandchild. Forked
+    // deferred free (an RCU grace period): leave that close to a detached child. Forked
     // after the work, so the little left to do copies few pages; only when there was a wait.
     if had_ports {
         crate::linger::hold_sockets_past_exit();
@@ -99,7 +102,7 @@ pub fn check(conf: &NetConf, env: &Env) -> Result<(), CniError> {
             format!("CHECK {id}: node {} has no sandboxes", conf.node.name),
         ));
     }
-    let n = open(&conf.node)?;
+    let n = open(&conf.node, true)?;
     let sb = n.run(n.node.get_sandbox(&id))?;
     if sb.netns_path != netns {
         return Err(CniError::new(
@@ -126,7 +129,7 @@ pub fn gc(conf: &NetConf) -> Result<(), CniError> {
     if never_opened(&conf.node)? {
         return Ok(());
     }
-    let n = open(&conf.node)?;
+    let n = open(&conf.node, true)?;
     let mut errors: Vec<podnet::Error> = vec![];
     for sb in n.run(n.node.list_sandboxes())? {
         let ours = sb.labels.get(label::NETWORK) == Some(&conf.name);
@@ -154,7 +157,8 @@ pub fn gc(conf: &NetConf) -> Result<(), CniError> {
 pub fn status(conf: &NetConf) -> Result<(), CniError> {
     require(conf, Version::V1_1_0, "STATUS")?;
     let not_ready = |m: String| CniError::new(code::NOT_AVAILABLE, m);
-    let n = open(&conf.node).map_err(|e| not_ready(format!("node {} is not usable: {}", conf.node.name, e.msg)))?;
+    let n =
+        open(&conf.node, false).map_err(|e| not_ready(format!("node {} is not usable: {}", conf.node.name, e.msg)))?;
     if !n.node.is_ready() {
         return Err(not_ready(format!(
             "node {} is not ready for pods yet (its cluster agent holds it)",

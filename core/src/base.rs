@@ -1,7 +1,7 @@
 //! What every component of a node shares: its configuration, its netns and netlink connection,
-//! its address pools and state store, and the node-level network it sets up once at open
-//! (forwarding, the underlay and VXLAN device, the bridge). Components hold an `Arc<Base>`;
-//! nothing here knows of sandboxes, peers or ports.
+//! its address pools and state store, and the node-level network it sets up once (forwarding,
+//! the underlay and VXLAN device, the bridge): at open, or for an attached node at the first call
+//! that needs it. Components hold an `Arc<Base>`; nothing here knows of sandboxes, peers or ports.
 
 use std::fs::File;
 use std::net::IpAddr;
@@ -37,13 +37,28 @@ impl std::ops::Deref for Base {
 }
 
 impl Base {
-    /// Set up the node's kernel side, then open its store: an open that fails in the kernel (no
-    /// such underlay, a bridge name taken) leaves no state dir behind.
-    pub(crate) async fn open(cfg: NodeConfig) -> Result<Base> {
+    /// Set up the node's kernel side (unless `attach`: then at the first call that needs it),
+    /// then open its store: an open that fails in the kernel (no such underlay, a bridge name
+    /// taken) leaves no state dir behind.
+    pub(crate) async fn open(cfg: NodeConfig, attach: bool) -> Result<Base> {
         let net = Net::open(cfg).await?;
+        if !attach {
+            net.ready().await?;
+        }
         let store = Store::open(&net.state_dir, &net.pools)?;
         Ok(Base { net, store })
     }
+}
+
+/// What setting up the node-level network found and made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    /// Underlay interface index and the node's underlay address with its prefix.
+    pub(crate) underlay: Option<(u32, IpNetwork)>,
+    /// VXLAN device index, when an overlay is configured.
+    pub(crate) vxlan_index: Option<u32>,
+    /// MTU of the bridge and the veths (the VXLAN MTU when an overlay is used).
+    pub(crate) pod_mtu: u32,
 }
 
 /// The node-level network: netns, netlink, pools, and what `open` set up in the kernel.
@@ -55,18 +70,13 @@ pub(crate) struct Net {
     pub(crate) nl: Netlink,
     pub(crate) pools: Vec<Pool>,
     bridge_index: tokio::sync::OnceCell<u32>,
-    /// Underlay interface index and the node's underlay address with its prefix.
-    pub(crate) underlay: Option<(u32, IpNetwork)>,
-    /// VXLAN device index, when an overlay is configured.
-    pub(crate) vxlan_index: Option<u32>,
-    /// MTU of the bridge and the veths (the VXLAN MTU when an overlay is used).
-    pub(crate) pod_mtu: u32,
+    setup: tokio::sync::OnceCell<Setup>,
     netns_dir_ready: std::sync::OnceLock<()>,
 }
 
 impl Net {
-    /// Bind to the node's netns, check its pools, and set up the node-level network
-    /// (idempotent).
+    /// Bind to the node's netns and check its pools (the node-level network is set up by
+    /// `ready`).
     async fn open(cfg: NodeConfig) -> Result<Net> {
         let netns_file = match &cfg.netns {
             Some(p) => netns::open(p).map_err(|e| e.into_error(format!("open node netns {}", p.display())))?,
@@ -79,23 +89,40 @@ impl Net {
         }
         let sock = netns::netlink_socket_in(&netns_file, NETLINK_ROUTE)
             .map_err(|e| e.into_error("open netlink socket in node netns"))?;
-        let mut net = Net {
+        Ok(Net {
             cfg,
             state_dir,
             netns_file,
             nl: Netlink::from_socket(sock),
             pools,
             bridge_index: tokio::sync::OnceCell::new(),
-            underlay: None,
-            vxlan_index: None,
-            pod_mtu: 0,
+            setup: tokio::sync::OnceCell::new(),
             netns_dir_ready: std::sync::OnceLock::new(),
-        };
-        net.init().await?;
-        Ok(net)
+        })
     }
 
-    async fn init(&mut self) -> Result<()> {
+    /// Set up the node-level network, once (idempotent in the kernel too): forwarding, the
+    /// underlay and VXLAN device, and in bridge mode the bridge. Every call that changes the
+    /// node's network runs it first; deletes, reads and gc need none of it.
+    pub(crate) async fn ready(&self) -> Result<Setup> {
+        let s = self.setup().await?;
+        if self.cfg.mode == PodMode::Bridge {
+            self.bridge().await?;
+        }
+        Ok(s)
+    }
+
+    async fn setup(&self) -> Result<Setup> {
+        self.setup.get_or_try_init(|| self.init()).await.copied()
+    }
+
+    /// What the setup found, or (not set up yet: an attached node that has made no change)
+    /// no underlay, no VXLAN device and the configured MTU.
+    pub(crate) fn net_setup(&self) -> Setup {
+        self.setup.get().copied().unwrap_or(Setup { underlay: None, vxlan_index: None, pod_mtu: self.cfg.mtu })
+    }
+
+    async fn init(&self) -> Result<Setup> {
         let has_v6 = self.pools.iter().any(|p| p.cidr().is_ipv6());
         let f = &self.netns_file;
         netns::write_sysctl(f, "net/ipv4/ip_forward", "1").map_err(|e| e.into_error("enable net.ipv4.ip_forward"))?;
@@ -104,24 +131,22 @@ impl Net {
                 .map_err(|e| e.into_error("enable net.ipv6.conf.all.forwarding"))?;
         }
         self.nl.set_up_by_name("lo").await.map_err(|e| e.into_error("set lo up in node netns"))?;
-        self.pod_mtu = self.cfg.mtu;
-        self.init_underlay().await?;
-        if self.cfg.mode == PodMode::Bridge {
-            self.bridge().await?;
-        }
-        Ok(())
+        self.init_underlay().await
     }
 
     /// The node bridge, created on first use (at open in bridge mode; on a routed-mode node when
     /// the first bridge-mode sandbox arrives). Idempotent.
     pub(crate) async fn bridge(&self) -> Result<u32> {
-        self.bridge_index.get_or_try_init(|| self.init_bridge()).await.copied()
+        self.bridge_index
+            .get_or_try_init(|| async { self.init_bridge(self.setup().await?.pod_mtu).await })
+            .await
+            .copied()
     }
 
-    async fn init_bridge(&self) -> Result<u32> {
+    async fn init_bridge(&self, pod_mtu: u32) -> Result<u32> {
         let name = self.cfg.bridge_name.clone();
         let op = || format!("ensure bridge {name}");
-        let idx = self.nl.ensure_bridge(&name, self.pod_mtu).await.map_err(|e| e.into_error(op()))?;
+        let idx = self.nl.ensure_bridge(&name, pod_mtu).await.map_err(|e| e.into_error(op()))?;
         // A bridge without an explicit MAC takes the lowest port MAC, so the gateway's MAC
         // would change as pods come and go and every pod's ARP entry would go stale.
         // Set only when it differs: setting a MAC flushes the bridge's neighbour cache.
@@ -167,8 +192,9 @@ impl Net {
         Ok(idx)
     }
 
-    async fn init_underlay(&mut self) -> Result<()> {
-        let Some(u) = self.cfg.underlay.clone() else { return Ok(()) };
+    async fn init_underlay(&self) -> Result<Setup> {
+        let mut setup = Setup { underlay: None, vxlan_index: None, pod_mtu: self.cfg.mtu };
+        let Some(u) = self.cfg.underlay.clone() else { return Ok(setup) };
         let op = format!("find underlay address {}", u.address);
         let links = self.nl.links().await.map_err(|e| e.into_error(op.clone()))?;
         let mut found = None;
@@ -186,14 +212,14 @@ impl Net {
         let (ul, net) = found.ok_or_else(|| {
             Error::new(ErrorKind::NotFound, op.clone(), "no interface in the node netns holds this address")
         })?;
-        self.underlay = Some((ul.index, net));
+        setup.underlay = Some((ul.index, net));
         if self.cfg.cross_node == crate::config::CrossNodeMode::Routed {
-            return Ok(());
+            return Ok(setup);
         }
         // VXLAN adds 50 bytes over IPv4 (70 over IPv6); pods must fit inside.
         let overhead = if u.address.is_ipv4() { 50 } else { 70 };
         let vx_mtu = ul.mtu.saturating_sub(overhead);
-        self.pod_mtu = self.pod_mtu.min(vx_mtu);
+        setup.pod_mtu = setup.pod_mtu.min(vx_mtu);
         let vx = &self.cfg.vxlan;
         let mac = vtep_mac(&self.cfg.name);
         let idx = self
@@ -226,13 +252,17 @@ impl Net {
                 Error::new(ErrorKind::Kernel, format!("disable TX checksum offload on {}", vx.device), e)
             })?;
         }
-        self.vxlan_index = Some(idx);
-        Ok(())
+        setup.vxlan_index = Some(idx);
+        Ok(setup)
     }
 
-    /// The bridge's index if it exists already (never creates it).
-    pub(crate) fn bridge_if_created(&self) -> Option<u32> {
-        self.bridge_index.get().copied()
+    /// The bridge's index if it exists (never creates it): known once this process set it up,
+    /// else looked up (another process may have made it).
+    pub(crate) async fn bridge_if_exists(&self) -> Option<u32> {
+        if let Some(i) = self.bridge_index.get() {
+            return Some(*i);
+        }
+        self.nl.link_by_name(&self.cfg.bridge_name).await.ok().flatten().map(|l| l.index)
     }
 
     /// The gateway addresses pods use (bridge addresses in bridge mode).

@@ -43,10 +43,24 @@ impl Node {
     /// Must be called from within a tokio runtime (the netlink connection is spawned on it);
     /// the blocking facade [`crate::blocking::Node`] owns one for you.
     pub async fn open(cfg: NodeConfig) -> Result<Node> {
-        let span = tracing::info_span!("node_open", node = %cfg.name);
+        Node::open_with(cfg, false).await
+    }
+
+    /// Open a node some earlier [`Node::open`] set up, without setting up its node-level
+    /// network now: for a short-lived process that deletes, checks, lists or collects (the CNI
+    /// plugin's DEL, CHECK and GC), which need none of it. Store, host ports and recovery are as
+    /// with `open`. The first call that changes the node's network (a create, host ports, peers,
+    /// services, repair) sets it up, as `open` would have; until then [`Node::pod_mtu`] is the
+    /// configured MTU, [`Node::vtep_mac`] is `None` and [`Node::peer_paths`] knows no underlay.
+    pub async fn attach(cfg: NodeConfig) -> Result<Node> {
+        Node::open_with(cfg, true).await
+    }
+
+    async fn open_with(cfg: NodeConfig, attach: bool) -> Result<Node> {
+        let span = tracing::info_span!("node_open", node = %cfg.name, attach);
         async move {
             cfg.validate()?;
-            let base = Arc::new(Base::open(cfg).await?);
+            let base = Arc::new(Base::open(cfg, attach).await?);
             let services = Services::open(base.clone())?;
             let ports = Arc::new(Ports::open(base.clone())?);
             base.store.save_config(&base.cfg)?;
@@ -75,6 +89,7 @@ impl Node {
         if let Some(why) = self.not_ready()? {
             return Err(crate::Error::new(crate::ErrorKind::NotReady, format!("create sandbox {}", spec.id), why));
         }
+        self.base.ready().await?;
         self.pods.create(spec).await
     }
 
@@ -133,6 +148,7 @@ impl Node {
 
     /// Add host ports to an existing sandbox (idempotent for mappings it already has).
     pub async fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
+        self.base.ready().await?;
         self.pods.add_ports(id, ports).await
     }
 
@@ -150,6 +166,7 @@ impl Node {
     /// ruleset (or deleted elements), and the services table from the services this handle
     /// programmed ([`Node::repair_services`]). Other tables are never touched.
     pub async fn repair(&self) -> Result<RepairReport> {
+        self.base.ready().await?;
         let mut rep = self.ports.repair().await?;
         rep.services_rebuilt = self.services.repair().await?;
         Ok(rep)
@@ -159,11 +176,13 @@ impl Node {
 
     /// Add or update one peer: O(1) kernel requests whatever the number of peers.
     pub async fn add_peer(&self, peer: &Peer) -> Result<()> {
+        self.base.ready().await?;
         self.peers.add(peer).await
     }
 
     /// Remove one peer's entries; unknown peers are success.
     pub async fn remove_peer(&self, name: &str) -> Result<()> {
+        self.base.ready().await?;
         self.peers.remove(name).await
     }
 
@@ -171,11 +190,13 @@ impl Node {
     /// every peer route, neighbour and FDB entry not in the list, including ones an earlier run
     /// (or a crashed agent) left in the kernel.
     pub async fn sync_peers(&self, peers: &[Peer]) -> Result<SyncReport> {
+        self.base.ready().await?;
         self.peers.sync(peers).await
     }
 
     /// The peers this node is configured with.
     pub async fn list_peers(&self) -> Result<Vec<Peer>> {
+        self.base.ready().await?;
         self.peers.list().await
     }
 
@@ -191,6 +212,7 @@ impl Node {
     /// difference to its previous version in one nf_tables batch. Invalid input is
     /// `InvalidArgument`, a clash `Conflict`; either changes nothing.
     pub async fn set_service(&self, svc: &Service) -> Result<()> {
+        self.base.ready().await?;
         self.services.set_service(svc.clone()).await
     }
 
@@ -202,12 +224,14 @@ impl Node {
 
     /// Make the node's services exactly `svcs` (all validated first; nothing changes on error).
     pub async fn sync_services(&self, svcs: &[Service]) -> Result<()> {
+        self.base.ready().await?;
         self.services.sync_services(svcs.to_vec()).await
     }
 
     /// Re-install the services table if someone removed or replaced it (`nft flush ruleset`);
     /// returns whether it was rebuilt. Every service change does the same check first.
     pub async fn repair_services(&self) -> Result<bool> {
+        self.base.ready().await?;
         self.services.repair().await
     }
 
@@ -220,7 +244,7 @@ impl Node {
 
     /// MTU of pod interfaces on this node.
     pub fn pod_mtu(&self) -> u32 {
-        self.base.pod_mtu
+        self.base.net_setup().pod_mtu
     }
 
     /// The node's configuration.
@@ -240,7 +264,7 @@ impl Node {
 
     /// The node's own VTEP MAC (what peers must program for it), when it has a VXLAN device.
     pub fn vtep_mac(&self) -> Option<[u8; 6]> {
-        self.base.vxlan_index.map(|_| crate::config::vtep_mac(&self.base.cfg.name))
+        self.base.net_setup().vxlan_index.map(|_| crate::config::vtep_mac(&self.base.cfg.name))
     }
 
     /// Accept sandbox creates (`true`, the state after [`Node::open`]) or refuse them with

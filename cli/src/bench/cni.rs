@@ -110,6 +110,22 @@ fn pins(dir: &Path, tag: &str, n: usize) -> Result<Vec<PathBuf>, String> {
         .collect()
 }
 
+/// DEL every pod (the first is the warm-up), timed, each followed by the removal of its netns
+/// (not timed) as a runtime does: the kernel's destruction of that netns (and of what is left
+/// in it) runs in the background while the next DEL is timed, for both sides alike.
+fn del_each(ns: &[PathBuf], mut del: impl FnMut(usize) -> Result<(), String>) -> Result<Stats, String> {
+    let mut stats = Stats::default();
+    for (i, p) in ns.iter().enumerate() {
+        let t = Instant::now();
+        del(i)?;
+        if i > 0 {
+            stats.push(us(t));
+        }
+        let _ = netns::remove(p);
+    }
+    Ok(stats)
+}
+
 fn inside(a: &BenchCniArgs) -> Result<(), String> {
     let none: Option<&str> = None;
     std::fs::create_dir_all(WORK).map_err(|e| e.to_string())?;
@@ -148,17 +164,7 @@ fn inside(a: &BenchCniArgs) -> Result<(), String> {
         exec(&a.plugin_path(), &a.cni_path, "STATUS", "", work, "", &status_conf)?;
         p_status.push(us(t));
     }
-    // As a runtime does: DEL, then remove the pod's netns (not timed; the kernel destroys the
-    // veth with it, which podnet's DEL leaves to it).
-    let mut p_del = Stats::default();
-    for (i, p) in ns.iter().enumerate() {
-        let t = Instant::now();
-        podnet_cni("DEL", i)?;
-        if i > 0 {
-            p_del.push(us(t));
-        }
-        let _ = netns::remove(p);
-    }
+    let p_del = del_each(&ns, |i| podnet_cni("DEL", i))?;
 
     eprintln!("reference chain: loopback + bridge + host-local + portmap, ADD then DEL {} pods...", a.count);
     let lo = json!({"cniVersion": "1.0.0", "name": "bench", "type": "loopback"});
@@ -187,15 +193,12 @@ fn inside(a: &BenchCniArgs) -> Result<(), String> {
             (pmc, with(br.clone(), prev.clone()), with(lo.clone(), prev))
         })
         .collect();
-    let c_del = timed_after_warmup(n, |i| {
+    let c_del = del_each(&ns, |i| {
         let (pmc, br, lo) = &del_confs[i];
         exec(&bin("portmap"), &a.cni_path, "DEL", &id(i), &ns[i], "eth0", pmc)?;
         exec(&bin("bridge"), &a.cni_path, "DEL", &id(i), &ns[i], "eth0", br)?;
         exec(&bin("loopback"), &a.cni_path, "DEL", &id(i), &ns[i], "lo", lo).map(drop)
     })?;
-    for p in &ns {
-        let _ = netns::remove(p);
-    }
 
     let out = json!({
         "count": a.count,

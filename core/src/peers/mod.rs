@@ -80,7 +80,7 @@ impl Peers {
     }
 
     fn path_for(&self, peer: &Peer, cidr: &IpNetwork) -> Result<Path> {
-        let (_, ul) = self.base.underlay.ok_or_else(|| no_underlay(&peer.name))?;
+        let (_, ul) = self.base.net_setup().underlay.ok_or_else(|| no_underlay(&peer.name))?;
         let same_family = peer.underlay_ip.is_ipv4() == cidr.is_ipv4();
         let on_link = ul.contains(peer.underlay_ip) && ul.is_ipv4() == peer.underlay_ip.is_ipv4();
         match self.base.cfg.cross_node {
@@ -152,7 +152,7 @@ impl Peers {
         for c in &peer.pod_cidrs {
             self.path_for(peer, c)?;
         }
-        if self.base.vxlan_index.is_none()
+        if self.base.net_setup().vxlan_index.is_none()
             && peer.pod_cidrs.iter().any(|c| self.path_for(peer, c).ok() == Some(Path::Overlay))
         {
             return Err(Error::invalid(&op, "overlay path needed but the node has no VXLAN device"));
@@ -166,7 +166,7 @@ impl Peers {
         for c in &peer.pod_cidrs {
             match self.path_for(peer, c)? {
                 Path::Overlay => {
-                    let vx = self.base.vxlan_index.ok_or_else(|| no_underlay(&peer.name))?;
+                    let vx = self.base.net_setup().vxlan_index.ok_or_else(|| no_underlay(&peer.name))?;
                     let gw = c.network();
                     out.push(Entry::Route { dst: *c, via: gw, oif: vx, onlink: true });
                     out.push(Entry::Neigh { ip: gw, mac: peer.mac() });
@@ -176,7 +176,7 @@ impl Peers {
                     }
                 }
                 Path::Routed => {
-                    let (ul, _) = self.base.underlay.ok_or_else(|| no_underlay(&peer.name))?;
+                    let (ul, _) = self.base.net_setup().underlay.ok_or_else(|| no_underlay(&peer.name))?;
                     out.push(Entry::Route { dst: *c, via: peer.underlay_ip, oif: ul, onlink: false });
                 }
             }
@@ -193,17 +193,23 @@ impl Peers {
                     .await
             }
             Entry::Neigh { ip, mac } => {
-                self.base.nl.replace_neighbour(self.base.vxlan_index.unwrap_or(0), *ip, mac).await
+                self.base.nl.replace_neighbour(self.base.net_setup().vxlan_index.unwrap_or(0), *ip, mac).await
             }
-            Entry::Fdb { mac, dst } => self.base.nl.fdb_replace(self.base.vxlan_index.unwrap_or(0), *mac, *dst).await,
+            Entry::Fdb { mac, dst } => {
+                self.base.nl.fdb_replace(self.base.net_setup().vxlan_index.unwrap_or(0), *mac, *dst).await
+            }
         }
     }
 
     async fn unapply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
         match e {
             Entry::Route { dst, .. } => self.base.nl.delete_route(dst.ip(), dst.prefix()).await,
-            Entry::Neigh { ip, .. } => self.base.nl.delete_neighbour(self.base.vxlan_index.unwrap_or(0), *ip).await,
-            Entry::Fdb { mac, dst } => self.base.nl.fdb_delete(self.base.vxlan_index.unwrap_or(0), *mac, *dst).await,
+            Entry::Neigh { ip, .. } => {
+                self.base.nl.delete_neighbour(self.base.net_setup().vxlan_index.unwrap_or(0), *ip).await
+            }
+            Entry::Fdb { mac, dst } => {
+                self.base.nl.fdb_delete(self.base.net_setup().vxlan_index.unwrap_or(0), *mac, *dst).await
+            }
         }
     }
 
@@ -326,7 +332,7 @@ impl Peers {
                 out.insert(Entry::Route { dst, via: gw, oif, onlink });
             }
         }
-        if let Some(vx) = self.base.vxlan_index {
+        if let Some(vx) = self.base.net_setup().vxlan_index {
             for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
                 for n in self.base.nl.neighbours(vx, fam).await? {
                     // Only permanent entries are podnet's; the kernel adds NOARP ones of its own

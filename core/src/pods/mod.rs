@@ -333,7 +333,8 @@ impl Pods {
                 errors.push(e);
             }
         }
-        if let (PodMode::Routed, Some(br)) = (sb.mode, self.base.bridge_if_created()) {
+        let routed_v6 = sb.mode == PodMode::Routed && sb.ips.iter().any(|n| n.is_ipv6());
+        if let Some(br) = if routed_v6 { self.base.bridge_if_exists().await } else { None } {
             for net in sb.ips.iter().filter(|n| n.is_ipv6()) {
                 if let Err(e) = self.base.nl.delete_proxy_neighbour(br, net.ip()).await {
                     errors.push(e.into_error(format!("delete proxy NDP entry {}", net.ip())));
@@ -479,7 +480,7 @@ impl Pods {
                 &spec.ifname,
                 mac,
                 ns_file.as_raw_fd(),
-                self.base.pod_mtu,
+                self.base.net_setup().pod_mtu,
                 bridge,
                 false,
                 group,
@@ -544,7 +545,7 @@ impl Pods {
                 r.map_err(|e| e.into_error(format!("route {ip} via {host}")))?;
                 n.map_err(|e| e.into_error(format!("neighbour {ip} on {host}")))?;
                 // Bridge pods of this node find a routed pod's IPv6 address through the host.
-                if let (IpAddr::V6(_), Some(br)) = (ip, self.base.bridge_if_created()) {
+                if let Some(br) = if ip.is_ipv6() { self.base.bridge_if_exists().await } else { None } {
                     self.base
                         .nl
                         .add_proxy_neighbour(br, *ip)
@@ -676,7 +677,8 @@ impl Pods {
                     if !l.up {
                         problems.push(format!("host veth {} is down", sb.host_ifname));
                     }
-                    if let (PodMode::Bridge, Some(b)) = (sb.mode, self.base.bridge_if_created()) {
+                    let bridge = if sb.mode == PodMode::Bridge { self.base.bridge_if_exists().await } else { None };
+                    if let Some(b) = bridge {
                         if l.controller != Some(b) {
                             problems.push(format!(
                                 "host veth {} is not attached to {}",
