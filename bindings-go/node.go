@@ -97,6 +97,19 @@ func query[P comparable, T any](n *Node, op, cop string, fn func(node *C.podnet_
 	return cp(op, out)
 }
 
+// callWith builds a C object from a Go value (build: its build method, for op), passes it to
+// one C call on the node (cop names it) and frees it.
+func callWith[P any](n *Node, op string, build func(string) (P, error), free func(P), cop string, fn func(node *C.podnet_node, obj P, cerr **C.podnet_error) C.podnet_status) error {
+	obj, err := build(op)
+	if err != nil {
+		return err
+	}
+	defer free(obj)
+	return n.call(cop, func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return fn(node, obj, cerr)
+	})
+}
+
 // queryID is query for a call about one sandbox: id is checked and lent to fn as a C string.
 func queryID[P comparable, T any](n *Node, op, id, cop string, fn func(node *C.podnet_node, cid *C.char, out *P, cerr **C.podnet_error) C.podnet_status, free func(P), cp func(string, P) (T, error)) (T, error) {
 	var v T

@@ -46,12 +46,7 @@ type SyncReport struct {
 // ErrInvalidArgument when the node has no underlay, the peer has no pod CIDR or is the node
 // itself, or a routed peer is not on-link; ErrConflict when a pod CIDR overlaps the node's own.
 func (n *Node) AddPeer(p Peer) error {
-	cp, err := p.build("AddPeer")
-	if err != nil {
-		return err
-	}
-	defer C.podnet_peer_free(cp)
-	return n.call("podnet_node_peer_add", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+	return callWith(n, "AddPeer", p.build, freePeer, "podnet_node_peer_add", func(node *C.podnet_node, cp *C.podnet_peer, cerr **C.podnet_error) C.podnet_status {
 		return C.podnet_node_peer_add(node, cp, cerr)
 	})
 }
@@ -74,7 +69,7 @@ func (n *Node) RemovePeer(name string) error {
 func (n *Node) SyncPeers(peers []Peer) (*SyncReport, error) {
 	cps, free, err := buildAll(peers, func(p *Peer) (*C.podnet_peer, error) {
 		return p.build("SyncPeers")
-	}, func(cp *C.podnet_peer) { C.podnet_peer_free(cp) })
+	}, freePeer)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +100,10 @@ func (p *Peer) build(op string) (*C.podnet_peer, error) {
 		ip := C.CString(p.UnderlayIP.String())
 		defer C.free(unsafe.Pointer(ip))
 		return C.podnet_peer_new(name, ip, out, cerr)
-	}, func(cp *C.podnet_peer) { C.podnet_peer_free(cp) }, p.apply)
+	}, freePeer, p.apply)
 }
+
+func freePeer(cp *C.podnet_peer) { C.podnet_peer_free(cp) }
 
 func (p *Peer) apply(cp *C.podnet_peer, set *setter) {
 	for _, pfx := range p.PodCIDRs {

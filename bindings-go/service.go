@@ -66,12 +66,7 @@ func (n *Node) SetService(ctx context.Context, s Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cs, err := s.build("SetService")
-	if err != nil {
-		return err
-	}
-	defer C.podnet_service_free(cs)
-	return n.call("podnet_node_service_set", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+	return callWith(n, "SetService", s.build, freeService, "podnet_node_service_set", func(node *C.podnet_node, cs *C.podnet_service, cerr **C.podnet_error) C.podnet_status {
 		return C.podnet_node_service_set(node, cs, cerr)
 	})
 }
@@ -98,7 +93,7 @@ func (n *Node) SyncServices(ctx context.Context, services []Service) error {
 	}
 	css, free, err := buildAll(services, func(s *Service) (*C.podnet_service, error) {
 		return s.build("SyncServices")
-	}, func(cs *C.podnet_service) { C.podnet_service_free(cs) })
+	}, freeService)
 	if err != nil {
 		return err
 	}
@@ -138,8 +133,10 @@ func (n *Node) RepairServices(ctx context.Context) (bool, error) {
 func (s *Service) build(op string) (*C.podnet_service, error) {
 	return build(op, "service name", s.Name, "podnet_service_new", func(name *C.char, out **C.podnet_service, cerr **C.podnet_error) C.podnet_status {
 		return C.podnet_service_new(name, out, cerr)
-	}, func(cs *C.podnet_service) { C.podnet_service_free(cs) }, s.apply)
+	}, freeService, s.apply)
 }
+
+func freeService(cs *C.podnet_service) { C.podnet_service_free(cs) }
 
 func (s *Service) apply(cs *C.podnet_service, set *setter) {
 	for _, ip := range s.ClusterIPs {
