@@ -3,10 +3,10 @@ package podnet_test
 import (
 	"fmt"
 	"net/netip"
-	"sync"
 	"testing"
 
 	podnet "github.com/podnet/podnet/bindings-go"
+	"github.com/podnet/podnet/bindings-go/internal/testworld"
 )
 
 // 16 goroutines share one *Node: together they create 200 sandboxes (while others list, get
@@ -27,49 +27,38 @@ func TestConcurrentCreateDelete(t *testing.T) {
 	// each runs fn(i) for its share of the indexes, on `goroutines` goroutines.
 	each := func(fn func(i int) error) []error {
 		errs := make([]error, total)
-		var wg sync.WaitGroup
-		for g := 0; g < goroutines; g++ {
-			wg.Add(1)
-			go func(g int) {
-				defer wg.Done()
-				for i := g; i < total; i += goroutines {
-					errs[i] = fn(i)
-				}
-			}(g)
-		}
-		wg.Wait()
+		testworld.Go(goroutines, func(g int) {
+			for i := g; i < total; i += goroutines {
+				errs[i] = fn(i)
+			}
+		})()
 		return errs
 	}
 
 	sandboxes := make([]*podnet.Sandbox, total)
 	stop := make(chan struct{})
-	var readers sync.WaitGroup
 	readerErrs := make(chan error, 4)
-	for r := 0; r < 4; r++ {
-		readers.Add(1)
-		go func(r int) {
-			defer readers.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				list, err := testNode.ListSandboxes()
-				if err != nil {
+	readersDone := testworld.Go(4, func(int) {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			list, err := testNode.ListSandboxes()
+			if err != nil {
+				readerErrs <- err
+				return
+			}
+			for _, s := range list {
+				// A listed pod may be deleted by the time we look again: only check the call.
+				if _, err := testNode.GetSandbox(s.ID); err != nil && codeOf(t, err) != podnet.CodeNotFound {
 					readerErrs <- err
 					return
 				}
-				for _, s := range list {
-					// A listed pod may be deleted by the time we look again: only check the call.
-					if _, err := testNode.GetSandbox(s.ID); err != nil && codeOf(t, err) != podnet.CodeNotFound {
-						readerErrs <- err
-						return
-					}
-				}
 			}
-		}(r)
-	}
+		}
+	})
 
 	for i, err := range each(func(i int) error {
 		sb, err := testNode.CreateSandbox(podnet.SandboxSpec{ID: ids[i]})
@@ -82,7 +71,7 @@ func TestConcurrentCreateDelete(t *testing.T) {
 	}
 	if t.Failed() {
 		close(stop)
-		readers.Wait()
+		readersDone()
 		t.FailNow()
 	}
 
@@ -120,7 +109,7 @@ func TestConcurrentCreateDelete(t *testing.T) {
 		}
 	}
 	close(stop)
-	readers.Wait()
+	readersDone()
 	close(readerErrs)
 	for err := range readerErrs {
 		t.Errorf("reader: %v", err)

@@ -9,62 +9,7 @@ import "C"
 import (
 	"net/netip"
 	"unsafe"
-
-	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
-
-// Mode is how pods attach to the node.
-type Mode uint32
-
-const (
-	// ModeDefault leaves the choice to the library (bridge). A Sandbox never reports it.
-	ModeDefault Mode = C.PODNET_MODE_UNKNOWN
-	// ModeBridge: host veths join a Linux bridge holding the gateway address (CNI bridge
-	// plugin style).
-	ModeBridge Mode = C.PODNET_MODE_BRIDGE
-	// ModeRouted: no bridge; /32 (/128) pod addresses, a host route per pod, link-local
-	// gateway 169.254.1.1 / fe80::1 answered by the host veth (Calico style).
-	ModeRouted Mode = C.PODNET_MODE_ROUTED
-)
-
-var modeNames = map[Mode]string{
-	ModeDefault: "default",
-	ModeBridge:  "bridge",
-	ModeRouted:  "routed",
-}
-
-// String returns "bridge", "routed", "default" or "mode(N)".
-func (m Mode) String() string {
-	return cabi.EnumString(m, modeNames, "mode")
-}
-
-// CrossNodeMode is how packets reach other nodes' pods.
-type CrossNodeMode uint32
-
-const (
-	// CrossNodeDefault leaves the choice to the library (overlay).
-	CrossNodeDefault CrossNodeMode = C.PODNET_CROSS_NODE_MODE_UNKNOWN
-	// CrossNodeOverlay: VXLAN to every peer (flannel-compatible: VNI 1, UDP port 8472 by
-	// default).
-	CrossNodeOverlay CrossNodeMode = C.PODNET_CROSS_NODE_MODE_OVERLAY
-	// CrossNodeRouted: one route per peer pod CIDR via the peer's underlay address; every
-	// peer must be on-link. No VXLAN device.
-	CrossNodeRouted CrossNodeMode = C.PODNET_CROSS_NODE_MODE_ROUTED
-	// CrossNodeAuto: routed to peers on this node's underlay subnet, overlay to the rest.
-	CrossNodeAuto CrossNodeMode = C.PODNET_CROSS_NODE_MODE_AUTO
-)
-
-var crossNodeModeNames = map[CrossNodeMode]string{
-	CrossNodeDefault: "default",
-	CrossNodeOverlay: "overlay",
-	CrossNodeRouted:  "routed",
-	CrossNodeAuto:    "auto",
-}
-
-// String returns "overlay", "routed", "auto", "default" or "cross_node_mode(N)".
-func (m CrossNodeMode) String() string {
-	return cabi.EnumString(m, crossNodeModeNames, "cross_node_mode")
-}
 
 // Underlay is the node's own address on the network that connects the nodes (the VXLAN
 // source address, and the next hop other nodes route this node's pods to) and, optionally,
@@ -157,27 +102,13 @@ func (c NodeConfig) Validate() error {
 
 // build copies c into a new C config (free it with podnet_node_config_free).
 func (c *NodeConfig) build(op string) (*C.podnet_node_config, error) {
-	if err := checkString(op, "node name", c.Name); err != nil {
-		return nil, err
-	}
-	name := C.CString(c.Name)
-	defer C.free(unsafe.Pointer(name))
-	var cfg *C.podnet_node_config
-	var cerr *C.podnet_error
-	// The status is read before cerr: Go does not order reading an operand after a call.
-	st := C.podnet_node_config_new(name, &cfg, &cerr)
-	if err := takeError(st, cerr, "podnet_node_config_new"); err != nil {
-		return nil, err
-	}
-	if err := c.apply(cfg, op); err != nil {
-		C.podnet_node_config_free(cfg)
-		return nil, err
-	}
-	return cfg, nil
+	return build(op, "node name", c.Name, "podnet_node_config_new", func(name *C.char, out **C.podnet_node_config, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_config_new(name, out, cerr)
+	}, func(cfg *C.podnet_node_config) { C.podnet_node_config_free(cfg) }, c.apply)
 }
 
-func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
-	set := &setter{op: op}
+func (c *NodeConfig) apply(cfg *C.podnet_node_config, set *setter) {
+	op := set.op
 	type setFn = func(*C.char, **C.podnet_error) C.podnet_status
 	for _, p := range c.PodCIDRs {
 		set.addr("pod CIDR", p.IsValid(), p.String(), "podnet_node_config_add_pod_cidr", func(s *C.char, e **C.podnet_error) C.podnet_status {
@@ -198,16 +129,6 @@ func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
 	for _, ip := range c.ReservedIPs {
 		set.addr("reserved IP", ip.IsValid(), ip.String(), "podnet_node_config_add_reserved_ip", func(s *C.char, e **C.podnet_error) C.podnet_status {
 			return C.podnet_node_config_add_reserved_ip(cfg, s, e)
-		})
-	}
-	if c.Mode != ModeDefault {
-		set.call("podnet_node_config_set_mode", func(e **C.podnet_error) C.podnet_status {
-			return C.podnet_node_config_set_mode(cfg, C.podnet_mode(c.Mode), e)
-		})
-	}
-	if c.MTU != 0 {
-		set.call("podnet_node_config_set_mtu", func(e **C.podnet_error) C.podnet_status {
-			return C.podnet_node_config_set_mtu(cfg, C.uint32_t(c.MTU), e)
 		})
 	}
 	if c.Underlay.Address.IsValid() || c.Underlay.Interface != "" {
@@ -233,21 +154,6 @@ func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
 			return C.podnet_node_config_add_service_cidr(cfg, s, e)
 		})
 	}
-	if c.CrossNode != CrossNodeDefault {
-		set.call("podnet_node_config_set_cross_node_mode", func(e **C.podnet_error) C.podnet_status {
-			return C.podnet_node_config_set_cross_node_mode(cfg, C.podnet_cross_node_mode(c.CrossNode), e)
-		})
-	}
-	if c.VXLANVNI != 0 {
-		set.call("podnet_node_config_set_vxlan_vni", func(e **C.podnet_error) C.podnet_status {
-			return C.podnet_node_config_set_vxlan_vni(cfg, C.uint32_t(c.VXLANVNI), e)
-		})
-	}
-	if c.VXLANPort != 0 {
-		set.call("podnet_node_config_set_vxlan_port", func(e **C.podnet_error) C.podnet_status {
-			return C.podnet_node_config_set_vxlan_port(cfg, C.uint16_t(c.VXLANPort), e)
-		})
-	}
 	if c.KeepVXLANTxChecksumOffload && c.DisableVXLANTxChecksumOffload && set.err == nil {
 		set.err = argError(CodeInvalidArgument, op, "KeepVXLANTxChecksumOffload and DisableVXLANTxChecksumOffload both set")
 	}
@@ -257,11 +163,36 @@ func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
 			return C.podnet_node_config_set_vxlan_disable_tx_checksum_offload(cfg, disable, e)
 		})
 	}
-	if c.DisableEgressMasquerade {
-		set.call("podnet_node_config_set_egress_masquerade", func(e **C.podnet_error) C.podnet_status {
+	// The numbers and flags, each when set (not zero).
+	for _, o := range []struct {
+		set bool
+		cop string
+		fn  func(**C.podnet_error) C.podnet_status
+	}{
+		{c.Mode != ModeDefault, "podnet_node_config_set_mode", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_mode(cfg, C.podnet_mode(c.Mode), e)
+		}},
+		{c.MTU != 0, "podnet_node_config_set_mtu", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_mtu(cfg, C.uint32_t(c.MTU), e)
+		}},
+		{c.CrossNode != CrossNodeDefault, "podnet_node_config_set_cross_node_mode", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_cross_node_mode(cfg, C.podnet_cross_node_mode(c.CrossNode), e)
+		}},
+		{c.VXLANVNI != 0, "podnet_node_config_set_vxlan_vni", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_vxlan_vni(cfg, C.uint32_t(c.VXLANVNI), e)
+		}},
+		{c.VXLANPort != 0, "podnet_node_config_set_vxlan_port", func(e **C.podnet_error) C.podnet_status {
+			return C.podnet_node_config_set_vxlan_port(cfg, C.uint16_t(c.VXLANPort), e)
+		}},
+		{c.DisableEgressMasquerade, "podnet_node_config_set_egress_masquerade", func(e **C.podnet_error) C.podnet_status {
 			return C.podnet_node_config_set_egress_masquerade(cfg, false, e)
-		})
+		}},
+	} {
+		if o.set {
+			set.call(o.cop, o.fn)
+		}
 	}
+	// The strings, each when set (not empty).
 	for _, s := range []struct {
 		what, value, cop string
 		set              setFn
@@ -286,44 +217,4 @@ func (c *NodeConfig) apply(cfg *C.podnet_node_config, op string) error {
 			set.str(s.what, s.value, s.cop, s.set)
 		}
 	}
-	return set.err
-}
-
-// setter applies a Go value's fields to a C builder, one setter call each, and keeps the first
-// error: after it, every later call does nothing.
-type setter struct {
-	op  string
-	err error
-}
-
-// call runs one C setter (cop names it) unless an earlier one failed.
-func (s *setter) call(cop string, fn func(**C.podnet_error) C.podnet_status) {
-	if s.err != nil {
-		return
-	}
-	var cerr *C.podnet_error
-	st := fn(&cerr)
-	s.err = takeError(st, cerr, cop)
-}
-
-// str checks v (what it is, for the error) and passes it to a string setter as a C string.
-func (s *setter) str(what, v, cop string, fn func(*C.char, **C.podnet_error) C.podnet_status) {
-	if s.err == nil {
-		s.err = checkString(s.op, what, v)
-	}
-	if s.err != nil {
-		return
-	}
-	cs := C.CString(v)
-	defer C.free(unsafe.Pointer(cs))
-	s.call(cop, func(e **C.podnet_error) C.podnet_status { return fn(cs, e) })
-}
-
-// addr passes an address or CIDR (its text v) to a setter; an invalid one (the zero
-// netip value) is refused before C sees it.
-func (s *setter) addr(what string, valid bool, v, cop string, fn func(*C.char, **C.podnet_error) C.podnet_status) {
-	if s.err == nil && !valid {
-		s.err = argError(CodeInvalidAddress, s.op, "invalid %s %v", what, v)
-	}
-	s.str(what, v, cop, fn)
 }

@@ -9,7 +9,8 @@ import (
 	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
 
-// The error type and codes are shared with package cluster (internal/cabi defines them once).
+// The error type is shared with package cluster (internal/cabi defines it once); the codes are
+// declared with the other enums (enums.go).
 
 // Code is the reason a podnet call failed: the C ABI's podnet_status. The values are stable
 // (never renumbered); a later library may return codes this package has no constant for, and
@@ -24,48 +25,26 @@ type Code = cabi.Code
 // errors.Is(err, fs.ErrNotExist) work too.
 type Error = cabi.Error
 
-// The codes of include/podnet.h (PODNET_STATUS_*).
-const (
-	CodeOK              = cabi.CodeOK
-	CodeInvalidArgument = cabi.CodeInvalidArgument
-	CodeNullArgument    = cabi.CodeNullArgument
-	CodeInvalidUTF8     = cabi.CodeInvalidUTF8
-	CodeNotFound        = cabi.CodeNotFound
-	CodeAlreadyExists   = cabi.CodeAlreadyExists
-	CodeExhausted       = cabi.CodeExhausted
-	CodeConflict        = cabi.CodeConflict
-	CodePermission      = cabi.CodePermission
-	CodeKernel          = cabi.CodeKernel
-	CodeIO              = cabi.CodeIO
-	CodeInconsistent    = cabi.CodeInconsistent
-	CodeInternal        = cabi.CodeInternal
-	CodePanic           = cabi.CodePanic
-	CodeTooLong         = cabi.CodeTooLong
-	CodeInvalidAddress  = cabi.CodeInvalidAddress
-	// CodeNotReady: the node is not ready for pods yet (its cluster agent is still starting).
-	CodeNotReady = cabi.CodeNotReady
-)
-
 // Sentinel errors, one per code: errors.Is(err, ErrNotFound) is true for an *Error whose Code
 // is CodeNotFound.
 var (
-	ErrInvalidArgument = cabi.ErrInvalidArgument
-	ErrNullArgument    = cabi.ErrNullArgument
-	ErrInvalidUTF8     = cabi.ErrInvalidUTF8
-	ErrNotFound        = cabi.ErrNotFound
-	ErrAlreadyExists   = cabi.ErrAlreadyExists
-	ErrExhausted       = cabi.ErrExhausted
-	ErrConflict        = cabi.ErrConflict
-	ErrPermission      = cabi.ErrPermission
-	ErrKernel          = cabi.ErrKernel
-	ErrIO              = cabi.ErrIO
-	ErrInconsistent    = cabi.ErrInconsistent
-	ErrInternal        = cabi.ErrInternal
-	ErrPanic           = cabi.ErrPanic
-	ErrTooLong         = cabi.ErrTooLong
-	ErrInvalidAddress  = cabi.ErrInvalidAddress
+	ErrInvalidArgument = cabi.NewSentinel(CodeInvalidArgument, "invalid argument")
+	ErrNullArgument    = cabi.NewSentinel(CodeNullArgument, "null argument")
+	ErrInvalidUTF8     = cabi.NewSentinel(CodeInvalidUTF8, "invalid utf-8")
+	ErrNotFound        = cabi.NewSentinel(CodeNotFound, "not found")
+	ErrAlreadyExists   = cabi.NewSentinel(CodeAlreadyExists, "already exists")
+	ErrExhausted       = cabi.NewSentinel(CodeExhausted, "exhausted")
+	ErrConflict        = cabi.NewSentinel(CodeConflict, "conflict")
+	ErrPermission      = cabi.NewSentinel(CodePermission, "permission denied")
+	ErrKernel          = cabi.NewSentinel(CodeKernel, "kernel error")
+	ErrIO              = cabi.NewSentinel(CodeIO, "i/o error")
+	ErrInconsistent    = cabi.NewSentinel(CodeInconsistent, "inconsistent")
+	ErrInternal        = cabi.NewSentinel(CodeInternal, "internal error")
+	ErrPanic           = cabi.NewSentinel(CodePanic, "panic")
+	ErrTooLong         = cabi.NewSentinel(CodeTooLong, "too long")
+	ErrInvalidAddress  = cabi.NewSentinel(CodeInvalidAddress, "invalid address")
 	// ErrNotReady: a sandbox create before the node's cluster agent was ready; retry later.
-	ErrNotReady = cabi.ErrNotReady
+	ErrNotReady = cabi.NewSentinel(CodeNotReady, "not ready")
 )
 
 // ErrClosed is returned (wrapped) by every method of a Node or an allocator after Close.

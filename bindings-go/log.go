@@ -15,36 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
-
-	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
-
-// LogLevel is the severity of a log record, and the threshold given to SetLogFunc.
-type LogLevel uint32
-
-// Levels of podnet_log_level.
-const (
-	LogOff   LogLevel = C.PODNET_LOG_LEVEL_OFF
-	LogError LogLevel = C.PODNET_LOG_LEVEL_ERROR
-	LogWarn  LogLevel = C.PODNET_LOG_LEVEL_WARN
-	LogInfo  LogLevel = C.PODNET_LOG_LEVEL_INFO
-	LogDebug LogLevel = C.PODNET_LOG_LEVEL_DEBUG
-	LogTrace LogLevel = C.PODNET_LOG_LEVEL_TRACE
-)
-
-var logLevelNames = map[LogLevel]string{
-	LogOff:   "off",
-	LogError: "error",
-	LogWarn:  "warn",
-	LogInfo:  "info",
-	LogDebug: "debug",
-	LogTrace: "trace",
-}
-
-// String returns "off", "error", "warn", "info", "debug", "trace" or "level(N)".
-func (l LogLevel) String() string {
-	return cabi.EnumString(l, logLevelNames, "level")
-}
 
 // LogFunc receives one log record: its level, target (the podnet module, e.g.
 // "podnet::sandbox") and message (one line: "span{fields}: message key=value ...").

@@ -82,6 +82,46 @@ func withCString(op, what, s string, fn func(*C.char) error) error {
 	return fn(cs)
 }
 
+// query runs one C call on the node (cop names it) that writes a new C object to *out, and
+// returns what cp copies of it into Go; free frees the C object. op names the Go method.
+func query[P comparable, T any](n *Node, op, cop string, fn func(node *C.podnet_node, out *P, cerr **C.podnet_error) C.podnet_status, free func(P), cp func(string, P) (T, error)) (T, error) {
+	var out P
+	err := n.call(cop, func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return fn(node, &out, cerr)
+	})
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	defer free(out)
+	return cp(op, out)
+}
+
+// callWith builds a C object from a Go value (build: its build method, for op), passes it to
+// one C call on the node (cop names it) and frees it.
+func callWith[P any](n *Node, op string, build func(string) (P, error), free func(P), cop string, fn func(node *C.podnet_node, obj P, cerr **C.podnet_error) C.podnet_status) error {
+	obj, err := build(op)
+	if err != nil {
+		return err
+	}
+	defer free(obj)
+	return n.call(cop, func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return fn(node, obj, cerr)
+	})
+}
+
+// queryID is query for a call about one sandbox: id is checked and lent to fn as a C string.
+func queryID[P comparable, T any](n *Node, op, id, cop string, fn func(node *C.podnet_node, cid *C.char, out *P, cerr **C.podnet_error) C.podnet_status, free func(P), cp func(string, P) (T, error)) (T, error) {
+	var v T
+	err := withCString(op, "sandbox id", id, func(cid *C.char) (err error) {
+		v, err = query(n, op, cop, func(node *C.podnet_node, out *P, cerr **C.podnet_error) C.podnet_status {
+			return fn(node, cid, out, cerr)
+		}, free, cp)
+		return err
+	})
+	return v, err
+}
+
 // CreateSandbox creates a sandbox: allocates its addresses, creates and pins its netns (or
 // adopts spec.NetnsPath), attaches a veth, installs its host ports and records it. Any failure
 // undoes every step taken. Idempotent: the same spec again returns the existing sandbox; a
@@ -93,15 +133,9 @@ func (n *Node) CreateSandbox(spec SandboxSpec) (*Sandbox, error) {
 		return nil, err
 	}
 	defer C.podnet_sandbox_spec_free(cspec)
-	var sb *C.podnet_sandbox
-	err = n.call("podnet_node_sandbox_create", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_sandbox_create(node, cspec, &sb, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_sandbox_free(sb)
-	return copySandbox("CreateSandbox", sb)
+	return query(n, "CreateSandbox", "podnet_node_sandbox_create", func(node *C.podnet_node, out **C.podnet_sandbox, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_sandbox_create(node, cspec, out, cerr)
+	}, freeSandbox, copySandbox)
 }
 
 // DeleteSandbox releases a sandbox's addresses and host ports, removes its netns (the kernel
@@ -118,53 +152,25 @@ func (n *Node) DeleteSandbox(id string) error {
 
 // GetSandbox reads a sandbox's record; an unknown id gives ErrNotFound.
 func (n *Node) GetSandbox(id string) (*Sandbox, error) {
-	var out *Sandbox
-	err := withCString("GetSandbox", "sandbox id", id, func(cid *C.char) error {
-		var sb *C.podnet_sandbox
-		err := n.call("podnet_node_sandbox_get", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-			return C.podnet_node_sandbox_get(node, cid, &sb, cerr)
-		})
-		if err != nil {
-			return err
-		}
-		defer C.podnet_sandbox_free(sb)
-		out, err = copySandbox("GetSandbox", sb)
-		return err
-	})
-	return out, err
+	return queryID(n, "GetSandbox", id, "podnet_node_sandbox_get", func(node *C.podnet_node, cid *C.char, out **C.podnet_sandbox, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_sandbox_get(node, cid, out, cerr)
+	}, freeSandbox, copySandbox)
 }
 
 // ListSandboxes returns the node's sandboxes, sorted by id.
 func (n *Node) ListSandboxes() ([]*Sandbox, error) {
-	var list *C.podnet_sandbox_list
-	err := n.call("podnet_node_sandbox_list", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_sandbox_list(node, &list, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_sandbox_list_free(list)
-	return copySandboxList("ListSandboxes", list)
+	return query(n, "ListSandboxes", "podnet_node_sandbox_list", func(node *C.podnet_node, out **C.podnet_sandbox_list, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_sandbox_list(node, out, cerr)
+	}, func(l *C.podnet_sandbox_list) { C.podnet_sandbox_list_free(l) }, copySandboxList)
 }
 
 // CheckSandbox compares a sandbox's kernel state (addresses, veth, routes, pod interface)
 // with its record. Differences are not an error: they are the report's Problems. An unknown
 // id gives ErrNotFound.
 func (n *Node) CheckSandbox(id string) (*CheckReport, error) {
-	var out *CheckReport
-	err := withCString("CheckSandbox", "sandbox id", id, func(cid *C.char) error {
-		var rep *C.podnet_check_report
-		err := n.call("podnet_node_sandbox_check", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-			return C.podnet_node_sandbox_check(node, cid, &rep, cerr)
-		})
-		if err != nil {
-			return err
-		}
-		defer C.podnet_check_report_free(rep)
-		out = copyCheckReport(rep)
-		return nil
-	})
-	return out, err
+	return queryID(n, "CheckSandbox", id, "podnet_node_sandbox_check", func(node *C.podnet_node, cid *C.char, out **C.podnet_check_report, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_sandbox_check(node, cid, out, cerr)
+	}, func(r *C.podnet_check_report) { C.podnet_check_report_free(r) }, copyCheckReport)
 }
 
 // CheckReport is what CheckSandbox found for one sandbox: one line per difference between the
@@ -204,16 +210,11 @@ func (n *Node) GC(liveIDs []string) (*GCReport, error) {
 	}
 	ids := cabi.NewCStrings(liveIDs)
 	defer ids.Free()
-	var rep *C.podnet_gc_report
-	err := n.call("podnet_node_gc", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_gc(node, (**C.char)(ids.Ptr()), C.size_t(len(ids)), &rep, cerr)
-	})
+	rep, err := query(n, "GC", "podnet_node_gc", func(node *C.podnet_node, out **C.podnet_gc_report, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_gc(node, (**C.char)(ids.Ptr()), C.size_t(len(ids)), out, cerr)
+	}, func(r *C.podnet_gc_report) { C.podnet_gc_report_free(r) }, copyGCReport)
 	runtime.KeepAlive(ids)
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_gc_report_free(rep)
-	return copyGCReport(rep)
+	return rep, err
 }
 
 // NodeStatus is what a node is, as the library reports it.
@@ -236,13 +237,7 @@ type NodeStatus struct {
 
 // Status reads the node's status (no kernel request).
 func (n *Node) Status() (*NodeStatus, error) {
-	var st *C.podnet_node_status
-	err := n.call("podnet_node_get_status", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_get_status(node, &st, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_node_status_free(st)
-	return copyNodeStatus("podnet_node_get_status", st)
+	return query(n, "podnet_node_get_status", "podnet_node_get_status", func(node *C.podnet_node, out **C.podnet_node_status, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_get_status(node, out, cerr)
+	}, func(st *C.podnet_node_status) { C.podnet_node_status_free(st) }, copyNodeStatus)
 }

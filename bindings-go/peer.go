@@ -46,12 +46,7 @@ type SyncReport struct {
 // ErrInvalidArgument when the node has no underlay, the peer has no pod CIDR or is the node
 // itself, or a routed peer is not on-link; ErrConflict when a pod CIDR overlaps the node's own.
 func (n *Node) AddPeer(p Peer) error {
-	cp, err := p.build("AddPeer")
-	if err != nil {
-		return err
-	}
-	defer C.podnet_peer_free(cp)
-	return n.call("podnet_node_peer_add", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+	return callWith(n, "AddPeer", p.build, freePeer, "podnet_node_peer_add", func(node *C.podnet_node, cp *C.podnet_peer, cerr **C.podnet_error) C.podnet_status {
 		return C.podnet_node_peer_add(node, cp, cerr)
 	})
 }
@@ -72,49 +67,25 @@ func (n *Node) RemovePeer(name string) error {
 // Every peer is checked before anything changes; no name may appear twice. An empty list
 // removes every peer.
 func (n *Node) SyncPeers(peers []Peer) (*SyncReport, error) {
-	// cps is Go memory holding C pointers only, so C may read it (cgo pointer rules).
-	cps := make([]*C.podnet_peer, 0, len(peers))
-	defer func() {
-		for _, cp := range cps {
-			C.podnet_peer_free(cp)
-		}
-	}()
-	for _, p := range peers {
-		cp, err := p.build("SyncPeers")
-		if err != nil {
-			return nil, err
-		}
-		cps = append(cps, cp)
-	}
-	var arr **C.podnet_peer
-	if len(cps) > 0 {
-		arr = &cps[0]
-	}
-	var rep *C.podnet_sync_report
-	err := n.call("podnet_node_peers_sync", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_peers_sync(node, arr, C.size_t(len(cps)), &rep, cerr)
-	})
-	runtime.KeepAlive(cps)
+	cps, free, err := buildAll(peers, func(p *Peer) (*C.podnet_peer, error) {
+		return p.build("SyncPeers")
+	}, freePeer)
 	if err != nil {
 		return nil, err
 	}
-	defer C.podnet_sync_report_free(rep)
-	return copySyncReport(rep), nil
+	defer free()
+	rep, err := query(n, "SyncPeers", "podnet_node_peers_sync", func(node *C.podnet_node, out **C.podnet_sync_report, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_peers_sync(node, arrayPtr(cps), C.size_t(len(cps)), out, cerr)
+	}, func(r *C.podnet_sync_report) { C.podnet_sync_report_free(r) }, copySyncReport)
+	runtime.KeepAlive(cps)
+	return rep, err
 }
 
 // ListPeers returns the peers the node is configured with (its records), sorted by name.
 func (n *Node) ListPeers() ([]Peer, error) {
-	var list *C.podnet_peer_list
-	err := n.call("podnet_node_peer_list", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_peer_list(node, &list, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_peer_list_free(list)
-	return copyList("ListPeers", "peer", C.podnet_peer_list_count(list), func(i C.size_t) *C.podnet_peer {
-		return C.podnet_peer_list_at(list, i)
-	}, copyPeer)
+	return query(n, "ListPeers", "podnet_node_peer_list", func(node *C.podnet_node, out **C.podnet_peer_list, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_peer_list(node, out, cerr)
+	}, func(l *C.podnet_peer_list) { C.podnet_peer_list_free(l) }, copyPeerList)
 }
 
 // build copies p into a new C peer (free it with podnet_peer_free).
@@ -125,39 +96,32 @@ func (p *Peer) build(op string) (*C.podnet_peer, error) {
 	if !p.UnderlayIP.IsValid() {
 		return nil, argError(CodeInvalidAddress, op, "peer %s: no underlay IP", p.Name)
 	}
-	name, ip := C.CString(p.Name), C.CString(p.UnderlayIP.String())
-	var cp *C.podnet_peer
-	var cerr *C.podnet_error
-	st := C.podnet_peer_new(name, ip, &cp, &cerr)
-	C.free(unsafe.Pointer(name))
-	C.free(unsafe.Pointer(ip))
-	if err := takeError(st, cerr, "podnet_peer_new"); err != nil {
-		return nil, err
-	}
+	return build(op, "peer name", p.Name, "podnet_peer_new", func(name *C.char, out **C.podnet_peer, cerr **C.podnet_error) C.podnet_status {
+		ip := C.CString(p.UnderlayIP.String())
+		defer C.free(unsafe.Pointer(ip))
+		return C.podnet_peer_new(name, ip, out, cerr)
+	}, freePeer, p.apply)
+}
+
+func freePeer(cp *C.podnet_peer) { C.podnet_peer_free(cp) }
+
+func (p *Peer) apply(cp *C.podnet_peer, set *setter) {
 	for _, pfx := range p.PodCIDRs {
-		if !pfx.IsValid() {
-			C.podnet_peer_free(cp)
-			return nil, argError(CodeInvalidAddress, op, "peer %s: invalid pod CIDR %v", p.Name, pfx)
+		if set.err == nil && !pfx.IsValid() {
+			set.err = argError(CodeInvalidAddress, set.op, "peer %s: invalid pod CIDR %v", p.Name, pfx)
 		}
-		cs := C.CString(pfx.String())
-		st := C.podnet_peer_add_pod_cidr(cp, cs, &cerr)
-		C.free(unsafe.Pointer(cs))
-		if err := takeError(st, cerr, "podnet_peer_add_pod_cidr"); err != nil {
-			C.podnet_peer_free(cp)
-			return nil, err
-		}
+		set.str("pod CIDR", pfx.String(), "podnet_peer_add_pod_cidr", func(s *C.char, e **C.podnet_error) C.podnet_status {
+			return C.podnet_peer_add_pod_cidr(cp, s, e)
+		})
 	}
 	if p.VTEPMAC != nil {
-		// A Go pointer to pointer-free memory: C may read it during the call.
-		var mac *C.uint8_t
-		if len(p.VTEPMAC) > 0 {
-			mac = (*C.uint8_t)(unsafe.Pointer(&p.VTEPMAC[0]))
-		}
-		st := C.podnet_peer_set_vtep_mac(cp, mac, C.size_t(len(p.VTEPMAC)), &cerr)
-		if err := takeError(st, cerr, "podnet_peer_set_vtep_mac"); err != nil {
-			C.podnet_peer_free(cp)
-			return nil, err
-		}
+		set.call("podnet_peer_set_vtep_mac", func(e **C.podnet_error) C.podnet_status {
+			// A Go pointer to pointer-free memory: C may read it during the call.
+			var mac *C.uint8_t
+			if len(p.VTEPMAC) > 0 {
+				mac = (*C.uint8_t)(unsafe.Pointer(&p.VTEPMAC[0]))
+			}
+			return C.podnet_peer_set_vtep_mac(cp, mac, C.size_t(len(p.VTEPMAC)), e)
+		})
 	}
-	return cp, nil
 }

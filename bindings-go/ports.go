@@ -44,24 +44,16 @@ func (n *Node) changePorts(op, id string, ports []PortMapping, add bool) (*Sandb
 		return nil, err
 	}
 	defer C.podnet_port_list_free(list)
-	cid := C.CString(id)
-	defer C.free(unsafe.Pointer(cid))
-	var sb *C.podnet_sandbox
 	cop := "podnet_node_ports_remove"
 	if add {
 		cop = "podnet_node_ports_add"
 	}
-	err = n.call(cop, func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+	return queryID(n, op, id, cop, func(node *C.podnet_node, cid *C.char, out **C.podnet_sandbox, cerr **C.podnet_error) C.podnet_status {
 		if add {
-			return C.podnet_node_ports_add(node, cid, list, &sb, cerr)
+			return C.podnet_node_ports_add(node, cid, list, out, cerr)
 		}
-		return C.podnet_node_ports_remove(node, cid, list, &sb, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_sandbox_free(sb)
-	return copySandbox(op, sb)
+		return C.podnet_node_ports_remove(node, cid, list, out, cerr)
+	}, freeSandbox, copySandbox)
 }
 
 // buildPortList copies ports into a new C port list (free it with podnet_port_list_free).
@@ -92,17 +84,9 @@ func buildPortList(ports []PortMapping) (*C.podnet_port_list, error) {
 // ListPorts returns every host port mapped on the node (from the sandboxes' records), sorted
 // by sandbox id, each sandbox's mappings in the order they were added.
 func (n *Node) ListPorts() ([]PortEntry, error) {
-	var list *C.podnet_port_entry_list
-	err := n.call("podnet_node_ports_list", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_ports_list(node, &list, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_port_entry_list_free(list)
-	return copyList("ListPorts", "entry", C.podnet_port_entry_list_count(list), func(i C.size_t) *C.podnet_port_entry {
-		return C.podnet_port_entry_list_at(list, i)
-	}, copyPortEntry)
+	return query(n, "ListPorts", "podnet_node_ports_list", func(node *C.podnet_node, out **C.podnet_port_entry_list, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_ports_list(node, out, cerr)
+	}, func(l *C.podnet_port_entry_list) { C.podnet_port_entry_list_free(l) }, copyPortEntryList)
 }
 
 // RepairReport is what Repair found and fixed.
@@ -118,13 +102,7 @@ type RepairReport struct {
 // never touched; a healthy node is left as it is. Run it after anything that may flush
 // nftables (a firewall reload).
 func (n *Node) Repair() (*RepairReport, error) {
-	var rep *C.podnet_repair_report
-	err := n.call("podnet_node_repair", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_repair(node, &rep, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_repair_report_free(rep)
-	return copyRepairReport(rep), nil
+	return query(n, "Repair", "podnet_node_repair", func(node *C.podnet_node, out **C.podnet_repair_report, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_repair(node, out, cerr)
+	}, func(r *C.podnet_repair_report) { C.podnet_repair_report_free(r) }, copyRepairReport)
 }

@@ -113,39 +113,54 @@ func copySandbox(op string, sb *C.podnet_sandbox) (*Sandbox, error) {
 	return s, nil
 }
 
-func copySandboxList(op string, list *C.podnet_sandbox_list) ([]*Sandbox, error) {
-	return copyList(op, "sandbox", C.podnet_sandbox_list_count(list), func(i C.size_t) *C.podnet_sandbox {
-		return C.podnet_sandbox_list_at(list, i)
-	}, copySandbox)
-}
+// freeSandbox frees a sandbox the library returned (not one borrowed from a list).
+func freeSandbox(sb *C.podnet_sandbox) { C.podnet_sandbox_free(sb) }
 
-// copyList copies the n elements of a C list: at(i) is element i, borrowed from the list
-// (never freed on its own), cp copies it; a missing element is a library bug.
-func copyList[P comparable, T any](op, what string, n C.size_t, at func(C.size_t) P, cp func(string, P) (T, error)) ([]T, error) {
-	out := make([]T, 0, int(n))
-	var missing P
-	for i := C.size_t(0); i < n; i++ {
-		e := at(i)
-		if e == missing {
-			return nil, internalError(op, "%s %d of %d is missing", what, i, n)
+// listOf is the copy function of a C list type: count and at are the type's _count and _at
+// (an element is borrowed from the list, never freed on its own), cp copies one element. A
+// missing element is a library bug; what names an element in that error.
+func listOf[L any, P comparable, T any](what string, count func(L) C.size_t, at func(L, C.size_t) P, cp func(string, P) (T, error)) func(string, L) ([]T, error) {
+	return func(op string, list L) ([]T, error) {
+		n := count(list)
+		out := make([]T, 0, int(n))
+		var missing P
+		for i := C.size_t(0); i < n; i++ {
+			e := at(list, i)
+			if e == missing {
+				return nil, internalError(op, "%s %d of %d is missing", what, i, n)
+			}
+			v, err := cp(op, e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
 		}
-		v, err := cp(op, e)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
+		return out, nil
 	}
-	return out, nil
 }
 
-func copyCheckReport(rep *C.podnet_check_report) *CheckReport {
+// The lists the library returns.
+var (
+	copySandboxList = listOf("sandbox", func(l *C.podnet_sandbox_list) C.size_t { return C.podnet_sandbox_list_count(l) },
+		func(l *C.podnet_sandbox_list, i C.size_t) *C.podnet_sandbox { return C.podnet_sandbox_list_at(l, i) }, copySandbox)
+	copyPeerList = listOf("peer", func(l *C.podnet_peer_list) C.size_t { return C.podnet_peer_list_count(l) },
+		func(l *C.podnet_peer_list, i C.size_t) *C.podnet_peer { return C.podnet_peer_list_at(l, i) }, copyPeer)
+	copyPortEntryList = listOf("entry", func(l *C.podnet_port_entry_list) C.size_t { return C.podnet_port_entry_list_count(l) },
+		func(l *C.podnet_port_entry_list, i C.size_t) *C.podnet_port_entry {
+			return C.podnet_port_entry_list_at(l, i)
+		}, copyPortEntry)
+	copyServiceList = listOf("service", func(l *C.podnet_service_list) C.size_t { return C.podnet_service_list_count(l) },
+		func(l *C.podnet_service_list, i C.size_t) *C.podnet_service { return C.podnet_service_list_at(l, i) }, copyService)
+)
+
+func copyCheckReport(_ string, rep *C.podnet_check_report) (*CheckReport, error) {
 	v := C.podnet_check_report_get_info(rep)
-	return &CheckReport{ID: goString(v.id), OK: bool(v.ok), Problems: goStrings(v.problems)}
+	return &CheckReport{ID: goString(v.id), OK: bool(v.ok), Problems: goStrings(v.problems)}, nil
 }
 
-func copyGCReport(rep *C.podnet_gc_report) (*GCReport, error) {
+func copyGCReport(op string, rep *C.podnet_gc_report) (*GCReport, error) {
 	v := C.podnet_gc_report_get_info(rep)
-	ips, err := parseAll("GC", "released address", goStrings(v.ips), netip.ParseAddr)
+	ips, err := parseAll(op, "released address", goStrings(v.ips), netip.ParseAddr)
 	return &GCReport{
 		Sandboxes: goStrings(v.sandboxes),
 		IPs:       ips,
@@ -173,14 +188,14 @@ func copyPeer(op string, cp *C.podnet_peer) (Peer, error) {
 	return p, nil
 }
 
-func copySyncReport(rep *C.podnet_sync_report) *SyncReport {
+func copySyncReport(_ string, rep *C.podnet_sync_report) (*SyncReport, error) {
 	v := C.podnet_sync_report_get_info(rep)
-	return &SyncReport{Peers: int(v.peers), Added: int(v.added), Removed: int(v.removed)}
+	return &SyncReport{Peers: int(v.peers), Added: int(v.added), Removed: int(v.removed)}, nil
 }
 
-func copyRepairReport(rep *C.podnet_repair_report) *RepairReport {
+func copyRepairReport(_ string, rep *C.podnet_repair_report) (*RepairReport, error) {
 	v := C.podnet_repair_report_get_info(rep)
-	return &RepairReport{TableRecreated: bool(v.table_recreated), PortsRestored: int(v.ports_restored)}
+	return &RepairReport{TableRecreated: bool(v.table_recreated), PortsRestored: int(v.ports_restored)}, nil
 }
 
 func copyPortEntry(op string, e *C.podnet_port_entry) (PortEntry, error) {

@@ -13,15 +13,6 @@ import (
 	"unsafe"
 )
 
-// TrafficPolicy is a service's external traffic policy (podnet_traffic_policy).
-type TrafficPolicy uint32
-
-// Traffic policies; the zero value means TrafficPolicyCluster.
-const (
-	TrafficPolicyCluster TrafficPolicy = C.PODNET_TRAFFIC_POLICY_CLUSTER
-	TrafficPolicyLocal   TrafficPolicy = C.PODNET_TRAFFIC_POLICY_LOCAL
-)
-
 // Service is a Kubernetes Service as a node serves it. Plain data: the calls copy it into the
 // library. Services live in the memory of the process whose Node programs them (see
 // SyncServices).
@@ -75,12 +66,7 @@ func (n *Node) SetService(ctx context.Context, s Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cs, err := s.build("SetService")
-	if err != nil {
-		return err
-	}
-	defer C.podnet_service_free(cs)
-	return n.call("podnet_node_service_set", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+	return callWith(n, "SetService", s.build, freeService, "podnet_node_service_set", func(node *C.podnet_node, cs *C.podnet_service, cerr **C.podnet_error) C.podnet_status {
 		return C.podnet_node_service_set(node, cs, cerr)
 	})
 }
@@ -105,26 +91,15 @@ func (n *Node) SyncServices(ctx context.Context, services []Service) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// css is Go memory holding C pointers only, so C may read it (cgo pointer rules).
-	css := make([]*C.podnet_service, 0, len(services))
-	defer func() {
-		for _, cs := range css {
-			C.podnet_service_free(cs)
-		}
-	}()
-	for _, s := range services {
-		cs, err := s.build("SyncServices")
-		if err != nil {
-			return err
-		}
-		css = append(css, cs)
+	css, free, err := buildAll(services, func(s *Service) (*C.podnet_service, error) {
+		return s.build("SyncServices")
+	}, freeService)
+	if err != nil {
+		return err
 	}
-	var arr **C.podnet_service
-	if len(css) > 0 {
-		arr = &css[0]
-	}
-	err := n.call("podnet_node_services_sync", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_services_sync(node, arr, C.size_t(len(css)), cerr)
+	defer free()
+	err = n.call("podnet_node_services_sync", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_services_sync(node, arrayPtr(css), C.size_t(len(css)), cerr)
 	})
 	runtime.KeepAlive(css)
 	return err
@@ -136,29 +111,9 @@ func (n *Node) ListServices(ctx context.Context) ([]Service, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	var list *C.podnet_service_list
-	err := n.call("podnet_node_service_list", func(node *C.podnet_node, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_service_list(node, &list, cerr)
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer C.podnet_service_list_free(list)
-	count := int(C.podnet_service_list_count(list))
-	out := make([]Service, 0, count)
-	for i := 0; i < count; i++ {
-		// Borrowed from the list: never freed on its own.
-		cs := C.podnet_service_list_at(list, C.size_t(i))
-		if cs == nil {
-			return nil, internalError("ListServices", "service %d of %d is missing", i, count)
-		}
-		s, err := copyService("ListServices", cs)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
+	return query(n, "ListServices", "podnet_node_service_list", func(node *C.podnet_node, out **C.podnet_service_list, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_service_list(node, out, cerr)
+	}, func(l *C.podnet_service_list) { C.podnet_service_list_free(l) }, copyServiceList)
 }
 
 // RepairServices re-installs the services table if someone removed or replaced it (`nft
@@ -176,18 +131,14 @@ func (n *Node) RepairServices(ctx context.Context) (bool, error) {
 
 // build copies s into a new C service (free it with podnet_service_free).
 func (s *Service) build(op string) (*C.podnet_service, error) {
-	if err := checkString(op, "service name", s.Name); err != nil {
-		return nil, err
-	}
-	name := C.CString(s.Name)
-	var cs *C.podnet_service
-	var cerr *C.podnet_error
-	st := C.podnet_service_new(name, &cs, &cerr)
-	C.free(unsafe.Pointer(name))
-	if err := takeError(st, cerr, "podnet_service_new"); err != nil {
-		return nil, err
-	}
-	set := setter{op: op}
+	return build(op, "service name", s.Name, "podnet_service_new", func(name *C.char, out **C.podnet_service, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_new(name, out, cerr)
+	}, freeService, s.apply)
+}
+
+func freeService(cs *C.podnet_service) { C.podnet_service_free(cs) }
+
+func (s *Service) apply(cs *C.podnet_service, set *setter) {
 	for _, ip := range s.ClusterIPs {
 		set.addr("ClusterIP", ip.IsValid(), ip.String(), "podnet_service_add_cluster_ip", func(c *C.char, e **C.podnet_error) C.podnet_status {
 			return C.podnet_service_add_cluster_ip(cs, c, e)
@@ -223,9 +174,4 @@ func (s *Service) build(op string) (*C.podnet_service, error) {
 			return C.podnet_service_set_traffic_policy(cs, C.podnet_traffic_policy(s.ExternalTrafficPolicy), e)
 		})
 	}
-	if set.err != nil {
-		C.podnet_service_free(cs)
-		return nil, set.err
-	}
-	return cs, nil
 }

@@ -11,30 +11,7 @@ import (
 	"net/netip"
 	"sort"
 	"unsafe"
-
-	"github.com/podnet/podnet/bindings-go/internal/cabi"
 )
-
-// Protocol is the transport protocol of a host port mapping (the IANA protocol number).
-type Protocol uint32
-
-// Protocols of podnet_protocol.
-const (
-	ProtocolTCP  Protocol = C.PODNET_PROTOCOL_TCP
-	ProtocolUDP  Protocol = C.PODNET_PROTOCOL_UDP
-	ProtocolSCTP Protocol = C.PODNET_PROTOCOL_SCTP
-)
-
-var protocolNames = map[Protocol]string{
-	ProtocolTCP:  "tcp",
-	ProtocolUDP:  "udp",
-	ProtocolSCTP: "sctp",
-}
-
-// String returns "tcp", "udp", "sctp" or "protocol(N)".
-func (p Protocol) String() string {
-	return cabi.EnumString(p, protocolNames, "protocol")
-}
 
 // PortMapping maps a host port to a pod port (a pod spec's hostPort).
 type PortMapping struct {
@@ -83,26 +60,12 @@ type SandboxSpec struct {
 
 // build copies s into a new C spec (free it with podnet_sandbox_spec_free).
 func (s *SandboxSpec) build(op string) (*C.podnet_sandbox_spec, error) {
-	if err := checkString(op, "sandbox id", s.ID); err != nil {
-		return nil, err
-	}
-	id := C.CString(s.ID)
-	var spec *C.podnet_sandbox_spec
-	var cerr *C.podnet_error
-	st := C.podnet_sandbox_spec_new(id, &spec, &cerr)
-	C.free(unsafe.Pointer(id))
-	if err := takeError(st, cerr, "podnet_sandbox_spec_new"); err != nil {
-		return nil, err
-	}
-	if err := s.apply(spec, op); err != nil {
-		C.podnet_sandbox_spec_free(spec)
-		return nil, err
-	}
-	return spec, nil
+	return build(op, "sandbox id", s.ID, "podnet_sandbox_spec_new", func(id *C.char, out **C.podnet_sandbox_spec, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_sandbox_spec_new(id, out, cerr)
+	}, func(spec *C.podnet_sandbox_spec) { C.podnet_sandbox_spec_free(spec) }, s.apply)
 }
 
-func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, op string) error {
-	set := &setter{op: op}
+func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, set *setter) {
 	if s.IfName != "" {
 		set.str("interface name", s.IfName, "podnet_sandbox_spec_set_ifname", func(v *C.char, e **C.podnet_error) C.podnet_status {
 			return C.podnet_sandbox_spec_set_ifname(spec, v, e)
@@ -136,7 +99,7 @@ func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, op string) error {
 	for _, k := range keys {
 		value := s.Labels[k]
 		if set.err == nil {
-			set.err = checkString(op, "label", k+value)
+			set.err = checkString(set.op, "label", k+value)
 		}
 		set.str("label", k, "podnet_sandbox_spec_set_label", func(ck *C.char, e **C.podnet_error) C.podnet_status {
 			cv := C.CString(value)
@@ -152,5 +115,4 @@ func (s *SandboxSpec) apply(spec *C.podnet_sandbox_spec, op string) error {
 		})
 		C.free(unsafe.Pointer(hostIP))
 	}
-	return set.err
 }

@@ -11,6 +11,7 @@ import (
 
 	podnet "github.com/podnet/podnet/bindings-go"
 	"github.com/podnet/podnet/bindings-go/cluster"
+	"github.com/podnet/podnet/bindings-go/internal/testworld"
 )
 
 var (
@@ -188,27 +189,21 @@ func TestServiceIPAllocator(t *testing.T) {
 	// Goroutines share the allocator: every address handed out once.
 	var mu sync.Mutex
 	seen := map[netip.Addr]bool{addr("10.96.0.10"): true}
-	var wg sync.WaitGroup
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 20; i++ {
-				ip, err := a.AllocateNext()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				if seen[ip] || ip == addr("10.96.0.1") || !pfx("10.96.0.0/24").Contains(ip) {
-					t.Errorf("AllocateNext gave %s", ip)
-				}
-				seen[ip] = true
-				mu.Unlock()
+	testworld.Go(8, func(int) {
+		for i := 0; i < 20; i++ {
+			ip, err := a.AllocateNext()
+			if err != nil {
+				t.Error(err)
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			mu.Lock()
+			if seen[ip] || ip == addr("10.96.0.1") || !pfx("10.96.0.0/24").Contains(ip) {
+				t.Errorf("AllocateNext gave %s", ip)
+			}
+			seen[ip] = true
+			mu.Unlock()
+		}
+	})()
 	if a.Allocated() != 161 {
 		t.Errorf("allocated %d, want 161", a.Allocated())
 	}

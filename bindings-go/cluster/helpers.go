@@ -65,9 +65,32 @@ func cAddr(op, what string, a netip.Addr) (*C.char, error) {
 	return C.CString(a.String()), nil
 }
 
+// create runs a C constructor (cop names it) that writes a new object to *out, and wraps the
+// object in its Go value with wrap.
+func create[P comparable, T any](cop string, fn func(out *P, cerr **C.podnet_error) C.podnet_status, wrap func(P) T) (T, error) {
+	var ptr P
+	var cerr *C.podnet_error
+	st := fn(&ptr, &cerr)
+	if err := takeError(st, cerr, cop); err != nil {
+		var zero T
+		return zero, err
+	}
+	return wrap(ptr), nil
+}
+
 // call runs one C call on h's object: see cabi.Call.
 func call[P comparable](h *cabi.Handle[P], exclusive bool, op string, fn func(P, **C.podnet_error) C.podnet_status) error {
 	return cabi.Call(h, exclusive, op, fn, takeError)
+}
+
+// marshal saves h's object with its _to_bytes (cop names it), copied into Go memory.
+func marshal[P comparable](h *cabi.Handle[P], cop string, fn func(P, **C.podnet_bytes, **C.podnet_error) C.podnet_status) ([]byte, error) {
+	var b *C.podnet_bytes
+	err := call(h, false, cop, func(p P, cerr **C.podnet_error) C.podnet_status { return fn(p, &b, cerr) })
+	if err != nil {
+		return nil, err
+	}
+	return cabi.TakeBytes(unsafe.Pointer(b)), nil
 }
 
 // count reads one number of h's object (0 after Close).

@@ -48,28 +48,20 @@ func NewNodeCIDRAllocator(clusterCIDRs []netip.Prefix, nodeMasks []uint8, servic
 		// Pointer-free Go memory: C may read it during the call.
 		masks = (*C.uint8_t)(unsafe.Pointer(&nodeMasks[0]))
 	}
-	var ptr *C.podnet_node_cidr_allocator
-	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_new(cluster.ptr(), C.size_t(len(cluster.CStrings)), masks, C.size_t(len(nodeMasks)),
-		services.ptr(), C.size_t(len(services.CStrings)), &ptr, &cerr)
-	runtime.KeepAlive(nodeMasks)
-	if err := takeError(st, cerr, "podnet_node_cidr_allocator_new"); err != nil {
-		return nil, err
-	}
-	return newNodeCIDRAllocator(ptr), nil
+	return create("podnet_node_cidr_allocator_new", func(out **C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
+		defer runtime.KeepAlive(nodeMasks)
+		return C.podnet_node_cidr_allocator_new(cluster.ptr(), C.size_t(len(cluster.CStrings)), masks, C.size_t(len(nodeMasks)),
+			services.ptr(), C.size_t(len(services.CStrings)), out, cerr)
+	}, newNodeCIDRAllocator)
 }
 
 // NodeCIDRAllocatorFromBytes restores an allocator saved with MarshalBinary. Damaged or
 // foreign bytes give ErrInvalidArgument.
 func NodeCIDRAllocatorFromBytes(data []byte) (*NodeCIDRAllocator, error) {
-	var ptr *C.podnet_node_cidr_allocator
-	var cerr *C.podnet_error
-	st := C.podnet_node_cidr_allocator_from_bytes(bytesPtr(data), C.size_t(len(data)), &ptr, &cerr)
-	runtime.KeepAlive(data)
-	if err := takeError(st, cerr, "podnet_node_cidr_allocator_from_bytes"); err != nil {
-		return nil, err
-	}
-	return newNodeCIDRAllocator(ptr), nil
+	return create("podnet_node_cidr_allocator_from_bytes", func(out **C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
+		defer runtime.KeepAlive(data)
+		return C.podnet_node_cidr_allocator_from_bytes(bytesPtr(data), C.size_t(len(data)), out, cerr)
+	}, newNodeCIDRAllocator)
 }
 
 func newNodeCIDRAllocator(ptr *C.podnet_node_cidr_allocator) *NodeCIDRAllocator {
@@ -163,12 +155,7 @@ func (a *NodeCIDRAllocator) Available() uint64 {
 // positions): a versioned header, JSON configuration, one bitmap per family and a CRC-32.
 // NodeCIDRAllocatorFromBytes restores it.
 func (a *NodeCIDRAllocator) MarshalBinary() ([]byte, error) {
-	var b *C.podnet_bytes
-	err := call(a.h, false, "podnet_node_cidr_allocator_to_bytes", func(ptr *C.podnet_node_cidr_allocator, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_node_cidr_allocator_to_bytes(ptr, &b, cerr)
+	return marshal(a.h, "podnet_node_cidr_allocator_to_bytes", func(p *C.podnet_node_cidr_allocator, out **C.podnet_bytes, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_node_cidr_allocator_to_bytes(p, out, cerr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return cabi.TakeBytes(unsafe.Pointer(b)), nil
 }

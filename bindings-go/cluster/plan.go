@@ -51,7 +51,7 @@ const (
 	PlanWarningServiceFamilyWithoutPods PlanWarningCode = C.PODNET_PLAN_WARNING_SERVICE_FAMILY_WITHOUT_PODS
 )
 
-var planWarningNames = map[PlanWarningCode]string{
+var planWarningNames = map[any]string{
 	PlanWarningUnknown:                  "unknown",
 	PlanWarningOverlap:                  "overlap",
 	PlanWarningNodeMaskNotLonger:        "node_mask_not_longer",

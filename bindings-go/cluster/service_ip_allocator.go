@@ -32,26 +32,18 @@ func NewServiceIPAllocator(cidr netip.Prefix) (*ServiceIPAllocator, error) {
 		return nil, err
 	}
 	defer cs.Free()
-	var ptr *C.podnet_service_ip_allocator
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_new((*C.char)(cs.CStrings[0]), &ptr, &cerr)
-	if err := takeError(st, cerr, "podnet_service_ip_allocator_new"); err != nil {
-		return nil, err
-	}
-	return newServiceIPAllocator(ptr), nil
+	return create("podnet_service_ip_allocator_new", func(out **C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_new((*C.char)(cs.CStrings[0]), out, cerr)
+	}, newServiceIPAllocator)
 }
 
 // ServiceIPAllocatorFromBytes restores an allocator saved with MarshalBinary (with a fresh
 // random seed). Damaged or foreign bytes give ErrInvalidArgument.
 func ServiceIPAllocatorFromBytes(data []byte) (*ServiceIPAllocator, error) {
-	var ptr *C.podnet_service_ip_allocator
-	var cerr *C.podnet_error
-	st := C.podnet_service_ip_allocator_from_bytes(bytesPtr(data), C.size_t(len(data)), &ptr, &cerr)
-	runtime.KeepAlive(data)
-	if err := takeError(st, cerr, "podnet_service_ip_allocator_from_bytes"); err != nil {
-		return nil, err
-	}
-	return newServiceIPAllocator(ptr), nil
+	return create("podnet_service_ip_allocator_from_bytes", func(out **C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
+		defer runtime.KeepAlive(data)
+		return C.podnet_service_ip_allocator_from_bytes(bytesPtr(data), C.size_t(len(data)), out, cerr)
+	}, newServiceIPAllocator)
 }
 
 func newServiceIPAllocator(ptr *C.podnet_service_ip_allocator) *ServiceIPAllocator {
@@ -178,12 +170,7 @@ func (a *ServiceIPAllocator) Available() uint64 {
 // MarshalBinary saves the allocator's state (range and allocations, not the random seed).
 // ServiceIPAllocatorFromBytes restores it.
 func (a *ServiceIPAllocator) MarshalBinary() ([]byte, error) {
-	var b *C.podnet_bytes
-	err := call(a.h, false, "podnet_service_ip_allocator_to_bytes", func(ptr *C.podnet_service_ip_allocator, cerr **C.podnet_error) C.podnet_status {
-		return C.podnet_service_ip_allocator_to_bytes(ptr, &b, cerr)
+	return marshal(a.h, "podnet_service_ip_allocator_to_bytes", func(p *C.podnet_service_ip_allocator, out **C.podnet_bytes, cerr **C.podnet_error) C.podnet_status {
+		return C.podnet_service_ip_allocator_to_bytes(p, out, cerr)
 	})
-	if err != nil {
-		return nil, err
-	}
-	return cabi.TakeBytes(unsafe.Pointer(b)), nil
 }

@@ -74,11 +74,7 @@ func New(node *podnet.Node, opts Options) *CNI {
 
 // Open opens a node with cfg and returns a cni.CNI over it; Close closes the node.
 func Open(cfg podnet.NodeConfig, opts Options) (*CNI, error) {
-	b, err := attach.OpenBase(cfg, opts.NetworkName)
-	if err != nil {
-		return nil, err
-	}
-	return &CNI{b}, nil
+	return attach.OpenBase(cfg, opts.NetworkName, func(b *attach.Base) *CNI { return &CNI{b} })
 }
 
 // Node is the adapter's node.

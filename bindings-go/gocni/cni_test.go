@@ -108,24 +108,13 @@ func TestTwoPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{"k8s.pod.namespace": "default", "k8s.pod.name": "a", "k8s.pod.uid": "uid-a",
-		"k8s.pod.infra_container_id": "sb-a", "cni.network": "podnet", "cni.container_id": "sb-a"} {
-		if sb.Labels[k] != v {
-			t.Errorf("label %s = %q, want %q", k, sb.Labels[k], v)
-		}
-	}
+	testworld.CheckLabels(t, sb, map[string]string{"k8s.pod.namespace": "default", "k8s.pod.name": "a", "k8s.pod.uid": "uid-a",
+		"k8s.pod.infra_container_id": "sb-a", "cni.network": "podnet", "cni.container_id": "sb-a"})
 	if len(sb.Ports) != 1 || sb.Ports[0].HostPort != 30082 || sb.Ports[0].ContainerPort != 8080 {
 		t.Errorf("ports %+v", sb.Ports)
 	}
 
-	seen, reply, err := testworld.PingPong(nsA, ipA, nsB)
-	if err != nil || reply != "pong" || seen != ipB {
-		t.Errorf("pod to pod: seen %s reply %q: %v", seen, reply, err)
-	}
-	reply, err = testworld.HostPortPingPong(nsA, netip.AddrPortFrom(ipA, 8080), netip.AddrPortFrom(sb.Gateways[0], 30082))
-	if err != nil || reply != "pong" {
-		t.Errorf("host port: %q %v", reply, err)
-	}
+	testworld.CheckTwoPods(t, nsA, ipA, nsB, ipB, netip.AddrPortFrom(sb.Gateways[0], 30082))
 	if err := netPlugin.Check(ctx, "sb-a", nsA); err != nil {
 		t.Errorf("check: %v", err)
 	}

@@ -65,11 +65,7 @@ func New(node *podnet.Node, opts Options) *Plugin {
 
 // Open opens a node with cfg and returns a plugin over it; Shutdown closes the node.
 func Open(cfg podnet.NodeConfig, opts Options) (*Plugin, error) {
-	b, err := attach.OpenBase(cfg, opts.NetworkName)
-	if err != nil {
-		return nil, err
-	}
-	return &Plugin{b}, nil
+	return attach.OpenBase(cfg, opts.NetworkName, func(b *attach.Base) *Plugin { return &Plugin{b} })
 }
 
 // Node is the plugin's node.

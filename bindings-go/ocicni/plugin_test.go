@@ -95,24 +95,13 @@ func TestTwoPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, v := range map[string]string{"k8s.pod.namespace": "default", "k8s.pod.name": "a", "k8s.pod.uid": "uid-a",
-		"cni.network": "podnet", "cni.container_id": "sb-a", "cni.ifname": "eth0"} {
-		if sb.Labels[k] != v {
-			t.Errorf("label %s = %q, want %q", k, sb.Labels[k], v)
-		}
-	}
+	testworld.CheckLabels(t, sb, map[string]string{"k8s.pod.namespace": "default", "k8s.pod.name": "a", "k8s.pod.uid": "uid-a",
+		"cni.network": "podnet", "cni.container_id": "sb-a", "cni.ifname": "eth0"})
 	if sb.NetnsPath != nsA || sb.OwnsNetns || len(sb.Ports) != 1 || sb.Ports[0].HostPort != 30081 {
 		t.Errorf("sandbox %+v", sb)
 	}
 
-	seen, reply, err := testworld.PingPong(nsA, ipA, nsB)
-	if err != nil || reply != "pong" || seen != ipB {
-		t.Errorf("pod to pod: seen %s reply %q: %v", seen, reply, err)
-	}
-	reply, err = testworld.HostPortPingPong(nsA, netip.AddrPortFrom(ipA, 8080), netip.AddrPortFrom(sb.Gateways[0], 30081))
-	if err != nil || reply != "pong" {
-		t.Errorf("host port: %q %v", reply, err)
-	}
+	testworld.CheckTwoPods(t, nsA, ipA, nsB, ipB, netip.AddrPortFrom(sb.Gateways[0], 30081))
 
 	if st, err := plugin.GetPodNetworkStatusWithContext(ctx, a); err != nil || ipOf(t, st) != ipA {
 		t.Errorf("status: %v", err)

@@ -85,6 +85,18 @@ void check_refused(const char *file, int line, const char *call, podnet_status g
         if (too_long_) REFUSED_CALL(PODNET_STATUS_TOO_LONG, fn, (obj), too_long_, &err); \
     } while (0)
 
+/* The checks every string-array argument of `fn(obj, array, count, ...)` gets (`...`: the
+ * arguments after the count, &err last): a NULL object (with `good`, whose first string is
+ * valid, and count 1), a NULL array with count 1, and with count n the arrays `nul`, whose
+ * string n - 1 is NULL, and `not_utf8`, whose string n - 1 is not UTF-8. */
+#define REFUSED_STRINGS(fn, obj, good, nul, not_utf8, n, ...)                            \
+    do {                                                                                \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, NULL, (good), 1, __VA_ARGS__);      \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, (obj), NULL, 1, __VA_ARGS__);       \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, (obj), (nul), (n), __VA_ARGS__);    \
+        REFUSED_CALL(PODNET_STATUS_INVALID_UTF8, fn, (obj), (not_utf8), (n), __VA_ARGS__); \
+    } while (0)
+
 /* The same for the name of a constructor `fn(name, &out, &err)`, and a NULL out-parameter:
  * `sentinel` (the caller's out variable) is never written. */
 #define REFUSED_NEW(fn, good, sentinel, too_long)                                       \
@@ -93,6 +105,29 @@ void check_refused(const char *file, int line, const char *call, podnet_status g
         REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, (good), NULL, &err);              \
         REFUSED_CALL(PODNET_STATUS_INVALID_UTF8, fn, CHECK_NOT_UTF8, &(sentinel), &err); \
         REFUSED_CALL(PODNET_STATUS_TOO_LONG, fn, (too_long), &(sentinel), &err);        \
+    } while (0)
+
+/* The checks every address argument of a query `fn(obj, text, out, &err)` gets: a NULL object
+ * (with the valid text `good`), a NULL text, a NULL out-parameter, text that is not UTF-8
+ * (`not_utf8`) and text that is no address (`not_addr`). */
+#define REFUSED_ADDR_QUERY(fn, obj, good, out, not_utf8, not_addr)                       \
+    do {                                                                                \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, NULL, (good), (out), &err);         \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, (obj), NULL, (out), &err);          \
+        REFUSED_CALL(PODNET_STATUS_NULL_ARGUMENT, fn, (obj), (good), NULL, &err);         \
+        REFUSED_CALL(PODNET_STATUS_INVALID_UTF8, fn, (obj), (not_utf8), (out), &err);     \
+        REFUSED_CALL(PODNET_STATUS_INVALID_ADDRESS, fn, (obj), (not_addr), (out), &err);  \
+    } while (0)
+
+/* A constructor `fn(name, &obj, &err)` takes a name of exactly `max` bytes: `long_name`, a
+ * longer name of 'x's, is cut there for the call and restored after; the object is freed with
+ * free_fn. */
+#define CHECK_NAME_MAX(fn, free_fn, obj, long_name, max)                                 \
+    do {                                                                                \
+        (long_name)[max] = '\0';                                                        \
+        CHECK_OK(fn((long_name), &(obj), &err));                                        \
+        free_fn(obj);                                                                   \
+        (long_name)[max] = 'x';                                                         \
     } while (0)
 
 /* Text that is no CIDR: every CIDR argument refuses each with PODNET_STATUS_INVALID_ADDRESS. */

@@ -22,6 +22,30 @@ static int contains(const char *s, const char *needle) {
     return s != NULL && strstr(s, needle) != NULL;
 }
 
+/* A plan input given as data: up to two cluster CIDRs and node masks (NULL / 0 end them early),
+ * the control-plane count (0: unset) and one service range (NULL: none). */
+struct plan_case {
+    const char *clusters[2];
+    uint8_t masks[2];
+    uint64_t control_plane;
+    const char *service;
+};
+
+/* Plans `c`, every call CHECK_OK, in the order the fields are listed; the result is the caller's. */
+static podnet_plan_result *plan_of(struct plan_case c) {
+    podnet_plan_input *in = NULL;
+    podnet_plan_result *plan = NULL;
+    size_t i;
+    CHECK_OK(podnet_plan_input_new(&in, &err));
+    for (i = 0; i < 2 && c.clusters[i]; i++) CHECK_OK(podnet_plan_input_add_cluster_cidr(in, c.clusters[i], &err));
+    for (i = 0; i < 2 && c.masks[i]; i++) CHECK_OK(podnet_plan_input_add_node_mask(in, c.masks[i], &err));
+    if (c.control_plane) CHECK_OK(podnet_plan_input_set_control_plane(in, c.control_plane, &err));
+    if (c.service) CHECK_OK(podnet_plan_input_add_service_cidr(in, c.service, &err));
+    CHECK_OK(podnet_plan(in, &plan, &err));
+    podnet_plan_input_free(in);
+    return plan;
+}
+
 /* The README's worked example: 10.10.0.0/16 cut into /24s, machines in 10.1.0.0/24, 9
  * control-plane nodes, services in 10.0.0.0/16. */
 void test_plan(void) {
@@ -66,11 +90,7 @@ void test_plan(void) {
     podnet_plan_input_free(in);
 
     /* IPv6: counts beyond 64 bits saturate; the JSON keeps the exact value. Default masks. */
-    in = NULL, plan = NULL;
-    CHECK_OK(podnet_plan_input_new(&in, &err));
-    CHECK_OK(podnet_plan_input_add_cluster_cidr(in, "fd00:10::/48", &err));
-    CHECK_OK(podnet_plan_input_add_service_cidr(in, "fd00:96::/100", &err));
-    CHECK_OK(podnet_plan(in, &plan, &err));
+    plan = plan_of((struct plan_case){.clusters = {"fd00:10::/48"}, .service = "fd00:96::/100"});
     CHECK_INT(podnet_plan_result_get_info(plan)->nodes, 65536);
     CHECK_INT(podnet_plan_result_get_info(plan)->workers, 65536);
     CHECK(podnet_plan_result_get_info(plan)->pods_per_node == UINT64_MAX); /* 2^64 - 1 exactly */
@@ -80,18 +100,10 @@ void test_plan(void) {
     CHECK_INT(podnet_plan_result_get_info(plan)->warning_count, 1);
     CHECK_INT(podnet_plan_result_get_info(plan)->warnings[0].code, PODNET_PLAN_WARNING_SERVICE_RANGE_CAPPED);
     podnet_plan_result_free(plan);
-    podnet_plan_input_free(in);
 
     /* dual-stack with its warnings */
-    in = NULL, plan = NULL;
-    CHECK_OK(podnet_plan_input_new(&in, &err));
-    CHECK_OK(podnet_plan_input_add_cluster_cidr(in, "10.10.0.0/16", &err));
-    CHECK_OK(podnet_plan_input_add_cluster_cidr(in, "fd00:10::/56", &err));
-    CHECK_OK(podnet_plan_input_add_node_mask(in, 24, &err));
-    CHECK_OK(podnet_plan_input_add_node_mask(in, 64, &err));
-    CHECK_OK(podnet_plan_input_set_control_plane(in, 300, &err));
-    CHECK_OK(podnet_plan_input_add_service_cidr(in, "10.96.0.0/12", &err));
-    CHECK_OK(podnet_plan(in, &plan, &err));
+    plan = plan_of((struct plan_case){
+        .clusters = {"10.10.0.0/16", "fd00:10::/56"}, .masks = {24, 64}, .control_plane = 300, .service = "10.96.0.0/12"});
     CHECK_INT(podnet_plan_result_get_info(plan)->nodes, 256);
     CHECK_INT(podnet_plan_result_get_info(plan)->workers, 0);
     CHECK_INT(podnet_plan_result_get_info(plan)->pods_per_node, 254); /* the smaller family */
@@ -100,7 +112,6 @@ void test_plan(void) {
     CHECK_INT(podnet_plan_result_get_info(plan)->warning_count, 1);
     CHECK_INT(podnet_plan_result_get_info(plan)->warnings[0].code, PODNET_PLAN_WARNING_CONTROL_PLANE_EXCEEDS_NODES);
     podnet_plan_result_free(plan);
-    podnet_plan_input_free(in);
 }
 
 static podnet_string_list *allocate(podnet_node_cidr_allocator *a) {
@@ -365,10 +376,7 @@ void test_bad_input_cluster(void) {
     CHECK_OK(podnet_node_cidr_allocator_new(c1, 1, m24, 1, NULL, 0, &na, &err));
     REFUSED_CALL(NUL, podnet_node_cidr_allocator_allocate, NULL, &strs, &err);
     REFUSED_CALL(NUL, podnet_node_cidr_allocator_allocate, na, NULL, &err);
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_occupy, NULL, c1, 1, &err);
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_occupy, na, NULL, 1, &err);
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_occupy, na, c_null, 1, &err);
-    REFUSED_CALL(UTF, podnet_node_cidr_allocator_occupy, na, c_utf, 1, &err);
+    REFUSED_STRINGS(podnet_node_cidr_allocator_occupy, na, c1, c_null, c_utf, 1, &err);
     REFUSED_CALL(ADDR, podnet_node_cidr_allocator_occupy, na, c_addr, 1, &err);
     REFUSED_CALL(ARG, podnet_node_cidr_allocator_occupy, na, c_host, 1, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, NULL, 0, &err));       /* nothing given */
@@ -376,18 +384,11 @@ void test_bad_input_cluster(void) {
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, o_outside, 1, &err));
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, o_v6, 1, &err));       /* no IPv6 range */
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_occupy(na, o_two, 2, &err));      /* two IPv4 */
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, NULL, c1, 1, &released, &err);
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, na, NULL, 1, &released, &err);
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, na, c_null, 1, &released, &err);
-    REFUSED_CALL(UTF, podnet_node_cidr_allocator_release, na, c_utf, 1, &released, &err);
+    REFUSED_STRINGS(podnet_node_cidr_allocator_release, na, c1, c_null, c_utf, 1, &released, &err);
     REFUSED_CALL(ADDR, podnet_node_cidr_allocator_release, na, c_addr, 1, &released, &err);
     REFUSED_CALL(NUL, podnet_node_cidr_allocator_release, na, o_outside, 1, NULL, &err);
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_release(na, o_outside, 1, &released, &err));
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_is_allocated, NULL, "10.10.0.0/24", &flag, &err);
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_is_allocated, na, NULL, &flag, &err);
-    REFUSED_CALL(NUL, podnet_node_cidr_allocator_is_allocated, na, "10.10.0.0/24", NULL, &err);
-    REFUSED_CALL(UTF, podnet_node_cidr_allocator_is_allocated, na, NOT_UTF8, &flag, &err);
-    REFUSED_CALL(ADDR, podnet_node_cidr_allocator_is_allocated, na, "10.10.0.0/", &flag, &err);
+    REFUSED_ADDR_QUERY(podnet_node_cidr_allocator_is_allocated, na, "10.10.0.0/24", &flag, NOT_UTF8, "10.10.0.0/");
     REFUSED(ARG, NULL, podnet_node_cidr_allocator_is_allocated(na, "10.10.0.0/23", &flag, &err));
     REFUSED_CALL(NUL, podnet_node_cidr_allocator_to_bytes, NULL, &bytes, &err);
     REFUSED_CALL(NUL, podnet_node_cidr_allocator_to_bytes, na, NULL, &err);
@@ -440,17 +441,9 @@ void test_bad_input_cluster(void) {
     REFUSED_CALL(ARG, podnet_service_ip_allocator_allocate_next, sa, ip, PODNET_IP_STR_LEN - 1, &err);
     REFUSED_CALL(ARG, podnet_service_ip_allocator_allocate_next, sa, ip, 0, &err);
     CHECK_STR(ip, "untouched");
-    REFUSED_CALL(NUL, podnet_service_ip_allocator_release, NULL, "10.0.0.7", &flag, &err);
-    REFUSED_CALL(NUL, podnet_service_ip_allocator_release, sa, NULL, &flag, &err);
-    REFUSED_CALL(NUL, podnet_service_ip_allocator_release, sa, "10.0.0.7", NULL, &err);
-    REFUSED_CALL(UTF, podnet_service_ip_allocator_release, sa, NOT_UTF8, &flag, &err);
-    REFUSED_CALL(ADDR, podnet_service_ip_allocator_release, sa, "10.0.0", &flag, &err);
+    REFUSED_ADDR_QUERY(podnet_service_ip_allocator_release, sa, "10.0.0.7", &flag, NOT_UTF8, "10.0.0");
     REFUSED(ARG, NULL, podnet_service_ip_allocator_release(sa, "10.9.0.7", &flag, &err));
-    REFUSED_CALL(NUL, podnet_service_ip_allocator_is_allocated, NULL, "10.0.0.7", &flag, &err);
-    REFUSED_CALL(NUL, podnet_service_ip_allocator_is_allocated, sa, NULL, &flag, &err);
-    REFUSED_CALL(NUL, podnet_service_ip_allocator_is_allocated, sa, "10.0.0.7", NULL, &err);
-    REFUSED_CALL(UTF, podnet_service_ip_allocator_is_allocated, sa, NOT_UTF8, &flag, &err);
-    REFUSED_CALL(ADDR, podnet_service_ip_allocator_is_allocated, sa, "x", &flag, &err);
+    REFUSED_ADDR_QUERY(podnet_service_ip_allocator_is_allocated, sa, "10.0.0.7", &flag, NOT_UTF8, "x");
     REFUSED_STRING(podnet_service_ip_allocator_resize, sa, "10.0.0.0/23", NULL);
     REFUSED_CIDR(podnet_service_ip_allocator_resize, sa);
     REFUSED_CALL(ARG, podnet_service_ip_allocator_resize, sa, "10.0.0.1/23", &err);

@@ -274,10 +274,7 @@ static void test_bad_input_objects(void) {
     REFUSED_CALL(ARG, podnet_sandbox_spec_new, "a b", &spec_sentinel, &err);
     REFUSED_CALL(ARG, podnet_sandbox_spec_new, "", &spec_sentinel, &err);
     CHECK(spec_sentinel == (podnet_sandbox_spec *)&passed);
-    long_name[128] = '\0'; /* exactly 128 bytes is fine */
-    CHECK_OK(podnet_sandbox_spec_new(long_name, &spec, &err));
-    podnet_sandbox_spec_free(spec);
-    long_name[128] = 'x';
+    CHECK_NAME_MAX(podnet_sandbox_spec_new, podnet_sandbox_spec_free, spec, long_name, 128);
 
     CHECK_OK(podnet_sandbox_spec_new("s-1", &spec, &err));
     spec_keep = spec;

@@ -34,6 +34,17 @@ static podnet_port_list *ports_of(int protocol, const char *host_ip, uint16_t ho
     return l;
 }
 
+/* The cross-node settings of a node config, each set with CHECK_OK in this order. */
+static void set_cross_node(podnet_node_config *cfg, podnet_cross_node_mode mode, uint32_t vni, uint16_t port,
+                           const char *device, bool disable_tx_checksum_offload, bool masquerade) {
+    CHECK_OK(podnet_node_config_set_cross_node_mode(cfg, mode, &err));
+    CHECK_OK(podnet_node_config_set_vxlan_vni(cfg, vni, &err));
+    CHECK_OK(podnet_node_config_set_vxlan_port(cfg, port, &err));
+    CHECK_OK(podnet_node_config_set_vxlan_device(cfg, device, &err));
+    CHECK_OK(podnet_node_config_set_vxlan_disable_tx_checksum_offload(cfg, disable_tx_checksum_offload, &err));
+    CHECK_OK(podnet_node_config_set_egress_masquerade(cfg, masquerade, &err));
+}
+
 DEFINE_LIST_COUNT(port_entries, podnet_port_entry_list, podnet_node_ports_list, podnet_port_entry_list_count, podnet_port_entry_list_free)
 
 /* Builders that need no node: config setters, spec mode, peer, port list. */
@@ -86,12 +97,7 @@ void test_bad_input_multinode_objects(void) {
     REFUSED(NUL, "podnet_node_config_set_vxlan_disable_tx_checksum_offload",
             podnet_node_config_set_vxlan_disable_tx_checksum_offload(NULL, false, &err));
     REFUSED_CALL(NUL, podnet_node_config_set_egress_masquerade, NULL, false, &err);
-    CHECK_OK(podnet_node_config_set_cross_node_mode(cfg, PODNET_CROSS_NODE_MODE_ROUTED, &err));
-    CHECK_OK(podnet_node_config_set_vxlan_vni(cfg, 16777215, &err));
-    CHECK_OK(podnet_node_config_set_vxlan_port(cfg, 4789, &err));
-    CHECK_OK(podnet_node_config_set_vxlan_device(cfg, "flannel.1", &err));
-    CHECK_OK(podnet_node_config_set_vxlan_disable_tx_checksum_offload(cfg, false, &err));
-    CHECK_OK(podnet_node_config_set_egress_masquerade(cfg, false, &err));
+    set_cross_node(cfg, PODNET_CROSS_NODE_MODE_ROUTED, 16777215, 4789, "flannel.1", false, false);
     /* the whole config: a pod CIDR outside the cluster CIDR is refused */
     CHECK_OK(podnet_node_config_add_pod_cidr(cfg, "10.99.0.0/24", &err));
     REFUSED(ARG, NULL, podnet_node_config_validate(cfg, &err));
@@ -298,12 +304,7 @@ void test_peers(void) {
     CHECK_OK(podnet_node_config_set_netns_path(cfg, "/run/netns/" UL, &err));
     CHECK_OK(podnet_node_config_add_pod_cidr(cfg, "10.244.1.0/24", &err));
     CHECK_OK(podnet_node_config_add_cluster_cidr(cfg, "10.244.0.0/16", &err));
-    CHECK_OK(podnet_node_config_set_cross_node_mode(cfg, PODNET_CROSS_NODE_MODE_AUTO, &err));
-    CHECK_OK(podnet_node_config_set_vxlan_vni(cfg, 42, &err));
-    CHECK_OK(podnet_node_config_set_vxlan_port(cfg, 4789, &err));
-    CHECK_OK(podnet_node_config_set_vxlan_device(cfg, "vx-ctest", &err));
-    CHECK_OK(podnet_node_config_set_vxlan_disable_tx_checksum_offload(cfg, true, &err));
-    CHECK_OK(podnet_node_config_set_egress_masquerade(cfg, true, &err));
+    set_cross_node(cfg, PODNET_CROSS_NODE_MODE_AUTO, 42, 4789, "vx-ctest", true, true);
     /* an underlay address no interface holds */
     CHECK_OK(podnet_node_config_set_underlay(cfg, "10.200.0.99", NULL, &err));
     REFUSED(PODNET_STATUS_NOT_FOUND, NULL, podnet_node_open(cfg, &bad, &err));

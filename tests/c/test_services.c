@@ -41,9 +41,7 @@ void test_service_builder(void) {
     REFUSED_CALL(ARG, podnet_service_new, "", &sentinel, &err);
     REFUSED_CALL(ARG, podnet_service_new, "default/my web", &sentinel, &err);
     CHECK(sentinel == (podnet_service *)&passed);
-    long_name[253] = '\0'; /* exactly 253 bytes is fine */
-    CHECK_OK(podnet_service_new(long_name, &s, &err));
-    podnet_service_free(s);
+    CHECK_NAME_MAX(podnet_service_new, podnet_service_free, s, long_name, 253);
 
     CHECK_OK(podnet_service_new("default/web", &s, &err));
     REFUSED_CALL(NUL, podnet_service_add_cluster_ip, NULL, "10.96.0.10", &err);

@@ -69,15 +69,17 @@ func NewBase(node *podnet.Node, network string) *Base {
 	return &Base{Node: node, Network: network}
 }
 
-// OpenBase opens a node with cfg and returns a Base owning it.
-func OpenBase(cfg podnet.NodeConfig, network string) (*Base, error) {
+// OpenBase opens a node with cfg and returns the adapter (wrap: its constructor) over a Base
+// owning it.
+func OpenBase[T any](cfg podnet.NodeConfig, network string, wrap func(*Base) T) (T, error) {
 	node, err := podnet.OpenNode(cfg)
 	if err != nil {
-		return nil, err
+		var zero T
+		return zero, err
 	}
 	b := NewBase(node, network)
 	b.owns = true
-	return b, nil
+	return wrap(b), nil
 }
 
 // Close closes the node when the Base owns it (idempotent); the pods stay.

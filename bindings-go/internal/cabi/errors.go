@@ -16,25 +16,11 @@ import (
 // callers should treat those like CodeInternal.
 type Code uint32
 
-// The codes of include/podnet.h (PODNET_STATUS_*).
+// The codes this package uses itself (package podnet declares them all).
 const (
-	CodeOK              Code = C.PODNET_STATUS_OK
 	CodeInvalidArgument Code = C.PODNET_STATUS_INVALID_ARGUMENT
-	CodeNullArgument    Code = C.PODNET_STATUS_NULL_ARGUMENT
-	CodeInvalidUTF8     Code = C.PODNET_STATUS_INVALID_UTF8
-	CodeNotFound        Code = C.PODNET_STATUS_NOT_FOUND
-	CodeAlreadyExists   Code = C.PODNET_STATUS_ALREADY_EXISTS
-	CodeExhausted       Code = C.PODNET_STATUS_EXHAUSTED
-	CodeConflict        Code = C.PODNET_STATUS_CONFLICT
-	CodePermission      Code = C.PODNET_STATUS_PERMISSION
-	CodeKernel          Code = C.PODNET_STATUS_KERNEL
-	CodeIO              Code = C.PODNET_STATUS_IO
-	CodeInconsistent    Code = C.PODNET_STATUS_INCONSISTENT
 	CodeInternal        Code = C.PODNET_STATUS_INTERNAL
-	CodePanic           Code = C.PODNET_STATUS_PANIC
-	CodeTooLong         Code = C.PODNET_STATUS_TOO_LONG
 	CodeInvalidAddress  Code = C.PODNET_STATUS_INVALID_ADDRESS
-	CodeNotReady        Code = C.PODNET_STATUS_NOT_READY
 )
 
 // String is the library's stable lowercase name of the code ("not_found"), "unknown" for a
@@ -49,8 +35,9 @@ func (c Code) String() string {
 // from 10.1.0.0/24", or the C function's name for an argument the library refused), Message
 // the whole description ("<operation>: <cause>"), Errno the errno behind it (0 if none).
 //
-// errors.Is(err, ErrNotFound) (and the other Err* sentinels) matches on Code; when Errno is
-// set, errors.Is(err, syscall.EEXIST) and errors.Is(err, fs.ErrNotExist) work too.
+// errors.Is(err, podnet.ErrNotFound) (and the other Err* sentinels, made by NewSentinel)
+// matches on Code; when Errno is set, errors.Is(err, syscall.EEXIST) and
+// errors.Is(err, fs.ErrNotExist) work too.
 type Error struct {
 	Code    Code
 	Op      string
@@ -66,7 +53,8 @@ func (e *Error) Error() string {
 	return "podnet: " + e.Message
 }
 
-// Is reports whether target is the sentinel of e's code (ErrNotFound for CodeNotFound, ...).
+// Is reports whether target is the sentinel of e's code (podnet.ErrNotFound for
+// CodeNotFound, ...).
 func (e *Error) Is(target error) bool {
 	s, ok := target.(*sentinel)
 	return ok && s.code == e.Code
@@ -88,26 +76,9 @@ type sentinel struct {
 
 func (s *sentinel) Error() string { return "podnet: " + s.name }
 
-// Sentinel errors, one per code: errors.Is(err, ErrNotFound) is true for an *Error whose Code
-// is CodeNotFound.
-var (
-	ErrInvalidArgument error = &sentinel{CodeInvalidArgument, "invalid argument"}
-	ErrNullArgument    error = &sentinel{CodeNullArgument, "null argument"}
-	ErrInvalidUTF8     error = &sentinel{CodeInvalidUTF8, "invalid utf-8"}
-	ErrNotFound        error = &sentinel{CodeNotFound, "not found"}
-	ErrAlreadyExists   error = &sentinel{CodeAlreadyExists, "already exists"}
-	ErrExhausted       error = &sentinel{CodeExhausted, "exhausted"}
-	ErrConflict        error = &sentinel{CodeConflict, "conflict"}
-	ErrPermission      error = &sentinel{CodePermission, "permission denied"}
-	ErrKernel          error = &sentinel{CodeKernel, "kernel error"}
-	ErrIO              error = &sentinel{CodeIO, "i/o error"}
-	ErrInconsistent    error = &sentinel{CodeInconsistent, "inconsistent"}
-	ErrInternal        error = &sentinel{CodeInternal, "internal error"}
-	ErrPanic           error = &sentinel{CodePanic, "panic"}
-	ErrTooLong         error = &sentinel{CodeTooLong, "too long"}
-	ErrInvalidAddress  error = &sentinel{CodeInvalidAddress, "invalid address"}
-	ErrNotReady        error = &sentinel{CodeNotReady, "not ready"}
-)
+// NewSentinel returns the sentinel error of code: errors.Is(err, it) is true for every *Error
+// with that code. Its text is "podnet: " and name.
+func NewSentinel(code Code, name string) error { return &sentinel{code, name} }
 
 // ErrClosed is returned by every method of a Go object whose C object was freed (Close).
 var ErrClosed = errors.New("podnet: node is closed")

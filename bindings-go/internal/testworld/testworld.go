@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -210,6 +211,44 @@ func PingPong(serverNS string, ip netip.Addr, clientNS string) (netip.Addr, stri
 	case <-time.After(5 * time.Second):
 		return netip.Addr{}, reply, fmt.Errorf("the server did not report")
 	}
+}
+
+// CheckLabels reports every label of want that sb lacks or holds with another value.
+func CheckLabels(t testing.TB, sb *podnet.Sandbox, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if sb.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, sb.Labels[k], v)
+		}
+	}
+}
+
+// CheckTwoPods checks the traffic of two pods an adapter set up: the pod in nsB reaches the
+// pod at ipA in nsA and is seen as ipB, and the node reaches the pod in nsA (listening on its
+// port 8080) through the host port hostPort.
+func CheckTwoPods(t testing.TB, nsA string, ipA netip.Addr, nsB string, ipB netip.Addr, hostPort netip.AddrPort) {
+	t.Helper()
+	seen, reply, err := PingPong(nsA, ipA, nsB)
+	if err != nil || reply != "pong" || seen != ipB {
+		t.Errorf("pod to pod: seen %s reply %q: %v", seen, reply, err)
+	}
+	reply, err = HostPortPingPong(nsA, netip.AddrPortFrom(ipA, 8080), hostPort)
+	if err != nil || reply != "pong" {
+		t.Errorf("host port: %q %v", reply, err)
+	}
+}
+
+// Go runs fn(g) on n goroutines (g = 0..n-1) and returns the function that waits for them.
+func Go(n int, fn func(g int)) (wait func()) {
+	var wg sync.WaitGroup
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(g)
+		}()
+	}
+	return wg.Wait
 }
 
 // HostPortPingPong listens on pod in the netns at path, dials target from the calling
