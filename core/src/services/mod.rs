@@ -383,8 +383,8 @@ impl State {
                     let n = all.len() as u32;
                     let internal = Kind { v6, nodeport: false, n, masq: false, affinity_secs: aff };
                     put(table::frontend_elem(&self.kind(internal, new_kinds), cip, pr, sp.port));
-                    for (i, (ip, port)) in all.iter().enumerate() {
-                        put(table::ep_elem(cip, pr, sp.port, i as u32, *ip, *port));
+                    for (i, ep) in all.iter().enumerate() {
+                        put(table::ep_elem(cip, pr, sp.port, i as u32, *ep));
                     }
                     // External traffic: policy Cluster masquerades and uses every endpoint,
                     // policy Local keeps the client's address and uses the local ones (or drops).
@@ -398,14 +398,14 @@ impl State {
                     };
                     for x in externals {
                         put(table::frontend_elem(&self.kind(ext_kind(false), new_kinds), *x, pr, sp.port));
-                        for (i, (ip, port)) in ext.iter().enumerate() {
-                            put(table::ep_elem(*x, pr, sp.port, i as u32, *ip, *port));
+                        for (i, ep) in ext.iter().enumerate() {
+                            put(table::ep_elem(*x, pr, sp.port, i as u32, *ep));
                         }
                     }
                     if let Some(np) = sp.node_port {
                         put(table::nodeport_elem(&self.kind(ext_kind(true), new_kinds), pr, np));
-                        for (i, (ip, port)) in ext.iter().enumerate() {
-                            put(table::np_ep_elem(pr, np, i as u32, *ip, *port));
+                        for (i, ep) in ext.iter().enumerate() {
+                            put(table::np_ep_elem(pr, np, i as u32, *ep));
                         }
                     }
                 }

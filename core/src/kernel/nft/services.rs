@@ -278,27 +278,27 @@ pub(crate) fn ep_elem(
     proto: Proto,
     port: u16,
     index: u32,
-    ep: IpAddr,
-    ep_port: u16,
+    ep: (IpAddr, u16),
 ) -> (&'static SetDef, Elem) {
     let set = if front.is_ipv6() { &EPS6 } else { &EPS4 };
-    let k = frontend_key(front, proto, port).push(&index.to_ne_bytes());
-    let d = Fields::<20>::new().ip(ep).push(&ep_port.to_be_bytes());
-    (set, Elem::map(k.bytes(), d.bytes()))
+    endpoint_elem(set, frontend_key(front, proto, port), index, ep)
 }
 
 /// Endpoint `index` of a NodePort: `proto . node_port . index : ep . ep_port`.
-pub(crate) fn np_ep_elem(
-    proto: Proto,
-    node_port: u16,
+pub(crate) fn np_ep_elem(proto: Proto, node_port: u16, index: u32, ep: (IpAddr, u16)) -> (&'static SetDef, Elem) {
+    let set = if ep.0.is_ipv6() { &NPEPS6 } else { &NPEPS4 };
+    endpoint_elem(set, proto_port(proto, node_port), index, ep)
+}
+
+/// Endpoint `index` of the frontend `key` in the endpoint map `set`: `key . index : ep . ep_port`.
+fn endpoint_elem(
+    set: &'static SetDef,
+    key: Fields<40>,
     index: u32,
-    ep: IpAddr,
-    ep_port: u16,
+    (ep, ep_port): (IpAddr, u16),
 ) -> (&'static SetDef, Elem) {
-    let set = if ep.is_ipv6() { &NPEPS6 } else { &NPEPS4 };
-    let k = proto_port(proto, node_port).push(&index.to_ne_bytes());
     let d = Fields::<20>::new().ip(ep).push(&ep_port.to_be_bytes());
-    (set, Elem::map(k.bytes(), d.bytes()))
+    (set, Elem::map(key.push(&index.to_ne_bytes()).bytes(), d.bytes()))
 }
 
 /// The frontend (address, protocol, port) and endpoint of an affinity map element.
@@ -680,16 +680,16 @@ mod tests {
         let (s, e) = frontend_elem(&k, cip, Proto::Tcp, 80);
         assert_eq!((s.name, e.key_bytes()), ("fe4-n3", &[10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0][..]));
         assert!(std::ptr::eq(s, k.set()), "one set per kind");
-        let (s, e) = ep_elem(cip, Proto::Tcp, 80, 2, "10.244.1.5".parse().unwrap(), 5353);
+        let (s, e) = ep_elem(cip, Proto::Tcp, 80, 2, ("10.244.1.5".parse().unwrap(), 5353));
         assert_eq!(s.name, "eps4");
         assert_eq!(e.key_bytes(), [&[10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0][..], &2u32.to_ne_bytes()].concat());
         assert_eq!(e.data_bytes(), [10, 244, 1, 5, 0x14, 0xe9, 0, 0]);
         let np = Kind { v6: true, nodeport: true, n: 3, masq: true, affinity_secs: 30 };
         let (s, e) = nodeport_elem(&np, Proto::Tcp, 30080);
         assert_eq!((s.name, e.key_bytes().len()), ("np6-n3-masq-aff30", 8));
-        let (s, e) = np_ep_elem(Proto::Tcp, 30080, 1, "fd00:10::5".parse().unwrap(), 8080);
+        let (s, e) = np_ep_elem(Proto::Tcp, 30080, 1, ("fd00:10::5".parse().unwrap(), 8080));
         assert_eq!((s.name, e.key_bytes().len(), e.data_bytes().len()), ("npeps6", 12, 20));
-        let (s, e) = ep_elem("fd00:96::1".parse().unwrap(), Proto::Udp, 53, 0, "fd00:10::5".parse().unwrap(), 53);
+        let (s, e) = ep_elem("fd00:96::1".parse().unwrap(), Proto::Udp, 53, 0, ("fd00:10::5".parse().unwrap(), 53));
         assert_eq!((s.name, e.key_bytes().len(), e.data_bytes().len()), ("eps6", 28, 20));
         let (s, e) = hairpin_elem("10.244.1.5".parse().unwrap());
         assert_eq!((s.name, e.key_bytes()), ("hairpin4", &[10, 244, 1, 5, 10, 244, 1, 5][..]));
