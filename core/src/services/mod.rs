@@ -828,19 +828,11 @@ impl Services {
         let cfg = &base.cfg;
         let sock =
             NftSocket::open_in(&base.netns_file).map_err(|e| e.into_error("open nf_tables socket for services"))?;
-        let mut table = ServiceTable { masq_mark: DEFAULT_SERVICE_MASQ_MARK, ..ServiceTable::default() };
-        for c in &cfg.service_cidrs {
-            match c {
-                IpNetwork::V4(n) => table.service_cidrs_v4.push(*n),
-                IpNetwork::V6(n) => table.service_cidrs_v6.push(*n),
-            }
-        }
-        for c in &cfg.cluster_cidrs {
-            match c {
-                IpNetwork::V4(n) => table.cluster_cidrs_v4.push(*n),
-                IpNetwork::V6(n) => table.cluster_cidrs_v6.push(*n),
-            }
-        }
+        let table = ServiceTable {
+            service_cidrs: cfg.service_cidrs.iter().copied().collect(),
+            cluster_cidrs: cfg.cluster_cidrs.iter().copied().collect(),
+            masq_mark: DEFAULT_SERVICE_MASQ_MARK,
+        };
         let state = State {
             sock,
             table,

@@ -68,6 +68,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 
 pub use error::NftError;
+pub use msg::Cidrs;
 #[cfg_attr(not(feature = "internals"), allow(unused_imports, reason = "the mark is for podnet's tests"))]
 pub use ruleset::{HostPort, Proto, Ruleset, DEFAULT_HOSTPORT_MARK, TABLE};
 pub use services::{Kind, ServiceTable, DEFAULT_SERVICE_MASQ_MARK, SERVICES_TABLE};

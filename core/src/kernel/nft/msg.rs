@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
 use super::wire::{self, Batch, Writer, NLM_F_APPEND, NLM_F_CREATE};
 
@@ -244,6 +244,50 @@ impl<const N: usize> Fields<N> {
     }
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+}
+
+/// CIDRs split by family, as a pair of interval sets (IPv4, IPv6) holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cidrs {
+    /// The IPv4 CIDRs.
+    pub v4: Vec<Ipv4Network>,
+    /// The IPv6 CIDRs.
+    pub v6: Vec<Ipv6Network>,
+}
+
+impl Cidrs {
+    /// Whether there are none of the family (IPv6 when `v6`).
+    pub fn family_is_empty(&self, v6: bool) -> bool {
+        if v6 {
+            self.v6.is_empty()
+        } else {
+            self.v4.is_empty()
+        }
+    }
+}
+
+impl FromIterator<IpNetwork> for Cidrs {
+    fn from_iter<I: IntoIterator<Item = IpNetwork>>(it: I) -> Cidrs {
+        let mut c = Cidrs::default();
+        for n in it {
+            match n {
+                IpNetwork::V4(n) => c.v4.push(n),
+                IpNetwork::V6(n) => c.v6.push(n),
+            }
+        }
+        c
+    }
+}
+
+/// Add `cidrs` to the interval sets of their family (`sets`: the IPv4 one, the IPv6 one);
+/// a family without CIDRs adds nothing.
+pub(crate) fn cidr_elements(b: &mut Batch<What>, table: &str, sets: [&'static SetDef; 2], cidrs: &Cidrs) {
+    for (set, iv) in sets.into_iter().zip([Intervals::v4(&cidrs.v4), Intervals::v6(&cidrs.v6)]) {
+        let e = iv.elems();
+        if !e.is_empty() {
+            elements(b, table, NEWSETELEM, set, &e);
+        }
     }
 }
 

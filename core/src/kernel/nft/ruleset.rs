@@ -7,12 +7,10 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
-
 use super::expr::{self, reg, NFPROTO_IPV4, NFPROTO_IPV6};
 use super::msg::{
-    self, concat, Elem, Fields, Hook, Intervals, SetDef, What, NEWSETELEM, NFT_SET_INTERVAL, NFT_SET_MAP,
-    TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR, TYPE_IPV6_ADDR,
+    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, NEWSETELEM, NFT_SET_INTERVAL, NFT_SET_MAP, TYPE_INET_PROTO,
+    TYPE_INET_SERVICE, TYPE_IPV4_ADDR, TYPE_IPV6_ADDR,
 };
 use super::wire::{Batch, Writer};
 use super::NftError;
@@ -89,15 +87,11 @@ pub struct HostPort {
 /// What table `inet podnet` must contain besides the host-port elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
-    /// This node's IPv4 pod CIDRs: the source match of the hairpin / pod-to-host-port
-    /// masquerade and of egress masquerade.
-    pub pod_cidrs_v4: Vec<Ipv4Network>,
-    /// This node's IPv6 pod CIDRs.
-    pub pod_cidrs_v6: Vec<Ipv6Network>,
-    /// Cluster-wide IPv4 CIDRs (all nodes' pods, services): egress masquerade skips them.
-    pub cluster_cidrs_v4: Vec<Ipv4Network>,
-    /// Cluster-wide IPv6 CIDRs.
-    pub cluster_cidrs_v6: Vec<Ipv6Network>,
+    /// This node's pod CIDRs: the source match of the hairpin / pod-to-host-port masquerade
+    /// and of egress masquerade.
+    pub pod_cidrs: Cidrs,
+    /// Cluster-wide CIDRs (all nodes' pods, services): egress masquerade skips them.
+    pub cluster_cidrs: Cidrs,
     /// Single hosts never masqueraded (peer node IPs), kept in hash sets so that one host is
     /// added or removed in O(1) ([`super::NftSocket::add_no_masq_hosts`]).
     pub no_masq_hosts: Vec<IpAddr>,
@@ -113,10 +107,8 @@ pub struct Ruleset {
 impl Default for Ruleset {
     fn default() -> Ruleset {
         Ruleset {
-            pod_cidrs_v4: Vec::new(),
-            pod_cidrs_v6: Vec::new(),
-            cluster_cidrs_v4: Vec::new(),
-            cluster_cidrs_v6: Vec::new(),
+            pod_cidrs: Cidrs::default(),
+            cluster_cidrs: Cidrs::default(),
             no_masq_hosts: Vec::new(),
             egress_masquerade: false,
             hostport_mark: DEFAULT_HOSTPORT_MARK,
@@ -390,18 +382,8 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
     for set in ALL {
         msg::set_msg(b, TABLE, set);
     }
-    let cidrs = [
-        (&PODNETS4, Intervals::v4(&rs.pod_cidrs_v4)),
-        (&PODNETS6, Intervals::v6(&rs.pod_cidrs_v6)),
-        (&CLUSTERNETS4, Intervals::v4(&rs.cluster_cidrs_v4)),
-        (&CLUSTERNETS6, Intervals::v6(&rs.cluster_cidrs_v6)),
-    ];
-    for (set, iv) in &cidrs {
-        let e = iv.elems();
-        if !e.is_empty() {
-            msg::elements(b, TABLE, NEWSETELEM, set, &e);
-        }
-    }
+    msg::cidr_elements(b, TABLE, [&PODNETS4, &PODNETS6], &rs.pod_cidrs);
+    msg::cidr_elements(b, TABLE, [&CLUSTERNETS4, &CLUSTERNETS6], &rs.cluster_cidrs);
     host_elements(b, NEWSETELEM, &rs.no_masq_hosts);
     port_elements(b, NEWSETELEM, ports);
 

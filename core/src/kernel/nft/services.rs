@@ -70,11 +70,9 @@
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
-
 use super::expr::{self, NFPROTO_IPV4, NFPROTO_IPV6};
 use super::msg::{
-    self, concat, Elem, Fields, Hook, Intervals, SetDef, What, NEWSETELEM, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_MAP,
+    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, NEWSETELEM, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_MAP,
     NFT_SET_TIMEOUT, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR, TYPE_IPV6_ADDR, TYPE_MARK, VERDICT_DROP,
 };
 use super::ruleset::Proto;
@@ -90,13 +88,10 @@ pub const DEFAULT_SERVICE_MASQ_MARK: u32 = 0x4000;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceTable {
     /// Service CIDRs: addresses in them without a service are dropped.
-    pub service_cidrs_v4: Vec<Ipv4Network>,
-    /// IPv6 service CIDRs.
-    pub service_cidrs_v6: Vec<Ipv6Network>,
-    /// Cluster CIDRs: ClusterIP traffic from outside them is masqueraded (empty: never).
-    pub cluster_cidrs_v4: Vec<Ipv4Network>,
-    /// IPv6 cluster CIDRs.
-    pub cluster_cidrs_v6: Vec<Ipv6Network>,
+    pub service_cidrs: Cidrs,
+    /// Cluster CIDRs: ClusterIP traffic from outside them is masqueraded (none of a family:
+    /// never, for that family).
+    pub cluster_cidrs: Cidrs,
     /// Mark bit for "masquerade this connection" (non-zero).
     pub masq_mark: u32,
 }
@@ -538,23 +533,13 @@ pub(crate) fn build<'a>(
     for s in ALL {
         msg::set_msg(b, SERVICES_TABLE, s);
     }
-    for (s, iv) in [
-        (&SVCNETS4, Intervals::v4(&t.service_cidrs_v4)),
-        (&SVCNETS6, Intervals::v6(&t.service_cidrs_v6)),
-        (&CLUSTERNETS4, Intervals::v4(&t.cluster_cidrs_v4)),
-        (&CLUSTERNETS6, Intervals::v6(&t.cluster_cidrs_v6)),
-    ] {
-        let e = iv.elems();
-        if !e.is_empty() {
-            msg::elements(b, SERVICES_TABLE, NEWSETELEM, s, &e);
-        }
-    }
+    msg::cidr_elements(b, SERVICES_TABLE, [&SVCNETS4, &SVCNETS6], &t.service_cidrs);
+    msg::cidr_elements(b, SERVICES_TABLE, [&CLUSTERNETS4, &CLUSTERNETS6], &t.cluster_cidrs);
 
     chain(b, "dispatch", None);
     let mut i = 0;
     for (v6, cips, cnets) in [(false, &CLUSTERIPS4, &CLUSTERNETS4), (true, &CLUSTERIPS6, &CLUSTERNETS6)] {
-        let has = if v6 { !t.cluster_cidrs_v6.is_empty() } else { !t.cluster_cidrs_v4.is_empty() };
-        if has {
+        if !t.cluster_cidrs.family_is_empty(v6) {
             // ClusterIP traffic from outside the cluster is masqueraded, so that the reply of an
             // endpoint on another node comes back through this node's conntrack.
             rule(b, "dispatch", i, |w| {
@@ -702,7 +687,7 @@ mod tests {
     #[test]
     fn full_table_fits_and_encodes() {
         let t = ServiceTable {
-            service_cidrs_v4: vec!["10.96.0.0/12".parse().unwrap()],
+            service_cidrs: Cidrs { v4: vec!["10.96.0.0/12".parse().unwrap()], v6: vec![] },
             masq_mark: 0x4000,
             ..Default::default()
         };
