@@ -473,3 +473,25 @@ impl UdpFlow {
         Some(String::from_utf8_lossy(&buf[..n]).to_string())
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Randomized robustness
+
+/// How many inputs a randomized robustness test tries: `PODNET_FUZZ_ITERS`, default 20,000.
+pub fn fuzz_iterations() -> usize {
+    std::env::var("PODNET_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
+}
+
+/// xorshift64: deterministic per seed, so a failing input can be made again.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
