@@ -6,6 +6,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -139,13 +141,17 @@ impl World2 {
         Agent::start(cfg, move || async move { EtcdStore::connect(&endpoints(members), Some(&ns)).await }).unwrap()
     }
 
-    /// An agent on node `i` (lease TTL 60 s) over etcd with the test hooks `hooks` sets.
-    fn start_hooked(&self, i: usize, hooks: impl FnOnce(Hooked) -> Hooked + Send + 'static) -> Agent {
-        let ns = self.nodes[i].1.clone();
-        Agent::start(self.agent_cfg(i, Duration::from_secs(60)), move || async move {
-            Ok(hooks(Hooked::connect(ns).await?))
+    /// An agent on node `i` (lease TTL 60 s) over etcd with test `hooks`; the hooks, shared
+    /// with the store.
+    fn start_hooked(&self, i: usize, hooks: Hooks) -> (Agent, Arc<Hooks>) {
+        let (ns, hooks) = (self.nodes[i].1.clone(), Arc::new(hooks));
+        let h = hooks.clone();
+        let a = Agent::start(self.agent_cfg(i, Duration::from_secs(60)), move || async move {
+            let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
+            Ok(Hooked { inner, hooks: h, watches: AtomicUsize::new(0) })
         })
-        .unwrap()
+        .unwrap();
+        (a, hooks)
     }
 
     /// Agents on the first `n` nodes (lease TTL 60 s), each ready within `timeout`; their
@@ -466,33 +472,29 @@ fn three_member_etcd_one_member_killed_no_disruption() {
     }
 }
 
-/// etcd with test hooks: `compact` reports the first watch as fallen behind compaction (the
-/// agent must list again, make no kernel change when nothing changed, and resume watching);
-/// `hold` makes every listing after the first (the lease pick) wait until it is set (the agent
-/// has its node open but cannot program its peers yet). Lists are counted.
-struct Hooked {
-    inner: EtcdStore,
-    lists: Arc<std::sync::atomic::AtomicUsize>,
-    watches: std::sync::atomic::AtomicUsize,
+/// What a [`Hooked`] store does besides etcd's work, and what it saw.
+#[derive(Default)]
+struct Hooks {
+    /// Report the first watch as fallen behind compaction (the agent must list again, make no
+    /// kernel change when nothing changed, and resume watching).
     compact: bool,
-    hold: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Make every listing after the first two (the lease pick) wait until `open` is set (the
+    /// agent has its node open but cannot program its peers yet).
+    hold: bool,
+    open: AtomicBool,
     /// Before the first create of a dual-stack key, create another node's key for the same IPv6
-    /// subnet with another IPv4 one (a node racing this one), and set the flag.
-    race_v6: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// subnet with another IPv4 one (a node racing this one), and set `raced`.
+    race_v6: bool,
+    raced: AtomicBool,
+    /// Listings so far.
+    lists: AtomicUsize,
 }
 
-impl Hooked {
-    async fn connect(ns: PathBuf) -> Result<Hooked, podnet::Error> {
-        let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
-        Ok(Hooked {
-            inner,
-            lists: Arc::default(),
-            watches: Default::default(),
-            compact: false,
-            hold: None,
-            race_v6: None,
-        })
-    }
+/// etcd with test [`Hooks`].
+struct Hooked {
+    inner: EtcdStore,
+    hooks: Arc<Hooks>,
+    watches: AtomicUsize,
 }
 
 struct MaybeCompacted {
@@ -515,21 +517,21 @@ impl Store for Hooked {
         self.inner.get(key).await
     }
     async fn list(&self, prefix: &str) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::Listing> {
-        let n = self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self.hooks.lists.fetch_add(1, SeqCst);
         // acquire lists twice (before and after its create); hold the session's list after them.
-        while n >= 2 && self.hold.as_ref().is_some_and(|h| !h.load(std::sync::atomic::Ordering::SeqCst)) {
+        while n >= 2 && self.hooks.hold && !self.hooks.open.load(SeqCst) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.inner.list(prefix).await
     }
     async fn watch(&self, prefix: &str, from: i64) -> podnet_cluster::agent::StoreResult<MaybeCompacted> {
-        let first = self.watches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first && self.compact })
+        let first = self.watches.fetch_add(1, SeqCst) == 0;
+        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first && self.hooks.compact })
     }
     async fn create(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<bool> {
-        if let Some(flag) = &self.race_v6 {
+        if self.hooks.race_v6 {
             let mine = SubnetKey::parse(key).filter(|k| k.v6.is_some());
-            if let Some(k) = mine.filter(|_| !flag.swap(true, std::sync::atomic::Ordering::SeqCst)) {
+            if let Some(k) = mine.filter(|_| !self.hooks.raced.swap(true, SeqCst)) {
                 let racer = SubnetKey { v4: RACER_V4.parse().unwrap(), v6: k.v6 };
                 let text = String::from_utf8_lossy(value).replace(UNDERLAY_IPS[0], RACER_IP);
                 assert!(self.inner.create(&racer.key(PREFIX), text.as_bytes(), 0).await?);
@@ -564,11 +566,9 @@ const RACER_IP: &str = "10.200.1.99";
 fn dual_stack_race_for_one_subnet_the_older_key_keeps_it() {
     let w = world("agentrace", 1);
     let (_etcd, st) = w.etcd(1, DUAL);
-    let raced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let r = raced.clone();
-    let a = w.start_hooked(0, move |h| Hooked { race_v6: Some(r), ..h });
+    let (a, hooks) = w.start_hooked(0, Hooks { race_v6: true, ..Hooks::default() });
     a.wait_ready(Duration::from_secs(20)).unwrap();
-    assert!(raced.load(std::sync::atomic::Ordering::SeqCst), "the race was staged");
+    assert!(hooks.raced.load(SeqCst), "the race was staged");
     let keys = subnet_keys(&w, &st);
     assert_eq!(keys.len(), 2, "the racer's key and this node's, nothing given up left: {keys:?}");
     let mine = SubnetKey::parse(&a.status().key.unwrap()).unwrap();
@@ -584,15 +584,11 @@ fn compacted_watch_lists_again_and_resumes() {
     let (_etcd, st) = w.etcd(1, VXLAN);
     let a1 = w.start(0, 1, Duration::from_secs(60));
     a1.wait_ready(Duration::from_secs(20)).unwrap();
-    let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let l2 = lists.clone();
-    let a2 = w.start_hooked(1, move |h| Hooked { lists: l2, compact: true, ..h });
+    let (a2, hooks) = w.start_hooked(1, Hooks { compact: true, ..Hooks::default() });
     a2.wait_ready(Duration::from_secs(20)).unwrap();
     // acquire lists twice (before and after its create), the first session once, the session
     // after the compaction once more.
-    wait_for("a list after the compaction", Duration::from_secs(10), || {
-        lists.load(std::sync::atomic::Ordering::SeqCst) >= 4
-    });
+    wait_for("a list after the compaction", Duration::from_secs(10), || hooks.lists.load(SeqCst) >= 4);
     w.wait_peer_routes(1, 1, false);
     assert_eq!(a2.status().peer_changes, 0);
     // Someone deletes node2's own key: it takes the same subnet again, loudly.
@@ -615,16 +611,14 @@ fn compacted_watch_lists_again_and_resumes() {
 fn sandbox_creates_wait_for_readiness_and_the_lease_carries_the_nodes_vtep_mac() {
     let w = world("agentr", 1);
     let (_etcd, st) = w.etcd(1, VXLAN);
-    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let o2 = open.clone();
-    let a = w.start_hooked(0, move |h| Hooked { hold: Some(o2), ..h });
+    let (a, hooks) = w.start_hooked(0, Hooks { hold: true, ..Hooks::default() });
     wait_for("the agent to open its node", Duration::from_secs(20), || a.node().is_some());
     let node = a.node().unwrap();
     assert!(!a.status().ready && !node.is_ready());
     let e = w.rt.block_on(node.create_sandbox(&SandboxSpec::new("early"))).unwrap_err();
     assert_eq!(e.kind(), podnet::ErrorKind::NotReady, "{e}");
     assert!(w.w.pod_pins().is_empty(), "a refused create leaves nothing");
-    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    hooks.open.store(true, SeqCst);
     a.wait_ready(Duration::from_secs(20)).unwrap();
     assert!(node.is_ready());
     let p = pod(&w, &a, "early");
