@@ -9,9 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::expr::{self, reg, NFPROTO_IPV4, NFPROTO_IPV6};
 use super::msg::{
-    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, NEWSETELEM, NFT_SET_INTERVAL, NFT_SET_MAP, TYPE_INET_PROTO,
-    TYPE_INET_SERVICE, TYPE_IPV4_ADDR, TYPE_IPV6_ADDR,
+    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR,
+    TYPE_IPV6_ADDR,
 };
+use super::uapi::{self, NEWSETELEM, NFT_SET_INTERVAL, NFT_SET_MAP};
 use super::wire::{Batch, Writer};
 use super::NftError;
 
@@ -388,9 +389,9 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
     port_elements(b, NEWSETELEM, ports);
 
     chain(b, "hostports_dnat", None);
-    chain(b, "prerouting", Some((msg::NF_INET_PRE_ROUTING, msg::PRIO_DSTNAT)));
-    chain(b, "output", Some((msg::NF_INET_LOCAL_OUT, msg::PRIO_DSTNAT)));
-    chain(b, "postrouting", Some((msg::NF_INET_POST_ROUTING, msg::PRIO_SRCNAT)));
+    chain(b, "prerouting", Some((uapi::NF_INET_PRE_ROUTING, uapi::PRIO_DSTNAT)));
+    chain(b, "output", Some((uapi::NF_INET_LOCAL_OUT, uapi::PRIO_DSTNAT)));
+    chain(b, "postrouting", Some((uapi::NF_INET_POST_ROUTING, uapi::PRIO_SRCNAT)));
 
     // Host-IP-specific maps first: a lookup miss ends that rule and evaluation moves on.
     for (i, set) in [&HOSTPORTS_IP, &HOSTPORTS, &HOSTPORTS6_IP, &HOSTPORTS6].into_iter().enumerate() {
@@ -452,7 +453,7 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
 pub(crate) mod tests {
     use super::*;
     use crate::kernel::nft::msg::tests::{hdr, one, s};
-    use crate::kernel::nft::msg::{DELSETELEM, DESTROYSETELEM, NEWRULE, NEWSET};
+    use crate::kernel::nft::uapi::{DELSETELEM, DESTROYSETELEM, NEWRULE, NEWSET};
     use crate::kernel::nft::wire;
 
     /// A host port from text: `hp(Proto::Tcp, Some("10.0.0.1"), 80, "10.88.0.2", 8080)`.

@@ -72,10 +72,11 @@ use std::sync::Mutex;
 
 use super::expr::{self, NFPROTO_IPV4, NFPROTO_IPV6};
 use super::msg::{
-    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, NEWSETELEM, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_MAP,
-    NFT_SET_TIMEOUT, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR, TYPE_IPV6_ADDR, TYPE_MARK, VERDICT_DROP,
+    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR,
+    TYPE_IPV6_ADDR, TYPE_MARK,
 };
 use super::ruleset::Proto;
+use super::uapi::{self, NEWSETELEM, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_MAP, NFT_SET_TIMEOUT, VERDICT_DROP};
 use super::wire::{Batch, Writer};
 
 /// Name of podnet's services table (family `inet`).
@@ -570,9 +571,9 @@ pub(crate) fn build<'a>(
         i += 2;
     }
 
-    chain(b, "nat_prerouting", Some((msg::NF_INET_PRE_ROUTING, msg::PRIO_DSTNAT, "nat")));
-    chain(b, "nat_output", Some((msg::NF_INET_LOCAL_OUT, msg::PRIO_DSTNAT, "nat")));
-    chain(b, "nat_postrouting", Some((msg::NF_INET_POST_ROUTING, msg::PRIO_SRCNAT, "nat")));
+    chain(b, "nat_prerouting", Some((uapi::NF_INET_PRE_ROUTING, uapi::PRIO_DSTNAT, "nat")));
+    chain(b, "nat_output", Some((uapi::NF_INET_LOCAL_OUT, uapi::PRIO_DSTNAT, "nat")));
+    chain(b, "nat_postrouting", Some((uapi::NF_INET_POST_ROUTING, uapi::PRIO_SRCNAT, "nat")));
     rule(b, "nat_prerouting", 0, |w| expr::jump(w, "dispatch"));
     rule(b, "nat_output", 0, |w| expr::jump(w, "dispatch"));
     let masq = |w: &mut Writer| expr::masq(w, expr::NAT_RANDOM_FULLY);
@@ -638,9 +639,9 @@ pub(crate) fn build<'a>(
         });
     }
     for (name, hook) in [
-        ("filter_input", msg::NF_INET_LOCAL_IN),
-        ("filter_forward", msg::NF_INET_FORWARD),
-        ("filter_output", msg::NF_INET_LOCAL_OUT),
+        ("filter_input", uapi::NF_INET_LOCAL_IN),
+        ("filter_forward", uapi::NF_INET_FORWARD),
+        ("filter_output", uapi::NF_INET_LOCAL_OUT),
     ] {
         chain(b, name, Some((hook, 0, "filter")));
         rule(b, name, 0, |w| {
