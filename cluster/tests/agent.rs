@@ -6,6 +6,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,6 @@ const VXLAN: &str = r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}
 /// The dual-stack network config.
 const DUAL: &str =
     r#"{"EnableIPv6": true, "Network": "10.244.0.0/16", "IPv6Network": "fd00:10::/48", "Backend": {"Type": "vxlan"}}"#;
-const UNDERLAY: [&str; 4] = ["10.200.1.11", "10.200.1.12", "10.200.1.13", "10.200.2.14"];
 const ETCD_IPS: [&str; 3] = ["10.200.1.2", "10.200.1.3", "10.200.1.4"];
 const PREFIX: &str = "/coreos.com/network";
 
@@ -93,36 +94,12 @@ struct World2 {
 /// The underlay (bridge + router) and `n` node netns; etcd addresses live on the bridge.
 fn world(tag: &str, n: usize) -> World2 {
     let mut w = World::new(tag);
-    let ul = w.netns("underlay");
-    let rt = w.netns("router");
-    in_ns(&ul, &["ip", "link", "add", "br0", "type", "bridge"]);
-    in_ns(&ul, &["ip", "link", "set", "br0", "up"]);
+    let UnderlayNet { ul, nodes, .. } = w.underlay_net(n);
     in_ns(&ul, &["ip", "link", "set", "lo", "up"]);
     for ip in ETCD_IPS {
         in_ns(&ul, &["ip", "addr", "add", &format!("{ip}/24"), "dev", "br0"]);
     }
     in_ns(&ul, &["ip", "route", "add", "default", "via", "10.200.1.1"]);
-    veth(&rt, "rt-ul", &ul, "ul-rt").unwrap();
-    in_ns(&ul, &["ip", "link", "set", "ul-rt", "master", "br0"]);
-    in_ns(&rt, &["ip", "addr", "add", "10.200.1.1/24", "dev", "rt-ul"]);
-    in_ns(&rt, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    let mut nodes = vec![];
-    for (i, addr) in UNDERLAY.iter().copied().enumerate().take(n) {
-        let name = format!("node{}", i + 1);
-        let ns = w.netns(&name);
-        if i < 3 {
-            veth(&ns, "ul0", &ul, &format!("ul-n{}", i + 1)).unwrap();
-            in_ns(&ul, &["ip", "link", "set", &format!("ul-n{}", i + 1), "master", "br0"]);
-            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
-            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.1.1"]);
-        } else {
-            veth(&ns, "ul0", &rt, "rt-n4").unwrap();
-            in_ns(&rt, &["ip", "addr", "add", "10.200.2.1/24", "dev", "rt-n4"]);
-            in_ns(&ns, &["ip", "addr", "add", &format!("{addr}/24"), "dev", "ul0"]);
-            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.2.1"]);
-        }
-        nodes.push((name, ns, addr.parse().unwrap()));
-    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     World2 { w, ul, nodes, rt }
 }
@@ -132,18 +109,15 @@ fn endpoints(members: usize) -> Vec<String> {
 }
 
 impl World2 {
-    /// An etcd cluster of `members` on the underlay, and a client of it from the underlay netns
-    /// (the test's own view of the store) once it answers.
-    fn etcd(&self, members: usize) -> (Vec<Etcd>, EtcdStore) {
+    /// An etcd cluster of `members` on the underlay holding the network config `config`, and a
+    /// client of it from the underlay netns (the test's own view of the store) once it answers.
+    fn etcd(&self, members: usize, config: &str) -> (Vec<Etcd>, EtcdStore) {
         let data = self.w.dir.join("etcd");
         let v: Vec<Etcd> = (0..members).map(|i| Etcd::start(&self.ul, &data, i, members)).collect();
         let st = self.rt.block_on(EtcdStore::connect(&endpoints(members), Some(&self.ul))).unwrap();
         wait_for("etcd to answer", Duration::from_secs(20), || self.rt.block_on(st.list("/")).is_ok());
+        self.rt.block_on(st.put(&format!("{PREFIX}/config"), config.as_bytes(), 0)).unwrap();
         (v, st)
-    }
-
-    fn put_config(&self, st: &EtcdStore, json: &str) {
-        self.rt.block_on(st.put(&format!("{PREFIX}/config"), json.as_bytes(), 0)).unwrap();
     }
 
     fn agent_cfg(&self, i: usize, ttl: Duration) -> AgentConfig {
@@ -165,6 +139,19 @@ impl World2 {
         let cfg = self.agent_cfg(i, ttl);
         let ns = self.nodes[i].1.clone();
         Agent::start(cfg, move || async move { EtcdStore::connect(&endpoints(members), Some(&ns)).await }).unwrap()
+    }
+
+    /// An agent on node `i` (lease TTL 60 s) over etcd with test `hooks`; the hooks, shared
+    /// with the store.
+    fn start_hooked(&self, i: usize, hooks: Hooks) -> (Agent, Arc<Hooks>) {
+        let (ns, hooks) = (self.nodes[i].1.clone(), Arc::new(hooks));
+        let h = hooks.clone();
+        let a = Agent::start(self.agent_cfg(i, Duration::from_secs(60)), move || async move {
+            let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
+            Ok(Hooked { inner, hooks: h, watches: AtomicUsize::new(0) })
+        })
+        .unwrap();
+        (a, hooks)
     }
 
     /// Agents on the first `n` nodes (lease TTL 60 s), each ready within `timeout`; their
@@ -215,6 +202,11 @@ fn pod(w: &World2, a: &Agent, id: &str) -> Pod {
     Pod { ns: sb.netns_path.clone(), ips: sb.ips.iter().map(|n| n.ip()).collect() }
 }
 
+/// One pod on each of `agents`' nodes, named `prefix` and the agent's index.
+fn pods<'a>(w: &World2, agents: impl IntoIterator<Item = &'a Agent>, prefix: &str) -> Vec<Pod> {
+    agents.into_iter().enumerate().map(|(i, a)| pod(w, a, &format!("{prefix}{i}"))).collect()
+}
+
 /// TCP from every pod to every other pod, each family; the receiver sees the sender's own IP.
 fn full_mesh(pods: &[Pod]) {
     for fam in 0..pods[0].ips.len() {
@@ -238,12 +230,7 @@ fn subnet_keys(w: &World2, st: &EtcdStore) -> Vec<(String, Vec<u8>, i64)> {
 
 fn cluster(tag: &str, dual: bool) {
     let w = world(tag, 4);
-    let (_etcd, st) = w.etcd(1);
-    if dual {
-        w.put_config(&st, DUAL);
-    } else {
-        w.put_config(&st, VXLAN);
-    }
+    let (_etcd, st) = w.etcd(1, if dual { DUAL } else { VXLAN });
     let (agents, ready) = w.start_ready(4, 1, Duration::from_secs(20));
     for s in ready {
         assert!(s.key.is_some() && s.lease_id != 0, "{s:?}");
@@ -282,7 +269,7 @@ fn cluster(tag: &str, dual: bool) {
     let status_file = w.w.dir.join("agent-node1.status.json");
     let s = podnet_cluster::agent::read_status(&status_file).unwrap();
     assert!(s.ready && s.peers == 3, "{s:?}");
-    let pods: Vec<Pod> = agents.iter().enumerate().map(|(i, a)| pod(&w, a, &format!("p{i}"))).collect();
+    let pods = pods(&w, &agents, "p");
     assert_eq!(pods[0].ips.len(), if dual { 2 } else { 1 });
     full_mesh(&pods);
     for a in &agents {
@@ -303,8 +290,7 @@ fn four_nodes_lease_publish_and_talk_dual_stack() {
 #[test]
 fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
     let w = world("agenthg", 4);
-    let (_etcd, st) = w.etcd(1);
-    w.put_config(&st, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}"#);
+    let (_etcd, st) = w.etcd(1, r#"{"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}}"#);
     let (agents, _) = w.start_ready(4, 1, Duration::from_secs(20));
     // node1..3 share the segment: routes via each other's PublicIP; node4 is behind a router,
     // so host-gw cannot reach it (nor it them): skipped, and it does not block the others.
@@ -319,7 +305,7 @@ fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
         keys.iter().all(|(_, v, _)| String::from_utf8_lossy(v).ends_with(r#","BackendType":"host-gw"}"#)),
         "{keys:?}"
     );
-    let pods: Vec<Pod> = agents.iter().take(3).enumerate().map(|(i, a)| pod(&w, a, &format!("h{i}"))).collect();
+    let pods = pods(&w, agents.iter().take(3), "h");
     full_mesh(&pods);
     for a in &agents {
         a.stop();
@@ -329,8 +315,7 @@ fn host_gw_routes_on_link_peers_and_skips_the_one_behind_a_router() {
 #[test]
 fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
     let w = world("agentf", 4);
-    let (mut etcd, st) = w.etcd(1);
-    w.put_config(&st, VXLAN);
+    let (mut etcd, st) = w.etcd(1, VXLAN);
     let ttl = Duration::from_secs(60);
     let mut agents: Vec<Option<Agent>> = (0..3).map(|i| Some(w.start(i, 1, ttl))).collect();
     for a in agents.iter().flatten() {
@@ -339,7 +324,7 @@ fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
     for i in 0..3 {
         w.wait_peer_routes(i, 2, false);
     }
-    let pods: Vec<Pod> = agents.iter().flatten().enumerate().map(|(i, a)| pod(&w, a, &format!("f{i}"))).collect();
+    let pods = pods(&w, agents.iter().flatten(), "f");
     full_mesh(&pods);
 
     // 1. etcd unreachable: the data plane stays, the agents notice and keep retrying.
@@ -423,10 +408,9 @@ fn faults_etcd_down_restart_same_subnet_leave_and_expiry() {
 #[test]
 fn racing_agents_one_wins_and_reservations_are_honoured() {
     let w = world("agentr", 3);
-    let (_etcd, st) = w.etcd(1);
     // Three subnets in range; one is reserved (no lease) for another host.
-    w.put_config(
-        &st,
+    let (_etcd, st) = w.etcd(
+        1,
         r#"{"Network": "10.244.0.0/16", "SubnetMin": "10.244.5.0", "SubnetMax": "10.244.7.0", "Backend": {"Type": "vxlan"}}"#,
     );
     let resv = r#"{"PublicIP":"10.200.1.99","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:99"}}"#;
@@ -466,10 +450,9 @@ fn racing_agents_one_wins_and_reservations_are_honoured() {
 #[test]
 fn three_member_etcd_one_member_killed_no_disruption() {
     let w = world("agent3m", 4);
-    let (mut etcd, st) = w.etcd(3);
-    w.put_config(&st, VXLAN);
+    let (mut etcd, _st) = w.etcd(3, VXLAN);
     let (agents, _) = w.start_ready(3, 3, Duration::from_secs(30));
-    let pods: Vec<Pod> = agents.iter().enumerate().map(|(i, a)| pod(&w, a, &format!("m{i}"))).collect();
+    let pods = pods(&w, &agents, "m");
     // The member every client tries first dies.
     etcd[0].kill();
     full_mesh(&pods);
@@ -489,33 +472,29 @@ fn three_member_etcd_one_member_killed_no_disruption() {
     }
 }
 
-/// etcd with test hooks: `compact` reports the first watch as fallen behind compaction (the
-/// agent must list again, make no kernel change when nothing changed, and resume watching);
-/// `hold` makes every listing after the first (the lease pick) wait until it is set (the agent
-/// has its node open but cannot program its peers yet). Lists are counted.
-struct Hooked {
-    inner: EtcdStore,
-    lists: Arc<std::sync::atomic::AtomicUsize>,
-    watches: std::sync::atomic::AtomicUsize,
+/// What a [`Hooked`] store does besides etcd's work, and what it saw.
+#[derive(Default)]
+struct Hooks {
+    /// Report the first watch as fallen behind compaction (the agent must list again, make no
+    /// kernel change when nothing changed, and resume watching).
     compact: bool,
-    hold: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Make every listing after the first two (the lease pick) wait until `open` is set (the
+    /// agent has its node open but cannot program its peers yet).
+    hold: bool,
+    open: AtomicBool,
     /// Before the first create of a dual-stack key, create another node's key for the same IPv6
-    /// subnet with another IPv4 one (a node racing this one), and set the flag.
-    race_v6: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// subnet with another IPv4 one (a node racing this one), and set `raced`.
+    race_v6: bool,
+    raced: AtomicBool,
+    /// Listings so far.
+    lists: AtomicUsize,
 }
 
-impl Hooked {
-    async fn connect(ns: PathBuf) -> Result<Hooked, podnet::Error> {
-        let inner = EtcdStore::connect(&endpoints(1), Some(&ns)).await?;
-        Ok(Hooked {
-            inner,
-            lists: Arc::default(),
-            watches: Default::default(),
-            compact: false,
-            hold: None,
-            race_v6: None,
-        })
-    }
+/// etcd with test [`Hooks`].
+struct Hooked {
+    inner: EtcdStore,
+    hooks: Arc<Hooks>,
+    watches: AtomicUsize,
 }
 
 struct MaybeCompacted {
@@ -538,23 +517,23 @@ impl Store for Hooked {
         self.inner.get(key).await
     }
     async fn list(&self, prefix: &str) -> podnet_cluster::agent::StoreResult<podnet_cluster::agent::Listing> {
-        let n = self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let n = self.hooks.lists.fetch_add(1, SeqCst);
         // acquire lists twice (before and after its create); hold the session's list after them.
-        while n >= 2 && self.hold.as_ref().is_some_and(|h| !h.load(std::sync::atomic::Ordering::SeqCst)) {
+        while n >= 2 && self.hooks.hold && !self.hooks.open.load(SeqCst) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.inner.list(prefix).await
     }
     async fn watch(&self, prefix: &str, from: i64) -> podnet_cluster::agent::StoreResult<MaybeCompacted> {
-        let first = self.watches.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
-        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first && self.compact })
+        let first = self.watches.fetch_add(1, SeqCst) == 0;
+        Ok(MaybeCompacted { inner: self.inner.watch(prefix, from).await?, compacted: first && self.hooks.compact })
     }
     async fn create(&self, key: &str, value: &[u8], lease: i64) -> podnet_cluster::agent::StoreResult<bool> {
-        if let Some(flag) = &self.race_v6 {
+        if self.hooks.race_v6 {
             let mine = SubnetKey::parse(key).filter(|k| k.v6.is_some());
-            if let Some(k) = mine.filter(|_| !flag.swap(true, std::sync::atomic::Ordering::SeqCst)) {
+            if let Some(k) = mine.filter(|_| !self.hooks.raced.swap(true, SeqCst)) {
                 let racer = SubnetKey { v4: RACER_V4.parse().unwrap(), v6: k.v6 };
-                let text = String::from_utf8_lossy(value).replace(UNDERLAY[0], RACER_IP);
+                let text = String::from_utf8_lossy(value).replace(UNDERLAY_IPS[0], RACER_IP);
                 assert!(self.inner.create(&racer.key(PREFIX), text.as_bytes(), 0).await?);
             }
         }
@@ -586,16 +565,10 @@ const RACER_IP: &str = "10.200.1.99";
 #[test]
 fn dual_stack_race_for_one_subnet_the_older_key_keeps_it() {
     let w = world("agentrace", 1);
-    let (_etcd, st) = w.etcd(1);
-    w.put_config(&st, DUAL);
-    let raced = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (r, ns) = (raced.clone(), w.nodes[0].1.clone());
-    let a = Agent::start(w.agent_cfg(0, Duration::from_secs(60)), move || async move {
-        Ok(Hooked { race_v6: Some(r), ..Hooked::connect(ns).await? })
-    })
-    .unwrap();
+    let (_etcd, st) = w.etcd(1, DUAL);
+    let (a, hooks) = w.start_hooked(0, Hooks { race_v6: true, ..Hooks::default() });
     a.wait_ready(Duration::from_secs(20)).unwrap();
-    assert!(raced.load(std::sync::atomic::Ordering::SeqCst), "the race was staged");
+    assert!(hooks.raced.load(SeqCst), "the race was staged");
     let keys = subnet_keys(&w, &st);
     assert_eq!(keys.len(), 2, "the racer's key and this node's, nothing given up left: {keys:?}");
     let mine = SubnetKey::parse(&a.status().key.unwrap()).unwrap();
@@ -608,22 +581,14 @@ fn dual_stack_race_for_one_subnet_the_older_key_keeps_it() {
 #[test]
 fn compacted_watch_lists_again_and_resumes() {
     let w = world("agentc", 2);
-    let (_etcd, st) = w.etcd(1);
-    w.put_config(&st, VXLAN);
+    let (_etcd, st) = w.etcd(1, VXLAN);
     let a1 = w.start(0, 1, Duration::from_secs(60));
     a1.wait_ready(Duration::from_secs(20)).unwrap();
-    let lists = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (l2, ns) = (lists.clone(), w.nodes[1].1.clone());
-    let a2 = Agent::start(w.agent_cfg(1, Duration::from_secs(60)), move || async move {
-        Ok(Hooked { lists: l2, compact: true, ..Hooked::connect(ns).await? })
-    })
-    .unwrap();
+    let (a2, hooks) = w.start_hooked(1, Hooks { compact: true, ..Hooks::default() });
     a2.wait_ready(Duration::from_secs(20)).unwrap();
     // acquire lists twice (before and after its create), the first session once, the session
     // after the compaction once more.
-    wait_for("a list after the compaction", Duration::from_secs(10), || {
-        lists.load(std::sync::atomic::Ordering::SeqCst) >= 4
-    });
+    wait_for("a list after the compaction", Duration::from_secs(10), || hooks.lists.load(SeqCst) >= 4);
     w.wait_peer_routes(1, 1, false);
     assert_eq!(a2.status().peer_changes, 0);
     // Someone deletes node2's own key: it takes the same subnet again, loudly.
@@ -645,21 +610,15 @@ fn compacted_watch_lists_again_and_resumes() {
 #[test]
 fn sandbox_creates_wait_for_readiness_and_the_lease_carries_the_nodes_vtep_mac() {
     let w = world("agentr", 1);
-    let (_etcd, st) = w.etcd(1);
-    w.put_config(&st, VXLAN);
-    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (o2, ns) = (open.clone(), w.nodes[0].1.clone());
-    let a = Agent::start(w.agent_cfg(0, Duration::from_secs(60)), move || async move {
-        Ok(Hooked { hold: Some(o2), ..Hooked::connect(ns).await? })
-    })
-    .unwrap();
+    let (_etcd, st) = w.etcd(1, VXLAN);
+    let (a, hooks) = w.start_hooked(0, Hooks { hold: true, ..Hooks::default() });
     wait_for("the agent to open its node", Duration::from_secs(20), || a.node().is_some());
     let node = a.node().unwrap();
     assert!(!a.status().ready && !node.is_ready());
     let e = w.rt.block_on(node.create_sandbox(&SandboxSpec::new("early"))).unwrap_err();
     assert_eq!(e.kind(), podnet::ErrorKind::NotReady, "{e}");
     assert!(w.w.pod_pins().is_empty(), "a refused create leaves nothing");
-    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    hooks.open.store(true, SeqCst);
     a.wait_ready(Duration::from_secs(20)).unwrap();
     assert!(node.is_ready());
     let p = pod(&w, &a, "early");

@@ -98,27 +98,20 @@ fn service_ips_survive_restore_and_growth() {
 /// with a damaged body included) are refused with `invalid_argument` or read, never a panic.
 #[test]
 fn allocator_state_from_untrusted_bytes_never_panics() {
-    let iters: usize = std::env::var("PODNET_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
-    let mut x: u64 = 0x706f_646e_6574_0003;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = podnet_world::Rng(0x706f_646e_6574_0003);
     let node =
         NodeCidrAllocator::new(&[ClusterCidr { cidr: c("10.10.0.0/16"), node_mask: 24 }], &[]).unwrap().to_bytes();
     let svc = ServiceIpAllocator::new(c("10.0.0.0/24")).unwrap().to_bytes();
-    for i in 0..iters / 4 {
+    for i in 0..podnet_world::fuzz_iterations() / 4 {
         let base = if i % 2 == 0 { &node } else { &svc };
         let mut b = base.clone();
-        match next() % 3 {
-            0 => b = (0..next() % 64).map(|_| next() as u8).collect(),
-            1 => b.truncate((next() as usize) % b.len()),
+        match rng.next_u64() % 3 {
+            0 => b = (0..rng.next_u64() % 64).map(|_| rng.next_u64() as u8).collect(),
+            1 => b.truncate((rng.next_u64() as usize) % b.len()),
             _ => {
-                for _ in 0..=next() % 3 {
-                    let j = (next() as usize) % b.len();
-                    b[j] ^= 1 << (next() % 8);
+                for _ in 0..=rng.next_u64() % 3 {
+                    let j = (rng.next_u64() as usize) % b.len();
+                    b[j] ^= 1 << (rng.next_u64() % 8);
                 }
             }
         }

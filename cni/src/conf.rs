@@ -532,27 +532,20 @@ mod tests {
     /// truncated, random values in every field) are refused with an error or read, never panic.
     #[test]
     fn untrusted_configs_never_panic() {
-        let iters: usize = std::env::var("PODNET_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
-        let mut x: u64 = 0x706f_646e_6574_0004;
-        let mut next = move || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = podnet_world::Rng(0x706f_646e_6574_0004);
         let good = json!({"cniVersion": "1.0.0", "name": "podnet", "type": "podnet", "podCIDRs": ["10.88.0.0/24", "fd00:88::/64"],
             "mode": "bridge", "mtu": 1500, "capabilities": {"portMappings": true},
             "runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp", "hostIP": "10.0.0.1"}], "ips": ["10.88.0.9"]},
             "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.0.0/24", "rangeStart": "10.88.0.10"}]]}})
         .to_string()
         .into_bytes();
-        for _ in 0..iters / 4 {
+        for _ in 0..podnet_world::fuzz_iterations() / 4 {
             let mut b = good.clone();
-            for _ in 0..=next() % 4 {
-                let j = (next() as usize) % b.len();
-                match next() % 3 {
-                    0 => b[j] = next() as u8,
-                    1 => b[j] = b"0123456789-.:/[]{}\",eatrunl"[(next() % 20) as usize],
+            for _ in 0..=rng.next_u64() % 4 {
+                let j = (rng.next_u64() as usize) % b.len();
+                match rng.next_u64() % 3 {
+                    0 => b[j] = rng.next_u64() as u8,
+                    1 => b[j] = b"0123456789-.:/[]{}\",eatrunl"[(rng.next_u64() % 20) as usize],
                     _ => b.truncate(j.max(1)),
                 }
             }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use podnet::internals::netns;
-use podnet::internals::nft::{HostPort, NftSocket, Proto, Ruleset};
+use podnet::internals::nft::{Cidrs, HostPort, NftSocket, Proto, Ruleset};
 
 /// Removes the pinned netns and its directory, also on panic.
 struct Guard(PathBuf);
@@ -51,8 +51,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let present: Vec<HostPort> = (0..existing).map(port).collect();
     let rs = Ruleset {
-        pod_cidrs_v4: vec!["10.88.0.0/16".parse()?],
-        cluster_cidrs_v4: vec!["10.88.0.0/16".parse()?],
+        pod_cidrs: Cidrs { v4: vec!["10.88.0.0/16".parse()?], v6: vec![] },
+        cluster_cidrs: Cidrs { v4: vec!["10.88.0.0/16".parse()?], v6: vec![] },
         egress_masquerade: true,
         ..Ruleset::default()
     };

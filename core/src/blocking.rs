@@ -44,104 +44,42 @@ impl Node {
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
+}
 
-    /// See [`crate::Node::create_sandbox`].
-    pub fn create_sandbox(&self, spec: &SandboxSpec) -> Result<Sandbox> {
-        self.rt.block_on(self.inner.create_sandbox(spec))
-    }
+/// `blocking! { name(arg: Type, ...) -> Output; ... }`: for each async [`crate::Node`] method, the
+/// method of the same name and arguments that blocks the caller's thread on the node's runtime.
+macro_rules! blocking {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)+) => {
+        impl Node {
+            $(
+                #[doc = concat!("See [`crate::Node::", stringify!($name), "`].")]
+                pub fn $name(&self, $($arg: $ty),*) -> Result<$out> {
+                    self.rt.block_on(self.inner.$name($($arg),*))
+                }
+            )+
+        }
+    };
+}
 
-    /// See [`crate::Node::delete_sandbox`].
-    pub fn delete_sandbox(&self, id: &str) -> Result<()> {
-        self.rt.block_on(self.inner.delete_sandbox(id))
-    }
-
-    /// See [`crate::Node::get_sandbox`].
-    pub fn get_sandbox(&self, id: &str) -> Result<Sandbox> {
-        self.rt.block_on(self.inner.get_sandbox(id))
-    }
-
-    /// See [`crate::Node::list_sandboxes`].
-    pub fn list_sandboxes(&self) -> Result<Vec<Sandbox>> {
-        self.rt.block_on(self.inner.list_sandboxes())
-    }
-
-    /// See [`crate::Node::check_sandbox`].
-    pub fn check_sandbox(&self, id: &str) -> Result<CheckReport> {
-        self.rt.block_on(self.inner.check_sandbox(id))
-    }
-
-    /// See [`crate::Node::gc`].
-    pub fn gc(&self, live: &[&str]) -> Result<GcReport> {
-        self.rt.block_on(self.inner.gc(live))
-    }
-
-    /// See [`crate::Node::gc_orphans`].
-    pub fn gc_orphans(&self) -> Result<GcReport> {
-        self.rt.block_on(self.inner.gc_orphans())
-    }
-
-    /// See [`crate::Node::add_peer`].
-    pub fn add_peer(&self, peer: &Peer) -> Result<()> {
-        self.rt.block_on(self.inner.add_peer(peer))
-    }
-
-    /// See [`crate::Node::remove_peer`].
-    pub fn remove_peer(&self, name: &str) -> Result<()> {
-        self.rt.block_on(self.inner.remove_peer(name))
-    }
-
-    /// See [`crate::Node::sync_peers`].
-    pub fn sync_peers(&self, peers: &[Peer]) -> Result<SyncReport> {
-        self.rt.block_on(self.inner.sync_peers(peers))
-    }
-
-    /// See [`crate::Node::list_peers`].
-    pub fn list_peers(&self) -> Result<Vec<Peer>> {
-        self.rt.block_on(self.inner.list_peers())
-    }
-
-    /// See [`crate::Node::add_ports`].
-    pub fn add_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
-        self.rt.block_on(self.inner.add_ports(id, ports))
-    }
-
-    /// See [`crate::Node::remove_ports`].
-    pub fn remove_ports(&self, id: &str, ports: &[PortMapping]) -> Result<Sandbox> {
-        self.rt.block_on(self.inner.remove_ports(id, ports))
-    }
-
-    /// See [`crate::Node::list_ports`].
-    pub fn list_ports(&self) -> Result<Vec<PortEntry>> {
-        self.rt.block_on(self.inner.list_ports())
-    }
-
-    /// See [`crate::Node::repair`].
-    pub fn repair(&self) -> Result<RepairReport> {
-        self.rt.block_on(self.inner.repair())
-    }
-
-    /// See [`crate::Node::set_service`].
-    pub fn set_service(&self, svc: &Service) -> Result<()> {
-        self.rt.block_on(self.inner.set_service(svc))
-    }
-
-    /// See [`crate::Node::remove_service`].
-    pub fn remove_service(&self, name: &str) -> Result<()> {
-        self.rt.block_on(self.inner.remove_service(name))
-    }
-
-    /// See [`crate::Node::sync_services`].
-    pub fn sync_services(&self, svcs: &[Service]) -> Result<()> {
-        self.rt.block_on(self.inner.sync_services(svcs))
-    }
-
-    /// See [`crate::Node::list_services`].
-    pub fn list_services(&self) -> Result<Vec<Service>> {
-        self.rt.block_on(self.inner.list_services())
-    }
-
-    /// See [`crate::Node::repair_services`].
-    pub fn repair_services(&self) -> Result<bool> {
-        self.rt.block_on(self.inner.repair_services())
-    }
+blocking! {
+    create_sandbox(spec: &SandboxSpec) -> Sandbox;
+    delete_sandbox(id: &str) -> ();
+    get_sandbox(id: &str) -> Sandbox;
+    list_sandboxes() -> Vec<Sandbox>;
+    check_sandbox(id: &str) -> CheckReport;
+    gc(live: &[&str]) -> GcReport;
+    gc_orphans() -> GcReport;
+    add_peer(peer: &Peer) -> ();
+    remove_peer(name: &str) -> ();
+    sync_peers(peers: &[Peer]) -> SyncReport;
+    list_peers() -> Vec<Peer>;
+    add_ports(id: &str, ports: &[PortMapping]) -> Sandbox;
+    remove_ports(id: &str, ports: &[PortMapping]) -> Sandbox;
+    list_ports() -> Vec<PortEntry>;
+    repair() -> RepairReport;
+    set_service(svc: &Service) -> ();
+    remove_service(name: &str) -> ();
+    sync_services(svcs: &[Service]) -> ();
+    list_services() -> Vec<Service>;
+    repair_services() -> bool;
 }

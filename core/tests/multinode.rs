@@ -18,8 +18,6 @@ struct Cluster {
     internet: PathBuf,
 }
 
-const UNDERLAY: [&str; 4] = ["10.200.1.11", "10.200.1.12", "10.200.1.13", "10.200.2.14"];
-
 fn pod_cidrs(i: usize, dual: bool) -> Vec<String> {
     let mut v = vec![format!("10.10.{}.0/24", i + 1)];
     if dual {
@@ -30,32 +28,16 @@ fn pod_cidrs(i: usize, dual: bool) -> Vec<String> {
 
 fn build(tag: &str, mode: CrossNodeMode, n_nodes: usize, dual: bool) -> Cluster {
     let mut w = World::new(tag);
-    let ul = w.netns("underlay");
-    let rt = w.netns("router");
+    let net = w.underlay_net(n_nodes);
     let internet = w.netns("internet");
-    in_ns(&ul, &["ip", "link", "add", "br0", "type", "bridge"]);
-    in_ns(&ul, &["ip", "link", "set", "br0", "up"]);
-    link(&rt, "rt-ul", &["10.200.1.1/24"], &ul, "ul-rt", &[]).unwrap();
-    in_ns(&ul, &["ip", "link", "set", "ul-rt", "master", "br0"]);
-    link(&rt, "rt-inet", &["203.0.113.1/24"], &internet, "eth0", &["203.0.113.2/24"]).unwrap();
+    link(&net.router, "rt-inet", &["203.0.113.1/24"], &internet, "eth0", &["203.0.113.2/24"]).unwrap();
     in_ns(&internet, &["ip", "route", "add", "default", "via", "203.0.113.1"]);
-    in_ns(&rt, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     let mut nodes = vec![];
-    for (i, addr) in UNDERLAY.iter().copied().enumerate().take(n_nodes) {
-        let name = format!("node{}", i + 1);
-        let ns = w.netns(&name);
-        if i < 3 {
-            link(&ns, "ul0", &[&format!("{addr}/24")], &ul, &format!("ul-n{}", i + 1), &[]).unwrap();
-            in_ns(&ul, &["ip", "link", "set", &format!("ul-n{}", i + 1), "master", "br0"]);
-            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.1.1"]);
-        } else {
-            link(&ns, "ul0", &[&format!("{addr}/24")], &rt, "rt-n4", &["10.200.2.1/24"]).unwrap();
-            in_ns(&ns, &["ip", "route", "add", "default", "via", "10.200.2.1"]);
-        }
+    for (i, (name, ns, addr)) in net.nodes.into_iter().enumerate() {
         let mut cfg = w
             .node_config(&name, &ns)
             .mode(if i % 2 == 0 { PodMode::Bridge } else { PodMode::Routed })
-            .underlay(addr.parse().unwrap())
+            .underlay(addr)
             .cross_node(mode)
             .cluster_cidr("10.10.0.0/16".parse().unwrap());
         if dual {
@@ -65,7 +47,7 @@ fn build(tag: &str, mode: CrossNodeMode, n_nodes: usize, dual: bool) -> Cluster 
             cfg = cfg.pod_cidr(c.parse().unwrap());
         }
         let node = Node::open(cfg).unwrap();
-        nodes.push((name, node, ns, addr.parse().unwrap()));
+        nodes.push((name, node, ns, addr));
     }
     // Two pods per node, one in each pod mode, whatever the node's default.
     let mut pods = vec![];
@@ -146,7 +128,7 @@ fn overlay_dual_stack_across_subnets() {
     assert!(d.contains("vxlan id 1 ") && d.contains("dstport 8472") && d.contains("nolearning"), "{d}");
     assert!(d.contains("mtu 1450"), "{d}");
     let fdb = in_ns(ns1, &["bridge", "fdb", "show", "dev", "podnet.1"]);
-    for ip in &UNDERLAY[1..] {
+    for ip in &UNDERLAY_IPS[1..] {
         assert!(fdb.contains(&format!("dst {ip}")), "{fdb}");
     }
     let routes = in_ns(ns1, &["ip", "route", "show", "proto", "81"]);

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use podnet::internals::netns;
-use podnet::internals::nft::{HostPort, NftSocket, Proto, Ruleset};
+use podnet::internals::nft::{Cidrs, HostPort, NftSocket, Proto, Ruleset};
 use podnet::ErrorKind;
 use podnet_world::*;
 use serde_json::Value;
@@ -64,10 +64,11 @@ fn udp(host_port: u16, pod: &str, pod_port: u16) -> HostPort {
 
 fn ruleset() -> Ruleset {
     Ruleset {
-        pod_cidrs_v4: vec!["10.88.0.0/24".parse().unwrap()],
-        pod_cidrs_v6: vec!["fd00:88::/64".parse().unwrap()],
-        cluster_cidrs_v4: vec!["10.88.0.0/16".parse().unwrap(), "10.96.0.0/12".parse().unwrap()],
-        cluster_cidrs_v6: vec!["fd00:88::/48".parse().unwrap()],
+        pod_cidrs: Cidrs { v4: vec!["10.88.0.0/24".parse().unwrap()], v6: vec!["fd00:88::/64".parse().unwrap()] },
+        cluster_cidrs: Cidrs {
+            v4: vec!["10.88.0.0/16".parse().unwrap(), "10.96.0.0/12".parse().unwrap()],
+            v6: vec!["fd00:88::/48".parse().unwrap()],
+        },
         no_masq_hosts: vec!["169.254.0.1".parse().unwrap()],
         egress_masquerade: true,
         ..Ruleset::default()

@@ -28,6 +28,14 @@ fn cfg(w: &World, name: &str, ns: &Path) -> NodeConfig {
         .pod_cidr("fd00:31::/120".parse().unwrap())
 }
 
+/// A world with one node netns, both named `tag`, and a handle on the node there.
+fn one_node(tag: &str) -> (World, PathBuf, Node) {
+    let mut w = World::new(tag);
+    let ns = w.netns(tag);
+    let node = Node::open(cfg(&w, tag, &ns)).unwrap();
+    (w, ns, node)
+}
+
 /// The crash test's node: an underlay too, so peers get a VXLAN overlay.
 fn crash_cfg(w: &World, ns: &Path) -> NodeConfig {
     cfg(w, "crash", ns).underlay("192.0.2.1".parse().unwrap())
@@ -386,9 +394,7 @@ fn delete_with_a_held_netns_never_gives_its_address_to_another_pod() {
 
 #[test]
 fn gc_deletes_only_links_podnet_marked() {
-    let mut w = World::new("marked");
-    let ns = w.netns("marked");
-    let node = Node::open(cfg(&w, "marked", &ns)).unwrap();
+    let (mut w, ns, node) = one_node("marked");
     // Someone else's link that merely looks like podnet's (pn + 12 hex digits).
     let other = w.netns("marked-other");
     veth(&ns, "pn0123456789ab", &other, "x0").unwrap();
@@ -405,9 +411,7 @@ fn gc_deletes_only_links_podnet_marked() {
 
 #[test]
 fn create_verifies_the_kernel_not_just_the_record() {
-    let mut w = World::new("verify");
-    let ns = w.netns("verify");
-    let node = Node::open(cfg(&w, "verify", &ns)).unwrap();
+    let (w, ns, node) = one_node("verify");
     let a = node.create_sandbox(&SandboxSpec::new("v")).unwrap();
     // As after a killed delete or a reboot that kept the state: the netns is gone.
     podnet::internals::netns::remove(&a.netns_path).unwrap();
@@ -420,9 +424,7 @@ fn create_verifies_the_kernel_not_just_the_record() {
 
 #[test]
 fn damaged_state_is_an_error_that_changes_nothing() {
-    let mut w = World::new("damage");
-    let ns = w.netns("damage");
-    let node = Node::open(cfg(&w, "damage", &ns)).unwrap();
+    let (w, ns, node) = one_node("damage");
     let a = node.create_sandbox(&SandboxSpec::new("d")).unwrap();
     let db = w.state_dir("damage").join("state.db");
     // A damaged record: list and gc fail naming it, and the pod stays up.

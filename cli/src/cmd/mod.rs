@@ -48,6 +48,55 @@ pub trait NodeCommand {
     fn run(self, t: &Target) -> Result<i32>;
 }
 
+/// `records_commands! { Cmd(AddArgs) { add: "...", del: "...", name: "...", list: "...", sync: "...",
+/// file: "..." } }`: the commands of a set of named records the node keeps (peers, services), with
+/// their help texts: `add` one, `del NAME`, `list`, and `sync --file FILE` to make the set exactly
+/// the file's. They run as the calling module's `add`, `del`, `list` and `sync` functions.
+macro_rules! records_commands {
+    ($(#[$doc:meta])* $cmd:ident($args:ty) {
+        add: $add:literal,
+        del: $del:literal,
+        name: $name:literal,
+        list: $list:literal,
+        sync: $sync:literal,
+        file: $file:literal $(,)?
+    }) => {
+        $(#[$doc])*
+        #[derive(clap::Subcommand, Debug)]
+        pub enum $cmd {
+            #[doc = $add]
+            Add($args),
+            #[doc = $del]
+            #[command(visible_alias = "delete")]
+            Del {
+                #[doc = $name]
+                name: String,
+            },
+            #[doc = $list]
+            #[command(visible_alias = "ls")]
+            List,
+            #[doc = $sync]
+            Sync {
+                #[doc = $file]
+                #[arg(long, value_name = "FILE")]
+                file: std::path::PathBuf,
+            },
+        }
+
+        impl $crate::cmd::NodeCommand for $cmd {
+            fn run(self, t: &$crate::cmd::Target) -> podnet::Result<i32> {
+                match self {
+                    Self::Add(a) => add(t, a),
+                    Self::Del { name } => del(t, &name),
+                    Self::List => list(t),
+                    Self::Sync { file } => sync(t, &file),
+                }
+            }
+        }
+    };
+}
+pub(crate) use records_commands;
+
 /// `podnet <group> [--node NAME] [--state-dir DIR] [--json] <command> ...`: the node options
 /// may go anywhere after the group.
 #[derive(Args, Debug)]

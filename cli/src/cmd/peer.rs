@@ -1,38 +1,28 @@
 //! `podnet peer add | del | list | sync`, and how a peer is shown (also by `node status`).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::{Args, Subcommand};
+use clap::Args;
 use ipnetwork::IpNetwork;
 use podnet::blocking::Node;
 use podnet::{Error, Peer, Result};
 use serde_json::{json, Value};
 
-use super::{read_input, NodeCommand, Target};
+use super::{read_input, records_commands, Target};
 use crate::modes::Named as _;
 use crate::output::{emit, emit_json, join, key_values, show, Table, EXIT_OK};
 
-/// Peer commands.
-#[derive(Subcommand, Debug)]
-pub enum PeerCmd {
-    /// Add or update one peer node (O(1) kernel requests).
-    Add(PeerAddArgs),
-    /// Remove one peer's routes, neighbours and FDB entries (an unknown peer is success).
-    #[command(visible_alias = "delete")]
-    Del {
-        /// Peer node name.
-        name: String,
-    },
-    /// List the configured peers and the path to each.
-    #[command(visible_alias = "ls")]
-    List,
-    /// Converge to exactly the peers in a JSON file (an array of peers; `-` reads stdin).
-    Sync {
-        /// JSON array of {"name","underlay_ip","pod_cidrs":[..],"vtep_mac":null|[6 bytes]}.
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-    },
+records_commands! {
+    /// Peer commands.
+    PeerCmd(PeerAddArgs) {
+        add: "Add or update one peer node (O(1) kernel requests).",
+        del: "Remove one peer's routes, neighbours and FDB entries (an unknown peer is success).",
+        name: "Peer node name.",
+        list: "List the configured peers and the path to each.",
+        sync: "Converge to exactly the peers in a JSON file (an array of peers; `-` reads stdin).",
+        file: r#"JSON array of {"name","underlay_ip","pod_cidrs":[..],"vtep_mac":null|[6 bytes]}."#,
+    }
 }
 
 /// Arguments of `podnet peer add`.
@@ -105,17 +95,6 @@ pub fn peers_table(node: &Node, peers: &[Peer]) -> String {
         t.row(vec![p.name.clone(), p.underlay_ip.to_string(), join(&p.pod_cidrs), path, mac]);
     }
     t.render()
-}
-
-impl NodeCommand for PeerCmd {
-    fn run(self, t: &Target) -> Result<i32> {
-        match self {
-            Self::Add(p) => add(t, p),
-            Self::Del { name } => del(t, &name),
-            Self::List => list(t),
-            Self::Sync { file } => sync(t, &file),
-        }
-    }
 }
 
 fn add(t: &Target, a: PeerAddArgs) -> Result<i32> {

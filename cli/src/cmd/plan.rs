@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use podnet::{Error, ErrorKind};
-use podnet_cluster::{Cidr, Plan, PlanInput};
+use podnet_cluster::{Cidr, MachinePlan, Plan, PlanInput, PodRangePlan, ServicePlan};
 
 use super::Run;
 use crate::output::{emit, finish, thousands, Align, Table, EXIT_OK};
@@ -110,11 +110,16 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-/// One titled section of the plan: a table under its title, then a blank line.
-fn grid(out: &mut String, title: &str, header: &[(&str, Align)], rows: Vec<Vec<String>>) {
-    let mut t = Table::aligned(header).indent(2).blank("");
-    for r in rows {
-        t.row(r);
+/// A column of a plan section: its header, its alignment, and its cell for one item.
+type Column<T> = (&'static str, Align, fn(&T) -> String);
+
+/// One titled section of the plan: a table of `items`, one row each, under its title, then a
+/// blank line.
+fn grid<'a, T: 'a>(out: &mut String, title: &str, columns: &[Column<T>], items: impl IntoIterator<Item = &'a T>) {
+    let header: Vec<(&str, Align)> = columns.iter().map(|(h, a, _)| (*h, *a)).collect();
+    let mut t = Table::aligned(&header).indent(2).blank("");
+    for item in items {
+        t.row(columns.iter().map(|(_, _, cell)| cell(item)).collect());
     }
     out.push_str(title);
     out.push('\n');
@@ -127,79 +132,37 @@ fn table(plan: &Plan) -> String {
     use Align::{Left, Right};
     let mut out = String::new();
 
-    let rows: Vec<Vec<String>> = plan
-        .pod_ranges
-        .iter()
-        .map(|p| {
-            vec![
-                p.family.to_string(),
-                p.cluster_cidr.to_string(),
-                format!("/{}", p.node_mask),
-                thousands(p.node_cidrs),
-                opt(p.first_node_cidr),
-                opt(p.last_node_cidr),
-                thousands(p.pods_per_node),
-                thousands(p.pod_capacity),
-            ]
-        })
-        .collect();
-    grid(
-        &mut out,
-        "Pod ranges",
-        &[
-            ("FAMILY", Left),
-            ("CLUSTER CIDR", Left),
-            ("NODE MASK", Right),
-            ("NODE CIDRS", Right),
-            ("FIRST NODE CIDR", Left),
-            ("LAST NODE CIDR", Left),
-            ("PODS/NODE", Right),
-            ("POD CAPACITY", Right),
-        ],
-        rows,
-    );
+    let pod_ranges: &[Column<PodRangePlan>] = &[
+        ("FAMILY", Left, |p| p.family.to_string()),
+        ("CLUSTER CIDR", Left, |p| p.cluster_cidr.to_string()),
+        ("NODE MASK", Right, |p| format!("/{}", p.node_mask)),
+        ("NODE CIDRS", Right, |p| thousands(p.node_cidrs)),
+        ("FIRST NODE CIDR", Left, |p| opt(p.first_node_cidr)),
+        ("LAST NODE CIDR", Left, |p| opt(p.last_node_cidr)),
+        ("PODS/NODE", Right, |p| thousands(p.pods_per_node)),
+        ("POD CAPACITY", Right, |p| thousands(p.pod_capacity)),
+    ];
+    grid(&mut out, "Pod ranges", pod_ranges, &plan.pod_ranges);
 
     if let Some(m) = &plan.machines {
-        let rows = vec![vec![
-            m.subnet.to_string(),
-            thousands(m.nodes),
-            thousands(u128::from(m.control_plane)),
-            thousands(m.workers),
-        ]];
-        grid(
-            &mut out,
-            "Machines",
-            &[("MACHINE SUBNET", Left), ("NODES", Right), ("CONTROL PLANE", Right), ("WORKERS", Right)],
-            rows,
-        );
+        let machines: &[Column<MachinePlan>] = &[
+            ("MACHINE SUBNET", Left, |m| m.subnet.to_string()),
+            ("NODES", Right, |m| thousands(m.nodes)),
+            ("CONTROL PLANE", Right, |m| thousands(u128::from(m.control_plane))),
+            ("WORKERS", Right, |m| thousands(m.workers)),
+        ];
+        grid(&mut out, "Machines", machines, [m]);
     }
 
     if !plan.services.is_empty() {
-        let rows: Vec<Vec<String>> = plan
-            .services
-            .iter()
-            .map(|s| {
-                vec![
-                    s.family.to_string(),
-                    s.cidr.to_string(),
-                    thousands(s.service_ips),
-                    thousands(u128::from(s.static_band)),
-                    opt(s.api_server_ip),
-                ]
-            })
-            .collect();
-        grid(
-            &mut out,
-            "Services",
-            &[
-                ("FAMILY", Left),
-                ("SERVICE CIDR", Left),
-                ("SERVICE IPS", Right),
-                ("STATIC BAND", Right),
-                ("API SERVER IP", Left),
-            ],
-            rows,
-        );
+        let services: &[Column<ServicePlan>] = &[
+            ("FAMILY", Left, |s| s.family.to_string()),
+            ("SERVICE CIDR", Left, |s| s.cidr.to_string()),
+            ("SERVICE IPS", Right, |s| thousands(s.service_ips)),
+            ("STATIC BAND", Right, |s| thousands(u128::from(s.static_band))),
+            ("API SERVER IP", Left, |s| opt(s.api_server_ip)),
+        ];
+        grid(&mut out, "Services", services, &plan.services);
     }
 
     let nodes_from = if plan.machines.is_some() {
@@ -207,22 +170,20 @@ fn table(plan: &Plan) -> String {
     } else {
         "node CIDRs; no machine subnet given"
     };
-    let rows = vec![
-        vec!["Nodes".to_owned(), thousands(plan.nodes), nodes_from.to_owned()],
-        vec!["Control plane".to_owned(), thousands(u128::from(plan.control_plane)), String::new()],
-        vec![
-            "Workers".to_owned(),
-            thousands(plan.workers),
-            format!("{} nodes - {} control plane", thousands(plan.nodes), plan.control_plane),
-        ],
-        vec!["Pods per node".to_owned(), thousands(plan.pods_per_node), String::new()],
-        vec![
-            "Pod capacity".to_owned(),
-            thousands(plan.pod_capacity),
+    let summary = [
+        ("Nodes", plan.nodes, nodes_from.to_owned()),
+        ("Control plane", u128::from(plan.control_plane), String::new()),
+        ("Workers", plan.workers, format!("{} nodes - {} control plane", thousands(plan.nodes), plan.control_plane)),
+        ("Pods per node", plan.pods_per_node, String::new()),
+        (
+            "Pod capacity",
+            plan.pod_capacity,
             format!("{} workers x {} pods per node", thousands(plan.workers), thousands(plan.pods_per_node)),
-        ],
+        ),
     ];
-    grid(&mut out, "Summary", &[("", Left), ("", Right), ("", Left)], rows);
+    let lines: &[Column<(&str, u128, String)>] =
+        &[("", Left, |l| l.0.to_owned()), ("", Right, |l| thousands(l.1)), ("", Left, |l| l.2.clone())];
+    grid(&mut out, "Summary", lines, &summary);
 
     if plan.warnings.is_empty() {
         out.push_str("Warnings: none\n");

@@ -3,35 +3,26 @@
 //! `list` shows them, `sync` replaces them all with a JSON list (a file or stdin).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use clap::{Args, Subcommand};
+use clap::Args;
+use podnet::blocking::Node;
 use podnet::{Affinity, Endpoint, Error, Protocol, Result, Service, ServicePort, TrafficPolicy};
 use serde_json::json;
 
-use super::{read_input, NodeCommand, Target};
-use crate::output::{emit, join, show, Table, EXIT_OK};
+use super::{read_input, records_commands, Target};
+use crate::output::{emit, emit_json, join, Table, EXIT_OK};
 
-/// Service commands.
-#[derive(Subcommand, Debug)]
-pub enum ServiceCmd {
-    /// Add or replace one service.
-    Add(ServiceAddArgs),
-    /// Remove one service (an unknown name is success).
-    #[command(visible_alias = "delete")]
-    Del {
-        /// Service name.
-        name: String,
-    },
-    /// Show the node's services.
-    #[command(visible_alias = "ls")]
-    List,
-    /// Make the node's services exactly those in FILE (`-` reads stdin).
-    Sync {
-        /// JSON array of services as the library serializes them (see docs/cli.md).
-        #[arg(long, value_name = "FILE")]
-        file: PathBuf,
-    },
+records_commands! {
+    /// Service commands.
+    ServiceCmd(ServiceAddArgs) {
+        add: "Add or replace one service.",
+        del: "Remove one service (an unknown name is success).",
+        name: "Service name.",
+        list: "Show the node's services.",
+        sync: "Make the node's services exactly those in FILE (`-` reads stdin).",
+        file: "JSON array of services as the library serializes them (see docs/cli.md).",
+    }
 }
 
 /// Arguments of `podnet service add`.
@@ -96,28 +87,38 @@ fn parse_policy(s: &str) -> std::result::Result<TrafficPolicy, String> {
     }
 }
 
-impl NodeCommand for ServiceCmd {
-    fn run(self, t: &Target) -> Result<i32> {
-        let (_, node) = t.open()?;
-        match self {
-            Self::Add(a) => node.set_service(&service(a))?,
-            Self::Del { name } => node.remove_service(&name)?,
-            Self::List => {
-                let svcs = node.list_services()?;
-                show(t.json, &svcs, || table(&svcs))?;
-                return Ok(EXIT_OK);
-            }
-            Self::Sync { file } => node.sync_services(&load(&file)?)?,
-        }
-        let svcs = node.list_services()?;
-        if t.json {
-            let names: Vec<&str> = svcs.iter().map(|s| s.name.as_str()).collect();
-            crate::output::emit_json(&json!({"services": svcs.len(), "names": names}))?;
-        } else {
-            emit(&table(&svcs))?;
-        }
-        Ok(EXIT_OK)
+fn add(t: &Target, a: ServiceAddArgs) -> Result<i32> {
+    let (_, node) = t.open()?;
+    node.set_service(&service(a))?;
+    changed(t, &node)
+}
+
+fn del(t: &Target, name: &str) -> Result<i32> {
+    let (_, node) = t.open()?;
+    node.remove_service(name)?;
+    changed(t, &node)
+}
+
+fn list(t: &Target) -> Result<i32> {
+    t.list(Node::list_services, |svcs| table(svcs))
+}
+
+fn sync(t: &Target, file: &Path) -> Result<i32> {
+    let (_, node) = t.open()?;
+    node.sync_services(&load(file)?)?;
+    changed(t, &node)
+}
+
+/// After a change: the node's services, as a table, or their count and names in JSON.
+fn changed(t: &Target, node: &Node) -> Result<i32> {
+    let svcs = node.list_services()?;
+    if t.json {
+        let names: Vec<&str> = svcs.iter().map(|s| s.name.as_str()).collect();
+        emit_json(&json!({"services": svcs.len(), "names": names}))?;
+    } else {
+        emit(&table(&svcs))?;
     }
+    Ok(EXIT_OK)
 }
 
 fn service(a: ServiceAddArgs) -> Service {

@@ -286,9 +286,9 @@ fn checks_table(results: &[CheckResult]) -> String {
     let mut t = Table::new(&["PATH", "FROM", "TO", "RESULT", "LATENCY", "NOTE"]);
     for r in results {
         t.row(vec![
-            r.path.clone(),
-            r.from.clone(),
-            r.to.clone(),
+            r.route.path.clone(),
+            r.route.from.clone(),
+            r.route.to.clone(),
             if r.ok { "ok" } else { "FAIL" }.into(),
             r.latency_ms.map(|l| format!("{l:.2} ms")).unwrap_or_default(),
             r.note.clone(),

@@ -2,7 +2,9 @@
 //! (`<prefix>/subnets/10.244.1.0-24`, dual stack `...-24&fd00:10:0:1::-64`) and the lease value
 //! (flannel's `LeaseAttrs` JSON), so podnet and flannel nodes read and write the same keys.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
 use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 use serde::{Deserialize, Serialize};
@@ -119,22 +121,73 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-/// The subnets of one family's pool in `network`: their length (the given one, else flannel's
-/// default `default_len`, or two bits more than the network's prefix for a small network) and
-/// the first and last subnet as numbers (the given `SubnetMin`/`SubnetMax`, which must be
-/// subnet boundaries inside the network, else the second subnet, flannel skips the first, and
-/// the last). `names`: the network's and the three fields' names for errors.
-fn subnets(
-    network: IpNetwork,
-    given_len: Option<u32>,
-    given: (&Option<String>, &Option<String>),
+/// One family's pool fields in net-conf, with their names and flannel's default.
+struct PoolFields<'a> {
+    network: &'a Option<String>,
+    len: Option<u32>,
+    min: &'a Option<String>,
+    max: &'a Option<String>,
+    /// The fields' names, for errors: network, subnet length, subnet min, subnet max.
+    names: [&'static str; 4],
+    /// flannel's subnet length in a network large enough for it.
     default_len: u8,
-    names: [&str; 4],
-) -> Result<(u8, u128, u128), String> {
-    let [net_name, len_name, min_name, max_name] = names;
+    /// The error when the network is missing.
+    missing: &'static str,
+}
+
+impl RawConfig {
+    fn v4(&self) -> PoolFields<'_> {
+        PoolFields {
+            network: &self.network,
+            len: self.subnet_len,
+            min: &self.subnet_min,
+            max: &self.subnet_max,
+            names: ["Network", "SubnetLen", "SubnetMin", "SubnetMax"],
+            default_len: 24,
+            missing: "Network is missing",
+        }
+    }
+
+    fn v6(&self) -> PoolFields<'_> {
+        PoolFields {
+            network: &self.ipv6_network,
+            len: self.ipv6_subnet_len,
+            min: &self.ipv6_subnet_min,
+            max: &self.ipv6_subnet_max,
+            names: ["IPv6Network", "IPv6SubnetLen", "IPv6SubnetMin", "IPv6SubnetMax"],
+            default_len: 64,
+            missing: "EnableIPv6 is true but IPv6Network is missing",
+        }
+    }
+}
+
+/// One family's pool: its network, which must have no host bits set, and its subnets (see
+/// [`subnets`]).
+fn pool<N>(f: &PoolFields<'_>) -> Result<(N, u8, u128, u128), String>
+where
+    N: FromStr + Into<IpNetwork> + Copy + fmt::Display,
+    N::Err: fmt::Display,
+{
+    let net_name = f.names[0];
+    let network: N = nonempty(f.network).ok_or(f.missing)?.parse().map_err(|e| format!("{net_name}: {e}"))?;
+    let net: IpNetwork = network.into();
+    if net.ip() != net.network() {
+        return Err(format!("{net_name} {network} has host bits set"));
+    }
+    let (len, min, max) = subnets(net, f)?;
+    Ok((network, len, min, max))
+}
+
+/// The subnets of one family's pool in `network`: their length (the given one, else flannel's
+/// default, or two bits more than the network's prefix for a small network) and the first and
+/// last subnet as numbers (the given `SubnetMin`/`SubnetMax`, which must be subnet boundaries
+/// inside the network, else the second subnet, flannel skips the first, and the last).
+fn subnets(network: IpNetwork, f: &PoolFields<'_>) -> Result<(u8, u128, u128), String> {
+    let [net_name, len_name, min_name, max_name] = f.names;
+    let default_len = f.default_len;
     let bits: u32 = if network.is_ipv4() { 32 } else { 128 };
     let prefix = u32::from(network.prefix());
-    let subnet_len = match given_len.filter(|l| *l > 0) {
+    let subnet_len = match f.len.filter(|l| *l > 0) {
         Some(l) if l > bits - 2 => return Err(format!("{len_name} must be less than /{}", bits - 1)),
         Some(l) if l < prefix + 2 => {
             return Err(format!("{net_name} must be able to hold at least four subnets of {len_name}"))
@@ -165,8 +218,8 @@ fn subnets(
         }
         Ok(number(a))
     };
-    let min = bound(nonempty(given.0), min_name, base + size)?;
-    let max = bound(nonempty(given.1), max_name, last)?;
+    let min = bound(nonempty(f.min), min_name, base + size)?;
+    let max = bound(nonempty(f.max), max_name, last)?;
     if min > max {
         return Err(format!("{min_name} is above {max_name}"));
     }
@@ -180,19 +233,14 @@ impl NetConfig {
         if raw.enable_ipv4 == Some(false) {
             return Err("EnableIPv4 is false: flannel's etcd layout names leases by their IPv4 subnet, so an IPv6-only network cannot be leased through etcd".into());
         }
-        let network: Ipv4Network =
-            nonempty(&raw.network).ok_or("Network is missing")?.parse().map_err(|e| format!("Network: {e}"))?;
-        if network.ip() != network.network() {
-            return Err(format!("Network {network} has host bits set"));
-        }
-        let (subnet_len, min, max) = subnets(
-            network.into(),
-            raw.subnet_len,
-            (&raw.subnet_min, &raw.subnet_max),
-            24,
-            ["Network", "SubnetLen", "SubnetMin", "SubnetMax"],
-        )?;
-        let ipv6 = if raw.enable_ipv6 == Some(true) { Some(Self::parse_v6(&raw)?) } else { None };
+        let (network, subnet_len, min, max) = pool::<Ipv4Network>(&raw.v4())?;
+        let ipv6 = match raw.enable_ipv6 {
+            Some(true) => {
+                let (network, subnet_len, min, max) = pool::<Ipv6Network>(&raw.v6())?;
+                Some(Ipv6Pool { network, subnet_len, subnet_min: Ipv6Addr::from(min), subnet_max: Ipv6Addr::from(max) })
+            }
+            _ => None,
+        };
         let backend = match &raw.backend {
             None => return Err("Backend is missing (flannel would default to \"udp\", which podnet does not implement; use vxlan or host-gw)".into()),
             Some(b) => match b.kind.as_deref().unwrap_or("udp") {
@@ -213,24 +261,6 @@ impl NetConfig {
             ipv6,
             backend,
         })
-    }
-
-    fn parse_v6(raw: &RawConfig) -> Result<Ipv6Pool, String> {
-        let network: Ipv6Network = nonempty(&raw.ipv6_network)
-            .ok_or("EnableIPv6 is true but IPv6Network is missing")?
-            .parse()
-            .map_err(|e| format!("IPv6Network: {e}"))?;
-        if network.ip() != network.network() {
-            return Err(format!("IPv6Network {network} has host bits set"));
-        }
-        let (len, min, max) = subnets(
-            network.into(),
-            raw.ipv6_subnet_len,
-            (&raw.ipv6_subnet_min, &raw.ipv6_subnet_max),
-            64,
-            ["IPv6Network", "IPv6SubnetLen", "IPv6SubnetMin", "IPv6SubnetMax"],
-        )?;
-        Ok(Ipv6Pool { network, subnet_len: len, subnet_min: Ipv6Addr::from(min), subnet_max: Ipv6Addr::from(max) })
     }
 
     /// Whether `sn` could have been handed out under this config (flannel's

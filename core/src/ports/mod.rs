@@ -92,23 +92,14 @@ impl Ports {
 
     fn ruleset(&self, no_masq: &[IpAddr]) -> Ruleset {
         let cfg = &self.base.cfg;
-        let mut rs = Ruleset::default();
-        for p in &self.base.pools {
-            match p.cidr() {
-                IpNetwork::V4(n) => rs.pod_cidrs_v4.push(n),
-                IpNetwork::V6(n) => rs.pod_cidrs_v6.push(n),
-            }
+        Ruleset {
+            pod_cidrs: self.base.pools.iter().map(|p| p.cidr()).collect(),
+            cluster_cidrs: cfg.cluster_cidrs.iter().copied().collect(),
+            no_masq_hosts: no_masq.to_vec(),
+            // Without cluster CIDRs podnet cannot tell "leaving the cluster" apart; no egress NAT.
+            egress_masquerade: cfg.egress_masquerade && !cfg.cluster_cidrs.is_empty(),
+            ..Ruleset::default()
         }
-        for c in &cfg.cluster_cidrs {
-            match c {
-                IpNetwork::V4(n) => rs.cluster_cidrs_v4.push(*n),
-                IpNetwork::V6(n) => rs.cluster_cidrs_v6.push(*n),
-            }
-        }
-        rs.no_masq_hosts = no_masq.to_vec();
-        // Without cluster CIDRs podnet cannot tell "leaving the cluster" apart; no egress NAT.
-        rs.egress_masquerade = cfg.egress_masquerade && !cfg.cluster_cidrs.is_empty();
-        rs
     }
 
     /// Destinations never masqueraded besides the cluster CIDRs: this node's and every peer's

@@ -383,8 +383,8 @@ impl State {
                     let n = all.len() as u32;
                     let internal = Kind { v6, nodeport: false, n, masq: false, affinity_secs: aff };
                     put(table::frontend_elem(&self.kind(internal, new_kinds), cip, pr, sp.port));
-                    for (i, (ip, port)) in all.iter().enumerate() {
-                        put(table::ep_elem(cip, pr, sp.port, i as u32, *ip, *port));
+                    for (i, ep) in all.iter().enumerate() {
+                        put(table::ep_elem(cip, pr, sp.port, i as u32, *ep));
                     }
                     // External traffic: policy Cluster masquerades and uses every endpoint,
                     // policy Local keeps the client's address and uses the local ones (or drops).
@@ -398,14 +398,14 @@ impl State {
                     };
                     for x in externals {
                         put(table::frontend_elem(&self.kind(ext_kind(false), new_kinds), *x, pr, sp.port));
-                        for (i, (ip, port)) in ext.iter().enumerate() {
-                            put(table::ep_elem(*x, pr, sp.port, i as u32, *ip, *port));
+                        for (i, ep) in ext.iter().enumerate() {
+                            put(table::ep_elem(*x, pr, sp.port, i as u32, *ep));
                         }
                     }
                     if let Some(np) = sp.node_port {
                         put(table::nodeport_elem(&self.kind(ext_kind(true), new_kinds), pr, np));
-                        for (i, (ip, port)) in ext.iter().enumerate() {
-                            put(table::np_ep_elem(pr, np, i as u32, *ip, *port));
+                        for (i, ep) in ext.iter().enumerate() {
+                            put(table::np_ep_elem(pr, np, i as u32, *ep));
                         }
                     }
                 }
@@ -828,19 +828,11 @@ impl Services {
         let cfg = &base.cfg;
         let sock =
             NftSocket::open_in(&base.netns_file).map_err(|e| e.into_error("open nf_tables socket for services"))?;
-        let mut table = ServiceTable { masq_mark: DEFAULT_SERVICE_MASQ_MARK, ..ServiceTable::default() };
-        for c in &cfg.service_cidrs {
-            match c {
-                IpNetwork::V4(n) => table.service_cidrs_v4.push(*n),
-                IpNetwork::V6(n) => table.service_cidrs_v6.push(*n),
-            }
-        }
-        for c in &cfg.cluster_cidrs {
-            match c {
-                IpNetwork::V4(n) => table.cluster_cidrs_v4.push(*n),
-                IpNetwork::V6(n) => table.cluster_cidrs_v6.push(*n),
-            }
-        }
+        let table = ServiceTable {
+            service_cidrs: cfg.service_cidrs.iter().copied().collect(),
+            cluster_cidrs: cfg.cluster_cidrs.iter().copied().collect(),
+            masq_mark: DEFAULT_SERVICE_MASQ_MARK,
+        };
         let state = State {
             sock,
             table,

@@ -23,7 +23,8 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ipnetwork::IpNetwork;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::types::FromSql;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
 use crate::config::{NodeConfig, Peer, PodMode, PortMapping};
 use crate::ipam::{IpamError, Key, Pool};
@@ -213,6 +214,29 @@ fn meta_get(c: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
         .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
 }
 
+/// Every row `sql` returns for `params`, each read by `row`.
+fn query_all<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut st = c.prepare_cached(sql)?;
+    let rows = st.query_map(params, row)?.collect();
+    rows
+}
+
+/// A row's first two columns.
+fn pair<A: FromSql, B: FromSql>(r: &Row<'_>) -> rusqlite::Result<(A, B)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+/// A JSON record read back from the database (`what` names it); a damaged one is an error.
+fn decode_json<T: serde::de::DeserializeOwned>(what: impl std::fmt::Display, json: &str) -> Result<T> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("read {what}"), format!("damaged: {e}")))
+}
+
 /// Write one value of the `meta` table.
 fn meta_put(c: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
     c.prepare_cached(
@@ -373,14 +397,9 @@ impl Store {
     /// Refuse pools that drop addresses still reserved: deleting those sandboxes later could
     /// not release them.
     fn check_pools(&self, pools: &[Pool]) -> Result<()> {
-        let c = self.conn();
-        let mut st =
-            c.prepare("SELECT pool, COUNT(*) FROM addresses GROUP BY pool").map_err(self.db_err("read pools"))?;
-        let rows: Vec<(String, i64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.db_err("read pools"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.db_err("read pools"))?;
+        let rows: Vec<(String, i64)> =
+            query_all(&self.conn(), "SELECT pool, COUNT(*) FROM addresses GROUP BY pool", [], pair)
+                .map_err(self.db_err("read pools"))?;
         for (pool, n) in rows {
             if !pools.iter().any(|p| p.cidr().to_string() == pool) {
                 return Err(Error::new(
@@ -438,21 +457,10 @@ impl Store {
     }
 
     fn ports_of(&self, c: &Connection, id: &str) -> Result<Vec<PortMapping>> {
-        let mut st = c
-            .prepare_cached("SELECT mapping FROM ports WHERE sandbox = ?1 ORDER BY rowid")
-            .map_err(self.db_err("read ports"))?;
-        let rows: Vec<String> = st
-            .query_map([id], |r| r.get(0))
-            .map_err(self.db_err("read ports"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.db_err("read ports"))?;
-        rows.iter()
-            .map(|j| {
-                serde_json::from_str(j).map_err(|e| {
-                    Error::new(ErrorKind::Inconsistent, format!("read host ports of {id}"), format!("damaged: {e}"))
-                })
-            })
-            .collect()
+        let rows: Vec<String> =
+            query_all(c, "SELECT mapping FROM ports WHERE sandbox = ?1 ORDER BY rowid", [id], |r| r.get(0))
+                .map_err(self.db_err("read ports"))?;
+        rows.iter().map(|j| decode_json(format_args!("host ports of {id}"), j)).collect()
     }
 
     /// One sandbox row with its ports.
@@ -473,28 +481,16 @@ impl Store {
     pub(crate) fn entries(&self) -> Result<Vec<Entry>> {
         let c = self.conn();
         let mut ports: HashMap<String, Vec<PortMapping>> = HashMap::new();
-        {
-            let mut st =
-                c.prepare("SELECT sandbox, mapping FROM ports ORDER BY rowid").map_err(self.db_err("read ports"))?;
-            let rows: Vec<(String, String)> = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(self.db_err("read ports"))?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(self.db_err("read ports"))?;
-            for (id, j) in rows {
-                let m = serde_json::from_str(&j).map_err(|e| {
-                    Error::new(ErrorKind::Inconsistent, format!("read host ports of {id}"), format!("damaged: {e}"))
-                })?;
-                ports.entry(id).or_default().push(m);
-            }
+        let rows: Vec<(String, String)> = query_all(&c, "SELECT sandbox, mapping FROM ports ORDER BY rowid", [], pair)
+            .map_err(self.db_err("read ports"))?;
+        for (id, j) in rows {
+            let m = decode_json(format_args!("host ports of {id}"), &j)?;
+            ports.entry(id).or_default().push(m);
         }
-        let mut st = c
-            .prepare("SELECT id, phase, owner, seq, record FROM sandboxes ORDER BY id")
-            .map_err(self.db_err("list sandboxes"))?;
-        let rows: Vec<(String, String, Option<String>, i64, String)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-            .map_err(self.db_err("list sandboxes"))?
-            .collect::<rusqlite::Result<_>>()
+        let rows: Vec<(String, String, Option<String>, i64, String)> =
+            query_all(&c, "SELECT id, phase, owner, seq, record FROM sandboxes ORDER BY id", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .map_err(self.db_err("list sandboxes"))?;
         let mut out = vec![];
         for (id, phase, owner, seq, record) in rows {
@@ -507,18 +503,9 @@ impl Store {
 
     /// The rows of creates and deletes in flight (or interrupted), without reading the others.
     pub(crate) fn in_flight(&self) -> Result<Vec<Entry>> {
-        let ids: Vec<String> = {
-            let c = self.conn();
-            let mut st = c
-                .prepare_cached("SELECT id FROM sandboxes WHERE phase <> 'ready'")
+        let ids: Vec<String> =
+            query_all(&self.conn(), "SELECT id FROM sandboxes WHERE phase <> 'ready'", [], |r| r.get(0))
                 .map_err(self.db_err("list sandboxes in flight"))?;
-            let ids = st
-                .query_map([], |r| r.get(0))
-                .map_err(self.db_err("list sandboxes in flight"))?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(self.db_err("list sandboxes in flight"))?;
-            ids
-        };
         let mut out = vec![];
         for id in ids {
             // Read again, apart: a create may have finished in between.
@@ -633,16 +620,13 @@ impl Store {
     fn insert_ports(tx: &rusqlite::Transaction<'_>, id: &str, ports: &[PortMapping]) -> Result<()> {
         let db = |e: rusqlite::Error| Error::new(ErrorKind::Io, "reserve host ports", e);
         for m in ports {
-            let mut st = tx
-                .prepare_cached(
-                    "SELECT sandbox, host_ip FROM ports WHERE protocol = ?1 AND host_port = ?2 AND sandbox <> ?3",
-                )
-                .map_err(db)?;
-            let holders: Vec<(String, String)> = st
-                .query_map(params![m.protocol.to_string(), m.host_port, id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db)?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(db)?;
+            let holders: Vec<(String, String)> = query_all(
+                tx,
+                "SELECT sandbox, host_ip FROM ports WHERE protocol = ?1 AND host_port = ?2 AND sandbox <> ?3",
+                params![m.protocol.to_string(), m.host_port, id],
+                pair,
+            )
+            .map_err(db)?;
             let mine = host_ip_key(m);
             for (holder, hip) in holders {
                 if hip == "any" || mine == "any" || hip == mine {
@@ -735,20 +719,13 @@ impl Store {
 
     /// Deleted sandboxes' host veths whose addresses are still reserved.
     pub(crate) fn draining(&self) -> Result<Vec<Draining>> {
-        let c = self.conn();
-        let mut st = c
-            .prepare_cached(
-                "SELECT drain_link, MIN(drain_since) FROM addresses WHERE sandbox IS NULL GROUP BY drain_link",
-            )
-            .map_err(self.db_err("read draining addresses"))?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(Draining { link: r.get::<_, Option<String>>(0)?.unwrap_or_default(), since_ms: r.get(1)? })
-            })
-            .map_err(self.db_err("read draining addresses"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.db_err("read draining addresses"))?;
-        Ok(rows)
+        query_all(
+            &self.conn(),
+            "SELECT drain_link, MIN(drain_since) FROM addresses WHERE sandbox IS NULL GROUP BY drain_link",
+            [],
+            |r| Ok(Draining { link: r.get::<_, Option<String>>(0)?.unwrap_or_default(), since_ms: r.get(1)? }),
+        )
+        .map_err(self.db_err("read draining addresses"))
     }
 
     /// The oldest draining reservation's age in milliseconds, if any (cheap: one index read).
@@ -763,15 +740,13 @@ impl Store {
 
     /// Release the addresses that waited for `link` to disappear; returns them.
     pub(crate) fn release_draining(&self, link: &str) -> Result<Vec<IpAddr>> {
-        let c = self.conn();
-        let mut st = c
-            .prepare_cached("DELETE FROM addresses WHERE sandbox IS NULL AND drain_link IS ?1 RETURNING ip")
-            .map_err(self.db_err("release addresses"))?;
-        let ips: Vec<String> = st
-            .query_map([link], |r| r.get(0))
-            .map_err(self.db_err("release addresses"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.db_err("release addresses"))?;
+        let ips: Vec<String> = query_all(
+            &self.conn(),
+            "DELETE FROM addresses WHERE sandbox IS NULL AND drain_link IS ?1 RETURNING ip",
+            [link],
+            |r| r.get(0),
+        )
+        .map_err(self.db_err("release addresses"))?;
         Ok(ips.iter().filter_map(|s| s.parse().ok()).collect())
     }
 
@@ -872,16 +847,8 @@ impl Store {
     /// Why creates are refused now: the reason of a gate a live handle closed (gates of dead
     /// processes are dropped), or None.
     pub(crate) fn gate(&self) -> Result<Option<String>> {
-        let rows: Vec<(String, String)> = {
-            let c = self.conn();
-            let mut st = c.prepare_cached("SELECT owner, reason FROM gates").map_err(self.db_err("read gates"))?;
-            let rows = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(self.db_err("read gates"))?
-                .collect::<rusqlite::Result<_>>()
-                .map_err(self.db_err("read gates"))?;
-            rows
-        };
+        let rows: Vec<(String, String)> =
+            query_all(&self.conn(), "SELECT owner, reason FROM gates", [], pair).map_err(self.db_err("read gates"))?;
         for (owner, reason) in rows {
             if self.owner_alive(&owner) {
                 return Ok(Some(reason));
@@ -901,29 +868,15 @@ impl Store {
             .prepare_cached("SELECT peer FROM peers WHERE name = ?1")
             .and_then(|mut st| st.query_row([name], |r| r.get(0)).optional())
             .map_err(self.db_err(format!("read peer {name}")))?;
-        json.map(|j| {
-            serde_json::from_str(&j)
-                .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("read peer {name}"), format!("damaged: {e}")))
-        })
-        .transpose()
+        json.map(|j| decode_json(format_args!("peer {name}"), &j)).transpose()
     }
 
     /// Every peer record, sorted by name.
     pub fn peers(&self) -> Result<Vec<Peer>> {
-        let c = self.conn();
-        let mut st =
-            c.prepare_cached("SELECT name, peer FROM peers ORDER BY name").map_err(self.db_err("list peers"))?;
-        let rows: Vec<(String, String)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.db_err("list peers"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.db_err("list peers"))?;
-        rows.into_iter()
-            .map(|(n, j)| {
-                serde_json::from_str(&j)
-                    .map_err(|e| Error::new(ErrorKind::Inconsistent, format!("read peer {n}"), format!("damaged: {e}")))
-            })
-            .collect()
+        let rows: Vec<(String, String)> =
+            query_all(&self.conn(), "SELECT name, peer FROM peers ORDER BY name", [], pair)
+                .map_err(self.db_err("list peers"))?;
+        rows.iter().map(|(n, j)| decode_json(format_args!("peer {n}"), j)).collect()
     }
 
     /// Keep a peer's record.
@@ -993,16 +946,8 @@ impl ServiceRows<'_, '_> {
 
     /// Every service row, (name, spec), by name.
     pub(crate) fn load(&self) -> Result<Vec<(String, String)>> {
-        let mut st = self
-            .tx
-            .prepare_cached("SELECT name, spec FROM services ORDER BY name")
-            .map_err(self.store.db_err("read services"))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(self.store.db_err("read services"))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(self.store.db_err("read services"));
-        rows
+        query_all(self.tx, "SELECT name, spec FROM services ORDER BY name", [], pair)
+            .map_err(self.store.db_err("read services"))
     }
 
     /// Write (insert or replace) one service's row.
@@ -1102,54 +1047,70 @@ mod tests {
         })
     }
 
-    fn create(s: &Store, pools: &[Pool], id: &str) -> Result<Sandbox> {
-        s.begin_create(id, "eth0", pools, &[], &[], |ips| rec(id, ips))
+    /// A fresh state dir and the one pool its stores are opened with.
+    struct Fixture {
+        dir: Dir,
+        pools: [Pool; 1],
+    }
+
+    impl Fixture {
+        fn new(tag: &str, cidr: &str) -> Fixture {
+            Fixture { dir: dir(tag), pools: [pool(cidr)] }
+        }
+
+        /// One more store (one more node handle) on the dir.
+        fn open(&self) -> Store {
+            Store::open(&self.dir.0, &self.pools).unwrap()
+        }
+
+        /// Create sandbox `id` through `s`, with a dynamic address and no ports.
+        fn create(&self, s: &Store, id: &str) -> Result<Sandbox> {
+            s.begin_create(id, "eth0", &self.pools, &[], &[], |ips| rec(id, ips))
+        }
     }
 
     #[test]
     fn reserve_release_round_robin_and_exhaustion() {
-        let d = dir("rr");
-        let pools = [pool("10.0.0.0/29")];
-        let s = Store::open(&d.0, &pools).unwrap();
-        let a = create(&s, &pools, "a").unwrap();
+        let f = Fixture::new("rr", "10.0.0.0/29");
+        let s = f.open();
+        let a = f.create(&s, "a").unwrap();
         assert_eq!(a.ipv4().unwrap().to_string(), "10.0.0.2");
-        let b = create(&s, &pools, "b").unwrap();
+        let b = f.create(&s, "b").unwrap();
         assert_eq!(b.ipv4().unwrap().to_string(), "10.0.0.3");
-        assert_eq!(create(&s, &pools, "a").unwrap_err().kind(), ErrorKind::Conflict, "one row per id");
+        assert_eq!(f.create(&s, "a").unwrap_err().kind(), ErrorKind::Conflict, "one row per id");
         s.finish_teardown("a", "ha", false).unwrap();
-        let c = create(&s, &pools, "c").unwrap();
+        let c = f.create(&s, "c").unwrap();
         assert_eq!(c.ipv4().unwrap().to_string(), "10.0.0.4", "round-robin, and draining stays reserved");
         for id in ["d", "e"] {
-            create(&s, &pools, id).unwrap();
+            f.create(&s, id).unwrap();
         }
-        let e = create(&s, &pools, "f").unwrap_err();
+        let e = f.create(&s, "f").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Exhausted, "{e}");
         assert_eq!(
             s.draining().unwrap(),
             vec![Draining { link: "ha".into(), since_ms: s.draining().unwrap()[0].since_ms }]
         );
         assert_eq!(s.release_draining("ha").unwrap(), vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
-        assert_eq!(create(&s, &pools, "f").unwrap().ipv4().unwrap().to_string(), "10.0.0.2");
+        assert_eq!(f.create(&s, "f").unwrap().ipv4().unwrap().to_string(), "10.0.0.2");
         let n = s.counts().unwrap();
         assert_eq!((n.sandboxes, n.addresses, n.draining), (5, 5, 0));
     }
 
     #[test]
     fn requested_addresses_and_ports_conflict() {
-        let d = dir("req");
-        let pools = [pool("10.0.0.0/24")];
-        let s = Store::open(&d.0, &pools).unwrap();
+        let f = Fixture::new("req", "10.0.0.0/24");
+        let s = f.open();
         let ip: IpAddr = "10.0.0.12".parse().unwrap();
-        s.begin_create("a", "eth0", &pools, &[ip], &[], |ips| rec("a", ips)).unwrap();
-        let e = s.begin_create("b", "eth0", &pools, &[ip], &[], |ips| rec("b", ips)).unwrap_err();
+        s.begin_create("a", "eth0", &f.pools, &[ip], &[], |ips| rec("a", ips)).unwrap();
+        let e = s.begin_create("b", "eth0", &f.pools, &[ip], &[], |ips| rec("b", ips)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert!(e.to_string().contains("a/eth0"), "{e}");
-        let e = s.begin_create("b", "eth0", &pools, &["10.0.0.1".parse().unwrap()], &[], |ips| rec("b", ips));
+        let e = s.begin_create("b", "eth0", &f.pools, &["10.0.0.1".parse().unwrap()], &[], |ips| rec("b", ips));
         assert_eq!(e.unwrap_err().kind(), ErrorKind::InvalidArgument);
         let m = PortMapping { protocol: crate::Protocol::Tcp, host_port: 8080, container_port: 80, host_ip: None };
         s.add_ports("a", &[m]).unwrap();
         let specific = PortMapping { host_ip: Some("192.0.2.1".parse().unwrap()), ..m };
-        let e = s.begin_create("b", "eth0", &pools, &[], &[specific], |ips| rec("b", ips)).unwrap_err();
+        let e = s.begin_create("b", "eth0", &f.pools, &[], &[specific], |ips| rec("b", ips)).unwrap_err();
         assert!(e.to_string().contains("sandbox a"), "{e}");
         assert_eq!(
             s.counts().unwrap(),
@@ -1160,16 +1121,15 @@ mod tests {
 
     #[test]
     fn owners_live_while_their_node_is_open_and_pools_are_kept() {
-        let d = dir("own");
-        let pools = [pool("10.0.0.0/24")];
-        let a = Store::open(&d.0, &pools).unwrap();
-        let b = Store::open(&d.0, &pools).unwrap();
+        let f = Fixture::new("own", "10.0.0.0/24");
+        let a = f.open();
+        let b = f.open();
         let token = a.me().to_string();
         assert!(b.owner_alive(&token));
         drop(a);
         assert!(!b.owner_alive(&token));
-        create(&b, &pools, "x").unwrap();
-        let e = Store::open(&d.0, &[pool("10.9.0.0/24")]).unwrap_err();
+        f.create(&b, "x").unwrap();
+        let e = Store::open(&f.dir.0, &[pool("10.9.0.0/24")]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
     }
 
@@ -1177,31 +1137,29 @@ mod tests {
     /// podnet (a table missing, another digest) gets its missing tables on open.
     #[test]
     fn an_older_schema_is_completed_on_open() {
-        let d = dir("schema");
-        let pools = [pool("10.0.0.0/24")];
+        let f = Fixture::new("schema", "10.0.0.0/24");
         {
-            let s = Store::open(&d.0, &pools).unwrap();
+            let s = f.open();
             let c = s.conn();
             c.execute("DROP TABLE gates", []).unwrap();
             c.execute("UPDATE meta SET value = 'older' WHERE key = 'schema_digest'", []).unwrap();
         }
-        let s = Store::open(&d.0, &pools).unwrap();
+        let s = f.open();
         s.set_gate(Some("x")).unwrap();
         assert_eq!(s.gate().unwrap().as_deref(), Some("x"));
         drop(s);
-        let s = Store::open(&d.0, &pools).unwrap();
-        create(&s, &pools, "a").unwrap();
+        let s = f.open();
+        f.create(&s, "a").unwrap();
     }
 
     /// A claim is a compare-and-swap on the row as read: a create that finished, a delete that
     /// took the row, or a later sandbox of the same id each make a stale read's claim fail.
     #[test]
     fn claims_fail_on_a_row_that_moved_on() {
-        let d = dir("claim");
-        let pools = [pool("10.0.0.0/24")];
-        let a = Store::open(&d.0, &pools).unwrap();
-        let b = Store::open(&d.0, &pools).unwrap();
-        let sb = create(&a, &pools, "x").unwrap();
+        let f = Fixture::new("claim", "10.0.0.0/24");
+        let a = f.open();
+        let b = f.open();
+        let sb = f.create(&a, "x").unwrap();
         let creating = b.entry("x").unwrap().unwrap();
         assert_eq!((creating.phase, creating.owner.as_deref()), (Phase::Creating, Some(a.me())));
         a.mark_ready(&sb).unwrap();
@@ -1212,7 +1170,7 @@ mod tests {
         assert!(b.claim(&ready, Phase::Deleting).unwrap());
         assert!(!a.claim(&ready, Phase::Deleting).unwrap(), "b took it first");
         b.finish_teardown("x", &sb.host_ifname, true).unwrap();
-        let again = create(&a, &pools, "x").unwrap();
+        let again = f.create(&a, "x").unwrap();
         a.mark_ready(&again).unwrap();
         assert!(!b.claim(&ready, Phase::Deleting).unwrap(), "a later sandbox of the same id");
         assert!(b.in_flight().unwrap().is_empty());
@@ -1223,9 +1181,8 @@ mod tests {
     #[test]
     fn random_rows_read_back_never_panic() {
         use crate::kernel::nft::fuzz::{iterations, Rng};
-        let d = dir("fuzz");
-        let pools = [pool("10.0.0.0/24")];
-        let s = Store::open(&d.0, &pools).unwrap();
+        let f = Fixture::new("fuzz", "10.0.0.0/24");
+        let s = f.open();
         let good = serde_json::to_string(&rec("a", vec!["10.0.0.2".parse().unwrap()]).unwrap()).unwrap();
         let mut r = Rng(0x706f_646e_6574_0002);
         for i in 0..iterations() / 20 {

@@ -43,6 +43,21 @@ macro_rules! cases {
     )*};
 }
 
+/// The nodes' underlay addresses in [`World::underlay_net`]: three on the bridge, one behind
+/// the router.
+pub const UNDERLAY_IPS: [&str; 4] = ["10.200.1.11", "10.200.1.12", "10.200.1.13", "10.200.2.14"];
+
+/// What [`World::underlay_net`] built.
+#[derive(Debug)]
+pub struct UnderlayNet {
+    /// The netns holding the bridge `br0`.
+    pub ul: PathBuf,
+    /// The router's netns.
+    pub router: PathBuf,
+    /// Each node's name, netns and underlay address.
+    pub nodes: Vec<(String, PathBuf, IpAddr)>,
+}
+
 /// A tmpfs dir holding the world's netns pins (`ns/<name>`), pod pins (`netns/`) and node state
 /// (`state/<node>`), in a private mount namespace; removed on drop.
 #[derive(Debug)]
@@ -94,6 +109,39 @@ impl World {
         netns::create(&p, || ()).map_err(|e| format!("create netns {name}: {e}"))?;
         self.pins.push(p.clone());
         Ok(p)
+    }
+
+    /// The multi-node underlay: an `underlay` netns whose bridge `br0` is the segment
+    /// 10.200.1.0/24, a `router` netns on it (10.200.1.1, forwarding) that also routes
+    /// 10.200.2.0/24, and the first `n` of four node netns (`node1`..) with their `ul0`: nodes 1-3
+    /// on the bridge, node 4 behind the router, each at its [`UNDERLAY_IPS`] address with its
+    /// default route via the router.
+    pub fn underlay_net(&mut self, n: usize) -> UnderlayNet {
+        let ul = self.netns("underlay");
+        let router = self.netns("router");
+        in_ns(&ul, &["ip", "link", "add", "br0", "type", "bridge"]);
+        in_ns(&ul, &["ip", "link", "set", "br0", "up"]);
+        link(&router, "rt-ul", &["10.200.1.1/24"], &ul, "ul-rt", &[]).unwrap();
+        in_ns(&ul, &["ip", "link", "set", "ul-rt", "master", "br0"]);
+        in_ns(&router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        let mut nodes = vec![];
+        for (i, addr) in UNDERLAY_IPS.iter().copied().enumerate().take(n) {
+            let name = format!("node{}", i + 1);
+            let ns = self.netns(&name);
+            let cidr = format!("{addr}/24");
+            let gateway = if i < 3 {
+                let port = format!("ul-n{}", i + 1);
+                link(&ns, "ul0", &[&cidr], &ul, &port, &[]).unwrap();
+                in_ns(&ul, &["ip", "link", "set", &port, "master", "br0"]);
+                "10.200.1.1"
+            } else {
+                link(&ns, "ul0", &[&cidr], &router, "rt-n4", &["10.200.2.1/24"]).unwrap();
+                "10.200.2.1"
+            };
+            in_ns(&ns, &["ip", "route", "add", "default", "via", gateway]);
+            nodes.push((name, ns, addr.parse().unwrap()));
+        }
+        UnderlayNet { ul, router, nodes }
     }
 
     /// Where nodes of this world pin their pods' namespaces.
@@ -471,5 +519,27 @@ impl UdpFlow {
         let mut buf = [0u8; 64];
         let n = self.0.recv(&mut buf).ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).to_string())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomized robustness
+
+/// How many inputs a randomized robustness test tries: `PODNET_FUZZ_ITERS`, default 20,000.
+pub fn fuzz_iterations() -> usize {
+    std::env::var("PODNET_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
+}
+
+/// xorshift64: deterministic per seed, so a failing input can be made again.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
     }
 }

@@ -9,7 +9,8 @@ use std::io;
 use std::net::IpAddr;
 
 use super::ruleset::{HostPort, Proto};
-use super::wire::{self, Writer, NFNL_SUBSYS_CTNETLINK, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use super::uapi::{self, NFNL_SUBSYS_CTNETLINK, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use super::wire::{self, Writer};
 use super::{NftError, NftSocket};
 
 const IPCTNL_MSG_CT_GET: u16 = 1;
@@ -50,7 +51,7 @@ pub(crate) struct Entry {
 
 /// Parse one IPCTNL_MSG_CT_NEW dump message; keep it if it matches a UDP port of `ports`.
 pub(crate) fn matching_entry(payload: &[u8], ports: &[&HostPort]) -> Option<Entry> {
-    let attrs = payload.get(wire::NFGENMSG_LEN..)?;
+    let attrs = payload.get(uapi::NFGENMSG_LEN..)?;
     let tuple = wire::attr(attrs, CTA_TUPLE_ORIG)?;
     let proto = wire::attr(tuple, CTA_TUPLE_PROTO)?;
     if wire::attr(proto, CTA_PROTO_NUM)?.first() != Some(&UDP) {
@@ -187,7 +188,7 @@ fn tuple_end(tuple: &[u8], src: bool) -> Option<(IpAddr, u16)> {
 /// Keep a UDP entry that was DNATed to one of `eps` (its reply comes from the endpoint, its
 /// original destination was another address: a service frontend).
 pub(crate) fn dnat_entry(payload: &[u8], eps: &[(IpAddr, u16)]) -> Option<Entry> {
-    let attrs = payload.get(wire::NFGENMSG_LEN..)?;
+    let attrs = payload.get(uapi::NFGENMSG_LEN..)?;
     let orig = wire::attr(attrs, CTA_TUPLE_ORIG)?;
     if wire::attr(wire::attr(orig, CTA_TUPLE_PROTO)?, CTA_PROTO_NUM)?.first() != Some(&UDP) {
         return None;

@@ -3,6 +3,10 @@
 //! Each function appends one `NFTA_LIST_ELEM` to a rule's expression list. Integers the kernel
 //! compares against packet data are network order; meta/ct/fib results are host order.
 
+use super::uapi::{
+    NFTA_DATA_VALUE, NFTA_DATA_VERDICT, NFTA_EXPR_DATA, NFTA_EXPR_NAME, NFTA_LIST_ELEM, NFTA_VERDICT_CHAIN,
+    NFTA_VERDICT_CODE, NFT_JUMP,
+};
 use super::wire::Writer;
 
 /// Registers: 0 is the verdict, 1..4 are 16-byte registers, 8..23 are 32-byte views of them
@@ -19,15 +23,6 @@ pub(crate) mod reg {
     /// Second word of register 2 (word 5 overall).
     pub(crate) const R32_05: u32 = 13;
 }
-
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_EXPR_NAME: u16 = 1;
-const NFTA_EXPR_DATA: u16 = 2;
-const NFTA_DATA_VALUE: u16 = 1;
-const NFTA_DATA_VERDICT: u16 = 2;
-const NFTA_VERDICT_CODE: u16 = 1;
-const NFTA_VERDICT_CHAIN: u16 = 2;
-const NFT_JUMP: i32 = -3;
 
 /// `meta` keys.
 pub(crate) const NFT_META_MARK: u32 = 3;

@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use super::conntrack::{dnat_entry, matching_entry};
 use super::msg::decode_elems;
 use super::ruleset::tests::hp;
-use super::wire::{messages, parse_ack, NLMSG_ERROR};
+use super::uapi::NLMSG_ERROR;
+use super::wire::{messages, parse_ack};
 use super::Proto;
 
 /// xorshift64*: deterministic per seed, so a failure names its input.

@@ -1,9 +1,9 @@
 //! podnet's nf_tables programming over netlink, without nft/iptables exec or libnftnl: the
-//! generic message encoding (`wire.rs` framing, `expr.rs` rule expressions, `msg.rs` tables,
-//! chains, sets/maps, elements and rules), podnet's rulesets built with it (`ruleset.rs`: table
-//! `inet podnet` with host ports and masquerade; `services.rs`: table `inet podnet-services`),
-//! the transport (`sock.rs`) and a UDP conntrack flush (`conntrack.rs`). Blocking calls on one
-//! NETLINK_NETFILTER socket.
+//! generic message encoding (`uapi.rs` the kernel's numbers, `wire.rs` framing, `expr.rs` rule
+//! expressions, `msg.rs` tables, chains, sets/maps, elements and rules), podnet's rulesets built
+//! with it (`ruleset.rs`: table `inet podnet` with host ports and masquerade; `services.rs`: table
+//! `inet podnet-services`), the transport (`sock.rs`) and a UDP conntrack flush (`conntrack.rs`).
+//! Blocking calls on one NETLINK_NETFILTER socket.
 //!
 //! # Table `inet podnet`
 //! ```text
@@ -61,6 +61,7 @@ pub(crate) mod msg;
 mod ruleset;
 pub(crate) mod services;
 mod sock;
+mod uapi;
 mod wire;
 
 use std::fmt;
@@ -68,12 +69,14 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 
 pub use error::NftError;
+pub use msg::Cidrs;
 #[cfg_attr(not(feature = "internals"), allow(unused_imports, reason = "the mark is for podnet's tests"))]
 pub use ruleset::{HostPort, Proto, Ruleset, DEFAULT_HOSTPORT_MARK, TABLE};
 pub use services::{Kind, ServiceTable, DEFAULT_SERVICE_MASQ_MARK, SERVICES_TABLE};
 
-use msg::{Elem, SetDef, What, DELSETELEM, DESTROYSETELEM, NEWSETELEM, NEWTABLE};
+use msg::{Elem, SetDef, What};
 use ruleset::normalize;
+use uapi::{DELSETELEM, DESTROYSETELEM, NEWSETELEM, NEWTABLE};
 use wire::Batch;
 
 /// NETLINK_NETFILTER, the netlink protocol of nf_tables and conntrack.
@@ -239,7 +242,7 @@ impl NftSocket {
         // NEWTABLE (no EXCL) + DELTABLE: idempotent on every kernel, DESTROYTABLE needs 6.3.
         let mut b = self.batch();
         msg::table_msg(&mut b, TABLE, NEWTABLE, "add");
-        msg::table_msg(&mut b, TABLE, msg::DELTABLE, "delete");
+        msg::table_msg(&mut b, TABLE, uapi::DELTABLE, "delete");
         self.commit(b)
     }
 
@@ -319,7 +322,7 @@ impl NftSocket {
     pub fn delete_services_table(&mut self) -> Result<(), NftError> {
         let mut b = self.batch();
         msg::table_msg(&mut b, SERVICES_TABLE, NEWTABLE, "add");
-        msg::table_msg(&mut b, SERVICES_TABLE, msg::DELTABLE, "delete");
+        msg::table_msg(&mut b, SERVICES_TABLE, uapi::DELTABLE, "delete");
         self.commit(b)
     }
 

@@ -5,80 +5,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
+use ipnetwork::{IpNetwork, Ipv4Network, Ipv6Network};
 
-use super::wire::{self, Batch, Writer, NLM_F_APPEND, NLM_F_CREATE};
-
-/// NFPROTO_INET: the family of podnet's tables.
-pub(crate) const FAMILY_INET: u8 = 1;
-
-// NFT_MSG_* message numbers.
-pub(crate) const NEWTABLE: u8 = 0;
-pub(crate) const GETTABLE: u8 = 1;
-pub(crate) const DELTABLE: u8 = 2;
-pub(crate) const NEWCHAIN: u8 = 3;
-pub(crate) const NEWRULE: u8 = 6;
-pub(crate) const NEWSET: u8 = 9;
-pub(crate) const NEWSETELEM: u8 = 12;
-pub(crate) const GETSETELEM: u8 = 13;
-pub(crate) const DELSETELEM: u8 = 14;
-pub(crate) const NEWGEN: u8 = 15;
-pub(crate) const GETGEN: u8 = 16;
-/// Like DELSETELEM but a missing element is not an error (kernel >= 6.3).
-pub(crate) const DESTROYSETELEM: u8 = 30;
-
-// Attributes.
-pub(crate) const NFTA_TABLE_NAME: u16 = 1;
-pub(crate) const NFTA_TABLE_HANDLE: u16 = 4;
-const NFTA_CHAIN_TABLE: u16 = 1;
-const NFTA_CHAIN_NAME: u16 = 3;
-const NFTA_CHAIN_HOOK: u16 = 4;
-const NFTA_HOOK_HOOKNUM: u16 = 1;
-const NFTA_HOOK_PRIORITY: u16 = 2;
-const NFTA_CHAIN_POLICY: u16 = 5;
-const NFTA_CHAIN_TYPE: u16 = 7;
-const NFTA_RULE_TABLE: u16 = 1;
-const NFTA_RULE_CHAIN: u16 = 2;
-const NFTA_RULE_EXPRESSIONS: u16 = 4;
-const NFTA_SET_TABLE: u16 = 1;
-const NFTA_SET_NAME: u16 = 2;
-const NFTA_SET_FLAGS: u16 = 3;
-const NFTA_SET_KEY_TYPE: u16 = 4;
-const NFTA_SET_KEY_LEN: u16 = 5;
-const NFTA_SET_DATA_TYPE: u16 = 6;
-const NFTA_SET_DATA_LEN: u16 = 7;
-const NFTA_SET_ID: u16 = 10;
-pub(crate) const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
-pub(crate) const NFTA_SET_ELEM_LIST_SET: u16 = 2;
-pub(crate) const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
-pub(crate) const NFTA_GEN_ID: u16 = 1;
-const NFTA_LIST_ELEM: u16 = 1;
-const NFTA_SET_ELEM_KEY: u16 = 1;
-const NFTA_SET_ELEM_DATA: u16 = 2;
-const NFTA_SET_ELEM_FLAGS: u16 = 3;
-const NFTA_DATA_VALUE: u16 = 1;
-
-pub(crate) const NFT_SET_INTERVAL: u32 = 0x4;
-pub(crate) const NFT_SET_MAP: u32 = 0x8;
-pub(crate) const NFT_SET_TIMEOUT: u32 = 0x10;
-pub(crate) const NFT_SET_EVAL: u32 = 0x20;
-const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
-/// Data type of verdict maps.
-pub(crate) const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
-
-/// The NF_DROP verdict code.
-pub(crate) const VERDICT_DROP: i32 = 0;
-
-const NF_ACCEPT: u32 = 1;
-pub(crate) const NF_INET_PRE_ROUTING: u32 = 0;
-pub(crate) const NF_INET_LOCAL_IN: u32 = 1;
-pub(crate) const NF_INET_FORWARD: u32 = 2;
-pub(crate) const NF_INET_LOCAL_OUT: u32 = 3;
-pub(crate) const NF_INET_POST_ROUTING: u32 = 4;
-/// NF_IP_PRI_NAT_DST ("dstnat"); nft 1.0.6 refuses the name on the output hook, not the value.
-pub(crate) const PRIO_DSTNAT: i32 = -100;
-/// NF_IP_PRI_NAT_SRC ("srcnat").
-pub(crate) const PRIO_SRCNAT: i32 = 100;
+use super::uapi::{
+    self, DELSETELEM, DELTABLE, DESTROYSETELEM, FAMILY_INET, NEWCHAIN, NEWRULE, NEWSET, NEWSETELEM, NEWTABLE,
+    NFTA_CHAIN_HOOK, NFTA_CHAIN_NAME, NFTA_CHAIN_POLICY, NFTA_CHAIN_TABLE, NFTA_CHAIN_TYPE, NFTA_DATA_VALUE,
+    NFTA_HOOK_HOOKNUM, NFTA_HOOK_PRIORITY, NFTA_LIST_ELEM, NFTA_RULE_CHAIN, NFTA_RULE_EXPRESSIONS, NFTA_RULE_TABLE,
+    NFTA_SET_DATA_LEN, NFTA_SET_DATA_TYPE, NFTA_SET_ELEM_DATA, NFTA_SET_ELEM_FLAGS, NFTA_SET_ELEM_KEY,
+    NFTA_SET_ELEM_LIST_ELEMENTS, NFTA_SET_ELEM_LIST_SET, NFTA_SET_ELEM_LIST_TABLE, NFTA_SET_FLAGS, NFTA_SET_ID,
+    NFTA_SET_KEY_LEN, NFTA_SET_KEY_TYPE, NFTA_SET_NAME, NFTA_SET_TABLE, NFTA_TABLE_NAME, NFT_DATA_VERDICT,
+    NFT_SET_ELEM_INTERVAL_END, NFT_SET_MAP, NF_ACCEPT, NLM_F_APPEND, NLM_F_CREATE,
+};
+use super::wire::{self, Batch, Writer};
 
 // nft data type ids: only `nft list` reads them (6 bits per concatenated field).
 /// `mark`: a 32-bit integer nft can print inside a concatenation (plain `integer` has no size).
@@ -247,6 +185,50 @@ impl<const N: usize> Fields<N> {
     }
 }
 
+/// CIDRs split by family, as a pair of interval sets (IPv4, IPv6) holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cidrs {
+    /// The IPv4 CIDRs.
+    pub v4: Vec<Ipv4Network>,
+    /// The IPv6 CIDRs.
+    pub v6: Vec<Ipv6Network>,
+}
+
+impl Cidrs {
+    /// Whether there are none of the family (IPv6 when `v6`).
+    pub fn family_is_empty(&self, v6: bool) -> bool {
+        if v6 {
+            self.v6.is_empty()
+        } else {
+            self.v4.is_empty()
+        }
+    }
+}
+
+impl FromIterator<IpNetwork> for Cidrs {
+    fn from_iter<I: IntoIterator<Item = IpNetwork>>(it: I) -> Cidrs {
+        let mut c = Cidrs::default();
+        for n in it {
+            match n {
+                IpNetwork::V4(n) => c.v4.push(n),
+                IpNetwork::V6(n) => c.v6.push(n),
+            }
+        }
+        c
+    }
+}
+
+/// Add `cidrs` to the interval sets of their family (`sets`: the IPv4 one, the IPv6 one);
+/// a family without CIDRs adds nothing.
+pub(crate) fn cidr_elements(b: &mut Batch<What>, table: &str, sets: [&'static SetDef; 2], cidrs: &Cidrs) {
+    for (set, iv) in sets.into_iter().zip([Intervals::v4(&cidrs.v4), Intervals::v6(&cidrs.v6)]) {
+        let e = iv.elems();
+        if !e.is_empty() {
+            elements(b, table, NEWSETELEM, set, &e);
+        }
+    }
+}
+
 /// Sorted, merged, inclusive ranges of one family, encoded as interval-set elements.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Intervals {
@@ -355,7 +337,7 @@ fn describe_elem(set: &SetDef, attr: &[u8]) -> Option<String> {
     // `attr` starts at the attribute header; its payload follows the 4-byte header.
     let len = usize::from(u16::from_ne_bytes([*attr.first()?, *attr.get(1)?]));
     let ty = u16::from_ne_bytes([*attr.get(2)?, *attr.get(3)?]);
-    if ty != NFTA_LIST_ELEM | wire::NLA_F_NESTED {
+    if ty != NFTA_LIST_ELEM | uapi::NLA_F_NESTED {
         return None; // the kernel pointed at another attribute (e.g. the table name)
     }
     let body = attr.get(4..len)?;
@@ -395,7 +377,7 @@ pub(crate) fn decode_elems<'a>(
     payload: &'a [u8],
     mut each: impl FnMut(&str, &'a [u8], Option<&'a [u8]>) -> Result<(), String>,
 ) -> Result<(), String> {
-    let attrs = payload.get(wire::NFGENMSG_LEN..).ok_or("short set element message")?;
+    let attrs = payload.get(uapi::NFGENMSG_LEN..).ok_or("short set element message")?;
     let set = wire::attr(attrs, NFTA_SET_ELEM_LIST_SET)
         .and_then(|n| std::str::from_utf8(n.split(|b| *b == 0).next().unwrap_or_default()).ok())
         .ok_or("set element message without a set name")?;
@@ -511,6 +493,7 @@ pub(crate) fn rule_msg(b: &mut Batch<What>, table: &str, chain: &str, what: What
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::kernel::nft::uapi::{NF_INET_PRE_ROUTING, PRIO_DSTNAT};
 
     /// Header bytes of one nf_tables message inside a batch (type, flags, seq, nfgenmsg).
     pub(crate) fn hdr(len: usize, msg: u8, flags: u16, seq: u32) -> Vec<u8> {

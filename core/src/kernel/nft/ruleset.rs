@@ -7,13 +7,12 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
-
 use super::expr::{self, reg, NFPROTO_IPV4, NFPROTO_IPV6};
 use super::msg::{
-    self, concat, Elem, Fields, Hook, Intervals, SetDef, What, NEWSETELEM, NFT_SET_INTERVAL, NFT_SET_MAP,
-    TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR, TYPE_IPV6_ADDR,
+    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR,
+    TYPE_IPV6_ADDR,
 };
+use super::uapi::{self, NEWSETELEM, NFT_SET_INTERVAL, NFT_SET_MAP};
 use super::wire::{Batch, Writer};
 use super::NftError;
 
@@ -89,15 +88,11 @@ pub struct HostPort {
 /// What table `inet podnet` must contain besides the host-port elements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
-    /// This node's IPv4 pod CIDRs: the source match of the hairpin / pod-to-host-port
-    /// masquerade and of egress masquerade.
-    pub pod_cidrs_v4: Vec<Ipv4Network>,
-    /// This node's IPv6 pod CIDRs.
-    pub pod_cidrs_v6: Vec<Ipv6Network>,
-    /// Cluster-wide IPv4 CIDRs (all nodes' pods, services): egress masquerade skips them.
-    pub cluster_cidrs_v4: Vec<Ipv4Network>,
-    /// Cluster-wide IPv6 CIDRs.
-    pub cluster_cidrs_v6: Vec<Ipv6Network>,
+    /// This node's pod CIDRs: the source match of the hairpin / pod-to-host-port masquerade
+    /// and of egress masquerade.
+    pub pod_cidrs: Cidrs,
+    /// Cluster-wide CIDRs (all nodes' pods, services): egress masquerade skips them.
+    pub cluster_cidrs: Cidrs,
     /// Single hosts never masqueraded (peer node IPs), kept in hash sets so that one host is
     /// added or removed in O(1) ([`super::NftSocket::add_no_masq_hosts`]).
     pub no_masq_hosts: Vec<IpAddr>,
@@ -113,10 +108,8 @@ pub struct Ruleset {
 impl Default for Ruleset {
     fn default() -> Ruleset {
         Ruleset {
-            pod_cidrs_v4: Vec::new(),
-            pod_cidrs_v6: Vec::new(),
-            cluster_cidrs_v4: Vec::new(),
-            cluster_cidrs_v6: Vec::new(),
+            pod_cidrs: Cidrs::default(),
+            cluster_cidrs: Cidrs::default(),
             no_masq_hosts: Vec::new(),
             egress_masquerade: false,
             hostport_mark: DEFAULT_HOSTPORT_MARK,
@@ -390,25 +383,15 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
     for set in ALL {
         msg::set_msg(b, TABLE, set);
     }
-    let cidrs = [
-        (&PODNETS4, Intervals::v4(&rs.pod_cidrs_v4)),
-        (&PODNETS6, Intervals::v6(&rs.pod_cidrs_v6)),
-        (&CLUSTERNETS4, Intervals::v4(&rs.cluster_cidrs_v4)),
-        (&CLUSTERNETS6, Intervals::v6(&rs.cluster_cidrs_v6)),
-    ];
-    for (set, iv) in &cidrs {
-        let e = iv.elems();
-        if !e.is_empty() {
-            msg::elements(b, TABLE, NEWSETELEM, set, &e);
-        }
-    }
+    msg::cidr_elements(b, TABLE, [&PODNETS4, &PODNETS6], &rs.pod_cidrs);
+    msg::cidr_elements(b, TABLE, [&CLUSTERNETS4, &CLUSTERNETS6], &rs.cluster_cidrs);
     host_elements(b, NEWSETELEM, &rs.no_masq_hosts);
     port_elements(b, NEWSETELEM, ports);
 
     chain(b, "hostports_dnat", None);
-    chain(b, "prerouting", Some((msg::NF_INET_PRE_ROUTING, msg::PRIO_DSTNAT)));
-    chain(b, "output", Some((msg::NF_INET_LOCAL_OUT, msg::PRIO_DSTNAT)));
-    chain(b, "postrouting", Some((msg::NF_INET_POST_ROUTING, msg::PRIO_SRCNAT)));
+    chain(b, "prerouting", Some((uapi::NF_INET_PRE_ROUTING, uapi::PRIO_DSTNAT)));
+    chain(b, "output", Some((uapi::NF_INET_LOCAL_OUT, uapi::PRIO_DSTNAT)));
+    chain(b, "postrouting", Some((uapi::NF_INET_POST_ROUTING, uapi::PRIO_SRCNAT)));
 
     // Host-IP-specific maps first: a lookup miss ends that rule and evaluation moves on.
     for (i, set) in [&HOSTPORTS_IP, &HOSTPORTS, &HOSTPORTS6_IP, &HOSTPORTS6].into_iter().enumerate() {
@@ -470,7 +453,7 @@ pub(crate) fn build(b: &mut Batch<What>, rs: &Ruleset, ports: &[HostPort]) {
 pub(crate) mod tests {
     use super::*;
     use crate::kernel::nft::msg::tests::{hdr, one, s};
-    use crate::kernel::nft::msg::{DELSETELEM, DESTROYSETELEM, NEWRULE, NEWSET};
+    use crate::kernel::nft::uapi::{DELSETELEM, DESTROYSETELEM, NEWRULE, NEWSET};
     use crate::kernel::nft::wire;
 
     /// A host port from text: `hp(Proto::Tcp, Some("10.0.0.1"), 80, "10.88.0.2", 8080)`.

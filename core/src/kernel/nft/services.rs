@@ -70,14 +70,13 @@
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use ipnetwork::{Ipv4Network, Ipv6Network};
-
 use super::expr::{self, NFPROTO_IPV4, NFPROTO_IPV6};
 use super::msg::{
-    self, concat, Elem, Fields, Hook, Intervals, SetDef, What, NEWSETELEM, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_MAP,
-    NFT_SET_TIMEOUT, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR, TYPE_IPV6_ADDR, TYPE_MARK, VERDICT_DROP,
+    self, concat, Cidrs, Elem, Fields, Hook, SetDef, What, TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPV4_ADDR,
+    TYPE_IPV6_ADDR, TYPE_MARK,
 };
 use super::ruleset::Proto;
+use super::uapi::{self, NEWSETELEM, NFT_SET_EVAL, NFT_SET_INTERVAL, NFT_SET_MAP, NFT_SET_TIMEOUT, VERDICT_DROP};
 use super::wire::{Batch, Writer};
 
 /// Name of podnet's services table (family `inet`).
@@ -90,13 +89,10 @@ pub const DEFAULT_SERVICE_MASQ_MARK: u32 = 0x4000;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceTable {
     /// Service CIDRs: addresses in them without a service are dropped.
-    pub service_cidrs_v4: Vec<Ipv4Network>,
-    /// IPv6 service CIDRs.
-    pub service_cidrs_v6: Vec<Ipv6Network>,
-    /// Cluster CIDRs: ClusterIP traffic from outside them is masqueraded (empty: never).
-    pub cluster_cidrs_v4: Vec<Ipv4Network>,
-    /// IPv6 cluster CIDRs.
-    pub cluster_cidrs_v6: Vec<Ipv6Network>,
+    pub service_cidrs: Cidrs,
+    /// Cluster CIDRs: ClusterIP traffic from outside them is masqueraded (none of a family:
+    /// never, for that family).
+    pub cluster_cidrs: Cidrs,
     /// Mark bit for "masquerade this connection" (non-zero).
     pub masq_mark: u32,
 }
@@ -278,27 +274,27 @@ pub(crate) fn ep_elem(
     proto: Proto,
     port: u16,
     index: u32,
-    ep: IpAddr,
-    ep_port: u16,
+    ep: (IpAddr, u16),
 ) -> (&'static SetDef, Elem) {
     let set = if front.is_ipv6() { &EPS6 } else { &EPS4 };
-    let k = frontend_key(front, proto, port).push(&index.to_ne_bytes());
-    let d = Fields::<20>::new().ip(ep).push(&ep_port.to_be_bytes());
-    (set, Elem::map(k.bytes(), d.bytes()))
+    endpoint_elem(set, frontend_key(front, proto, port), index, ep)
 }
 
 /// Endpoint `index` of a NodePort: `proto . node_port . index : ep . ep_port`.
-pub(crate) fn np_ep_elem(
-    proto: Proto,
-    node_port: u16,
+pub(crate) fn np_ep_elem(proto: Proto, node_port: u16, index: u32, ep: (IpAddr, u16)) -> (&'static SetDef, Elem) {
+    let set = if ep.0.is_ipv6() { &NPEPS6 } else { &NPEPS4 };
+    endpoint_elem(set, proto_port(proto, node_port), index, ep)
+}
+
+/// Endpoint `index` of the frontend `key` in the endpoint map `set`: `key . index : ep . ep_port`.
+fn endpoint_elem(
+    set: &'static SetDef,
+    key: Fields<40>,
     index: u32,
-    ep: IpAddr,
-    ep_port: u16,
+    (ep, ep_port): (IpAddr, u16),
 ) -> (&'static SetDef, Elem) {
-    let set = if ep.is_ipv6() { &NPEPS6 } else { &NPEPS4 };
-    let k = proto_port(proto, node_port).push(&index.to_ne_bytes());
     let d = Fields::<20>::new().ip(ep).push(&ep_port.to_be_bytes());
-    (set, Elem::map(k.bytes(), d.bytes()))
+    (set, Elem::map(key.push(&index.to_ne_bytes()).bytes(), d.bytes()))
 }
 
 /// The frontend (address, protocol, port) and endpoint of an affinity map element.
@@ -538,23 +534,13 @@ pub(crate) fn build<'a>(
     for s in ALL {
         msg::set_msg(b, SERVICES_TABLE, s);
     }
-    for (s, iv) in [
-        (&SVCNETS4, Intervals::v4(&t.service_cidrs_v4)),
-        (&SVCNETS6, Intervals::v6(&t.service_cidrs_v6)),
-        (&CLUSTERNETS4, Intervals::v4(&t.cluster_cidrs_v4)),
-        (&CLUSTERNETS6, Intervals::v6(&t.cluster_cidrs_v6)),
-    ] {
-        let e = iv.elems();
-        if !e.is_empty() {
-            msg::elements(b, SERVICES_TABLE, NEWSETELEM, s, &e);
-        }
-    }
+    msg::cidr_elements(b, SERVICES_TABLE, [&SVCNETS4, &SVCNETS6], &t.service_cidrs);
+    msg::cidr_elements(b, SERVICES_TABLE, [&CLUSTERNETS4, &CLUSTERNETS6], &t.cluster_cidrs);
 
     chain(b, "dispatch", None);
     let mut i = 0;
     for (v6, cips, cnets) in [(false, &CLUSTERIPS4, &CLUSTERNETS4), (true, &CLUSTERIPS6, &CLUSTERNETS6)] {
-        let has = if v6 { !t.cluster_cidrs_v6.is_empty() } else { !t.cluster_cidrs_v4.is_empty() };
-        if has {
+        if !t.cluster_cidrs.family_is_empty(v6) {
             // ClusterIP traffic from outside the cluster is masqueraded, so that the reply of an
             // endpoint on another node comes back through this node's conntrack.
             rule(b, "dispatch", i, |w| {
@@ -585,9 +571,9 @@ pub(crate) fn build<'a>(
         i += 2;
     }
 
-    chain(b, "nat_prerouting", Some((msg::NF_INET_PRE_ROUTING, msg::PRIO_DSTNAT, "nat")));
-    chain(b, "nat_output", Some((msg::NF_INET_LOCAL_OUT, msg::PRIO_DSTNAT, "nat")));
-    chain(b, "nat_postrouting", Some((msg::NF_INET_POST_ROUTING, msg::PRIO_SRCNAT, "nat")));
+    chain(b, "nat_prerouting", Some((uapi::NF_INET_PRE_ROUTING, uapi::PRIO_DSTNAT, "nat")));
+    chain(b, "nat_output", Some((uapi::NF_INET_LOCAL_OUT, uapi::PRIO_DSTNAT, "nat")));
+    chain(b, "nat_postrouting", Some((uapi::NF_INET_POST_ROUTING, uapi::PRIO_SRCNAT, "nat")));
     rule(b, "nat_prerouting", 0, |w| expr::jump(w, "dispatch"));
     rule(b, "nat_output", 0, |w| expr::jump(w, "dispatch"));
     let masq = |w: &mut Writer| expr::masq(w, expr::NAT_RANDOM_FULLY);
@@ -653,9 +639,9 @@ pub(crate) fn build<'a>(
         });
     }
     for (name, hook) in [
-        ("filter_input", msg::NF_INET_LOCAL_IN),
-        ("filter_forward", msg::NF_INET_FORWARD),
-        ("filter_output", msg::NF_INET_LOCAL_OUT),
+        ("filter_input", uapi::NF_INET_LOCAL_IN),
+        ("filter_forward", uapi::NF_INET_FORWARD),
+        ("filter_output", uapi::NF_INET_LOCAL_OUT),
     ] {
         chain(b, name, Some((hook, 0, "filter")));
         rule(b, name, 0, |w| {
@@ -680,16 +666,16 @@ mod tests {
         let (s, e) = frontend_elem(&k, cip, Proto::Tcp, 80);
         assert_eq!((s.name, e.key_bytes()), ("fe4-n3", &[10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0][..]));
         assert!(std::ptr::eq(s, k.set()), "one set per kind");
-        let (s, e) = ep_elem(cip, Proto::Tcp, 80, 2, "10.244.1.5".parse().unwrap(), 5353);
+        let (s, e) = ep_elem(cip, Proto::Tcp, 80, 2, ("10.244.1.5".parse().unwrap(), 5353));
         assert_eq!(s.name, "eps4");
         assert_eq!(e.key_bytes(), [&[10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0][..], &2u32.to_ne_bytes()].concat());
         assert_eq!(e.data_bytes(), [10, 244, 1, 5, 0x14, 0xe9, 0, 0]);
         let np = Kind { v6: true, nodeport: true, n: 3, masq: true, affinity_secs: 30 };
         let (s, e) = nodeport_elem(&np, Proto::Tcp, 30080);
         assert_eq!((s.name, e.key_bytes().len()), ("np6-n3-masq-aff30", 8));
-        let (s, e) = np_ep_elem(Proto::Tcp, 30080, 1, "fd00:10::5".parse().unwrap(), 8080);
+        let (s, e) = np_ep_elem(Proto::Tcp, 30080, 1, ("fd00:10::5".parse().unwrap(), 8080));
         assert_eq!((s.name, e.key_bytes().len(), e.data_bytes().len()), ("npeps6", 12, 20));
-        let (s, e) = ep_elem("fd00:96::1".parse().unwrap(), Proto::Udp, 53, 0, "fd00:10::5".parse().unwrap(), 53);
+        let (s, e) = ep_elem("fd00:96::1".parse().unwrap(), Proto::Udp, 53, 0, ("fd00:10::5".parse().unwrap(), 53));
         assert_eq!((s.name, e.key_bytes().len(), e.data_bytes().len()), ("eps6", 28, 20));
         let (s, e) = hairpin_elem("10.244.1.5".parse().unwrap());
         assert_eq!((s.name, e.key_bytes()), ("hairpin4", &[10, 244, 1, 5, 10, 244, 1, 5][..]));
@@ -702,7 +688,7 @@ mod tests {
     #[test]
     fn full_table_fits_and_encodes() {
         let t = ServiceTable {
-            service_cidrs_v4: vec!["10.96.0.0/12".parse().unwrap()],
+            service_cidrs: Cidrs { v4: vec!["10.96.0.0/12".parse().unwrap()], v6: vec![] },
             masq_mark: 0x4000,
             ..Default::default()
         };

@@ -6,9 +6,10 @@ use std::time::Duration;
 use nix::sys::socket::{getsockopt, setsockopt, sockopt};
 use rtnetlink::sys::SocketAddr;
 
-use super::msg::{self, SetDef, What, FAMILY_INET};
+use super::msg::{self, SetDef, What};
 use super::ruleset::{self, HostPort};
-use super::wire::{self, Ack, Batch, Msg, Writer, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use super::uapi::{self, FAMILY_INET, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST};
+use super::wire::{self, Ack, Batch, Msg, Writer};
 use super::{NftError, NftSocket};
 
 /// Reply buffer: larger than any datagram the kernel sends us (dump skbs are at most 32 KiB;
@@ -20,8 +21,6 @@ const RCVBUF: usize = 1 << 20;
 const RECV_TIMEOUT: Duration = Duration::from_secs(10);
 /// An element as dumped: key and data bytes (data empty for sets).
 pub(crate) type KeyData = (Vec<u8>, Vec<u8>);
-/// NLM_F_DUMP_INTR: the dumped object changed during the dump; the result may be inconsistent.
-const NLM_F_DUMP_INTR: u16 = 0x10;
 
 impl NftSocket {
     pub(super) fn setup(sock: rtnetlink::sys::Socket) -> Result<NftSocket, NftError> {
@@ -224,12 +223,12 @@ impl NftSocket {
         let mut handle = 0;
         self.query(
             op,
-            wire::nft_type(msg::GETTABLE),
+            wire::nft_type(uapi::GETTABLE),
             NLM_F_ACK,
             FAMILY_INET,
-            |w| w.str(msg::NFTA_TABLE_NAME, table),
+            |w| w.str(uapi::NFTA_TABLE_NAME, table),
             |m| {
-                let h = m.payload.get(wire::NFGENMSG_LEN..).and_then(|a| wire::attr(a, msg::NFTA_TABLE_HANDLE));
+                let h = m.payload.get(uapi::NFGENMSG_LEN..).and_then(|a| wire::attr(a, uapi::NFTA_TABLE_HANDLE));
                 if let Some(h) = h.and_then(|h| <[u8; 8]>::try_from(h).ok()) {
                     handle = u64::from_be_bytes(h);
                 }
@@ -245,13 +244,13 @@ impl NftSocket {
         let mut gen = None;
         self.query(
             || "get nf_tables generation".to_string(),
-            wire::nft_type(msg::GETGEN),
+            wire::nft_type(uapi::GETGEN),
             NLM_F_ACK,
             0,
             |_| {},
             |m| {
-                if m.ty == wire::nft_type(msg::NEWGEN) {
-                    let g = m.payload.get(wire::NFGENMSG_LEN..).and_then(|a| wire::attr(a, msg::NFTA_GEN_ID));
+                if m.ty == wire::nft_type(uapi::NEWGEN) {
+                    let g = m.payload.get(uapi::NFGENMSG_LEN..).and_then(|a| wire::attr(a, uapi::NFTA_GEN_ID));
                     gen = g.and_then(|g| <[u8; 4]>::try_from(g).ok()).map(u32::from_be_bytes);
                 }
                 Ok(())
@@ -267,12 +266,12 @@ impl NftSocket {
             let mut got = Vec::new();
             let interrupted = self.query(
                 op,
-                wire::nft_type(msg::GETSETELEM),
+                wire::nft_type(uapi::GETSETELEM),
                 NLM_F_DUMP,
                 FAMILY_INET,
                 |w| {
-                    w.str(msg::NFTA_SET_ELEM_LIST_TABLE, table);
-                    w.str(msg::NFTA_SET_ELEM_LIST_SET, set.name);
+                    w.str(uapi::NFTA_SET_ELEM_LIST_TABLE, table);
+                    w.str(uapi::NFTA_SET_ELEM_LIST_SET, set.name);
                 },
                 |m| {
                     msg::decode_elems(m.payload, |_, k, d| {

@@ -3,33 +3,11 @@
 //! Raw bytes on purpose: every nf_tables expression podnet needs (nat, fib, ct, masq, ...) is a
 //! handful of u32 attributes, and owning the encoder lets the unit tests pin the exact bytes.
 
+use super::uapi::{
+    NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_NFTABLES, NLA_F_NESTED, NLA_TYPE_MASK, NLMSGERR_ATTR_MSG,
+    NLMSGERR_ATTR_OFFS, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_REQUEST,
+};
 use std::ops::Range;
-
-// netlink (linux/netlink.h)
-pub(crate) const NLMSG_HDRLEN: usize = 16;
-pub(crate) const NLMSG_ERROR: u16 = 2;
-pub(crate) const NLMSG_DONE: u16 = 3;
-pub(crate) const NLM_F_REQUEST: u16 = 0x1;
-pub(crate) const NLM_F_ACK: u16 = 0x4;
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
-pub(crate) const NLM_F_CREATE: u16 = 0x400;
-pub(crate) const NLM_F_APPEND: u16 = 0x800;
-/// Set on an NLMSG_ERROR whose echoed request was trimmed to its header (NETLINK_CAP_ACK).
-const NLM_F_CAPPED: u16 = 0x100;
-/// Set on an NLMSG_ERROR that carries extended-ack TLVs after the echoed request.
-const NLM_F_ACK_TLVS: u16 = 0x200;
-const NLMSGERR_ATTR_MSG: u16 = 1;
-const NLMSGERR_ATTR_OFFS: u16 = 2;
-pub(crate) const NLA_F_NESTED: u16 = 0x8000;
-const NLA_TYPE_MASK: u16 = 0x3fff;
-
-// nfnetlink (linux/netfilter/nfnetlink.h)
-pub(crate) const NFNL_SUBSYS_CTNETLINK: u8 = 1;
-pub(crate) const NFNL_SUBSYS_NFTABLES: u8 = 10;
-const NFNL_MSG_BATCH_BEGIN: u16 = 16;
-const NFNL_MSG_BATCH_END: u16 = 17;
-/// Size of `struct nfgenmsg` (family, version, big-endian res_id).
-pub(crate) const NFGENMSG_LEN: usize = 4;
 
 /// Round up to the 4-byte netlink alignment.
 pub(crate) const fn align4(n: usize) -> usize {
@@ -275,6 +253,7 @@ pub(crate) fn parse_ack(m: &Msg<'_>) -> Result<Ack, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::nft::uapi::{NLMSG_ERROR, NLM_F_CREATE};
 
     #[test]
     fn attribute_padding_and_nesting() {
