@@ -143,6 +143,34 @@ fn create_is_idempotent_and_recreate_works() {
     assert_clean(&w, &ns, "n1");
 }
 
+/// `Node::attach` (a short-lived process's open) leaves the node-level network as it is:
+/// deletes, checks and lists need none of it; the first create sets it up as `open` would.
+#[test]
+fn attach_sets_up_the_node_network_only_when_a_change_needs_it() {
+    let (w, n, ns) = one_node("attach", "10.21.5.0/24");
+    n.create_sandbox(&SandboxSpec::new("a")).unwrap();
+    let cfg = n.inner().config().clone();
+    let br = cfg.bridge_name.clone();
+    let gateway = |ns: &std::path::Path| in_ns(ns, &["ip", "-o", "addr", "show", "dev", &br]).contains("10.21.5.1/24");
+    // Something took the bridge's gateway address away: `attach` does not put it back.
+    in_ns(&ns, &["ip", "addr", "del", "10.21.5.1/24", "dev", &br]);
+    let attached = n.block_on(podnet::Node::attach(cfg.clone())).unwrap();
+    assert!(!gateway(&ns), "attach changed the bridge");
+    assert_eq!(attached.pod_mtu(), cfg.mtu);
+    assert!(n.block_on(attached.check_sandbox("a")).unwrap().is_ok());
+    n.block_on(attached.delete_sandbox("a")).unwrap();
+    assert!(!gateway(&ns), "a delete set the node up");
+    // A create does: the bridge has its gateway again and the new pod works.
+    let b = n.block_on(attached.create_sandbox(&SandboxSpec::new("b"))).unwrap();
+    assert!(gateway(&ns), "create did not set the node up: {}", links(&ns));
+    assert_eq!(b.gateways, vec!["10.21.5.1".parse::<IpAddr>().unwrap()]);
+    assert!(n.block_on(attached.check_sandbox("b")).unwrap().is_ok());
+    n.block_on(attached.delete_sandbox("b")).unwrap();
+    drop(attached);
+    drop(n);
+    assert_clean(&w, &ns, "n1");
+}
+
 #[test]
 fn requested_ip_and_conflicts() {
     let (w, n, ns) = one_node("req", "10.22.0.0/24");

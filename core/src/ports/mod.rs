@@ -12,7 +12,7 @@ use ipnetwork::IpNetwork;
 use crate::base::Base;
 use crate::config::{PortMapping, Protocol};
 use crate::kernel::nft::{HostPort, NftError, NftSocket, Proto, Ruleset};
-use crate::store::Sandbox;
+use crate::store::{Entry, Phase, Sandbox};
 use crate::Result;
 
 /// One mapped host port, as `list_ports` reports it.
@@ -126,11 +126,12 @@ impl Ports {
         let mut st = ports.lock();
         let exists = st.sock.table_exists().map_err(|e| e.into_error("read nftables table inet podnet"))?;
         if !exists || store.meta("ruleset")?.as_deref() != Some(fingerprint.as_str()) {
-            let mut all = vec![];
-            for e in store.entries()? {
-                all.extend(host_ports(&e.sandbox.ips, &e.sandbox.ports));
-            }
-            st.sock.ensure_table(&rs, &all).map_err(|e| e.into_error("create nftables table inet podnet"))?;
+            // Under the store's lock: the first opens after a boot race, and an element a
+            // create in another process adds between our read and our rebuild would be lost.
+            store.with_entries_locked("rebuild host ports", |entries| {
+                let all = wanted(&entries);
+                st.sock.ensure_table(&rs, &all).map_err(|e| e.into_error("create nftables table inet podnet"))
+            })?;
             store.set_meta("ruleset", &fingerprint)?;
         }
         for h in hosts {
@@ -230,18 +231,27 @@ impl Ports {
     /// node's to fill in.)
     pub(crate) async fn repair(&self) -> Result<RepairReport> {
         let rs = self.ruleset(&self.no_masq_hosts()?);
-        let mut want = vec![];
-        for e in self.base.store.entries()? {
-            want.extend(host_ports(&e.sandbox.ips, &e.sandbox.ports));
-        }
         let mut p = self.lock();
-        let exists = p.sock.table_exists().map_err(|e| e.into_error("repair: read nftables"))?;
-        let have =
-            if exists { p.sock.list_ports().map_err(|e| e.into_error("repair: list host ports"))? } else { vec![] };
-        let missing = want.iter().filter(|h| !have.contains(h)).count();
-        if !exists || missing > 0 {
-            p.sock.ensure_table(&rs, &want).map_err(|e| e.into_error("repair: rebuild table inet podnet"))?;
-        }
-        Ok(RepairReport { table_recreated: !exists, ports_restored: missing, services_rebuilt: false })
+        self.base.store.with_entries_locked("repair host ports", |entries| {
+            let want = wanted(&entries);
+            let exists = p.sock.table_exists().map_err(|e| e.into_error("repair: read nftables"))?;
+            let have =
+                if exists { p.sock.list_ports().map_err(|e| e.into_error("repair: list host ports"))? } else { vec![] };
+            let missing = want.iter().filter(|h| !have.contains(h)).count();
+            if !exists || missing > 0 {
+                p.sock.ensure_table(&rs, &want).map_err(|e| e.into_error("repair: rebuild table inet podnet"))?;
+            }
+            Ok(RepairReport { table_recreated: !exists, ports_restored: missing, services_rebuilt: false })
+        })
     }
+}
+
+/// The host ports the table must hold for `entries`: every sandbox's but those being deleted
+/// (their delete removes, or has removed, their elements).
+fn wanted(entries: &[Entry]) -> Vec<HostPort> {
+    entries
+        .iter()
+        .filter(|e| e.phase != Phase::Deleting)
+        .flat_map(|e| host_ports(&e.sandbox.ips, &e.sandbox.ports))
+        .collect()
 }

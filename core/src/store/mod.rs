@@ -479,7 +479,24 @@ impl Store {
     /// Every sandbox row, sorted by id. A damaged record fails the whole list, naming it: gc
     /// would otherwise take the live pod for an orphan and tear it down.
     pub(crate) fn entries(&self) -> Result<Vec<Entry>> {
-        let c = self.conn();
+        self.entries_in(&self.conn())
+    }
+
+    /// Run `f` on every row read under the node's write lock (an IMMEDIATE transaction that
+    /// changes nothing), held until `f` returns: meanwhile no create can reserve host ports and
+    /// no delete can claim its row, in any process. For rebuilding a kernel table from the rows
+    /// without losing the change of a create or delete in flight: a create's rows are read
+    /// (its later programming re-adds what the rebuild already added), and a delete's claim
+    /// either came before (its row says so) or waits.
+    pub(crate) fn with_entries_locked<T>(&self, op: &str, f: impl FnOnce(Vec<Entry>) -> Result<T>) -> Result<T> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(self.db_err(op))?;
+        let out = f(self.entries_in(&tx)?)?;
+        tx.commit().map_err(self.db_err(op))?;
+        Ok(out)
+    }
+
+    fn entries_in(&self, c: &Connection) -> Result<Vec<Entry>> {
         let mut ports: HashMap<String, Vec<PortMapping>> = HashMap::new();
         let rows: Vec<(String, String)> = query_all(&c, "SELECT sandbox, mapping FROM ports ORDER BY rowid", [], pair)
             .map_err(self.db_err("read ports"))?;

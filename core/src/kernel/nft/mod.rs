@@ -69,6 +69,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 
 pub use error::NftError;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports, reason = "named by podnet's tests"))]
 pub use msg::Cidrs;
 #[cfg_attr(not(feature = "internals"), allow(unused_imports, reason = "the mark is for podnet's tests"))]
 pub use ruleset::{HostPort, Proto, Ruleset, DEFAULT_HOSTPORT_MARK, TABLE};
