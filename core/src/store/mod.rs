@@ -498,14 +498,14 @@ impl Store {
 
     fn entries_in(&self, c: &Connection) -> Result<Vec<Entry>> {
         let mut ports: HashMap<String, Vec<PortMapping>> = HashMap::new();
-        let rows: Vec<(String, String)> = query_all(&c, "SELECT sandbox, mapping FROM ports ORDER BY rowid", [], pair)
+        let rows: Vec<(String, String)> = query_all(c, "SELECT sandbox, mapping FROM ports ORDER BY rowid", [], pair)
             .map_err(self.db_err("read ports"))?;
         for (id, j) in rows {
             let m = decode_json(format_args!("host ports of {id}"), &j)?;
             ports.entry(id).or_default().push(m);
         }
         let rows: Vec<(String, String, Option<String>, i64, String)> =
-            query_all(&c, "SELECT id, phase, owner, seq, record FROM sandboxes ORDER BY id", [], |r| {
+            query_all(c, "SELECT id, phase, owner, seq, record FROM sandboxes ORDER BY id", [], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .map_err(self.db_err("list sandboxes"))?;
