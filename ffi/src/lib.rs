@@ -17,6 +17,7 @@ mod error;
 mod handle;
 mod log;
 mod node;
+mod record;
 mod sandbox;
 mod spec;
 mod status;
