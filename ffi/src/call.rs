@@ -392,24 +392,22 @@ mod tests {
 
     #[test]
     fn argument_checks() {
-        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0/+4".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0/33".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.cidr("cidr", c"fd00::/64".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::Ok);
-        let (st, _) = run(|c| c.ip("ip", c"10.1.0.256".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.name("id", c"a/b".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidArgument);
+        use podnet_status::{InvalidAddress, InvalidArgument, TooLong};
         let long = std::ffi::CString::new("x".repeat(129)).unwrap();
-        let (st, _) = run(|c| c.name("id", long.as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::TooLong);
-        let (st, _) = run(|c| c.ifname("ifname", c"abcdefghijklmnop".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::TooLong);
-        let (st, _) = run(|c| c.path("path", c"rel/x".as_ptr(), true).map(drop));
-        assert_eq!(st, podnet_status::InvalidArgument);
+        type Check<'a> = &'a dyn Fn(&Call) -> CallResult;
+        let cases: [(&str, Check, podnet_status); 9] = [
+            ("no prefix", &|c| c.cidr("cidr", c"10.1.0.0".as_ptr()).map(drop), InvalidAddress),
+            ("signed prefix", &|c| c.cidr("cidr", c"10.1.0.0/+4".as_ptr()).map(drop), InvalidAddress),
+            ("prefix too long", &|c| c.cidr("cidr", c"10.1.0.0/33".as_ptr()).map(drop), InvalidAddress),
+            ("IPv6 CIDR", &|c| c.cidr("cidr", c"fd00::/64".as_ptr()).map(drop), podnet_status::Ok),
+            ("octet over 255", &|c| c.ip("ip", c"10.1.0.256".as_ptr()).map(drop), InvalidAddress),
+            ("slash in a name", &|c| c.name("id", c"a/b".as_ptr()).map(drop), InvalidArgument),
+            ("name over 128 bytes", &|c| c.name("id", long.as_ptr()).map(drop), TooLong),
+            ("ifname over 15 bytes", &|c| c.ifname("ifname", c"abcdefghijklmnop".as_ptr()).map(drop), TooLong),
+            ("relative path", &|c| c.path("path", c"rel/x".as_ptr(), true).map(drop), InvalidArgument),
+        ];
+        for (what, check, want) in cases {
+            assert_eq!(run(check).0, want, "{what}");
+        }
     }
 }

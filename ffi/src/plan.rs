@@ -282,21 +282,14 @@ record!(podnet_plan_result: Owned => podnet_plan_result_info);
 /// The record of `plan`, with `json` its encoding.
 fn plan_record(plan: &Plan, json: String) -> Record<podnet_plan_result_info> {
     Record::build(|b| {
-        let services: Vec<_> = plan
-            .services
-            .iter()
-            .map(|s| podnet_plan_service { cidr: b.text(s.cidr), service_ips: saturate(s.service_ips) })
-            .collect();
-        let (services, service_count) = b.array(services);
-        let warnings: Vec<_> = plan
-            .warnings
-            .iter()
-            .map(|w| podnet_plan_warning_entry {
-                code: podnet_plan_warning::from_core(w.code),
-                message: b.text(&w.message),
-            })
-            .collect();
-        let (warnings, warning_count) = b.array(warnings);
+        let (services, service_count) = b.array(&plan.services, |b, s| podnet_plan_service {
+            cidr: b.text(s.cidr),
+            service_ips: saturate(s.service_ips),
+        });
+        let (warnings, warning_count) = b.array(&plan.warnings, |b, w| podnet_plan_warning_entry {
+            code: podnet_plan_warning::from_core(w.code),
+            message: b.text(&w.message),
+        });
         podnet_plan_result_info {
             struct_size: std::mem::size_of::<podnet_plan_result_info>(),
             nodes: saturate(plan.nodes),

@@ -64,12 +64,22 @@ impl Backing {
     /// `items` as a C string list.
     pub(crate) fn list<T: Display>(&mut self, items: impl IntoIterator<Item = T>) -> podnet_string_list {
         let ptrs: Vec<*const c_char> = items.into_iter().map(|item| self.text(item)).collect();
-        let (items, count) = self.array(ptrs);
+        let (items, count) = self.keep(ptrs);
         podnet_string_list { items, count }
     }
 
-    /// `items` as a C array: its first element and its length.
-    pub(crate) fn array<T: 'static>(&mut self, items: Vec<T>) -> (*const T, usize) {
+    /// `items`, each converted by `convert` (which may keep memory here too), as a C array: its
+    /// first element and its length.
+    pub(crate) fn array<S, T: 'static>(
+        &mut self,
+        items: &[S],
+        mut convert: impl FnMut(&mut Backing, &S) -> T,
+    ) -> (*const T, usize) {
+        let converted: Vec<T> = items.iter().map(|item| convert(self, item)).collect();
+        self.keep(converted)
+    }
+
+    fn keep<T: 'static>(&mut self, items: Vec<T>) -> (*const T, usize) {
         let view = (items.as_ptr(), items.len());
         self.arrays.push(Box::new(items));
         view

@@ -100,8 +100,7 @@ record!(podnet_sandbox: OwnedOrLent => podnet_sandbox_info);
 impl FromCore<Sandbox> for Record<podnet_sandbox_info> {
     fn from_core(sb: &Sandbox) -> Self {
         Record::build(|b| {
-            let ports = sb.ports.iter().map(|p| podnet_port_mapping::new(b, p)).collect();
-            let (ports, port_count) = b.array(ports);
+            let (ports, port_count) = b.array(&sb.ports, podnet_port_mapping::new);
             podnet_sandbox_info {
                 struct_size: std::mem::size_of::<podnet_sandbox_info>(),
                 id: b.text(&sb.id),

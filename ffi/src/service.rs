@@ -123,29 +123,19 @@ castable!(podnet_service: OwnedOrLent => Built<Service, podnet_service_info>);
 impl FromCore<Service> for Record<podnet_service_info> {
     fn from_core(s: &Service) -> Self {
         Record::build(|b| {
-            let ports: Vec<_> = s
-                .ports
-                .iter()
-                .map(|p| podnet_service_port {
-                    protocol: podnet_protocol::from_core(p.protocol),
-                    port: p.port,
-                    target_port: p.target_port,
-                    node_port: p.node_port.unwrap_or(0),
-                })
-                .collect();
-            let (ports, port_count) = b.array(ports);
-            let endpoints: Vec<_> = s
-                .endpoints
-                .iter()
-                .map(|e| podnet_service_endpoint {
-                    ip: b.text(e.ip),
-                    ports: e.ports.as_ptr(),
-                    port_count: e.ports.len(),
-                    ready: e.ready,
-                    local: e.local,
-                })
-                .collect();
-            let (endpoints, endpoint_count) = b.array(endpoints);
+            let (ports, port_count) = b.array(&s.ports, |_, p| podnet_service_port {
+                protocol: podnet_protocol::from_core(p.protocol),
+                port: p.port,
+                target_port: p.target_port,
+                node_port: p.node_port.unwrap_or(0),
+            });
+            let (endpoints, endpoint_count) = b.array(&s.endpoints, |b, e| podnet_service_endpoint {
+                ip: b.text(e.ip),
+                ports: e.ports.as_ptr(),
+                port_count: e.ports.len(),
+                ready: e.ready,
+                local: e.local,
+            });
             podnet_service_info {
                 struct_size: std::mem::size_of::<podnet_service_info>(),
                 name: b.text(&s.name),
