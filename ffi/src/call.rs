@@ -136,6 +136,24 @@ where
     })
 }
 
+/// Run the body of a setter named `op` that cannot fail once the object `ptr` is there: `set`
+/// changes it.
+pub(crate) fn set<C: Castable>(
+    op: &'static str,
+    name: &'static str,
+    ptr: *mut C,
+    err_out: *mut *mut podnet_error,
+    set: impl FnOnce(&mut C::RustType),
+) -> podnet_status
+where
+    C::Ownership: MayOwn,
+{
+    with_mut(op, name, ptr, err_out, |_, obj| {
+        set(obj);
+        Ok(())
+    })
+}
+
 /// Run the body of a fallible export named `op` that reads the object `ptr` (a node, an agent,
 /// an allocator; `name` is its parameter's name for a NULL error).
 pub(crate) fn with_ref<C: Castable>(

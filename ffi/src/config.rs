@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use ipnetwork::IpNetwork;
 use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
-use crate::call::{add_once, construct, core, free, with_mut, with_ref};
+use crate::call::{add_once, construct, core, free, set, with_mut, with_ref};
 use crate::cenum::c_enum;
 use crate::error::podnet_error;
 use crate::handle::castable;
@@ -461,9 +461,8 @@ pub extern "C" fn podnet_node_config_set_vxlan_disable_tx_checksum_offload(
     disable: bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_node_config_set_vxlan_disable_tx_checksum_offload", "config", config, err_out, |_, cfg| {
-        cfg.vxlan.disable_tx_checksum_offload = Some(disable);
-        Ok(())
+    set("podnet_node_config_set_vxlan_disable_tx_checksum_offload", "config", config, err_out, |cfg| {
+        cfg.vxlan.disable_tx_checksum_offload = Some(disable)
     })
 }
 
@@ -477,10 +476,7 @@ pub extern "C" fn podnet_node_config_set_egress_masquerade(
     enable: bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_node_config_set_egress_masquerade", "config", config, err_out, |_, cfg| {
-        cfg.egress_masquerade = enable;
-        Ok(())
-    })
+    set("podnet_node_config_set_egress_masquerade", "config", config, err_out, |cfg| cfg.egress_masquerade = enable)
 }
 
 // Keep the id limit of the ABI and the core in step.

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 
 use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 
-use crate::call::{construct, core, free, info, with_mut, with_ref};
+use crate::call::{construct, core, free, info, set, with_mut, with_ref};
 use crate::error::podnet_error;
 use crate::handle::castable;
 use crate::record::{record, Record};
@@ -189,10 +189,7 @@ pub extern "C" fn podnet_plan_input_set_control_plane(
     count: u64,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_plan_input_set_control_plane", "input", input, err_out, |_, i| {
-        i.control_plane = count;
-        Ok(())
-    })
+    set("podnet_plan_input_set_control_plane", "input", input, err_out, |i| i.control_plane = count)
 }
 
 /// Add a service range (`--service-cluster-ip-range`), at most one per family. Adding the same
