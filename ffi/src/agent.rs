@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use podnet_cluster::agent::{Agent, AgentConfig, EtcdStore};
 
-use crate::call::{core, fallible, infallible};
+use crate::call::{core, free, read, with_ref};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, try_ref};
+use crate::handle::{castable, thread_safe};
 use crate::status::podnet_status;
 
 /// A running cluster agent (see docs/agent.md).
@@ -24,10 +24,8 @@ pub struct podnet_agent {
 
 castable!(podnet_agent: Owned => Agent);
 
-const _: fn() = || {
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Agent>();
-};
+// The ABI promises an agent may be shared across threads.
+const _: () = thread_safe::<Agent>();
 
 /// Start an agent for the node `node` describes: name, netns, state dir, pod mode and the
 /// underlay address (required, IPv4: the lease's PublicIP). Pod CIDRs, VXLAN VNI/port and the
@@ -56,13 +54,9 @@ pub extern "C" fn podnet_agent_start(
     agent_out: *mut *mut podnet_agent,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_agent_start", err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref("podnet_agent_start", "node", node, err_out, |c, node| {
         let ptrs = c.slice("etcd_endpoints", etcd_endpoints, etcd_endpoints_len)?;
-        let mut endpoints = vec![];
-        for (i, p) in ptrs.iter().enumerate() {
-            endpoints.push(c.str(&format!("etcd_endpoints[{i}]"), *p, 4096)?.to_string());
-        }
+        let endpoints = c.each("etcd_endpoints", ptrs, |name, p| Ok(c.str(name, p, 4096)?.to_string()))?;
         core(EtcdStore::check_endpoints(&endpoints))?;
         let mut cfg = AgentConfig::new(node.clone());
         if !prefix.is_null() {
@@ -94,8 +88,7 @@ pub extern "C" fn podnet_agent_wait_ready(
     timeout_ms: u32,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_agent_wait_ready", err_out, |c| {
-        let a = c.obj("agent", agent)?;
+    with_ref("podnet_agent_wait_ready", "agent", agent, err_out, |_, a| {
         core(a.wait_ready(Duration::from_millis(u64::from(timeout_ms))))?;
         Ok(())
     })
@@ -105,7 +98,7 @@ pub extern "C" fn podnet_agent_wait_ready(
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_agent_is_ready(agent: *const podnet_agent) -> bool {
-    infallible(false, || try_ref(agent).is_some_and(|a| a.status().ready))
+    read(agent, false, |a| a.status().ready)
 }
 
 /// The agent's status as one JSON object: `node`, `ready`, `phase` ("leasing", "programming",
@@ -121,8 +114,7 @@ pub extern "C" fn podnet_agent_status_json(
     json_out: *mut *mut crate::buffer::podnet_bytes,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_agent_status_json", err_out, |c| {
-        let a = c.obj("agent", agent)?;
+    with_ref("podnet_agent_status_json", "agent", agent, err_out, |c, a| {
         let out = c.out("json_out", json_out)?;
         let json = serde_json::to_vec(&a.status()).map_err(|e| c.err(podnet_status::Internal, e))?;
         out.give(json)
@@ -135,10 +127,7 @@ pub extern "C" fn podnet_agent_status_json(
 /// A required pointer that is NULL gives `PODNET_STATUS_NULL_ARGUMENT`; `err_out` may be NULL.
 #[no_mangle]
 pub extern "C" fn podnet_agent_leave(agent: *const podnet_agent, err_out: *mut *mut podnet_error) -> podnet_status {
-    fallible("podnet_agent_leave", err_out, |c| {
-        core(c.obj("agent", agent)?.leave())?;
-        Ok(())
-    })
+    with_ref("podnet_agent_leave", "agent", agent, err_out, |_, a| core(a.leave()))
 }
 
 /// Stop the agent (if it still runs) and free it. The data plane and the etcd lease stay: an
@@ -147,5 +136,5 @@ pub extern "C" fn podnet_agent_leave(agent: *const podnet_agent, err_out: *mut *
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_agent_free(agent: *mut podnet_agent) {
-    infallible((), || free_owned(agent))
+    free(agent)
 }

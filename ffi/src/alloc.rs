@@ -10,10 +10,10 @@ use podnet_cluster::{
     ClusterCidr, Family, NodeCidrAllocator, ServiceIpAllocator, DEFAULT_NODE_MASK_V4, DEFAULT_NODE_MASK_V6,
 };
 
-use crate::buffer::{podnet_bytes, podnet_string_list, StringListObj, Strings};
-use crate::call::{core, fallible, infallible, with_mut};
+use crate::buffer::{podnet_bytes, podnet_string_list};
+use crate::call::{core, fallible, free, read, with_mut, with_ref};
 use crate::error::{cstring, podnet_error};
-use crate::handle::{castable, free_owned, try_ref};
+use crate::handle::{castable, Castable, MayOwn};
 use crate::status::podnet_status;
 
 /// Size of a buffer that holds any IP address as text with its NUL ("ffff:...:255.255.255.255"),
@@ -96,7 +96,7 @@ pub extern "C" fn podnet_node_cidr_allocator_new(
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_node_cidr_allocator_free(allocator: *mut podnet_node_cidr_allocator) {
-    infallible((), || free_owned(allocator))
+    free(allocator)
 }
 
 /// Allocate one node CIDR per family for a new node, primary family first (its
@@ -114,11 +114,8 @@ pub extern "C" fn podnet_node_cidr_allocator_allocate(
     cidrs_out: *mut *mut podnet_string_list,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_cidr_allocator_allocate", err_out, |c| {
-        let a = c.obj_mut("allocator", allocator)?;
-        let out = c.out("cidrs_out", cidrs_out)?;
-        let cidrs = core(a.allocate())?;
-        out.give(StringListObj::new(Strings::new(cidrs)))
+    with_mut("podnet_node_cidr_allocator_allocate", "allocator", allocator, err_out, |c, a| {
+        c.give("cidrs_out", cidrs_out, || a.allocate())
     })
 }
 
@@ -137,10 +134,8 @@ pub extern "C" fn podnet_node_cidr_allocator_occupy(
     n_cidrs: usize,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_cidr_allocator_occupy", err_out, |c| {
-        let a = c.obj_mut("allocator", allocator)?;
-        let cidrs = c.ranges("cidrs", cidrs, n_cidrs)?;
-        core(a.occupy(&cidrs))
+    with_mut("podnet_node_cidr_allocator_occupy", "allocator", allocator, err_out, |c, a| {
+        core(a.occupy(&c.ranges("cidrs", cidrs, n_cidrs)?))
     })
 }
 
@@ -159,8 +154,7 @@ pub extern "C" fn podnet_node_cidr_allocator_release(
     released_out: *mut usize,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_cidr_allocator_release", err_out, |c| {
-        let a = c.obj_mut("allocator", allocator)?;
+    with_mut("podnet_node_cidr_allocator_release", "allocator", allocator, err_out, |c, a| {
         let cidrs = c.ranges("cidrs", cidrs, n_cidrs)?;
         let out = c.out("released_out", released_out)?;
         out.finish(core(a.release(&cidrs))?)
@@ -180,8 +174,7 @@ pub extern "C" fn podnet_node_cidr_allocator_is_allocated(
     allocated_out: *mut bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_cidr_allocator_is_allocated", err_out, |c| {
-        let a = c.obj("allocator", allocator)?;
+    with_ref("podnet_node_cidr_allocator_is_allocated", "allocator", allocator, err_out, |c, a| {
         let cidr = c.range("cidr", cidr)?;
         let out = c.out("allocated_out", allocated_out)?;
         out.finish(core(a.is_allocated(cidr))?)
@@ -193,14 +186,14 @@ pub extern "C" fn podnet_node_cidr_allocator_is_allocated(
 /// Thread-safe (only reads `allocator`).
 #[no_mangle]
 pub extern "C" fn podnet_node_cidr_allocator_capacity(allocator: *const podnet_node_cidr_allocator) -> u64 {
-    infallible(0, || try_ref(allocator).map_or(0, NodeCidrAllocator::capacity))
+    read(allocator, 0, NodeCidrAllocator::capacity)
 }
 
 /// How many more `podnet_node_cidr_allocator_allocate` calls succeed now. NULL gives 0.
 /// Thread-safe (only reads `allocator`).
 #[no_mangle]
 pub extern "C" fn podnet_node_cidr_allocator_available(allocator: *const podnet_node_cidr_allocator) -> u64 {
-    infallible(0, || try_ref(allocator).map_or(0, NodeCidrAllocator::free))
+    read(allocator, 0, NodeCidrAllocator::free)
 }
 
 /// Save the allocator's state (ranges, node masks, allocations, round-robin positions) as
@@ -217,10 +210,8 @@ pub extern "C" fn podnet_node_cidr_allocator_to_bytes(
     bytes_out: *mut *mut podnet_bytes,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_cidr_allocator_to_bytes", err_out, |c| {
-        let a = c.obj("allocator", allocator)?;
-        let out = c.out("bytes_out", bytes_out)?;
-        out.give(a.to_bytes())
+    with_ref("podnet_node_cidr_allocator_to_bytes", "allocator", allocator, err_out, |c, a| {
+        c.out("bytes_out", bytes_out)?.give(a.to_bytes())
     })
 }
 
@@ -238,12 +229,7 @@ pub extern "C" fn podnet_node_cidr_allocator_from_bytes(
     allocator_out: *mut *mut podnet_node_cidr_allocator,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_cidr_allocator_from_bytes", err_out, |c| {
-        let bytes = c.slice("data", data, len)?;
-        let out = c.out("allocator_out", allocator_out)?;
-        let a = core(NodeCidrAllocator::from_bytes(bytes))?;
-        out.give(a)
-    })
+    restore("podnet_node_cidr_allocator_from_bytes", (data, len), allocator_out, err_out, NodeCidrAllocator::from_bytes)
 }
 
 /// Hands out the service IPs of one service range (`--service-cluster-ip-range`), like
@@ -301,7 +287,7 @@ pub extern "C" fn podnet_service_ip_allocator_new(
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_service_ip_allocator_free(allocator: *mut podnet_service_ip_allocator) {
-    infallible((), || free_owned(allocator))
+    free(allocator)
 }
 
 /// Allocate a user-chosen service IP (a Service's `spec.clusterIP`), anywhere in the range, the
@@ -386,8 +372,7 @@ pub extern "C" fn podnet_service_ip_allocator_is_allocated(
     allocated_out: *mut bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_service_ip_allocator_is_allocated", err_out, |c| {
-        let a = c.obj("allocator", allocator)?;
+    with_ref("podnet_service_ip_allocator_is_allocated", "allocator", allocator, err_out, |c, a| {
         let ip = c.ip("ip", ip)?;
         let out = c.out("allocated_out", allocated_out)?;
         out.finish(core(a.alloc.is_allocated(ip))?)
@@ -424,7 +409,7 @@ pub extern "C" fn podnet_service_ip_allocator_resize(
 /// Thread-safe (only reads `allocator`).
 #[no_mangle]
 pub extern "C" fn podnet_service_ip_allocator_cidr(allocator: *const podnet_service_ip_allocator) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(allocator).map_or(std::ptr::null(), |a| a.cidr.as_ptr()))
+    read(allocator, std::ptr::null(), |a| a.cidr.as_ptr())
 }
 
 /// Number of addresses the allocator manages, the API server's included: 2^n - 2 (IPv4) or
@@ -432,21 +417,21 @@ pub extern "C" fn podnet_service_ip_allocator_cidr(allocator: *const podnet_serv
 /// Thread-safe (only reads `allocator`).
 #[no_mangle]
 pub extern "C" fn podnet_service_ip_allocator_size(allocator: *const podnet_service_ip_allocator) -> u64 {
-    infallible(0, || try_ref(allocator).map_or(0, |a| a.alloc.size()))
+    read(allocator, 0, |a| a.alloc.size())
 }
 
 /// Number of allocated addresses. NULL gives 0.
 /// Thread-safe (only reads `allocator`).
 #[no_mangle]
 pub extern "C" fn podnet_service_ip_allocator_allocated(allocator: *const podnet_service_ip_allocator) -> u64 {
-    infallible(0, || try_ref(allocator).map_or(0, |a| a.alloc.allocated()))
+    read(allocator, 0, |a| a.alloc.allocated())
 }
 
 /// Number of free addresses (the API server's included when it is free). NULL gives 0.
 /// Thread-safe (only reads `allocator`).
 #[no_mangle]
 pub extern "C" fn podnet_service_ip_allocator_available(allocator: *const podnet_service_ip_allocator) -> u64 {
-    infallible(0, || try_ref(allocator).map_or(0, |a| a.alloc.free()))
+    read(allocator, 0, |a| a.alloc.free())
 }
 
 /// Save the allocator's state (range and allocations; not the random seed) as bytes: a
@@ -461,10 +446,8 @@ pub extern "C" fn podnet_service_ip_allocator_to_bytes(
     bytes_out: *mut *mut podnet_bytes,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_service_ip_allocator_to_bytes", err_out, |c| {
-        let a = c.obj("allocator", allocator)?;
-        let out = c.out("bytes_out", bytes_out)?;
-        out.give(a.alloc.to_bytes())
+    with_ref("podnet_service_ip_allocator_to_bytes", "allocator", allocator, err_out, |c, a| {
+        c.out("bytes_out", bytes_out)?.give(a.alloc.to_bytes())
     })
 }
 
@@ -483,10 +466,26 @@ pub extern "C" fn podnet_service_ip_allocator_from_bytes(
     allocator_out: *mut *mut podnet_service_ip_allocator,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_service_ip_allocator_from_bytes", err_out, |c| {
+    restore("podnet_service_ip_allocator_from_bytes", (data, len), allocator_out, err_out, |bytes| {
+        ServiceIpAllocator::from_bytes(bytes).map(ServiceAllocObj::new)
+    })
+}
+
+/// `podnet_node_cidr_allocator_from_bytes` and `podnet_service_ip_allocator_from_bytes`: the
+/// allocator `parse` restores from the `len` bytes at `data`, handed to C.
+fn restore<C: Castable>(
+    op: &'static str,
+    (data, len): (*const u8, usize),
+    allocator_out: *mut *mut C,
+    err_out: *mut *mut podnet_error,
+    parse: fn(&[u8]) -> podnet_core::Result<C::RustType>,
+) -> podnet_status
+where
+    C::Ownership: MayOwn,
+{
+    fallible(op, err_out, |c| {
         let bytes = c.slice("data", data, len)?;
         let out = c.out("allocator_out", allocator_out)?;
-        let a = core(ServiceIpAllocator::from_bytes(bytes))?;
-        out.give(ServiceAllocObj::new(a))
+        out.give(core(parse(bytes))?)
     })
 }

@@ -1,12 +1,11 @@
 //! Plain owned results: `podnet_bytes` (a byte buffer, e.g. an allocator's saved state) and
 //! `podnet_string_list` (e.g. the node CIDRs one allocation hands out).
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
-use crate::error::cstring;
-
-use crate::call::infallible;
-use crate::handle::{castable, free_owned, try_ref};
+use crate::call::{free, read};
+use crate::handle::castable;
+use crate::record::{FromCore, Record};
 
 /// A byte buffer podnet hands out (e.g. `podnet_node_cidr_allocator_to_bytes`): read it with
 /// `podnet_bytes_data` and `podnet_bytes_len`.
@@ -24,21 +23,21 @@ castable!(podnet_bytes: Owned => Vec<u8>);
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_bytes_data(bytes: *const podnet_bytes) -> *const u8 {
-    infallible(std::ptr::null(), || try_ref(bytes).map_or(std::ptr::null(), |b| b.as_ptr()))
+    read(bytes, std::ptr::null(), |b| b.as_ptr())
 }
 
 /// Number of bytes. NULL gives 0.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_bytes_len(bytes: *const podnet_bytes) -> usize {
-    infallible(0, || try_ref(bytes).map_or(0, Vec::len))
+    read(bytes, 0, Vec::len)
 }
 
 /// Free a byte buffer. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_bytes_free(bytes: *mut podnet_bytes) {
-    infallible((), || free_owned(bytes))
+    free(bytes)
 }
 
 /// A list of strings: `count` NUL-terminated UTF-8 strings at `items[0]` .. `items[count - 1]`.
@@ -58,59 +57,20 @@ pub struct podnet_string_list {
     pub count: usize,
 }
 
-/// Strings converted to C once, and the array of pointers a `podnet_string_list` shows.
-#[derive(Debug, Default)]
-pub(crate) struct Strings {
-    strings: Vec<CString>,
-    ptrs: Vec<*const c_char>,
-}
+// An owned `podnet_string_list` is a record of its own view.
+castable!(podnet_string_list: Owned => Record<podnet_string_list>);
 
-impl Strings {
-    /// Convert each item to C (a NUL inside a string is dropped, never a panic).
-    pub(crate) fn new<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> Strings {
-        let strings: Vec<CString> = items.into_iter().map(|x| cstring(x.to_string())).collect();
-        let ptrs = strings.iter().map(|s| s.as_ptr()).collect();
-        Strings { strings, ptrs }
-    }
-
-    /// The C view. It points into heap memory `self` owns, so it stays valid when `self` moves
-    /// and until `self` is dropped.
-    pub(crate) fn view(&self) -> podnet_string_list {
-        podnet_string_list { items: self.ptrs.as_ptr(), count: self.ptrs.len() }
-    }
-
-    /// String `i` (NULL when out of range); valid as long as the view.
-    pub(crate) fn at(&self, i: usize) -> *const c_char {
-        self.ptrs.get(i).copied().unwrap_or(std::ptr::null())
-    }
-
-    /// The number of strings.
-    pub(crate) fn len(&self) -> usize {
-        self.strings.len()
+/// A list of values as text (`podnet_node_cidr_allocator_allocate`'s CIDRs).
+impl<T: std::fmt::Display> FromCore<Vec<T>> for Record<podnet_string_list> {
+    fn from_core(items: &Vec<T>) -> Self {
+        Record::build(|b| b.list(items))
     }
 }
-
-/// The Rust value behind an owned `podnet_string_list`: the view first (`#[repr(C)]`), so a
-/// pointer to it is a pointer to the view.
-#[repr(C)]
-#[derive(Debug)]
-pub(crate) struct StringListObj {
-    view: podnet_string_list,
-    strings: Strings,
-}
-
-impl StringListObj {
-    pub(crate) fn new(strings: Strings) -> StringListObj {
-        StringListObj { view: strings.view(), strings }
-    }
-}
-
-castable!(podnet_string_list: Owned => StringListObj);
 
 /// Free a string list a call handed out (never one embedded in a record view). NULL is
 /// accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_string_list_free(list: *mut podnet_string_list) {
-    infallible((), || free_owned(list))
+    free(list)
 }

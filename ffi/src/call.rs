@@ -14,9 +14,10 @@ use crate::error::{podnet_error, ErrorObj};
 use podnet_cluster::Cidr;
 
 use crate::handle::{
-    to_owned_ptr, try_mut, try_out, try_out_buf, try_ref, try_slice, try_str, Castable, MayOwn, Out, OutBuf,
-    SliceError, StrError,
+    free_owned, list_at, list_len, to_owned_ptr, try_mut, try_out, try_out_buf, try_ref, try_slice, try_str, view_of,
+    Castable, MayLend, MayOwn, Out, OutBuf, SliceError, StrError, View,
 };
+use crate::record::FromCore;
 use crate::status::podnet_status;
 
 /// Longest string accepted where no tighter limit applies (paths: PATH_MAX - 1).
@@ -30,6 +31,43 @@ pub(crate) type CallResult<T = ()> = Result<T, ErrorObj>;
 /// Run the body of an infallible export (accessors, `_free`): a panic gives `default`.
 pub(crate) fn infallible<T>(default: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(default)
+}
+
+/// The body of a `_free` export: take the object back from C and drop it. NULL is a no-op.
+pub(crate) fn free<C: Castable>(ptr: *mut C)
+where
+    C::Ownership: MayOwn,
+{
+    infallible((), || free_owned(ptr))
+}
+
+/// The body of an accessor: what `get` reads from the object behind `ptr`; `default` for NULL.
+pub(crate) fn read<C: Castable, T: Copy>(ptr: *const C, default: T, get: impl FnOnce(&C::RustType) -> T) -> T {
+    infallible(default, || try_ref(ptr).map_or(default, get))
+}
+
+/// The body of a `_get_info` export: the object's view, lent to C; NULL for NULL.
+pub(crate) fn info<C: Castable>(ptr: *const C) -> *const <C::RustType as View>::Info
+where
+    C::RustType: View,
+{
+    infallible(std::ptr::null(), || view_of(ptr))
+}
+
+/// The body of a list's `_count` export; 0 for NULL.
+pub(crate) fn count<L: Castable<RustType = Vec<T>>, T>(list: *const L) -> usize {
+    infallible(0, || list_len(list))
+}
+
+/// The body of a list's `_at` export: element `index`, lent to C until the list is freed; NULL
+/// for a NULL list or an index out of range.
+pub(crate) fn at<L, E>(list: *const L, index: usize) -> *const E
+where
+    L: Castable<RustType = Vec<E::RustType>>,
+    E: Castable,
+    E::Ownership: MayLend,
+{
+    infallible(std::ptr::null(), || list_at(list, index))
 }
 
 /// Run the body of a fallible export named `op`: map its error (or a caught panic) to a status,
@@ -80,6 +118,64 @@ where
     })
 }
 
+/// Run the body of a constructor named `op`: `make` checks the arguments and makes the value
+/// (nothing else, so it may run before the out-parameter is checked), then the value is handed to
+/// C through `out` (`name`: its parameter's name).
+pub(crate) fn construct<O: Castable>(
+    op: &'static str,
+    err_out: *mut *mut podnet_error,
+    (name, out): (&'static str, *mut *mut O),
+    make: impl FnOnce(&Call) -> CallResult<O::RustType>,
+) -> podnet_status
+where
+    O::Ownership: MayOwn,
+{
+    fallible(op, err_out, |c| {
+        let value = make(c)?;
+        c.out(name, out)?.give(value)
+    })
+}
+
+/// Run the body of a setter named `op` that cannot fail once the object `ptr` is there: `set`
+/// changes it.
+pub(crate) fn set<C: Castable>(
+    op: &'static str,
+    name: &'static str,
+    ptr: *mut C,
+    err_out: *mut *mut podnet_error,
+    set: impl FnOnce(&mut C::RustType),
+) -> podnet_status
+where
+    C::Ownership: MayOwn,
+{
+    with_mut(op, name, ptr, err_out, |_, obj| {
+        set(obj);
+        Ok(())
+    })
+}
+
+/// Run the body of a fallible export named `op` that reads the object `ptr` (a node, an agent,
+/// an allocator; `name` is its parameter's name for a NULL error).
+pub(crate) fn with_ref<C: Castable>(
+    op: &'static str,
+    name: &'static str,
+    ptr: *const C,
+    err_out: *mut *mut podnet_error,
+    body: impl FnOnce(&Call, &C::RustType) -> CallResult,
+) -> podnet_status {
+    fallible(op, err_out, |c| {
+        let obj = c.obj(name, ptr)?;
+        body(c, obj)
+    })
+}
+
+/// Add `item` to `list` unless it is there already (setters that add a value take it twice).
+pub(crate) fn add_once<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
 /// Map a core result into the export's result.
 pub(crate) fn core<T>(r: podnet_core::Result<T>) -> CallResult<T> {
     r.map_err(ErrorObj::from_core)
@@ -116,6 +212,23 @@ impl Call {
     /// A required out-parameter.
     pub(crate) fn out<'a, T>(&self, name: &str, ptr: *mut T) -> CallResult<Out<'a, T>> {
         try_out(ptr).ok_or_else(|| self.null(name))
+    }
+
+    /// The last step of an export that hands C a new object made from what `make` returns: the
+    /// out-parameter is checked (after the export's other arguments), then `make` runs, and its
+    /// value is converted (`FromCore`) and written.
+    pub(crate) fn give<O: Castable, T>(
+        &self,
+        name: &str,
+        out: *mut *mut O,
+        make: impl FnOnce() -> podnet_core::Result<T>,
+    ) -> CallResult
+    where
+        O::Ownership: MayOwn,
+        O::RustType: FromCore<T>,
+    {
+        let out = self.out(name, out)?;
+        out.give(O::RustType::from_core(&core(make())?))
     }
 
     /// A required array of `len` elements (NULL allowed when `len` is 0).
@@ -235,10 +348,40 @@ impl Call {
             .map_err(|e| self.err(podnet_status::InvalidArgument, format!("`{name}`: {}", e.cause_message())))
     }
 
+    /// Every element of the array argument `name` (checked with `slice`), each checked by
+    /// `check` under the name "name[i]", in order.
+    pub(crate) fn each<T: Copy, R>(
+        &self,
+        name: &str,
+        items: &[T],
+        check: impl Fn(&str, T) -> CallResult<R>,
+    ) -> CallResult<Vec<R>> {
+        items.iter().enumerate().map(|(i, item)| check(&format!("{name}[{i}]"), *item)).collect()
+    }
+
     /// An array of `len` ranges (NULL allowed when `len` is 0); every element is checked.
     pub(crate) fn ranges(&self, name: &str, ptr: *const *const c_char, len: usize) -> CallResult<Vec<Cidr>> {
-        let raw = self.slice(name, ptr, len)?;
-        raw.iter().enumerate().map(|(i, p)| self.range(&format!("{name}[{i}]"), *p)).collect()
+        self.each(name, self.slice(name, ptr, len)?, |n, p| self.range(n, p))
+    }
+
+    /// Add `item` to `list`, which holds at most one value per address family (`family`): the
+    /// same value again is fine; another of a family the list holds already is
+    /// `PODNET_STATUS_INVALID_ARGUMENT`, `clash(other)` saying why.
+    pub(crate) fn add_per_family<T: PartialEq, F: PartialEq>(
+        &self,
+        list: &mut Vec<T>,
+        item: T,
+        family: impl Fn(&T) -> F,
+        clash: impl FnOnce(&T) -> String,
+    ) -> CallResult {
+        if list.contains(&item) {
+            return Ok(());
+        }
+        if let Some(other) = list.iter().find(|o| family(o) == family(&item)) {
+            return Err(self.err(podnet_status::InvalidArgument, clash(other)));
+        }
+        list.push(item);
+        Ok(())
     }
 }
 
@@ -267,24 +410,22 @@ mod tests {
 
     #[test]
     fn argument_checks() {
-        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0/+4".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.cidr("cidr", c"10.1.0.0/33".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.cidr("cidr", c"fd00::/64".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::Ok);
-        let (st, _) = run(|c| c.ip("ip", c"10.1.0.256".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidAddress);
-        let (st, _) = run(|c| c.name("id", c"a/b".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::InvalidArgument);
+        use podnet_status::{InvalidAddress, InvalidArgument, TooLong};
         let long = std::ffi::CString::new("x".repeat(129)).unwrap();
-        let (st, _) = run(|c| c.name("id", long.as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::TooLong);
-        let (st, _) = run(|c| c.ifname("ifname", c"abcdefghijklmnop".as_ptr()).map(drop));
-        assert_eq!(st, podnet_status::TooLong);
-        let (st, _) = run(|c| c.path("path", c"rel/x".as_ptr(), true).map(drop));
-        assert_eq!(st, podnet_status::InvalidArgument);
+        type Check<'a> = &'a dyn Fn(&Call) -> CallResult;
+        let cases: [(&str, Check, podnet_status); 9] = [
+            ("no prefix", &|c| c.cidr("cidr", c"10.1.0.0".as_ptr()).map(drop), InvalidAddress),
+            ("signed prefix", &|c| c.cidr("cidr", c"10.1.0.0/+4".as_ptr()).map(drop), InvalidAddress),
+            ("prefix too long", &|c| c.cidr("cidr", c"10.1.0.0/33".as_ptr()).map(drop), InvalidAddress),
+            ("IPv6 CIDR", &|c| c.cidr("cidr", c"fd00::/64".as_ptr()).map(drop), podnet_status::Ok),
+            ("octet over 255", &|c| c.ip("ip", c"10.1.0.256".as_ptr()).map(drop), InvalidAddress),
+            ("slash in a name", &|c| c.name("id", c"a/b".as_ptr()).map(drop), InvalidArgument),
+            ("name over 128 bytes", &|c| c.name("id", long.as_ptr()).map(drop), TooLong),
+            ("ifname over 15 bytes", &|c| c.ifname("ifname", c"abcdefghijklmnop".as_ptr()).map(drop), TooLong),
+            ("relative path", &|c| c.path("path", c"rel/x".as_ptr(), true).map(drop), InvalidArgument),
+        ];
+        for (what, check, want) in cases {
+            assert_eq!(run(check).0, want, "{what}");
+        }
     }
 }

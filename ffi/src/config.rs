@@ -3,12 +3,13 @@
 
 use std::ffi::c_char;
 
+use ipnetwork::IpNetwork;
 use podnet_core::{CrossNodeMode, NodeConfig, PodMode, Underlay, MAX_ID_LEN};
 
-use crate::call::{core, fallible, infallible, with_mut};
+use crate::call::{add_once, construct, core, free, set, with_mut, with_ref};
 use crate::cenum::c_enum;
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned};
+use crate::handle::castable;
 use crate::status::podnet_status;
 
 /// How pods attach to the node.
@@ -86,10 +87,8 @@ pub extern "C" fn podnet_node_config_new(
     config_out: *mut *mut podnet_node_config,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_config_new", err_out, |c| {
-        let name = c.name("name", name)?;
-        let out = c.out("config_out", config_out)?;
-        out.give(NodeConfig::new(name))
+    construct("podnet_node_config_new", err_out, ("config_out", config_out), |c| {
+        Ok(NodeConfig::new(c.name("name", name)?))
     })
 }
 
@@ -97,7 +96,7 @@ pub extern "C" fn podnet_node_config_new(
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_node_config_free(config: *mut podnet_node_config) {
-    infallible((), || free_owned(config))
+    free(config)
 }
 
 /// Bind the node to the network namespace at `path` (e.g. "/run/netns/node1"), instead of the
@@ -231,9 +230,7 @@ pub extern "C" fn podnet_node_config_add_reserved_ip(
         let pool = cfg.pools.iter_mut().find(|p| p.cidr.contains(ip)).ok_or_else(|| {
             c.err(podnet_status::InvalidArgument, format!("no pod CIDR contains {ip} (add it first)"))
         })?;
-        if !pool.reserved.contains(&ip) {
-            pool.reserved.push(ip);
-        }
+        add_once(&mut pool.reserved, ip);
         Ok(())
     })
 }
@@ -300,10 +297,7 @@ pub extern "C" fn podnet_node_config_validate(
     config: *const podnet_node_config,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_config_validate", err_out, |c| {
-        let cfg = c.obj("config", config)?;
-        core(cfg.validate())
-    })
+    with_ref("podnet_node_config_validate", "config", config, err_out, |_, cfg| core(cfg.validate()))
 }
 
 /// Set the node's underlay: its own address on the network that connects the nodes (the VXLAN
@@ -356,17 +350,9 @@ pub extern "C" fn podnet_node_config_add_cluster_cidr(
 ) -> podnet_status {
     with_mut("podnet_node_config_add_cluster_cidr", "config", config, err_out, |c, cfg| {
         let net = c.network("cidr", cidr)?;
-        if cfg.cluster_cidrs.contains(&net) {
-            return Ok(());
-        }
-        if let Some(other) = cfg.cluster_cidrs.iter().find(|o| o.is_ipv4() == net.is_ipv4()) {
-            return Err(c.err(
-                podnet_status::InvalidArgument,
-                format!("the node has the cluster CIDR {other} of {net}'s family already"),
-            ));
-        }
-        cfg.cluster_cidrs.push(net);
-        Ok(())
+        c.add_per_family(&mut cfg.cluster_cidrs, net, IpNetwork::is_ipv4, |other| {
+            format!("the node has the cluster CIDR {other} of {net}'s family already")
+        })
     })
 }
 
@@ -387,10 +373,7 @@ pub extern "C" fn podnet_node_config_add_service_cidr(
 ) -> podnet_status {
     with_mut("podnet_node_config_add_service_cidr", "config", config, err_out, |c, cfg| {
         let net = c.range("cidr", cidr)?;
-        let net = ipnetwork::IpNetwork::from(net);
-        if !cfg.service_cidrs.contains(&net) {
-            cfg.service_cidrs.push(net);
-        }
+        add_once(&mut cfg.service_cidrs, IpNetwork::from(net));
         Ok(())
     })
 }
@@ -478,9 +461,8 @@ pub extern "C" fn podnet_node_config_set_vxlan_disable_tx_checksum_offload(
     disable: bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_node_config_set_vxlan_disable_tx_checksum_offload", "config", config, err_out, |_, cfg| {
-        cfg.vxlan.disable_tx_checksum_offload = Some(disable);
-        Ok(())
+    set("podnet_node_config_set_vxlan_disable_tx_checksum_offload", "config", config, err_out, |cfg| {
+        cfg.vxlan.disable_tx_checksum_offload = Some(disable)
     })
 }
 
@@ -494,10 +476,7 @@ pub extern "C" fn podnet_node_config_set_egress_masquerade(
     enable: bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_node_config_set_egress_masquerade", "config", config, err_out, |_, cfg| {
-        cfg.egress_masquerade = enable;
-        Ok(())
-    })
+    set("podnet_node_config_set_egress_masquerade", "config", config, err_out, |cfg| cfg.egress_masquerade = enable)
 }
 
 // Keep the id limit of the ABI and the core in step.

@@ -3,8 +3,8 @@
 
 use std::ffi::{c_char, c_int, CString};
 
-use crate::call::infallible;
-use crate::handle::{castable, free_owned, try_ref};
+use crate::call::{free, infallible, read};
+use crate::handle::{castable, try_ref};
 use crate::status::{podnet_status, status_of_kind};
 
 /// Details of one failed call: status, message, failed operation and errno.
@@ -68,7 +68,7 @@ pub extern "C" fn podnet_error_status(err: *const podnet_error) -> podnet_status
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_error_message(err: *const podnet_error) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(err).map_or(std::ptr::null(), |e| e.message.as_ptr()))
+    read(err, std::ptr::null(), |e| e.message.as_ptr())
 }
 
 /// The operation that failed, e.g. "create sandbox web-1: allocate address from 10.1.0.0/24", or
@@ -77,7 +77,7 @@ pub extern "C" fn podnet_error_message(err: *const podnet_error) -> *const c_cha
 /// Owned by `err`, valid until `podnet_error_free(err)`. NULL `err` gives NULL. Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_error_operation(err: *const podnet_error) -> *const c_char {
-    infallible(std::ptr::null(), || try_ref(err).map_or(std::ptr::null(), |e| e.operation.as_ptr()))
+    read(err, std::ptr::null(), |e| e.operation.as_ptr())
 }
 
 /// The errno behind the failure (e.g. `ENOENT`, `EPERM`), or 0 when there is none.
@@ -85,12 +85,12 @@ pub extern "C" fn podnet_error_operation(err: *const podnet_error) -> *const c_c
 /// NULL `err` gives 0. Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_error_errno(err: *const podnet_error) -> c_int {
-    infallible(0, || try_ref(err).map_or(0, |e| e.errno))
+    read(err, 0, |e| e.errno)
 }
 
 /// Free an error. NULL is accepted (no-op). `err` must not be used afterwards.
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_error_free(err: *mut podnet_error) {
-    infallible((), || free_owned(err))
+    free(err)
 }

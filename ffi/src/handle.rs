@@ -109,6 +109,10 @@ where
     drop(unsafe { Box::from_raw(ptr.cast::<C::RustType>()) });
 }
 
+/// Compiles only for a `Send + Sync` type: the objects the header documents as usable from many
+/// threads at once assert it (`const _: () = thread_safe::<Node>();`).
+pub(crate) const fn thread_safe<T: Send + Sync>() {}
+
 /// Number of elements of the list behind `list`; 0 for NULL.
 pub(crate) fn list_len<L: Castable<RustType = Vec<T>>, T>(list: *const L) -> usize {
     try_ref(list).map_or(0, Vec::len)
@@ -125,29 +129,14 @@ where
     try_ref(list).and_then(|l| l.get(index)).map_or(std::ptr::null(), to_borrowed_ptr::<E>)
 }
 
-/// A record object that shows its fields through one `#[repr(C)]` view (`podnet_*_info`)
-/// pointing into memory the object owns. Declare one with `view!`.
+/// An object that shows its fields through one `#[repr(C)]` view (`podnet_*_info`) pointing into
+/// memory the object owns (`record::Record`, `record::Built`).
 pub(crate) trait View {
     /// The `#[repr(C)]` view: a borrowed C type that is its own Rust value.
     type Info: Castable<Ownership = Borrowed, RustType = Self::Info>;
     /// The view, valid as long as the object.
     fn info(&self) -> &Self::Info;
 }
-
-/// `view!(Obj => podnet_x_info, field)`: `Obj` shows its fields through `podnet_x_info`, kept
-/// in `Obj.field` and lent to C (never freed or changed by it).
-macro_rules! view {
-    ($obj:ty => $info:ident, $field:tt) => {
-        $crate::handle::castable!($info: Borrowed => $info);
-        impl $crate::handle::View for $obj {
-            type Info = $info;
-            fn info(&self) -> &$info {
-                &self.$field
-            }
-        }
-    };
-}
-pub(crate) use view;
 
 /// The view of the object behind `ptr`, lent to C for the object's lifetime; NULL for NULL.
 pub(crate) fn view_of<C: Castable>(ptr: *const C) -> *const <C::RustType as View>::Info

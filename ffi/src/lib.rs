@@ -4,7 +4,8 @@
 //! Shape: opaque handles; `podnet_<object>_<verb>` names; builder objects with `_new`, setters
 //! and a NULL-tolerant `_free`; results read through accessors; every fallible call returns a
 //! `podnet_status` and fills an optional `podnet_error **`; every export runs inside a panic
-//! boundary (`call.rs`); only `handle.rs` converts raw pointers.
+//! boundary (`call.rs`, with one helper per kind of export); only `handle.rs` converts raw
+//! pointers; every result is a `record.rs` record converted once from the core's value.
 
 #![expect(non_camel_case_types, reason = "C type names are spelled as the header spells them")]
 
@@ -17,6 +18,7 @@ mod error;
 mod handle;
 mod log;
 mod node;
+mod record;
 mod sandbox;
 mod spec;
 mod status;

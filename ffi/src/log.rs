@@ -74,16 +74,6 @@ static SINK: RwLock<Option<Sink>> = RwLock::new(None);
 /// Whether our subscriber became the global default (once per process).
 static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
 
-fn level_num(l: &Level) -> u32 {
-    match *l {
-        Level::ERROR => podnet_log_level::Error as u32,
-        Level::WARN => podnet_log_level::Warn as u32,
-        Level::INFO => podnet_log_level::Info as u32,
-        Level::DEBUG => podnet_log_level::Debug as u32,
-        Level::TRACE => podnet_log_level::Trace as u32,
-    }
-}
-
 fn c_level(l: &Level) -> podnet_log_level {
     match *l {
         Level::ERROR => podnet_log_level::Error,
@@ -197,7 +187,7 @@ impl CallbackSubscriber {
 
 impl Subscriber for CallbackSubscriber {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        level_num(metadata.level()) <= MAX_LEVEL.load(Ordering::Relaxed)
+        c_level(metadata.level()) as u32 <= MAX_LEVEL.load(Ordering::Relaxed)
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {

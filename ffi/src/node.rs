@@ -5,15 +5,14 @@ use std::ffi::c_char;
 
 use podnet_core::blocking::Node;
 
-use crate::buffer::{podnet_string_list, Strings};
-use crate::call::{core, fallible, infallible};
+use crate::buffer::podnet_string_list;
+use crate::call::{core, free, info, with_ref};
 use crate::config::podnet_node_config;
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, view, view_of};
+use crate::handle::{castable, thread_safe};
 use crate::peer::mac_string;
-use crate::sandbox::{
-    podnet_check_report, podnet_gc_report, podnet_sandbox, podnet_sandbox_list, CheckReportObj, GcReportObj, SandboxObj,
-};
+use crate::record::{record, FromCore, Record};
+use crate::sandbox::{podnet_check_report, podnet_gc_report, podnet_sandbox, podnet_sandbox_list};
 use crate::spec::podnet_sandbox_spec;
 use crate::status::podnet_status;
 
@@ -32,10 +31,7 @@ pub struct podnet_node {
 castable!(podnet_node: Owned => Node);
 
 // The ABI promises a node may be shared across threads.
-const _: fn() = || {
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Node>();
-};
+const _: () = thread_safe::<Node>();
 
 /// Open a node: validate `config`, bind to its netns and initialize it (idempotent: forwarding
 /// on, and in bridge mode the bridge with the gateway addresses). Needs CAP_NET_ADMIN and
@@ -52,11 +48,8 @@ pub extern "C" fn podnet_node_open(
     node_out: *mut *mut podnet_node,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_open", err_out, |c| {
-        let cfg = c.obj("config", config)?;
-        let out = c.out("node_out", node_out)?;
-        let node = core(Node::open(cfg.clone()))?;
-        out.give(node)
+    with_ref("podnet_node_open", "config", config, err_out, |c, cfg| {
+        c.out("node_out", node_out)?.give(core(Node::open(cfg.clone()))?)
     })
 }
 
@@ -66,7 +59,7 @@ pub extern "C" fn podnet_node_open(
 /// Must not run concurrently with any other call on this node, nor from the log callback.
 #[no_mangle]
 pub extern "C" fn podnet_node_free(node: *mut podnet_node) {
-    infallible((), || free_owned(node))
+    free(node)
 }
 
 /// Create a sandbox: allocate its addresses, create and pin its netns (or adopt the spec's),
@@ -85,12 +78,9 @@ pub extern "C" fn podnet_node_sandbox_create(
     sandbox_out: *mut *mut podnet_sandbox,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_sandbox_create", err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref("podnet_node_sandbox_create", "node", node, err_out, |c, node| {
         let spec = c.obj("spec", spec)?;
-        let out = c.out("sandbox_out", sandbox_out)?;
-        let sb = core(node.create_sandbox(spec))?;
-        out.give(SandboxObj::new(&sb))
+        c.give("sandbox_out", sandbox_out, || node.create_sandbox(spec))
     })
 }
 
@@ -107,10 +97,8 @@ pub extern "C" fn podnet_node_sandbox_delete(
     id: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_sandbox_delete", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let id = c.name("id", id)?;
-        core(node.delete_sandbox(id))
+    with_ref("podnet_node_sandbox_delete", "node", node, err_out, |c, node| {
+        core(node.delete_sandbox(c.name("id", id)?))
     })
 }
 
@@ -126,12 +114,9 @@ pub extern "C" fn podnet_node_sandbox_get(
     sandbox_out: *mut *mut podnet_sandbox,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_sandbox_get", err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref("podnet_node_sandbox_get", "node", node, err_out, |c, node| {
         let id = c.name("id", id)?;
-        let out = c.out("sandbox_out", sandbox_out)?;
-        let sb = core(node.get_sandbox(id))?;
-        out.give(SandboxObj::new(&sb))
+        c.give("sandbox_out", sandbox_out, || node.get_sandbox(id))
     })
 }
 
@@ -146,11 +131,8 @@ pub extern "C" fn podnet_node_sandbox_list(
     list_out: *mut *mut podnet_sandbox_list,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_sandbox_list", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let out = c.out("list_out", list_out)?;
-        let list: Vec<SandboxObj> = core(node.list_sandboxes())?.iter().map(SandboxObj::new).collect();
-        out.give(list)
+    with_ref("podnet_node_sandbox_list", "node", node, err_out, |c, node| {
+        c.give("list_out", list_out, || node.list_sandboxes())
     })
 }
 
@@ -168,12 +150,9 @@ pub extern "C" fn podnet_node_sandbox_check(
     report_out: *mut *mut podnet_check_report,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_sandbox_check", err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref("podnet_node_sandbox_check", "node", node, err_out, |c, node| {
         let id = c.name("id", id)?;
-        let out = c.out("report_out", report_out)?;
-        let r = core(node.check_sandbox(id))?;
-        out.give(CheckReportObj::new(&r))
+        c.give("report_out", report_out, || node.check_sandbox(id))
     })
 }
 
@@ -196,16 +175,11 @@ pub extern "C" fn podnet_node_gc(
     report_out: *mut *mut podnet_gc_report,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_gc", err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref("podnet_node_gc", "node", node, err_out, |c, node| {
         let raw = c.slice("live_ids", live_ids, n_live_ids)?;
         let out = c.out("report_out", report_out)?;
-        let mut live: Vec<&str> = Vec::with_capacity(raw.len());
-        for (i, p) in raw.iter().enumerate() {
-            live.push(c.name(&format!("live_ids[{i}]"), *p)?);
-        }
-        let r = core(node.gc(&live))?;
-        out.give(GcReportObj::new(&r))
+        let live = c.each("live_ids", raw, |name, id| c.name(name, id))?;
+        out.give(Record::from_core(&core(node.gc(&live))?))
     })
 }
 
@@ -240,40 +214,19 @@ pub struct podnet_node_status {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_node_status`: the view and the C strings it points into.
-#[derive(Debug)]
-pub(crate) struct NodeStatusObj {
-    info: podnet_node_status_info,
-    _text: Strings,
-    _gateways: Strings,
-}
+record!(podnet_node_status: Owned => podnet_node_status_info);
 
-castable!(podnet_node_status: Owned => NodeStatusObj);
-
-view!(NodeStatusObj => podnet_node_status_info, info);
-
-impl NodeStatusObj {
-    fn new(node: &podnet_core::Node) -> NodeStatusObj {
-        let mut text = vec![node.config().name.clone(), node.state_dir().display().to_string()];
-        let mac = node.vtep_mac();
-        if let Some(m) = mac {
-            text.push(mac_string(m));
-        }
-        let text = Strings::new(text);
-        let gateways = Strings::new(node.gateways());
-        NodeStatusObj {
-            info: podnet_node_status_info {
-                struct_size: std::mem::size_of::<podnet_node_status_info>(),
-                name: text.at(0),
-                state_dir: text.at(1),
-                pod_mtu: node.pod_mtu(),
-                gateways: gateways.view(),
-                vtep_mac: if mac.is_some() { text.at(2) } else { std::ptr::null() },
-                ready: node.is_ready(),
-            },
-            _text: text,
-            _gateways: gateways,
-        }
+impl FromCore<podnet_core::Node> for Record<podnet_node_status_info> {
+    fn from_core(node: &podnet_core::Node) -> Self {
+        Record::build(|b| podnet_node_status_info {
+            struct_size: std::mem::size_of::<podnet_node_status_info>(),
+            name: b.text(&node.config().name),
+            state_dir: b.text(node.state_dir().display()),
+            pod_mtu: node.pod_mtu(),
+            gateways: b.list(node.gateways()),
+            vtep_mac: node.vtep_mac().map_or(std::ptr::null(), |m| b.text(mac_string(m))),
+            ready: node.is_ready(),
+        })
     }
 }
 
@@ -289,10 +242,8 @@ pub extern "C" fn podnet_node_get_status(
     status_out: *mut *mut podnet_node_status,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_get_status", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let out = c.out("status_out", status_out)?;
-        out.give(NodeStatusObj::new(node.inner()))
+    with_ref("podnet_node_get_status", "node", node, err_out, |c, node| {
+        c.out("status_out", status_out)?.give(Record::from_core(&**node.inner()))
     })
 }
 
@@ -300,12 +251,12 @@ pub extern "C" fn podnet_node_get_status(
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_node_status_get_info(status: *const podnet_node_status) -> *const podnet_node_status_info {
-    infallible(std::ptr::null(), || view_of(status))
+    info(status)
 }
 
 /// Free a node status. NULL is accepted (no-op). Freeing it does not touch the node.
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_node_status_free(status: *mut podnet_node_status) {
-    infallible((), || free_owned(status))
+    free(status)
 }

@@ -4,13 +4,14 @@
 
 use std::ffi::c_char;
 
-use podnet_core::Peer;
+use podnet_core::{Peer, SyncReport};
 
-use crate::buffer::{podnet_string_list, Strings};
-use crate::call::{core, fallible, infallible, with_mut};
+use crate::buffer::podnet_string_list;
+use crate::call::{add_once, at, construct, core, count, free, info, with_mut, with_ref};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, list_at, list_len, view, view_of};
+use crate::handle::castable;
 use crate::node::podnet_node;
+use crate::record::{record, Built, FromCore, Record};
 use crate::status::podnet_status;
 
 /// A peer's fields, read with `podnet_peer_get_info`. Grows only at the end (see
@@ -45,36 +46,19 @@ pub struct podnet_peer {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_peer`: the core's peer and its view, rebuilt by each setter.
-#[derive(Debug)]
-pub(crate) struct PeerObj {
-    peer: Peer,
-    info: podnet_peer_info,
-    _text: Strings,
-    _pod_cidrs: Strings,
-}
+castable!(podnet_peer: OwnedOrLent => Built<Peer, podnet_peer_info>);
+castable!(podnet_peer_info: Borrowed => podnet_peer_info);
 
-castable!(podnet_peer: OwnedOrLent => PeerObj);
-
-view!(PeerObj => podnet_peer_info, info);
-
-impl PeerObj {
-    fn new(peer: Peer) -> PeerObj {
+impl FromCore<Peer> for Record<podnet_peer_info> {
+    fn from_core(peer: &Peer) -> Self {
         let mac = peer.vtep_mac.unwrap_or_else(|| podnet_core::vtep_mac(&peer.name));
-        let text = Strings::new([peer.name.clone(), peer.underlay_ip.to_string(), mac_string(mac)]);
-        let pod_cidrs = Strings::new(&peer.pod_cidrs);
-        PeerObj {
-            info: podnet_peer_info {
-                struct_size: std::mem::size_of::<podnet_peer_info>(),
-                name: text.at(0),
-                underlay_ip: text.at(1),
-                pod_cidrs: pod_cidrs.view(),
-                vtep_mac: text.at(2),
-            },
-            peer,
-            _text: text,
-            _pod_cidrs: pod_cidrs,
-        }
+        Record::build(|b| podnet_peer_info {
+            struct_size: std::mem::size_of::<podnet_peer_info>(),
+            name: b.text(&peer.name),
+            underlay_ip: b.text(peer.underlay_ip),
+            pod_cidrs: b.list(&peer.pod_cidrs),
+            vtep_mac: b.text(mac_string(mac)),
+        })
     }
 }
 
@@ -102,11 +86,10 @@ pub extern "C" fn podnet_peer_new(
     peer_out: *mut *mut podnet_peer,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_peer_new", err_out, |c| {
+    construct("podnet_peer_new", err_out, ("peer_out", peer_out), |c| {
         let name = c.name("name", name)?;
         let ip = c.unicast_ip("underlay_ip", underlay_ip)?;
-        let out = c.out("peer_out", peer_out)?;
-        out.give(PeerObj::new(Peer::new(name, ip, vec![])))
+        Ok(Built::new(Peer::new(name, ip, vec![])))
     })
 }
 
@@ -116,7 +99,7 @@ pub extern "C" fn podnet_peer_new(
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_peer_free(peer: *mut podnet_peer) {
-    infallible((), || free_owned(peer))
+    free(peer)
 }
 
 /// Add one of the peer's pod CIDRs ("10.244.2.0/24", "fd00:10:244:2::/64"). Adding the same
@@ -135,11 +118,7 @@ pub extern "C" fn podnet_peer_add_pod_cidr(
 ) -> podnet_status {
     with_mut("podnet_peer_add_pod_cidr", "peer", peer, err_out, |c, p| {
         let net = c.network("cidr", cidr)?;
-        if !p.peer.pod_cidrs.contains(&net) {
-            let mut peer = p.peer.clone();
-            peer.pod_cidrs.push(net);
-            *p = PeerObj::new(peer);
-        }
+        add_once(&mut p.edit().pod_cidrs, net);
         Ok(())
     })
 }
@@ -174,9 +153,7 @@ pub extern "C" fn podnet_peer_set_vtep_mac(
                 format!("{} is not a unicast, non-zero MAC address", mac_string(m)),
             ));
         }
-        let mut peer = p.peer.clone();
-        peer.vtep_mac = Some(m);
-        *p = PeerObj::new(peer);
+        p.edit().vtep_mac = Some(m);
         Ok(())
     })
 }
@@ -185,7 +162,7 @@ pub extern "C" fn podnet_peer_set_vtep_mac(
 /// Thread-safe (not concurrently with a setter on the same peer).
 #[no_mangle]
 pub extern "C" fn podnet_peer_get_info(peer: *const podnet_peer) -> *const podnet_peer_info {
-    infallible(std::ptr::null(), || view_of(peer))
+    info(peer)
 }
 
 /// The peers a node is configured with, sorted by name (from `podnet_node_peer_list`).
@@ -195,13 +172,13 @@ pub struct podnet_peer_list {
     _private: [u8; 0],
 }
 
-castable!(podnet_peer_list: Owned => Vec<PeerObj>);
+castable!(podnet_peer_list: Owned => Vec<Built<Peer, podnet_peer_info>>);
 
 /// Number of peers in the list. NULL gives 0.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_peer_list_count(list: *const podnet_peer_list) -> usize {
-    infallible(0, || list_len(list))
+    count(list)
 }
 
 /// Peer `index` (0-based), borrowed from the list: valid until `podnet_peer_list_free`; never
@@ -210,14 +187,14 @@ pub extern "C" fn podnet_peer_list_count(list: *const podnet_peer_list) -> usize
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_peer_list_at(list: *const podnet_peer_list, index: usize) -> *const podnet_peer {
-    infallible(std::ptr::null(), || list_at(list, index))
+    at(list, index)
 }
 
 /// Free a peer list and every peer borrowed from it. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_peer_list_free(list: *mut podnet_peer_list) {
-    infallible((), || free_owned(list))
+    free(list)
 }
 
 /// What `podnet_node_peers_sync` changed, read with `podnet_sync_report_get_info`. Grows only at
@@ -243,26 +220,31 @@ pub struct podnet_sync_report {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_sync_report`: its view, which holds no pointer.
-#[derive(Debug)]
-pub(crate) struct SyncReportObj(podnet_sync_report_info);
+record!(podnet_sync_report: Owned => podnet_sync_report_info);
 
-castable!(podnet_sync_report: Owned => SyncReportObj);
-
-view!(SyncReportObj => podnet_sync_report_info, 0);
+impl FromCore<SyncReport> for Record<podnet_sync_report_info> {
+    fn from_core(r: &SyncReport) -> Self {
+        Record::build(|_| podnet_sync_report_info {
+            struct_size: std::mem::size_of::<podnet_sync_report_info>(),
+            peers: r.peers,
+            added: r.added,
+            removed: r.removed,
+        })
+    }
+}
 
 /// The report's fields, owned by `report`. NULL gives NULL.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_sync_report_get_info(report: *const podnet_sync_report) -> *const podnet_sync_report_info {
-    infallible(std::ptr::null(), || view_of(report))
+    info(report)
 }
 
 /// Free a sync report. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_sync_report_free(report: *mut podnet_sync_report) {
-    infallible((), || free_owned(report))
+    free(report)
 }
 
 /// Add or update one peer: a route to each of its pod CIDRs, over the overlay (route, neighbour
@@ -283,11 +265,7 @@ pub extern "C" fn podnet_node_peer_add(
     peer: *const podnet_peer,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_peer_add", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let peer = c.obj("peer", peer)?;
-        core(node.add_peer(&peer.peer))
-    })
+    with_ref("podnet_node_peer_add", "node", node, err_out, |c, node| core(node.add_peer(c.obj("peer", peer)?.value())))
 }
 
 /// Remove one peer's routes and entries and its record. Idempotent: an unknown name is success.
@@ -300,11 +278,7 @@ pub extern "C" fn podnet_node_peer_remove(
     name: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_peer_remove", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let name = c.name("name", name)?;
-        core(node.remove_peer(name))
-    })
+    with_ref("podnet_node_peer_remove", "node", node, err_out, |c, node| core(node.remove_peer(c.name("name", name)?)))
 }
 
 /// Converge the node to exactly the `n_peers` peers at `peers`: add what is missing, fix what
@@ -326,21 +300,11 @@ pub extern "C" fn podnet_node_peers_sync(
     report_out: *mut *mut podnet_sync_report,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_peers_sync", err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref("podnet_node_peers_sync", "node", node, err_out, |c, node| {
         let raw = c.slice("peers", peers, n_peers)?;
         let out = c.out("report_out", report_out)?;
-        let mut list: Vec<Peer> = Vec::with_capacity(raw.len());
-        for (i, p) in raw.iter().enumerate() {
-            list.push(c.obj::<podnet_peer>(&format!("peers[{i}]"), *p)?.peer.clone());
-        }
-        let r = core(node.sync_peers(&list))?;
-        out.give(SyncReportObj(podnet_sync_report_info {
-            struct_size: std::mem::size_of::<podnet_sync_report_info>(),
-            peers: r.peers,
-            added: r.added,
-            removed: r.removed,
-        }))
+        let list = c.each("peers", raw, |name, p| Ok(c.obj::<podnet_peer>(name, p)?.value().clone()))?;
+        out.give(Record::from_core(&core(node.sync_peers(&list))?))
     })
 }
 
@@ -355,11 +319,8 @@ pub extern "C" fn podnet_node_peer_list(
     list_out: *mut *mut podnet_peer_list,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_peer_list", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let out = c.out("list_out", list_out)?;
-        let list: Vec<PeerObj> = core(node.list_peers())?.into_iter().map(PeerObj::new).collect();
-        out.give(list)
+    with_ref("podnet_node_peer_list", "node", node, err_out, |c, node| {
+        c.give("list_out", list_out, || node.list_peers())
     })
 }
 

@@ -6,10 +6,10 @@ use std::ffi::c_char;
 
 use podnet_cluster::{plan, Cidr, Plan, PlanInput, WarningCode};
 
-use crate::buffer::Strings;
-use crate::call::{core, fallible, infallible, with_mut, Call, CallResult};
+use crate::call::{construct, core, free, info, set, with_mut, with_ref};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, view, view_of};
+use crate::handle::castable;
+use crate::record::{record, Record};
 use crate::status::podnet_status;
 
 /// Why `podnet_plan` raised a warning (`podnet_plan_warning_entry.code`). Values are
@@ -91,32 +91,31 @@ pub extern "C" fn podnet_plan_input_new(
     input_out: *mut *mut podnet_plan_input,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_plan_input_new", err_out, |c| {
-        let out = c.out("input_out", input_out)?;
-        out.give(PlanInput::default())
-    })
+    construct("podnet_plan_input_new", err_out, ("input_out", input_out), |_| Ok(PlanInput::default()))
 }
 
 /// Free a plan input. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_plan_input_free(input: *mut podnet_plan_input) {
-    infallible((), || free_owned(input))
+    free(input)
 }
 
-/// Add `range` to a dual-stack list (at most one per family; the same range again is fine).
-fn add_dual_stack(c: &Call, list: &mut Vec<Cidr>, range: Cidr, what: &str) -> CallResult {
-    if list.contains(&range) {
-        return Ok(());
-    }
-    if let Some(other) = list.iter().find(|o| o.family() == range.family()) {
-        return Err(c.err(
-            podnet_status::InvalidArgument,
-            format!("the input has the {what} {other} of {range}'s family already (at most one per family)"),
-        ));
-    }
-    list.push(range);
-    Ok(())
+/// `podnet_plan_input_add_cluster_cidr` and `_add_service_cidr`: add `cidr` to the dual-stack
+/// list `list` picks (at most one per family; the same range again is fine).
+fn add_range(
+    op: &'static str,
+    (input, cidr): (*mut podnet_plan_input, *const c_char),
+    err_out: *mut *mut podnet_error,
+    what: &str,
+    list: fn(&mut PlanInput) -> &mut Vec<Cidr>,
+) -> podnet_status {
+    with_mut(op, "input", input, err_out, |c, i| {
+        let range = c.range("cidr", cidr)?;
+        c.add_per_family(list(i), range, Cidr::family, |other| {
+            format!("the input has the {what} {other} of {range}'s family already (at most one per family)")
+        })
+    })
 }
 
 /// Add a cluster CIDR (a pod range of the whole cluster, `--cluster-cidr`), at most one per
@@ -132,10 +131,7 @@ pub extern "C" fn podnet_plan_input_add_cluster_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_plan_input_add_cluster_cidr", "input", input, err_out, |c, i| {
-        let range = c.range("cidr", cidr)?;
-        add_dual_stack(c, &mut i.cluster_cidrs, range, "cluster CIDR")
-    })
+    add_range("podnet_plan_input_add_cluster_cidr", (input, cidr), err_out, "cluster CIDR", |i| &mut i.cluster_cidrs)
 }
 
 /// Add the node CIDR prefix length for the next cluster CIDR (`--node-cidr-mask-size-ipv4/-ipv6`):
@@ -193,10 +189,7 @@ pub extern "C" fn podnet_plan_input_set_control_plane(
     count: u64,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_plan_input_set_control_plane", "input", input, err_out, |_, i| {
-        i.control_plane = count;
-        Ok(())
-    })
+    set("podnet_plan_input_set_control_plane", "input", input, err_out, |i| i.control_plane = count)
 }
 
 /// Add a service range (`--service-cluster-ip-range`), at most one per family. Adding the same
@@ -212,10 +205,7 @@ pub extern "C" fn podnet_plan_input_add_service_cidr(
     cidr: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    with_mut("podnet_plan_input_add_service_cidr", "input", input, err_out, |c, i| {
-        let range = c.range("cidr", cidr)?;
-        add_dual_stack(c, &mut i.service_cidrs, range, "service range")
-    })
+    add_range("podnet_plan_input_add_service_cidr", (input, cidr), err_out, "service range", |i| &mut i.service_cidrs)
 }
 
 /// One service range of a plan (an element of `podnet_plan_result_info.services`).
@@ -284,62 +274,33 @@ pub struct podnet_plan_result {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_plan_result`: the view and the C memory it points into.
-#[derive(Debug)]
-pub(crate) struct PlanObj {
-    info: podnet_plan_result_info,
-    _text: Strings,
-    _services: Vec<podnet_plan_service>,
-    _warnings: Vec<podnet_plan_warning_entry>,
-}
+record!(podnet_plan_result: Owned => podnet_plan_result_info);
 
-castable!(podnet_plan_result: Owned => PlanObj);
-
-view!(PlanObj => podnet_plan_result_info, info);
-
-impl PlanObj {
-    fn new(plan: &Plan, json: String) -> PlanObj {
-        // One string list for all the text: the JSON, the service ranges, the warning messages.
-        let text = Strings::new(
-            std::iter::once(json)
-                .chain(plan.services.iter().map(|s| s.cidr.to_string()))
-                .chain(plan.warnings.iter().map(|w| w.message.clone())),
-        );
-        let n = plan.services.len();
-        let services: Vec<podnet_plan_service> = plan
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| podnet_plan_service { cidr: text.at(1 + i), service_ips: saturate(s.service_ips) })
-            .collect();
-        let warnings: Vec<podnet_plan_warning_entry> = plan
-            .warnings
-            .iter()
-            .enumerate()
-            .map(|(i, w)| podnet_plan_warning_entry {
-                code: podnet_plan_warning::from_core(w.code),
-                message: text.at(1 + n + i),
-            })
-            .collect();
-        PlanObj {
-            info: podnet_plan_result_info {
-                struct_size: std::mem::size_of::<podnet_plan_result_info>(),
-                nodes: saturate(plan.nodes),
-                control_plane: plan.control_plane,
-                workers: saturate(plan.workers),
-                pods_per_node: saturate(plan.pods_per_node),
-                pod_capacity: saturate(plan.pod_capacity),
-                services: services.as_ptr(),
-                service_count: services.len(),
-                warnings: warnings.as_ptr(),
-                warning_count: warnings.len(),
-                json: text.at(0),
-            },
-            _text: text,
-            _services: services,
-            _warnings: warnings,
+/// The record of `plan`, with `json` its encoding.
+fn plan_record(plan: &Plan, json: String) -> Record<podnet_plan_result_info> {
+    Record::build(|b| {
+        let (services, service_count) = b.array(&plan.services, |b, s| podnet_plan_service {
+            cidr: b.text(s.cidr),
+            service_ips: saturate(s.service_ips),
+        });
+        let (warnings, warning_count) = b.array(&plan.warnings, |b, w| podnet_plan_warning_entry {
+            code: podnet_plan_warning::from_core(w.code),
+            message: b.text(&w.message),
+        });
+        podnet_plan_result_info {
+            struct_size: std::mem::size_of::<podnet_plan_result_info>(),
+            nodes: saturate(plan.nodes),
+            control_plane: plan.control_plane,
+            workers: saturate(plan.workers),
+            pods_per_node: saturate(plan.pods_per_node),
+            pod_capacity: saturate(plan.pod_capacity),
+            services,
+            service_count,
+            warnings,
+            warning_count,
+            json: b.text(json),
         }
-    }
+    })
 }
 
 fn saturate(n: u128) -> u64 {
@@ -363,14 +324,12 @@ pub extern "C" fn podnet_plan(
     plan_out: *mut *mut podnet_plan_result,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_plan", err_out, |c| {
-        let input = c.obj("input", input)?;
+    with_ref("podnet_plan", "input", input, err_out, |c, input| {
         let out = c.out("plan_out", plan_out)?;
         let plan = core(plan(input))?;
         let json = serde_json::to_string(&plan)
             .map_err(|e| c.err(podnet_status::Internal, format!("encode plan as JSON: {e}")))?;
-        let obj = PlanObj::new(&plan, json);
-        out.give(obj)
+        out.give(plan_record(&plan, json))
     })
 }
 
@@ -378,14 +337,14 @@ pub extern "C" fn podnet_plan(
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_plan_result_get_info(plan: *const podnet_plan_result) -> *const podnet_plan_result_info {
-    infallible(std::ptr::null(), || view_of(plan))
+    info(plan)
 }
 
 /// Free a plan. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_plan_result_free(plan: *mut podnet_plan_result) {
-    infallible((), || free_owned(plan))
+    free(plan)
 }
 
 #[cfg(test)]

@@ -5,15 +5,16 @@
 use std::ffi::c_char;
 
 use podnet_core::blocking::Node;
-use podnet_core::{PortEntry, PortMapping, Sandbox};
+use podnet_core::{PortEntry, PortMapping, RepairReport, Sandbox};
 
-use crate::buffer::{podnet_string_list, Strings};
-use crate::call::{core, fallible, infallible};
+use crate::buffer::podnet_string_list;
+use crate::call::{at, construct, count, free, info, with_mut, with_ref};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, list_len, to_borrowed_ptr, try_ref, view, view_of};
+use crate::handle::castable;
 use crate::node::podnet_node;
-use crate::sandbox::{podnet_port_mapping, podnet_sandbox, PortMappings, SandboxObj};
-use crate::spec::{podnet_protocol_code, port_mapping};
+use crate::record::{record, FromCore, Record};
+use crate::sandbox::{podnet_port_mapping, podnet_sandbox};
+use crate::spec::{add_port, podnet_protocol_code};
 use crate::status::podnet_status;
 
 /// A list of host port mappings to add to or remove from a sandbox (`podnet_node_ports_add`,
@@ -37,10 +38,7 @@ pub extern "C" fn podnet_port_list_new(
     list_out: *mut *mut podnet_port_list,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_port_list_new", err_out, |c| {
-        let out = c.out("list_out", list_out)?;
-        out.give(Vec::new())
-    })
+    construct("podnet_port_list_new", err_out, ("list_out", list_out), |_| Ok(Vec::new()))
 }
 
 /// Add a mapping, exactly as `podnet_sandbox_spec_add_port` takes it: traffic to `host_port`
@@ -60,11 +58,8 @@ pub extern "C" fn podnet_port_list_add(
     container_port: u16,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_port_list_add", err_out, |c| {
-        let l = c.obj_mut("list", list)?;
-        let m = port_mapping(c, l, protocol, host_ip, host_port, container_port)?;
-        l.push(m);
-        Ok(())
+    with_mut("podnet_port_list_add", "list", list, err_out, |c, l| {
+        add_port(c, l, (protocol, host_ip, host_port, container_port))
     })
 }
 
@@ -72,14 +67,14 @@ pub extern "C" fn podnet_port_list_add(
 /// Thread-safe (not concurrently with `podnet_port_list_add` on the same list).
 #[no_mangle]
 pub extern "C" fn podnet_port_list_count(list: *const podnet_port_list) -> usize {
-    infallible(0, || list_len(list))
+    count(list)
 }
 
 /// Free a port list. NULL is accepted (no-op). Mappings added with it stay on the node.
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_port_list_free(list: *mut podnet_port_list) {
-    infallible((), || free_owned(list))
+    free(list)
 }
 
 /// Map more host ports to an existing sandbox: one nftables element per mapping and pod address
@@ -112,13 +107,10 @@ fn change_ports(
     err_out: *mut *mut podnet_error,
     change: fn(&Node, &str, &[PortMapping]) -> podnet_core::Result<Sandbox>,
 ) -> podnet_status {
-    fallible(func, err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref(func, "node", node, err_out, |c, node| {
         let id = c.name("id", id)?;
         let ports = c.obj("ports", ports)?;
-        let out = c.out("sandbox_out", sandbox_out)?;
-        let sb = core(change(node, id, ports))?;
-        out.give(SandboxObj::new(&sb))
+        c.give("sandbox_out", sandbox_out, || change(node, id, ports))
     })
 }
 
@@ -159,34 +151,17 @@ pub struct podnet_port_entry {
     pub pod_ips: podnet_string_list,
 }
 
-castable!(podnet_port_entry: Borrowed => podnet_port_entry);
+// An element of `podnet_port_entry_list`: the record is `#[repr(C)]` with the entry first.
+castable!(podnet_port_entry: Borrowed => Record<podnet_port_entry>);
 
-/// One entry and the C memory it points into.
-#[derive(Debug)]
-pub(crate) struct PortEntryObj {
-    entry: podnet_port_entry,
-    _id: Strings,
-    _mapping: PortMappings,
-    _pod_ips: Strings,
-}
-
-impl PortEntryObj {
-    fn new(e: &PortEntry) -> PortEntryObj {
-        let id = Strings::new([&e.sandbox]);
-        let mapping = PortMappings::new(std::slice::from_ref(&e.mapping));
-        let pod_ips = Strings::new(&e.pod_ips);
-        let m = mapping.slice()[0];
-        PortEntryObj {
-            entry: podnet_port_entry {
-                struct_size: std::mem::size_of::<podnet_port_entry>(),
-                sandbox_id: id.at(0),
-                mapping: m,
-                pod_ips: pod_ips.view(),
-            },
-            _id: id,
-            _mapping: mapping,
-            _pod_ips: pod_ips,
-        }
+impl FromCore<PortEntry> for Record<podnet_port_entry> {
+    fn from_core(e: &PortEntry) -> Self {
+        Record::build(|b| podnet_port_entry {
+            struct_size: std::mem::size_of::<podnet_port_entry>(),
+            sandbox_id: b.text(&e.sandbox),
+            mapping: podnet_port_mapping::new(b, &e.mapping),
+            pod_ips: b.list(&e.pod_ips),
+        })
     }
 }
 
@@ -198,13 +173,13 @@ pub struct podnet_port_entry_list {
     _private: [u8; 0],
 }
 
-castable!(podnet_port_entry_list: Owned => Vec<PortEntryObj>);
+castable!(podnet_port_entry_list: Owned => Vec<Record<podnet_port_entry>>);
 
 /// Number of entries. NULL gives 0.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_port_entry_list_count(list: *const podnet_port_entry_list) -> usize {
-    infallible(0, || list_len(list))
+    count(list)
 }
 
 /// Entry `index` (0-based), borrowed from the list: valid until `podnet_port_entry_list_free`,
@@ -215,18 +190,14 @@ pub extern "C" fn podnet_port_entry_list_at(
     list: *const podnet_port_entry_list,
     index: usize,
 ) -> *const podnet_port_entry {
-    infallible(std::ptr::null(), || {
-        try_ref(list)
-            .and_then(|l| l.get(index))
-            .map_or(std::ptr::null(), |e| to_borrowed_ptr::<podnet_port_entry>(&e.entry))
-    })
+    at(list, index)
 }
 
 /// Free an entry list and every entry borrowed from it. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_port_entry_list_free(list: *mut podnet_port_entry_list) {
-    infallible((), || free_owned(list))
+    free(list)
 }
 
 /// List every host port mapped on the node (from the sandboxes' records).
@@ -240,11 +211,8 @@ pub extern "C" fn podnet_node_ports_list(
     list_out: *mut *mut podnet_port_entry_list,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_ports_list", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let out = c.out("list_out", list_out)?;
-        let list: Vec<PortEntryObj> = core(node.list_ports())?.iter().map(PortEntryObj::new).collect();
-        out.give(list)
+    with_ref("podnet_node_ports_list", "node", node, err_out, |c, node| {
+        c.give("list_out", list_out, || node.list_ports())
     })
 }
 
@@ -270,13 +238,17 @@ pub struct podnet_repair_report {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_repair_report`: its view, which holds no pointer.
-#[derive(Debug)]
-pub(crate) struct RepairReportObj(podnet_repair_report_info);
+record!(podnet_repair_report: Owned => podnet_repair_report_info);
 
-castable!(podnet_repair_report: Owned => RepairReportObj);
-
-view!(RepairReportObj => podnet_repair_report_info, 0);
+impl FromCore<RepairReport> for Record<podnet_repair_report_info> {
+    fn from_core(r: &RepairReport) -> Self {
+        Record::build(|_| podnet_repair_report_info {
+            struct_size: std::mem::size_of::<podnet_repair_report_info>(),
+            table_recreated: r.table_recreated,
+            ports_restored: r.ports_restored,
+        })
+    }
+}
 
 /// The report's fields, owned by `report`. NULL gives NULL.
 /// Thread-safe.
@@ -284,14 +256,14 @@ view!(RepairReportObj => podnet_repair_report_info, 0);
 pub extern "C" fn podnet_repair_report_get_info(
     report: *const podnet_repair_report,
 ) -> *const podnet_repair_report_info {
-    infallible(std::ptr::null(), || view_of(report))
+    info(report)
 }
 
 /// Free a repair report. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_repair_report_free(report: *mut podnet_repair_report) {
-    infallible((), || free_owned(report))
+    free(report)
 }
 
 /// Re-install podnet's nftables table (`inet podnet`: host ports, egress masquerade) and every
@@ -308,14 +280,5 @@ pub extern "C" fn podnet_node_repair(
     report_out: *mut *mut podnet_repair_report,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_repair", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let out = c.out("report_out", report_out)?;
-        let r = core(node.repair())?;
-        out.give(RepairReportObj(podnet_repair_report_info {
-            struct_size: std::mem::size_of::<podnet_repair_report_info>(),
-            table_recreated: r.table_recreated,
-            ports_restored: r.ports_restored,
-        }))
-    })
+    with_ref("podnet_node_repair", "node", node, err_out, |c, node| c.give("report_out", report_out, || node.repair()))
 }

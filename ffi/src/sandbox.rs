@@ -7,11 +7,12 @@ use std::ffi::c_char;
 
 use podnet_core::{CheckReport, GcReport, PortMapping, Sandbox};
 
-use crate::buffer::{podnet_string_list, Strings};
-use crate::call::infallible;
+use crate::buffer::podnet_string_list;
+use crate::call::{at, count, free, info};
 use crate::cenum::CEnum;
 use crate::config::podnet_mode;
-use crate::handle::{castable, free_owned, list_at, list_len, view, view_of};
+use crate::handle::castable;
+use crate::record::{record, Backing, FromCore, Record};
 use crate::spec::podnet_protocol;
 
 /// One host port mapping as podnet reports it (an element of `podnet_sandbox_info.ports`, the
@@ -30,40 +31,15 @@ pub struct podnet_port_mapping {
     pub container_port: u16,
 }
 
-/// Host port mappings converted to C once (their host IPs as text) and the array C reads.
-#[derive(Debug, Default)]
-pub(crate) struct PortMappings {
-    _host_ips: Strings,
-    mappings: Vec<podnet_port_mapping>,
-}
-
-impl PortMappings {
-    pub(crate) fn new(ports: &[PortMapping]) -> PortMappings {
-        let host_ips = Strings::new(ports.iter().filter_map(|p| p.host_ip));
-        let mut next = 0;
-        let mappings = ports
-            .iter()
-            .map(|p| podnet_port_mapping {
-                protocol: podnet_protocol::from_core(p.protocol),
-                host_ip: p.host_ip.map_or(std::ptr::null(), |_| {
-                    next += 1;
-                    host_ips.at(next - 1)
-                }),
-                host_port: p.host_port,
-                container_port: p.container_port,
-            })
-            .collect();
-        PortMappings { _host_ips: host_ips, mappings }
-    }
-
-    /// The array and its length; valid while `self` lives (heap memory, stable when moved).
-    pub(crate) fn array(&self) -> (*const podnet_port_mapping, usize) {
-        (self.mappings.as_ptr(), self.mappings.len())
-    }
-
-    /// The mappings.
-    pub(crate) fn slice(&self) -> &[podnet_port_mapping] {
-        &self.mappings
+impl podnet_port_mapping {
+    /// The mapping `p` for C, its host IP as text kept in `b`.
+    pub(crate) fn new(b: &mut Backing, p: &PortMapping) -> podnet_port_mapping {
+        podnet_port_mapping {
+            protocol: podnet_protocol::from_core(p.protocol),
+            host_ip: p.host_ip.map_or(std::ptr::null(), |ip| b.text(ip)),
+            host_port: p.host_port,
+            container_port: p.container_port,
+        }
     }
 }
 
@@ -119,53 +95,28 @@ pub struct podnet_sandbox {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_sandbox`: the view and the C memory it points into.
-#[derive(Debug)]
-pub(crate) struct SandboxObj {
-    info: podnet_sandbox_info,
-    _text: Strings,
-    _ips: Strings,
-    _gateways: Strings,
-    _ports: PortMappings,
-    _labels: Strings,
-}
+record!(podnet_sandbox: OwnedOrLent => podnet_sandbox_info);
 
-castable!(podnet_sandbox: OwnedOrLent => SandboxObj);
-
-view!(SandboxObj => podnet_sandbox_info, info);
-
-impl SandboxObj {
-    pub(crate) fn new(sb: &Sandbox) -> SandboxObj {
-        let netns = sb.netns_path.to_string_lossy();
-        let text = Strings::new([sb.id.as_str(), &sb.ifname, &netns, &sb.host_ifname, &sb.mac]);
-        let [id, ifname, netns_path, host_ifname, mac] = std::array::from_fn(|i| text.at(i));
-        let ips = Strings::new(&sb.ips);
-        let gateways = Strings::new(&sb.gateways);
-        let ports = PortMappings::new(&sb.ports);
-        let labels = Strings::new(sb.labels.iter().map(|(k, v)| format!("{k}={v}")));
-        let (port_ptr, port_count) = ports.array();
-        SandboxObj {
-            info: podnet_sandbox_info {
+impl FromCore<Sandbox> for Record<podnet_sandbox_info> {
+    fn from_core(sb: &Sandbox) -> Self {
+        Record::build(|b| {
+            let (ports, port_count) = b.array(&sb.ports, podnet_port_mapping::new);
+            podnet_sandbox_info {
                 struct_size: std::mem::size_of::<podnet_sandbox_info>(),
-                id,
-                ifname,
-                netns_path,
-                host_ifname,
-                mac,
+                id: b.text(&sb.id),
+                ifname: b.text(&sb.ifname),
+                netns_path: b.text(sb.netns_path.to_string_lossy()),
+                host_ifname: b.text(&sb.host_ifname),
+                mac: b.text(&sb.mac),
                 owns_netns: sb.owns_netns,
                 mode: podnet_mode::from_core(sb.mode),
-                ips: ips.view(),
-                gateways: gateways.view(),
-                ports: port_ptr,
+                ips: b.list(&sb.ips),
+                gateways: b.list(&sb.gateways),
+                ports,
                 port_count,
-                labels: labels.view(),
-            },
-            _text: text,
-            _ips: ips,
-            _gateways: gateways,
-            _ports: ports,
-            _labels: labels,
-        }
+                labels: b.list(sb.labels.iter().map(|(k, v)| format!("{k}={v}"))),
+            }
+        })
     }
 }
 
@@ -173,7 +124,7 @@ impl SandboxObj {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_get_info(sandbox: *const podnet_sandbox) -> *const podnet_sandbox_info {
-    infallible(std::ptr::null(), || view_of(sandbox))
+    info(sandbox)
 }
 
 /// Free a sandbox returned by `podnet_node_sandbox_create`, `podnet_node_sandbox_get` or a
@@ -183,7 +134,7 @@ pub extern "C" fn podnet_sandbox_get_info(sandbox: *const podnet_sandbox) -> *co
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_free(sandbox: *mut podnet_sandbox) {
-    infallible((), || free_owned(sandbox))
+    free(sandbox)
 }
 
 /// The sandboxes of a node, sorted by id (from `podnet_node_sandbox_list`).
@@ -193,13 +144,13 @@ pub struct podnet_sandbox_list {
     _private: [u8; 0],
 }
 
-castable!(podnet_sandbox_list: Owned => Vec<SandboxObj>);
+castable!(podnet_sandbox_list: Owned => Vec<Record<podnet_sandbox_info>>);
 
 /// Number of sandboxes in the list. NULL gives 0.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_list_count(list: *const podnet_sandbox_list) -> usize {
-    infallible(0, || list_len(list))
+    count(list)
 }
 
 /// Sandbox `index` (0-based), borrowed from the list: valid until `podnet_sandbox_list_free`,
@@ -207,14 +158,14 @@ pub extern "C" fn podnet_sandbox_list_count(list: *const podnet_sandbox_list) ->
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_list_at(list: *const podnet_sandbox_list, index: usize) -> *const podnet_sandbox {
-    infallible(std::ptr::null(), || list_at(list, index))
+    at(list, index)
 }
 
 /// Free a sandbox list and every sandbox borrowed from it. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_list_free(list: *mut podnet_sandbox_list) {
-    infallible((), || free_owned(list))
+    free(list)
 }
 
 /// What `podnet_node_sandbox_check` found, read with `podnet_check_report_get_info`. Grows only at
@@ -240,33 +191,16 @@ pub struct podnet_check_report {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_check_report`.
-#[derive(Debug)]
-pub(crate) struct CheckReportObj {
-    info: podnet_check_report_info,
-    _id: Strings,
-    _problems: Strings,
-}
+record!(podnet_check_report: Owned => podnet_check_report_info);
 
-castable!(podnet_check_report: Owned => CheckReportObj);
-
-view!(CheckReportObj => podnet_check_report_info, info);
-
-impl CheckReportObj {
-    pub(crate) fn new(r: &CheckReport) -> CheckReportObj {
-        let id = Strings::new([&r.id]);
-        let problems = Strings::new(&r.problems);
-        let id_ptr = id.at(0);
-        CheckReportObj {
-            info: podnet_check_report_info {
-                struct_size: std::mem::size_of::<podnet_check_report_info>(),
-                id: id_ptr,
-                ok: problems.len() == 0,
-                problems: problems.view(),
-            },
-            _id: id,
-            _problems: problems,
-        }
+impl FromCore<CheckReport> for Record<podnet_check_report_info> {
+    fn from_core(r: &CheckReport) -> Self {
+        Record::build(|b| podnet_check_report_info {
+            struct_size: std::mem::size_of::<podnet_check_report_info>(),
+            id: b.text(&r.id),
+            ok: r.problems.is_empty(),
+            problems: b.list(&r.problems),
+        })
     }
 }
 
@@ -274,14 +208,14 @@ impl CheckReportObj {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_check_report_get_info(report: *const podnet_check_report) -> *const podnet_check_report_info {
-    infallible(std::ptr::null(), || view_of(report))
+    info(report)
 }
 
 /// Free a check report. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_check_report_free(report: *mut podnet_check_report) {
-    infallible((), || free_owned(report))
+    free(report)
 }
 
 /// What `podnet_node_gc` removed and the errors it went past, read with
@@ -312,37 +246,18 @@ pub struct podnet_gc_report {
     _private: [u8; 0],
 }
 
-/// The Rust value behind `podnet_gc_report`.
-#[derive(Debug)]
-pub(crate) struct GcReportObj {
-    info: podnet_gc_report_info,
-    _lists: [Strings; 5],
-}
+record!(podnet_gc_report: Owned => podnet_gc_report_info);
 
-castable!(podnet_gc_report: Owned => GcReportObj);
-
-view!(GcReportObj => podnet_gc_report_info, info);
-
-impl GcReportObj {
-    pub(crate) fn new(r: &GcReport) -> GcReportObj {
-        let lists = [
-            Strings::new(&r.sandboxes),
-            Strings::new(&r.ips),
-            Strings::new(r.netns.iter().map(|p| p.to_string_lossy())),
-            Strings::new(&r.links),
-            Strings::new(&r.errors),
-        ];
-        GcReportObj {
-            info: podnet_gc_report_info {
-                struct_size: std::mem::size_of::<podnet_gc_report_info>(),
-                sandboxes: lists[0].view(),
-                ips: lists[1].view(),
-                netns: lists[2].view(),
-                links: lists[3].view(),
-                errors: lists[4].view(),
-            },
-            _lists: lists,
-        }
+impl FromCore<GcReport> for Record<podnet_gc_report_info> {
+    fn from_core(r: &GcReport) -> Self {
+        Record::build(|b| podnet_gc_report_info {
+            struct_size: std::mem::size_of::<podnet_gc_report_info>(),
+            sandboxes: b.list(&r.sandboxes),
+            ips: b.list(&r.ips),
+            netns: b.list(r.netns.iter().map(|p| p.to_string_lossy())),
+            links: b.list(&r.links),
+            errors: b.list(&r.errors),
+        })
     }
 }
 
@@ -350,14 +265,14 @@ impl GcReportObj {
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_gc_report_get_info(report: *const podnet_gc_report) -> *const podnet_gc_report_info {
-    infallible(std::ptr::null(), || view_of(report))
+    info(report)
 }
 
 /// Free a gc report. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_gc_report_free(report: *mut podnet_gc_report) {
-    infallible((), || free_owned(report))
+    free(report)
 }
 
 #[cfg(test)]
@@ -403,7 +318,7 @@ mod tests {
             ports: vec![port(None, 1), port(Some("10.0.0.1"), 2), port(None, 3), port(Some("fd00::1"), 4)],
             labels: [("b", "2=two"), ("a", "")].into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
         };
-        let obj = to_owned_ptr::<podnet_sandbox>(SandboxObj::new(&sb));
+        let obj = to_owned_ptr::<podnet_sandbox>(Record::from_core(&sb));
         let v = try_ref::<podnet_sandbox_info>(podnet_sandbox_get_info(obj)).unwrap();
         assert_eq!(v.struct_size, std::mem::size_of::<podnet_sandbox_info>());
         assert_eq!(text(v.id).unwrap(), "web-1");

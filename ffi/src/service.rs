@@ -4,16 +4,17 @@
 //! process that programs them (see `podnet_node_services_sync`).
 
 use std::ffi::c_char;
-use std::sync::OnceLock;
+use std::net::IpAddr;
 
 use podnet_core::{Affinity, Endpoint, Service, ServicePort, TrafficPolicy, MAX_AFFINITY_SECS, MAX_SERVICE_NAME_LEN};
 
-use crate::buffer::{podnet_string_list, Strings};
-use crate::call::{core, fallible, infallible, with_mut};
+use crate::buffer::podnet_string_list;
+use crate::call::{add_once, at, core, count, fallible, free, info, with_mut, with_ref};
 use crate::cenum::{c_enum, CEnum};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned, list_at, list_len, view_of, View};
+use crate::handle::castable;
 use crate::node::podnet_node;
+use crate::record::{Built, FromCore, Record};
 use crate::spec::{podnet_protocol, podnet_protocol_code};
 use crate::status::podnet_status;
 
@@ -117,102 +118,40 @@ pub struct podnet_service {
     _private: [u8; 0],
 }
 
-/// The C memory a `podnet_service_info` points into.
-#[derive(Debug)]
-struct ServiceView {
-    info: podnet_service_info,
-    _name: Strings,
-    _cluster_ips: Strings,
-    _external_ips: Strings,
-    _ports: Vec<podnet_service_port>,
-    _endpoints: Vec<podnet_service_endpoint>,
-    _endpoint_ips: Strings,
-}
+castable!(podnet_service: OwnedOrLent => Built<Service, podnet_service_info>);
 
-/// The Rust value behind `podnet_service`: the core's service, and its view built on first
-/// read (so each setter is O(1), and a setter drops the view).
-#[derive(Debug)]
-pub(crate) struct ServiceObj {
-    svc: Service,
-    view: OnceLock<ServiceView>,
-}
-
-castable!(podnet_service: OwnedOrLent => ServiceObj);
-
-impl View for ServiceObj {
-    type Info = podnet_service_info;
-    fn info(&self) -> &podnet_service_info {
-        &self.view.get_or_init(|| ServiceView::new(&self.svc)).info
-    }
-}
-
-impl ServiceView {
-    fn new(s: &Service) -> ServiceView {
-        let name = Strings::new([&s.name]);
-        let cluster_ips = Strings::new(&s.cluster_ips);
-        let external_ips = Strings::new(&s.external_ips);
-        let endpoint_ips = Strings::new(s.endpoints.iter().map(|e| e.ip));
-        let ports: Vec<podnet_service_port> = s
-            .ports
-            .iter()
-            .map(|p| podnet_service_port {
+impl FromCore<Service> for Record<podnet_service_info> {
+    fn from_core(s: &Service) -> Self {
+        Record::build(|b| {
+            let (ports, port_count) = b.array(&s.ports, |_, p| podnet_service_port {
                 protocol: podnet_protocol::from_core(p.protocol),
                 port: p.port,
                 target_port: p.target_port,
                 node_port: p.node_port.unwrap_or(0),
-            })
-            .collect();
-        let endpoints: Vec<podnet_service_endpoint> = s
-            .endpoints
-            .iter()
-            .enumerate()
-            .map(|(i, e)| podnet_service_endpoint {
-                ip: endpoint_ips.at(i),
+            });
+            let (endpoints, endpoint_count) = b.array(&s.endpoints, |b, e| podnet_service_endpoint {
+                ip: b.text(e.ip),
                 ports: e.ports.as_ptr(),
                 port_count: e.ports.len(),
                 ready: e.ready,
                 local: e.local,
-            })
-            .collect();
-        let (affinity_timeout_secs, policy) = (
-            match s.affinity {
-                Affinity::None => 0,
-                Affinity::ClientIp { timeout_secs } => timeout_secs,
-            },
-            podnet_traffic_policy::from_core(s.external_traffic_policy),
-        );
-        ServiceView {
-            info: podnet_service_info {
+            });
+            podnet_service_info {
                 struct_size: std::mem::size_of::<podnet_service_info>(),
-                name: name.at(0),
-                cluster_ips: cluster_ips.view(),
-                ports: ports.as_ptr(),
-                port_count: ports.len(),
-                external_ips: external_ips.view(),
-                endpoints: endpoints.as_ptr(),
-                endpoint_count: endpoints.len(),
-                affinity_timeout_secs,
-                external_traffic_policy: policy,
-            },
-            _name: name,
-            _cluster_ips: cluster_ips,
-            _external_ips: external_ips,
-            _ports: ports,
-            _endpoints: endpoints,
-            _endpoint_ips: endpoint_ips,
-        }
-    }
-}
-
-impl ServiceObj {
-    fn new(svc: Service) -> ServiceObj {
-        ServiceObj { svc, view: OnceLock::new() }
-    }
-
-    /// The service to change; the view is rebuilt on the next read.
-    fn edit(&mut self) -> &mut Service {
-        self.view = OnceLock::new();
-        &mut self.svc
+                name: b.text(&s.name),
+                cluster_ips: b.list(&s.cluster_ips),
+                ports,
+                port_count,
+                external_ips: b.list(&s.external_ips),
+                endpoints,
+                endpoint_count,
+                affinity_timeout_secs: match s.affinity {
+                    Affinity::None => 0,
+                    Affinity::ClientIp { timeout_secs } => timeout_secs,
+                },
+                external_traffic_policy: podnet_traffic_policy::from_core(s.external_traffic_policy),
+            }
+        })
     }
 }
 
@@ -250,7 +189,7 @@ pub extern "C" fn podnet_service_new(
             affinity: Affinity::None,
             external_traffic_policy: TrafficPolicy::Cluster,
         };
-        out.give(ServiceObj::new(svc))
+        out.give(Built::new(svc))
     })
 }
 
@@ -260,7 +199,7 @@ pub extern "C" fn podnet_service_new(
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_service_free(service: *mut podnet_service) {
-    infallible((), || free_owned(service))
+    free(service)
 }
 
 /// Add the service's ClusterIP of one family ("10.96.0.10" or "fd00:96::a"); adding the same
@@ -279,17 +218,9 @@ pub extern "C" fn podnet_service_add_cluster_ip(
 ) -> podnet_status {
     with_mut("podnet_service_add_cluster_ip", "service", service, err_out, |c, s| {
         let ip = c.unicast_ip("ip", ip)?;
-        if s.svc.cluster_ips.contains(&ip) {
-            return Ok(());
-        }
-        if let Some(other) = s.svc.cluster_ips.iter().find(|o| o.is_ipv4() == ip.is_ipv4()) {
-            return Err(c.err(
-                podnet_status::InvalidArgument,
-                format!("the service has the ClusterIP {other} of {ip}'s family already"),
-            ));
-        }
-        s.edit().cluster_ips.push(ip);
-        Ok(())
+        c.add_per_family(&mut s.edit().cluster_ips, ip, IpAddr::is_ipv4, |other| {
+            format!("the service has the ClusterIP {other} of {ip}'s family already")
+        })
     })
 }
 
@@ -315,7 +246,7 @@ pub extern "C" fn podnet_service_add_port(
             return Err(c.err(podnet_status::InvalidArgument, "port 0 is not a valid service or target port"));
         }
         let node_port = (node_port != 0).then_some(node_port);
-        for p in s.svc.ports.iter().filter(|p| p.protocol == protocol) {
+        for p in s.value().ports.iter().filter(|p| p.protocol == protocol) {
             if p.port == port || (node_port.is_some() && p.node_port == node_port) {
                 return Err(c.err(podnet_status::InvalidArgument, format!("port {port}/{protocol} listed twice")));
             }
@@ -340,9 +271,7 @@ pub extern "C" fn podnet_service_add_external_ip(
 ) -> podnet_status {
     with_mut("podnet_service_add_external_ip", "service", service, err_out, |c, s| {
         let ip = c.unicast_ip("ip", ip)?;
-        if !s.svc.external_ips.contains(&ip) {
-            s.edit().external_ips.push(ip);
-        }
+        add_once(&mut s.edit().external_ips, ip);
         Ok(())
     })
 }
@@ -373,7 +302,7 @@ pub extern "C" fn podnet_service_add_endpoint(
         if ports.contains(&0) {
             return Err(c.err(podnet_status::InvalidArgument, format!("endpoint {ip}: port 0")));
         }
-        if s.svc.endpoints.iter().any(|e| e.ip == ip) {
+        if s.value().endpoints.iter().any(|e| e.ip == ip) {
             return Err(c.err(podnet_status::InvalidArgument, format!("endpoint {ip} listed twice")));
         }
         s.edit().endpoints.push(Endpoint { ip, ports: ports.to_vec(), ready, local });
@@ -430,7 +359,7 @@ pub extern "C" fn podnet_service_set_traffic_policy(
 /// Thread-safe (not concurrently with a setter on the same service).
 #[no_mangle]
 pub extern "C" fn podnet_service_get_info(service: *const podnet_service) -> *const podnet_service_info {
-    infallible(std::ptr::null(), || view_of(service))
+    info(service)
 }
 
 /// The services a node serves, sorted by name (from `podnet_node_service_list`).
@@ -440,13 +369,13 @@ pub struct podnet_service_list {
     _private: [u8; 0],
 }
 
-castable!(podnet_service_list: Owned => Vec<ServiceObj>);
+castable!(podnet_service_list: Owned => Vec<Built<Service, podnet_service_info>>);
 
 /// Number of services in the list. NULL gives 0.
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_service_list_count(list: *const podnet_service_list) -> usize {
-    infallible(0, || list_len(list))
+    count(list)
 }
 
 /// Service `index` (0-based), borrowed from the list: valid until `podnet_service_list_free`;
@@ -455,14 +384,14 @@ pub extern "C" fn podnet_service_list_count(list: *const podnet_service_list) ->
 /// Thread-safe.
 #[no_mangle]
 pub extern "C" fn podnet_service_list_at(list: *const podnet_service_list, index: usize) -> *const podnet_service {
-    infallible(std::ptr::null(), || list_at(list, index))
+    at(list, index)
 }
 
 /// Free a service list and every service borrowed from it. NULL is accepted (no-op).
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_service_list_free(list: *mut podnet_service_list) {
-    infallible((), || free_owned(list))
+    free(list)
 }
 
 /// Add or replace one service on the node: validated (ClusterIPs inside the node's service
@@ -485,10 +414,8 @@ pub extern "C" fn podnet_node_service_set(
     service: *const podnet_service,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_service_set", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let svc = c.obj("service", service)?;
-        core(node.set_service(&svc.svc))
+    with_ref("podnet_node_service_set", "node", node, err_out, |c, node| {
+        core(node.set_service(c.obj("service", service)?.value()))
     })
 }
 
@@ -503,10 +430,8 @@ pub extern "C" fn podnet_node_service_remove(
     name: *const c_char,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_service_remove", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let name = c.str("name", name, MAX_SERVICE_NAME_LEN)?;
-        core(node.remove_service(name))
+    with_ref("podnet_node_service_remove", "node", node, err_out, |c, node| {
+        core(node.remove_service(c.str("name", name, MAX_SERVICE_NAME_LEN)?))
     })
 }
 
@@ -529,13 +454,9 @@ pub extern "C" fn podnet_node_services_sync(
     n_services: usize,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_services_sync", err_out, |c| {
-        let node = c.obj("node", node)?;
+    with_ref("podnet_node_services_sync", "node", node, err_out, |c, node| {
         let raw = c.slice("services", services, n_services)?;
-        let mut list: Vec<Service> = Vec::with_capacity(raw.len());
-        for (i, s) in raw.iter().enumerate() {
-            list.push(c.obj::<podnet_service>(&format!("services[{i}]"), *s)?.svc.clone());
-        }
+        let list = c.each("services", raw, |name, s| Ok(c.obj::<podnet_service>(name, s)?.value().clone()))?;
         core(node.sync_services(&list))
     })
 }
@@ -552,11 +473,8 @@ pub extern "C" fn podnet_node_service_list(
     list_out: *mut *mut podnet_service_list,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_service_list", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let out = c.out("list_out", list_out)?;
-        let list: Vec<ServiceObj> = core(node.list_services())?.into_iter().map(ServiceObj::new).collect();
-        out.give(list)
+    with_ref("podnet_node_service_list", "node", node, err_out, |c, node| {
+        c.give("list_out", list_out, || node.list_services())
     })
 }
 
@@ -573,10 +491,8 @@ pub extern "C" fn podnet_node_services_repair(
     rebuilt_out: *mut bool,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_node_services_repair", err_out, |c| {
-        let node = c.obj("node", node)?;
-        let out = c.out("rebuilt_out", rebuilt_out)?;
-        out.finish(core(node.repair_services())?)
+    with_ref("podnet_node_services_repair", "node", node, err_out, |c, node| {
+        c.out("rebuilt_out", rebuilt_out)?.finish(core(node.repair_services())?)
     })
 }
 

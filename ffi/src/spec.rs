@@ -4,11 +4,11 @@ use std::ffi::c_char;
 
 use podnet_core::{NetnsSpec, PortMapping, Protocol, SandboxSpec, MAX_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};
 
-use crate::call::{fallible, infallible, with_mut, Call, CallResult};
+use crate::call::{construct, free, with_mut, Call, CallResult};
 use crate::cenum::c_enum;
 use crate::config::{podnet_mode, podnet_mode_code};
 use crate::error::podnet_error;
-use crate::handle::{castable, free_owned};
+use crate::handle::castable;
 use crate::status::podnet_status;
 
 /// Transport protocol of a host port mapping (values are the IANA protocol numbers).
@@ -60,18 +60,14 @@ pub extern "C" fn podnet_sandbox_spec_new(
     spec_out: *mut *mut podnet_sandbox_spec,
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
-    fallible("podnet_sandbox_spec_new", err_out, |c| {
-        let id = c.name("id", id)?;
-        let out = c.out("spec_out", spec_out)?;
-        out.give(SandboxSpec::new(id))
-    })
+    construct("podnet_sandbox_spec_new", err_out, ("spec_out", spec_out), |c| Ok(SandboxSpec::new(c.name("id", id)?)))
 }
 
 /// Free a sandbox spec. NULL is accepted (no-op). Sandboxes created from it are not affected.
 /// Must not race with any other call using the same object.
 #[no_mangle]
 pub extern "C" fn podnet_sandbox_spec_free(spec: *mut podnet_sandbox_spec) {
-    infallible((), || free_owned(spec))
+    free(spec)
 }
 
 /// Name the pod's interface (default "eth0"): 1..=15 bytes of `[A-Za-z0-9_.-]`.
@@ -174,22 +170,17 @@ pub extern "C" fn podnet_sandbox_spec_add_port(
     err_out: *mut *mut podnet_error,
 ) -> podnet_status {
     with_mut("podnet_sandbox_spec_add_port", "spec", spec, err_out, |c, s| {
-        let m = port_mapping(c, &s.ports, protocol, host_ip, host_port, container_port)?;
-        s.ports.push(m);
-        Ok(())
+        add_port(c, &mut s.ports, (protocol, host_ip, host_port, container_port))
     })
 }
 
 /// Check one host port mapping as `podnet_sandbox_spec_add_port` and `podnet_port_list_add`
-/// take it, against the mappings listed before it.
-pub(crate) fn port_mapping(
+/// take it, and add it to the mappings listed before it.
+pub(crate) fn add_port(
     c: &Call,
-    listed: &[PortMapping],
-    protocol: podnet_protocol_code,
-    host_ip: *const c_char,
-    host_port: u16,
-    container_port: u16,
-) -> CallResult<PortMapping> {
+    listed: &mut Vec<PortMapping>,
+    (protocol, host_ip, host_port, container_port): (podnet_protocol_code, *const c_char, u16, u16),
+) -> CallResult {
     let protocol = c.code::<podnet_protocol>(protocol)?;
     let host_ip = if host_ip.is_null() { None } else { Some(c.ip("host_ip", host_ip)?) };
     if host_port == 0 || container_port == 0 {
@@ -199,7 +190,8 @@ pub(crate) fn port_mapping(
     if listed.iter().any(|o| o.protocol == m.protocol && o.host_port == m.host_port && o.host_ip == m.host_ip) {
         return Err(c.err(podnet_status::InvalidArgument, format!("host port {host_port}/{protocol} listed twice")));
     }
-    Ok(m)
+    listed.push(m);
+    Ok(())
 }
 
 /// Attach this pod differently from the node's mode: `PODNET_MODE_BRIDGE` or
