@@ -156,19 +156,19 @@ fn burst_worker(a: &BurstWorkerArgs) -> Result<Value, String> {
     Ok(json!({ "ips": create_all(&node, &ids)? }))
 }
 
-/// Arguments of the hidden `podnet bench burst-cni-worker`.
+/// Arguments of the hidden `podnet bench burst-cni-worker`: those of the sandbox benchmark's
+/// CNI worker (how many pods, where the plugins are).
 #[derive(clap::Args, Debug)]
 pub struct BurstCniWorkerArgs {
-    #[arg(long)]
-    pub count: usize,
-    #[arg(long)]
-    pub cni_path: PathBuf,
+    #[command(flatten)]
+    pub chain: super::sandbox::CniWorkerArgs,
 }
 
 // Runs inside `unshare --net --mount` (see `run_worker`): the chain, N pods at once.
 impl_run!(BurstCniWorkerArgs => worker_finish(burst_cni_worker));
 
 fn burst_cni_worker(a: &BurstCniWorkerArgs) -> Result<Value, String> {
+    let a = &a.chain;
     cni_worker_setup()?;
     let (lo, br) = (CNI_LO, CNI_BRIDGE);
     let one = |i: usize| -> Result<(), String> {
