@@ -510,3 +510,38 @@ fn another_client_opening_the_node_during_adds_keeps_every_host_port() {
         (0..pods.len()).map(|i| format!("c{i}")).filter(|id| !ports.iter().any(|p| &p.sandbox == id)).collect();
     assert!(lost.is_empty(), "pods whose host port was dropped: {lost:?}");
 }
+
+/// Processes (other than this test's) whose netns is `ns`.
+fn processes_in(ns: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(ns).unwrap().ino();
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| e.file_name().to_string_lossy() != me)
+        .filter(|e| std::fs::metadata(e.path().join("ns/net")).is_ok_and(|m| m.ino() == want))
+        .map(|e| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " "))
+        .collect()
+}
+
+/// A DEL that removed host ports leaves a child holding its nf_tables sockets until nf_tables
+/// is quiet (so no close waits for the kernel's deferred free); the host port is gone when DEL
+/// returns, and the child is gone soon after.
+#[test]
+fn del_with_host_ports_leaves_no_process_for_long() {
+    let mut t = Cni::new("linger");
+    let ns = t.pod("p");
+    let conf = t.conf("1.1.0", json!({"runtimeConfig": {"portMappings": [{"hostPort": 31500, "containerPort": 80}]}}));
+    t.add("c1", &ns, &conf);
+    assert!(t.call("DEL", "c1", Some(&ns), "eth0", "", &conf).ok);
+    assert!(t.node().list_ports().unwrap().is_empty());
+    let nft = in_ns(&t.node_ns, &["nft", "list", "table", "inet", "podnet"]);
+    assert!(!nft.contains("31500"), "{nft}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !processes_in(&t.node_ns).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "still there: {:?}", processes_in(&t.node_ns));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
