@@ -4,10 +4,10 @@
 //! address handed out is checked for duplicates.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Barrier;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use podnet::blocking::Node;
 use podnet::{PodMode, SandboxSpec};
@@ -35,6 +35,30 @@ const CIDR: &str = "10.98.0.0/16";
 const PROCS: usize = 4;
 
 impl_run!(BenchBurstArgs => finish(bench));
+
+/// Wait until the kernel has destroyed the netns of the sandboxes just deleted (their host veths
+/// are gone from the node netns, `keep` left), then a little more for the rest of that netns
+/// exit work: the next phase, podnet's or the chain's, then starts on a kernel that is not still
+/// tearing the previous one down in the background (which holds the rtnl lock for long stretches).
+fn settle(ns: &Path, keep: usize) -> Result<(), String> {
+    let t = Instant::now();
+    loop {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(["--", "ip", "-o", "link", "show", "type", "veth"])
+            .output()
+            .map_err(|e| format!("run nsenter ip: {e}"))?;
+        if String::from_utf8_lossy(&out.stdout).lines().count() <= keep {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return Err("the deleted sandboxes' veths are still there after 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Ok(())
+}
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
@@ -85,6 +109,7 @@ fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
     for id in &ids {
         node.delete_sandbox(id).map_err(|e| e.to_string())?;
     }
+    settle(&w.ns, 1)?;
 
     eprintln!("podnet: {} sandboxes at once from {PROCS} processes...", a.pods);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -114,6 +139,7 @@ fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
     }
     dups += duplicates(&proc_ips);
     node.gc(&[]).map_err(|e| e.to_string())?;
+    settle(&w.ns, 0)?;
 
     let cni_ms = if a.vs_cni {
         eprintln!("cni: loopback + bridge + host-local, {} at once...", a.pods);
