@@ -10,10 +10,11 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use podnet::blocking::Node;
+use podnet::internals::netns;
 use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
-use super::sandbox::{cni_worker_setup, exec_plugin, ip, CNI_BRIDGE, CNI_LO};
+use super::sandbox::{cni_worker_setup, exec_plugin, floor_create, floor_node, ip, CNI_BRIDGE, CNI_LO};
 use super::{finish, run_worker, worker_finish, BenchNode};
 use crate::cmd::impl_run;
 
@@ -141,6 +142,9 @@ fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
     node.gc(&[]).map_err(|e| e.to_string())?;
     settle(&w.ns, 0)?;
 
+    eprintln!("floor: the same kernel requests as {} bridge-mode creates, bare, at once...", a.pods);
+    let floor_ms = floor_burst(a.pods)?;
+
     let cni_ms = if a.vs_cni {
         eprintln!("cni: loopback + bridge + host-local, {} at once...", a.pods);
         let v = run_worker(
@@ -157,10 +161,49 @@ fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
         "pods": a.pods,
         "burst_110_ms": burst_ms,
         "burst_110_4proc_ms": burst_4proc_ms,
+        "floor_burst_110_ms": floor_ms,
+        "burst_over_floor": burst_ms / floor_ms,
         "cni_burst_110_ms": cni_ms,
         "speedup_vs_cni": cni_ms.map(|c| c / burst_ms),
         "duplicate_ips": dups,
     }))
+}
+
+/// The floor of a burst: the kernel requests of `n` bridge-mode creates issued bare (see `bench
+/// sandbox`'s floor) from `n` threads at once, on a node of their own, after one warm-up pod as
+/// podnet's phase has. Its milliseconds.
+fn floor_burst(n: usize) -> Result<f64, String> {
+    let w = BenchNode::new("burst-floor")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let (nl, br) = rt.block_on(floor_node(&w))?;
+    rt.block_on(floor_create(&nl, br, &w, 0))?;
+    let start = Barrier::new(n);
+    let t = Instant::now();
+    let pins = std::thread::scope(|s| {
+        let hs: Vec<_> = (1..=n)
+            .map(|i| {
+                let (start, rt, nl, w) = (&start, &rt, &nl, &w);
+                s.spawn(move || {
+                    start.wait();
+                    rt.block_on(floor_create(nl, br, w, i))
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().map_err(|_| "a floor thread panicked".to_string())?)
+            .collect::<Result<Vec<_>, String>>()
+    })?;
+    let floor_ms = ms(t);
+    for p in &pins {
+        netns::remove(p).map_err(|e| e.to_string())?;
+    }
+    netns::remove(&w.world.netns_dir().join("f0")).map_err(|e| e.to_string())?;
+    settle(&w.ns, 0)?;
+    Ok(floor_ms)
 }
 
 /// Arguments of the hidden `podnet bench burst-worker` (one of the processes).

@@ -72,58 +72,13 @@ fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        let node_f = File::open(&w.ns).map_err(|e| e.to_string())?;
-        let nl = Netlink::from_socket(netns::netlink_socket_in(&node_f, 0).map_err(|e| e.to_string())?);
-        let br = nl.ensure_bridge("floor0", 1500).await.map_err(|e| e.to_string())?;
-        nl.add_address(br, "10.98.0.1".parse().unwrap(), 16).await.map_err(|e| e.to_string())?;
-        netns::ensure_dir(&w.world.netns_dir()).map_err(|e| e.to_string())?;
+        let (nl, br) = floor_node(&w).await?;
         let mut create = Stats::default();
         let mut pins = vec![];
         for i in 0..count {
             let t = Instant::now();
-            let pin = w.world.netns_dir().join(format!("f{i}"));
-            let c = netns::create(&pin, podnet::internals::pod_netns_setup).map_err(|e| e.to_string())?;
-            let pod = Netlink::from_socket(c.value.map_err(|e| e.to_string())?);
-            let host = format!("fl{i}");
-            let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 98, 0, 2)) + i as u32);
-            let o = ip.octets();
-            // Exactly the requests a bridge-mode create sends, in the same order.
-            nl.create_veth_with(
-                &host,
-                None,
-                "eth0",
-                [0x0a, 0x58, o[0], o[1], o[2], o[3]],
-                c.file.as_raw_fd(),
-                1500,
-                Some(br),
-                false,
-                0x7000_0001, // podnet marks its veths with a device group in the same request
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            // Host and pod side concurrently, requests pipelined, exactly as a create does.
-            let host_side = async {
-                let (a, b) = futures_util::join!(nl.prepare_bridge_port(&host), nl.set_up_by_name(&host));
-                a.and(b).map_err(|e| e.to_string())
-            };
-            let pod_side = async {
-                let (lo, pl) = futures_util::join!(pod.set_up_by_name("lo"), pod.link_by_name("eth0"));
-                lo.map_err(|e| e.to_string())?;
-                let pl = pl.map_err(|e| e.to_string())?.ok_or("no eth0")?;
-                let (a, b) = futures_util::join!(pod.set_no_linklocal(pl.index, None), pod.set_up(pl.index));
-                a.and(b).map_err(|e| e.to_string())?;
-                let (a, r) = futures_util::join!(
-                    pod.add_address(pl.index, ip.into(), 16),
-                    pod.replace_default_route(pl.index, "10.98.0.1".parse().expect("static"))
-                );
-                a.and(r).map_err(|e| e.to_string())
-            };
-            let (h, p) = futures_util::join!(host_side, pod_side);
-            h?;
-            p?;
-            drop(pod);
+            pins.push(floor_create(&nl, br, &w, i).await?);
             create.push(us(t));
-            pins.push(pin);
         }
         let mut delete = Stats::default();
         for p in &pins {
@@ -134,6 +89,61 @@ fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
         settle(&nl).await;
         Ok::<_, String>((create, delete))
     })
+}
+
+/// The floor's node: a netlink handle in the node netns and the bridge (with its gateway).
+pub(super) async fn floor_node(w: &BenchNode) -> Result<(Netlink, u32), String> {
+    let node_f = File::open(&w.ns).map_err(|e| e.to_string())?;
+    let nl = Netlink::from_socket(netns::netlink_socket_in(&node_f, 0).map_err(|e| e.to_string())?);
+    let br = nl.ensure_bridge("floor0", 1500).await.map_err(|e| e.to_string())?;
+    nl.add_address(br, "10.98.0.1".parse().unwrap(), 16).await.map_err(|e| e.to_string())?;
+    netns::ensure_dir(&w.world.netns_dir()).map_err(|e| e.to_string())?;
+    Ok((nl, br))
+}
+
+/// One pod of the floor: exactly the kernel requests a bridge-mode create sends, in the same
+/// order. Returns the pod's pin.
+pub(super) async fn floor_create(nl: &Netlink, br: u32, w: &BenchNode, i: usize) -> Result<PathBuf, String> {
+    let pin = w.world.netns_dir().join(format!("f{i}"));
+    let c = netns::create(&pin, podnet::internals::pod_netns_setup).map_err(|e| e.to_string())?;
+    let pod = Netlink::from_socket(c.value.map_err(|e| e.to_string())?);
+    let host = format!("fl{i}");
+    let ip = std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(10, 98, 0, 2)) + i as u32);
+    let o = ip.octets();
+    nl.create_veth_with(
+        &host,
+        None,
+        "eth0",
+        [0x0a, 0x58, o[0], o[1], o[2], o[3]],
+        c.file.as_raw_fd(),
+        1500,
+        Some(br),
+        false,
+        0x7000_0001, // podnet marks its veths with a device group in the same request
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    // Host and pod side concurrently, requests pipelined, exactly as a create does.
+    let host_side = async {
+        let (a, b) = futures_util::join!(nl.prepare_bridge_port(&host), nl.set_up_by_name(&host));
+        a.and(b).map_err(|e| e.to_string())
+    };
+    let pod_side = async {
+        let (lo, pl) = futures_util::join!(pod.set_up_by_name("lo"), pod.link_by_name("eth0"));
+        lo.map_err(|e| e.to_string())?;
+        let pl = pl.map_err(|e| e.to_string())?.ok_or("no eth0")?;
+        let (a, b) = futures_util::join!(pod.set_no_linklocal(pl.index, None), pod.set_up(pl.index));
+        a.and(b).map_err(|e| e.to_string())?;
+        let (a, r) = futures_util::join!(
+            pod.add_address(pl.index, ip.into(), 16),
+            pod.replace_default_route(pl.index, "10.98.0.1".parse().expect("static"))
+        );
+        a.and(r).map_err(|e| e.to_string())
+    };
+    let (h, p) = futures_util::join!(host_side, pod_side);
+    h?;
+    p?;
+    Ok(pin)
 }
 
 /// The CNI chain, measured by a child `podnet bench cni-worker` (see `run_worker`).
