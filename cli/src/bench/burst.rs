@@ -174,11 +174,7 @@ fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
 /// podnet's phase has. Its milliseconds.
 fn floor_burst(n: usize) -> Result<f64, String> {
     let w = BenchNode::new("burst-floor")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = super::runtime()?;
     let (nl, br) = rt.block_on(floor_node(&w))?;
     rt.block_on(floor_create(&nl, br, &w, 0))?;
     let start = Barrier::new(n);

@@ -64,6 +64,12 @@ fn finish(r: Result<Value, String>) -> i32 {
     }
 }
 
+/// The runtime a benchmark drives its own netlink handles on: two workers, as the blocking
+/// facade's.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| e.to_string())
+}
+
 /// A hidden worker's outcome: its JSON result, or the error text, on stdout for the parent.
 fn worker_finish(r: Result<Value, String>) -> i32 {
     match r {

@@ -66,11 +66,7 @@ async fn settle(nl: &Netlink) {
 /// IPAM, records or locks), on the same kind of throwaway node.
 fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
     let w = BenchNode::new("floor")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = super::runtime()?;
     rt.block_on(async {
         let (nl, br) = floor_node(&w).await?;
         let mut create = Stats::default();

@@ -368,11 +368,7 @@ pub fn bench(a: &BenchAgentArgs) -> i32 {
 
 fn bench_inner(a: &BenchAgentArgs) -> Result<bool, String> {
     let n = a.nodes.max(2);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = crate::bench::runtime()?;
     let (w, ul, nodes) = build(n + 1, &rt)?;
     let _etcd = start_etcd(&ul, &w.dir.join("etcd"))?;
     let endpoints = vec![format!("http://{ETCD_IP}:2379")];
