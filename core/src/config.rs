@@ -140,8 +140,8 @@ pub(crate) const KERNEL_NAT_ZERO_CSUM_FIX: (u32, u32) = (5, 7);
 
 impl VxlanConfig {
     /// Whether podnet turns TX checksum offload off on the device: the forced value if set,
-    /// else true exactly on kernels older than [`KERNEL_NAT_ZERO_CSUM_FIX`] (and when the
-    /// kernel release cannot be read, to stay correct).
+    /// else true exactly on kernels older than 5.7 (which fixed NATed zero UDP checksums), and
+    /// when the kernel release cannot be read, to stay correct.
     pub fn effective_disable_tx_checksum_offload(&self) -> bool {
         self.disable_tx_checksum_offload.unwrap_or_else(|| {
             kernel_release().and_then(|r| parse_kernel_version(&r)).is_none_or(|v| v < KERNEL_NAT_ZERO_CSUM_FIX)

@@ -127,7 +127,7 @@ impl Error {
         self.source.to_string()
     }
 
-    /// Prefix more context (outermost first): "create sandbox x: <op>: <cause>".
+    /// Prefix more context (outermost first): `"create sandbox x: <op>: <cause>"`.
     pub fn context(mut self, outer: impl fmt::Display) -> Error {
         self.op = if self.op.is_empty() { outer.to_string() } else { format!("{outer}: {}", self.op) };
         self
