@@ -27,6 +27,23 @@ impl Opened {
     }
 }
 
+/// How recent a removal of host ports (by any process) makes this process's exit wait for the
+/// kernel's deferred nf_tables free: a grace period is about 10 ms here; generous for a loaded
+/// machine.
+const RECENT_REMOVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Drop for Opened {
+    /// The last close of an nf_tables socket in the node netns waits for the deferred free that
+    /// removing host ports leaves the kernel (one RCU grace period), holding the netns's commit
+    /// mutex: when host ports were removed lately (by this DEL, or another process), leave the
+    /// closing to a detached child that does it once nf_tables is quiet (see `linger`).
+    fn drop(&mut self) {
+        if self.node.since_host_ports_removed().is_some_and(|d| d < RECENT_REMOVAL) {
+            crate::linger::hold_sockets_past_exit();
+        }
+    }
+}
+
 /// `attach` for the verbs that only delete, check or read: they leave the node-level network
 /// (forwarding, bridge, VXLAN device) as it is instead of verifying it, and so take the kernel's
 /// rtnl lock once (DEL: the host veth set down) instead of about eight times.
@@ -76,15 +93,8 @@ pub fn del(conf: &NetConf, env: &Env) -> Result<(), CniError> {
         return Ok(());
     }
     let n = open(&conf.node, true)?;
-    let had_ports = n.run(n.node.get_sandbox(&id)).is_ok_and(|sb| !sb.ports.is_empty());
-    let res = n.run(n.node.delete_sandbox(&id)).map_err(CniError::from);
-    // Removing host ports makes the last close of the nf_tables socket wait for the kernel's
-    // deferred free (an RCU grace period): leave that close to a detached child. Forked
-    // after the work, so the little left to do copies few pages; only when there was a wait.
-    if had_ports {
-        crate::linger::hold_sockets_past_exit();
-    }
-    res
+    n.run(n.node.delete_sandbox(&id))?;
+    Ok(())
 }
 
 /// CHECK: the sandbox exists, matches prevResult and the kernel matches the record.

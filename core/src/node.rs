@@ -290,6 +290,15 @@ impl Node {
         matches!(self.not_ready(), Ok(None))
     }
 
+    /// How long ago host ports were last removed on this node, by any process (None: never, or
+    /// unknown). Removing nf_tables elements leaves the kernel a deferred free to do for one RCU
+    /// grace period, and the last close of any nf_tables socket in the node's netns waits for
+    /// it: a short-lived process (the CNI plugin) uses this to tell whether its exit would wait.
+    pub fn since_host_ports_removed(&self) -> Option<std::time::Duration> {
+        let at = self.base.store.ports_removed_ms().ok().flatten()?;
+        u64::try_from(crate::store::now_ms() - at).ok().map(std::time::Duration::from_millis)
+    }
+
     /// Why creates are refused, if they are.
     fn not_ready(&self) -> crate::Result<Option<String>> {
         if !self.ready.load(Ordering::Acquire) {

@@ -171,6 +171,30 @@ fn attach_sets_up_the_node_network_only_when_a_change_needs_it() {
     assert_clean(&w, &ns, "n1");
 }
 
+/// Every process on the node can tell how long ago host ports were removed (the kernel then has
+/// a deferred nf_tables free pending for a grace period; see podnet-cni's linger).
+#[test]
+fn the_node_records_when_host_ports_were_last_removed() {
+    let (w, n, ns) = one_node("portsgone", "10.21.6.0/24");
+    assert_eq!(n.inner().since_host_ports_removed(), None);
+    let mut spec = SandboxSpec::new("a");
+    spec.ports.push(podnet::PortMapping {
+        protocol: podnet::Protocol::Tcp,
+        host_ip: None,
+        host_port: 31600,
+        container_port: 80,
+    });
+    n.create_sandbox(&spec).unwrap();
+    n.create_sandbox(&SandboxSpec::new("b")).unwrap();
+    n.delete_sandbox("b").unwrap();
+    assert_eq!(n.inner().since_host_ports_removed(), None, "a sandbox without ports");
+    n.delete_sandbox("a").unwrap();
+    let since = n.inner().since_host_ports_removed().expect("recorded");
+    assert!(since < std::time::Duration::from_secs(10), "{since:?}");
+    drop(n);
+    assert_clean(&w, &ns, "n1");
+}
+
 #[test]
 fn requested_ip_and_conflicts() {
     let (w, n, ns) = one_node("req", "10.22.0.0/24");

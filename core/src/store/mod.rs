@@ -33,6 +33,9 @@ use crate::{Error, ErrorKind, Result};
 /// Bumped when the schema changes; an unknown version is refused, never guessed at.
 const SCHEMA_VERSION: i64 = 1;
 
+/// The `meta` key of the time host ports were last removed ([`Store::ports_removed_ms`]).
+const PORTS_REMOVED: &str = "ports_removed_ms";
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sandboxes (
@@ -729,7 +732,9 @@ impl Store {
             )
         }
         .map_err(self.db_err(op.clone()))?;
-        tx.execute("DELETE FROM ports WHERE sandbox = ?1", [id]).map_err(self.db_err(op.clone()))?;
+        if tx.execute("DELETE FROM ports WHERE sandbox = ?1", [id]).map_err(self.db_err(op.clone()))? > 0 {
+            meta_put(&tx, PORTS_REMOVED, &now_ms().to_string()).map_err(self.db_err(op.clone()))?;
+        }
         tx.execute("DELETE FROM sandboxes WHERE id = ?1", [id]).map_err(self.db_err(op.clone()))?;
         tx.commit().map_err(self.db_err(op))
     }
@@ -808,14 +813,25 @@ impl Store {
     /// Forget host ports of sandbox `id`; unknown ones are ignored.
     pub(crate) fn remove_ports(&self, id: &str, ports: &[PortMapping]) -> Result<()> {
         let c = self.conn();
+        let mut removed = 0;
         for m in ports {
-            c.execute(
-                "DELETE FROM ports WHERE sandbox = ?1 AND protocol = ?2 AND host_port = ?3 AND host_ip = ?4",
-                params![id, m.protocol.to_string(), m.host_port, host_ip_key(m)],
-            )
-            .map_err(self.db_err("forget host ports"))?;
+            removed += c
+                .execute(
+                    "DELETE FROM ports WHERE sandbox = ?1 AND protocol = ?2 AND host_port = ?3 AND host_ip = ?4",
+                    params![id, m.protocol.to_string(), m.host_port, host_ip_key(m)],
+                )
+                .map_err(self.db_err("forget host ports"))?;
+        }
+        if removed > 0 {
+            meta_put(&c, PORTS_REMOVED, &now_ms().to_string()).map_err(self.db_err("forget host ports"))?;
         }
         Ok(())
+    }
+
+    /// When host ports were last removed on this node (by any process), in ms since the epoch.
+    pub(crate) fn ports_removed_ms(&self) -> Result<Option<i64>> {
+        let v = meta_get(&self.conn(), PORTS_REMOVED).map_err(self.db_err("read node state"))?;
+        Ok(v.and_then(|v| v.parse().ok()))
     }
 
     // --- small node-wide values
