@@ -96,7 +96,8 @@ fn wait_for_quiet() {
     }
 }
 
-/// NFT_MSG_GETGEN on `fd`: the current ruleset generation of the socket's netns.
+/// NFT_MSG_GETGEN on `fd`: the current ruleset generation of the socket's netns. (The node
+/// library's nf_tables socket asks the same, but allocates: a forked child must not.)
 fn generation(fd: libc::c_int) -> Option<u32> {
     // nlmsghdr (len 20, type NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, NLM_F_REQUEST, seq 1)
     // and nfgenmsg (AF_UNSPEC, NFNETLINK_V0, res_id 0): all zero but the header's first fields.
@@ -105,9 +106,8 @@ fn generation(fd: libc::c_int) -> Option<u32> {
     req[4..6].copy_from_slice(&(10u16 << 8 | 16).to_ne_bytes());
     req[6..8].copy_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
-    const REQ_LEN: usize = 20;
     // SAFETY: send(2) of a stack buffer of that length on a socket this process owns.
-    if unsafe { libc::send(fd, req.as_ptr().cast(), REQ_LEN, 0) } != REQ_LEN as isize {
+    if unsafe { libc::send(fd, req.as_ptr().cast(), req.len(), 0) } != req.len() as isize {
         return None;
     }
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };

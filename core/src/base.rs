@@ -117,9 +117,14 @@ impl Net {
     }
 
     /// What the setup found, or (not set up yet: an attached node that has made no change)
-    /// no underlay, no VXLAN device and the configured MTU.
+    /// what it starts from.
     pub(crate) fn net_setup(&self) -> Setup {
-        self.setup.get().copied().unwrap_or(Setup { underlay: None, vxlan_index: None, pod_mtu: self.cfg.mtu })
+        self.setup.get().copied().unwrap_or_else(|| self.bare_setup())
+    }
+
+    /// No underlay, no VXLAN device, the configured MTU.
+    fn bare_setup(&self) -> Setup {
+        Setup { underlay: None, vxlan_index: None, pod_mtu: self.cfg.mtu }
     }
 
     async fn init(&self) -> Result<Setup> {
@@ -193,7 +198,7 @@ impl Net {
     }
 
     async fn init_underlay(&self) -> Result<Setup> {
-        let mut setup = Setup { underlay: None, vxlan_index: None, pod_mtu: self.cfg.mtu };
+        let mut setup = self.bare_setup();
         let Some(u) = self.cfg.underlay.clone() else { return Ok(setup) };
         let op = format!("find underlay address {}", u.address);
         let links = self.nl.links().await.map_err(|e| e.into_error(op.clone()))?;

@@ -4,10 +4,10 @@
 //! address handed out is checked for duplicates.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use podnet::blocking::Node;
 use podnet::internals::netns;
@@ -15,7 +15,7 @@ use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
 use super::sandbox::{cni_worker_setup, exec_plugin, floor_create, floor_node, ip, CNI_BRIDGE, CNI_LO};
-use super::{finish, run_worker, worker_finish, BenchNode};
+use super::{finish, run_worker, settle, worker_finish, BenchNode};
 use crate::cmd::impl_run;
 
 /// Arguments of `podnet bench burst`.
@@ -36,30 +36,6 @@ const CIDR: &str = "10.98.0.0/16";
 const PROCS: usize = 4;
 
 impl_run!(BenchBurstArgs => finish(bench));
-
-/// Wait until the kernel has destroyed the netns of the sandboxes just deleted (their host veths
-/// are gone from the node netns, `keep` left), then a little more for the rest of that netns
-/// exit work: the next phase, podnet's or the chain's, then starts on a kernel that is not still
-/// tearing the previous one down in the background (which holds the rtnl lock for long stretches).
-fn settle(ns: &Path, keep: usize) -> Result<(), String> {
-    let t = Instant::now();
-    loop {
-        let out = Command::new("nsenter")
-            .arg(format!("--net={}", ns.display()))
-            .args(["--", "ip", "-o", "link", "show", "type", "veth"])
-            .output()
-            .map_err(|e| format!("run nsenter ip: {e}"))?;
-        if String::from_utf8_lossy(&out.stdout).lines().count() <= keep {
-            break;
-        }
-        if t.elapsed() > Duration::from_secs(60) {
-            return Err("the deleted sandboxes' veths are still there after 60 s".into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    Ok(())
-}
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
@@ -110,7 +86,7 @@ fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
     for id in &ids {
         node.delete_sandbox(id).map_err(|e| e.to_string())?;
     }
-    settle(&w.ns, 1)?;
+    node.block_on(settle(node.inner().netlink(), 1));
 
     eprintln!("podnet: {} sandboxes at once from {PROCS} processes...", a.pods);
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -140,7 +116,7 @@ fn bench(a: &BenchBurstArgs) -> Result<Value, String> {
     }
     dups += duplicates(&proc_ips);
     node.gc(&[]).map_err(|e| e.to_string())?;
-    settle(&w.ns, 0)?;
+    node.block_on(settle(node.inner().netlink(), 0));
 
     eprintln!("floor: the same kernel requests as {} bridge-mode creates, bare, at once...", a.pods);
     let floor_ms = floor_burst(a.pods)?;
@@ -198,7 +174,7 @@ fn floor_burst(n: usize) -> Result<f64, String> {
         netns::remove(p).map_err(|e| e.to_string())?;
     }
     netns::remove(&w.world.netns_dir().join("f0")).map_err(|e| e.to_string())?;
-    settle(&w.ns, 0)?;
+    rt.block_on(settle(&nl, 0));
     Ok(floor_ms)
 }
 

@@ -64,6 +64,19 @@ fn finish(r: Result<Value, String>) -> i32 {
     }
 }
 
+/// Wait (up to 60 s) until at most `keep` veths are left in a node netns: the kernel destroys
+/// deleted pods' netns (and their veths) in the background, holding the rtnl lock for long
+/// stretches, so one phase's cleanup must end before the next phase is timed.
+async fn settle(nl: &podnet::internals::netlink::Netlink, keep: usize) {
+    for _ in 0..6000 {
+        match nl.links().await {
+            Ok(l) if l.iter().filter(|l| l.kind.as_deref() == Some("veth")).count() > keep => {}
+            _ => return,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// The runtime a benchmark drives its own netlink handles on: two workers, as the blocking
 /// facade's.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {

@@ -13,7 +13,7 @@ use podnet::internals::netns;
 use podnet::{PodMode, SandboxSpec};
 use serde_json::{json, Value};
 
-use super::{finish, run_worker, timed, timed_after_warmup, us, worker_finish, BenchNode, Stats};
+use super::{finish, run_worker, settle, timed, timed_after_warmup, us, worker_finish, BenchNode, Stats};
 use crate::cmd::impl_run;
 use crate::modes::parser;
 
@@ -46,20 +46,9 @@ fn run_podnet(count: usize, mode: PodMode) -> Result<(Stats, Stats), String> {
     let delete = timed(count, |i| node.delete_sandbox(&format!("p{i}")).map_err(|e| e.to_string()))?;
     // Let the kernel finish destroying the pods (asynchronous, batched) before the next phase,
     // so one phase's cleanup does not slow the next one's creates.
-    node.block_on(settle(node.inner().netlink()));
+    node.block_on(settle(node.inner().netlink(), 0));
     drop(node);
     Ok((create, delete))
-}
-
-/// Wait (up to 60 s) until no veth is left in a node netns.
-async fn settle(nl: &Netlink) {
-    for _ in 0..6000 {
-        match nl.links().await {
-            Ok(l) if l.iter().any(|l| l.kind.as_deref() == Some("veth")) => {}
-            _ => return,
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 /// The floor: the same kernel requests as a bridge-mode create, issued bare (no validation,
@@ -82,7 +71,7 @@ fn run_floor(count: usize) -> Result<(Stats, Stats), String> {
             netns::remove(p).map_err(|e| e.to_string())?;
             delete.push(us(t));
         }
-        settle(&nl).await;
+        settle(&nl, 0).await;
         Ok::<_, String>((create, delete))
     })
 }
