@@ -49,7 +49,16 @@ check_nothing_left() {
   local sandboxes=$1 net=$2 port=$3 left out
   left=$(pn sandbox list --json)
   echo "$left" | grep -q "$sandboxes" && fail "sandboxes left: $left"
-  ip -br link show type veth | grep -q '^pn' && fail "host veths left: $(ip -br link show type veth)"
+  # DEL sets the host veth down; the kernel destroys it with the runtime's netns, in the
+  # background (cleanup_net) once the runtime has removed its pin: wait for that, bounded.
+  local i
+  for i in $(seq 100); do
+    ip -br link show type veth | grep -q '^pn' || break
+    sleep 0.1
+  done
+  [ "$i" -gt 1 ] && echo "host veths gone after $(( (i - 1) * 100 )) ms"
+  ip -br link show type veth | grep -q '^pn' &&
+    fail "host veths left after 10 s: $(ip -br link show type veth); netns pins: $(ls /run/netns 2>&1)"
   pn port list --json | grep -q "$port" && fail "host port left"
   out=$(printf "$REQ" | ip netns exec ext busybox nc -w 2 "192.168.$net.1" "$port" 2>&1 | tail -1 || true)
   [ "$out" = "hello from podnet" ] && fail "hostPort still answers"
