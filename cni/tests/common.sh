@@ -50,15 +50,28 @@ check_nothing_left() {
   left=$(pn sandbox list --json)
   echo "$left" | grep -q "$sandboxes" && fail "sandboxes left: $left"
   # DEL sets the host veth down; the kernel destroys it with the runtime's netns, in the
-  # background (cleanup_net) once the runtime has removed its pin: wait for that, bounded.
-  local i
+  # background (cleanup_net) once the runtime has removed its pin: wait for that, bounded. The
+  # listing is read whole before grep looks at it: `ip | grep -q` under pipefail fails when grep
+  # exits at the first match while ip still writes (SIGPIPE), which ended this wait at once.
+  local i veths
   for i in $(seq 100); do
-    ip -br link show type veth | grep -q '^pn' || break
+    veths=$(ip -br link show type veth)
+    grep -q '^pn' <<<"$veths" || break
     sleep 0.1
   done
   [ "$i" -gt 1 ] && echo "host veths gone after $(( (i - 1) * 100 )) ms"
-  ip -br link show type veth | grep -q '^pn' &&
-    fail "host veths left after 10 s: $(ip -br link show type veth); netns pins: $(ls /run/netns 2>&1)"
+  if grep -q '^pn' <<<"$veths"; then
+    echo "host veths left after 10 s: $veths; netns pins: $(ls /run/netns 2>&1)"
+    echo "nsfs mounts: $(grep nsfs /proc/self/mountinfo | awk '{print $4, $5}' | paste -sd' ')"
+    echo "netns held by (pid: comm, via ns/net or an open fd):"
+    local p me
+    me=$(readlink /proc/self/ns/net)
+    for p in /proc/[0-9]*; do
+      { readlink "$p/ns/net"; ls -l "$p/fd" 2>/dev/null | grep -o 'net:\[[0-9]*\]'; } 2>/dev/null | sort -u |
+        grep -v "^$me\$" | sed "s|^|  ${p#/proc/}: $(cat "$p/comm" 2>/dev/null) |" || true
+    done
+    fail "host veths left"
+  fi
   pn port list --json | grep -q "$port" && fail "host port left"
   out=$(printf "$REQ" | ip netns exec ext busybox nc -w 2 "192.168.$net.1" "$port" 2>&1 | tail -1 || true)
   [ "$out" = "hello from podnet" ] && fail "hostPort still answers"

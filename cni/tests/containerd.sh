@@ -59,7 +59,8 @@ for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 step "a busybox-static image, built here and imported (no registry)"
 build_image
 ctr images import "$WORK/image.tar" >/dev/null
-ctr images ls -q | grep -qx "$IMG" || fail "image not imported: $(ctr images ls -q)"
+IMAGES=$(ctr images ls -q)
+grep -qx "$IMG" <<<"$IMAGES" || fail "image not imported: $IMAGES"
 
 # ctr has no -p: a static runtimeConfig in the conflist stands in for the portMappings
 # capability a CRI runtime would fill in (libcni passes it through when no capability arg is set).
@@ -86,7 +87,8 @@ echo "srv has $SRV_IP"
 LIST=$(pn sandbox list)
 echo "$LIST"
 echo "$LIST" | grep -q "$NS-srv" || fail "podnet sandbox list does not show $NS-srv"
-ctr task exec --exec-id ipa srv /bin/ip -4 addr show eth0 | grep -q "$SRV_IP/24" || fail "srv's eth0 lacks $SRV_IP"
+ADDRS=$(ctr task exec --exec-id ipa srv /bin/ip -4 addr show eth0)
+grep -q "$SRV_IP/24" <<<"$ADDRS" || fail "srv's eth0 lacks $SRV_IP: $ADDRS"
 
 for _ in $(seq 50); do [ "$(get "$SRV_IP" 80 2>/dev/null)" = "hello from podnet" ] && break; sleep 0.1; done
 [ "$(get "$SRV_IP" 80)" = "hello from podnet" ] || { cat "$WORK/srv.log"; fail "srv does not answer on $SRV_IP:80"; }

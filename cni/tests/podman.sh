@@ -51,7 +51,8 @@ cat > "$WORK/net.d/podnet.conflist" <<EOF
 {"cniVersion":"1.0.0","name":"podnet","plugins":[{"type":"podnet","node":"pdm","podCIDRs":["10.89.0.0/24"],
  "bridge":"podnet0","stateDir":"$STATE","netnsDir":"$WORK/pins","capabilities":{"portMappings":true,"ips":true}}]}
 EOF
-pm network ls --format '{{.Name}}' | grep -qx podnet || fail "podman does not list the podnet network: $(pm network ls)"
+NETS=$(pm network ls --format '{{.Name}}')
+grep -qx podnet <<<"$NETS" || fail "podman does not list the podnet network: $NETS"
 
 step "a busybox-static image, built here and loaded (no registry)"
 build_image
@@ -66,7 +67,8 @@ case "$SRV_IP" in 10.89.0.*) ;; *) fail "srv's address $SRV_IP is not from podne
 LIST=$(pn sandbox list --json)
 echo "$LIST" | grep -q '"k8s.pod.name": "srv"' || fail "podnet sandbox list does not name srv: $LIST"
 pn sandbox list
-pm exec srv /bin/ip -4 -o addr show eth0 | grep -q "$SRV_IP/24" || fail "srv's eth0 lacks $SRV_IP"
+ADDRS=$(pm exec srv /bin/ip -4 -o addr show eth0)
+grep -q "$SRV_IP/24" <<<"$ADDRS" || fail "srv's eth0 lacks $SRV_IP: $ADDRS"
 for _ in $(seq 50); do [ "$(get "$SRV_IP" 80 2>/dev/null)" = "hello from podnet" ] && break; sleep 0.1; done
 
 step "container cli reaches srv by pod IP"
