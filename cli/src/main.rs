@@ -3,6 +3,10 @@
 //! module (`cmd/`, `demo/`, `bench/`) as clap arguments implementing [`cmd::Run`], and prints
 //! through `output` (tables, JSON, one-line errors, the exit codes of docs/cli.md).
 #![allow(missing_docs, reason = "a binary: its documentation is --help and docs/cli.md")]
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    reason = "doc comments are clap help texts: usage brackets like [HOSTIP:] are not links"
+)]
 
 /// A clap subcommand enum whose every variant holds a [`cmd::Run`] value, and its dispatch:
 /// adding a command is its module plus one line here (doc comment, variant, arguments type).

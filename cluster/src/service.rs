@@ -291,7 +291,7 @@ impl ServiceIpAllocator {
         self.bitmap.iter_ones().map(|offset| self.ip_at(offset))
     }
 
-    /// The state as bytes (layout in the [module docs](crate::cluster#state-format)): a small
+    /// The state as bytes (layout in the [module docs](crate#state-format)): a small
     /// versioned header, the range as JSON, the raw bitmap and a CRC-32. The random seed is not
     /// part of the state.
     pub fn to_bytes(&self) -> Vec<u8> {

@@ -16,7 +16,7 @@ use super::{io_err, pin, CLIENT_IP, CLIENT_NODE_IP, CLIENT_NS, HOSTPORT_POD, HOS
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A TCP server inside a pod: answers each connection with "<pod id> <peer IP>" and closes.
+/// A TCP server inside a pod: answers each connection with "`<pod id> <peer IP>`" and closes.
 /// Dropping it shuts the listener down (which wakes the blocked accept), so no socket keeps the
 /// pod's netns alive afterwards.
 pub(super) struct Server {
