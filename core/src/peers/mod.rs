@@ -185,32 +185,29 @@ impl Peers {
     }
 
     async fn apply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
+        let nl = &self.base.nl;
         match e {
             Entry::Route { dst, via, oif, onlink } => {
-                self.base
-                    .nl
-                    .replace_gateway_route(dst.ip(), dst.prefix(), *via, *oif, *onlink, PEER_ROUTE_PROTOCOL)
-                    .await
+                nl.replace_gateway_route(dst.ip(), dst.prefix(), *via, *oif, *onlink, PEER_ROUTE_PROTOCOL).await
             }
-            Entry::Neigh { ip, mac } => {
-                self.base.nl.replace_neighbour(self.base.net_setup().vxlan_index.unwrap_or(0), *ip, mac).await
-            }
-            Entry::Fdb { mac, dst } => {
-                self.base.nl.fdb_replace(self.base.net_setup().vxlan_index.unwrap_or(0), *mac, *dst).await
-            }
+            Entry::Neigh { ip, mac } => nl.replace_neighbour(self.vxlan(), *ip, mac).await,
+            Entry::Fdb { mac, dst } => nl.fdb_replace(self.vxlan(), *mac, *dst).await,
         }
     }
 
     async fn unapply(&self, e: &Entry) -> std::result::Result<(), NetlinkError> {
+        let nl = &self.base.nl;
         match e {
-            Entry::Route { dst, .. } => self.base.nl.delete_route(dst.ip(), dst.prefix()).await,
-            Entry::Neigh { ip, .. } => {
-                self.base.nl.delete_neighbour(self.base.net_setup().vxlan_index.unwrap_or(0), *ip).await
-            }
-            Entry::Fdb { mac, dst } => {
-                self.base.nl.fdb_delete(self.base.net_setup().vxlan_index.unwrap_or(0), *mac, *dst).await
-            }
+            Entry::Route { dst, .. } => nl.delete_route(dst.ip(), dst.prefix()).await,
+            Entry::Neigh { ip, .. } => nl.delete_neighbour(self.vxlan(), *ip).await,
+            Entry::Fdb { mac, dst } => nl.fdb_delete(self.vxlan(), *mac, *dst).await,
         }
+    }
+
+    /// The VXLAN device's index for neighbour and FDB entries (0 without one: such entries are
+    /// only planned for an overlay path, which needs the device).
+    fn vxlan(&self) -> u32 {
+        self.base.net_setup().vxlan_index.unwrap_or(0)
     }
 
     /// Add or update one peer: O(1) kernel requests whatever the number of peers.

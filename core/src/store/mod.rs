@@ -1213,12 +1213,12 @@ mod tests {
     /// peers and port rows are an `inconsistent` error or a value, never a panic.
     #[test]
     fn random_rows_read_back_never_panic() {
-        use crate::kernel::nft::fuzz::{iterations, Rng};
+        use crate::kernel::nft::fuzz::Rng;
         let f = Fixture::new("fuzz", "10.0.0.0/24");
         let s = f.open();
         let good = serde_json::to_string(&rec("a", vec!["10.0.0.2".parse().unwrap()]).unwrap()).unwrap();
         let mut r = Rng(0x706f_646e_6574_0002);
-        for i in 0..iterations() / 20 {
+        for i in 0..podnet_world::fuzz_iterations() / 20 {
             let mut bytes = good.clone().into_bytes();
             match r.below(3) {
                 0 => bytes = r.input(),

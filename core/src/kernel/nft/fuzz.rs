@@ -72,10 +72,6 @@ impl Rng {
     }
 }
 
-pub(crate) fn iterations() -> usize {
-    std::env::var("PODNET_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000)
-}
-
 /// One netlink datagram around `payload` (header fields random, length sometimes lying).
 fn datagram(r: &mut Rng, payload: &[u8]) -> Vec<u8> {
     let mut len = (16 + payload.len()) as u32;
@@ -99,7 +95,7 @@ fn kernel_replies_never_panic() {
     let mut r = Rng(seed);
     let hp = hp(Proto::Udp, None, 53, "10.0.0.2", 53);
     let eps: Vec<(IpAddr, u16)> = vec![("10.0.0.2".parse().unwrap(), 53)];
-    for _ in 0..iterations() {
+    for _ in 0..podnet_world::fuzz_iterations() {
         let payload = r.input();
         let dg = datagram(&mut r, &payload);
         for m in messages(&dg).take(64).flatten() {
